@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Create .venv in the repo root and install Chronoseal into it (idempotent).
+# Re-installs only when a requirements or project file changed since the last install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+stamp=.venv/.installed
+need_install=0
+if [ ! -x .venv/bin/python ]; then
+  if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    echo "Chronoseal needs Python 3.11 or newer as '$PY' (set PYTHON=/path/to/python3.11)." >&2
+    exit 1
+  fi
+  if ! "$PY" -m venv .venv 2>/dev/null; then
+    rm -rf .venv
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "python3-venv is missing; installing it with apt-get" >&2
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+      "$PY" -m venv .venv
+    else
+      echo "Python's venv module is missing: install it with 'sudo apt-get install python3-venv' and run the command again." >&2
+      exit 1
+    fi
+  fi
+  need_install=1
+fi
+for f in requirements.txt requirements-dev.txt pyproject.toml; do
+  [ "$f" -nt "$stamp" ] && need_install=1
+done
+[ -f "$stamp" ] || need_install=1
+if [ "$need_install" = 1 ]; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt -e .
+  touch "$stamp"
+fi

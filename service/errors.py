@@ -1,0 +1,66 @@
+"""One error hierarchy for Chronoseal; third-party exceptions are wrapped at the boundary."""
+
+from __future__ import annotations
+
+
+class ChronosealError(Exception):
+    """Base of every error Chronoseal raises on purpose."""
+
+
+class ConfigError(ChronosealError):
+    """Settings or a config file are missing or inconsistent."""
+
+
+class VerificationError(ChronosealError):
+    """A check on a token, proof or bundle failed."""
+
+
+class MalformedInputError(ChronosealError):
+    """Input cannot be parsed at all (not DER, not a token, wrong digest length...)."""
+
+
+class TSAError(ChronosealError):
+    """A Time Stamp Authority did not give a usable token. Subclasses say why."""
+
+    retryable: bool = True
+
+    def __init__(self, tsa: str, message: str) -> None:
+        super().__init__(f"{tsa}: {message}")
+        self.tsa = tsa
+
+
+class TSATransportError(TSAError):
+    """Connection refused, reset, DNS failure or timeout: retry with backoff."""
+
+
+class TSAHTTPStatusError(TSAError):
+    """The TSA answered with a non-2xx HTTP status (5xx and 429 are worth retrying)."""
+
+    def __init__(self, tsa: str, status: int) -> None:
+        super().__init__(tsa, f"HTTP status {status}")
+        self.status = status
+        self.retryable = status >= 500 or status == 429
+
+
+class TSARejectedError(TSAError):
+    """The TSA answered with PKIStatus rejection/waiting; its failInfo says why. Not retried blindly."""
+
+    retryable = False
+
+    def __init__(self, tsa: str, status: str, fail_info: list[str], text: str = "") -> None:
+        detail = ", ".join(fail_info) or "no failInfo"
+        super().__init__(tsa, f"rejected ({status}: {detail}){' ' + text if text else ''}")
+        self.status = status
+        self.fail_info = fail_info
+
+
+class TSAMalformedReplyError(TSAError):
+    """The reply is not a TimeStampResp (wrong content type, garbage, truncated)."""
+
+
+class TSAVerificationError(TSAError):
+    """The reply parsed but did not verify (imprint, nonce, signature, chain...)."""
+
+    def __init__(self, tsa: str, reasons: list[str]) -> None:
+        super().__init__(tsa, "token did not verify: " + "; ".join(reasons))
+        self.reasons = reasons
