@@ -43,7 +43,7 @@ class TSAHTTPStatusError(TSAError):
 
 
 class TSARejectedError(TSAError):
-    """The TSA answered with PKIStatus rejection/waiting; its failInfo says why. Not retried blindly."""
+    """PKIStatus rejection/waiting; its failInfo says why. Not retried blindly."""
 
     retryable = False
 
