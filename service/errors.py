@@ -19,6 +19,18 @@ class MalformedInputError(ChronosealError):
     """Input cannot be parsed at all (not DER, not a token, wrong digest length...)."""
 
 
+class UploadTooLargeError(ChronosealError):
+    """An upload grew past the configured byte limit; the rest of it was not read."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"upload exceeds the limit of {limit} bytes")
+        self.limit = limit
+
+
+class MetadataError(ChronosealError):
+    """A generation record or manifest field is out of bounds or not representable in JCS."""
+
+
 class TSAError(ChronosealError):
     """A Time Stamp Authority did not give a usable token. Subclasses say why."""
 
