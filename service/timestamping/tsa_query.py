@@ -1,0 +1,145 @@
+"""Parse an RFC 3161 TimeStampReq strictly, saying which PKIFailureInfo bit a bad one earns.
+
+    TimeStampReq ::= SEQUENCE {
+        version        INTEGER { v1(1) },
+        messageImprint MessageImprint,           -- SEQUENCE { AlgorithmIdentifier, OCTET STRING }
+        reqPolicy      TSAPolicyId OPTIONAL,     -- OBJECT IDENTIFIER
+        nonce          INTEGER OPTIONAL,
+        certReq        BOOLEAN DEFAULT FALSE,
+        extensions     [0] IMPLICIT Extensions OPTIONAL }
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from service.errors import ChronosealError
+from service.timestamping import der
+
+# Hash algorithms the TSA stamps, by OID, with their digest length. SHA-1 and MD5 are refused
+# (badAlg): a collision-prone imprint would make the token prove nothing.
+ACCEPTED_HASHES: dict[str, tuple[str, int]] = {
+    "2.16.840.1.101.3.4.2.1": ("sha256", 32),
+    "2.16.840.1.101.3.4.2.2": ("sha384", 48),
+    "2.16.840.1.101.3.4.2.3": ("sha512", 64),
+    "2.16.840.1.101.3.4.2.8": ("sha3-256", 32),
+    "2.16.840.1.101.3.4.2.9": ("sha3-384", 48),
+    "2.16.840.1.101.3.4.2.10": ("sha3-512", 64),
+}
+# A nonce is an opaque random number; 64 octets is far more than any client sends and bounds
+# what we echo back.
+MAX_NONCE_OCTETS = 64
+
+
+class FailInfo(IntEnum):
+    """PKIFailureInfo bit numbers (RFC 3161 section 2.4.2)."""
+
+    BAD_ALG = 0
+    BAD_REQUEST = 2
+    BAD_DATA_FORMAT = 5
+    TIME_NOT_AVAILABLE = 14
+    UNACCEPTED_POLICY = 15
+    UNACCEPTED_EXTENSION = 16
+    ADD_INFO_NOT_AVAILABLE = 17
+    SYSTEM_FAILURE = 25
+
+
+class QueryRejectedError(ChronosealError):
+    """The query cannot be stamped; `fail_info` is the bit the rejection carries."""
+
+    def __init__(self, fail_info: FailInfo, message: str) -> None:
+        super().__init__(message)
+        self.fail_info = fail_info
+
+
+@dataclass(frozen=True, slots=True)
+class TimeStampQuery:
+    """A parsed query. The raw DER pieces are echoed verbatim into the TSTInfo."""
+
+    hash_oid: str
+    digest: bytes
+    imprint_der: bytes  # the whole MessageImprint element, copied into TSTInfo.messageImprint
+    req_policy: str | None
+    nonce_der: bytes | None  # the whole nonce INTEGER element, copied into TSTInfo.nonce
+    cert_req: bool
+
+    @property
+    def hash_name(self) -> str:
+        return ACCEPTED_HASHES[self.hash_oid][0]
+
+    @property
+    def nonce(self) -> int | None:
+        if self.nonce_der is None:
+            return None
+        _, start, end = der.read(self.nonce_der, 0, len(self.nonce_der))
+        return der.parse_integer(self.nonce_der[start:end])
+
+
+def _malformed(message: str) -> QueryRejectedError:
+    return QueryRejectedError(FailInfo.BAD_DATA_FORMAT, message)
+
+
+def _parse_imprint(data: bytes, start: int, end: int) -> tuple[str, bytes]:
+    parts = list(der.children(data, start, end))
+    if len(parts) != 2 or parts[0][0] != der.SEQUENCE or parts[1][0] != der.OCTET_STRING:
+        raise _malformed("messageImprint is not SEQUENCE { AlgorithmIdentifier, OCTET STRING }")
+    alg = list(der.children(data, parts[0][2], parts[0][3]))
+    if not alg or alg[0][0] != der.OBJECT_IDENTIFIER:
+        raise _malformed("hashAlgorithm has no OID")
+    if len(alg) > 2 or (len(alg) == 2 and data[alg[1][1]:alg[1][3]] != der.null()):
+        raise _malformed("hashAlgorithm parameters must be absent or NULL")
+    hash_oid = der.parse_oid(data[alg[0][2]:alg[0][3]])
+    digest = data[parts[1][2]:parts[1][3]]
+    if hash_oid not in ACCEPTED_HASHES:
+        raise QueryRejectedError(FailInfo.BAD_ALG, f"hash algorithm {hash_oid} is not accepted")
+    if len(digest) != ACCEPTED_HASHES[hash_oid][1]:
+        raise _malformed(f"imprint is {len(digest)} octets, {ACCEPTED_HASHES[hash_oid][0]} "
+                         f"gives {ACCEPTED_HASHES[hash_oid][1]}")
+    return hash_oid, digest
+
+
+def parse_query(data: bytes) -> TimeStampQuery:
+    """Parse a DER TimeStampReq; raises QueryRejectedError with the failInfo to answer."""
+    try:
+        return _parse(data)
+    except der.DERError as exc:
+        raise _malformed(f"not a DER TimeStampReq: {exc}") from exc
+
+
+def _parse(data: bytes) -> TimeStampQuery:
+    tag, start, end = der.read(data, 0, len(data))
+    if tag != der.SEQUENCE or end != len(data):
+        raise _malformed("not a single DER SEQUENCE")
+    fields = list(der.children(data, start, end))
+    if len(fields) < 2 or fields[0][0] != der.INTEGER or fields[1][0] != der.SEQUENCE:
+        raise _malformed("missing version or messageImprint")
+    if der.parse_integer(data[fields[0][2]:fields[0][3]]) != 1:
+        raise _malformed("version is not v1")
+    hash_oid, digest = _parse_imprint(data, fields[1][2], fields[1][3])
+    imprint_der = data[fields[1][1]:fields[1][3]]
+    req_policy: str | None = None
+    nonce_der: bytes | None = None
+    cert_req = False
+    # The optional fields must come in schema order; `expected` is what may still follow.
+    expected = [der.OBJECT_IDENTIFIER, der.INTEGER, der.BOOLEAN, der.CONSTRUCTED_CONTEXT]
+    for tag, el_start, c_start, c_end in fields[2:]:
+        if tag not in expected:
+            raise _malformed(f"unexpected or out-of-order field with tag 0x{tag:02x}")
+        expected = expected[expected.index(tag) + 1:]
+        content = data[c_start:c_end]
+        if tag == der.OBJECT_IDENTIFIER:
+            req_policy = der.parse_oid(content)
+        elif tag == der.INTEGER:
+            der.parse_integer(content)
+            if len(content) > MAX_NONCE_OCTETS:
+                raise _malformed(f"nonce longer than {MAX_NONCE_OCTETS} octets")
+            nonce_der = data[el_start:c_end]
+        elif tag == der.BOOLEAN:
+            if content not in (b"\x00", b"\xff"):
+                raise _malformed("certReq is not a DER BOOLEAN")
+            cert_req = content == b"\xff"
+        else:
+            raise QueryRejectedError(FailInfo.UNACCEPTED_EXTENSION, "no request extension is "
+                                     "supported")
+    return TimeStampQuery(hash_oid, digest, imprint_der, req_policy, nonce_der, cert_req)
