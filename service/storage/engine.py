@@ -1,0 +1,102 @@
+"""Engines for SQLite (the embedded default) and PostgreSQL, and the transactions they need.
+
+SQLite is used in WAL mode so readers never block the single writer, with a busy timeout so a
+writer waits for the lock instead of failing, and with foreign keys on (off by default there).
+SQLAlchemy, not the sqlite3 module, emits BEGIN: this makes DDL transactional and lets a write
+transaction start with BEGIN IMMEDIATE, taking the write lock before its first read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from service.errors import ConfigError
+from service.storage.errors import DatabaseUnavailableError
+
+SQLITE_BUSY_TIMEOUT_MS = 5000  # a writer waits this long for the lock; batches commit in ms
+PG_CONNECT_TIMEOUT_S = 10  # fail start-up and health checks instead of hanging on a dead host
+_IMMEDIATE = "chronoseal_immediate"  # execution option: BEGIN IMMEDIATE on SQLite
+
+
+def normalize_url(url: str) -> str:
+    """Map `postgres://` and `postgresql://` (as Heroku-style URLs give them) to psycopg 3."""
+    for scheme in ("postgres://", "postgresql://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme):]
+    return url
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for `url` (SQLite file or PostgreSQL), configured as the storage layer needs."""
+    parsed = make_url(normalize_url(url))
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        connect_args = {"connect_timeout": PG_CONNECT_TIMEOUT_S, **kwargs.pop("connect_args", {})}
+        return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+    backend = parsed.get_backend_name()
+    raise ConfigError(f"unsupported database {backend!r}: use SQLite or PostgreSQL")
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (see below)
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(_IMMEDIATE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def is_sqlite(bind: Engine | Connection) -> bool:
+    return bind.dialect.name == "sqlite"
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that reads then writes: BEGIN IMMEDIATE on SQLite, a plain BEGIN elsewhere.
+
+    On SQLite a deferred transaction that reads first fails with "database is locked" when it
+    later tries to write after another writer committed; IMMEDIATE takes the lock up front and
+    so serialises read-then-write work such as claiming a batch.
+    """
+    with engine.connect().execution_options(**{_IMMEDIATE: True}) as conn, conn.begin():
+        yield conn
+
+
+@contextmanager
+def connection_for(bind: Engine | Connection) -> Iterator[Connection]:
+    """Use a caller's connection (and its transaction), or a new write transaction on an engine."""
+    if isinstance(bind, Connection):
+        yield bind
+    else:
+        with write_transaction(bind) as conn:
+            yield conn
+
+
+def ping(engine: Engine) -> None:
+    """Raise DatabaseUnavailableError unless the database answers a trivial query."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1")).scalar_one()
+    except SQLAlchemyError as exc:
+        raise DatabaseUnavailableError(f"database unavailable: {exc.__class__.__name__}") from exc

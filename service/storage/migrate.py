@@ -1,0 +1,86 @@
+"""Apply Alembic migrations from code, safely when several processes start at once.
+
+`chronoseal up` starts API processes and workers together, and each upgrades the schema on
+start. Only one may run the migrations; the others wait and then find nothing left to do:
+- PostgreSQL: a transaction-scoped advisory lock around the migration transaction (DDL is
+  transactional there, so a crash leaves the old schema, not half of the new one);
+- SQLite: an exclusive flock on a sidecar file next to the database, then BEGIN IMMEDIATE.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, text
+
+from service.storage.engine import is_sqlite, make_engine, write_transaction
+
+ALEMBIC_INI = Path(__file__).resolve().parent / "alembic.ini"
+# pg_advisory_xact_lock key shared by every Chronoseal process: b"CHRONOSL" as a 64-bit integer.
+MIGRATION_LOCK_ID = int.from_bytes(b"CHRONOSL", "big")
+SQLITE_LOCK_SUFFIX = ".migrate.lock"
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """The packaged Alembic config; with `connection`, env.py migrates on that connection."""
+    config = Config(str(ALEMBIC_INI))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str | None:
+    """The newest revision shipped with this code."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+@contextmanager
+def _engine_for(engine_or_url: Engine | str) -> Iterator[Engine]:
+    if isinstance(engine_or_url, Engine):
+        yield engine_or_url
+        return
+    engine = make_engine(engine_or_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    database = engine.url.database
+    if not database or database == ":memory:":
+        yield  # a private in-memory database has no other process to race with
+        return
+    with open(database + SQLITE_LOCK_SUFFIX, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # blocks until the other migrator finishes
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def upgrade(engine_or_url: Engine | str, revision: str = "head") -> str | None:
+    """Migrate the database to `revision` (default: the newest); returns the revision reached."""
+    with _engine_for(engine_or_url) as engine:
+        sqlite = is_sqlite(engine)
+        with _sqlite_file_lock(engine) if sqlite else nullcontext(), write_transaction(
+            engine
+        ) as conn:
+            if not sqlite:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_ID})
+            command.upgrade(alembic_config(conn), revision)
+            return MigrationContext.configure(conn).get_current_revision()
+
+
+def current_revision(engine_or_url: Engine | str) -> str | None:
+    """The revision the database is at, or None for an empty database."""
+    with _engine_for(engine_or_url) as engine, engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()

@@ -1,0 +1,182 @@
+"""The schema as SQLAlchemy Core tables: what repository functions query.
+
+Migrations under `migrations/versions` create the same schema; a test compares the two so that
+neither drifts. Timestamps are `UTCDateTime`: timezone-aware UTC in Python on every engine.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    false,
+    text,
+)
+
+# Constraint names are fixed so migrations can refer to them on both engines.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ID_LENGTH = 40  # "rcp_" + 26-character ULID-like body, with room for longer prefixes
+HEX_SHA256_LENGTH = 64
+NAME_LENGTH = 200  # key names, external ids, lease owners: labels, not documents
+IDEMPOTENCY_KEY_LENGTH = 255  # the IETF Idempotency-Key draft sets no limit; this bounds the index
+TSA_NAME_LENGTH = 100
+SERIAL_LENGTH = 64  # RFC 3161 serials are up to 160 bits: at most 49 decimal digits
+
+RECEIPT_STATUSES = ("pending", "stamped", "failed")
+BATCH_STATUSES = ("open", "complete")
+ATTEMPT_STATES = ("pending", "done", "rejected")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in Python; `timestamptz` on PostgreSQL, naive UTC text on SQLite.
+
+    SQLite has no time zones, so values are converted to UTC and stored naive; reads attach UTC
+    again. Naive input is refused rather than guessed.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(ID_LENGTH), primary_key=True),
+    Column("name", String(NAME_LENGTH), nullable=False),
+    Column("key_hash", String(HEX_SHA256_LENGTH), nullable=False, unique=True),
+    Column("prefix", String(8), nullable=False, index=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+)
+
+batches = Table(
+    "batches",
+    metadata,
+    Column("id", String(ID_LENGTH), primary_key=True),
+    Column("root", String(HEX_SHA256_LENGTH), nullable=True),
+    Column("tree_size", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("lease_owner", String(NAME_LENGTH), nullable=True),
+    Column("lease_until", UTCDateTime(), nullable=True),
+    Column("completed_at", UTCDateTime(), nullable=True),
+    CheckConstraint(_one_of("status", BATCH_STATUSES), name="status"),
+    Index(None, "status", "lease_until"),
+)
+
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("id", String(ID_LENGTH), primary_key=True),
+    Column("api_key_id", String(ID_LENGTH), ForeignKey("api_keys.id"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("image_sha256", String(HEX_SHA256_LENGTH), nullable=False),
+    Column("image_size", BigInteger, nullable=True),
+    Column("media_type", String(NAME_LENGTH), nullable=True),
+    Column("manifest_jcs", LargeBinary, nullable=False),
+    Column("manifest_digest", String(HEX_SHA256_LENGTH), nullable=False),
+    Column("external_id", String(NAME_LENGTH), nullable=True),
+    Column("callback_url", Text, nullable=True),
+    Column("warnings", Text, nullable=False, server_default="[]"),
+    Column("public", Boolean, nullable=False, server_default=false()),
+    Column("idempotency_key", String(IDEMPOTENCY_KEY_LENGTH), nullable=True),
+    Column("request_fingerprint", String(HEX_SHA256_LENGTH), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("enqueued_at", UTCDateTime(), nullable=True),
+    Column("stamped_at", UTCDateTime(), nullable=True),
+    Column("failure", Text, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("batch_id", String(ID_LENGTH), ForeignKey("batches.id"), nullable=True, index=True),
+    Column("leaf_index", Integer, nullable=True),
+    Column("proof", Text, nullable=True),
+    CheckConstraint(_one_of("status", RECEIPT_STATUSES), name="status"),
+    UniqueConstraint("api_key_id", "idempotency_key"),
+    UniqueConstraint("batch_id", "leaf_index"),
+    Index(None, "api_key_id", "id"),
+    Index(None, "api_key_id", "external_id"),
+    # The claim query's work list: small because stamped receipts drop out of it.
+    Index(
+        "ix_receipts_unbatched",
+        "id",
+        sqlite_where=text("status = 'pending' AND batch_id IS NULL"),
+        postgresql_where=text("status = 'pending' AND batch_id IS NULL"),
+    ),
+    Index(
+        "ix_receipts_pending_enqueued_at",
+        "enqueued_at",
+        sqlite_where=text("status = 'pending'"),
+        postgresql_where=text("status = 'pending'"),
+    ),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("batch_id", String(ID_LENGTH), ForeignKey("batches.id"), nullable=False),
+    Column("tsa", String(TSA_NAME_LENGTH), nullable=False),
+    Column("reply_der", LargeBinary, nullable=False),
+    Column("gen_time", UTCDateTime(), nullable=False),
+    Column("serial", String(SERIAL_LENGTH), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("batch_id", "tsa"),
+)
+
+batch_tsa_attempts = Table(
+    "batch_tsa_attempts",
+    metadata,
+    Column("batch_id", String(ID_LENGTH), ForeignKey("batches.id"), primary_key=True),
+    Column("tsa", String(TSA_NAME_LENGTH), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UTCDateTime(), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    CheckConstraint(_one_of("state", ATTEMPT_STATES), name="state"),
+    Index(None, "state", "next_attempt_at"),
+)
