@@ -1,0 +1,291 @@
+"""Which Time Stamp Authorities to ask, and how to trust them: TSA definitions from TOML files.
+
+Each file holds `[[tsa]]` tables (see config/tsa.toml for every key, with comments). Paths in
+`roots`/`untrusted` are relative to the file that names them, or `data:...` relative to the data
+dir; `roots = "builtin"` means the built-in TSA's own root CA, which it creates in the data dir
+on first start (so it is resolved here but read only when used). Secrets never sit in a file:
+`password_env` names the environment variable holding the basic-auth password.
+
+Environment: CHRONOSEAL_TSA_CONFIG adds files (comma-separated), CHRONOSEAL_TSAS (comma-separated
+names) replaces every `enabled` flag.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from cryptography import x509
+
+from service.errors import ConfigError
+from service.settings import REPO_CONFIG_DIR, SETTINGS
+
+# Digest length per hash a TSA may be asked to imprint; SHA-1 is left out (collisions are
+# practical) and so is anything OpenSSL's `ts` cannot verify.
+HASH_SIZES: dict[str, int] = {"sha256": 32, "sha384": 48, "sha512": 64}
+DEFAULT_HASH = "sha256"  # the Merkle root is a SHA-256 value
+DEFAULT_CONNECT_TIMEOUT_S = 5.0  # a TSA that cannot accept a TCP connection in 5 s is down
+DEFAULT_READ_TIMEOUT_S = 30.0  # HSM-backed public TSAs can be slow under load; the worker retries
+MAX_TIMEOUT_S = 300.0  # a batch must not wait longer than this on one TSA
+MAX_TSAS = 32  # every batch asks every enabled TSA; more is a configuration mistake
+MAX_CERT_FILE_BYTES = 1024 * 1024  # a few certificates are kilobytes; refuse anything silly
+BUILTIN_ROOTS = "builtin"  # roots value meaning "the built-in TSA's root CA"
+BUILTIN_ROOT_FILE = "root-cert.pem"  # where the built-in TSA keeps it (tsa_keys.py layout)
+DATA_PREFIX = "data:"  # path prefix meaning "relative to the data dir"
+ENV_EXTRA_FILES = "CHRONOSEAL_TSA_CONFIG"
+ENV_ENABLED = "CHRONOSEAL_TSAS"
+
+# Names become file names in evidence bundles (tokens/<name>.tsr): keep them plain.
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_OID_RE = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
+_KEYS = {
+    "name", "url", "enabled", "description", "roots", "untrusted", "hash", "policy",
+    "username", "password_env", "connect_timeout_s", "read_timeout_s",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TSAConfig:
+    """One TSA: where it answers, which roots its tokens must chain to, and request options."""
+
+    name: str
+    url: str
+    enabled: bool
+    roots: tuple[Path, ...]
+    untrusted: tuple[Path, ...] = ()
+    hash_alg: str = DEFAULT_HASH
+    policy: str | None = None
+    username: str | None = None
+    password_env: str | None = None  # the env var holding the password
+    password: str | None = field(default=None, repr=False)  # from the env, never logged
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
+    description: str = ""
+    source: Path | None = None  # the file that defined it, for error messages
+
+    @property
+    def digest_size(self) -> int:
+        """Length in bytes of the digest this TSA is asked to imprint."""
+        return HASH_SIZES[self.hash_alg]
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        """(connect, read) timeouts in seconds, as requests takes them."""
+        return (self.connect_timeout_s, self.read_timeout_s)
+
+    @property
+    def auth(self) -> tuple[str, str] | None:
+        """Basic-auth credentials, when configured and the password is present."""
+        if self.username is None or self.password is None:
+            return None
+        return (self.username, self.password)
+
+
+def default_config_paths(config_dir: Path = REPO_CONFIG_DIR) -> list[Path]:
+    """The shipped files: the built-in TSA (enabled) and public presets (disabled)."""
+    return [config_dir / "tsa.toml", config_dir / "tsa" / "presets.toml"]
+
+
+def load_tsa_configs(
+    paths: Sequence[Path],
+    *,
+    env: Mapping[str, str],
+    data_dir: Path | None = None,
+) -> list[TSAConfig]:
+    """Read every TSA definition from `paths` plus CHRONOSEAL_TSA_CONFIG, in order.
+
+    Returns all TSAs, enabled or not (see `enabled_tsas`); raises ConfigError naming the file
+    and TSA for anything wrong.
+    """
+    if data_dir is None:
+        data_dir = Path(env.get("CHRONOSEAL_DATA_DIR", _default_data_dir()))
+    files = [Path(p) for p in paths] + [Path(p) for p in _csv(env.get(ENV_EXTRA_FILES, ""))]
+    configs: list[TSAConfig] = []
+    seen: dict[str, Path] = {}
+    for path in files:
+        for index, table in enumerate(_read_tables(path)):
+            tsa = _parse(table, path, index, env, data_dir.resolve())
+            if tsa.name in seen:
+                raise ConfigError(
+                    f"{path}: duplicate TSA name {tsa.name!r}, already defined in {seen[tsa.name]}"
+                )
+            seen[tsa.name] = path
+            configs.append(tsa)
+    if len(configs) > MAX_TSAS:
+        raise ConfigError(f"{len(configs)} TSAs configured; at most {MAX_TSAS}")
+    chosen = _csv(env.get(ENV_ENABLED, ""))
+    if chosen:
+        unknown = sorted(set(chosen) - set(seen))
+        if unknown:
+            raise ConfigError(f"{ENV_ENABLED} names unknown TSA(s): {', '.join(unknown)}")
+        configs = [_with_enabled(t, t.name in chosen, env) for t in configs]
+    return configs
+
+
+def enabled_tsas(configs: Sequence[TSAConfig]) -> list[TSAConfig]:
+    """The TSAs to ask for tokens."""
+    return [t for t in configs if t.enabled]
+
+
+def load_trust(tsa: TSAConfig) -> tuple[list[x509.Certificate], list[x509.Certificate]]:
+    """Read (roots, untrusted intermediates) for `tsa`; ConfigError when a file is unusable."""
+    roots = [c for p in tsa.roots for c in _read_certs(p, tsa.name)]
+    untrusted = [c for p in tsa.untrusted for c in _read_certs(p, tsa.name)]
+    return roots, untrusted
+
+
+def _parse(table: Any, path: Path, index: int, env: Mapping[str, str], data_dir: Path) -> TSAConfig:
+    where = f"{path}: [[tsa]] #{index + 1}"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table")
+    if "password" in table:
+        raise ConfigError(f"{where}: no password in files; name its env var in password_env")
+    unknown = sorted(set(table) - _KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {sorted(_KEYS)}")
+    name = table.get("name")
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ConfigError(f"{where}: name must match {_NAME_RE.pattern}, got {name!r}")
+    where = f"{path}: TSA {name!r}"
+    url = table.get("url")
+    if url is None:
+        raise ConfigError(f"{where}: missing url")
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{where}: url must be an http(s) URL, got {url!r}")
+    hash_alg = table.get("hash", DEFAULT_HASH)
+    if hash_alg not in HASH_SIZES:
+        raise ConfigError(f"{where}: hash must be one of {sorted(HASH_SIZES)}, got {hash_alg!r}")
+    policy = table.get("policy")
+    if policy is not None and (not isinstance(policy, str) or not _OID_RE.match(policy)):
+        raise ConfigError(f"{where}: policy must be a dotted OID, got {policy!r}")
+    enabled = table.get("enabled", True)
+    description = table.get("description", "")
+    username = table.get("username")
+    password_env = table.get("password_env")
+    for key, value, kind in (
+        ("enabled", enabled, bool),
+        ("description", description, str),
+        ("username", username, (str, type(None))),
+        ("password_env", password_env, (str, type(None))),
+    ):
+        if not isinstance(value, kind):
+            raise ConfigError(f"{where}: {key} has the wrong type ({type(value).__name__})")
+    if (username is None) != (password_env is None):
+        raise ConfigError(f"{where}: username and password_env go together")
+    if "roots" not in table:
+        raise ConfigError(f"{where}: missing roots (PEM file(s) of the CA the TSA chains to)")
+    roots = _paths(table["roots"], "roots", where, path.parent, data_dir, allow_builtin=True)
+    untrusted = _paths(table.get("untrusted", []), "untrusted", where, path.parent, data_dir)
+    for pem in (*roots, *untrusted):
+        if not _is_builtin_root(pem, data_dir):
+            _read_certs(pem, name, where)
+    tsa = TSAConfig(
+        name=name,
+        url=url,
+        enabled=enabled,
+        roots=roots,
+        untrusted=untrusted,
+        hash_alg=hash_alg,
+        policy=policy,
+        username=username,
+        password_env=password_env,
+        connect_timeout_s=_timeout(table, "connect_timeout_s", DEFAULT_CONNECT_TIMEOUT_S, where),
+        read_timeout_s=_timeout(table, "read_timeout_s", DEFAULT_READ_TIMEOUT_S, where),
+        description=description,
+        source=path,
+    )
+    return _with_enabled(tsa, enabled, env)
+
+
+def _with_enabled(tsa: TSAConfig, enabled: bool, env: Mapping[str, str]) -> TSAConfig:
+    """Set `enabled`; an enabled TSA with basic auth takes its password from env now."""
+    password = None
+    if enabled and tsa.password_env is not None:
+        password = env.get(tsa.password_env)
+        if not password:
+            raise ConfigError(
+                f"{tsa.source}: TSA {tsa.name!r} is enabled but env var {tsa.password_env} "
+                "(its password_env) is not set"
+            )
+    return replace(tsa, enabled=enabled, password=password)
+
+
+def _paths(
+    value: Any, key: str, where: str, base: Path, data_dir: Path, *, allow_builtin: bool = False
+) -> tuple[Path, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(v, str) and v for v in items):
+        raise ConfigError(f"{where}: {key} must be a path or a list of paths")
+    if key == "roots" and not items:
+        raise ConfigError(f"{where}: roots is empty")
+    out = []
+    for item in items:
+        if item == BUILTIN_ROOTS:
+            if not allow_builtin:
+                raise ConfigError(f"{where}: {BUILTIN_ROOTS!r} is only meaningful in roots")
+            out.append(data_dir / BUILTIN_ROOT_FILE)
+        elif item.startswith(DATA_PREFIX):
+            out.append((data_dir / item.removeprefix(DATA_PREFIX)).resolve())
+        else:
+            out.append((base / item).resolve())
+    return tuple(out)
+
+
+def _is_builtin_root(path: Path, data_dir: Path) -> bool:
+    # Made by the built-in TSA on its first start, which may come after the config is read.
+    return path == data_dir / BUILTIN_ROOT_FILE
+
+
+def _timeout(table: Mapping[str, Any], key: str, default: float, where: str) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{where}: {key} must be a number of seconds")
+    if not 0 < value <= MAX_TIMEOUT_S:
+        raise ConfigError(f"{where}: {key} must be in (0, {MAX_TIMEOUT_S:g}] seconds")
+    return float(value)
+
+
+def _read_tables(path: Path) -> list[Any]:
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read TSA config {path}: {exc.strerror or exc}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    unknown = sorted(set(doc) - {"tsa"})
+    if unknown:
+        raise ConfigError(f"{path}: unknown top-level key(s) {', '.join(unknown)}; use [[tsa]]")
+    tables = doc.get("tsa", [])
+    if not isinstance(tables, list):
+        raise ConfigError(f"{path}: write TSAs as [[tsa]] tables")
+    return tables
+
+
+def _read_certs(path: Path, tsa: str, where: str | None = None) -> list[x509.Certificate]:
+    where = where or f"TSA {tsa!r}"
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(MAX_CERT_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read {path}: {exc.strerror or exc}") from exc
+    if len(data) > MAX_CERT_FILE_BYTES:
+        raise ConfigError(f"{where}: {path} is larger than {MAX_CERT_FILE_BYTES} bytes")
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {path} holds no usable PEM certificate: {exc}") from exc
+    return certs
+
+
+def _csv(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _default_data_dir() -> str:
+    return str(next(s.default for s in SETTINGS if s.name == "data_dir"))
