@@ -35,7 +35,8 @@ MAX_TIMEOUT_S = 300.0  # a batch must not wait longer than this on one TSA
 MAX_TSAS = 32  # every batch asks every enabled TSA; more is a configuration mistake
 MAX_CERT_FILE_BYTES = 1024 * 1024  # a few certificates are kilobytes; refuse anything silly
 BUILTIN_ROOTS = "builtin"  # roots value meaning "the built-in TSA's root CA"
-BUILTIN_ROOT_FILE = "root-cert.pem"  # where the built-in TSA keeps it (tsa_keys.py layout)
+# Where the built-in TSA keeps its root: <data_dir>/tsa (cli/tsa.py TSA_SUBDIR), tsa_keys.py names.
+BUILTIN_ROOT_FILE = "tsa/root-cert.pem"
 DATA_PREFIX = "data:"  # path prefix meaning "relative to the data dir"
 ENV_EXTRA_FILES = "CHRONOSEAL_TSA_CONFIG"
 ENV_ENABLED = "CHRONOSEAL_TSAS"

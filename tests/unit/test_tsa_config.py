@@ -218,7 +218,7 @@ def test_builtin_roots_resolve_to_the_data_dir_and_load_lazily(tmp_path: Path) -
     assert tsa.roots == ((tmp_path / "d").resolve() / BUILTIN_ROOT_FILE,)
     with pytest.raises(ConfigError, match="TSA 'builtin': cannot read"):
         load_trust(tsa)  # not created yet: the built-in TSA makes it on first start
-    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / BUILTIN_ROOT_FILE).parent.mkdir(parents=True)
     shutil.copy(CERTS / "apple-root-ca.pem", tmp_path / "d" / BUILTIN_ROOT_FILE)
     assert len(load_trust(tsa)[0]) == 1
 
