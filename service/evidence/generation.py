@@ -1,0 +1,147 @@
+"""Generation records: how an image says it was made, normalised to one vocabulary.
+
+Tools name the same facts differently (A1111 "CFG scale", ComfyUI "cfg", diffusers
+"guidance_scale"). The manifest keeps the caller's record untouched under `raw` and adds the
+normalised fields beside it, so nothing stated is lost and searches need not know every dialect.
+`normalize_fields` is source-agnostic: a reader for records embedded in image files (A1111
+"parameters", ComfyUI, C2PA...) feeds it too and sets its own `source`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from service.errors import MetadataError
+from service.evidence.manifest import MAX_JSON_DEPTH, MAX_METADATA_BYTES, SAFE_INTEGER, canonicalize
+
+SOURCE_REQUEST = "request"
+
+# Normalised field -> accepted key spellings, best first. Keys are compared folded: lower case
+# with everything but letters and digits removed ("CFG scale", "cfg-scale", "cfgScale" -> cfgscale).
+ALIASES: dict[str, tuple[str, ...]] = {
+    "prompt": ("prompt", "positiveprompt", "positive"),
+    "negative_prompt": ("negativeprompt", "negative", "negprompt", "uc"),
+    "model": ("model", "modelname", "ckpt", "ckptname", "checkpoint", "sdmodelcheckpoint"),
+    "model_hash": ("modelhash", "sdmodelhash", "ckpthash", "checkpointhash"),
+    "seed": ("seed", "noiseseed"),
+    "sampler": ("sampler", "samplername"),
+    "steps": ("steps", "numinferencesteps", "samplingsteps"),
+    "cfg_scale": ("cfgscale", "cfg", "guidancescale", "scale"),  # Flux "guidance" is not CFG
+    "width": ("width", "imagewidth"),
+    "height": ("height", "imageheight"),
+    "software": ("software", "generator", "generatedby"),
+}
+SIZE_ALIASES = ("size", "imagesize", "resolution")  # A1111 writes "Size: 512x768"
+GENERATION_FIELDS = tuple(ALIASES)
+
+_FOLD = re.compile(r"[^0-9a-z]+")
+_INTEGER = re.compile(r"[+-]?[0-9]{1,40}")
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_SIZE = re.compile(r"\s*([0-9]{1,6})\s*[x×X]\s*([0-9]{1,6})\s*")
+
+
+def normalize_request_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """The `generation` object for a manifest from the request's `metadata` JSON object.
+
+    Raises MetadataError when the record is not a bounded, JCS-representable JSON object.
+    """
+    if not isinstance(metadata, Mapping):
+        raise MetadataError("metadata must be a JSON object")
+    canonicalize(metadata, max_bytes=MAX_METADATA_BYTES, max_depth=MAX_JSON_DEPTH, what="metadata")
+    raw = copy.deepcopy(dict(metadata))
+    return {**normalize_fields(raw), "raw": raw, "source": SOURCE_REQUEST}
+
+
+def normalize_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Map a flat record's keys onto GENERATION_FIELDS; only fields with a usable value appear."""
+    by_fold: dict[str, list[str]] = {}
+    for key in fields:
+        by_fold.setdefault(_FOLD.sub("", key.lower()), []).append(key)
+    for keys in by_fold.values():
+        keys.sort(key=lambda k: (k != k.lower(), k))  # "seed" before "Seed": deterministic
+
+    def first(aliases: tuple[str, ...], coerce: Callable[[Any], Any]) -> Any:
+        for alias in aliases:
+            for key in by_fold.get(alias, ()):
+                value = coerce(fields[key])
+                if value is not None:
+                    return value
+        return None
+
+    out: dict[str, Any] = {}
+    for name, aliases in ALIASES.items():
+        value = first(aliases, _COERCE[name])
+        if value is not None:
+            out[name] = value
+    size = first(SIZE_ALIASES, _size)
+    if size is not None:
+        out.setdefault("width", size[0])
+        out.setdefault("height", size[1])
+    return out
+
+
+def _text(value: Any) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _integer(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+        return int(value.strip())
+    return None
+
+
+def _seed(value: Any) -> int | str | None:
+    """Seeds stay exact: 64-bit seeds (ComfyUI) beyond 2^53 are kept as decimal strings."""
+    number = _integer(value)
+    if number is None:
+        return None
+    return number if -SAFE_INTEGER <= number <= SAFE_INTEGER else str(number)
+
+
+def _count(value: Any) -> int | None:
+    number = _integer(value)
+    return number if number is not None and 0 < number <= SAFE_INTEGER else None
+
+
+def _number(value: Any) -> int | float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number: float = value
+    elif isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
+        number = float(value.strip())
+    else:
+        return None
+    return number if math.isfinite(number) and abs(number) <= SAFE_INTEGER else None
+
+
+def _size(value: Any) -> tuple[int, int] | None:
+    match = _SIZE.fullmatch(value) if isinstance(value, str) else None
+    if match is None or not int(match[1]) or not int(match[2]):
+        return None
+    return int(match[1]), int(match[2])
+
+
+_COERCE: dict[str, Callable[[Any], Any]] = {
+    "prompt": _text,
+    "negative_prompt": _text,
+    "model": _text,
+    "model_hash": _text,
+    "seed": _seed,
+    "sampler": _text,
+    "steps": _count,
+    "cfg_scale": _number,
+    "width": _count,
+    "height": _count,
+    "software": _text,
+}
