@@ -11,6 +11,7 @@ from collections.abc import Sequence
 COMMAND_MODULES = (
     "service.cli.verify_token",
     "service.cli.tsa",
+    "service.cli.db",
 )
 
 

@@ -18,9 +18,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from service.storage.engine import is_sqlite, make_engine, write_transaction
+from service.storage.errors import StorageError
 
 ALEMBIC_INI = Path(__file__).resolve().parent / "alembic.ini"
 # pg_advisory_xact_lock key shared by every Chronoseal process: b"CHRONOSL" as a 64-bit integer.
@@ -69,18 +72,25 @@ def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
 
 def upgrade(engine_or_url: Engine | str, revision: str = "head") -> str | None:
     """Migrate the database to `revision` (default: the newest); returns the revision reached."""
-    with _engine_for(engine_or_url) as engine:
-        sqlite = is_sqlite(engine)
-        with _sqlite_file_lock(engine) if sqlite else nullcontext(), write_transaction(
-            engine
-        ) as conn:
-            if not sqlite:
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_ID})
-            command.upgrade(alembic_config(conn), revision)
-            return MigrationContext.configure(conn).get_current_revision()
+    try:
+        with _engine_for(engine_or_url) as engine:
+            sqlite = is_sqlite(engine)
+            lock = _sqlite_file_lock(engine) if sqlite else nullcontext()
+            with lock, write_transaction(engine) as conn:
+                if not sqlite:
+                    conn.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_ID}
+                    )
+                command.upgrade(alembic_config(conn), revision)
+                return MigrationContext.configure(conn).get_current_revision()
+    except (SQLAlchemyError, CommandError) as exc:
+        raise StorageError(f"migration failed: {exc}") from exc
 
 
 def current_revision(engine_or_url: Engine | str) -> str | None:
     """The revision the database is at, or None for an empty database."""
-    with _engine_for(engine_or_url) as engine, engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+    try:
+        with _engine_for(engine_or_url) as engine, engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    except SQLAlchemyError as exc:
+        raise StorageError(f"cannot read the schema revision: {exc}") from exc

@@ -180,3 +180,8 @@ batch_tsa_attempts = Table(
     CheckConstraint(_one_of("state", ATTEMPT_STATES), name="state"),
     Index(None, "state", "next_attempt_at"),
 )
+
+
+def utcnow() -> datetime:
+    """The current time as an aware UTC datetime: the only kind the tables accept."""
+    return datetime.now(UTC)

@@ -1,0 +1,189 @@
+"""Receipts: idempotent registration, scoped reads, and keyset-paginated listing.
+
+A receipt is written `pending` before any work is enqueued (the database is the source of
+truth); batches.py moves it to `stamped`, sweep.py to `failed`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, RowMapping, Select, select
+from sqlalchemy.exc import IntegrityError
+
+from service.errors import MalformedInputError
+from service.storage.errors import IdempotencyConflictError
+from service.storage.ids import new_receipt_id
+from service.storage.tables import RECEIPT_STATUSES, batches, receipts, utcnow
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200  # each row carries its manifest (a few KiB): bounds one response's size
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A receipt row, with its batch's root and size once it has been put in a tree."""
+
+    id: str
+    api_key_id: str
+    status: str
+    image_sha256: str
+    image_size: int | None
+    media_type: str | None
+    manifest_jcs: bytes
+    manifest_digest: str
+    external_id: str | None
+    callback_url: str | None
+    warnings: list[Any]
+    public: bool
+    idempotency_key: str | None
+    request_fingerprint: str | None
+    created_at: datetime
+    enqueued_at: datetime | None
+    stamped_at: datetime | None
+    failure: str | None
+    last_error: str | None
+    batch_id: str | None
+    leaf_index: int | None
+    proof: list[str] | None  # audit path, hex node hashes from the leaf up
+    root: str | None
+    tree_size: int | None
+    replayed: bool = False  # True when insert_receipt returned an earlier identical request
+
+
+def _receipt(row: RowMapping, replayed: bool = False) -> Receipt:
+    values = dict(row)
+    values["manifest_jcs"] = bytes(values["manifest_jcs"])
+    values["warnings"] = json.loads(values["warnings"])
+    values["proof"] = json.loads(values["proof"]) if values["proof"] is not None else None
+    values["public"] = bool(values["public"])
+    return Receipt(**values, replayed=replayed)
+
+
+def _select() -> Select[Any]:
+    return select(receipts, batches.c.root, batches.c.tree_size).select_from(
+        receipts.outerjoin(batches, receipts.c.batch_id == batches.c.id)
+    )
+
+
+def get_receipt(conn: Connection, receipt_id: str, api_key_id: str | None) -> Receipt | None:
+    """The receipt if it belongs to `api_key_id`; None for another key's receipt or none at all.
+
+    `api_key_id=None` reads without scoping: for workers and for receipts marked public.
+    """
+    query = _select().where(receipts.c.id == receipt_id)
+    if api_key_id is not None:
+        query = query.where(receipts.c.api_key_id == api_key_id)
+    row = conn.execute(query).mappings().first()
+    return _receipt(row) if row else None
+
+
+def _by_idempotency_key(conn: Connection, api_key_id: str, key: str) -> Receipt | None:
+    query = _select().where(receipts.c.api_key_id == api_key_id, receipts.c.idempotency_key == key)
+    row = conn.execute(query).mappings().first()
+    return _receipt(row, replayed=True) if row else None
+
+
+def _replay(existing: Receipt, fingerprint: str | None) -> Receipt:
+    if existing.request_fingerprint != fingerprint:
+        assert existing.idempotency_key is not None
+        raise IdempotencyConflictError(existing.api_key_id, existing.idempotency_key, existing.id)
+    return existing
+
+
+def insert_receipt(
+    conn: Connection,
+    *,
+    api_key_id: str,
+    image_sha256: str,
+    manifest_jcs: bytes,
+    manifest_digest: str,
+    image_size: int | None = None,
+    media_type: str | None = None,
+    external_id: str | None = None,
+    callback_url: str | None = None,
+    warnings: Sequence[Any] = (),
+    public: bool = False,
+    idempotency_key: str | None = None,
+    request_fingerprint: str | None = None,
+    receipt_id: str | None = None,
+    created_at: datetime | None = None,
+) -> Receipt:
+    """Insert a pending receipt; with an idempotency key, a repeat returns the first receipt.
+
+    The repeat must carry the same `request_fingerprint` (a hash of the request), otherwise
+    IdempotencyConflictError. Concurrent first requests are settled by the unique constraint
+    inside a savepoint, so the caller's transaction survives. On SQLite run this inside
+    `write_transaction(engine)` so the lookup and the insert see the same snapshot.
+    """
+    if idempotency_key is not None:
+        existing = _by_idempotency_key(conn, api_key_id, idempotency_key)
+        if existing is not None:
+            return _replay(existing, request_fingerprint)
+    now = created_at or utcnow()
+    receipt_id = receipt_id or new_receipt_id()
+    statement = receipts.insert().values(
+        id=receipt_id,
+        api_key_id=api_key_id,
+        status="pending",
+        image_sha256=image_sha256,
+        image_size=image_size,
+        media_type=media_type,
+        manifest_jcs=manifest_jcs,
+        manifest_digest=manifest_digest,
+        external_id=external_id,
+        callback_url=callback_url,
+        warnings=json.dumps(list(warnings)),
+        public=public,
+        idempotency_key=idempotency_key,
+        request_fingerprint=request_fingerprint,
+        created_at=now,
+        enqueued_at=now,  # the sweeper measures staleness from here; never NULL
+    )
+    try:
+        with conn.begin_nested():
+            conn.execute(statement)
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        existing = _by_idempotency_key(conn, api_key_id, idempotency_key)
+        if existing is None:
+            raise
+        return _replay(existing, request_fingerprint)
+    receipt = get_receipt(conn, receipt_id, api_key_id)
+    assert receipt is not None
+    return receipt
+
+
+def list_receipts(
+    conn: Connection,
+    api_key_id: str,
+    *,
+    status: str | None = None,
+    external_id: str | None = None,
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> tuple[list[Receipt], str | None]:
+    """A page of the key's receipts, newest first, and the cursor of the next page (or None).
+
+    Keyset pagination on the time-sortable id: stable while new receipts arrive, and each page
+    is an index range scan however deep the client pages. The cursor is the last id returned.
+    """
+    if status is not None and status not in RECEIPT_STATUSES:
+        raise MalformedInputError(f"unknown status {status!r}")
+    limit = max(1, min(limit, MAX_PAGE_SIZE))
+    query = _select().where(receipts.c.api_key_id == api_key_id)
+    if status is not None:
+        query = query.where(receipts.c.status == status)
+    if external_id is not None:
+        query = query.where(receipts.c.external_id == external_id)
+    if cursor is not None:
+        query = query.where(receipts.c.id < cursor)
+    rows = conn.execute(query.order_by(receipts.c.id.desc()).limit(limit + 1)).mappings().all()
+    page = [_receipt(row) for row in rows[:limit]]
+    next_cursor = page[-1].id if len(rows) > limit else None
+    return page, next_cursor

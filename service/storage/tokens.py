@@ -1,0 +1,243 @@
+"""Tokens and per-TSA attempts: storing a batch's result is what marks receipts stamped.
+
+The rule from DESIGN.md is enforced here: receipts become `stamped` only in the transaction
+that finds at least `min_tokens` verified tokens stored for their batch (the caller verifies
+tokens before passing them in). Tokens are unique per (batch, TSA), so a worker that took over
+a batch can store the same TSA's token again without harm.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection, Engine, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from service.storage.engine import connection_for, is_sqlite
+from service.storage.errors import BatchStateError
+from service.storage.tables import batch_tsa_attempts, batches, receipts, tokens, utcnow
+
+MAX_ERROR_LENGTH = 2000  # error texts come from remote servers: keep rows and API answers small
+DEFAULT_DUE_LIMIT = 100  # attempts handed to one scheduler pass
+
+
+class NewToken(NamedTuple):
+    """A verified token to store: `serial` is the TSTInfo serial number (up to 160 bits)."""
+
+    tsa: str
+    reply_der: bytes
+    gen_time: datetime
+    serial: int | str
+
+
+@dataclass(frozen=True)
+class Token:
+    id: int
+    batch_id: str
+    tsa: str
+    reply_der: bytes
+    gen_time: datetime
+    serial: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    """What a store did: tokens now held, and the receipts this call marked stamped."""
+
+    batch_id: str
+    token_count: int
+    complete: bool
+    stamped_receipt_ids: list[str]
+
+
+@dataclass(frozen=True)
+class TsaAttempt:
+    batch_id: str
+    tsa: str
+    state: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+
+
+def _insert(conn: Connection, table: Any) -> Any:
+    return sqlite_insert(table) if is_sqlite(conn) else pg_insert(table)
+
+
+def _lock_batch(conn: Connection, batch_id: str) -> Mapping[str, Any]:
+    # FOR UPDATE serialises two stores for one batch on PostgreSQL (SQLite: BEGIN IMMEDIATE).
+    query = select(batches.c.root, batches.c.status).where(batches.c.id == batch_id)
+    row = conn.execute(query if is_sqlite(conn) else query.with_for_update()).mappings().first()
+    if row is None:
+        raise BatchStateError(f"no batch {batch_id!r}")
+    return row
+
+
+def _insert_tokens(conn: Connection, batch_id: str, new: Iterable[NewToken], now: datetime) -> None:
+    for token in new:
+        tsa, reply_der, gen_time, serial = token
+        conn.execute(
+            _insert(conn, tokens)
+            .values(batch_id=batch_id, tsa=tsa, reply_der=reply_der, gen_time=gen_time,
+                    serial=str(serial), created_at=now)
+            .on_conflict_do_nothing(index_elements=["batch_id", "tsa"])
+        )
+        statement = _insert(conn, batch_tsa_attempts).values(
+            batch_id=batch_id, tsa=tsa, state="done", attempts=1, updated_at=now
+        )
+        conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=["batch_id", "tsa"],
+                set_={"state": "done", "next_attempt_at": None, "updated_at": now},
+            )
+        )
+
+
+def _finish(conn: Connection, batch_id: str, min_tokens: int, now: datetime) -> StoreResult:
+    count = conn.execute(
+        select(func.count()).select_from(tokens).where(tokens.c.batch_id == batch_id)
+    ).scalar_one()
+    if count < min_tokens:
+        return StoreResult(batch_id, count, False, [])
+    stamped = conn.execute(
+        update(receipts)
+        .where(receipts.c.batch_id == batch_id, receipts.c.status == "pending")
+        .values(status="stamped", stamped_at=now, last_error=None)
+        .returning(receipts.c.id)
+    ).scalars().all()
+    conn.execute(
+        update(batches)
+        .where(batches.c.id == batch_id, batches.c.status == "open")
+        .values(status="complete", completed_at=now, lease_until=None)
+    )
+    return StoreResult(batch_id, count, True, sorted(stamped))
+
+
+def store_batch_result(
+    bind: Engine | Connection,
+    batch_id: str,
+    root_hex: str,
+    proofs: Mapping[str, Sequence[str]],
+    new_tokens: Sequence[NewToken | tuple[str, bytes, datetime, int | str]],
+    min_tokens: int,
+    now: datetime | None = None,
+) -> StoreResult:
+    """In one transaction: store root, every leaf's audit path and the tokens; then, if the batch
+    holds at least `min_tokens` tokens, mark its pending receipts stamped.
+
+    `proofs` must cover exactly the batch's receipts. Storing again (after a takeover) must give
+    the same root; duplicate tokens for a TSA are ignored, the first one stays.
+    """
+    if min_tokens < 1:
+        raise ValueError("min_tokens must be at least 1: a receipt is never stamped tokenless")
+    now = now or utcnow()
+    with connection_for(bind) as conn:
+        batch = _lock_batch(conn, batch_id)
+        if batch["root"] is not None and batch["root"] != root_hex:
+            raise BatchStateError(f"batch {batch_id} has root {batch['root']}, not {root_hex}")
+        members = set(
+            conn.execute(select(receipts.c.id).where(receipts.c.batch_id == batch_id)).scalars()
+        )
+        if set(proofs) != members:
+            raise BatchStateError(f"proofs do not match the receipts of batch {batch_id}")
+        conn.execute(update(batches).where(batches.c.id == batch_id).values(root=root_hex))
+        conn.execute(
+            update(receipts)
+            .where(receipts.c.id == bindparam("rid"))
+            .values(proof=bindparam("path")),
+            [{"rid": rid, "path": json.dumps(list(path))} for rid, path in proofs.items()],
+        )
+        _insert_tokens(conn, batch_id, (NewToken(*token) for token in new_tokens), now)
+        return _finish(conn, batch_id, min_tokens, now)
+
+
+def add_token(
+    bind: Engine | Connection,
+    batch_id: str,
+    token: NewToken,
+    min_tokens: int,
+    now: datetime | None = None,
+) -> StoreResult:
+    """Add a later TSA's token to a batch whose root is stored; may complete the batch."""
+    if min_tokens < 1:
+        raise ValueError("min_tokens must be at least 1")
+    now = now or utcnow()
+    with connection_for(bind) as conn:
+        if _lock_batch(conn, batch_id)["root"] is None:
+            raise BatchStateError(f"batch {batch_id} has no stored root yet")
+        _insert_tokens(conn, batch_id, [NewToken(*token)], now)
+        return _finish(conn, batch_id, min_tokens, now)
+
+
+def record_batch_error(
+    bind: Engine | Connection,
+    batch_id: str,
+    tsa: str,
+    error: str,
+    next_attempt_at: datetime | None,
+    rejected: bool,
+    now: datetime | None = None,
+) -> None:
+    """Count a failed TSA attempt and when to retry; show the reason on pending receipts.
+
+    `rejected` marks a TSA that refused the request outright: it is not retried. An attempt
+    already `done` (its token is stored) stays done.
+    """
+    now = now or utcnow()
+    error = error[:MAX_ERROR_LENGTH]
+    state = "rejected" if rejected else "pending"
+    with connection_for(bind) as conn:
+        statement = _insert(conn, batch_tsa_attempts).values(
+            batch_id=batch_id, tsa=tsa, state=state, attempts=1,
+            next_attempt_at=next_attempt_at, last_error=error, updated_at=now,
+        )
+        conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=["batch_id", "tsa"],
+                set_={
+                    "state": state,
+                    "attempts": batch_tsa_attempts.c.attempts + 1,
+                    "next_attempt_at": next_attempt_at,
+                    "last_error": error,
+                    "updated_at": now,
+                },
+                where=batch_tsa_attempts.c.state != "done",
+            )
+        )
+        conn.execute(
+            update(receipts)
+            .where(receipts.c.batch_id == batch_id, receipts.c.status == "pending")
+            .values(last_error=f"{tsa}: {error}"[:MAX_ERROR_LENGTH])
+        )
+
+
+def list_tokens(conn: Connection, batch_id: str) -> list[Token]:
+    """The batch's tokens, by TSA name."""
+    rows = conn.execute(
+        select(tokens).where(tokens.c.batch_id == batch_id).order_by(tokens.c.tsa)
+    ).mappings()
+    return [Token(**{**row, "reply_der": bytes(row["reply_der"])}) for row in rows]
+
+
+def list_due_attempts(
+    conn: Connection, now: datetime | None = None, limit: int = DEFAULT_DUE_LIMIT
+) -> list[TsaAttempt]:
+    """Pending TSA attempts whose backoff has passed, soonest first."""
+    now = now or utcnow()
+    rows = conn.execute(
+        select(batch_tsa_attempts)
+        .where(batch_tsa_attempts.c.state == "pending", batch_tsa_attempts.c.next_attempt_at <= now)
+        .order_by(batch_tsa_attempts.c.next_attempt_at)
+        .limit(limit)
+    ).mappings()
+    return [
+        TsaAttempt(r["batch_id"], r["tsa"], r["state"], r["attempts"], r["next_attempt_at"],
+                   r["last_error"])
+        for r in rows
+    ]
