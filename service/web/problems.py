@@ -13,6 +13,7 @@ from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
 from service import errors
+from service.storage.errors import DatabaseUnavailableError, IdempotencyConflictError
 
 log = logging.getLogger(__name__)
 PROBLEM_BASE = "urn:chronoseal:problem:"
@@ -35,6 +36,10 @@ class Problem:
 BAD_REQUEST = Problem("bad-request", 400, "The request is malformed")
 INVALID_METADATA = Problem("invalid-metadata", 400, "metadata must be a JSON object")
 INVALID_DIGEST = Problem("invalid-digest", 400, "sha256 must be 64 hexadecimal characters")
+INVALID_CALLBACK_URL = Problem(
+    "invalid-callback-url", 400, "callback_url must be an absolute http or https URL"
+)
+INVALID_FIELD = Problem("invalid-field", 400, "A request field is missing or invalid")
 UNAUTHORIZED = Problem("unauthorized", 401, "A valid API key is required")
 NOT_FOUND = Problem("not-found", 404, "No such resource")
 METHOD_NOT_ALLOWED = Problem("method-not-allowed", 405, "Method not allowed")
@@ -47,6 +52,11 @@ NOT_READY = Problem("not-ready", 409, "The receipt is not stamped yet")
 UNAVAILABLE = Problem("unavailable", 503, "A backing service is unavailable")
 INTERNAL = Problem("internal", 500, "Internal error")
 
+ALL_PROBLEMS: tuple[Problem, ...] = (
+    BAD_REQUEST, INVALID_METADATA, INVALID_DIGEST, INVALID_CALLBACK_URL, INVALID_FIELD,
+    UNAUTHORIZED, NOT_FOUND, METHOD_NOT_ALLOWED, IDEMPOTENCY_CONFLICT, NOT_READY,
+    PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, UNAVAILABLE, INTERNAL,
+)
 _BY_STATUS = {p.status: p for p in (
     BAD_REQUEST, UNAUTHORIZED, NOT_FOUND, METHOD_NOT_ALLOWED, PAYLOAD_TOO_LARGE,
     UNSUPPORTED_MEDIA_TYPE, UNAVAILABLE, INTERNAL,
@@ -56,25 +66,46 @@ _BY_STATUS = {p.status: p for p in (
 class ApiError(errors.ChronosealError):
     """Raised by handlers: a known problem plus an optional public detail and extra members."""
 
-    def __init__(self, problem: Problem, detail: str | None = None, **extra: Any) -> None:
+    def __init__(
+        self,
+        problem: Problem,
+        detail: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail or problem.title)
         self.problem = problem
         self.detail = detail
+        self.headers = headers or {}
         self.extra = extra
 
 
-def problem_response(problem: Problem, detail: str | None = None, **extra: Any) -> Response:
+def problem_response(
+    problem: Problem,
+    detail: str | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
     """Render a problem as application/problem+json."""
     body: dict[str, Any] = {"type": problem.type, "title": problem.title, "status": problem.status}
     if detail:
         body["detail"] = detail
     body.update(extra)
-    return Response(json.dumps(body), status=problem.status, mimetype=PROBLEM_MEDIA_TYPE)
+    response = Response(json.dumps(body), status=problem.status, mimetype=PROBLEM_MEDIA_TYPE)
+    response.headers.update(headers or {})
+    return response
 
 
-# Domain errors the web layer presents, by type; anything else is a logged 500.
-DOMAIN_PROBLEMS: tuple[tuple[type[BaseException], Problem], ...] = (
-    (errors.MalformedInputError, BAD_REQUEST),
+# Domain errors the web layer presents, by type (first match wins), and whether the exception's
+# own message is written for the client (`detail`) or only for the log. Anything else is a 500.
+DOMAIN_PROBLEMS: tuple[tuple[type[BaseException], Problem, bool], ...] = (
+    (errors.MalformedInputError, BAD_REQUEST, True),
+    (errors.MetadataError, INVALID_METADATA, True),
+    (errors.UploadTooLargeError, PAYLOAD_TOO_LARGE, True),
+    (IdempotencyConflictError, IDEMPOTENCY_CONFLICT, False),
+    (DatabaseUnavailableError, UNAVAILABLE, False),
 )
 
 
@@ -83,18 +114,22 @@ def install(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
-        return problem_response(exc.problem, exc.detail, **exc.extra)
+        return problem_response(exc.problem, exc.detail, headers=exc.headers, **exc.extra)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
         problem = _BY_STATUS.get(status, Problem(f"http-{status}", status, exc.name))
-        return problem_response(problem)
+        # Keep headers such as Allow (405); the body is ours, so not its Content-Type.
+        headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+        return problem_response(problem, headers=headers)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
-        for exc_type, problem in DOMAIN_PROBLEMS:
+        for exc_type, problem, public in DOMAIN_PROBLEMS:
             if isinstance(exc, exc_type):
-                return problem_response(problem, str(exc))
+                if not public:
+                    log.warning("%s: %s", problem.slug, exc)
+                return problem_response(problem, str(exc) if public else None)
         log.exception("unhandled error")
         return problem_response(INTERNAL)

@@ -1,0 +1,25 @@
+"""The Flask app factory: one blueprint per resource, errors as problem+json, shared Services."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from service.web import health, openapi, problems, stamps
+from service.web.context import attach
+from service.web.intake import FORM_OVERHEAD_BYTES
+from service.wiring import Services, build_services
+
+
+def create_app(services: Services | None = None) -> Flask:
+    """Build the API app; builds Services (settings, engine, Redis) when not given."""
+    services = services or build_services()
+    app = Flask("chronoseal", static_folder=None)
+    # Werkzeug refuses bodies past this before any handler reads them; the image itself is
+    # limited again, exactly, while it is hashed (hash_stream's limit).
+    app.config["MAX_CONTENT_LENGTH"] = services.settings.max_upload_bytes + FORM_OVERHEAD_BYTES
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    attach(app, services)
+    problems.install(app)
+    for blueprint in (health.bp, openapi.bp, stamps.bp):
+        app.register_blueprint(blueprint)
+    return app

@@ -1,0 +1,210 @@
+"""GET /openapi.json: the hand-written OpenAPI 3.1 document; a test checks it covers every route."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+
+from service.web.problems import ALL_PROBLEMS, PROBLEM_MEDIA_TYPE
+
+bp = Blueprint("openapi", __name__)
+
+_REF = "#/components/schemas/"
+_BEARER: list[dict[str, list[str]]] = [{"apiKey": []}]
+_ID = {"name": "receipt_id", "in": "path", "required": True, "schema": {"type": "string"},
+       "description": "Receipt id (rcp_...)"}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": _REF + "Problem"}}}}
+
+
+def _json(ref: str, description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": _REF + ref}}}}
+
+
+_AUTH_ERRORS = {"401": _problem("Missing, unknown or revoked API key (WWW-Authenticate: Bearer)")}
+_NOT_FOUND = {"404": _problem("No such receipt for this key")}
+_NULLABLE_STR = {"type": ["string", "null"]}
+
+SCHEMAS: dict[str, Any] = {
+    "Problem": {
+        "type": "object", "description": "RFC 9457 problem details",
+        "required": ["type", "title", "status"],
+        "properties": {
+            "type": {"type": "string", "enum": sorted(p.type for p in ALL_PROBLEMS)},
+            "title": {"type": "string"}, "status": {"type": "integer"},
+            "detail": {"type": "string"},
+        },
+    },
+    "Links": {
+        "type": "object", "required": ["self", "bundle", "tokens"],
+        "properties": {k: {"type": "string"} for k in ("self", "bundle", "tokens")},
+    },
+    "Accepted": {
+        "type": "object", "required": ["id", "status", "links", "warnings"],
+        "properties": {
+            "id": {"type": "string"}, "status": {"enum": ["pending", "stamped", "failed"]},
+            "manifest_digest": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "links": {"$ref": _REF + "Links"},
+            "warnings": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "Summary": {
+        "type": "object", "required": ["id", "status", "manifest_digest", "links", "warnings"],
+        "properties": {
+            "id": {"type": "string"}, "status": {"enum": ["pending", "stamped", "failed"]},
+            "created_at": {"type": "string", "format": "date-time"},
+            "manifest_digest": {"type": "string"}, "image_sha256": {"type": "string"},
+            "external_id": _NULLABLE_STR,
+            "stamped_at": {"type": ["string", "null"], "format": "date-time"},
+            "failure": {"type": ["string", "null"], "description": "why it failed (failed only)"},
+            "last_error": {"type": "string", "description": "latest TSA error (pending only)"},
+            "warnings": {"type": "array", "items": {"type": "string"}},
+            "links": {"$ref": _REF + "Links"},
+        },
+    },
+    "Token": {
+        "type": "object", "required": ["tsa", "gen_time", "serial", "token"],
+        "properties": {
+            "tsa": {"type": "string"}, "gen_time": {"type": "string", "format": "date-time"},
+            "serial": {"type": "string", "description": "TSTInfo serial number, decimal"},
+            "token": {"type": "string", "contentEncoding": "base64",
+                      "description": "DER TimeStampResp (RFC 3161)"},
+            "links": {"type": "object", "properties": {"self": {"type": "string"}}},
+        },
+    },
+    "Receipt": {
+        "allOf": [{"$ref": _REF + "Summary"}, {
+            "type": "object",
+            "properties": {
+                "manifest": {"type": "object", "description": "the manifest whose JCS was hashed"},
+                "public": {"type": "boolean"},
+                "proof": {"type": ["object", "null"],
+                          "description": "RFC 9162 inclusion proof (proof.json), once stamped"},
+                "tokens": {"type": "array", "items": {"$ref": _REF + "Token"}},
+            },
+        }],
+    },
+    "ReceiptPage": {
+        "type": "object", "required": ["items", "next_cursor"],
+        "properties": {"items": {"type": "array", "items": {"$ref": _REF + "Summary"}},
+                       "next_cursor": _NULLABLE_STR},
+    },
+    "Health": {
+        "type": "object",
+        "properties": {k: {"type": "string"} for k in ("status", "database", "redis")},
+    },
+}
+
+_REGISTER_FIELDS = {
+    "metadata": {"type": "string", "description": "the generation record: a JSON object"},
+    "callback_url": {"type": "string", "format": "uri", "maxLength": 2048},
+    "external_id": {"type": "string", "maxLength": 200},
+}
+
+REGISTER = {
+    "summary": "Register an image (or its SHA-256) for timestamping",
+    "security": _BEARER,
+    "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
+                    "schema": {"type": "string", "maxLength": 255},
+                    "description": "a repeat with the same body returns the same receipt"}],
+    "requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": {
+            "type": "object", "required": ["image"],
+            "properties": {"image": {"type": "string",
+                                     "contentMediaType": "application/octet-stream"},
+                           **_REGISTER_FIELDS,
+                           "public": {"type": "string", "enum": ["true", "false"]}},
+        }},
+        "application/json": {"schema": {
+            "type": "object", "required": ["sha256"], "additionalProperties": False,
+            "properties": {"sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+                           **_REGISTER_FIELDS, "metadata": {"type": "object"},
+                           "public": {"type": "boolean"}},
+        }},
+    }},
+    "responses": {
+        "202": {**_json("Accepted", "Receipt created (or replayed), pending stamping"),
+                "headers": {"Location": {"schema": {"type": "string"}}}},
+        "400": _problem("invalid-metadata, invalid-digest, invalid-callback-url, invalid-field"),
+        **_AUTH_ERRORS,
+        "409": _problem("idempotency-conflict: the key was used with another body"),
+        "413": _problem("payload-too-large: the image exceeds max_upload_bytes"),
+        "415": _problem("unsupported-media-type"),
+    },
+}
+
+
+def _get(summary: str, ok: dict[str, Any], *, params: list[Any], errors: dict[str, Any],
+         secured: bool = True) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "parameters": params,
+                          "responses": {"200": ok, **errors}}
+    op["security"] = _BEARER if secured else []
+    return {"get": op}
+
+
+def _binary(media_type: str, description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {media_type: {"schema": {"type": "string", "contentMediaType": media_type}}}}
+
+
+PATHS: dict[str, Any] = {
+    "/healthz": _get("Database and Redis health", _json("Health", "Everything answers"),
+                     params=[], errors={"503": _problem("unavailable: names the parts down")},
+                     secured=False),
+    "/openapi.json": _get("This document", {"description": "OpenAPI 3.1",
+                                            "content": {"application/json": {}}},
+                          params=[], errors={}, secured=False),
+    "/v1/stamps": {
+        "post": REGISTER,
+        **_get("List the key's receipts, newest first", _json("ReceiptPage", "A page"), params=[
+            {"name": "status", "in": "query", "schema": {"enum": ["pending", "stamped", "failed"]}},
+            {"name": "external_id", "in": "query", "schema": {"type": "string"}},
+            {"name": "limit", "in": "query",
+             "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+            {"name": "cursor", "in": "query", "schema": {"type": "string"},
+             "description": "next_cursor of the previous page (opaque)"},
+        ], errors={"400": _problem("invalid-field"), **_AUTH_ERRORS}),
+    },
+    "/v1/stamps/{receipt_id}": _get(
+        "Status, manifest, proof and tokens", _json("Receipt", "The receipt"),
+        params=[_ID], errors={**_AUTH_ERRORS, **_NOT_FOUND}),
+    "/v1/stamps/{receipt_id}/tokens": _get(
+        "The receipt's tokens", {"description": "Tokens (empty until stamped)", "content": {
+            "application/json": {"schema": {"type": "object", "properties": {"tokens": {
+                "type": "array", "items": {"$ref": _REF + "Token"}}}}}}},
+        params=[_ID], errors={**_AUTH_ERRORS, **_NOT_FOUND}),
+    "/v1/stamps/{receipt_id}/tokens/{tsa}.tsr": _get(
+        "One TSA's DER TimeStampResp", _binary("application/timestamp-reply", "RFC 3161 reply"),
+        params=[_ID, {"name": "tsa", "in": "path", "required": True,
+                      "schema": {"type": "string"}}],
+        errors={**_AUTH_ERRORS, **_NOT_FOUND}),
+    "/v1/stamps/{receipt_id}/bundle": _get(
+        "The evidence bundle (ZIP, verifiable offline)",
+        _binary("application/zip", "manifest.json, proof.json, tokens/, certs/, verify.py..."),
+        params=[_ID], errors={**_AUTH_ERRORS, **_NOT_FOUND,
+                              "409": _problem("not-ready: the receipt is not stamped yet")}),
+}
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "Chronoseal", "version": "1",
+             "description": "RFC 3161 timestamping for AI-generated images. Errors are RFC 9457 "
+                            "application/problem+json."},
+    "paths": PATHS,
+    "components": {
+        "schemas": SCHEMAS,
+        "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer",
+                                       "description": "chronoseal keys create --name NAME"}},
+    },
+}
+
+
+@bp.get("/openapi.json")
+def openapi_json() -> Response:
+    """The document; no key needed."""
+    return jsonify(DOCUMENT)

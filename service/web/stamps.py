@@ -1,0 +1,196 @@
+"""/v1/stamps: register an image (or digest), read receipts, their tokens and evidence bundles.
+
+Every route needs an API key, and a key sees only its own receipts (another key's id is a 404,
+exactly like an unknown id, so ids cannot be probed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import UTC, datetime
+
+from flask import Blueprint, Response, g, jsonify, request
+
+from service.evidence.generation import normalize_request_metadata
+from service.evidence.manifest import build_manifest, canonicalize
+from service.storage.engine import write_transaction
+from service.storage.receipts import Receipt, get_receipt, insert_receipt, list_receipts
+from service.storage.tables import RECEIPT_STATUSES
+from service.storage.tokens import list_tokens
+from service.tsa_chains import tsa_chain_pem
+from service.web.auth import require_key
+from service.web.context import current_services
+from service.web.intake import Submission, idempotency_key, read_submission
+from service.web.problems import INVALID_FIELD, NOT_FOUND, NOT_READY, ApiError
+from service.web.render import (
+    decode_cursor,
+    encode_cursor,
+    links,
+    proof_json,
+    receipt_json,
+    summary_json,
+)
+from workers.queueing import enqueue_stamping
+
+log = logging.getLogger(__name__)
+bp = Blueprint("stamps", __name__, url_prefix="/v1/stamps")
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100  # each item is small, but a page is built in memory: keep it bounded
+REPLY_MEDIA_TYPE = "application/timestamp-reply"  # RFC 3161 section 3.4
+
+
+def request_fingerprint(sub: Submission) -> str:
+    """SHA-256 over the canonical request (JCS): a repeat with another body is a conflict."""
+    canonical = {
+        "sha256": sub.sha256,
+        "size": sub.size,
+        "metadata": sub.metadata,
+        "external_id": sub.external_id,
+        "callback_url": sub.callback_url,
+        "public": sub.public,
+    }
+    return hashlib.sha256(canonicalize(canonical)).hexdigest()
+
+
+@bp.post("")
+@require_key
+def create_stamp() -> tuple[Response, int]:
+    """Register: hash, build the manifest, commit the receipt, then enqueue (202)."""
+    services = current_services()
+    key = idempotency_key(request)
+    sub = read_submission(request, services.settings.max_upload_bytes)
+    generation = normalize_request_metadata(sub.metadata)
+    manifest = build_manifest(
+        image_sha256=sub.sha256, size=sub.size, media_type=sub.media_type,
+        generation=generation, submitted_at=datetime.now(UTC), external_id=sub.external_id,
+    )
+    with write_transaction(services.engine) as conn:
+        receipt = insert_receipt(
+            conn,
+            api_key_id=g.api_key.id,
+            image_sha256=sub.sha256,
+            image_size=sub.size,
+            media_type=sub.media_type,
+            manifest_jcs=manifest.jcs,
+            manifest_digest=manifest.digest.hex(),
+            external_id=sub.external_id,
+            callback_url=sub.callback_url,
+            warnings=sub.warnings,
+            public=sub.public,
+            idempotency_key=key,
+            request_fingerprint=request_fingerprint(sub) if key else None,
+        )
+    # Committed above; from here on nothing may fail the request: the sweeper re-enqueues
+    # anything Redis did not take, so a Redis error costs latency, never the receipt.
+    if receipt.status == "pending":
+        try:
+            enqueue_stamping(services)
+        except Exception:
+            log.warning("enqueue failed for %s; the sweeper will pick it up", receipt.id,
+                        exc_info=True)
+    body = {
+        "id": receipt.id,
+        "status": receipt.status,
+        "manifest_digest": receipt.manifest_digest,
+        "links": links(receipt.id),
+        "warnings": receipt.warnings,
+    }
+    response = jsonify(body)
+    response.headers["Location"] = body["links"]["self"]
+    if receipt.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response, 202
+
+
+def _own_receipt(receipt_id: str) -> Receipt:
+    with current_services().engine.connect() as conn:
+        receipt = get_receipt(conn, receipt_id, g.api_key.id)
+    if receipt is None:
+        raise ApiError(NOT_FOUND, "No receipt with this id")
+    return receipt
+
+
+def _tokens(receipt: Receipt) -> list:  # type: ignore[type-arg]
+    if receipt.status != "stamped" or receipt.batch_id is None:
+        return []
+    with current_services().engine.connect() as conn:
+        return list_tokens(conn, receipt.batch_id)
+
+
+@bp.get("")
+@require_key
+def list_stamps() -> Response:
+    """The key's receipts, newest first, `limit` at a time, with an opaque `next_cursor`."""
+    args = request.args
+    status = args.get("status")
+    if status is not None and status not in RECEIPT_STATUSES:
+        raise ApiError(INVALID_FIELD, f"status must be one of {', '.join(RECEIPT_STATUSES)}")
+    try:
+        limit = int(args.get("limit", DEFAULT_PAGE_SIZE))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ApiError(INVALID_FIELD, f"limit must be an integer in 1..{MAX_PAGE_SIZE}")
+    cursor = args.get("cursor")
+    with current_services().engine.connect() as conn:
+        rows, last_id = list_receipts(
+            conn, g.api_key.id, status=status, external_id=args.get("external_id"),
+            limit=limit, cursor=decode_cursor(cursor) if cursor else None,
+        )
+    page = {"items": [summary_json(r) for r in rows], "next_cursor": encode_cursor(last_id)}
+    return jsonify(page)
+
+
+@bp.get("/<receipt_id>")
+@require_key
+def get_stamp(receipt_id: str) -> Response:
+    """Status, manifest, proof and tokens of one receipt."""
+    receipt = _own_receipt(receipt_id)
+    return jsonify(receipt_json(receipt, _tokens(receipt)))
+
+
+@bp.get("/<receipt_id>/tokens", endpoint="list_tokens")
+@require_key
+def list_stamp_tokens(receipt_id: str) -> Response:
+    """The receipt's tokens (empty until it is stamped)."""
+    receipt = _own_receipt(receipt_id)
+    return jsonify({"tokens": receipt_json(receipt, _tokens(receipt))["tokens"]})
+
+
+@bp.get("/<receipt_id>/tokens/<tsa>.tsr")
+@require_key
+def get_token(receipt_id: str, tsa: str) -> Response:
+    """One TSA's DER TimeStampResp, as `openssl ts -reply -in` reads it."""
+    token = next((t for t in _tokens(_own_receipt(receipt_id)) if t.tsa == tsa), None)
+    if token is None:
+        raise ApiError(NOT_FOUND, "No token from this TSA for this receipt")
+    response = Response(token.reply_der, mimetype=REPLY_MEDIA_TYPE)
+    response.headers["Content-Disposition"] = f'attachment; filename="{receipt_id}-{tsa}.tsr"'
+    return response
+
+
+@bp.get("/<receipt_id>/bundle")
+@require_key
+def get_bundle(receipt_id: str) -> Response:
+    """The evidence bundle (ZIP); 409 not-ready until the receipt is stamped."""
+    receipt = _own_receipt(receipt_id)
+    tokens = _tokens(receipt)
+    proof = proof_json(receipt)
+    if receipt.status != "stamped" or proof is None or not tokens:
+        raise ApiError(NOT_READY, f"The receipt is {receipt.status}", receipt_status=receipt.status)
+    from service.evidence.bundle import build_bundle
+
+    services = current_services()
+    data = build_bundle(
+        manifest_jcs=receipt.manifest_jcs,
+        proof=proof,
+        tokens={t.tsa: t.reply_der for t in tokens},
+        chains={t.tsa: tsa_chain_pem(services, t.tsa) for t in tokens},
+        receipt_id=receipt.id,
+        image_name=None,
+    )
+    response = Response(data, mimetype="application/zip")
+    response.headers["Content-Disposition"] = f'attachment; filename="{receipt.id}.zip"'
+    return response
