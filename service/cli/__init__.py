@@ -12,6 +12,8 @@ COMMAND_MODULES = (
     "service.cli.verify_token",
     "service.cli.tsa",
     "service.cli.db",
+    "service.cli.keys",
+    "service.cli.serve",
 )
 
 

@@ -1,0 +1,30 @@
+"""Gunicorn settings for the API (`chronoseal serve`); read by service/cli/serve.py.
+
+Values that depend on the deployment (bind address, workers) come from Chronoseal's settings,
+so CHRONOSEAL_API_HOST/PORT/WORKERS apply here too; the command line overrides both.
+"""
+
+from service.settings import load_settings
+
+_settings = load_settings()
+
+bind = f"{_settings.api_host}:{_settings.api_port}"
+workers = _settings.api_workers
+# Threads let one process wait on the database, Redis and slow uploads at once.
+worker_class = "gthread"
+threads = 4
+# A 50 MiB upload at ~1 Mbit/s takes about 7 minutes; a worker silent longer than this is stuck.
+timeout = 600
+graceful_timeout = 30  # in-flight uploads finish on SIGTERM, then the worker exits
+keepalive = 5  # clients uploading in a loop reuse connections; idle ones are released
+limit_request_line = 8190  # gunicorn's default, stated: URLs here are short
+limit_request_fields = 100
+# Access log to stdout, without the Authorization header (API keys are never logged):
+# remote address, request line, status, response bytes, duration (ms), user agent.
+accesslog = "-"
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
+errorlog = "-"
+proc_name = "chronoseal-api"
+# gunicorn >= 25 opens one control socket per user at a fixed path; several servers on one host
+# (API, TSA, tests) would fight over it.
+control_socket_disable = True

@@ -1,0 +1,95 @@
+"""`chronoseal keys`: create, list and revoke API keys.
+
+`keys create` prints the secret once, alone on its last line (scripts take `| tail -n 1`); only
+its SHA-256 is stored, so a lost key cannot be shown again: revoke it and create another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from service.errors import ChronosealError
+from service.settings import load_settings
+from service.storage import (
+    ApiKey,
+    create_api_key,
+    list_api_keys,
+    make_engine,
+    revoke_api_key,
+    upgrade,
+    write_transaction,
+)
+from service.storage.tables import NAME_LENGTH
+
+
+def register(subparsers: Any) -> None:
+    """Add `keys create`, `keys list` and `keys revoke`."""
+    parser = subparsers.add_parser("keys", help="manage API keys")
+    parser.add_argument("--url", help="database URL (default: DATABASE_URL or the SQLite file)")
+    sub = parser.add_subparsers(dest="keys_command", required=True)
+    create = sub.add_parser("create", help="create a key; prints it once, on the last line")
+    create.add_argument("--name", required=True, help="who or what uses the key")
+    create.set_defaults(func=_create)
+    listing = sub.add_parser("list", help="list keys (never their secrets)")
+    listing.add_argument("--active", action="store_true", help="hide revoked keys")
+    listing.set_defaults(func=_list)
+    revoke = sub.add_parser("revoke", help="revoke a key by id (or display prefix)")
+    revoke.add_argument("id", help="key id (key_...) or the prefix shown by `keys list`")
+    revoke.set_defaults(func=_revoke)
+
+
+def _engine(args: argparse.Namespace) -> Any:
+    engine = make_engine(args.url or load_settings().effective_database_url)
+    upgrade(engine)
+    return engine
+
+
+def _describe(key: ApiKey) -> str:
+    state = f"revoked {key.revoked_at:%Y-%m-%dT%H:%M:%SZ}" if key.revoked_at else "active"
+    return f"{key.id}  {key.prefix}…  {key.created_at:%Y-%m-%dT%H:%M:%SZ}  {state}  {key.name}"
+
+
+def _create(args: argparse.Namespace) -> int:
+    name = args.name.strip()
+    if not 0 < len(name) <= NAME_LENGTH:
+        print(f"chronoseal keys create: --name must be 1..{NAME_LENGTH} characters",
+              file=sys.stderr)
+        return 2
+    try:
+        engine = _engine(args)
+        with write_transaction(engine) as conn:
+            key, secret = create_api_key(conn, name)
+    except ChronosealError as exc:
+        print(f"chronoseal keys create: {exc}", file=sys.stderr)
+        return 1
+    print(f"created {key.id} ({key.name}); the key is shown once, store it now:")
+    print(secret)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    try:
+        with _engine(args).connect() as conn:
+            keys = list_api_keys(conn, include_revoked=not args.active)
+    except ChronosealError as exc:
+        print(f"chronoseal keys list: {exc}", file=sys.stderr)
+        return 1
+    for key in keys:
+        print(_describe(key))
+    return 0
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    try:
+        with write_transaction(_engine(args)) as conn:
+            key = revoke_api_key(conn, args.id)
+    except ChronosealError as exc:
+        print(f"chronoseal keys revoke: {exc}", file=sys.stderr)
+        return 1
+    if key is None:
+        print(f"chronoseal keys revoke: no key {args.id!r}", file=sys.stderr)
+        return 1
+    print(_describe(key))
+    return 0

@@ -1,0 +1,91 @@
+"""`chronoseal serve`: run the API under gunicorn (config/gunicorn.conf.py), or Flask's server.
+
+The app (and so the settings, the engine with its migrations, and the Redis client) is built
+once in the master before forking, so a configuration problem stops the command before any
+worker starts; each worker then drops the database connections it inherited.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import runpy
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from service.errors import ChronosealError
+from service.settings import REPO_CONFIG_DIR, load_settings
+from service.web.app import create_app
+from service.wiring import Services, build_services
+
+GUNICORN_CONFIG = REPO_CONFIG_DIR / "gunicorn.conf.py"
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: Any) -> None:
+    """Add the `serve` sub-command."""
+    parser = subparsers.add_parser("serve", help="run the HTTP API", description=__doc__)
+    parser.add_argument("--host", help="bind address (default: settings api_host)")
+    parser.add_argument("--port", type=int, help="port (default: settings api_port)")
+    parser.add_argument("--workers", type=int, help="gunicorn workers (default: api_workers)")
+    parser.add_argument("--config", type=Path, default=GUNICORN_CONFIG,
+                        help="gunicorn config file (default: config/gunicorn.conf.py)")
+    parser.add_argument("--dev", action="store_true",
+                        help="Flask's development server instead of gunicorn (one process)")
+    parser.set_defaults(func=run)
+
+
+def gunicorn_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Options from the config file, overridden by the command line."""
+    options = {k: v for k, v in runpy.run_path(str(args.config)).items()
+               if not k.startswith("_") and not callable(v) and not isinstance(v, type(runpy))}
+    settings = load_settings()
+    host = args.host or settings.api_host
+    port = settings.api_port if args.port is None else args.port
+    if args.host or args.port is not None or "bind" not in options:
+        options["bind"] = f"{host}:{port}"
+    if args.workers is not None:
+        options["workers"] = max(1, args.workers)
+    options["preload_app"] = True
+    return options
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the app, then serve it until interrupted."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        services = build_services()
+        app = create_app(services)
+    except ChronosealError as exc:
+        log.error("cannot start the API: %s", exc)
+        return 2
+    if args.dev:
+        settings = services.settings
+        app.run(host=args.host or settings.api_host,
+                port=settings.api_port if args.port is None else args.port,
+                threaded=True, use_reloader=False)
+        return 0
+    serve(app, services, gunicorn_options(args))
+    return 0
+
+
+def serve(app: Flask, services: Services, options: dict[str, Any]) -> None:
+    """Run `app` under gunicorn with `options`."""
+    from gunicorn.app.base import BaseApplication
+
+    def post_fork(_server: Any, _worker: Any) -> None:
+        # Pooled connections made in the master must not be shared with the children.
+        services.engine.dispose(close=False)
+
+    class _Gunicorn(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in {**options, "post_fork": post_fork}.items():
+                if key in self.cfg.settings:  # older gunicorn lacks some settings
+                    self.cfg.set(key, value)
+
+        def load(self) -> Flask:
+            return app
+
+    _Gunicorn().run()
