@@ -59,6 +59,13 @@ def _attribute(attr_type: bytes, value: bytes) -> bytes:
     return der.sequence(attr_type, der.tlv(der.SET, value))
 
 
+def _signing_time(moment: datetime) -> bytes:
+    """RFC 5652 11.3: UTCTime for 1950-2049, else GeneralizedTime without fractions."""
+    if 1950 <= moment.year < 2050:
+        return der.utc_time(moment)
+    return der.generalized_time(moment.replace(microsecond=0))
+
+
 class TokenSigner:
     """Signs tokens for one TSA key and certificate; thread-safe (holds no per-token state)."""
 
@@ -114,7 +121,7 @@ class TokenSigner:
         attrs = [self._content_type_attr, self._ess_attr,
                  _attribute(ID_MESSAGE_DIGEST, der.octet_string(hashlib.sha256(tst_info).digest()))]
         if self._signing_time:
-            attrs.append(_attribute(ID_SIGNING_TIME, der.utc_time(gen_time)))
+            attrs.append(_attribute(ID_SIGNING_TIME, _signing_time(gen_time)))
         signed_attrs = der.set_of(attrs)  # exactly the bytes signed (tag 0x31)
         signature = self._sign(signed_attrs)
         signer_info = der.sequence(

@@ -235,3 +235,32 @@ def test_keys_private_and_reused(make_authority: Callable[..., TimeStampAuthorit
     second = make_authority()
     assert second.material.tsa_cert == first.material.tsa_cert
     assert second.material.root_cert == first.material.root_cert
+
+
+def test_injected_clock_and_signing_time_after_2049(tmp_path: Path) -> None:
+    from service.timestamping.serials import SerialAllocator
+    from service.timestamping.tsa_keys import load_or_create
+
+    settings = AuthoritySettings(data_dir=tmp_path)
+    moment = datetime(2051, 3, 4, 5, 6, 7, 890000, tzinfo=UTC)
+    authority = TimeStampAuthority(settings, load_or_create(tmp_path), SerialAllocator(tmp_path),
+                                   clock=lambda: moment)
+    signed, tst, _ = token_parts(authority.respond(query_der()))
+    assert str(tst["genTime"]) == "20510304050607.89Z"
+    (signer,) = signed["signerInfos"]
+    times = [a["attrValues"][0] for a in signer["signedAttrs"]
+             if str(a["attrType"]) == "1.2.840.113549.1.9.5"]
+    assert bytes(times[0])[:1] == b"\x18"  # GeneralizedTime, not UTCTime, from 2050 on
+    assert bytes(times[0]).endswith(b"20510304050607Z")
+
+
+def test_internal_failure_is_a_system_failure_rejection(tmp_path: Path) -> None:
+    from service.timestamping.serials import SerialAllocator
+    from service.timestamping.tsa_keys import load_or_create
+
+    def broken_clock() -> datetime:
+        raise OSError("clock unavailable")
+
+    authority = TimeStampAuthority(AuthoritySettings(data_dir=tmp_path), load_or_create(tmp_path),
+                                   SerialAllocator(tmp_path), clock=broken_clock)
+    assert fail_bits(authority.respond(query_der())) == {FailInfo.SYSTEM_FAILURE}
