@@ -1,0 +1,60 @@
+"""What a bundle states, gathered once and rendered by certificate.html and VERIFY.md alike."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TimestampFacts:
+    """One TSA's token as read (not verified) from its DER, plus its chain's root fingerprint."""
+
+    name: str  # the sanitised name used in tokens/<name>.tsr and certs/<name>.pem
+    subject: str  # the TSA certificate's subject (RFC 4514), who signed the time
+    gen_time: datetime
+    serial: int
+    policy: str
+    chain_length: int  # certificates in certs/<name>.pem; the last one is the root
+    root_fingerprint: str  # SHA-256 of the root's DER, colon-separated as `openssl x509` prints
+
+
+@dataclass(frozen=True)
+class AuditStep:
+    """One fold of the audit path: node = SHA-256(0x01 || left || right)."""
+
+    left: str
+    right: str
+    result: str
+
+
+@dataclass(frozen=True)
+class BundleFacts:
+    """Everything the human-readable documents show, as hex strings and parsed JSON."""
+
+    receipt_id: str
+    image_name: str | None
+    manifest: dict[str, Any]
+    manifest_digest: str
+    proof: dict[str, Any]
+    steps: tuple[AuditStep, ...]
+    timestamps: tuple[TimestampFacts, ...]
+
+
+def audit_steps(leaf: bytes, index: int, size: int, path: list[bytes]) -> tuple[AuditStep, ...]:
+    """The RFC 9162 2.1.3.2 fold spelled out step by step, for a person to redo by hand."""
+    steps = []
+    fn, sn, r = index, size - 1, leaf
+    for p in path:
+        left, right = (p, r) if fn & 1 or fn == sn else (r, p)
+        if fn & 1 or fn == sn:
+            while fn & 1 == 0 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        r = hashlib.sha256(b"\x01" + left + right).digest()
+        steps.append(AuditStep(left.hex(), right.hex(), r.hex()))
+        fn >>= 1
+        sn >>= 1
+    return tuple(steps)

@@ -1,0 +1,140 @@
+"""VERIFY.md: the checks verify.py makes, as plain commands an expert witness can run and explain.
+
+Values expected at each step are written out, so each command's output can be compared by eye.
+Only hex strings, integers and sanitised TSA names reach the commands: no caller text is pasted
+into anything a reader might copy into a shell.
+"""
+
+from __future__ import annotations
+
+import re
+
+from service.evidence.facts import BundleFacts, TimestampFacts
+
+_UNSAFE_TEXT = re.compile(r"[^\w .,()+-]")
+
+
+def render_verify_md(facts: BundleFacts) -> str:
+    """The VERIFY.md text for one bundle."""
+    p = facts.proof
+    image_sha = facts.manifest.get("image", {}).get("sha256", "")
+    registered = (
+        f' (registered under the file name "{_UNSAFE_TEXT.sub("_", facts.image_name)}")'
+        if facts.image_name else ""
+    )
+    out = [
+        f"# Verifying Chronoseal receipt {_UNSAFE_TEXT.sub('_', facts.receipt_id)}",
+        "",
+        "This bundle shows that a manifest (a JSON record holding the SHA-256 digest of an image "
+        "and the generation record stated for it) existed no later than the time signed by each "
+        "Time Stamp Authority (TSA) below. Nothing here needs Chronoseal or a network connection.",
+        "",
+        "Tools: a shell, `openssl` (1.1 or 3.x), `sha256sum` (or `openssl dgst -sha256`) and, for "
+        "step 4, `python3`. Unzip the bundle and run every command inside its directory.",
+        "",
+        "Quick check: `python3 verify.py --image IMAGE_FILE` runs all the steps below and prints "
+        "each result (add `--ca ROOTS.pem` to trust your own copy of the TSA's root).",
+        "",
+        "## 1. The image",
+        "",
+        f"The manifest records the image digest `{image_sha}`{registered}. Compute the digest of "
+        "the image you hold; it must be the same:",
+        "",
+        "    sha256sum IMAGE_FILE",
+        "",
+        "## 2. The manifest",
+        "",
+        "`manifest.json` is canonical JSON (RFC 8785). Its SHA-256 over the exact bytes of the "
+        "file is the manifest digest. Do not open and re-save the file: any change to a byte "
+        "changes the digest.",
+        "",
+        "    grep -o '\"sha256\":\"[0-9a-f]*\"' manifest.json   # the image digest of step 1",
+        "    sha256sum manifest.json",
+        "",
+        f"Expected: `{facts.manifest_digest}`",
+        "",
+        "## 3. The Merkle leaf",
+        "",
+        "Many manifests are timestamped together in a Merkle tree (RFC 9162, section 2.1). The "
+        "leaf for this manifest is SHA-256 of one zero byte followed by the manifest digest:",
+        "",
+        "    { printf '\\000'; openssl dgst -sha256 -binary manifest.json; } \\",
+        "        | openssl dgst -sha256",
+        "",
+        f"Expected (the `leaf` in proof.json): `{p['leaf']}`",
+        "",
+        "## 4. From the leaf to the root",
+        "",
+        f"This manifest is leaf {p['leaf_index']} of a tree of {p['tree_size']} leaves. Each step "
+        "below hashes one byte 0x01 and two 32-byte values; the value carried from the previous "
+        "step (starting with the leaf) appears on the left or right as RFC 9162 section 2.1.3.2 "
+        "prescribes.",
+        "",
+    ]
+    for number, step in enumerate(facts.steps, 1):
+        out += [
+            f"Step {number}:",
+            "",
+            "    python3 -c \"import hashlib; print(hashlib.sha256(bytes.fromhex('01'"
+            f" '{step.left}' '{step.right}')).hexdigest())\"",
+            "",
+            f"Expected: `{step.result}`",
+            "",
+        ]
+    if not facts.steps:
+        out += ["The tree has one leaf, so the root is the leaf itself.", ""]
+    out.append(f"The last value is the timestamped root (`root` in proof.json): `{p['root']}`.")
+    out += ["", "## 5. The timestamps"]
+    for t in facts.timestamps:
+        out += _token_section(t, p["root"])
+    out += [
+        "",
+        "## What this does and does not show",
+        "",
+        "A valid result shows that the manifest, and so the image digest and the generation "
+        "record in it, existed no later than each token's time, as signed by that TSA. It does "
+        "not show who made the image or that the generation record is accurate: the record is "
+        "what the submitter stated. The TSA certificates are checked as they stood at the "
+        "token's time (`-attime`); whether a TSA key was later revoked needs the TSA's "
+        "revocation information, which is not part of this offline check.",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def _token_section(t: TimestampFacts, root: str) -> list[str]:
+    n, prefix = t.chain_length, f"{t.name}-cert"
+    untrusted = " ".join(f"{prefix}{i}.pem" for i in range(1, n))
+    verify = (
+        f"    openssl ts -verify -digest {root} -in tokens/{t.name}.tsr -CAfile {prefix}{n}.pem"
+        + (f" -untrusted {t.name}-untrusted.pem" if n > 1 else "")
+        + f" -attime {int(t.gen_time.timestamp())}"
+    )
+    return [
+        "",
+        f"### From {t.name}",
+        "",
+        f"`tokens/{t.name}.tsr` is the TSA's RFC 3161 response; `certs/{t.name}.pem` its "
+        f"certificate chain ({n} certificate(s): the TSA's first, the root last). Show what "
+        "the token states (its \"Message data\" must be the root above):",
+        "",
+        f"    openssl ts -reply -in tokens/{t.name}.tsr -text",
+        "",
+        f"Expected time stamp: {t.gen_time:%Y-%m-%d %H:%M:%S} UTC, serial {t.serial}, policy "
+        f"{t.policy}. Split the chain and look at the root:",
+        "",
+        f"    awk '/-----BEGIN CERTIFICATE-----/{{n++}} {{print > (\"{prefix}\" n \".pem\")}}' "
+        f"certs/{t.name}.pem",
+        f"    openssl x509 -in {prefix}{n}.pem -noout -subject -fingerprint -sha256",
+        "",
+        f"Expected fingerprint: `{t.root_fingerprint}`. Compare it with the one the TSA "
+        "publishes: the bundle cannot vouch for its own root. Better still, use your own copy "
+        f"of the TSA's root certificate in place of `{prefix}{n}.pem` below.",
+        "",
+        *([f"    cat {untrusted} > {t.name}-untrusted.pem"] if n > 1 else []),
+        verify,
+        "",
+        "Expected: `Verification: OK`. OpenSSL has then checked that the token's imprint is "
+        "the root, that the TSA's signature over it is valid, and that the TSA certificate "
+        "chains to the root and is authorised for timestamping.",
+    ]

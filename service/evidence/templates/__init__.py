@@ -1,0 +1,1 @@
+"""Files shipped inside evidence bundles (verify.py is run by relying parties, stdlib only)."""
