@@ -113,8 +113,8 @@ def check_status(tsa_name: str, reply: bytes) -> None:
     """Read the PKIStatusInfo of a TimeStampResp; raise unless it is granted with a token."""
     try:
         resp, rest = decoder.decode(reply, asn1Spec=_OuterResp())
-    except (PyAsn1Error, ValueError, TypeError) as exc:
-        raise TSAMalformedReplyError(tsa_name, f"not a TimeStampResp ({exc})") from exc
+    except (PyAsn1Error, ValueError, TypeError, RecursionError) as exc:
+        raise TSAMalformedReplyError(tsa_name, f"not a TimeStampResp ({exc})"[:200]) from exc
     if rest:
         raise TSAMalformedReplyError(tsa_name, f"{len(rest)} bytes after the TimeStampResp")
     info = resp["status"]
@@ -224,7 +224,7 @@ def _read_bounded(tsa: TSAConfig, response: requests.Response) -> bytes:
     return bytes(body)
 
 
-class _OuterResp(univ.Sequence):
+class _OuterResp(univ.Sequence):  # type: ignore[misc]  # pyasn1 is untyped
     """TimeStampResp with the token left opaque: the status is read here, the token verified."""
 
     componentType = namedtype.NamedTypes(

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import rfc3161ng
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyasn1.codec.der import encoder
 from pyasn1.type import univ
 
@@ -60,4 +64,16 @@ def test_revocation_warning_with_token_goes_on_to_verification() -> None:
 @pytest.mark.parametrize("reply", [b"", b"\x30\x00", b"\x04\x01\x00", b"not der at all"])
 def test_unparseable_is_malformed(reply: bytes) -> None:
     with pytest.raises(TSAMalformedReplyError):
+        check_status("t", reply)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=200),
+        st.binary(max_size=60).map(lambda b: response(0, token=True)[:4] + b),
+    )
+)
+def test_hostile_bytes_only_raise_typed_errors(reply: bytes) -> None:
+    with contextlib.suppress(TSAMalformedReplyError, TSARejectedError):
         check_status("t", reply)
