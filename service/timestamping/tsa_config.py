@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from cryptography import x509
 
 from service.errors import ConfigError
-from service.settings import REPO_CONFIG_DIR, SETTINGS
+from service.settings import REPO_CONFIG_DIR, SETTINGS, Settings
 
 # Digest length per hash a TSA may be asked to imprint; SHA-1 is left out (collisions are
 # practical) and so is anything OpenSSL's `ts` cannot verify.
@@ -126,6 +126,17 @@ def load_tsa_configs(
             raise ConfigError(f"{ENV_ENABLED} names unknown TSA(s): {', '.join(unknown)}")
         configs = [_with_enabled(t, t.name in chosen, env) for t in configs]
     return configs
+
+
+def load_tsa_configs_for(settings: Settings, env: Mapping[str, str]) -> list[TSAConfig]:
+    """The shipped files plus what `settings` adds (tsa_config files, tsas names, data dir).
+
+    One place for the API, the worker and the CLI to turn Settings into TSA definitions.
+    """
+    merged = dict(env)
+    merged[ENV_EXTRA_FILES] = ",".join(settings.tsa_config)
+    merged[ENV_ENABLED] = ",".join(settings.tsas)
+    return load_tsa_configs(default_config_paths(), env=merged, data_dir=settings.data_path)
 
 
 def enabled_tsas(configs: Sequence[TSAConfig]) -> list[TSAConfig]:

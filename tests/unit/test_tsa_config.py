@@ -12,12 +12,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from service.errors import ConfigError
+from service.settings import load_settings
 from service.timestamping.tsa_config import (
     BUILTIN_ROOT_FILE,
     default_config_paths,
     enabled_tsas,
     load_trust,
     load_tsa_configs,
+    load_tsa_configs_for,
 )
 
 CERTS = Path(__file__).resolve().parents[2] / "config" / "tsa" / "certs"
@@ -227,3 +229,18 @@ def test_too_many_tsas(confdir: Path) -> None:
     text = "".join(GOOD.replace('"one"', f'"t{i}"') for i in range(33))
     with pytest.raises(ConfigError, match="at most 32"):
         load(write(confdir, text))
+
+
+def test_from_settings_uses_its_files_names_and_data_dir(confdir: Path, tmp_path: Path) -> None:
+    extra = write(confdir, GOOD)
+    env = {
+        "CHRONOSEAL_TSA_CONFIG": str(extra),
+        "CHRONOSEAL_TSAS": "one,freetsa",
+        "CHRONOSEAL_DATA_DIR": str(tmp_path / "d"),
+    }
+    settings = load_settings(env=env, config_file=tmp_path / "absent.toml")
+    tsas = load_tsa_configs_for(settings, env=env)  # env given twice must not load files twice
+    assert [t.name for t in enabled_tsas(tsas)] == ["freetsa", "one"]
+    assert tsas[0].roots == ((tmp_path / "d").resolve() / BUILTIN_ROOT_FILE,)
+    plain = load_settings(env={}, config_file=tmp_path / "absent.toml")
+    assert [t.name for t in enabled_tsas(load_tsa_configs_for(plain, env={}))] == ["builtin"]
