@@ -144,16 +144,17 @@ def insert_receipt(
         created_at=now,
         enqueued_at=now,  # the sweeper measures staleness from here; never NULL
     )
-    try:
-        with conn.begin_nested():
-            conn.execute(statement)
-    except IntegrityError:
-        if idempotency_key is None:
-            raise
-        existing = _by_idempotency_key(conn, api_key_id, idempotency_key)
-        if existing is None:
-            raise
-        return _replay(existing, request_fingerprint)
+    if idempotency_key is None:
+        conn.execute(statement)
+    else:
+        try:
+            with conn.begin_nested():
+                conn.execute(statement)
+        except IntegrityError:
+            existing = _by_idempotency_key(conn, api_key_id, idempotency_key)
+            if existing is None:
+                raise
+            return _replay(existing, request_fingerprint)
     receipt = get_receipt(conn, receipt_id, api_key_id)
     assert receipt is not None
     return receipt

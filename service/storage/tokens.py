@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, RowMapping, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -70,7 +70,7 @@ def _insert(conn: Connection, table: Any) -> Any:
     return sqlite_insert(table) if is_sqlite(conn) else pg_insert(table)
 
 
-def _lock_batch(conn: Connection, batch_id: str) -> Mapping[str, Any]:
+def _lock_batch(conn: Connection, batch_id: str) -> RowMapping:
     # FOR UPDATE serialises two stores for one batch on PostgreSQL (SQLite: BEGIN IMMEDIATE).
     query = select(batches.c.root, batches.c.status).where(batches.c.id == batch_id)
     row = conn.execute(query if is_sqlite(conn) else query.with_for_update()).mappings().first()

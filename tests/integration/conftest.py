@@ -66,7 +66,8 @@ def _start_local_cluster() -> str:
         done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"{' '.join(command)}: {exc}"
-    return f"{' '.join(command)} exited {done.returncode}: {done.stderr.strip()}"
+    output = (done.stderr or done.stdout).strip()
+    return f"{' '.join(command)} exited {done.returncode}: {output}"
 
 
 @pytest.fixture(scope="session")
