@@ -136,5 +136,6 @@ def _token_section(t: TimestampFacts, root: str) -> list[str]:
         "",
         "Expected: `Verification: OK`. OpenSSL has then checked that the token's imprint is "
         "the root, that the TSA's signature over it is valid, and that the TSA certificate "
-        "chains to the root and is authorised for timestamping.",
+        "chains to the root and is authorised for timestamping. (OpenSSL may warn that the "
+        "TSA certificate \"is not a CA cert\": expected, as it is in the untrusted list.)",
     ]

@@ -321,3 +321,18 @@ def test_names_that_collide_after_sanitising_are_refused(evidence: Evidence) -> 
 def test_garbage_token_is_refused(evidence: Evidence) -> None:
     with pytest.raises(MalformedInputError, match="unreadable"):
         evidence.bundle(tokens={**evidence.tokens, "chronoseal-builtin": b"\x30\x03garbage"})
+
+
+@pytest.mark.parametrize("option", ["--image", "--ca"])
+def test_an_unreadable_option_file_is_unusable_input(bundle_dir: Path, option: str) -> None:
+    code, out = run_verify(bundle_dir, option, str(bundle_dir / "missing"))
+    assert code == 2, out
+    assert "RESULT: NOT VERIFIED" in out
+
+
+@pytest.mark.parametrize("content", [b"[]", b"{not json", b'{"image":"x","v":1}', b""])
+def test_a_mangled_manifest_is_invalid_not_a_crash(bundle_dir: Path, content: bytes) -> None:
+    (bundle_dir / "manifest.json").write_bytes(content)
+    code, out = run_verify(bundle_dir, *image_arg(bundle_dir))
+    assert code == 1, out
+    assert "Traceback" not in out and "RESULT: INVALID" in out

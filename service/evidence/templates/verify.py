@@ -22,7 +22,7 @@ import sys
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 EXIT_VALID, EXIT_INVALID, EXIT_UNUSABLE = 0, 1, 2
 OPENSSL_TIMEOUT_S = 60  # one signature and chain check; generous for slow machines
@@ -162,8 +162,9 @@ def root_from_path(leaf: bytes, index: int, size: int, path: list[bytes]) -> byt
     return r if sn == 0 else None
 
 
-def check_image(report: Report, manifest: dict, image: Path | None) -> None:
-    stated = str(manifest.get("image", {}).get("sha256", ""))
+def check_image(report: Report, manifest: dict[str, Any], image: Path | None) -> None:
+    image_record = manifest.get("image")
+    stated = str(image_record.get("sha256", "")) if isinstance(image_record, dict) else ""
     if image is None:
         report.note("NOT CHECKED", "image: no --image given, so no file was compared with "
                     f"the registered digest {stated}")
@@ -176,7 +177,7 @@ def check_image(report: Report, manifest: dict, image: Path | None) -> None:
                  "manifest.json image.sha256", f"file {digest}\n       manifest {stated}")
 
 
-def check_proof(report: Report, manifest_bytes: bytes, proof: dict) -> bytes | None:
+def check_proof(report: Report, manifest_bytes: bytes, proof: dict[str, Any]) -> bytes | None:
     """Manifest digest -> leaf -> root; returns the root the manifest leads to, if any."""
     digest = hashlib.sha256(manifest_bytes).digest()
     leaf = hashlib.sha256(b"\x00" + digest).digest()
@@ -195,6 +196,7 @@ def check_proof(report: Report, manifest_bytes: bytes, proof: dict) -> bytes | N
     if not report.check(bool(well_formed), "proof: leaf_index, tree_size, audit_path and root "
                         "are well formed"):
         return None
+    assert isinstance(index, int) and isinstance(size, int) and isinstance(path, list)
     root = root_from_path(leaf, index, size, [bytes.fromhex(p) for p in path])
     ok = root is not None and hmac.compare_digest(root.hex(), proof["root"])
     report.check(ok, f"proof: audit path ({len(path)} hashes) from leaf {index} of {size} leads "
@@ -206,13 +208,14 @@ def check_proof(report: Report, manifest_bytes: bytes, proof: dict) -> bytes | N
 def check_token(report: Report, bundle: Path, name: str, root: bytes, ca: Path | None) -> None:
     token, chain_file = bundle / "tokens" / f"{name}.tsr", bundle / "certs" / f"{name}.pem"
     print(f"--- timestamp from {name}")
+    facts: TokenFacts | None = None
     try:
-        facts: TokenFacts | None = token_facts(_read(token))
+        facts = token_facts(_read(token))
+    except (ValueError, IndexError) as exc:  # openssl below still judges the token itself
+        report.note("INFO", f"could not read genTime ({exc}); certificates are checked as of now")
+    else:
         report.note("INFO", "time stated in the token (genTime): {gen_time:%Y-%m-%dT%H:%M:%S.%fZ}; "
                     "serial {serial}; policy {policy}".format(**facts._asdict()))
-    except (ValueError, IndexError) as exc:  # openssl below still judges the token itself
-        facts = None
-        report.note("INFO", f"could not read genTime ({exc}); certificates are checked as of now")
     certs = _PEM_CERT.findall(_read(chain_file)) if chain_file.is_file() else []
     if not report.check(bool(certs), f"{name}: certs/{name}.pem holds the certificate chain"):
         return
@@ -232,8 +235,12 @@ def check_token(report: Report, bundle: Path, name: str, root: bytes, ca: Path |
         # not void an older timestamp. (Later revocation cannot be checked offline.)
         if facts is not None:
             args += ["-attime", str(int(facts.gen_time.timestamp()))]
-        proc = subprocess.run(args, capture_output=True, text=True, timeout=OPENSSL_TIMEOUT_S,
-                              check=False)
+        try:
+            proc = subprocess.run(args, capture_output=True, text=True,
+                                  timeout=OPENSSL_TIMEOUT_S, check=False)
+        except subprocess.TimeoutExpired:
+            report.check(False, f"{name}: openssl ts -verify answered in time")
+            return
     output = (proc.stdout + proc.stderr).strip().replace("\n", "\n       ")
     trust = f"your --ca {ca}" if ca else "the bundled root (weaker: compare its fingerprint)"
     report.check(proc.returncode == 0 and "Verification: OK" in proc.stdout,
@@ -267,6 +274,7 @@ def _run(report: Report, args: argparse.Namespace) -> int:
     manifest, proof = _json(manifest_bytes), _json(_read(bundle / "proof.json"))
     if report.check(isinstance(manifest, dict) and isinstance(proof, dict),
                     "manifest.json and proof.json are JSON objects"):
+        assert isinstance(manifest, dict) and isinstance(proof, dict)
         check_image(report, manifest, args.image)
         root = check_proof(report, manifest_bytes, proof)
         names = sorted(p.stem for p in (bundle / "tokens").glob("*.tsr"))
