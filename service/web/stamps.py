@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Response, g, jsonify, request
 
+from service.evidence.bundle import build_bundle
 from service.evidence.generation import normalize_request_metadata
 from service.evidence.manifest import build_manifest, canonicalize
 from service.storage.engine import write_transaction
@@ -180,8 +181,6 @@ def get_bundle(receipt_id: str) -> Response:
     proof = proof_json(receipt)
     if receipt.status != "stamped" or proof is None or not tokens:
         raise ApiError(NOT_READY, f"The receipt is {receipt.status}", receipt_status=receipt.status)
-    from service.evidence.bundle import build_bundle
-
     services = current_services()
     data = build_bundle(
         manifest_jcs=receipt.manifest_jcs,
