@@ -26,6 +26,7 @@ MAX_QUERY_BYTES = 16 * 1024
 QUERY_MEDIA_TYPE = "application/timestamp-query"
 REPLY_MEDIA_TYPE = "application/timestamp-reply"
 PEM_CHAIN_MEDIA_TYPE = "application/pem-certificate-chain"
+SHUTDOWN_POLL_S = 0.05  # serve_in_thread: how often the loop checks for stop(); tests stop a lot
 
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
@@ -128,6 +129,7 @@ def serve_in_thread(app: Callable[..., Iterable[bytes]], host: str = "127.0.0.1"
                     port: int = 0) -> RunningServer:
     """Serve `app` with werkzeug's threaded HTTP/1.1 server in a thread; port 0 picks a free one."""
     server = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, name="tsa-http", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(SHUTDOWN_POLL_S,),
+                              name="tsa-http", daemon=True)
     thread.start()
     return RunningServer(f"http://{host}:{server.server_port}", server, thread)

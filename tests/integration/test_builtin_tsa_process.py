@@ -65,7 +65,7 @@ def chronoseal_tsa(*data_dirs: Path, workers: int = 2) -> Iterator[list[str]]:
         yield [url for _, url in procs]
     finally:
         for proc, _ in procs:
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(signal.SIGINT)  # gunicorn's quick shutdown; TERM drains for seconds
         for proc, _ in procs:
             try:
                 proc.wait(timeout=15)

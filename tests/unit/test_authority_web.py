@@ -87,3 +87,18 @@ def test_methods_and_paths(tsa_client: Client) -> None:
     assert tsa_client.get("/").headers["Allow"] == "POST"
     assert tsa_client.post("/certs").status_code == 405
     assert tsa_client.get("/nope").status_code == 404
+
+
+def test_mountable_under_a_prefix(tmp_path: Path) -> None:
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+    def main_api(environ: dict, start_response: object) -> list[bytes]:
+        start_response("404 Not Found", [("Content-Type", "text/plain")])  # type: ignore[operator]
+        return [b"main api"]
+
+    tsa = create_app(TimeStampAuthority.open(AuthoritySettings(data_dir=tmp_path)))
+    client = Client(DispatcherMiddleware(main_api, {"/tsa": tsa}))
+    assert status_of(client.post("/tsa", data=query_der(), content_type=QUERY_MEDIA_TYPE).data) == 0
+    assert status_of(client.post("/tsa/", data=query_der(),
+                                 content_type=QUERY_MEDIA_TYPE).data) == 0
+    assert len(x509.load_pem_x509_certificates(client.get("/tsa/certs").data)) == 2
