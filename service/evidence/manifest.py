@@ -28,6 +28,9 @@ MAX_EXTERNAL_ID_CHARS = 256  # a caller's own id (URL, UUID, post id), not a doc
 MAX_MANIFEST_BYTES = 3 * MAX_METADATA_BYTES + 4096
 _MANIFEST_NESTING = 3  # manifest -> generation -> raw -> the caller's record
 SAFE_INTEGER = 2**53 - 1  # RFC 8785 3.2.2.3 / I-JSON: larger integers lose precision as doubles
+# JCS writes doubles below 1e21 without an exponent, so one above SAFE_INTEGER reads back as an
+# integer that is not exact: such numbers are refused like the integers they turn into.
+_EXPONENT_FROM = 1e21
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}")
@@ -141,6 +144,10 @@ def check_json_value(
         elif isinstance(item, float):
             if not math.isfinite(item):
                 raise MetadataError(f"{path}: NaN and Infinity are not JSON numbers")
+            if SAFE_INTEGER < abs(item) < _EXPONENT_FROM:
+                raise MetadataError(
+                    f"{path}: numbers beyond ±(2^53-1) are not exact in JSON; send it as a string"
+                )
         else:
             raise MetadataError(f"{path}: {type(item).__name__} is not a JSON value")
 
