@@ -179,6 +179,7 @@ def _signer_info(buf: bytes, info: Tlv) -> SignerInfo:
     parts = tlv.children(buf, tlv.expect(info, SEQUENCE, "SignerInfo"))
     if len(parts) < 5:
         raise MalformedInputError("SignerInfo too short")
+    version = tlv.integer(buf, parts[0])
     issuer = serial = ski = None
     sid = parts[1]
     if sid.tag == SEQUENCE:
@@ -190,6 +191,8 @@ def _signer_info(buf: bytes, info: Tlv) -> SignerInfo:
         ski = tlv.content(buf, sid)
     else:
         raise MalformedInputError("unknown SignerIdentifier")
+    if version != (1 if ski is None else 3):  # RFC 5652 5.3: the version follows the sid kind
+        raise MalformedInputError(f"SignerInfo version {version} does not fit its identifier")
     digest_alg = _algorithm(buf, parts[2])[0]
     rest = parts[3:]
     attrs: dict[str, list[bytes]] = {}

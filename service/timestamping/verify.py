@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 
 from service.errors import MalformedInputError, VerificationError
 from service.timestamping import chain, cms, ess, oids, tlv
@@ -230,8 +231,8 @@ def step7_signature(run: _Run) -> None:
     assert signer.signed_attrs_der is not None
     try:
         check_signature(run.signer_cert.public_key(), signer, signer.signed_attrs_der)
-    except (VerificationError, ValueError) as exc:  # ValueError: key the library cannot load
-        run.reasons.append(str(exc))
+    except (VerificationError, ValueError, UnsupportedAlgorithm) as exc:  # key cannot be loaded
+        run.reasons.append(str(exc) or "signer public key cannot be loaded")
 
 
 def step8_tsa_purpose(run: _Run) -> None:
@@ -274,13 +275,30 @@ STEPS: tuple[Callable[[_Run], None], ...] = (
 )
 
 
+# What cryptography raises for certificates it cannot parse or use.
+_CERT_ERRORS = (ValueError, x509.InvalidVersion, x509.DuplicateExtension,
+                x509.UnsupportedGeneralNameType, UnsupportedAlgorithm)
+
+
 @functools.lru_cache(maxsize=256)
 def load_certificate(der: bytes) -> x509.Certificate:
-    """Load a token certificate; BER lengths are normalised first. Cached: TSAs repeat them."""
+    """Load a token certificate; BER lengths are normalised first. Cached: TSAs repeat them.
+
+    Raises ValueError for anything that is not a usable certificate.
+    """
     try:
-        return x509.load_der_x509_certificate(der)
-    except ValueError:
-        try:
-            return x509.load_der_x509_certificate(tlv.to_der_lengths(der))
-        except MalformedInputError as exc:
-            raise ValueError(str(exc)) from exc
+        return _parsed(x509.load_der_x509_certificate(der))
+    except _CERT_ERRORS:
+        pass
+    try:
+        return _parsed(x509.load_der_x509_certificate(tlv.to_der_lengths(der)))
+    except (*_CERT_ERRORS, MalformedInputError) as exc:
+        raise ValueError(f"certificate does not parse: {exc}") from exc
+
+
+def _parsed(cert: x509.Certificate) -> x509.Certificate:
+    """cryptography parses fields lazily; touch every one the steps use so errors surface here."""
+    _ = (cert.issuer.rfc4514_string(), cert.subject.rfc4514_string(), cert.serial_number,
+         cert.not_valid_before_utc, cert.not_valid_after_utc, list(cert.extensions),
+         cert.public_key())
+    return cert
