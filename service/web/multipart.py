@@ -131,11 +131,11 @@ def parse_form(
             name = event.name
             if name in form.fields or (name == file_field and form.file is not None):
                 raise FormError(f"field {name!r} given twice")
-            if name == file_field and isinstance(event, File):
+            if name == file_field:  # with or without a filename: some clients send neither
                 form.spool = make_spool()
                 reader = _PartReader(events)
                 form.file = hash_stream(reader, limit=limit, spool=form.spool)  # type: ignore[arg-type]
-                form.filename = event.filename
+                form.filename = getattr(event, "filename", None)
             elif name in text_fields and isinstance(event, Field):
                 form.fields[name] = _read_field(events, name)
             else:

@@ -137,3 +137,13 @@ def test_public_flag_is_stored(api):
     response = api.post_image(png_bytes(), public="true")
     receipt = api.client.get(response.headers["Location"], headers=api.auth).get_json()
     assert receipt["public"] is True
+
+
+def test_image_part_without_filename_is_accepted(api):
+    body = (b'--b\r\nContent-Disposition: form-data; name="image"\r\n\r\n' + png_bytes()
+            + b"\r\n--b--\r\n")
+    response = api.client.post("/v1/stamps", headers=api.auth, data=body,
+                               content_type="multipart/form-data; boundary=b")
+    assert response.status_code == 202
+    receipt = api.client.get(response.headers["Location"], headers=api.auth).get_json()
+    assert receipt["manifest"]["image"]["sha256"] == hashlib.sha256(png_bytes()).hexdigest()
