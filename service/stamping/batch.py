@@ -1,0 +1,187 @@
+"""Stamping batches: claim pending receipts, build the Merkle tree, get tokens over its root.
+
+One batch = one Merkle tree over its receipts' manifest digests (leaf order = leaf_index) and
+one RFC 3161 request per enabled TSA over the 32-byte SHA-256 root, all TSAs asked at once.
+Receipts become `stamped` in the transaction that stores the min_tokens-th verified token
+(service.storage.tokens enforces it); later tokens are added as they arrive. A TSA that fails
+is recorded in batch_tsa_attempts with its next attempt time, and retried by `retry`.
+
+Everything here is idempotent: a batch taken over after its lease expired yields the same
+tree (same digests, same order, so the same root), and storing a TSA's token twice keeps one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from service.stamping import queries
+from service.stamping.failures import FailureRecorder
+from service.stamping.policy import RetryPolicy, fill_poll_s
+from service.storage import (
+    Batch,
+    BatchStateError,
+    NewToken,
+    TsaAttempt,
+    add_token,
+    claim_batch,
+    claim_expired_batch,
+    get_batch,
+    renew_lease,
+    store_batch_result,
+)
+from service.storage.tables import utcnow
+from service.timestamping.merkle import MerkleTree
+from service.timestamping.tsa_config import TSAConfig
+
+log = logging.getLogger(__name__)
+
+Requester = Callable[[TSAConfig, bytes], NewToken]
+MAX_PARALLEL_TSAS = 8  # threads asking TSAs at once; config allows 32 TSAs, rarely more than 3
+LEASE_RENEWALS = 3  # renew a third into the lease: two renewals may fail before it lapses
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """The batching settings (service.settings) this stamper applies."""
+
+    max_size: int
+    max_wait_ms: int
+    min_tokens: int
+
+
+class Stamper:
+    """Stamps batches for one worker (`owner` names its leases); share it across jobs."""
+
+    def __init__(self, engine: Engine, tsas: Sequence[TSAConfig], request: Requester, *,
+                 options: BatchOptions, policy: RetryPolicy, owner: str) -> None:
+        self.engine = engine
+        self.tsas = {tsa.name: tsa for tsa in tsas}
+        self.options = options
+        self.owner = owner
+        self._request = request
+        self._failures = FailureRecorder(engine, policy, self.tsas, options.min_tokens)
+        self.lease_s = policy.lease_s([sum(t.timeout) for t in tsas])
+        self._pool = ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_TSAS, max(1, len(tsas))),
+                                        thread_name_prefix="tsa")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def wait_for_batch(self) -> int:
+        """Sleep until N receipts are unbatched or the oldest is T ms old; returns the backlog.
+
+        This bounds a receipt's wait for its batch by batch_max_wait_ms, and lets a batch fill
+        when uploads arrive in bursts.
+        """
+        poll = fill_poll_s(self.options.max_wait_ms)
+        while True:
+            with self.engine.connect() as conn:
+                backlog = queries.unbatched_backlog(conn, self.options.max_size)
+            if backlog.count == 0 or backlog.count >= self.options.max_size:
+                return backlog.count
+            assert backlog.oldest_created_at is not None
+            age_ms = (utcnow() - backlog.oldest_created_at).total_seconds() * 1000
+            if age_ms >= self.options.max_wait_ms:
+                return backlog.count
+            time.sleep(min(poll, (self.options.max_wait_ms - age_ms) / 1000))
+
+    def claim_next(self) -> Batch | None:
+        """Claim up to batch_max_size unbatched receipts (after waiting for the batch to fill)."""
+        if self.wait_for_batch() == 0:
+            return None
+        return claim_batch(self.engine, self.options.max_size, self.owner, self.lease_s)
+
+    def claim_expired(self) -> Batch | None:
+        """Take over one batch whose worker lost its lease (killed, or partitioned away)."""
+        return claim_expired_batch(self.engine, self.owner, self.lease_s)
+
+    def stamp(self, batch: Batch) -> int:
+        """Ask the TSAs that still owe this batch a token; store tokens and proofs; tokens got."""
+        tree = MerkleTree([bytes.fromhex(d) for d in batch.manifest_digests])
+        root = tree.root  # the imprint: 32 bytes, hashed by nothing else (see merkle.py)
+        proofs = {leaf.receipt_id: [h.hex() for h in tree.inclusion_proof(leaf.index)]
+                  for leaf in batch.leaves}
+        if batch.root is not None and batch.root != root.hex():
+            raise BatchStateError(f"batch {batch.id}: stored root differs from the rebuilt tree")
+        to_ask = self._owing(batch.id)
+        futures: dict[Future[NewToken], TSAConfig] = {
+            self._pool.submit(self._request, tsa, root): tsa for tsa in to_ask}
+        got: list[NewToken] = []
+        stored = False
+        for future, tsa in self._as_completed(batch.id, futures):
+            try:
+                token = future.result()
+            except Exception as exc:  # TSAError, or a bug: either way retried later
+                self._failures.record(batch.id, tsa, exc)
+                continue
+            if stored:
+                add_token(self.engine, batch.id, token, self.options.min_tokens)
+            else:
+                got.append(token)
+                if len(got) >= self.options.min_tokens:
+                    store_batch_result(self.engine, batch.id, root.hex(), proofs, got,
+                                       self.options.min_tokens)
+                    stored = True
+        if not stored:  # root and proofs now, so retries can add tokens; stamped if enough
+            store_batch_result(self.engine, batch.id, root.hex(), proofs, got,
+                               self.options.min_tokens)
+        log.info("batch %s: %d receipts, %d new token(s)", batch.id, len(batch.leaves), len(got))
+        return len(got)
+
+    def retry(self, batch_id: str, tsa_name: str) -> bool:
+        """One due retry of one TSA for a batch whose root is stored; True if a token came."""
+        tsa = self.tsas.get(tsa_name)
+        with self.engine.connect() as conn:
+            batch = get_batch(conn, batch_id)
+            attempt = queries.batch_attempts(conn, batch_id).get(tsa_name)
+            have = tsa_name in queries.token_tsas(conn, batch_id)
+        if tsa is None or batch is None or batch.root is None or have:
+            return False  # TSA no longer configured, or nothing (left) to do
+        if attempt is not None and attempt.state != "pending":
+            return False
+        try:
+            token = self._request(tsa, bytes.fromhex(batch.root))
+        except Exception as exc:
+            self._failures.record(batch_id, tsa, exc)
+            return False
+        add_token(self.engine, batch_id, token, self.options.min_tokens)
+        return True
+
+    def _owing(self, batch_id: str) -> list[TSAConfig]:
+        """TSAs to ask: all for a fresh batch; after a takeover, those without token or plan."""
+        now = utcnow()
+        with self.engine.connect() as conn:
+            have = queries.token_tsas(conn, batch_id)
+            attempts = queries.batch_attempts(conn, batch_id)
+        return [tsa for name, tsa in self.tsas.items()
+                if name not in have and _due(attempts.get(name), now)]
+
+    def _as_completed(self, batch_id: str, futures: dict[Future[NewToken], TSAConfig]
+                      ) -> Iterator[tuple[Future[NewToken], TSAConfig]]:
+        """Yield futures as they finish, renewing the batch lease while TSAs are slow."""
+        pending = set(futures)
+        renew_every = self.lease_s / LEASE_RENEWALS
+        renewed = time.monotonic()
+        while pending:
+            done, pending = wait(pending, timeout=renew_every, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future, futures[future]
+            if pending and time.monotonic() - renewed >= renew_every:
+                renew_lease(self.engine, batch_id, self.owner, self.lease_s)
+                renewed = time.monotonic()
+
+
+def _due(attempt: TsaAttempt | None, now: datetime) -> bool:
+    if attempt is None:
+        return True
+    if attempt.state != "pending":
+        return False  # done or given up
+    return attempt.next_attempt_at is None or attempt.next_attempt_at <= now
+

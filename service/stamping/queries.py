@@ -1,0 +1,62 @@
+"""The few read queries stamping needs that service.storage does not offer (yet).
+
+Kept here, read-only and small, so the storage package stays the only place that writes; they
+are candidates to move into service/storage/ (batches.py, tokens.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, func, select
+
+from service.storage.tables import batch_tsa_attempts, receipts, tokens
+from service.storage.tokens import TsaAttempt
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Unbatched pending receipts: how many (counted up to a cap) and when the oldest came."""
+
+    count: int
+    oldest_created_at: datetime | None
+
+
+def unbatched_backlog(conn: Connection, cap: int) -> Backlog:
+    """Count unbatched pending receipts up to `cap` (cheap: the partial index, then a limit)."""
+    unbatched = (receipts.c.status == "pending", receipts.c.batch_id.is_(None))
+    capped = select(receipts.c.id).where(*unbatched).limit(cap).subquery()
+    count = conn.execute(select(func.count()).select_from(capped)).scalar_one()
+    if not count:
+        return Backlog(0, None)
+    # Ids sort by creation time (service.storage.ids), so the smallest id is the oldest receipt.
+    oldest = conn.execute(
+        select(receipts.c.created_at).where(*unbatched).order_by(receipts.c.id).limit(1)
+    ).scalar()
+    return Backlog(count, oldest)
+
+
+def batch_attempts(conn: Connection, batch_id: str) -> dict[str, TsaAttempt]:
+    """The batch's per-TSA attempt rows, by TSA name."""
+    rows = conn.execute(
+        select(batch_tsa_attempts).where(batch_tsa_attempts.c.batch_id == batch_id)
+    ).mappings()
+    return {
+        r["tsa"]: TsaAttempt(r["batch_id"], r["tsa"], r["state"], r["attempts"],
+                             r["next_attempt_at"], r["last_error"])
+        for r in rows
+    }
+
+
+def token_tsas(conn: Connection, batch_id: str) -> set[str]:
+    """Names of the TSAs whose token for this batch is stored."""
+    return set(conn.execute(select(tokens.c.tsa).where(tokens.c.batch_id == batch_id)).scalars())
+
+
+def batch_receipt_ids(conn: Connection, batch_id: str) -> list[str]:
+    """The receipts of a batch still pending (those a hopeless batch must fail)."""
+    return list(conn.execute(
+        select(receipts.c.id).where(receipts.c.batch_id == batch_id,
+                                    receipts.c.status == "pending")
+    ).scalars())

@@ -1,0 +1,56 @@
+"""Asking TSAs for tokens over a batch root: trust anchors, kept-alive sessions, one call.
+
+The client (service.timestamping.client) fetches and verifies; this adds what a long-running
+worker needs around it: each TSA's roots read once (the built-in TSA creates its root on first
+start, which may come after the worker's, so a missing file is retried on the next call), and
+one HTTP session per TSA and thread so connections are reused between batches.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import requests
+from cryptography import x509
+
+from service.errors import ConfigError, TSAError
+from service.storage.tokens import NewToken
+from service.timestamping.client import request_token
+from service.timestamping.tsa_config import TSAConfig, load_trust
+
+
+class TrustUnavailableError(TSAError):
+    """The TSA's roots cannot be read (yet): retried like a transport failure."""
+
+
+class TokenRequester:
+    """`requester(tsa, root)` returns a verified NewToken or raises a TSAError subclass."""
+
+    def __init__(self, tsas: Sequence[TSAConfig]) -> None:
+        self.tsas = {tsa.name: tsa for tsa in tsas}
+        self._trust: dict[str, tuple[list[x509.Certificate], list[x509.Certificate]]] = {}
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def __call__(self, tsa: TSAConfig, root: bytes) -> NewToken:
+        roots, untrusted = self._trust_for(tsa)
+        result = request_token(tsa, root, roots=roots, untrusted=untrusted,
+                               session=self._session(tsa.name))
+        return NewToken(tsa.name, result.reply, result.gen_time, result.serial)
+
+    def _trust_for(self, tsa: TSAConfig) -> tuple[list[x509.Certificate], list[x509.Certificate]]:
+        with self._lock:
+            if tsa.name not in self._trust:
+                try:
+                    self._trust[tsa.name] = load_trust(tsa)
+                except ConfigError as exc:
+                    raise TrustUnavailableError(tsa.name, str(exc)) from exc
+            return self._trust[tsa.name]
+
+    def _session(self, name: str) -> requests.Session:
+        sessions: dict[str, requests.Session] = getattr(self._local, "sessions", None) or {}
+        self._local.sessions = sessions
+        if name not in sessions:
+            sessions[name] = requests.Session()
+        return sessions[name]

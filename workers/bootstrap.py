@@ -1,0 +1,134 @@
+"""Worker start-up: build the same Services as the API, a Stamper, the RQ worker and the sweeper.
+
+SimpleWorker, not the forking Worker, on purpose: a forked work horse per job costs a fork plus
+fresh database connections (the SQLAlchemy pool must not cross a fork) and fresh TLS sessions
+to every TSA, i.e. milliseconds to tens of milliseconds on jobs that themselves take a few; and
+forking a process that runs a sweeper thread and a TSA thread pool is unsafe. Our jobs are our
+own code with bounded I/O (every TSA call has timeouts; RQ's job timeout still applies via
+SIGALRM in the main thread), and a worker that dies mid-batch loses nothing: its batch lease
+expires and another worker takes the batch over. Run several `chronoseal worker` processes
+(`--count`) to use several cores.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from rq import SimpleWorker
+
+from service.settings import Settings
+from service.stamping import BatchOptions, RetryPolicy, Stamper, SweepReport, TokenRequester, sweep
+from service.timestamping.tsa_config import (
+    TSAConfig,
+    default_config_paths,
+    enabled_tsas,
+    load_tsa_configs,
+)
+from service.wiring import Services, build_services
+from workers import queueing
+from workers.sweeper import SweeperThread
+
+log = logging.getLogger(__name__)
+
+# RQ blocks on Redis for worker_ttl - 15 s between jobs; a minute keeps dead workers' entries
+# short-lived in `rq info` and lets a SIGTERM'd idle worker notice quickly.
+WORKER_TTL_S = 60
+
+
+@dataclass
+class WorkerContext:
+    """What jobs in this process use: connections, the stamper, and who we are."""
+
+    services: Services
+    stamper: Stamper
+    name: str
+
+    def sweep(self) -> SweepReport:
+        settings = self.services.settings
+        return sweep(
+            self.services.engine,
+            stale_after_s=settings.stale_after_s,
+            give_up_after_s=settings.give_up_after_s,
+            enqueue_stamp=lambda: queueing.enqueue_stamp_job(self.services),
+            enqueue_retry=lambda batch_id, tsa: queueing.enqueue_tsa_retry(
+                self.services, batch_id, tsa),
+        )
+
+
+_context: WorkerContext | None = None
+
+
+def load_enabled_tsas(settings: Settings) -> list[TSAConfig]:
+    """The TSAs to ask, read as the API reads them (config files, then settings and env)."""
+    env = dict(os.environ)
+    if settings.tsa_config:
+        env["CHRONOSEAL_TSA_CONFIG"] = ",".join(settings.tsa_config)
+    if settings.tsas:
+        env["CHRONOSEAL_TSAS"] = ",".join(settings.tsas)
+    configs = load_tsa_configs(default_config_paths(), env=env, data_dir=settings.data_path)
+    return enabled_tsas(configs)
+
+
+def build_context(services: Services, name: str | None = None) -> WorkerContext:
+    """A context for this process; `name` labels batch leases (host, pid, random suffix)."""
+    name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    settings = services.settings
+    tsas = load_enabled_tsas(settings)
+    if not tsas:
+        log.warning("no TSA is enabled: receipts will stay pending")
+    options = BatchOptions(settings.batch_max_size, settings.batch_max_wait_ms,
+                           settings.min_tokens)
+    stamper = Stamper(services.engine, tsas, TokenRequester(tsas), options=options,
+                      policy=RetryPolicy.from_env(os.environ), owner=name)
+    return WorkerContext(services, stamper, name)
+
+
+def install(context: WorkerContext) -> WorkerContext:
+    global _context
+    _context = context
+    return context
+
+
+def current() -> WorkerContext:
+    """The process's context; built from the environment when jobs run under plain `rq worker`."""
+    if _context is None:
+        return install(build_context(build_services(migrate=False)))
+    return _context
+
+
+def make_rq_worker(context: WorkerContext, **kwargs: Any) -> SimpleWorker:
+    """An RQ SimpleWorker on settings.queue_name with its own Redis connection.
+
+    RQ raises the socket timeout of the connection it is given (to outlast its blocking
+    dequeue); a separate client keeps the shared one's short timeouts for jobs and the sweeper.
+    """
+    url = context.services.settings.effective_redis_url
+    connection = redis.Redis.from_url(url, socket_connect_timeout=2, health_check_interval=30)
+    return SimpleWorker([context.services.settings.queue_name], connection=connection,
+                        name=context.name.replace(":", "-"), worker_ttl=WORKER_TTL_S, **kwargs)
+
+
+def run_worker(services: Services, *, burst: bool = False, sweeper: bool = True) -> int:
+    """Work jobs until SIGTERM/SIGINT (RQ finishes the current job first) or, in burst mode,
+    until the queue is empty; the sweeper thread runs alongside. Returns an exit code."""
+    context = install(build_context(services))
+    worker = make_rq_worker(context)
+    thread = SweeperThread(services, context.sweep, context.name) if sweeper else None
+    if thread is not None:
+        if burst:
+            thread.sweep_once()
+        else:
+            thread.start()
+    try:
+        worker.work(burst=burst, logging_level="INFO")
+    finally:
+        if thread is not None:
+            thread.stop()
+        context.stamper.close()
+    return 0

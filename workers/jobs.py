@@ -1,0 +1,47 @@
+"""RQ job functions: thin, idempotent, taking ids only; every result is written to the database.
+
+Enqueued by dotted name (workers.queueing) so the API never imports this module.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from workers import queueing
+from workers.bootstrap import current
+
+log = logging.getLogger(__name__)
+
+
+def stamp_batch() -> str | None:
+    """Stamp the next batch of pending receipts, and take over one abandoned batch if any.
+
+    Clears the enqueue flag before claiming (see workers.queueing): any receipt committed
+    before this point is claimable now or later by this job, any later one enqueued its own.
+    Returns the id of the new batch (for logs; RQ keeps no result).
+    """
+    context = current()
+    services, stamper = context.services, context.stamper
+    queueing.clear_stamp_flag(services)
+    batch = stamper.claim_next()
+    if batch is not None:
+        if len(batch.leaves) >= stamper.options.max_size:
+            # More may be waiting: let another worker claim them while we wait on TSAs.
+            queueing.enqueue_stamping(services)
+        stamper.stamp(batch)
+    abandoned = stamper.claim_expired()
+    if abandoned is not None:
+        queueing.enqueue_stamp_job(services)  # there may be more; keep them moving in parallel
+        log.info("taking over batch %s (lease expired)", abandoned.id)
+        stamper.stamp(abandoned)
+    return batch.id if batch is not None else None
+
+
+def retry_tsa(batch_id: str, tsa: str) -> bool:
+    """Ask one TSA again for a batch's stored root, if that attempt is still due."""
+    return current().stamper.retry(batch_id, tsa)
+
+
+def sweep() -> str:
+    """One sweep (see service.stamping.sweep), e.g. from `rq` or a scheduler."""
+    return str(current().sweep())

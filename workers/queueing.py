@@ -1,0 +1,117 @@
+"""Putting stamping work on Redis: cheap, deduplicated, and never fatal to the caller.
+
+Protocol (the database stays the source of truth; Redis only says "look at the database"):
+
+1. After committing a receipt the API calls `enqueue_stamping`: `SET <prefix>:stamp-flag NX PX`.
+   Only the caller that set the flag enqueues a `stamp_batch` job, so a burst of N uploads makes
+   about one job per batch, not N jobs.
+2. The job DELETES the flag before it claims receipts. A receipt committed before the flag was
+   deleted is claimed by that job (its claim comes later); one committed after it finds no flag
+   and enqueues its own job. Either way every receipt is covered by a job that claims later.
+3. The flag expires after STAMP_FLAG_TTL_MS, so a job lost with its flag still set (Redis
+   restarted, worker killed before it started) blocks new jobs only briefly; the sweeper finds
+   whatever Redis lost for longer.
+
+Keys are namespaced by the queue name, so several deployments (or tests) can share one Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from rq import Queue
+from rq.exceptions import DuplicateJobError
+
+from service.settings import Settings
+from service.wiring import Services
+
+log = logging.getLogger(__name__)
+
+# A job is normally dequeued within milliseconds; if it is lost with the flag set, new receipts
+# wait at most this long before one of them enqueues again (the sweeper is the slower net).
+STAMP_FLAG_TTL_MS = 5_000
+# Results live in the database; RQ keeps none (0 = delete the job as soon as it succeeds).
+RESULT_TTL_S = 0
+# Failed jobs stay a day for `rq info`/debugging; the sweeper re-does their work anyway.
+FAILURE_TTL_S = 24 * 3600
+# A failed retry job keeps its id (and so blocks re-enqueueing that retry) only this long.
+RETRY_FAILURE_TTL_S = 300
+# A stamp job waits up to batch_max_wait_ms and then for every TSA (read timeouts of 30 s by
+# default, several TSAs in parallel); 10 minutes is far beyond that and still frees a stuck worker.
+JOB_TIMEOUT_S = 600
+# Job functions by dotted name: enqueuing must not import the worker side (TSA client etc.).
+STAMP_JOB = "workers.jobs.stamp_batch"
+RETRY_JOB = "workers.jobs.retry_tsa"
+SWEEP_JOB = "workers.jobs.sweep"
+
+
+def key_prefix(settings: Settings) -> str:
+    """Namespace of Chronoseal's own Redis keys (RQ's keys are namespaced by the queue name)."""
+    return f"chronoseal:{settings.queue_name}"
+
+
+def stamp_flag_key(settings: Settings) -> str:
+    """The "a stamp job is queued" flag of step 1 above."""
+    return f"{key_prefix(settings)}:stamp-flag"
+
+
+def queue_for(services: Services, connection: redis.Redis | None = None) -> Queue:
+    """The RQ queue named in settings, on `connection` or the shared client."""
+    return Queue(services.settings.queue_name, connection=connection or services.redis)
+
+
+def enqueue_stamping(services: Services) -> None:
+    """Make sure a stamp job will look at receipts committed so far; never raises on Redis errors.
+
+    Called by the API after each receipt commit. When Redis is down the receipt simply waits for
+    the sweeper (stale_after_s), so the upload still succeeds.
+    """
+    flag = stamp_flag_key(services.settings)
+    try:
+        if not services.redis.set(flag, b"1", nx=True, px=STAMP_FLAG_TTL_MS):
+            return  # a queued job will claim this receipt: it deletes the flag before claiming
+        try:
+            _enqueue_stamp_job(services)
+        except Exception:
+            services.redis.delete(flag)  # let the next receipt try again
+            raise
+    except redis.RedisError as exc:
+        log.warning("could not enqueue stamping (the sweeper will): %s", exc)
+
+
+def enqueue_stamp_job(services: Services) -> bool:
+    """Enqueue a stamp job regardless of the flag (sweeper, follow-ups); False if Redis failed."""
+    try:
+        _enqueue_stamp_job(services)
+        return True
+    except redis.RedisError as exc:
+        log.warning("could not enqueue a stamp job: %s", exc)
+        return False
+
+
+def clear_stamp_flag(services: Services) -> None:
+    """Step 2 of the protocol: called by the job before it claims receipts."""
+    services.redis.delete(stamp_flag_key(services.settings))
+
+
+def enqueue_tsa_retry(services: Services, batch_id: str, tsa: str) -> bool:
+    """Enqueue one retry of `tsa` for `batch_id`, once: the job id deduplicates repeated sweeps."""
+    try:
+        queue_for(services).enqueue(
+            RETRY_JOB, batch_id, tsa,
+            job_id=f"retry-{batch_id}-{tsa}", unique=True,
+            job_timeout=JOB_TIMEOUT_S, result_ttl=RESULT_TTL_S, failure_ttl=RETRY_FAILURE_TTL_S,
+        )
+        return True
+    except DuplicateJobError:
+        return False  # already queued or running
+    except redis.RedisError as exc:
+        log.warning("could not enqueue a retry of %s for %s: %s", tsa, batch_id, exc)
+        return False
+
+
+def _enqueue_stamp_job(services: Services) -> None:
+    queue_for(services).enqueue(
+        STAMP_JOB, job_timeout=JOB_TIMEOUT_S, result_ttl=RESULT_TTL_S, failure_ttl=FAILURE_TTL_S,
+    )
