@@ -14,6 +14,8 @@ COMMAND_MODULES = (
     "service.cli.db",
     "service.cli.keys",
     "service.cli.serve",
+    "service.cli.worker",
+    "service.cli.sweep",
 )
 
 
