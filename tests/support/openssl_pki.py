@@ -271,7 +271,13 @@ def openssl_ts_verify(
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
         (t / "in").write_bytes(reply)
-        args: list[str | Path] = ["ts", "-verify", "-token_in" if token else "-in", t / "in"]
+        args: list[str | Path] = [
+            "ts",
+            "-verify",
+            *(["-token_in"] if token else []),
+            "-in",
+            t / "in",
+        ]
         args += ["-CAfile", ca_pem]
         if untrusted is not None:
             args += ["-untrusted", untrusted]

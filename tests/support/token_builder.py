@@ -227,15 +227,21 @@ def _sign(key: Any, kind: str, digest_name: str, message: bytes) -> tuple[bytes,
     return alg(ecdsa_oid, None), key.sign(message, ec.ECDSA(h))
 
 
-def to_long_form(der: bytes) -> bytes:
-    """Re-encode every length in 4-byte long form (BER, not DER), keeping contents."""
+def to_long_form(der: bytes, max_depth: int = 64, octets: int = 4) -> bytes:
+    """Re-encode lengths down to max_depth in `octets`-byte long form (BER, not DER).
+
+    OpenSSL reads such lengths down to the certificates and SignerInfo (depth 5) but refuses
+    them inside TBSCertificate or signed attributes; the verifier reads them everywhere.
+    """
     from service.timestamping import tlv as walker
 
-    def walk(buf: bytes, el: walker.Tlv) -> bytes:
+    def walk(buf: bytes, el: walker.Tlv, depth: int) -> bytes:
+        if depth > max_depth:
+            return buf[el.start : el.end]
         if el.constructed:
-            inner = b"".join(walk(buf, c) for c in walker.children(buf, el))
+            inner = b"".join(walk(buf, c, depth + 1) for c in walker.children(buf, el))
         else:
-            inner = buf[el.body:el.body_end]
-        return bytes([el.tag, 0x84]) + len(inner).to_bytes(4, "big") + inner
+            inner = buf[el.body : el.body_end]
+        return bytes([el.tag, 0x80 | octets]) + len(inner).to_bytes(octets, "big") + inner
 
-    return walk(der, walker.read(der))
+    return walk(der, walker.read(der), 0)
