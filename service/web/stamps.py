@@ -18,7 +18,7 @@ from service.evidence.manifest import build_manifest, canonicalize
 from service.storage.engine import write_transaction
 from service.storage.receipts import Receipt, get_receipt, insert_receipt, list_receipts
 from service.storage.tables import RECEIPT_STATUSES
-from service.storage.tokens import list_tokens
+from service.storage.tokens import Token, list_tokens
 from service.tsa_chains import tsa_chain_pem
 from service.web.auth import require_key
 from service.web.context import current_services
@@ -113,7 +113,7 @@ def _own_receipt(receipt_id: str) -> Receipt:
     return receipt
 
 
-def _tokens(receipt: Receipt) -> list:  # type: ignore[type-arg]
+def _tokens(receipt: Receipt) -> list[Token]:
     if receipt.status != "stamped" or receipt.batch_id is None:
         return []
     with current_services().engine.connect() as conn:
