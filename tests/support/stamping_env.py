@@ -180,6 +180,9 @@ class StampingEnv:
         queue = Queue(self.services.settings.queue_name, connection=self.services.redis)
         return int(Worker.count(connection=self.services.redis, queue=queue))
 
+    def redis_queue_length(self) -> int:
+        return len(Queue(self.services.settings.queue_name, connection=self.services.redis))
+
     def lease_owners(self) -> set[str]:
         """Workers that claimed (or took over) at least one batch."""
         with self.services.engine.connect() as conn:
