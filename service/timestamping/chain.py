@@ -16,7 +16,8 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from service.errors import VerificationError
+from service.errors import MalformedInputError, VerificationError
+from service.timestamping import tlv
 
 # Root, a few intermediates and the TSA: deeper paths are not real TSA hierarchies.
 MAX_CHAIN_DEPTH = 8
@@ -159,3 +160,32 @@ def _key_usage(cert: x509.Certificate) -> x509.KeyUsage | None:
 def _other_usages(ku: x509.KeyUsage) -> bool:
     return any((ku.key_encipherment, ku.data_encipherment, ku.key_agreement, ku.key_cert_sign,
                 ku.crl_sign))
+
+
+# What cryptography raises for certificates it cannot parse or use.
+_CERT_ERRORS = (ValueError, x509.InvalidVersion, x509.DuplicateExtension,
+                x509.UnsupportedGeneralNameType, UnsupportedAlgorithm)
+
+
+@functools.lru_cache(maxsize=256)
+def load_certificate(der: bytes) -> x509.Certificate:
+    """Load a token certificate; BER lengths are normalised first. Cached: TSAs repeat them.
+
+    Raises ValueError for anything that is not a usable certificate.
+    """
+    try:
+        return _parsed(x509.load_der_x509_certificate(der))
+    except _CERT_ERRORS:
+        pass
+    try:
+        return _parsed(x509.load_der_x509_certificate(tlv.to_der_lengths(der)))
+    except (*_CERT_ERRORS, MalformedInputError) as exc:
+        raise ValueError(f"certificate does not parse: {exc}") from exc
+
+
+def _parsed(cert: x509.Certificate) -> x509.Certificate:
+    """cryptography parses fields lazily; touch every one the steps use so errors surface here."""
+    _ = (cert.issuer.rfc4514_string(), cert.subject.rfc4514_string(), cert.serial_number,
+         cert.not_valid_before_utc, cert.not_valid_after_utc, list(cert.extensions),
+         cert.public_key())
+    return cert

@@ -8,7 +8,6 @@ MalformedInputError.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -53,6 +52,7 @@ class _Run:
     envelope: cms.Envelope | None = None
     signed: cms.SignedData | None = None
     tst: TSTInfo | None = None
+    token_certs: list[x509.Certificate] = field(default_factory=list)
     signer_cert: x509.Certificate | None = None
 
     def stop(self, reason: str) -> _Stop:
@@ -79,14 +79,16 @@ def verify_timestamp(
     """Check that `reply` (TimeStampResp or bare TimeStampToken) timestamps `digest`.
 
     The signer certificate must chain to one of `roots` at the token's genTime; `untrusted`
-    may supply intermediates or the TSA certificate when the token carries none.
+    may supply intermediates or the TSA certificate when the token carries none. `now` (naive
+    means UTC) only decides warnings such as "expired since genTime".
     """
     hash_name = _hash_name(hash_alg)
     if len(digest) != hashlib.new(hash_name).digest_size:
         raise MalformedInputError(f"digest length {len(digest)} does not fit {hash_name}")
     if not roots:
         raise MalformedInputError("no trusted root certificates given")
-    now = (now or datetime.now(UTC)).astimezone(UTC)
+    now = datetime.now(UTC) if now is None else now
+    now = now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
     run = _Run(bytes(reply), bytes(digest), hash_name, chain.trust_store(tuple(roots)),
                tuple(untrusted), nonce, policy, now)
     try:
@@ -200,13 +202,12 @@ def step6_signer_certificate(run: _Run) -> None:
     """Find the certificate the SignerIdentifier names, in the token or the supplied ones."""
     assert run.signed is not None
     signer = run.signed.signers[0]
-    pool = list(run.untrusted) + list(run.store.roots)
     for der in run.signed.certificates:
         try:
-            pool.insert(0, load_certificate(der))
+            run.token_certs.append(chain.load_certificate(der))
         except ValueError:
             run.reasons.append("token carries a certificate that does not parse")
-    for cert in pool:
+    for cert in [*run.token_certs, *run.untrusted, *run.store.roots]:
         if _identifies(signer, cert):
             run.signer_cert = cert
             run.facts = replace(run.facts, signer_certificate=cert)
@@ -247,12 +248,7 @@ def step8_tsa_purpose(run: _Run) -> None:
 def step9_chain_and_ess(run: _Run) -> None:
     """Chain to a root valid at genTime, not now; then the ESS attribute binds that chain."""
     assert run.signed is not None and run.signer_cert is not None and run.tst is not None
-    pool = [*run.untrusted]
-    for der in run.signed.certificates:
-        try:
-            pool.append(load_certificate(der))
-        except ValueError:
-            continue  # already reported by step 6
+    pool = [*run.token_certs, *run.untrusted]
     path = [run.signer_cert]
     try:
         path = chain.build_chain(run.signer_cert, pool, run.store, run.tst.gen_time)
@@ -273,32 +269,3 @@ STEPS: tuple[Callable[[_Run], None], ...] = (
     step1_parse, step2_status, step3_signed_data, step4_tst_info, step5_signed_attributes,
     step6_signer_certificate, step7_signature, step8_tsa_purpose, step9_chain_and_ess,
 )
-
-
-# What cryptography raises for certificates it cannot parse or use.
-_CERT_ERRORS = (ValueError, x509.InvalidVersion, x509.DuplicateExtension,
-                x509.UnsupportedGeneralNameType, UnsupportedAlgorithm)
-
-
-@functools.lru_cache(maxsize=256)
-def load_certificate(der: bytes) -> x509.Certificate:
-    """Load a token certificate; BER lengths are normalised first. Cached: TSAs repeat them.
-
-    Raises ValueError for anything that is not a usable certificate.
-    """
-    try:
-        return _parsed(x509.load_der_x509_certificate(der))
-    except _CERT_ERRORS:
-        pass
-    try:
-        return _parsed(x509.load_der_x509_certificate(tlv.to_der_lengths(der)))
-    except (*_CERT_ERRORS, MalformedInputError) as exc:
-        raise ValueError(f"certificate does not parse: {exc}") from exc
-
-
-def _parsed(cert: x509.Certificate) -> x509.Certificate:
-    """cryptography parses fields lazily; touch every one the steps use so errors surface here."""
-    _ = (cert.issuer.rfc4514_string(), cert.subject.rfc4514_string(), cert.serial_number,
-         cert.not_valid_before_utc, cert.not_valid_after_utc, list(cert.extensions),
-         cert.public_key())
-    return cert
