@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "service.cli.serve",
     "service.cli.worker",
     "service.cli.sweep",
+    "service.cli.up",
 )
 
 

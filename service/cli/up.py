@@ -1,0 +1,133 @@
+"""`chronoseal up`: the whole service on one machine (what `make run` starts).
+
+In order: the data dir, the database schema, Redis (REDIS_URL, else 127.0.0.1:6379, else a
+redis-server of our own), the built-in TSA (`chronoseal tsa`; we wait until GET /certs
+answers, since workers must trust its root), the API (`chronoseal serve`) and the workers
+(`chronoseal worker`). Ctrl-C or SIGTERM stops every child, then the Redis we started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from service.cli.worker import child_argv, chronoseal_argv
+from service.errors import ChronosealError
+from service.runtime.redis_server import ensure_redis
+from service.runtime.supervisor import Child, Supervisor
+from service.settings import Settings, load_settings
+from service.storage import upgrade
+from service.timestamping.tsa_config import (
+    default_config_paths,
+    enabled_tsas,
+    load_tsa_configs,
+)
+
+log = logging.getLogger(__name__)
+
+# Two workers: one fills and claims the next batch while the other waits on TSAs; both mostly
+# wait on I/O, so they fit on two cores beside the API and the TSA.
+DEFAULT_WORKERS = 2
+READY_TIMEOUT_S = 60.0  # the TSA creates its keys on first start; gunicorn boots in seconds
+READY_POLL_S = 0.2
+UP_TSA_CONFIG = "up-tsa.toml"  # written into the data dir when the TSA runs on another port
+BUILTIN = "builtin"
+
+
+def register(subparsers: Any) -> None:
+    """Add the `up` sub-command."""
+    parser = subparsers.add_parser("up", help="run API, worker, built-in TSA (and Redis)",
+                                   description=__doc__)
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
+                        help=f"worker processes (default {DEFAULT_WORKERS})")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = load_settings()
+    data = settings.data_path
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+        upgrade(settings.effective_database_url)
+        redis_handle = ensure_redis(settings.redis_url, data)
+    except ChronosealError as exc:
+        log.error("cannot start: %s", exc)
+        return 2
+    env = {**os.environ, "REDIS_URL": redis_handle.url, "CHRONOSEAL_DATA_DIR": str(data)}
+    env.update(_builtin_tsa_env(settings, data))
+    children = [
+        Child("tsa", chronoseal_argv("tsa"), env),
+        Child("api", chronoseal_argv("serve"), env),
+        *(Child(f"worker-{i + 1}", child_argv(), env) for i in range(max(1, args.workers))),
+    ]
+    urls = {
+        "tsa": f"http://{settings.tsa_host}:{settings.tsa_port}/certs",
+        "api": f"http://{settings.api_host}:{settings.api_port}/healthz",
+    }
+
+    def ready(child: Child) -> None:
+        if child.name in urls:
+            _wait_until_answers(child, urls[child.name])
+
+    supervisor = Supervisor(children, on_stop=redis_handle.stop)
+    try:
+        code = supervisor.run(ready=ready)
+    except ChronosealError as exc:
+        log.error("%s", exc)
+        return 1
+    return code
+
+
+def _builtin_tsa_env(settings: Settings, data: Path) -> dict[str, str]:
+    """Point the workers at the TSA we start when it is not where config/tsa.toml says.
+
+    config/tsa.toml names the built-in TSA at 127.0.0.1:8319; on other ports (tests, the
+    benchmark, a second instance) we add a TSA "local" with the real URL and use it instead.
+    """
+    url = f"http://{settings.tsa_host}:{settings.tsa_port}/"
+    env_now = {**_settings_env(settings), "CHRONOSEAL_DATA_DIR": str(data)}
+    configs = load_tsa_configs(default_config_paths(), env=env_now, data_dir=data)
+    enabled = [t.name for t in enabled_tsas(configs)]
+    builtin = next((t for t in configs if t.name == BUILTIN), None)
+    if builtin is None or BUILTIN not in enabled or builtin.url.rstrip("/") == url.rstrip("/"):
+        return {}
+    extra = data / UP_TSA_CONFIG
+    extra.write_text(
+        f'[[tsa]]\nname = "local"\nurl = "{url}"\nroots = "builtin"\n'
+        f"connect_timeout_s = {builtin.connect_timeout_s}\n"
+        f"read_timeout_s = {builtin.read_timeout_s}\n"
+    )
+    files = [*settings.tsa_config, str(extra)]
+    names = ["local" if n == BUILTIN else n for n in enabled]
+    return {"CHRONOSEAL_TSA_CONFIG": ",".join(files), "CHRONOSEAL_TSAS": ",".join(names)}
+
+
+def _settings_env(settings: Settings) -> dict[str, str]:
+    env = {}
+    if settings.tsa_config:
+        env["CHRONOSEAL_TSA_CONFIG"] = ",".join(settings.tsa_config)
+    if settings.tsas:
+        env["CHRONOSEAL_TSAS"] = ",".join(settings.tsas)
+    return env
+
+
+def _wait_until_answers(child: Child, url: str) -> None:
+    """Block until `url` answers HTTP (any status), or fail if the child exits or times out."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if not child.alive():
+            raise ChronosealError(f"{child.name} exited during start-up")
+        try:
+            requests.get(url, timeout=READY_POLL_S * 5)
+            log.info("%s is up (%s)", child.name, url)
+            return
+        except requests.RequestException:
+            time.sleep(READY_POLL_S)
+    raise ChronosealError(f"{child.name} did not answer {url} within {READY_TIMEOUT_S:g} s")
