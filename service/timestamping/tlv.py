@@ -33,9 +33,8 @@ class Tlv(NamedTuple):
         return bool(self.tag & CONSTRUCTED)
 
 
-def read(buf: bytes, pos: int = 0, limit: int | None = None, depth: int = 0) -> Tlv:
-    """Read the element starting at buf[pos], which must end by `limit` (default: len(buf))."""
-    limit = len(buf) if limit is None else limit
+def read_header(buf: bytes, pos: int, limit: int, depth: int) -> tuple[int, int, int | None]:
+    """(tag, first content byte, length or None if indefinite) of the element at buf[pos]."""
     if depth > MAX_DEPTH:
         raise MalformedInputError("ASN.1 nesting too deep")
     if pos + 2 > limit:
@@ -48,25 +47,32 @@ def read(buf: bytes, pos: int = 0, limit: int | None = None, depth: int = 0) -> 
     if first == 0x80:  # indefinite length: children until the end-of-contents marker 00 00
         if not tag & CONSTRUCTED:
             raise MalformedInputError("indefinite length on a primitive element")
-        cur = body
-        while True:
-            if cur + 2 > limit:
-                raise MalformedInputError("missing end-of-contents")
-            if buf[cur] == 0 and buf[cur + 1] == 0:
-                return Tlv(tag, pos, body, cur + 2, cur)
-            cur = read(buf, cur, limit, depth + 1).end
+        return tag, body, None
+    length = first
     if first & 0x80:
         count = first & 0x7F
         if count > MAX_LENGTH_OCTETS or body + count > limit:
             raise MalformedInputError("bad ASN.1 length")
         length = int.from_bytes(buf[body : body + count], "big")
         body += count
-    else:
-        length = first
-    end = body + length
-    if end > limit:
+    if body + length > limit:
         raise MalformedInputError("ASN.1 length runs past its container")
-    return Tlv(tag, pos, body, end, end)
+    return tag, body, length
+
+
+def read(buf: bytes, pos: int = 0, limit: int | None = None, depth: int = 0) -> Tlv:
+    """Read the element starting at buf[pos], which must end by `limit` (default: len(buf))."""
+    limit = len(buf) if limit is None else limit
+    tag, body, length = read_header(buf, pos, limit, depth)
+    if length is not None:
+        return Tlv(tag, pos, body, body + length, body + length)
+    cur = body
+    while True:
+        if cur + 2 > limit:
+            raise MalformedInputError("missing end-of-contents")
+        if buf[cur] == 0 and buf[cur + 1] == 0:
+            return Tlv(tag, pos, body, cur + 2, cur)
+        cur = read(buf, cur, limit, depth + 1).end
 
 
 def children(buf: bytes, parent: Tlv, depth: int = 0) -> list[Tlv]:
@@ -92,7 +98,9 @@ def content(buf: bytes, tlv: Tlv) -> bytes:
     """Content octets; a BER constructed string is the concatenation of its segments."""
     if not tlv.constructed:
         return buf[tlv.body : tlv.body_end]
-    return b"".join(content(buf, c) for c in children(buf, tlv))
+    out: list[bytes] = []
+    _walk(buf, tlv.start, tlv.end, 0, out, None, segments_only=True)
+    return b"".join(out)
 
 
 def encode_length(length: int) -> bytes:
@@ -109,16 +117,44 @@ def to_der_lengths(buf: bytes, tlv: Tlv | None = None, tag: int | None = None) -
     This is how OpenSSL re-encodes signed attributes before checking the signature: DER lengths
     but SET OF order as received. `tag` replaces the outer tag (e.g. [0] IMPLICIT to 0x31).
     """
-    tlv = read(buf) if tlv is None else tlv
-    return _reencode(buf, tlv, tag, 0)
+    start, end = (0, len(buf)) if tlv is None else (tlv.start, tlv.end)
+    out: list[bytes] = []
+    _walk(buf, start, end, 0, out, tag, segments_only=False)
+    return out[0]
 
 
-def _reencode(buf: bytes, tlv: Tlv, tag: int | None, depth: int) -> bytes:
-    if tlv.constructed:
-        inner = b"".join(_reencode(buf, c, None, depth + 1) for c in children(buf, tlv, depth))
-    else:
-        inner = buf[tlv.body : tlv.body_end]
-    return bytes([tlv.tag if tag is None else tag]) + encode_length(len(inner)) + inner
+def _walk(
+    buf: bytes, pos: int, limit: int, depth: int, out: list[bytes], tag: int | None,
+    *, segments_only: bool,
+) -> int:
+    """One pass over the element at pos, appending its DER-length encoding (or, with
+    segments_only, its primitive contents) to out; returns its end. Visiting each element once
+    keeps hostile nested indefinite lengths linear rather than quadratic."""
+    head = read_header(buf, pos, limit, depth)
+    el_tag, body, length = head
+    if not el_tag & CONSTRUCTED:
+        end = body + length  # type: ignore[operator]  # primitives always have a length
+        value = buf[body:end]
+        out.append(value if segments_only else bytes([tag or el_tag]) + encode_length(len(value))
+                   + value)
+        return end
+    parts: list[bytes] = []
+    stop = limit if length is None else body + length
+    cur = body
+    while True:
+        if length is None and buf[cur : cur + 2] == b"\x00\x00":
+            end = cur + 2
+            break
+        if length is not None and cur >= stop:
+            end = stop
+            break
+        if cur >= stop:
+            raise MalformedInputError("missing end-of-contents")
+        cur = _walk(buf, cur, stop, depth + 1, parts, None, segments_only=segments_only)
+    inner = b"".join(parts)
+    out.extend(parts if segments_only else [bytes([tag or el_tag]) + encode_length(len(inner))
+                                            + inner])
+    return end
 
 
 def integer(buf: bytes, tlv: Tlv) -> int:

@@ -92,3 +92,20 @@ def test_roots_are_required() -> None:
 def test_digest_data_accepts_common_spellings() -> None:
     assert digest_data(b"x", "SHA-256") == hashlib.sha256(b"x").digest()
     assert digest_data(b"x", "sha384") == hashlib.sha384(b"x").digest()
+
+
+def test_nested_indefinite_lengths_stay_linear(pki) -> None:
+    """Hostile BER (deep indefinite nesting around many elements) must not go quadratic."""
+    import time
+
+    depth = 60
+    body = b"\x05\x00" * ((cms.MAX_REPLY_BYTES - 8 * depth) // 2)
+    signed_data = b"\x30\x80" * depth + body + b"\x00\x00" * depth
+    reply = (b"\x30\x80\x30\x03\x02\x01\x00\x30\x80\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x02"
+             b"\xa0\x80" + signed_data + b"\x00\x00" * 3)[: cms.MAX_REPLY_BYTES]
+    started = time.perf_counter()
+    verdict = verify(pki, reply)
+    assert not verdict.valid
+    assert time.perf_counter() - started < 5  # quadratic walking took over 10 s at this size
+    start = time.perf_counter()
+    assert tlv.to_der_lengths(signed_data) and time.perf_counter() - start < 5
