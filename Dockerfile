@@ -1,13 +1,9 @@
 # Chronoseal image: API, worker and built-in TSA share it; the command picks the part.
 # Untested on the development machines (no Docker engine there); see README.
 FROM python:3.11-slim AS build
-WORKDIR /src
-COPY requirements.txt pyproject.toml README.md ./
-COPY service ./service
-COPY workers ./workers
+COPY requirements.txt /tmp/requirements.txt
 RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-cache-dir -r requirements.txt \
- && /opt/venv/bin/pip install --no-cache-dir --no-deps .
+ && /opt/venv/bin/pip install --no-cache-dir -r /tmp/requirements.txt
 
 FROM python:3.11-slim
 # openssl: the evidence bundles' verify.py and `openssl ts -verify` need it.
@@ -16,11 +12,16 @@ RUN apt-get update && apt-get install -y --no-install-recommends openssl \
  && useradd --system --create-home --uid 10001 chronoseal \
  && mkdir -p /data && chown chronoseal /data
 COPY --from=build /opt/venv /opt/venv
+# The source tree stays in /app so config/ sits beside the package, as in a checkout.
+COPY service /app/service
+COPY workers /app/workers
 COPY config /app/config
+RUN printf '#!/bin/sh\nexec python -m service.cli "$@"\n' > /opt/venv/bin/chronoseal \
+ && chmod 755 /opt/venv/bin/chronoseal
 WORKDIR /app
 ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONPATH=/app \
     CHRONOSEAL_DATA_DIR=/data \
-    CHRONOSEAL_CONFIG=/app/config/chronoseal.toml \
     CHRONOSEAL_API_HOST=0.0.0.0 \
     PYTHONUNBUFFERED=1
 USER chronoseal
