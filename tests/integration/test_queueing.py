@@ -1,0 +1,62 @@
+"""The enqueue protocol on the real Redis: one job per burst, a new one after the job starts,
+and never an exception towards the API when Redis is down."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+from rq import Queue
+from sqlalchemy import create_engine
+
+from service.settings import load_settings
+from service.wiring import Services
+from workers import queueing
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def services() -> Iterator[Services]:
+    settings = load_settings(env={"CHRONOSEAL_QUEUE": f"test-q-{uuid.uuid4().hex[:10]}"})
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
+    yield Services(settings, create_engine("sqlite://"), client)
+    Queue(settings.queue_name, connection=client).delete()
+    client.delete(queueing.stamp_flag_key(settings))
+
+
+def _queued(services: Services) -> list[str]:
+    return [job.func_name for job in queueing.queue_for(services).jobs]
+
+
+def test_a_burst_enqueues_one_job_until_the_job_clears_the_flag(services: Services) -> None:
+    for _ in range(50):
+        queueing.enqueue_stamping(services)
+    assert _queued(services) == [queueing.STAMP_JOB]
+    queueing.clear_stamp_flag(services)  # what the job does before claiming
+    queueing.enqueue_stamping(services)
+    assert _queued(services) == [queueing.STAMP_JOB] * 2
+
+
+def test_flag_expires_so_a_lost_job_is_replaced(services: Services) -> None:
+    queueing.enqueue_stamping(services)
+    queueing.queue_for(services).empty()  # the job is lost, its flag stays
+    ttl_ms = services.redis.pttl(queueing.stamp_flag_key(services.settings))
+    assert 0 < ttl_ms <= queueing.STAMP_FLAG_TTL_MS
+
+
+def test_tsa_retries_are_deduplicated(services: Services) -> None:
+    assert queueing.enqueue_tsa_retry(services, "bat_1", "builtin")
+    assert not queueing.enqueue_tsa_retry(services, "bat_1", "builtin")
+    assert queueing.enqueue_tsa_retry(services, "bat_1", "other")
+
+
+def test_redis_down_never_raises(caplog: pytest.LogCaptureFixture) -> None:
+    down = Services(load_settings(env={}), create_engine("sqlite://"),
+                    redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1))
+    queueing.enqueue_stamping(down)
+    assert not queueing.enqueue_stamp_job(down)
+    assert not queueing.enqueue_tsa_retry(down, "bat_1", "builtin")
+    assert "sweeper" in caplog.text
