@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
@@ -33,6 +33,7 @@ from service.storage import (
     claim_batch,
     claim_expired_batch,
     get_batch,
+    record_batch_error,
     renew_lease,
     store_batch_result,
 )
@@ -44,6 +45,10 @@ log = logging.getLogger(__name__)
 
 Requester = Callable[[TSAConfig, bytes], NewToken]
 MAX_PARALLEL_TSAS = 8  # threads asking TSAs at once; config allows 32 TSAs, rarely more than 3
+# A TSA still asking when the receipts are stamped is re-asked this long after its timeout
+# if its answer never comes (the worker died): the in-flight request has finished by then.
+LATE_ANSWER_MARGIN_S = 5.0
+AWAITING_ANSWER = "no answer yet when the batch was stamped; waiting in the background"
 LEASE_RENEWALS = 3  # renew a third into the lease: two renewals may fail before it lapses
 
 
@@ -110,30 +115,52 @@ class Stamper:
                   for leaf in batch.leaves}
         if batch.root is not None and batch.root != root.hex():
             raise BatchStateError(f"batch {batch.id}: stored root differs from the rebuilt tree")
-        to_ask = self._owing(batch.id)
+        to_ask, have = self._owing(batch.id)
         futures: dict[Future[NewToken], TSAConfig] = {
             self._pool.submit(self._request, tsa, root): tsa for tsa in to_ask}
         got: list[NewToken] = []
-        stored = False
+        handled: set[Future[NewToken]] = set()
         for future, tsa in self._as_completed(batch.id, futures):
+            handled.add(future)
             try:
-                token = future.result()
+                got.append(future.result())
             except Exception as exc:  # TSAError, or a bug: either way retried later
                 self._failures.record(batch.id, tsa, exc)
-                continue
-            if stored:
-                add_token(self.engine, batch.id, token, self.options.min_tokens)
-            else:
-                got.append(token)
-                if len(got) >= self.options.min_tokens:
-                    store_batch_result(self.engine, batch.id, root.hex(), proofs, got,
-                                       self.options.min_tokens)
-                    stored = True
-        if not stored:  # root and proofs now, so retries can add tokens; stamped if enough
-            store_batch_result(self.engine, batch.id, root.hex(), proofs, got,
-                               self.options.min_tokens)
-        log.info("batch %s: %d receipts, %d new token(s)", batch.id, len(batch.leaves), len(got))
+            if have + len(got) >= self.options.min_tokens:
+                break  # enough to stamp now; later TSAs are added as they answer (below)
+        # Root and proofs in any case, so retries can add tokens; stamped if enough tokens.
+        store_batch_result(self.engine, batch.id, root.hex(), proofs, got,
+                           self.options.min_tokens)
+        for future, tsa in futures.items():
+            if future not in handled:
+                self._finish_late(batch.id, tsa, future)
+        log.info("batch %s: %d receipts, %d token(s) in time", batch.id, len(batch.leaves),
+                 len(got))
         return len(got)
+
+    def _finish_late(self, batch_id: str, tsa: TSAConfig, future: Future[NewToken]) -> None:
+        """Let a TSA that answers after the receipts were stamped add its token in the background.
+
+        The job returns at once (a slow TSA must not hold a worker for its whole timeout). The
+        attempt is recorded as due after that TSA's timeout, so if this process dies before the
+        answer arrives, the sweeper asks again; an answer that does arrive marks it done.
+        """
+        if not future.done():
+            due = utcnow() + timedelta(seconds=sum(tsa.timeout) + LATE_ANSWER_MARGIN_S)
+            record_batch_error(self.engine, batch_id, tsa.name, AWAITING_ANSWER, due,
+                               rejected=False)
+
+        def settle(done: Future[NewToken]) -> None:
+            try:
+                add_token(self.engine, batch_id, done.result(), self.options.min_tokens)
+            except Exception as exc:
+                try:
+                    self._failures.record(batch_id, tsa, exc)
+                except Exception:
+                    log.exception("batch %s: could not record %s's late failure", batch_id,
+                                  tsa.name)
+
+        future.add_done_callback(settle)
 
     def retry(self, batch_id: str, tsa_name: str) -> bool:
         """One due retry of one TSA for a batch whose root is stored; True if a token came."""
@@ -154,14 +181,16 @@ class Stamper:
         add_token(self.engine, batch_id, token, self.options.min_tokens)
         return True
 
-    def _owing(self, batch_id: str) -> list[TSAConfig]:
-        """TSAs to ask: all for a fresh batch; after a takeover, those without token or plan."""
+    def _owing(self, batch_id: str) -> tuple[list[TSAConfig], int]:
+        """TSAs to ask (all for a fresh batch; after a takeover, those without token or plan),
+        and how many tokens the batch already holds."""
         now = utcnow()
         with self.engine.connect() as conn:
             have = queries.token_tsas(conn, batch_id)
             attempts = queries.batch_attempts(conn, batch_id)
-        return [tsa for name, tsa in self.tsas.items()
-                if name not in have and _due(attempts.get(name), now)]
+        owing = [tsa for name, tsa in self.tsas.items()
+                 if name not in have and _due(attempts.get(name), now)]
+        return owing, len(have)
 
     def _as_completed(self, batch_id: str, futures: dict[Future[NewToken], TSAConfig]
                       ) -> Iterator[tuple[Future[NewToken], TSAConfig]]:
