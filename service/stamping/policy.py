@@ -24,9 +24,11 @@ REJECTED_MAX_ATTEMPTS = 3
 # A worker holds its batch this long past its TSAs' timeouts before others may take it over;
 # it renews the lease while it waits, so this only bounds the delay after a crash.
 LEASE_MARGIN_S = 30.0
-# Poll the backlog this often while a batch fills (bounded below: it is a database query).
-FILL_POLL_MIN_S = 0.01
-FILL_POLL_MAX_S = 0.05
+# Poll the backlog about 4 times per batch_max_wait_ms while a batch fills: a full batch is
+# claimed at most a quarter of the wait late, and an idle worker costs few queries.
+FILL_POLLS_PER_WAIT = 4
+FILL_POLL_MIN_S = 0.01  # each poll is two index queries
+FILL_POLL_MAX_S = 0.1
 
 ENV = {
     "retry_base_s": "CHRONOSEAL_TSA_RETRY_BASE_S",
@@ -83,5 +85,6 @@ class RetryPolicy:
 
 
 def fill_poll_s(batch_max_wait_ms: int) -> float:
-    """How often a filling batch re-counts the backlog: a tenth of the wait, within bounds."""
-    return min(FILL_POLL_MAX_S, max(FILL_POLL_MIN_S, batch_max_wait_ms / 10_000))
+    """How often a filling batch re-counts the backlog (FILL_POLLS_PER_WAIT, within bounds)."""
+    seconds = batch_max_wait_ms / 1000 / FILL_POLLS_PER_WAIT
+    return min(FILL_POLL_MAX_S, max(FILL_POLL_MIN_S, seconds))
