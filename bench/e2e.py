@@ -18,6 +18,7 @@ API key, then:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -236,6 +237,16 @@ def run_server(argv: list[str], env: dict[str, str], log: Path, ready_url: str,
         stop(process)
 
 
+def _forget_queue(env: dict[str, str]) -> None:
+    """Delete this run's RQ queue from the (possibly shared) Redis."""
+    import redis
+    from rq import Queue
+
+    url = env.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    with contextlib.suppress(redis.RedisError):
+        Queue(env["CHRONOSEAL_QUEUE"], connection=redis.Redis.from_url(url)).delete()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=5000)
@@ -310,6 +321,7 @@ def main() -> int:
     up_argv = [sys.executable, "-c", CLI, "up", "--workers", str(args.workers)]
     figures.update(run_server(up_argv, env, tmp / "up.log",
                               f"http://127.0.0.1:{api_port}/healthz", service_run))
+    _forget_queue(env)
     figures["ratio"] = round(float(figures["accept_per_s"]) / base.per_s, 3)  # type: ignore[arg-type]
     figures["log_dir"] = str(tmp)
     print(json.dumps(figures))

@@ -80,8 +80,9 @@ def build_context(services: Services, name: str | None = None) -> WorkerContext:
     name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     settings = services.settings
     tsas = load_enabled_tsas(settings)
-    if not tsas:
-        log.warning("no TSA is enabled: receipts will stay pending")
+    if len(tsas) < settings.min_tokens:
+        log.error("min_tokens is %d but %d TSA(s) are enabled: receipts will stay pending "
+                  "until they fail after give_up_after_s", settings.min_tokens, len(tsas))
     options = BatchOptions(settings.batch_max_size, settings.batch_max_wait_ms,
                            settings.min_tokens)
     stamper = Stamper(services.engine, tsas, TokenRequester(tsas), options=options,
