@@ -14,12 +14,7 @@ from pathlib import Path
 
 from service.errors import ConfigError
 from service.settings import Settings
-from service.timestamping.tsa_config import (
-    BUILTIN_ROOT_FILE,
-    TSAConfig,
-    default_config_paths,
-    load_tsa_configs,
-)
+from service.timestamping.tsa_config import BUILTIN_ROOT_FILE, TSAConfig, load_tsa_configs_for
 from service.wiring import Services
 
 BUILTIN_TSA_CERT_FILE = "tsa-cert.pem"  # next to the built-in root (tsa_keys.py layout)
@@ -28,13 +23,7 @@ MAX_PEM_FILE_BYTES = 1024 * 1024  # a few certificates are kilobytes
 
 @lru_cache(maxsize=8)
 def _configs(settings: Settings) -> dict[str, TSAConfig]:
-    env = dict(os.environ)
-    if settings.tsa_config:
-        env["CHRONOSEAL_TSA_CONFIG"] = ",".join(settings.tsa_config)
-    if settings.tsas:
-        env["CHRONOSEAL_TSAS"] = ",".join(settings.tsas)
-    configs = load_tsa_configs(default_config_paths(), env=env, data_dir=settings.data_path)
-    return {c.name: c for c in configs}
+    return {c.name: c for c in load_tsa_configs_for(settings, os.environ)}
 
 
 def _read_pem(path: Path) -> str:

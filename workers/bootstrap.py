@@ -26,9 +26,8 @@ from service.settings import Settings
 from service.stamping import BatchOptions, RetryPolicy, Stamper, SweepReport, TokenRequester, sweep
 from service.timestamping.tsa_config import (
     TSAConfig,
-    default_config_paths,
     enabled_tsas,
-    load_tsa_configs,
+    load_tsa_configs_for,
 )
 from service.wiring import Services, build_services
 from workers import queueing
@@ -66,13 +65,7 @@ _context: WorkerContext | None = None
 
 def load_enabled_tsas(settings: Settings) -> list[TSAConfig]:
     """The TSAs to ask, read as the API reads them (config files, then settings and env)."""
-    env = dict(os.environ)
-    if settings.tsa_config:
-        env["CHRONOSEAL_TSA_CONFIG"] = ",".join(settings.tsa_config)
-    if settings.tsas:
-        env["CHRONOSEAL_TSAS"] = ",".join(settings.tsas)
-    configs = load_tsa_configs(default_config_paths(), env=env, data_dir=settings.data_path)
-    return enabled_tsas(configs)
+    return enabled_tsas(load_tsa_configs_for(settings, os.environ))
 
 
 def build_context(services: Services, name: str | None = None) -> WorkerContext:

@@ -12,7 +12,6 @@ import argparse
 import logging
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import requests
@@ -21,13 +20,8 @@ from service.cli.worker import child_argv, chronoseal_argv
 from service.errors import ChronosealError
 from service.runtime.redis_server import ensure_redis
 from service.runtime.supervisor import Child, Supervisor
-from service.settings import Settings, load_settings
+from service.settings import load_settings
 from service.storage import upgrade
-from service.timestamping.tsa_config import (
-    default_config_paths,
-    enabled_tsas,
-    load_tsa_configs,
-)
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +30,6 @@ log = logging.getLogger(__name__)
 DEFAULT_WORKERS = 2
 READY_TIMEOUT_S = 60.0  # the TSA creates its keys on first start; gunicorn boots in seconds
 READY_POLL_S = 0.2
-UP_TSA_CONFIG = "up-tsa.toml"  # written into the data dir when the TSA runs on another port
-BUILTIN = "builtin"
 
 
 def register(subparsers: Any) -> None:
@@ -61,7 +53,6 @@ def run(args: argparse.Namespace) -> int:
         log.error("cannot start: %s", exc)
         return 2
     env = {**os.environ, "REDIS_URL": redis_handle.url, "CHRONOSEAL_DATA_DIR": str(data)}
-    env.update(_builtin_tsa_env(settings, data))
     children = [
         Child("tsa", chronoseal_argv("tsa"), env),
         Child("api", chronoseal_argv("serve"), env),
@@ -83,39 +74,6 @@ def run(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 1
     return code
-
-
-def _builtin_tsa_env(settings: Settings, data: Path) -> dict[str, str]:
-    """Point the workers at the TSA we start when it is not where config/tsa.toml says.
-
-    config/tsa.toml names the built-in TSA at 127.0.0.1:8319; on other ports (tests, the
-    benchmark, a second instance) we add a TSA "local" with the real URL and use it instead.
-    """
-    url = f"http://{settings.tsa_host}:{settings.tsa_port}/"
-    env_now = {**_settings_env(settings), "CHRONOSEAL_DATA_DIR": str(data)}
-    configs = load_tsa_configs(default_config_paths(), env=env_now, data_dir=data)
-    enabled = [t.name for t in enabled_tsas(configs)]
-    builtin = next((t for t in configs if t.name == BUILTIN), None)
-    if builtin is None or BUILTIN not in enabled or builtin.url.rstrip("/") == url.rstrip("/"):
-        return {}
-    extra = data / UP_TSA_CONFIG
-    extra.write_text(
-        f'[[tsa]]\nname = "local"\nurl = "{url}"\nroots = "builtin"\n'
-        f"connect_timeout_s = {builtin.connect_timeout_s}\n"
-        f"read_timeout_s = {builtin.read_timeout_s}\n"
-    )
-    files = [*settings.tsa_config, str(extra)]
-    names = ["local" if n == BUILTIN else n for n in enabled]
-    return {"CHRONOSEAL_TSA_CONFIG": ",".join(files), "CHRONOSEAL_TSAS": ",".join(names)}
-
-
-def _settings_env(settings: Settings) -> dict[str, str]:
-    env = {}
-    if settings.tsa_config:
-        env["CHRONOSEAL_TSA_CONFIG"] = ",".join(settings.tsa_config)
-    if settings.tsas:
-        env["CHRONOSEAL_TSAS"] = ",".join(settings.tsas)
-    return env
 
 
 def _wait_until_answers(child: Child, url: str) -> None:

@@ -37,6 +37,9 @@ MAX_CERT_FILE_BYTES = 1024 * 1024  # a few certificates are kilobytes; refuse an
 BUILTIN_ROOTS = "builtin"  # roots value meaning "the built-in TSA's root CA"
 # Where the built-in TSA keeps its root: <data_dir>/tsa (cli/tsa.py TSA_SUBDIR), tsa_keys.py names.
 BUILTIN_ROOT_FILE = "tsa/root-cert.pem"
+BUILTIN_URL = "builtin"  # url value meaning "the built-in TSA at CHRONOSEAL_TSA_HOST:PORT"
+DEFAULT_BUILTIN_HOST = "127.0.0.1"  # same defaults as service/settings.py tsa_host/tsa_port
+DEFAULT_BUILTIN_PORT = 8319
 DATA_PREFIX = "data:"  # path prefix meaning "relative to the data dir"
 ENV_EXTRA_FILES = "CHRONOSEAL_TSA_CONFIG"
 ENV_ENABLED = "CHRONOSEAL_TSAS"
@@ -97,19 +100,29 @@ def load_tsa_configs(
     *,
     env: Mapping[str, str],
     data_dir: Path | None = None,
+    builtin_url: str | None = None,
 ) -> list[TSAConfig]:
     """Read every TSA definition from `paths` plus CHRONOSEAL_TSA_CONFIG, in order.
 
-    Returns all TSAs, enabled or not (see `enabled_tsas`); raises ConfigError naming the file
-    and TSA for anything wrong.
+    `url = "builtin"` in a file means the built-in TSA where this deployment runs it
+    (`builtin_url`, else derived from CHRONOSEAL_TSA_HOST/PORT in `env`). Returns all TSAs,
+    enabled or not (see `enabled_tsas`); raises ConfigError naming the file and TSA for
+    anything wrong.
     """
     if data_dir is None:
         data_dir = Path(env.get("CHRONOSEAL_DATA_DIR", _default_data_dir()))
+    if builtin_url is None:
+        builtin_url = builtin_tsa_url(
+            env.get("CHRONOSEAL_TSA_HOST", DEFAULT_BUILTIN_HOST),
+            int(env.get("CHRONOSEAL_TSA_PORT", DEFAULT_BUILTIN_PORT)),
+        )
     files = [Path(p) for p in paths] + [Path(p) for p in _csv(env.get(ENV_EXTRA_FILES, ""))]
     configs: list[TSAConfig] = []
     seen: dict[str, Path] = {}
     for path in files:
         for index, table in enumerate(_read_tables(path)):
+            if isinstance(table, dict) and table.get("url") == BUILTIN_URL:
+                table = {**table, "url": builtin_url}
             tsa = _parse(table, path, index, env, data_dir.resolve())
             if tsa.name in seen:
                 raise ConfigError(
@@ -136,7 +149,21 @@ def load_tsa_configs_for(settings: Settings, env: Mapping[str, str]) -> list[TSA
     merged = dict(env)
     merged[ENV_EXTRA_FILES] = ",".join(settings.tsa_config)
     merged[ENV_ENABLED] = ",".join(settings.tsas)
-    return load_tsa_configs(default_config_paths(), env=merged, data_dir=settings.data_path)
+    return load_tsa_configs(
+        default_config_paths(),
+        env=merged,
+        data_dir=settings.data_path,
+        builtin_url=builtin_tsa_url(settings.tsa_host, settings.tsa_port),
+    )
+
+
+def builtin_tsa_url(host: str, port: int) -> str:
+    """Where clients reach the built-in TSA bound to `host`:`port` (a wildcard means loopback)."""
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - a bind address, mapped to a connect address
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}/"
 
 
 def enabled_tsas(configs: Sequence[TSAConfig]) -> list[TSAConfig]:

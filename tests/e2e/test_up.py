@@ -64,8 +64,8 @@ def test_up_serves_stamps_and_stops_cleanly(tmp_path: Path) -> None:
         while (receipt := requests.get(url, headers=auth, timeout=5).json())["status"] != "stamped":
             assert time.monotonic() < deadline, receipt
             time.sleep(0.2)
-        # The TSA on a non-default port is used under the name "local" (see service/cli/up.py).
-        assert [t["tsa"] for t in receipt["tokens"]] == ["local"]
+        # config/tsa.toml's url = "builtin" follows CHRONOSEAL_TSA_PORT, so the name stays.
+        assert [t["tsa"] for t in receipt["tokens"]] == ["builtin"]
     finally:
         up.send_signal(signal.SIGTERM)
         code = up.wait(STOP_TIMEOUT_S)

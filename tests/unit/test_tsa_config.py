@@ -244,3 +244,17 @@ def test_from_settings_uses_its_files_names_and_data_dir(confdir: Path, tmp_path
     assert tsas[0].roots == ((tmp_path / "d").resolve() / BUILTIN_ROOT_FILE,)
     plain = load_settings(env={}, config_file=tmp_path / "absent.toml")
     assert [t.name for t in enabled_tsas(load_tsa_configs_for(plain, env={}))] == ["builtin"]
+
+
+def test_builtin_url_follows_where_the_builtin_tsa_runs(tmp_path: Path) -> None:
+    """url = "builtin" resolves to the TSA host/port of this deployment, from env or settings."""
+    by_env = load_tsa_configs(
+        default_config_paths(),
+        env={"CHRONOSEAL_TSA_HOST": "0.0.0.0", "CHRONOSEAL_TSA_PORT": "9123"},
+        data_dir=tmp_path,
+    )
+    assert by_env[0].url == "http://127.0.0.1:9123/"
+    settings = load_settings(env={}, data_dir=str(tmp_path), tsa_host="::1", tsa_port=9555)
+    by_settings = load_tsa_configs_for(settings, {})
+    assert by_settings[0].name == "builtin"
+    assert by_settings[0].url == "http://[::1]:9555/"
