@@ -44,6 +44,13 @@ def _opt_str(text: str) -> str | None:
     return text or None
 
 
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise ValueError(f"must not be negative: {text!r}")
+    return value
+
+
 def _csv(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
@@ -81,6 +88,17 @@ SETTINGS: tuple[Setting, ...] = (
             "a receipt pending this long is re-enqueued"),
     Setting("give_up_after_s", "CHRONOSEAL_GIVE_UP_AFTER_S", int, 7 * 24 * 3600,
             "a receipt pending this long is marked failed with the last reason"),
+    Setting("tsa_retry_base_s", "CHRONOSEAL_TSA_RETRY_BASE_S", _non_negative,
+            2.0, "first retry of a failed TSA; most failures are blips"),
+    Setting("tsa_retry_max_s", "CHRONOSEAL_TSA_RETRY_MAX_S", _non_negative, 600.0,
+            "backoff ceiling: a TSA down for hours is still asked every ten minutes"),
+    Setting("tsa_rejected_retry_s", "CHRONOSEAL_TSA_REJECTED_RETRY_S", _non_negative,
+            900.0, "a rejection rarely heals by itself; ask again much later"),
+    Setting("tsa_rejected_max_attempts", "CHRONOSEAL_TSA_REJECTED_MAX_ATTEMPTS", int,
+            3, "then that TSA is given up for that batch"),
+    Setting("batch_lease_margin_s", "CHRONOSEAL_BATCH_LEASE_MARGIN_S", _non_negative,
+            30.0,
+            "a dead worker's batch is taken over this long after its TSAs' timeouts"),
     Setting("queue_name", "CHRONOSEAL_QUEUE", str, "chronoseal",
             "the RQ queue the workers listen on"),
 )
@@ -108,6 +126,11 @@ class Settings:
     sweep_interval_s: int
     stale_after_s: int
     give_up_after_s: int
+    tsa_retry_base_s: float
+    tsa_retry_max_s: float
+    tsa_rejected_retry_s: float
+    tsa_rejected_max_attempts: int
+    batch_lease_margin_s: float
     queue_name: str
 
     @property
@@ -155,6 +178,11 @@ def load_settings(
     values.update(overrides)
     assert {f.name for f in fields(Settings)} == known
     return Settings(**values)
+
+
+def default_of(name: str) -> Any:
+    """The built-in default of setting `name` (for modules whose constants it configures)."""
+    return next(s.default for s in SETTINGS if s.name == name)
 
 
 def settings_markdown() -> str:

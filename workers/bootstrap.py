@@ -79,7 +79,7 @@ def build_context(services: Services, name: str | None = None) -> WorkerContext:
     options = BatchOptions(settings.batch_max_size, settings.batch_max_wait_ms,
                            settings.min_tokens)
     stamper = Stamper(services.engine, tsas, TokenRequester(tsas), options=options,
-                      policy=RetryPolicy.from_env(os.environ), owner=name)
+                      policy=RetryPolicy.from_settings(settings), owner=name)
     return WorkerContext(services, stamper, name)
 
 

@@ -1,47 +1,32 @@
 """How long batches are leased and when a failed TSA is asked again, with the reasons.
 
-The defaults suit public TSAs over the Internet; tests shorten them through the environment
-(`CHRONOSEAL_TSA_RETRY_BASE_MS` and friends below), never by editing constants.
+The defaults suit public TSAs over the Internet; deployments and tests change them through
+settings (`CHRONOSEAL_TSA_RETRY_BASE_S` and friends, see service/settings.py).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from service.errors import ConfigError
+from service.settings import Settings, default_of
 
-# First retry after about this long: most TSA failures are a dropped connection or a 503 blip.
-RETRY_BASE_S = 2.0
-# Doubling stops here: a TSA that is down for hours is still asked every ten minutes.
-RETRY_MAX_S = 600.0
-# A rejection (PKIStatus with failInfo) rarely heals by itself, but timeNotAvailable or
-# systemFailure can be transient: ask again this much later, a few times, then give up.
-REJECTED_RETRY_S = 900.0
-REJECTED_MAX_ATTEMPTS = 3
-# A worker holds its batch this long past its TSAs' timeouts before others may take it over;
-# it renews the lease while it waits, so this only bounds the delay after a crash.
-LEASE_MARGIN_S = 30.0
+# Backoff and lease defaults, with their reasons, are settings (service/settings.py).
+RETRY_BASE_S: float = default_of("tsa_retry_base_s")
+RETRY_MAX_S: float = default_of("tsa_retry_max_s")
+REJECTED_RETRY_S: float = default_of("tsa_rejected_retry_s")
+REJECTED_MAX_ATTEMPTS: int = default_of("tsa_rejected_max_attempts")
+LEASE_MARGIN_S: float = default_of("batch_lease_margin_s")
 # Poll the backlog about 4 times per batch_max_wait_ms while a batch fills: a full batch is
 # claimed at most a quarter of the wait late, and an idle worker costs few queries.
 FILL_POLLS_PER_WAIT = 4
 FILL_POLL_MIN_S = 0.01  # each poll is two index queries
 FILL_POLL_MAX_S = 0.1
 
-ENV = {
-    "retry_base_s": "CHRONOSEAL_TSA_RETRY_BASE_S",
-    "retry_max_s": "CHRONOSEAL_TSA_RETRY_MAX_S",
-    "rejected_retry_s": "CHRONOSEAL_TSA_REJECTED_RETRY_S",
-    "rejected_max_attempts": "CHRONOSEAL_TSA_REJECTED_MAX_ATTEMPTS",
-    "lease_margin_s": "CHRONOSEAL_BATCH_LEASE_MARGIN_S",
-}
-
-
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Backoff and lease parameters; build with `RetryPolicy.from_env(os.environ)`."""
+    """Backoff and lease parameters; build with `RetryPolicy.from_settings(settings)`."""
 
     retry_base_s: float = RETRY_BASE_S
     retry_max_s: float = RETRY_MAX_S
@@ -50,19 +35,15 @@ class RetryPolicy:
     lease_margin_s: float = LEASE_MARGIN_S
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> RetryPolicy:
-        """Defaults overridden by CHRONOSEAL_TSA_RETRY_* / CHRONOSEAL_BATCH_LEASE_MARGIN_S."""
-        values: dict[str, float | int] = {}
-        for name, var in ENV.items():
-            if var in env:
-                try:
-                    number = float(env[var])
-                except ValueError as exc:
-                    raise ConfigError(f"{var}: not a number: {env[var]!r}") from exc
-                if number < 0:
-                    raise ConfigError(f"{var}: must not be negative")
-                values[name] = int(number) if name == "rejected_max_attempts" else number
-        return cls(**values)  # type: ignore[arg-type]
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        """The policy configured by CHRONOSEAL_TSA_RETRY_* and CHRONOSEAL_BATCH_LEASE_MARGIN_S."""
+        return cls(
+            retry_base_s=settings.tsa_retry_base_s,
+            retry_max_s=settings.tsa_retry_max_s,
+            rejected_retry_s=settings.tsa_rejected_retry_s,
+            rejected_max_attempts=settings.tsa_rejected_max_attempts,
+            lease_margin_s=settings.batch_lease_margin_s,
+        )
 
     def retry_delay(self, attempts: int, *, rejected: bool, rng: random.Random | None = None
                     ) -> timedelta | None:

@@ -7,6 +7,7 @@ import random
 import pytest
 
 from service.errors import ConfigError
+from service.settings import load_settings
 from service.stamping.policy import RetryPolicy, fill_poll_s
 
 
@@ -33,14 +34,16 @@ def test_rejections_are_retried_slowly_a_few_times_then_given_up() -> None:
     assert policy.retry_delay(3, rejected=True) is None
 
 
-def test_environment_overrides_and_bad_values() -> None:
-    policy = RetryPolicy.from_env({"CHRONOSEAL_TSA_RETRY_BASE_S": "0.2",
-                                   "CHRONOSEAL_TSA_REJECTED_MAX_ATTEMPTS": "5"})
+def test_settings_override_the_policy_and_bad_values_are_refused() -> None:
+    settings = load_settings(env={"CHRONOSEAL_TSA_RETRY_BASE_S": "0.2",
+                                  "CHRONOSEAL_TSA_REJECTED_MAX_ATTEMPTS": "5"})
+    policy = RetryPolicy.from_settings(settings)
     assert policy.retry_base_s == 0.2 and policy.rejected_max_attempts == 5
+    assert RetryPolicy.from_settings(load_settings(env={})) == RetryPolicy()
     with pytest.raises(ConfigError):
-        RetryPolicy.from_env({"CHRONOSEAL_TSA_RETRY_MAX_S": "soon"})
+        load_settings(env={"CHRONOSEAL_TSA_RETRY_MAX_S": "soon"})
     with pytest.raises(ConfigError):
-        RetryPolicy.from_env({"CHRONOSEAL_BATCH_LEASE_MARGIN_S": "-1"})
+        load_settings(env={"CHRONOSEAL_BATCH_LEASE_MARGIN_S": "-1"})
 
 
 def test_lease_outlasts_the_slowest_tsa() -> None:
