@@ -125,25 +125,30 @@ def insert_receipt(
         if existing is not None:
             return _replay(existing, request_fingerprint)
     now = created_at or utcnow()
-    receipt_id = receipt_id or new_receipt_id()
-    statement = receipts.insert().values(
-        id=receipt_id,
+    receipt = Receipt(
+        id=receipt_id or new_receipt_id(),
         api_key_id=api_key_id,
         status="pending",
         image_sha256=image_sha256,
         image_size=image_size,
         media_type=media_type,
-        manifest_jcs=manifest_jcs,
+        manifest_jcs=bytes(manifest_jcs),
         manifest_digest=manifest_digest,
         external_id=external_id,
         callback_url=callback_url,
-        warnings=json.dumps(list(warnings)),
+        warnings=list(warnings),
         public=public,
         idempotency_key=idempotency_key,
         request_fingerprint=request_fingerprint,
         created_at=now,
         enqueued_at=now,  # the sweeper measures staleness from here; never NULL
+        stamped_at=None, failure=None, last_error=None, batch_id=None, leaf_index=None,
+        proof=None, root=None, tree_size=None,
     )
+    # The row is exactly the receipt returned: no read-back after the insert.
+    values = {c.name: getattr(receipt, c.name) for c in receipts.columns}
+    values["warnings"] = json.dumps(receipt.warnings)
+    statement = receipts.insert().values(**values)
     if idempotency_key is None:
         conn.execute(statement)
     else:
@@ -155,8 +160,6 @@ def insert_receipt(
             if existing is None:
                 raise
             return _replay(existing, request_fingerprint)
-    receipt = get_receipt(conn, receipt_id, api_key_id)
-    assert receipt is not None
     return receipt
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 
 from flask import Blueprint, Response, g, jsonify, request
+from sqlalchemy import Connection, Engine
 
 from service.evidence.bundle import build_bundle
 from service.evidence.generation import normalize_request_metadata
@@ -55,6 +57,10 @@ def request_fingerprint(sub: Submission) -> str:
     return hashlib.sha256(canonicalize(canonical)).hexdigest()
 
 
+def _plain_transaction(engine: Engine) -> AbstractContextManager[Connection]:
+    return engine.begin()
+
+
 @bp.post("")
 @require_key
 def create_stamp() -> tuple[Response, int]:
@@ -67,7 +73,9 @@ def create_stamp() -> tuple[Response, int]:
         image_sha256=sub.sha256, size=sub.size, media_type=sub.media_type,
         generation=generation, submitted_at=datetime.now(UTC), external_id=sub.external_id,
     )
-    with write_transaction(services.engine) as conn:
+    # Only an idempotent insert reads before it writes; a plain insert needs no IMMEDIATE lock.
+    transaction = write_transaction if key else _plain_transaction
+    with transaction(services.engine) as conn:
         receipt = insert_receipt(
             conn,
             api_key_id=g.api_key.id,
