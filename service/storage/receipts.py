@@ -148,13 +148,14 @@ def insert_receipt(
     # The row is exactly the receipt returned: no read-back after the insert.
     values = {c.name: getattr(receipt, c.name) for c in receipts.columns}
     values["warnings"] = json.dumps(receipt.warnings)
-    statement = receipts.insert().values(**values)
+    # Parameters passed to a plain insert(): SQLAlchemy reuses one compiled statement instead
+    # of building and cache-keying a VALUES clause per request.
     if idempotency_key is None:
-        conn.execute(statement)
+        conn.execute(receipts.insert(), values)
     else:
         try:
             with conn.begin_nested():
-                conn.execute(statement)
+                conn.execute(receipts.insert(), values)
         except IntegrityError:
             existing = _by_idempotency_key(conn, api_key_id, idempotency_key)
             if existing is None:
