@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping, Select, select
@@ -124,7 +124,8 @@ def insert_receipt(
         existing = _by_idempotency_key(conn, api_key_id, idempotency_key)
         if existing is not None:
             return _replay(existing, request_fingerprint)
-    now = created_at or utcnow()
+    # Returned as stored: UTC (a naive created_at is refused by the column type below).
+    now = created_at.astimezone(UTC) if created_at and created_at.tzinfo else created_at or utcnow()
     receipt = Receipt(
         id=receipt_id or new_receipt_id(),
         api_key_id=api_key_id,
