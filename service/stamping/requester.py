@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import requests
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from service.errors import ConfigError, TSAError
 from service.storage.tokens import NewToken
@@ -37,7 +38,8 @@ class TokenRequester:
         roots, untrusted = self._trust_for(tsa)
         result = request_token(tsa, root, roots=roots, untrusted=untrusted,
                                session=self._session(tsa.name))
-        return NewToken(tsa.name, result.reply, result.gen_time, result.serial)
+        chain = "".join(c.public_bytes(Encoding.PEM).decode() for c in result.verdict.facts.chain)
+        return NewToken(tsa.name, result.reply, result.gen_time, result.serial, chain or None)
 
     def _trust_for(self, tsa: TSAConfig) -> tuple[list[x509.Certificate], list[x509.Certificate]]:
         with self._lock:

@@ -165,6 +165,8 @@ tokens = Table(
     Column("gen_time", UTCDateTime(), nullable=False),
     Column("serial", String(SERIAL_LENGTH), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    # PEM, TSA certificate first, root last: the chain validated when the token was stored.
+    Column("chain_pem", Text, nullable=True),
     UniqueConstraint("batch_id", "tsa"),
 )
 

@@ -33,6 +33,7 @@ class NewToken(NamedTuple):
     reply_der: bytes
     gen_time: datetime
     serial: int | str
+    chain_pem: str | None = None  # the validated chain, TSA certificate first, root last
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Token:
     gen_time: datetime
     serial: str
     created_at: datetime
+    chain_pem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,11 +83,11 @@ def _lock_batch(conn: Connection, batch_id: str) -> RowMapping:
 
 def _insert_tokens(conn: Connection, batch_id: str, new: Iterable[NewToken], now: datetime) -> None:
     for token in new:
-        tsa, reply_der, gen_time, serial = token
+        tsa, reply_der, gen_time, serial, chain_pem = token
         conn.execute(
             _insert(conn, tokens)
             .values(batch_id=batch_id, tsa=tsa, reply_der=reply_der, gen_time=gen_time,
-                    serial=str(serial), created_at=now)
+                    serial=str(serial), created_at=now, chain_pem=chain_pem)
             .on_conflict_do_nothing(index_elements=["batch_id", "tsa"])
         )
         statement = _insert(conn, batch_tsa_attempts).values(

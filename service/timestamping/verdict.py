@@ -25,6 +25,8 @@ class TokenFacts:
     ordering: bool | None = None
     signature_algorithm: str | None = None  # OID of SignerInfo signatureAlgorithm
     signer_certificate: x509.Certificate | None = None
+    # The validated path, TSA certificate first and the trusted root last (empty if none).
+    chain: tuple[x509.Certificate, ...] = ()
     status: str | None = None  # PKIStatus name; None for a bare token
     status_text: str | None = None
     fail_info: tuple[str, ...] = ()

@@ -257,6 +257,7 @@ def step9_chain_and_ess(run: _Run) -> None:
     except ValueError as exc:
         run.reasons.append(f"a chain certificate does not parse: {exc}")
     else:
+        run.facts = replace(run.facts, chain=tuple(path))
         for depth, cert in enumerate(path):
             if cert.not_valid_after_utc < run.now:
                 who = "TSA certificate" if depth == 0 else cert.subject.rfc4514_string()

@@ -194,7 +194,7 @@ def get_bundle(receipt_id: str) -> Response:
         manifest_jcs=receipt.manifest_jcs,
         proof=proof,
         tokens={t.tsa: t.reply_der for t in tokens},
-        chains={t.tsa: tsa_chain_pem(services, t.tsa) for t in tokens},
+        chains={t.tsa: t.chain_pem or tsa_chain_pem(services, t.tsa) for t in tokens},
         receipt_id=receipt.id,
         image_name=None,
     )

@@ -11,6 +11,8 @@ import io
 import zipfile
 from pathlib import Path
 
+from cryptography.hazmat.primitives.serialization import Encoding
+
 from service.storage import NewToken, claim_batch, store_batch_result
 from service.timestamping.authority import AuthoritySettings, TimeStampAuthority
 from service.timestamping.client import build_query, verify
@@ -26,7 +28,7 @@ def _register(api, n: int, **fields) -> list[str]:
             for i in range(n)]
 
 
-def stamp_pending(api) -> str:
+def stamp_pending(api, tsa_name: str = "builtin", keep_chain: bool = False) -> str:
     """Batch every pending receipt, get a built-in TSA token over the root, store it."""
     services = api.services
     tsa_dir = services.settings.data_path / "tsa"
@@ -44,7 +46,9 @@ def stamp_pending(api) -> str:
     assert verdict.valid, verdict.reasons
     proofs = {leaf.receipt_id: [p.hex() for p in tree.inclusion_proof(leaf.index)]
               for leaf in batch.leaves}
-    token = NewToken("builtin", reply, verdict.facts.gen_time, verdict.facts.serial)
+    chain = "".join(c.public_bytes(Encoding.PEM).decode() for c in verdict.facts.chain)
+    token = NewToken(tsa_name, reply, verdict.facts.gen_time, verdict.facts.serial,
+                     chain if keep_chain else None)
     result = store_batch_result(services.engine, batch.id, tree.root.hex(), proofs, [token], 1)
     assert result.complete
     return batch.id
@@ -127,3 +131,17 @@ def test_builtin_chain_is_tsa_certificate_then_root(api):
     tsa_dir: Path = api.services.settings.data_path / "tsa"
     authority = TimeStampAuthority.open(AuthoritySettings(data_dir=tsa_dir))
     assert tsa_chain_pem(api.services, "builtin").encode() == authority.certs_pem()
+
+
+def test_bundle_ships_the_chain_stored_with_the_token_after_the_tsa_is_retired(api):
+    """A TSA no longer in the configuration still has complete bundles: the chain validated
+    when its token was stored travels with the token."""
+    ids = _register(api, 2)
+    stamp_pending(api, tsa_name="retired-tsa", keep_chain=True)
+    tsa_dir: Path = api.services.settings.data_path / "tsa"
+    authority = TimeStampAuthority.open(AuthoritySettings(data_dir=tsa_dir))
+    receipt = api.client.get(f"/v1/stamps/{ids[0]}", headers=api.auth).get_json()
+    bundle = api.client.get(receipt["links"]["bundle"], headers=api.auth)
+    assert bundle.status_code == 200, bundle.data
+    with zipfile.ZipFile(io.BytesIO(bundle.data)) as archive:
+        assert archive.read("certs/retired-tsa.pem") == authority.certs_pem()

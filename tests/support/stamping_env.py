@@ -226,6 +226,8 @@ class StampingEnv:
                     verdict = verify_timestamp(token.reply_der, digest=tree.root,
                                                roots=roots_by_tsa[token.tsa])
                     assert verdict.valid, verdict.reasons
+                    stored = x509.load_pem_x509_certificates((token.chain_pem or "").encode())
+                    assert tuple(stored) == verdict.facts.chain  # what the bundle will ship
             empty = set(all_batches) - set(by_batch)
             assert not empty, f"batches without receipts: {empty}"
         return {b: len(m) for b, m in by_batch.items()}

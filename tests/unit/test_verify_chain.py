@@ -29,6 +29,15 @@ def test_intermediate_in_token_verifies() -> None:
     assert verify(pki, tb.build_reply(pki, DIGEST)).valid
 
 
+def test_verdict_reports_the_validated_path_leaf_to_root() -> None:
+    """Evidence bundles ship this path, so it must be exactly what was validated."""
+    pki = tb.make_pki("ec-p256", intermediates=1)
+    verdict = verify(pki, tb.build_reply(pki, DIGEST))
+    assert verdict.facts.chain == (pki.tsa, *pki.intermediates, pki.root)
+    other = tb.make_pki("ec-p256", slot="other")
+    assert verify(pki, tb.build_reply(pki, DIGEST), roots=[other.root]).facts.chain == ()
+
+
 def test_intermediate_supplied_as_untrusted_verifies() -> None:
     pki = tb.make_pki("ec-p256", intermediates=1)
     reply = tb.build_reply(pki, DIGEST, certs=[pki.tsa])
