@@ -108,12 +108,19 @@ def start_redis(data_dir: Path, port: int | None = None, *, install: bool = True
     raise ConfigError(f"redis-server did not start; see {workdir / 'redis.log'}")
 
 
-def ensure_redis(redis_url: str | None, data_dir: Path, *, install: bool = True) -> RedisHandle:
-    """Use REDIS_URL when given (it must answer), else 127.0.0.1:6379, else start our own."""
+def ensure_redis(
+    redis_url: str | None,
+    data_dir: Path,
+    *,
+    install: bool = True,
+    default_url: str = DEFAULT_URL,
+) -> RedisHandle:
+    """Use REDIS_URL when given (it must answer), else `default_url`, else start our own there."""
     if redis_url:
         if not redis_answers(redis_url):
             raise ConfigError("REDIS_URL is set but no Redis answers there")
         return RedisHandle(redis_url)
-    if redis_answers(DEFAULT_URL):
-        return RedisHandle(DEFAULT_URL)
-    return start_redis(data_dir, port=6379, install=install)
+    if redis_answers(default_url):
+        return RedisHandle(default_url)
+    port = redis.connection.parse_url(default_url).get("port", 6379)
+    return start_redis(data_dir, port=int(port), install=install)
