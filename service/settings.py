@@ -2,7 +2,7 @@
 
 Every setting is declared once in SETTINGS with its env var, default and the reason for that
 default; the README's configuration reference is generated from the same table
-(`chronoseal config --markdown`).
+(tests/unit/test_readme.py keeps the two in step).
 """
 
 from __future__ import annotations
