@@ -185,6 +185,88 @@ batch_tsa_attempts = Table(
 )
 
 
+# Webhooks (issue 5): endpoints and callback secrets per key, the delivery outbox and log,
+# inbound integrations and the messages they sent. Secrets are stored in clear: they must be
+# read back to sign (HMAC), unlike API keys, which are only ever compared.
+DELIVERY_STATES = ("pending", "succeeded", "failed")
+INBOUND_STATES = ("accepted", "done", "failed")
+WEBHOOK_EVENT_LENGTH = 64
+WEBHOOK_MESSAGE_ID_LENGTH = 255  # Standard Webhooks ids are short; this bounds the index
+
+callback_secrets = Table(
+    "callback_secrets",
+    metadata,
+    Column("api_key_id", String(ID_LENGTH), ForeignKey("api_keys.id"), primary_key=True),
+    Column("secret", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", String(ID_LENGTH), primary_key=True),
+    Column("api_key_id", String(ID_LENGTH), ForeignKey("api_keys.id"), nullable=False,
+           index=True),
+    Column("url", Text, nullable=False),
+    Column("events", Text, nullable=False),  # JSON list of event types
+    Column("secret", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("deleted_at", UTCDateTime(), nullable=True),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", String(ID_LENGTH), primary_key=True),  # also the webhook-id header
+    Column("api_key_id", String(ID_LENGTH), ForeignKey("api_keys.id"), nullable=False),
+    Column("endpoint_id", String(ID_LENGTH), ForeignKey("webhook_endpoints.id"), nullable=True),
+    Column("receipt_id", String(ID_LENGTH), nullable=True),
+    Column("event", String(WEBHOOK_EVENT_LENGTH), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("payload", Text, nullable=False),  # the exact body, the same on every attempt
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UTCDateTime(), nullable=True),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("delivered_at", UTCDateTime(), nullable=True),
+    CheckConstraint(_one_of("status", DELIVERY_STATES), name="status"),
+    Index(None, "status", "next_attempt_at"),
+    Index(None, "api_key_id", "id"),
+)
+
+integrations = Table(
+    "integrations",
+    metadata,
+    Column("id", String(ID_LENGTH), primary_key=True),
+    Column("api_key_id", String(ID_LENGTH), ForeignKey("api_keys.id"), nullable=False,
+           index=True),
+    Column("name", String(NAME_LENGTH), nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+inbound_messages = Table(
+    "inbound_messages",
+    metadata,
+    Column("id", String(ID_LENGTH), primary_key=True),
+    Column("integration_id", String(ID_LENGTH), ForeignKey("integrations.id"), nullable=False),
+    Column("message_id", String(WEBHOOK_MESSAGE_ID_LENGTH), nullable=False),
+    Column("receipt_id", String(ID_LENGTH), nullable=False),  # reserved when accepted
+    Column("body", LargeBinary, nullable=True),  # the verified body; cleared once processed
+    Column("status", String(16), nullable=False),
+    Column("error", Text, nullable=True),
+    Column("next_attempt_at", UTCDateTime(), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("processed_at", UTCDateTime(), nullable=True),
+    CheckConstraint(_one_of("status", INBOUND_STATES), name="status"),
+    UniqueConstraint("integration_id", "message_id"),
+    Index(None, "status", "next_attempt_at"),
+)
+
+
 def utcnow() -> datetime:
     """The current time as an aware UTC datetime: the only kind the tables accept."""
     return datetime.now(UTC)

@@ -40,7 +40,8 @@ BACKENDS = ("sqlite", "postgresql")
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PG_PROBE_TIMEOUT_S = 3  # a local server answers at once; don't stall the suite on a dead one
 PG_START_WAIT_S = 15  # a cluster started by the fixture needs a few seconds for recovery
-TABLES = ("batch_tsa_attempts", "tokens", "receipts", "batches", "api_keys")
+TABLES = ("inbound_messages", "integrations", "webhook_deliveries", "webhook_endpoints",
+          "callback_secrets", "batch_tsa_attempts", "tokens", "receipts", "batches", "api_keys")
 
 
 def _admin_conninfo(url: str) -> str:
