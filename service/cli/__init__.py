@@ -10,6 +10,8 @@ from collections.abc import Sequence
 # Each module defines `register(subparsers)`, adding its sub-command(s) with `func` set.
 COMMAND_MODULES = (
     "service.cli.verify_token",
+    "service.cli.verify",
+    "service.cli.stamp",
     "service.cli.tsa",
     "service.cli.db",
     "service.cli.keys",

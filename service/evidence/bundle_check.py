@@ -1,0 +1,252 @@
+"""Check an evidence bundle (the ZIP of GET /v1/stamps/{id}/bundle) with Chronoseal's verifier.
+
+The same checks as the bundle's own verify.py, done in-process: image digest vs manifest,
+manifest digest -> Merkle leaf -> root (RFC 9162), and every token over that root
+(timestamping.verify: status, CMS, imprint, ESS, signature, chain at genTime). Each check is
+one `Check` with a reason a person can read; a bundle is valid iff every check passed.
+
+Trust: with `roots` only those certificates are trusted. Without, each TSA's bundled root
+(last certificate of certs/<tsa>.pem) is trusted, which only shows the bundle is consistent;
+the verdict says so and carries the root's fingerprint for comparison with the TSA's own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import json
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from service.errors import MalformedInputError
+from service.evidence.bundle import MAX_CHAIN_CERTS, MAX_TOKEN_BYTES, MAX_TSAS
+from service.timestamping.merkle import MAX_PROOF_LENGTH, verify_inclusion
+from service.timestamping.verify import verify_timestamp
+
+MAX_BUNDLE_BYTES = 4 * 1024 * 1024  # real bundles are ~30 KiB (a record, proofs, a few tokens)
+MAX_MEMBERS = 2 * MAX_TSAS + 8  # tokens + chains + the fixed files; more is not our bundle
+MAX_MEMBER_BYTES = 1024 * 1024  # per file, uncompressed: stops a ZIP bomb before inflating it
+MAX_PEM_BYTES = 64 * 1024  # a chain of MAX_CHAIN_CERTS certificates is a few KiB
+_SHA256_HEX_CHARS = 64
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check: what was checked (`name`, stable), whether it passed, and why."""
+
+    name: str
+    ok: bool | None  # None: not checked (no image given)
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class StampResult:
+    """One TSA's token as verified: its time, who signed it, and which root was trusted."""
+
+    tsa: str
+    valid: bool
+    gen_time: datetime | None
+    signer: str | None
+    serial: int | None
+    trusted_root: str | None  # subject of the root the chain ended in
+    trusted_root_sha256: str | None
+    bundled_root_trusted: bool
+    reasons: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tsa": self.tsa, "valid": self.valid,
+            "gen_time": self.gen_time.isoformat().replace("+00:00", "Z") if self.gen_time else None,
+            "signer": self.signer, "serial": str(self.serial) if self.serial is not None else None,
+            "trusted_root": self.trusted_root, "trusted_root_sha256": self.trusted_root_sha256,
+            "bundled_root_trusted": self.bundled_root_trusted,
+            "reasons": list(self.reasons), "warnings": list(self.warnings),
+        }
+
+
+@dataclass(frozen=True)
+class BundleVerdict:
+    """valid iff every check passed (an unchecked image does not make a bundle invalid)."""
+
+    valid: bool
+    checks: tuple[Check, ...]
+    stamps: tuple[StampResult, ...]
+    manifest: dict[str, Any] | None
+    manifest_digest: str | None
+    image_checked: bool
+    trust: str  # "given roots" or "bundled roots"
+    proof: dict[str, Any] | None = field(default=None)
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """Every failed check, as `name: detail`."""
+        return tuple(f"{c.name}: {c.detail}" for c in self.checks if c.ok is False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form, shared by `chronoseal verify --json` and POST /v1/verify."""
+        return {
+            "valid": self.valid, "reasons": list(self.reasons),
+            "image_checked": self.image_checked, "trust": self.trust,
+            "manifest_digest": self.manifest_digest, "manifest": self.manifest,
+            "proof": self.proof,
+            "timestamps": [s.as_dict() for s in self.stamps],
+            "checks": [c.as_dict() for c in self.checks],
+        }
+
+
+def check_bundle(
+    zip_bytes: bytes,
+    *,
+    image_sha256: str | None = None,
+    roots: Sequence[x509.Certificate] | None = None,
+) -> BundleVerdict:
+    """Verify a bundle; MalformedInputError only when it is not a bundle ZIP at all."""
+    if image_sha256 is not None and not _is_hex64(image_sha256.lower()):
+        raise MalformedInputError("the image digest must be 64 hexadecimal characters")
+    files = read_bundle(zip_bytes)
+    checks: list[Check] = []
+    manifest_bytes = files.get("manifest.json", b"")
+    manifest = _json_object(manifest_bytes)
+    proof = _json_object(files.get("proof.json", b""))
+    # 1. The manifest is a v1 JSON object with an image digest.
+    image = manifest.get("image") if manifest else None
+    stated = image.get("sha256") if isinstance(image, dict) else None
+    ok = manifest is not None and manifest.get("v") == 1 and isinstance(stated, str)
+    checks.append(Check("manifest", ok, "manifest.json is a v1 manifest with image.sha256" if ok
+                        else "manifest.json is missing or not a v1 manifest with image.sha256"))
+    # 2. The image the caller holds is the one registered.
+    if image_sha256 is None:
+        checks.append(Check("image", None, "no image or digest given: not compared"))
+    else:
+        same = isinstance(stated, str) and hmac.compare_digest(image_sha256.lower(), stated)
+        checks.append(Check("image", same, f"image SHA-256 {image_sha256.lower()} "
+                            + ("equals" if same else "differs from") + " the manifest's "
+                            f"{stated}"))
+    # 3. manifest digest -> leaf -> root: the bytes hashed are manifest.json exactly as stored.
+    digest = hashlib.sha256(manifest_bytes).digest()
+    root = _check_proof(checks, digest, proof)
+    # 4. Every token imprints that root and is signed by a TSA chaining to a trusted root.
+    stamps = _check_tokens(checks, files, root, roots)
+    valid = all(c.ok is not False for c in checks)
+    return BundleVerdict(
+        valid=valid, checks=tuple(checks), stamps=tuple(stamps), manifest=manifest,
+        manifest_digest=digest.hex() if manifest_bytes else None,
+        image_checked=image_sha256 is not None,
+        trust="given roots" if roots is not None else "bundled roots", proof=proof,
+    )
+
+
+def read_bundle(zip_bytes: bytes) -> dict[str, bytes]:
+    """The bundle's files by path; MalformedInputError if it is not a bounded, readable ZIP."""
+    if len(zip_bytes) > MAX_BUNDLE_BYTES:
+        raise MalformedInputError(f"a bundle is at most {MAX_BUNDLE_BYTES} bytes")
+    try:
+        with zipfile.ZipFile(io.BytesIO(zip_bytes)) as archive:
+            infos = archive.infolist()
+            if len(infos) > MAX_MEMBERS:
+                raise MalformedInputError(f"a bundle holds at most {MAX_MEMBERS} files")
+            files = {}
+            for info in infos:
+                if info.file_size > MAX_MEMBER_BYTES:
+                    raise MalformedInputError(f"{info.filename} is larger than bundle files are")
+                with archive.open(info) as member:  # read bounded: file_size is only a claim
+                    files[info.filename] = member.read(MAX_MEMBER_BYTES + 1)[:MAX_MEMBER_BYTES]
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
+        raise MalformedInputError(f"not a readable evidence bundle (ZIP): {exc}") from exc
+    return files
+
+
+def _check_proof(checks: list[Check], digest: bytes, proof: dict[str, Any] | None) -> bytes | None:
+    leaf = hashlib.sha256(b"\x00" + digest).digest()
+    if proof is None:
+        checks.append(Check("proof", False, "proof.json is missing or not a JSON object"))
+        return None
+    same_leaf = str(proof.get("leaf")) == leaf.hex()
+    checks.append(Check("leaf", same_leaf, "SHA-256(0x00 || SHA-256(manifest.json)) "
+                        + ("equals" if same_leaf else "differs from") + " proof.json leaf"))
+    try:
+        path = [bytes.fromhex(p) for p in proof["audit_path"]][: MAX_PROOF_LENGTH + 1]
+        root = bytes.fromhex(proof["root"])
+        index, size = proof["leaf_index"], proof["tree_size"]
+    except (KeyError, TypeError, ValueError):
+        checks.append(Check("proof", False, "proof.json is not an RFC 9162 inclusion proof"))
+        return None
+    ok = proof.get("hash") == "sha256" and verify_inclusion(digest, index, size, path, root)
+    checks.append(Check("proof", ok, f"the audit path ({len(path)} hashes) from leaf {index} of "
+                        f"{size} " + ("leads" if ok else "does not lead")
+                        + " to proof.json root (RFC 9162 2.1.3.2)"))
+    return root if ok else None
+
+
+def _check_tokens(checks: list[Check], files: dict[str, bytes], root: bytes | None,
+                  roots: Sequence[x509.Certificate] | None) -> list[StampResult]:
+    names = sorted(p[len("tokens/"):-len(".tsr")] for p in files
+                   if p.startswith("tokens/") and p.endswith(".tsr"))
+    if not names:
+        checks.append(Check("tokens", False, "the bundle holds no timestamp token"))
+    if root is None:
+        if names:
+            checks.append(Check("tokens", False, "not checked: no valid Merkle root to compare"))
+        return []
+    return [_check_token(checks, name, files, root, roots) for name in names]
+
+
+def _check_token(checks: list[Check], name: str, files: dict[str, bytes], root: bytes,
+                 roots: Sequence[x509.Certificate] | None) -> StampResult:
+    what = f"token:{name}"
+    token = files[f"tokens/{name}.tsr"][: MAX_TOKEN_BYTES + 1]
+    try:
+        chain = x509.load_pem_x509_certificates(files.get(f"certs/{name}.pem", b"")[:MAX_PEM_BYTES])
+    except ValueError:
+        chain = []
+    chain = chain[:MAX_CHAIN_CERTS]
+    bundled = roots is None
+    anchors = list(roots) if roots is not None else chain[-1:]
+    if not anchors:
+        checks.append(Check(what, False, f"certs/{name}.pem holds no certificate to trust"))
+        return StampResult(name, False, None, None, None, None, None, bundled,
+                           ("no certificate chain",), ())
+    verdict = verify_timestamp(token, digest=root, hash_alg="sha256", roots=anchors,
+                               untrusted=chain[:-1] if bundled else chain)
+    facts = verdict.facts
+    # The bundled root is named even when the chain fails, so a reader can compare it.
+    trusted = facts.chain[-1] if facts.chain else (anchors[0] if bundled else None)
+    fingerprint = trusted.fingerprint(hashes.SHA256()).hex(":").upper() if trusted else None
+    signer = facts.signer_certificate.subject.rfc4514_string() if facts.signer_certificate else None
+    trust = ("the bundled root (compare its fingerprint with the TSA's)" if bundled
+             else "your roots")
+    if verdict.valid:
+        detail = (f"signed by {signer} at {facts.gen_time:%Y-%m-%d %H:%M:%S} UTC over the "
+                  f"Merkle root; chain to {trust} valid at that time")
+    else:
+        detail = "; ".join(verdict.reasons) + f" (trusting {trust})"
+    checks.append(Check(what, verdict.valid, detail))
+    return StampResult(
+        tsa=name, valid=verdict.valid, gen_time=facts.gen_time, signer=signer,
+        serial=facts.serial, trusted_root=trusted.subject.rfc4514_string() if trusted else None,
+        trusted_root_sha256=fingerprint, bundled_root_trusted=bundled,
+        reasons=verdict.reasons, warnings=verdict.warnings,
+    )
+
+
+def _json_object(data: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _is_hex64(text: str) -> bool:
+    return len(text) == _SHA256_HEX_CHARS and all(c in "0123456789abcdef" for c in text)
