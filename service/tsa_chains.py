@@ -12,9 +12,16 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
+from cryptography import x509
+
 from service.errors import ConfigError
 from service.settings import Settings
-from service.timestamping.tsa_config import BUILTIN_ROOT_FILE, TSAConfig, load_tsa_configs_for
+from service.timestamping.tsa_config import (
+    BUILTIN_ROOT_FILE,
+    TSAConfig,
+    load_trust,
+    load_tsa_configs_for,
+)
 from service.wiring import Services
 
 BUILTIN_TSA_CERT_FILE = "tsa-cert.pem"  # next to the built-in root (tsa_keys.py layout)
@@ -53,3 +60,19 @@ def tsa_chain_pem(services: Services, tsa_name: str) -> str:
     if tsa is None:
         raise ConfigError(f"TSA {tsa_name!r} is not configured; its chain is unknown")
     return "".join(_read_pem(p) for p in chain_paths(tsa, services.settings.data_path))
+
+
+def trusted_roots(services: Services) -> list[x509.Certificate]:
+    """The roots of every configured TSA, enabled or not (old tokens stay verifiable).
+
+    What the service itself trusts when it verifies a bundle (POST /v1/verify): never the roots
+    a bundle brings along. A TSA whose root file cannot be read (the built-in TSA before its
+    first start) adds nothing.
+    """
+    roots: list[x509.Certificate] = []
+    for tsa in _configs(services.settings).values():
+        try:
+            roots += load_trust(tsa)[0]
+        except ConfigError:
+            continue
+    return roots

@@ -190,6 +190,72 @@ PATHS: dict[str, Any] = {
                               "409": _problem("not-ready: the receipt is not stamped yet")}),
 }
 
+SCHEMAS["BundleVerdict"] = {
+    "type": "object", "required": ["valid", "reasons", "checks", "timestamps"],
+    "description": "check_bundle's verdict; the service trusts only its configured TSAs' roots",
+    "properties": {
+        "valid": {"type": "boolean"},
+        "reasons": {"type": "array", "items": {"type": "string"},
+                    "description": "each failed check as 'name: detail'"},
+        "image_checked": {"type": "boolean"}, "trust": {"type": "string"},
+        "manifest_digest": _NULLABLE_STR, "manifest": {"type": ["object", "null"]},
+        "proof": {"type": ["object", "null"]},
+        "timestamps": {"type": "array", "items": {"type": "object"}},
+        "checks": {"type": "array", "items": {"type": "object", "properties": {
+            "name": {"type": "string", "description": "manifest, image, leaf, proof, tokens, "
+                                                      "token:<tsa>"},
+            "ok": {"type": ["boolean", "null"]}, "detail": {"type": "string"}}}},
+    },
+}
+SCHEMAS["PublicVerdict"] = {
+    "type": "object", "required": ["valid", "failed_checks", "timestamps"],
+    "description": "for a public receipt asked about without its owner's key",
+    "properties": {
+        "valid": {"type": "boolean"}, "image_checked": {"type": "boolean"},
+        "failed_checks": {"type": "array", "items": {"type": "string"}},
+        "timestamps": {"type": "array", "items": {"type": "object", "properties": {
+            "tsa": {"type": "string"}, "valid": {"type": "boolean"},
+            "gen_time": {"type": ["string", "null"], "format": "date-time"}}}},
+    },
+}
+_VERIFY_FIELDS = {
+    "sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$",
+               "description": "the image's digest (instead of the image)"},
+    "receipt_id": {"type": "string", "maxLength": 100,
+                   "description": "instead of a bundle: the service builds the receipt's bundle"},
+}
+PATHS["/v1/verify"] = {"post": {
+    "summary": "Verify an image (or digest) against an evidence bundle or a receipt",
+    "description": "No key needed. A receipt id answers in full for its owner's key "
+                   "(Authorization: Bearer); otherwise only public receipts answer, with "
+                   "PublicVerdict; a private one is a 404. Bundles are checked against the "
+                   "roots of the TSAs the service is configured with, never bundled roots.",
+    "security": [{}, {"apiKey": []}],
+    "requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": {"type": "object", "properties": {
+            "image": {"type": "string", "contentMediaType": "application/octet-stream",
+                      "description": "at most max_upload_bytes"},
+            "bundle": {"type": "string", "contentMediaType": "application/zip",
+                       "description": "the ZIP of /v1/stamps/{id}/bundle, at most 4 MiB"},
+            **_VERIFY_FIELDS}}},
+        "application/json": {"schema": {"type": "object", "additionalProperties": False,
+                                        "required": ["receipt_id"],
+                                        "properties": _VERIFY_FIELDS}},
+    }},
+    "responses": {
+        "200": {"description": "The verdict, valid or not",
+                "content": {"application/json": {"schema": {"oneOf": [
+                    {"$ref": _REF + "BundleVerdict"}, {"$ref": _REF + "PublicVerdict"}]}}}},
+        "400": _problem("invalid-field (not a bundle, bundle and receipt_id both or neither), "
+                        "invalid-digest"),
+        **_AUTH_ERRORS,
+        "404": _problem("no such receipt, or private and not the caller's"),
+        "409": _problem("not-ready: the receipt is not stamped yet"),
+        "413": _problem("payload-too-large"),
+        "415": _problem("unsupported-media-type"),
+    },
+}}
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "Chronoseal", "version": "1",

@@ -180,17 +180,14 @@ def get_token(receipt_id: str, tsa: str) -> Response:
     return response
 
 
-@bp.get("/<receipt_id>/bundle")
-@require_key
-def get_bundle(receipt_id: str) -> Response:
-    """The evidence bundle (ZIP); 409 not-ready until the receipt is stamped."""
-    receipt = _own_receipt(receipt_id)
+def receipt_bundle(receipt: Receipt) -> bytes:
+    """The receipt's evidence bundle (ZIP bytes); 409 not-ready until it is stamped."""
     tokens = _tokens(receipt)
     proof = proof_json(receipt)
     if receipt.status != "stamped" or proof is None or not tokens:
         raise ApiError(NOT_READY, f"The receipt is {receipt.status}", receipt_status=receipt.status)
     services = current_services()
-    data = build_bundle(
+    return build_bundle(
         manifest_jcs=receipt.manifest_jcs,
         proof=proof,
         tokens={t.tsa: t.reply_der for t in tokens},
@@ -198,6 +195,13 @@ def get_bundle(receipt_id: str) -> Response:
         receipt_id=receipt.id,
         image_name=None,
     )
-    response = Response(data, mimetype="application/zip")
+
+
+@bp.get("/<receipt_id>/bundle")
+@require_key
+def get_bundle(receipt_id: str) -> Response:
+    """The evidence bundle (ZIP); 409 not-ready until the receipt is stamped."""
+    receipt = _own_receipt(receipt_id)
+    response = Response(receipt_bundle(receipt), mimetype="application/zip")
     response.headers["Content-Disposition"] = f'attachment; filename="{receipt.id}.zip"'
     return response

@@ -1,0 +1,155 @@
+"""POST /v1/verify: check an image (or its SHA-256) against an evidence bundle or a receipt.
+
+No API key is needed. The service trusts only the roots of the TSAs it is configured with,
+never roots a bundle brings along. A receipt id alone reveals nothing private:
+
+- with the owner's key (Authorization: Bearer), the full verdict, as for an uploaded bundle;
+- without it, only a public receipt answers, and only with valid/invalid, which checks
+  failed, and each TSA's name and time (no manifest, record or digests);
+- a private receipt without its owner's key is a 404, exactly like an unknown id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import IO, Any
+
+from flask import Blueprint, Response, jsonify, request
+from werkzeug.datastructures import FileStorage
+
+from service.errors import MalformedInputError
+from service.evidence.bundle_check import MAX_BUNDLE_BYTES, BundleVerdict, check_bundle
+from service.storage.receipts import Receipt, get_receipt
+from service.tsa_chains import trusted_roots
+from service.web.auth import authenticate
+from service.web.context import current_services
+from service.web.intake import FORM_OVERHEAD_BYTES
+from service.web.problems import (
+    INVALID_DIGEST,
+    INVALID_FIELD,
+    NOT_FOUND,
+    PAYLOAD_TOO_LARGE,
+    UNSUPPORTED_MEDIA_TYPE,
+    ApiError,
+)
+from service.web.stamps import receipt_bundle
+
+bp = Blueprint("verify", __name__, url_prefix="/v1")
+
+MAX_JSON_BYTES = 4096  # {"sha256": ..., "receipt_id": ...}: two short strings
+MAX_RECEIPT_ID_CHARS = 100  # ids are ~30 characters; longer is not ours
+HASH_BLOCK_BYTES = 1 << 20  # the uploaded image is hashed in 1 MiB reads
+FORM_FIELDS = frozenset({"image", "sha256", "bundle", "receipt_id"})
+_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
+
+
+@bp.post("/verify")
+def verify() -> Response:
+    """The verdict as JSON (200 whether valid or not); problem+json when unusable."""
+    settings = current_services().settings
+    # An image and a bundle, each bounded below, plus the form's framing.
+    request.max_content_length = settings.max_upload_bytes + MAX_BUNDLE_BYTES + FORM_OVERHEAD_BYTES
+    if request.mimetype == "multipart/form-data":
+        digest, bundle, receipt_id = _from_form(settings.max_upload_bytes)
+    elif request.mimetype == "application/json":
+        digest, bundle, receipt_id = _from_json()
+    else:
+        raise ApiError(UNSUPPORTED_MEDIA_TYPE, "Send multipart/form-data or application/json")
+    if (bundle is None) == (receipt_id is None):
+        raise ApiError(INVALID_FIELD, "Send exactly one of 'bundle' (a file) or 'receipt_id'")
+    full = True
+    if receipt_id is not None:
+        receipt, full = _readable_receipt(receipt_id)
+        bundle = receipt_bundle(receipt)
+    assert bundle is not None
+    try:
+        verdict = check_bundle(bundle, image_sha256=digest,
+                               roots=trusted_roots(current_services()))
+    except MalformedInputError as exc:
+        raise ApiError(INVALID_FIELD, f"bundle: {exc}") from exc
+    return jsonify(verdict.as_dict() if full else redacted(verdict))
+
+
+def redacted(verdict: BundleVerdict) -> dict[str, Any]:
+    """What anyone may learn about a public receipt: the outcome, failed checks, TSA times."""
+    return {
+        "valid": verdict.valid,
+        "image_checked": verdict.image_checked,
+        "failed_checks": [c.name for c in verdict.checks if c.ok is False],
+        "timestamps": [{"tsa": s.tsa, "valid": s.valid, "gen_time": s.as_dict()["gen_time"]}
+                       for s in verdict.stamps],
+    }
+
+
+def _readable_receipt(receipt_id: str) -> tuple[Receipt, bool]:
+    """(receipt, full view?); 404 unless it is public or the caller's key owns it."""
+    key_id = authenticate().id if request.headers.get("Authorization") else None
+    with current_services().engine.connect() as conn:
+        receipt = get_receipt(conn, receipt_id, None)
+    if receipt is None:
+        raise ApiError(NOT_FOUND, "No receipt with this id")
+    if key_id is not None and receipt.api_key_id == key_id:
+        return receipt, True
+    if not receipt.public:
+        raise ApiError(NOT_FOUND, "No receipt with this id")
+    return receipt, False
+
+
+def _from_form(image_limit: int) -> tuple[str | None, bytes | None, str | None]:
+    unknown = sorted((set(request.form) | set(request.files)) - FORM_FIELDS)
+    if unknown:
+        raise ApiError(INVALID_FIELD, f"unexpected form part(s): {', '.join(unknown)}")
+    image, text_digest = request.files.get("image"), request.form.get("sha256")
+    if image is not None and text_digest is not None:
+        raise ApiError(INVALID_FIELD, "Send 'image' or 'sha256', not both")
+    digest = _hash_image(image.stream, image_limit) if image is not None else None
+    if text_digest is not None:
+        digest = _digest(text_digest)
+    bundle_file: FileStorage | None = request.files.get("bundle")
+    bundle = None
+    if bundle_file is not None:
+        bundle = bundle_file.stream.read(MAX_BUNDLE_BYTES + 1)
+        if len(bundle) > MAX_BUNDLE_BYTES:
+            raise ApiError(PAYLOAD_TOO_LARGE, f"a bundle is at most {MAX_BUNDLE_BYTES} bytes")
+    return digest, bundle, _receipt_id(request.form.get("receipt_id"))
+
+
+def _from_json() -> tuple[str | None, bytes | None, str | None]:
+    body = request.stream.read(MAX_JSON_BYTES + 1)
+    if len(body) > MAX_JSON_BYTES:
+        raise ApiError(PAYLOAD_TOO_LARGE, f"JSON bodies are limited to {MAX_JSON_BYTES} bytes")
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(INVALID_FIELD, "the body is not valid JSON") from exc
+    if not isinstance(data, dict) or set(data) - {"sha256", "receipt_id"}:
+        raise ApiError(INVALID_FIELD, "the body must be {\"sha256\": ..., \"receipt_id\": ...}")
+    digest = data.get("sha256")
+    return (_digest(digest) if digest is not None else None), None, _receipt_id(
+        data.get("receipt_id"))
+
+
+def _hash_image(stream: IO[bytes], limit: int) -> str:
+    digest, size = hashlib.sha256(), 0
+    while block := stream.read(HASH_BLOCK_BYTES):
+        size += len(block)
+        if size > limit:
+            raise ApiError(PAYLOAD_TOO_LARGE, f"the image exceeds {limit} bytes")
+        digest.update(block)
+    return digest.hexdigest()
+
+
+def _digest(value: Any) -> str:
+    if not isinstance(value, str) or not _SHA256_HEX.fullmatch(value):
+        raise ApiError(INVALID_DIGEST)
+    return value.lower()
+
+
+def _receipt_id(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_RECEIPT_ID_CHARS:
+        raise ApiError(INVALID_FIELD, f"receipt_id must be 1..{MAX_RECEIPT_ID_CHARS} characters")
+    return value
