@@ -1,9 +1,145 @@
-"""`chronoseal stamp`: placeholder while the client is written."""
+"""`chronoseal stamp FILE_OR_DIR...`: register images, wait for their stamps, write bundles.
+
+Each image gets NAME.chronoseal.zip (next to it, or in --out). Images whose bundle already
+verifies are skipped, so a run can be repeated until everything is stamped. Exit codes: 0 every
+file stamped or skipped, 1 some failed (listed at the end with the reason), 2 unusable input.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import argparse
+import json
+import os
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any, TextIO
+
+from service.cli.verify_token import _certificates
+from service.client.api import StampClient
+from service.client.stamping import Options, Outcome, find_images, stamp_file
+from service.errors import MalformedInputError
+
+EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
+KEY_ENV = "CHRONOSEAL_API_KEY"
+DEFAULT_SERVER = "http://127.0.0.1:8318"  # `chronoseal up` and `serve` defaults
+DEFAULT_JOBS = 4  # uploads overlap hashing and waiting; more mostly queues at the server
+MAX_JOBS = 32
+DEFAULT_WAIT_S = 600.0  # TSA retries can delay a stamp by minutes; after that, run again
+BAR_WIDTH = 30
 
 
 def register(subparsers: Any) -> None:
-    """Add nothing yet."""
+    """Add the stamp sub-command."""
+    parser = subparsers.add_parser("stamp", help="timestamp images and write their bundles",
+                                   description=__doc__)
+    parser.add_argument("targets", nargs="+", type=Path, metavar="FILE_OR_DIR")
+    parser.add_argument("--server", default=os.environ.get("CHRONOSEAL_SERVER", DEFAULT_SERVER),
+                        help=f"API base URL (default $CHRONOSEAL_SERVER or {DEFAULT_SERVER})")
+    parser.add_argument("--key", help=f"API key (default ${KEY_ENV}); never printed")
+    parser.add_argument("--out", type=Path, help="directory for the bundles (default: beside "
+                        "each image)")
+    parser.add_argument("--hash-only", action="store_true", help="send only the SHA-256 and the "
+                        "locally read generation record: the image never leaves this machine")
+    parser.add_argument("--metadata", help="generation record as a JSON object (added to, and "
+                        "overriding, what the image carries)")
+    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help="files in flight")
+    parser.add_argument("--wait", type=float, default=DEFAULT_WAIT_S,
+                        help="seconds to wait for each stamp before giving up")
+    parser.add_argument("--ca", type=Path, help="PEM roots the bundles must chain to "
+                        "(default: the bundled roots)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        key, options = _setup(args)
+    except (MalformedInputError, OSError) as exc:
+        print(f"chronoseal stamp: error: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    images = find_images(args.targets)
+    if not images:
+        print("chronoseal stamp: error: no image files found", file=sys.stderr)
+        return EXIT_UNUSABLE
+    client = StampClient(args.server, key)
+    progress = Progress(len(images), sys.stderr)
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = [pool.submit(stamp_file, client, path, options, progress.status)
+                   for path in images]
+        for future in as_completed(futures):
+            progress.done(future.result())
+        outcomes = [f.result() for f in futures]
+    progress.finish()
+    return summarize(outcomes, sys.stdout)
+
+
+def _setup(args: argparse.Namespace) -> tuple[str, Options]:
+    key = args.key or os.environ.get(KEY_ENV, "")
+    if not key:
+        raise MalformedInputError(f"no API key: pass --key or set {KEY_ENV}")
+    if not 1 <= args.jobs <= MAX_JOBS:
+        raise MalformedInputError(f"--jobs must be 1..{MAX_JOBS}")
+    metadata: Any = {}
+    if args.metadata:
+        try:
+            metadata = json.loads(args.metadata)
+        except ValueError as exc:
+            raise MalformedInputError(f"--metadata is not JSON: {exc}") from exc
+        if not isinstance(metadata, dict):
+            raise MalformedInputError("--metadata must be a JSON object")
+    roots = _certificates(args.ca, "--ca") if args.ca else None
+    return key, Options(out_dir=args.out, hash_only=args.hash_only, metadata=metadata,
+                        wait_s=args.wait, roots=roots)
+
+
+def summarize(outcomes: list[Outcome], out: TextIO) -> int:
+    """One line per file, failures last with their reasons; the exit code."""
+    for o in outcomes:
+        if o.state != "failed":
+            print(f"{o.state:8} {o.path} -> {o.bundle} ({o.detail})", file=out)
+    failed = [o for o in outcomes if o.state == "failed"]
+    counts = {s: sum(o.state == s for o in outcomes) for s in ("stamped", "skipped", "failed")}
+    print(", ".join(f"{n} {s}" for s, n in counts.items()), file=out)
+    if failed:
+        print("failed:", file=out)
+        for o in failed:
+            print(f"  {o.path}: {o.detail}", file=out)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+class Progress:
+    """A plain-text bar on stderr: redrawn in place on a terminal, one line per event otherwise."""
+
+    def __init__(self, total: int, stream: TextIO) -> None:
+        self.total, self.stream = total, stream
+        self.finished = self.failed = 0
+        self.tty = stream.isatty()
+        self.lock = threading.Lock()
+
+    def status(self, path: Path, state: str) -> None:
+        self._draw(f"{path.name}: {state}")
+
+    def done(self, outcome: Outcome) -> Outcome:
+        with self.lock:
+            self.finished += 1
+            self.failed += outcome.state == "failed"
+        self._draw(f"{outcome.path.name}: {outcome.state}")
+        return outcome
+
+    def finish(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def _draw(self, event: str) -> None:
+        with self.lock:
+            filled = BAR_WIDTH * self.finished // max(self.total, 1)
+            bar = "#" * filled + "-" * (BAR_WIDTH - filled)
+            line = (f"[{bar}] {self.finished}/{self.total}"
+                    + (f" ({self.failed} failed)" if self.failed else "") + f"  {event}")
+            if self.tty:
+                self.stream.write("\r\x1b[K" + line[:200])
+            else:
+                self.stream.write(line + "\n")
+            self.stream.flush()

@@ -1,0 +1,1 @@
+"""The creator's side of Chronoseal: register images with a server and keep their bundles."""

@@ -1,0 +1,157 @@
+"""`chronoseal stamp` against a running service: the API over HTTP (werkzeug, in a thread), a
+real `chronoseal worker` process and the built-in TSA over HTTP; one SQLite database.
+
+The API is wrapped to record every request's method, path, Content-Type and length, so the
+test can see from the server's side that --hash-only sends JSON and never the image.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from service.storage import create_api_key, write_transaction
+from service.storage.tables import receipts
+from service.web.app import create_app
+from service.web.tsa import serve_in_thread
+from tests.support.images import png_bytes
+from tests.support.stamping_env import StampingEnv, TSAEndpoint, builtin_tsa
+
+CLI = [sys.executable, "-c", "import sys; from service.cli import main; sys.exit(main())"]
+REPO = Path(__file__).resolve().parents[2]
+UPLOAD_LIMIT = 200_000  # a "huge" image just past it is the failure case
+RUN_TIMEOUT_S = 90
+
+
+@dataclass
+class Service:
+    url: str
+    secret: str
+    tsa: TSAEndpoint
+    env: StampingEnv
+    requests: list[tuple[str, str, str, int]]  # method, path, content type, length
+
+    def stamp(self, *args: str | Path, key: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env.pop("CHRONOSEAL_API_KEY", None)
+        if key:
+            env["CHRONOSEAL_API_KEY"] = self.secret
+        return subprocess.run([*CLI, "stamp", "--server", self.url, "--wait", "60",
+                               *map(str, args)], env=env, capture_output=True, text=True,
+                              timeout=RUN_TIMEOUT_S, cwd=REPO)
+
+    def posts(self) -> list[tuple[str, str, str, int]]:
+        return [r for r in self.requests if r[0] == "POST"]
+
+
+def recording(app: Callable[..., Iterable[bytes]], log: list[Any]) -> Callable[..., Any]:
+    lock = threading.Lock()
+
+    def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        with lock:
+            log.append((environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""),
+                        environ.get("CONTENT_TYPE", ""), int(environ.get("CONTENT_LENGTH") or 0)))
+        return app(environ, start_response)
+
+    return wsgi
+
+
+@pytest.fixture
+def service(tmp_path: Path, sqlite_template: Path) -> Iterator[Service]:
+    db = tmp_path / "chronoseal.db"
+    shutil.copy(sqlite_template, db)
+    with builtin_tsa(tmp_path / "tsa") as tsa:
+        env = StampingEnv(tmp_path, f"sqlite:///{db}", [tsa],
+                          CHRONOSEAL_MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT))
+        log: list[Any] = []
+        try:
+            with write_transaction(env.services.engine) as conn:
+                _, secret = create_api_key(conn, "client")
+            env.start_worker()
+            with serve_in_thread(recording(create_app(env.services), log)) as api:
+                yield Service(api.url, secret, tsa, env, log)
+        finally:
+            env.stop()
+
+
+def images(directory: Path, count: int, size: int = 16) -> list[Path]:
+    directory.mkdir()
+    paths = []
+    for i in range(count):
+        path = directory / f"img{i}.png"
+        path.write_bytes(png_bytes(size + i, size, (i * 40, 10, 10)))
+        paths.append(path)
+    (directory / "notes.txt").write_text("not an image: not stamped")
+    return paths
+
+
+def verify(bundle: Path, image: Path, roots: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, "verify", str(bundle), "--image", str(image), "--ca", str(roots)],
+                          capture_output=True, text=True, timeout=RUN_TIMEOUT_S, cwd=REPO)
+
+
+def test_stamps_a_directory_then_skips_it(service: Service, tmp_path: Path) -> None:
+    paths = images(tmp_path / "art", 3)
+    first = service.stamp(tmp_path / "art", "--out", tmp_path / "out", "--jobs", "3",
+                          "--metadata", '{"prompt": "red squares", "seed": 3}')
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "3 stamped, 0 skipped, 0 failed" in first.stdout
+    assert "[##############################] 3/3" in first.stderr  # the progress bar, on stderr
+    for path in paths:
+        bundle = tmp_path / "out" / f"{path.name}.chronoseal.zip"
+        checked = verify(bundle, path, service.tsa.roots)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert '"prompt": "red squares"' in checked.stdout
+    uploads = [r for r in service.posts() if r[1] == "/v1/stamps"]
+    assert len(uploads) == 3 and all(r[2].startswith("multipart/form-data") for r in uploads)
+
+    again = service.stamp(tmp_path / "art", "--out", tmp_path / "out")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "0 stamped, 3 skipped, 0 failed" in again.stdout
+    assert len(service.posts()) == 3  # nothing registered twice
+    assert service.secret not in first.stdout + first.stderr + again.stdout + again.stderr
+
+
+def test_hash_only_never_sends_the_image(service: Service, tmp_path: Path) -> None:
+    paths = images(tmp_path / "private", 2, size=64)
+    done = service.stamp(tmp_path / "private", "--hash-only", "--metadata", '{"seed": 9}')
+    assert done.returncode == 0, done.stdout + done.stderr
+    posts = service.posts()
+    assert len(posts) == 2
+    smallest = min(p.stat().st_size for p in paths)
+    for _, path, content_type, length in posts:
+        assert path == "/v1/stamps" and content_type == "application/json"
+        assert length < smallest
+    with service.env.services.engine.connect() as conn:
+        rows = conn.execute(select(receipts.c.image_size, receipts.c.media_type)).all()
+    assert rows and all(r.image_size is None and r.media_type is None for r in rows)
+    for path in paths:  # bundles beside the images by default
+        checked = verify(path.with_name(path.name + ".chronoseal.zip"), path, service.tsa.roots)
+        assert checked.returncode == 0, checked.stdout
+
+
+def test_failures_are_listed_with_the_reason(service: Service, tmp_path: Path) -> None:
+    paths = images(tmp_path / "mixed", 1)
+    huge = tmp_path / "mixed" / "huge.png"
+    huge.write_bytes(png_bytes() + b"\x00" * UPLOAD_LIMIT)
+    done = service.stamp(tmp_path / "mixed", "--out", tmp_path / "out")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "1 stamped, 0 skipped, 1 failed" in done.stdout
+    failed = done.stdout.split("failed:\n", 1)[1]
+    assert f"{huge}: HTTP 413 payload-too-large" in failed and str(paths[0]) not in failed
+
+    no_key = service.stamp(tmp_path / "mixed", key=False)
+    assert no_key.returncode == 2 and "CHRONOSEAL_API_KEY" in no_key.stderr
+    wrong_key = service.stamp(paths[0], "--key", "cs_wrong", "--out", tmp_path / "elsewhere")
+    assert wrong_key.returncode == 1 and "HTTP 401" in wrong_key.stdout
+    assert "cs_wrong" not in wrong_key.stdout + wrong_key.stderr
