@@ -1,0 +1,40 @@
+"""Fooocus: with its own scheme, a JSON `parameters` PNG chunk (UserComment in JPEG/WebP) and a
+`fooocus_scheme` chunk (MakerNote); with the "a1111" scheme, infotext read by a1111.py."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+SCHEME_KEY = "fooocus_scheme"
+_RESOLUTION = re.compile(r"\(\s*(\d+)\s*,\s*(\d+)\s*\)")  # str((width, height))
+
+
+def is_fooocus_json(meta: Any) -> bool:
+    version = meta.get("version") if isinstance(meta, dict) else None
+    return isinstance(version, str) and version.startswith("Fooocus")
+
+
+def read_record(meta: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(fields, details) of Fooocus's JSON record."""
+    fields: dict[str, Any] = {
+        "prompt": meta.get("prompt"),
+        "negative_prompt": meta.get("negative_prompt"),
+        "seed": meta.get("seed"),
+        "steps": meta.get("steps"),
+        "cfg_scale": meta.get("guidance_scale"),
+        "sampler": meta.get("sampler"),
+        "model": meta.get("base_model"),
+        "model_hash": meta.get("base_model_hash"),
+        "software": meta.get("version"),
+    }
+    match = _RESOLUTION.fullmatch(str(meta.get("resolution", "")))
+    if match:
+        fields["width"], fields["height"] = int(match[1]), int(match[2])
+    details = {k: meta[k] for k in ("styles", "performance", "scheduler", "refiner_model",
+                                    "refiner_switch", "sharpness", "metadata_scheme",
+                                    "full_prompt", "full_negative_prompt") if k in meta}
+    loras = {k: v for k, v in meta.items() if k.startswith("lora_combined_")}
+    if loras:
+        details["loras"] = loras
+    return fields, details

@@ -1,0 +1,97 @@
+"""ExtractedRecord: what an image file says about how it was made, normalised and bounded."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from service.evidence.generation import normalize_fields
+from service.evidence.manifest import SAFE_INTEGER
+from service.evidence.records.limits import (
+    MAX_FIELD_CHARS,
+    MAX_JSON_DEPTH,
+    MAX_RAW_FIELD_CHARS,
+    MAX_RAW_TOTAL_CHARS,
+    RAW_HEAD_CHARS,
+)
+
+# Formats named in `source`; "request" (generation.py) is the caller's own record.
+A1111, COMFYUI, INVOKEAI, NOVELAI, FOOOCUS, XMP, C2PA = (
+    "a1111", "comfyui", "invokeai", "novelai", "fooocus", "xmp", "c2pa")
+
+
+@dataclass(frozen=True)
+class ExtractedRecord:
+    """The generation record embedded in an image file.
+
+    `source` names the format (A1111...C2PA above), None when the file has none; `fields` are
+    the normalised GENERATION_FIELDS; `raw` every original text field by chunk keyword or tag
+    name (bounded: see `bound_raw`); `details` parsed extras outside the vocabulary (LoRAs,
+    hires, scheduler); `provenance` XMP/IPTC and C2PA facts; `warnings` what could not be read.
+    """
+
+    source: str | None = None
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    raw: Mapping[str, Any] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict)
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    container: str | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def found(self) -> bool:
+        return self.source is not None
+
+    def as_generation(self) -> dict[str, Any]:
+        """The record in the manifest's `generation` shape: fields, source, raw (+ extras)."""
+        out: dict[str, Any] = {**self.fields, "source": self.source, "raw": dict(self.raw)}
+        if self.details:
+            out["details"] = dict(self.details)
+        if self.provenance:
+            out["provenance"] = dict(self.provenance)
+        return out
+
+
+def normalise(fields: Mapping[str, Any], warnings: list[str]) -> dict[str, Any]:
+    """normalize_fields over a format's fields, with text fields cut to MAX_FIELD_CHARS."""
+    out = normalize_fields({k: v for k, v in fields.items() if v is not None})
+    for name, value in out.items():
+        if isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
+            out[name] = value[:MAX_FIELD_CHARS]
+            warnings.append(f"{name} longer than {MAX_FIELD_CHARS} characters; cut (raw keeps it)")
+    return out
+
+
+def bound_raw(raw: Mapping[str, Any], warnings: list[str]) -> dict[str, Any]:
+    """Raw texts, each over MAX_RAW_FIELD_CHARS (and the largest while the total is over
+    MAX_RAW_TOTAL_CHARS) replaced by {"truncated", "chars", "sha256" of its UTF-8, "head"}."""
+    out = {key: jsonable(value) for key, value in raw.items()}
+    sizes = {k: len(v if isinstance(v, str) else str(v)) for k, v in out.items()}
+    for key in sorted(sizes, key=sizes.__getitem__, reverse=True):
+        if sizes[key] <= MAX_RAW_FIELD_CHARS and sum(sizes.values()) <= MAX_RAW_TOTAL_CHARS:
+            break
+        text = out[key] if isinstance(out[key], str) else str(out[key])
+        out[key] = {"truncated": True, "chars": len(text), "head": text[:RAW_HEAD_CHARS],
+                    "sha256": hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()}
+        sizes[key] = RAW_HEAD_CHARS + 100
+        warnings.append(f"raw {key!r} of {len(text)} characters kept as head and SHA-256")
+    return out
+
+
+def jsonable(value: Any, depth: int = 0) -> Any:
+    """A copy that JCS represents exactly: big integers as strings, other types as text."""
+    if depth > MAX_JSON_DEPTH:
+        return None
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) <= SAFE_INTEGER else str(value)
+    if isinstance(value, float):
+        return value if abs(value) <= SAFE_INTEGER else str(value)  # also NaN/inf -> text
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v, depth + 1) for v in value]
+    return str(value)

@@ -1,0 +1,147 @@
+"""Image files laid out as generating tools write them, built byte by byte or with Pillow.
+
+PNG text goes through Pillow's PngInfo (what A1111, ComfyUI, InvokeAI, Fooocus and NovelAI call)
+or raw chunks; EXIF is a TIFF block written here (piexif's layout: big-endian, IFD0 pointing to
+the Exif IFD); JPEG segments and WebP chunks are spliced in as the writers place them.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+ExifEntry = tuple[int, int, bytes]  # tag, TIFF type, value bytes
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_with_info(info: PngInfo, size: tuple[int, int] = (8, 8)) -> bytes:
+    """What `image.save(fp, "PNG", pnginfo=info)` writes, as the tools do."""
+    out = io.BytesIO()
+    Image.new("RGB", size, (40, 80, 120)).save(out, "PNG", pnginfo=info)
+    return out.getvalue()
+
+
+def png_texts(texts: dict[str, str], size: tuple[int, int] = (8, 8)) -> bytes:
+    info = PngInfo()
+    for key, value in texts.items():
+        info.add_text(key, value)
+    return png_with_info(info, size)
+
+
+def png_with_chunks(chunks: list[tuple[bytes, bytes]], *, after_idat: bool = False) -> bytes:
+    """A Pillow PNG with raw chunks spliced in after IHDR (or before IEND)."""
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (0, 0, 0)).save(out, "PNG")
+    data = out.getvalue()
+    extra = b"".join(png_chunk(kind, body) for kind, body in chunks)
+    at = len(data) - 12 if after_idat else 8 + 25  # IEND is 12 bytes; IHDR chunk is 25
+    return data[:at] + extra + data[at:]
+
+
+def text_chunk(keyword: str, text: str) -> tuple[bytes, bytes]:
+    return b"tEXt", keyword.encode("latin-1") + b"\x00" + text.encode("latin-1")
+
+
+def ztxt_chunk(keyword: str, text: bytes) -> tuple[bytes, bytes]:
+    return b"zTXt", keyword.encode("latin-1") + b"\x00\x00" + zlib.compress(text)
+
+
+def itxt_chunk(keyword: str, text: bytes, *, compressed: bool = False) -> tuple[bytes, bytes]:
+    body = zlib.compress(text) if compressed else text
+    return b"iTXt", (keyword.encode("latin-1") + b"\x00" + bytes([int(compressed), 0])
+                     + b"\x00\x00" + body)
+
+
+def tiff(ifd0: list[ExifEntry], exif_ifd: list[ExifEntry] | None = None,
+         order: str = ">") -> bytes:
+    """A TIFF block: IFD0 (plus an Exif IFD it points to), values after each IFD."""
+    head = (b"MM\x00\x2a" if order == ">" else b"II\x2a\x00") + struct.pack(order + "I", 8)
+
+    def ifd(entries: list[ExifEntry], offset: int, pointer: int | None) -> bytes:
+        entries = list(entries)
+        if pointer is not None:
+            entries.append((0x8769, 4, struct.pack(order + "I", pointer)))
+        entries.sort()
+        table_size = 2 + 12 * len(entries) + 4
+        table, data = struct.pack(order + "H", len(entries)), b""
+        for tag, kind, value in entries:
+            count = len(value) // {3: 2, 4: 4}.get(kind, 1)
+            if len(value) <= 4:
+                field = value.ljust(4, b"\x00")
+            else:
+                field = struct.pack(order + "I", offset + table_size + len(data))
+                data += value + (b"\x00" if len(value) % 2 else b"")
+            table += struct.pack(order + "HHI", tag, kind, count) + field
+        return table + struct.pack(order + "I", 0) + data
+
+    if exif_ifd is None:
+        return head + ifd(ifd0, 8, None)
+    first_size = len(ifd(ifd0, 8, 0))
+    return head + ifd(ifd0, 8, 8 + first_size) + ifd(exif_ifd, 8 + first_size, None)
+
+
+def user_comment_exif(text: str, *, encoding: str = "utf_16_be", order: str = ">") -> bytes:
+    """piexif.dump({"Exif": {UserComment: piexif.helper.UserComment.dump(text, "unicode")}})."""
+    if encoding == "ascii":
+        value = b"ASCII\x00\x00\x00" + text.encode("ascii")
+    else:
+        value = b"UNICODE\x00" + text.encode(encoding)
+    return b"Exif\x00\x00" + tiff([], [(0x9286, 7, value)], order)
+
+
+def jpeg_with_segments(segments: list[tuple[int, bytes]]) -> bytes:
+    """A Pillow JPEG with APPn segments inserted right after SOI (piexif.insert's place)."""
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (10, 200, 30)).save(out, "JPEG")
+    data = out.getvalue()
+    extra = b"".join(b"\xff" + bytes([marker]) + struct.pack(">H", len(body) + 2) + body
+                     for marker, body in segments)
+    return data[:2] + extra + data[2:]
+
+
+def webp_with_chunks(chunks: list[tuple[bytes, bytes]]) -> bytes:
+    """An extended (VP8X) WebP with extra RIFF chunks after the image data."""
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(out, "WEBP", lossless=True, exif=b"Exif\x00\x00")
+    data = out.getvalue()
+    body = data[12:]
+    for kind, chunk in chunks:
+        body += kind + struct.pack("<I", len(chunk)) + chunk + (b"\x00" if len(chunk) % 2 else b"")
+    return b"RIFF" + struct.pack("<I", len(body) + 4) + b"WEBP" + body
+
+
+def xmp_packet(description_xml: str) -> str:
+    return ('<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'
+            '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+            'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+            f"{description_xml}</rdf:RDF></x:xmpmeta>"
+            '<?xpacket end="w"?>')
+
+
+def cbor_text(text: str) -> bytes:
+    data = text.encode()
+    if len(data) < 24:
+        return bytes([0x60 + len(data)]) + data
+    return bytes([0x78, len(data)]) + data
+
+
+def jumbf_box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def c2pa_store(claim_cbor: bytes) -> bytes:
+    """A JUMBF superbox labelled c2pa holding one manifest with its claim (CBOR)."""
+    def description(label: str) -> bytes:  # jumd: 16-byte type UUID, toggles, label
+        return jumbf_box(b"jumd", b"c2pa" + b"\x00\x11\x00\x10\x80\x00\xaa\x00\x38\x9b\x71"
+                         + b"\x03" + label.encode() + b"\x00")
+
+    claim = jumbf_box(b"jumb", description("c2pa.claim") + jumbf_box(b"cbor", claim_cbor))
+    manifest = jumbf_box(b"jumb", description("urn:uuid:1234") + claim)
+    return jumbf_box(b"jumb", description("c2pa") + manifest)
