@@ -49,9 +49,12 @@ _CONDITIONING = ("conditioning", "conditioning_1", "conditioning_to", "cond", "c
 _MODEL_NAMES = ("ckpt_name", "unet_name", "model_name")
 
 
-def is_sampler(class_type: str) -> bool:
-    """KSampler, KSamplerAdvanced, SamplerCustom(Advanced) and custom nodes named after them."""
-    return "KSampler" in class_type or class_type.startswith("SamplerCustom")
+def is_sampler(node: dict[str, Any]) -> bool:
+    """KSampler, KSamplerAdvanced, SamplerCustom(Advanced) and custom nodes named after them;
+    a latent input tells them from helpers such as KSamplerSelect."""
+    kind = node["class_type"]
+    named = "KSampler" in kind or kind.startswith("SamplerCustom")
+    return named and "latent_image" in node["inputs"]
 
 
 def api_graph(obj: Any) -> Graph | None:
@@ -166,7 +169,7 @@ class _Walker:
 
 def read_graph(graph: Graph) -> tuple[dict[str, Any], dict[str, Any]]:
     """(fields for normalisation, details) of the graph's main sampler; empty when it has none."""
-    samplers = sorted((k for k, n in graph.items() if is_sampler(n["class_type"])),
+    samplers = sorted((k for k, n in graph.items() if is_sampler(n)),
                       key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k))
     if not samplers:
         return {}, {}
