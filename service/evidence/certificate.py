@@ -21,6 +21,11 @@ table{border-collapse:collapse;width:100%}th,td{text-align:left;vertical-align:t
 padding:.3rem .5rem;border-bottom:1px solid #ddd}th{width:12rem;font-weight:normal;color:#555}
 code,pre{font-family:Menlo,Consolas,monospace;font-size:.85rem;word-break:break-all;
 white-space:pre-wrap}.note{color:#555;font-size:.9rem}
+.digest{font-size:1rem;padding:.5rem;border:1px solid #333;display:block;margin:.5rem 0}
+ol li{margin:.4rem 0}
+@page{size:A4;margin:16mm 14mm}
+@media print{body{margin:0;max-width:none;font-size:10pt}h2,h3{break-after:avoid;margin-top:1.2rem}
+tr,pre,li,.digest{break-inside:avoid}code,pre{font-size:8pt}th{width:10rem}}
 """
 _CSP = "default-src 'none'; style-src 'unsafe-inline'"
 
@@ -61,8 +66,11 @@ def render_certificate(facts: BundleFacts) -> str:
                                              f"{facts.proof['tree_size']}")),
             ("Leaf", _code(facts.proof["leaf"])),
             ("Audit path", "<br>".join(_code(p) for p in facts.proof["audit_path"]) or "(none)"),
+            *[(f"Step {n}", f"SHA-256(01 {_code(st.left)} {_code(st.right)})<br>= "
+               f"{_code(st.result)}") for n, st in enumerate(facts.steps, 1)],
             ("Root (timestamped)", _code(facts.proof["root"])),
         ]),
+        _verification_steps(facts),
     ]
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -74,9 +82,44 @@ def render_certificate(facts: BundleFacts) -> str:
         "the times shown. This page summarises the bundle; <code>verify.py</code> and "
         "<code>VERIFY.md</code> in the same bundle prove it. The record is what the submitter "
         "stated: the timestamp shows when, not that it is true.</p>\n"
+        f"<p>Image SHA-256<code class=\"digest\">{escape(str(image.get('sha256')))}</code>"
+        f"Earliest timestamp: {escape(_earliest(facts))}</p>\n"
         + "\n".join(sections)
         + "\n</body></html>\n"
     )
+
+
+def _earliest(facts: BundleFacts) -> str:
+    if not facts.timestamps:
+        return "none"
+    first = min(facts.timestamps, key=lambda t: t.gen_time)
+    return f"{first.gen_time:%Y-%m-%d %H:%M:%S} UTC ({first.name})"
+
+
+def _verification_steps(facts: BundleFacts) -> str:
+    """The checks verify.py makes, in words; VERIFY.md has them as commands."""
+    p = facts.proof
+    steps = [
+        "Compute the SHA-256 of the image file you hold (<code>sha256sum IMAGE</code>). It must "
+        "equal the image SHA-256 above, which <code>manifest.json</code> records.",
+        "Compute the SHA-256 of <code>manifest.json</code> exactly as stored (do not re-save "
+        f"it). It must be the manifest digest {_code(facts.manifest_digest)}.",
+        "Hash one zero byte followed by that digest: the result must be the leaf "
+        f"{_code(p['leaf'])}.",
+        f"Fold the audit path as in the steps above ({len(facts.steps)} step(s), each "
+        "SHA-256 of 0x01 and two values): the last value must be the root "
+        f"{_code(p['root'])}.",
+        *[f"Run <code>openssl ts -verify -digest ROOT -in tokens/{escape(t.name)}.tsr -CAfile "
+          f"ROOT_CERT.pem</code> with the root above; it must print "
+          f"<code>Verification: OK</code>. Trust the TSA's root only after comparing its "
+          f"fingerprint {_code(t.root_fingerprint)} with the one {escape(t.name)} publishes."
+          for t in facts.timestamps],
+    ]
+    items = "".join(f"<li>{s}</li>" for s in steps)
+    return ("<h2>How to verify</h2><p class=\"note\">Offline, in the unzipped bundle: "
+            "<code>python3 verify.py --image IMAGE --ca ROOTS.pem</code> makes every check "
+            "below; <code>VERIFY.md</code> gives each one as a command.</p>"
+            f"<ol>{items}</ol>")
 
 
 def _table(title: str, rows: list[tuple[str, str]]) -> str:

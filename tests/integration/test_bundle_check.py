@@ -191,3 +191,15 @@ def test_missing_parts_are_invalid_not_a_crash(evidence: Evidence) -> None:
     verdict = check_bundle(rezip(evidence.bundle(), lambda f: [
         f.pop(n) for n in list(f) if n.startswith("tokens/")]))
     assert "tokens: the bundle holds no timestamp token" in verdict.reasons
+
+
+def test_the_certificate_is_self_contained_and_printable(evidence: Evidence) -> None:
+    with zipfile.ZipFile(io.BytesIO(evidence.bundle())) as archive:
+        html = archive.read("certificate.html").decode()
+    for external in ("<script", "<link", "src=", "url(", "@import", "http:", "https:"):
+        assert external not in html, external
+    assert "@media print" in html and "@page" in html
+    assert "How to verify" in html and "python3 verify.py" in html
+    assert html.count("openssl ts -verify") == len(evidence.tokens)
+    assert evidence.proof["root"] in html and evidence.proof["leaf"] in html
+    assert "Step 2" in html  # the audit path folded step by step (leaf 1 of 3: two steps)
