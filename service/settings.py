@@ -55,6 +55,13 @@ def _csv(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
+def _delays(text: str) -> tuple[float, ...]:
+    values = tuple(_non_negative(part) for part in _csv(text))
+    if not values:
+        raise ValueError("give at least one delay")
+    return values
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("data_dir", "CHRONOSEAL_DATA_DIR", str, "./data",
             "SQLite file and built-in TSA keys live here; relative to the working directory"),
@@ -78,6 +85,8 @@ SETTINGS: tuple[Setting, ...] = (
             "a receipt counts as stamped once this many TSAs gave verified tokens"),
     Setting("max_upload_bytes", "CHRONOSEAL_MAX_UPLOAD_BYTES", int, 50 * MiB,
             "larger than any generated image in practice; bounds disk and hashing time"),
+    Setting("keep_images", "CHRONOSEAL_KEEP_IMAGES", _bool, False,
+            "uploads are kept only until a worker has their perceptual hashes; true keeps them"),
     Setting("batch_max_size", "CHRONOSEAL_BATCH_MAX_SIZE", int, 256,
             "receipts per Merkle tree: one TSA round trip for many receipts, proofs stay short"),
     Setting("batch_max_wait_ms", "CHRONOSEAL_BATCH_MAX_WAIT_MS", int, 200,
@@ -101,6 +110,17 @@ SETTINGS: tuple[Setting, ...] = (
             "a dead worker's batch is taken over this long after its TSAs' timeouts"),
     Setting("queue_name", "CHRONOSEAL_QUEUE", str, "chronoseal",
             "the RQ queue the workers listen on"),
+    Setting("webhook_allowlist", "CHRONOSEAL_WEBHOOK_ALLOWLIST", _csv, (),
+            "CIDRs and host names webhooks may reach although private (SSRF guard); none"),
+    Setting("webhook_retry_schedule_s", "CHRONOSEAL_WEBHOOK_RETRY_SCHEDULE_S", _delays,
+            (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0),
+            "delay before each delivery attempt, as Standard Webhooks advises; then failed"),
+    Setting("webhook_connect_timeout_s", "CHRONOSEAL_WEBHOOK_CONNECT_TIMEOUT_S", _non_negative,
+            3.0, "a receiver that does not accept a connection in 3 s is down for now"),
+    Setting("webhook_timeout_s", "CHRONOSEAL_WEBHOOK_TIMEOUT_S", _non_negative, 10.0,
+            "whole attempt (connect, send, answer); a slow receiver must not hold a worker"),
+    Setting("webhook_poll_interval_s", "CHRONOSEAL_WEBHOOK_POLL_INTERVAL_S", _non_negative,
+            1.0, "how often workers look for due deliveries and inbound messages"),
 )
 
 
@@ -121,6 +141,7 @@ class Settings:
     tsas: tuple[str, ...]
     min_tokens: int
     max_upload_bytes: int
+    keep_images: bool
     batch_max_size: int
     batch_max_wait_ms: int
     sweep_interval_s: int
@@ -132,6 +153,11 @@ class Settings:
     tsa_rejected_max_attempts: int
     batch_lease_margin_s: float
     queue_name: str
+    webhook_allowlist: tuple[str, ...]
+    webhook_retry_schedule_s: tuple[float, ...]
+    webhook_connect_timeout_s: float
+    webhook_timeout_s: float
+    webhook_poll_interval_s: float
 
     @property
     def data_path(self) -> Path:

@@ -31,6 +31,7 @@ from service.timestamping.tsa_config import (
 )
 from service.wiring import Services, build_services
 from workers import queueing
+from workers.outbox import OutboxPump, pump_once
 from workers.sweeper import SweeperThread
 
 log = logging.getLogger(__name__)
@@ -114,14 +115,22 @@ def run_worker(services: Services, *, burst: bool = False, sweeper: bool = True)
     context = install(build_context(services))
     worker = make_rq_worker(context)
     thread = SweeperThread(services, context.sweep, context.name) if sweeper else None
+    pump = OutboxPump(services, context.name) if sweeper else None
     if thread is not None:
         if burst:
             thread.sweep_once()
         else:
             thread.start()
+    if pump is not None:
+        if burst:
+            pump_once(services)
+        else:
+            pump.start()
     try:
         worker.work(burst=burst, logging_level="INFO")
     finally:
+        if pump is not None:
+            pump.stop()
         if thread is not None:
             thread.stop()
         context.stamper.close()

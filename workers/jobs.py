@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import logging
 
+from service.webhooks.delivery import deliver
+from service.webhooks.inbound import register
 from workers import queueing
 from workers.bootstrap import current
+from workers.outbox import delivery_options, inbound_options
 
 log = logging.getLogger(__name__)
 
@@ -45,3 +48,18 @@ def retry_tsa(batch_id: str, tsa: str) -> bool:
 def sweep() -> str:
     """One sweep (see service.stamping.sweep), e.g. from `rq` or a scheduler."""
     return str(current().sweep())
+
+
+def deliver_webhook(delivery_id: str) -> str:
+    """One attempt at a webhook delivery; the outcome and next attempt go to the database."""
+    services = current().services
+    return deliver(services.engine, delivery_id, delivery_options(services.settings))
+
+
+def register_inbound(inbound_id: str) -> str | None:
+    """Create the receipt of an accepted post.published message, then enqueue stamping."""
+    services = current().services
+    receipt_id = register(services.engine, inbound_id, inbound_options(services.settings))
+    if receipt_id is not None:
+        queueing.enqueue_stamping(services)
+    return receipt_id

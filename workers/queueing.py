@@ -44,6 +44,10 @@ JOB_TIMEOUT_S = 600
 STAMP_JOB = "workers.jobs.stamp_batch"
 RETRY_JOB = "workers.jobs.retry_tsa"
 SWEEP_JOB = "workers.jobs.sweep"
+DELIVER_JOB = "workers.jobs.deliver_webhook"
+INBOUND_JOB = "workers.jobs.register_inbound"
+# A webhook attempt is bounded by its own timeouts (seconds); this only frees a stuck worker.
+WEBHOOK_JOB_TIMEOUT_S = 120
 
 
 def key_prefix(settings: Settings) -> str:
@@ -115,3 +119,29 @@ def _enqueue_stamp_job(services: Services) -> None:
     queue_for(services).enqueue(
         STAMP_JOB, job_timeout=JOB_TIMEOUT_S, result_ttl=RESULT_TTL_S, failure_ttl=FAILURE_TTL_S,
     )
+
+
+def _enqueue_once(services: Services, function: str, object_id: str) -> bool:
+    """Enqueue `function(object_id)` unless a job for that id is queued or running."""
+    try:
+        queue_for(services).enqueue(
+            function, object_id, job_id=f"{function.rsplit('.', 1)[1]}-{object_id}",
+            unique=True, job_timeout=WEBHOOK_JOB_TIMEOUT_S, result_ttl=RESULT_TTL_S,
+            failure_ttl=RETRY_FAILURE_TTL_S,
+        )
+        return True
+    except DuplicateJobError:
+        return False
+    except redis.RedisError as exc:
+        log.warning("could not enqueue %s(%s): %s", function, object_id, exc)
+        return False
+
+
+def enqueue_delivery(services: Services, delivery_id: str) -> bool:
+    """One attempt at a webhook delivery (the database says whether it is still due)."""
+    return _enqueue_once(services, DELIVER_JOB, delivery_id)
+
+
+def enqueue_inbound(services: Services, inbound_id: str) -> bool:
+    """Register the image of an accepted inbound message."""
+    return _enqueue_once(services, INBOUND_JOB, inbound_id)

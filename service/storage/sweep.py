@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import Connection, and_, case, literal, or_, select, update
 
 from service.storage.tables import batches, receipts, utcnow
+from service.storage.webhooks import record_receipt_events
 
 DEFAULT_SWEEP_LIMIT = 500  # ids per sweep pass: bounds one query's IN list and one RQ burst
 MAX_IDS_PER_STATEMENT = 500  # SQLite allows 32766 bound parameters; stay far below
@@ -79,6 +80,7 @@ def mark_failed(conn: Connection, ids: Sequence[str], reason: str) -> list[str]:
             .values(status="failed", failure=failure)
             .returning(receipts.c.id)
         ).scalars()
+    record_receipt_events(conn, "receipt.failed", changed)  # outbox, in this transaction
     return sorted(changed)
 
 

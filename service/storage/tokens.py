@@ -21,6 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from service.storage.engine import connection_for, is_sqlite
 from service.storage.errors import BatchStateError
 from service.storage.tables import batch_tsa_attempts, batches, receipts, tokens, utcnow
+from service.storage.webhooks import record_receipt_events
 
 MAX_ERROR_LENGTH = 2000  # error texts come from remote servers: keep rows and API answers small
 DEFAULT_DUE_LIMIT = 100  # attempts handed to one scheduler pass
@@ -81,15 +82,21 @@ def _lock_batch(conn: Connection, batch_id: str) -> RowMapping:
     return row
 
 
-def _insert_tokens(conn: Connection, batch_id: str, new: Iterable[NewToken], now: datetime) -> None:
+def _insert_tokens(conn: Connection, batch_id: str, new: Iterable[NewToken],
+                   now: datetime) -> list[str]:
+    """Insert tokens not stored yet; returns the TSAs whose token is new (for webhook events)."""
+    inserted: list[str] = []
     for token in new:
         tsa, reply_der, gen_time, serial, chain_pem = token
-        conn.execute(
+        result = conn.execute(
             _insert(conn, tokens)
             .values(batch_id=batch_id, tsa=tsa, reply_der=reply_der, gen_time=gen_time,
                     serial=str(serial), created_at=now, chain_pem=chain_pem)
             .on_conflict_do_nothing(index_elements=["batch_id", "tsa"])
+            .returning(tokens.c.id)  # rowcount is -1 here on psycopg; a returned row is not
         )
+        if result.first() is not None:
+            inserted.append(tsa)
         statement = _insert(conn, batch_tsa_attempts).values(
             batch_id=batch_id, tsa=tsa, state="done", attempts=1, updated_at=now
         )
@@ -99,9 +106,11 @@ def _insert_tokens(conn: Connection, batch_id: str, new: Iterable[NewToken], now
                 set_={"state": "done", "next_attempt_at": None, "updated_at": now},
             )
         )
+    return inserted
 
 
-def _finish(conn: Connection, batch_id: str, min_tokens: int, now: datetime) -> StoreResult:
+def _finish(conn: Connection, batch_id: str, min_tokens: int, now: datetime,
+            new_tsas: Sequence[str] = ()) -> StoreResult:
     count = conn.execute(
         select(func.count()).select_from(tokens).where(tokens.c.batch_id == batch_id)
     ).scalar_one()
@@ -118,6 +127,14 @@ def _finish(conn: Connection, batch_id: str, min_tokens: int, now: datetime) -> 
         .where(batches.c.id == batch_id, batches.c.status == "open")
         .values(status="complete", completed_at=now, lease_until=None)
     )
+    # Webhook outbox rows in this same transaction: an event exists iff its change committed.
+    record_receipt_events(conn, "receipt.stamped", stamped, now=now)
+    if new_tsas:
+        earlier = conn.execute(select(receipts.c.id).where(
+            receipts.c.batch_id == batch_id, receipts.c.status == "stamped",
+            receipts.c.id.not_in(stamped) if stamped else receipts.c.id.is_not(None),
+        )).scalars().all()
+        record_receipt_events(conn, "receipt.token_added", earlier, new_tsas=new_tsas, now=now)
     return StoreResult(batch_id, count, True, sorted(stamped))
 
 
@@ -155,8 +172,8 @@ def store_batch_result(
             .values(proof=bindparam("path")),
             [{"rid": rid, "path": json.dumps(list(path))} for rid, path in proofs.items()],
         )
-        _insert_tokens(conn, batch_id, (NewToken(*token) for token in new_tokens), now)
-        return _finish(conn, batch_id, min_tokens, now)
+        added = _insert_tokens(conn, batch_id, (NewToken(*token) for token in new_tokens), now)
+        return _finish(conn, batch_id, min_tokens, now, added)
 
 
 def add_token(
@@ -173,8 +190,8 @@ def add_token(
     with connection_for(bind) as conn:
         if _lock_batch(conn, batch_id)["root"] is None:
             raise BatchStateError(f"batch {batch_id} has no stored root yet")
-        _insert_tokens(conn, batch_id, [NewToken(*token)], now)
-        return _finish(conn, batch_id, min_tokens, now)
+        added = _insert_tokens(conn, batch_id, [NewToken(*token)], now)
+        return _finish(conn, batch_id, min_tokens, now, added)
 
 
 def record_batch_error(

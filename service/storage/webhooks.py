@@ -1,0 +1,413 @@
+"""Webhook storage: secrets, endpoints, the delivery outbox/log, integrations, inbound messages.
+
+Outbox: `record_receipt_events` writes one `webhook_deliveries` row per receipt and target in
+the caller's transaction — the one that marks receipts stamped or failed or adds a token — so
+an event exists exactly when its state change was committed. Workers poll for due rows
+(`claim_due_deliveries`) and send them from RQ jobs; nothing is lost when Redis is.
+Secrets are stored in clear because signing needs them (HMAC), and never logged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, RowMapping, and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from service.evidence.manifest import format_timestamp
+from service.storage.ids import new_id
+from service.storage.tables import (
+    callback_secrets,
+    inbound_messages,
+    integrations,
+    receipts,
+    tokens,
+    utcnow,
+    webhook_deliveries,
+    webhook_endpoints,
+)
+from service.webhooks.signing import new_secret
+
+ENDPOINT_PREFIX = "whe_"
+DELIVERY_PREFIX = "msg_"  # delivery ids are the webhook-id header: a message, as the spec says
+INTEGRATION_PREFIX = "itg_"
+INBOUND_PREFIX = "inb_"
+EVENTS = ("receipt.stamped", "receipt.failed", "receipt.token_added")
+MAX_ENDPOINTS_PER_KEY = 20  # every state change fans out to each one: keep the fan-out small
+MAX_ERROR_LENGTH = 1000  # receivers' answers and errors, as shown in the delivery log
+DEFAULT_DUE_LIMIT = 100  # deliveries handed to one poll
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    id: str
+    api_key_id: str
+    url: str
+    events: list[str]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: str
+    api_key_id: str
+    endpoint_id: str | None
+    receipt_id: str | None
+    event: str
+    url: str
+    payload: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+    delivered_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Integration:
+    id: str
+    api_key_id: str
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    id: str
+    integration_id: str
+    message_id: str
+    receipt_id: str
+    body: bytes | None
+    status: str
+    error: str | None
+
+
+# --- secrets and endpoints -------------------------------------------------------------------
+
+def callback_secret(conn: Connection, api_key_id: str, now: datetime | None = None) -> str:
+    """The key's secret for signing callbacks to receipts' callback_url; made on first use."""
+    found = conn.execute(select(callback_secrets.c.secret).where(
+        callback_secrets.c.api_key_id == api_key_id)).scalar()
+    if found is not None:
+        return str(found)
+    secret = new_secret()
+    try:
+        with conn.begin_nested():
+            conn.execute(callback_secrets.insert().values(
+                api_key_id=api_key_id, secret=secret, created_at=now or utcnow()))
+    except IntegrityError:  # a concurrent first use won; its secret stands
+        return str(conn.execute(select(callback_secrets.c.secret).where(
+            callback_secrets.c.api_key_id == api_key_id)).scalar_one())
+    return secret
+
+
+def rotate_callback_secret(conn: Connection, api_key_id: str, now: datetime | None = None) -> str:
+    """Replace the key's callback secret; returns the new one."""
+    callback_secret(conn, api_key_id, now)
+    secret = new_secret()
+    conn.execute(update(callback_secrets).where(callback_secrets.c.api_key_id == api_key_id)
+                 .values(secret=secret, created_at=now or utcnow()))
+    return secret
+
+
+def _endpoint(row: RowMapping) -> Endpoint:
+    return Endpoint(row["id"], row["api_key_id"], row["url"], json.loads(row["events"]),
+                    row["created_at"])
+
+
+def count_endpoints(conn: Connection, api_key_id: str) -> int:
+    return len(list_endpoints(conn, api_key_id))
+
+
+def create_endpoint(conn: Connection, api_key_id: str, url: str, events: Sequence[str],
+                    now: datetime | None = None) -> tuple[Endpoint, str]:
+    """Register an endpoint; returns it with its secret (shown once to the client)."""
+    unknown = set(events) - set(EVENTS)
+    if unknown or not events:
+        raise ValueError(f"events must be a non-empty subset of {', '.join(EVENTS)}")
+    endpoint = Endpoint(new_id(ENDPOINT_PREFIX), api_key_id, url, sorted(set(events)),
+                        now or utcnow())
+    secret = new_secret()
+    conn.execute(webhook_endpoints.insert().values(
+        id=endpoint.id, api_key_id=api_key_id, url=url, events=json.dumps(endpoint.events),
+        secret=secret, created_at=endpoint.created_at))
+    return endpoint, secret
+
+
+def list_endpoints(conn: Connection, api_key_id: str) -> list[Endpoint]:
+    """The key's active endpoints, oldest first (never their secrets)."""
+    rows = conn.execute(select(webhook_endpoints).where(
+        webhook_endpoints.c.api_key_id == api_key_id, webhook_endpoints.c.deleted_at.is_(None)
+    ).order_by(webhook_endpoints.c.id)).mappings()
+    return [_endpoint(r) for r in rows]
+
+
+def _own_endpoint(api_key_id: str, endpoint_id: str) -> Any:
+    return and_(webhook_endpoints.c.id == endpoint_id,
+                webhook_endpoints.c.api_key_id == api_key_id,
+                webhook_endpoints.c.deleted_at.is_(None))
+
+
+def rotate_endpoint_secret(conn: Connection, api_key_id: str, endpoint_id: str) -> str | None:
+    """A new secret for the key's endpoint (None: no such endpoint for this key)."""
+    secret = new_secret()
+    result = conn.execute(update(webhook_endpoints)
+                          .where(_own_endpoint(api_key_id, endpoint_id)).values(secret=secret))
+    return secret if result.rowcount else None
+
+
+def delete_endpoint(conn: Connection, api_key_id: str, endpoint_id: str,
+                    now: datetime | None = None) -> bool:
+    """Stop sending to the endpoint (its log stays); False when the key has no such endpoint."""
+    result = conn.execute(update(webhook_endpoints).where(_own_endpoint(api_key_id, endpoint_id))
+                          .values(deleted_at=now or utcnow()))
+    return bool(result.rowcount)
+
+
+# --- the outbox ------------------------------------------------------------------------------
+
+def _links(receipt_id: str) -> dict[str, str]:
+    base = f"/v1/stamps/{receipt_id}"  # as the API's own links: path-absolute
+    return {"self": base, "tokens": f"{base}/tokens", "bundle": f"{base}/bundle"}
+
+
+def _token_json(row: RowMapping, receipt_id: str) -> dict[str, Any]:
+    return {"tsa": row["tsa"], "gen_time": format_timestamp(row["gen_time"]),
+            "serial": row["serial"], "link": f"/v1/stamps/{receipt_id}/tokens/{row['tsa']}.tsr"}
+
+
+def _event_data(event: str, receipt: RowMapping, batch_tokens: list[RowMapping],
+                new_tsas: Sequence[str]) -> dict[str, Any]:
+    data: dict[str, Any] = {"id": receipt["id"], "status": receipt["status"],
+                            "manifest_digest": receipt["manifest_digest"],
+                            "external_id": receipt["external_id"]}
+    if event == "receipt.failed":
+        data["reason"] = receipt["failure"]
+        return data
+    data["stamped_at"] = format_timestamp(receipt["stamped_at"])
+    data["links"] = _links(receipt["id"])
+    shown = [t for t in batch_tokens if event == "receipt.stamped" or t["tsa"] in new_tsas]
+    data["tokens"] = [_token_json(t, receipt["id"]) for t in shown]
+    return data
+
+
+def record_receipt_events(conn: Connection, event: str, receipt_ids: Sequence[str], *,
+                          new_tsas: Sequence[str] = (), now: datetime | None = None) -> int:
+    """Write the deliveries for `event` on these receipts (callback_url and subscribed
+    endpoints), due now; returns how many. Call it in the state change's transaction."""
+    if not receipt_ids:
+        return 0
+    now = now or utcnow()
+    rows = conn.execute(select(receipts.c.id, receipts.c.api_key_id, receipts.c.status,
+                               receipts.c.manifest_digest, receipts.c.external_id,
+                               receipts.c.callback_url, receipts.c.failure, receipts.c.batch_id,
+                               receipts.c.stamped_at)
+                        .where(receipts.c.id.in_(list(receipt_ids)))).mappings().all()
+    keys = {r["api_key_id"] for r in rows}
+    endpoints: dict[str, list[RowMapping]] = {}
+    for ep in conn.execute(select(webhook_endpoints.c.id, webhook_endpoints.c.api_key_id,
+                                  webhook_endpoints.c.url, webhook_endpoints.c.events)
+                           .where(webhook_endpoints.c.api_key_id.in_(keys),
+                                  webhook_endpoints.c.deleted_at.is_(None))).mappings():
+        if event in json.loads(ep["events"]):
+            endpoints.setdefault(ep["api_key_id"], []).append(ep)
+    targets = [r for r in rows if r["callback_url"] or endpoints.get(r["api_key_id"])]
+    if not targets:
+        return 0
+    batch_ids = {r["batch_id"] for r in targets if r["batch_id"]}
+    by_batch: dict[str, list[RowMapping]] = {}
+    if event != "receipt.failed" and batch_ids:
+        for t in conn.execute(select(tokens.c.batch_id, tokens.c.tsa, tokens.c.gen_time,
+                                     tokens.c.serial).where(tokens.c.batch_id.in_(batch_ids))
+                              .order_by(tokens.c.tsa)).mappings():
+            by_batch.setdefault(t["batch_id"], []).append(t)
+    values = []
+    for receipt in targets:
+        data = _event_data(event, receipt, by_batch.get(receipt["batch_id"], []), new_tsas)
+        payload = json.dumps({"type": event, "timestamp": format_timestamp(now), "data": data},
+                             separators=(",", ":"), sort_keys=True)
+        dests = [(None, receipt["callback_url"])] if receipt["callback_url"] else []
+        dests += [(ep["id"], ep["url"]) for ep in endpoints.get(receipt["api_key_id"], [])]
+        for endpoint_id, url in dests:
+            values.append({
+                "id": new_id(DELIVERY_PREFIX), "api_key_id": receipt["api_key_id"],
+                "endpoint_id": endpoint_id, "receipt_id": receipt["id"], "event": event,
+                "url": url, "payload": payload, "status": "pending", "attempts": 0,
+                "next_attempt_at": now, "created_at": now, "updated_at": now,
+            })
+    conn.execute(webhook_deliveries.insert(), values)
+    return len(values)
+
+
+def _delivery(row: RowMapping) -> Delivery:
+    return Delivery(**{f: row[f] for f in Delivery.__dataclass_fields__})
+
+
+def claim_due_deliveries(conn: Connection, lease_s: float, now: datetime | None = None,
+                         limit: int = DEFAULT_DUE_LIMIT) -> list[str]:
+    """Ids of pending deliveries due now, pushed `lease_s` ahead so the next poll skips them
+    while their job runs (if the job is lost, they are due again after the lease)."""
+    now = now or utcnow()
+    ids = list(conn.execute(select(webhook_deliveries.c.id).where(
+        webhook_deliveries.c.status == "pending", webhook_deliveries.c.next_attempt_at <= now
+    ).order_by(webhook_deliveries.c.next_attempt_at).limit(limit)).scalars())
+    if ids:
+        conn.execute(update(webhook_deliveries).where(webhook_deliveries.c.id.in_(ids))
+                     .values(next_attempt_at=now + timedelta(seconds=lease_s)))
+    return ids
+
+
+def delivery_for_attempt(conn: Connection, delivery_id: str) -> tuple[Delivery, str | None]:
+    """A delivery and the secret to sign it with (None when its endpoint was deleted)."""
+    row = conn.execute(select(webhook_deliveries).where(
+        webhook_deliveries.c.id == delivery_id)).mappings().one()
+    delivery = _delivery(row)
+    if delivery.endpoint_id is None:
+        return delivery, callback_secret(conn, delivery.api_key_id)
+    secret = conn.execute(select(webhook_endpoints.c.secret).where(
+        webhook_endpoints.c.id == delivery.endpoint_id,
+        webhook_endpoints.c.deleted_at.is_(None))).scalar()
+    return delivery, secret
+
+
+def record_attempt(conn: Connection, delivery_id: str, *, succeeded: bool,
+                   status_code: int | None, error: str | None,
+                   next_attempt_at: datetime | None, now: datetime | None = None) -> str:
+    """Count one attempt: succeeded, due again at `next_attempt_at`, or (None) failed for good."""
+    now = now or utcnow()
+    status = "succeeded" if succeeded else ("pending" if next_attempt_at else "failed")
+    conn.execute(update(webhook_deliveries).where(webhook_deliveries.c.id == delivery_id).values(
+        status=status, attempts=webhook_deliveries.c.attempts + 1,
+        next_attempt_at=None if succeeded else next_attempt_at, last_status_code=status_code,
+        last_error=error[:MAX_ERROR_LENGTH] if error else None, updated_at=now,
+        delivered_at=now if succeeded else None))
+    return status
+
+
+def list_deliveries(conn: Connection, api_key_id: str, *, endpoint_id: str | None = None,
+                    status: str | None = None, limit: int = 50) -> list[Delivery]:
+    """The key's deliveries, newest first (the delivery log)."""
+    query = select(webhook_deliveries).where(webhook_deliveries.c.api_key_id == api_key_id)
+    if endpoint_id is not None:
+        query = query.where(webhook_deliveries.c.endpoint_id == endpoint_id)
+    if status is not None:
+        query = query.where(webhook_deliveries.c.status == status)
+    rows = conn.execute(query.order_by(webhook_deliveries.c.id.desc()).limit(limit)).mappings()
+    return [_delivery(r) for r in rows]
+
+
+def redeliver(conn: Connection, api_key_id: str, delivery_id: str,
+              now: datetime | None = None) -> Delivery | None:
+    """Send a delivery again from the start of the schedule, same id and body; None if unknown."""
+    now = now or utcnow()
+    result = conn.execute(update(webhook_deliveries).where(
+        webhook_deliveries.c.id == delivery_id, webhook_deliveries.c.api_key_id == api_key_id,
+    ).values(status="pending", attempts=0, next_attempt_at=now, updated_at=now))
+    if not result.rowcount:
+        return None
+    return _delivery(conn.execute(select(webhook_deliveries).where(
+        webhook_deliveries.c.id == delivery_id)).mappings().one())
+
+
+# --- integrations and inbound messages -------------------------------------------------------
+
+def create_integration(conn: Connection, api_key_id: str, name: str,
+                       now: datetime | None = None) -> tuple[Integration, str]:
+    """A posting tool's inbound hook for this key; returns it with its secret (shown once)."""
+    integration = Integration(new_id(INTEGRATION_PREFIX), api_key_id, name, now or utcnow())
+    secret = new_secret()
+    conn.execute(integrations.insert().values(
+        id=integration.id, api_key_id=api_key_id, name=name, secret=secret,
+        created_at=integration.created_at))
+    return integration, secret
+
+
+def list_integrations(conn: Connection, api_key_id: str | None = None) -> list[Integration]:
+    query = select(integrations.c.id, integrations.c.api_key_id, integrations.c.name,
+                   integrations.c.created_at).order_by(integrations.c.id)
+    if api_key_id is not None:
+        query = query.where(integrations.c.api_key_id == api_key_id)
+    return [Integration(**r) for r in conn.execute(query).mappings()]
+
+
+def integration_secret(conn: Connection, integration_id: str) -> tuple[Integration, str] | None:
+    """The integration and its secret, to verify an inbound message; None when unknown."""
+    row = conn.execute(select(integrations).where(integrations.c.id == integration_id)
+                       ).mappings().first()
+    if row is None:
+        return None
+    return Integration(row["id"], row["api_key_id"], row["name"], row["created_at"]), row["secret"]
+
+
+def _inbound(row: RowMapping) -> InboundMessage:
+    body = row["body"]
+    return InboundMessage(row["id"], row["integration_id"], row["message_id"], row["receipt_id"],
+                          bytes(body) if body is not None else None, row["status"], row["error"])
+
+
+def find_inbound(conn: Connection, integration_id: str, message_id: str) -> InboundMessage | None:
+    row = conn.execute(select(inbound_messages).where(
+        inbound_messages.c.integration_id == integration_id,
+        inbound_messages.c.message_id == message_id)).mappings().first()
+    return _inbound(row) if row else None
+
+
+def accept_inbound(conn: Connection, integration_id: str, message_id: str, body: bytes,
+                   receipt_id: str, lease_s: float,
+                   now: datetime | None = None) -> tuple[InboundMessage, bool]:
+    """Store a verified message once per (integration, webhook-id); True when it is new.
+
+    A repeat returns the first message (and so its receipt id), never a second one.
+    """
+    now = now or utcnow()
+    existing = find_inbound(conn, integration_id, message_id)
+    if existing is not None:
+        return existing, False
+    message = InboundMessage(new_id(INBOUND_PREFIX), integration_id, message_id, receipt_id,
+                             body, "accepted", None)
+    try:
+        with conn.begin_nested():
+            conn.execute(inbound_messages.insert().values(
+                id=message.id, integration_id=integration_id, message_id=message_id,
+                receipt_id=receipt_id, body=body, status="accepted", created_at=now,
+                next_attempt_at=now + timedelta(seconds=lease_s)))
+    except IntegrityError:
+        found = find_inbound(conn, integration_id, message_id)
+        assert found is not None
+        return found, False
+    return message, True
+
+
+def get_inbound(conn: Connection, inbound_id: str) -> InboundMessage | None:
+    row = conn.execute(select(inbound_messages).where(inbound_messages.c.id == inbound_id)
+                       ).mappings().first()
+    return _inbound(row) if row else None
+
+
+def claim_due_inbound(conn: Connection, lease_s: float, now: datetime | None = None,
+                      limit: int = DEFAULT_DUE_LIMIT) -> list[str]:
+    """Accepted messages whose job is overdue (lost with Redis, or its worker died)."""
+    now = now or utcnow()
+    due = or_(inbound_messages.c.next_attempt_at.is_(None),
+              inbound_messages.c.next_attempt_at <= now)
+    ids = list(conn.execute(select(inbound_messages.c.id).where(
+        inbound_messages.c.status == "accepted", due).limit(limit)).scalars())
+    if ids:
+        conn.execute(update(inbound_messages).where(inbound_messages.c.id.in_(ids))
+                     .values(next_attempt_at=now + timedelta(seconds=lease_s)))
+    return ids
+
+
+def finish_inbound(conn: Connection, inbound_id: str, status: str, error: str | None = None,
+                   now: datetime | None = None) -> None:
+    """Mark a message done (its receipt exists) or failed; its body (the image) is dropped."""
+    conn.execute(update(inbound_messages).where(inbound_messages.c.id == inbound_id).values(
+        status=status, error=error[:MAX_ERROR_LENGTH] if error else None, body=None,
+        next_attempt_at=None, processed_at=now or utcnow()))
