@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from service.evidence.records.exif import read_exif_texts
 from service.evidence.records.limits import (
@@ -20,6 +20,7 @@ from service.evidence.records.limits import (
     MAX_ITEM_BYTES,
     MAX_TOTAL_TEXT_BYTES,
     MAX_XMP_BYTES,
+    RAW_HEAD_CHARS,
 )
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -36,7 +37,7 @@ class Embedded:
     texts: dict[str, str] = field(default_factory=dict)
     xmp: str | None = None
     c2pa: bytes | None = None
-    skipped: dict[str, int] = field(default_factory=dict)  # keyword -> size, past MAX_ITEM_BYTES
+    skipped: dict[str, dict[str, Any]] = field(default_factory=dict)  # too large to read
     warnings: list[str] = field(default_factory=list)
     _budget: int = MAX_TOTAL_TEXT_BYTES
 
@@ -50,9 +51,11 @@ class Embedded:
             return
         self.texts[key] = text
 
-    def skip(self, key: str, size: int) -> None:
-        self.skipped[key] = size
-        self.warnings.append(f"{key!r} metadata of {size} bytes is over {MAX_ITEM_BYTES}; skipped")
+    def skip(self, key: str, size: int, head: bytes = b"") -> None:
+        """Note a chunk too large to read: its size and first RAW_HEAD_CHARS bytes stay in raw."""
+        self.skipped[key] = {"truncated": True, "bytes": size,
+                             "head": head[:RAW_HEAD_CHARS].decode("utf-8", "replace")}
+        self.warnings.append(f"{key!r} metadata of {size} bytes is over the limit; skipped")
 
 
 def read_embedded(fileobj: BinaryIO) -> Embedded:
@@ -88,7 +91,8 @@ def _png(fileobj: BinaryIO, head: bytes) -> Embedded:
             fileobj.seek(length + 4, 1)  # data and CRC
             continue
         if length > (MAX_C2PA_BYTES if kind == b"caBX" else MAX_ITEM_BYTES):
-            out.skip(_png_keyword(fileobj, kind, length), length)
+            keyword, head = _png_head(fileobj, kind, length)
+            out.skip(keyword, length, head)
             fileobj.seek(length + 4, 1)
             continue
         data = _read_exact(fileobj, length)
@@ -108,14 +112,15 @@ def _png(fileobj: BinaryIO, head: bytes) -> Embedded:
     return out
 
 
-def _png_keyword(fileobj: BinaryIO, kind: bytes, length: int) -> str:
-    """The keyword of a chunk too large to read, for the warning; the file is rewound after."""
-    if kind not in _PNG_TEXT:
-        return kind.decode("latin-1")
+def _png_head(fileobj: BinaryIO, kind: bytes, length: int) -> tuple[str, bytes]:
+    """Keyword and first bytes of a chunk too large to read; the file is rewound after."""
     at = fileobj.tell()
-    keyword = fileobj.read(min(80, length)).split(b"\x00", 1)[0]
+    head = fileobj.read(min(80 + RAW_HEAD_CHARS, length))
     fileobj.seek(at)
-    return keyword.decode("latin-1")
+    if kind not in _PNG_TEXT:
+        return kind.decode("latin-1"), b""
+    keyword, _, rest = head.partition(b"\x00")
+    return keyword.decode("latin-1"), rest if kind == b"tEXt" else b""
 
 
 def _png_text(out: Embedded, kind: bytes, data: bytes) -> None:
@@ -158,8 +163,10 @@ def _inflate(data: bytes, out: Embedded, keyword: str) -> bytes | None:
         out.warnings.append(f"compressed text {keyword!r} does not inflate; ignored")
         return None
     if inflater.unconsumed_tail:
-        out.skip(keyword, MAX_INFLATED_BYTES + len(inflater.unconsumed_tail))
+        out.skip(keyword, len(data), result)
         return None
+    if not inflater.eof:
+        out.warnings.append(f"compressed text {keyword!r} is cut short; the part inflated kept")
     return result
 
 

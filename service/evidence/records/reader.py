@@ -18,6 +18,7 @@ from service.evidence.records.record import (
     FOOOCUS,
     INVOKEAI,
     NOVELAI,
+    UNKNOWN,
     XMP,
     ExtractedRecord,
     bound_raw,
@@ -27,7 +28,10 @@ from service.evidence.records.record import (
 
 log = logging.getLogger(__name__)
 UNREADABLE = "the embedded generation record could not be read; registered without it"
+UNRECOGNISED = "the embedded generation record is in no format known here; kept raw"
 Parsed = tuple[str, dict[str, Any], dict[str, Any]]  # source, fields, details
+# Keys only generating tools write: when one is present but unreadable, it is kept raw.
+RECORD_KEYS = frozenset({"parameters", "prompt", "workflow", "invokeai_metadata", "sd-metadata"})
 
 
 def read_generation_record(path_or_fileobj: str | os.PathLike[str] | BinaryIO) -> ExtractedRecord:
@@ -56,7 +60,7 @@ def _interpret(embedded: Embedded) -> ExtractedRecord:
     texts = embedded.texts
     provenance: dict[str, Any] = {}
     raw: dict[str, Any] = dict(texts)
-    raw.update({key: {"skipped_bytes": size} for key, size in embedded.skipped.items()})
+    raw.update(embedded.skipped)
     if embedded.xmp:
         props = xmp.read_xmp(embedded.xmp, warnings)
         if props:
@@ -71,9 +75,11 @@ def _interpret(embedded: Embedded) -> ExtractedRecord:
                         "software": props.get("creator_tool")}, {})
     if parsed is None and "c2pa" in provenance:
         parsed = (C2PA, {}, {})
+    if parsed is None and RECORD_KEYS.intersection(raw):
+        parsed = (UNKNOWN, {}, {})  # a tool's record we could not read: kept raw, bounded
+        warnings.append(UNRECOGNISED)
     if parsed is None:
-        return ExtractedRecord(container=embedded.container, warnings=_cap(warnings),
-                               raw=bound_raw(raw, warnings) if embedded.skipped else {})
+        return ExtractedRecord(container=embedded.container, warnings=_cap(warnings))
     source, fields, details = parsed
     if not fields.get("software"):
         fields["software"] = _software_hint(provenance)

@@ -17,9 +17,10 @@ from service.evidence.records.limits import (
     RAW_HEAD_CHARS,
 )
 
-# Formats named in `source`; "request" (generation.py) is the caller's own record.
-A1111, COMFYUI, INVOKEAI, NOVELAI, FOOOCUS, XMP, C2PA = (
-    "a1111", "comfyui", "invokeai", "novelai", "fooocus", "xmp", "c2pa")
+# Formats named in `source`; "request" (generation.py) is the caller's own record; "unknown" a
+# tool's chunk (e.g. `parameters`) that could not be read, kept raw.
+A1111, COMFYUI, INVOKEAI, NOVELAI, FOOOCUS, XMP, C2PA, UNKNOWN = (
+    "a1111", "comfyui", "invokeai", "novelai", "fooocus", "xmp", "c2pa", "unknown")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,186 @@
+"""Malformed and hostile metadata never raise: the record is kept raw (bounded), with warnings,
+in bounded time and memory."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import struct
+import time
+import zlib
+
+import pytest
+
+from service.evidence.manifest import canonicalize
+from service.evidence.records import read_generation_record
+from service.evidence.records.limits import (
+    MAX_CONTAINER_ITEMS,
+    MAX_FIELD_CHARS,
+    MAX_ITEM_BYTES,
+    MAX_RAW_FIELD_CHARS,
+    MAX_RAW_TOTAL_CHARS,
+    RAW_HEAD_CHARS,
+)
+from tests.support.records import (
+    itxt_chunk,
+    jpeg_with_segments,
+    png_chunk,
+    png_texts,
+    png_with_chunks,
+    text_chunk,
+    tiff,
+    user_comment_exif,
+    ztxt_chunk,
+)
+from tests.unit.test_records_a1111 import INFOTEXT
+from tests.unit.test_records_comfyui import API_GRAPH
+
+TIME_LIMIT_S = 2.0  # every hostile file here is read in well under this on a shared core
+
+
+def read(data: bytes):
+    started = time.perf_counter()
+    record = read_generation_record(io.BytesIO(data))
+    assert time.perf_counter() - started < TIME_LIMIT_S
+    canonicalize(record.as_generation())  # always representable in the manifest
+    return record
+
+
+def test_huge_text_chunk_is_skipped_with_its_head_kept() -> None:
+    text = "x" * (MAX_ITEM_BYTES + 10)
+    record = read(png_with_chunks([text_chunk("parameters", text)]))
+    assert record.source == "unknown"
+    assert record.raw["parameters"] == {"truncated": True, "bytes": len(text) + 11,
+                                        "head": "x" * RAW_HEAD_CHARS}
+    assert any("over the limit" in w for w in record.warnings)
+
+
+def test_zip_bomb_ztxt_stops_at_the_inflate_limit() -> None:
+    bomb = ztxt_chunk("parameters", b"\x00" * (64 * 1024 * 1024))
+    assert len(bomb[1]) < 100_000
+    record = read(png_with_chunks([bomb]))
+    assert record.source == "unknown" and record.raw["parameters"]["truncated"] is True
+    assert any("over the limit" in w for w in record.warnings)
+
+
+def test_invalid_utf8_itxt_is_read_with_replacement_and_a_warning() -> None:
+    body = INFOTEXT.encode().replace(b"lighthouse", b"light\xff\xfehouse")
+    record = read(png_with_chunks([itxt_chunk("parameters", body)]))
+    assert record.source == "a1111" and record.fields["steps"] == 30
+    assert "light\ufffd\ufffdhouse" in record.fields["prompt"]
+    assert any("not valid UTF-8" in w for w in record.warnings)
+
+
+@pytest.mark.parametrize("text", [
+    "[" * 100_000 + "]" * 100_000,  # beyond Python's recursion limit
+    json.dumps(json.loads("[" * 80 + "1" + "]" * 80)),  # parses; deeper than MAX_JSON_DEPTH
+    '{"3": {"class_type": "KSampler", "inputs": ',  # cut short
+    "9" * 50_000,  # an integer beyond Python's digit limit
+])
+def test_hostile_comfyui_json_is_kept_raw(text: str) -> None:
+    record = read(png_texts({"prompt": text}))
+    assert record.source == "unknown" and record.fields == {}
+    assert "prompt" in record.raw
+    assert record.warnings
+
+
+def test_many_chunks_stop_at_the_item_limit() -> None:
+    chunks = [(b"tIME", b"\x07\xea\x01\x01\x00\x00\x00")] * (MAX_CONTAINER_ITEMS + 5)
+    record = read(png_with_chunks(chunks + [text_chunk("parameters", INFOTEXT)]))
+    assert record.source is None
+    assert any("more than" in w for w in record.warnings)
+
+
+def test_oversized_record_is_kept_as_head_and_digest() -> None:
+    prompt = "word " * (MAX_RAW_FIELD_CHARS // 4)
+    text = f"{prompt}\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 3, Size: 512x512"
+    record = read(png_texts({"parameters": text}))
+    raw = record.raw["parameters"]
+    assert raw["truncated"] is True and raw["chars"] == len(text)
+    assert raw["head"] == text[:RAW_HEAD_CHARS] and len(raw["sha256"]) == 64
+    assert len(record.fields["prompt"]) == MAX_FIELD_CHARS
+    assert record.fields["steps"] == 20
+    assert len(json.dumps(record.raw)) < MAX_RAW_TOTAL_CHARS
+
+
+def test_many_medium_fields_fit_the_raw_total() -> None:
+    texts = {f"note{i}": "y" * (MAX_RAW_FIELD_CHARS - 10) for i in range(4)}
+    texts["parameters"] = INFOTEXT
+    record = read(png_texts(texts))
+    assert len(json.dumps(record.raw)) <= MAX_RAW_TOTAL_CHARS + 4096
+    assert record.raw["parameters"] == INFOTEXT  # the small record itself is kept whole
+
+
+def test_long_parameters_line_without_colons_is_fast() -> None:
+    hostile = "a" * 60_000 + "\n" + "b " * 30_000 + ": " + '"' * 5_000
+    record = read(png_texts({"parameters": hostile + "\nSteps: 1, Sampler: x, Seed: 1"}))
+    assert record.source == "a1111"
+
+
+def test_cyclic_ui_graph_links() -> None:
+    workflow = {"nodes": [{"id": 1, "type": "KSampler", "inputs": [
+        {"name": "positive", "link": 1}, {"name": "latent_image", "link": 2},
+        {"name": "model", "link": 2}]},
+        {"id": 2, "type": "Reroute", "inputs": [{"name": "conditioning", "link": 3}]},
+        {"id": 3, "type": "Reroute", "inputs": [{"name": "conditioning", "link": 1}]}],
+        "links": [[1, 2, 0, 1, 0], [2, 1, 0, 1, 1], [3, 3, 0, 2, 0]]}
+    record = read(png_texts({"workflow": json.dumps(workflow)}))
+    assert record.source == "comfyui" and "prompt" not in record.fields
+
+
+def test_exif_with_looping_and_bogus_offsets() -> None:
+    looping = b"Exif\x00\x00MM\x00\x2a\x00\x00\x00\x08" + struct.pack(
+        ">HHHII", 1, 0x8769, 4, 1, 8) + b"\x00\x00\x00\x00"
+    bogus = b"Exif\x00\x00" + tiff([], [(0x9286, 7, b"UNICODE\x00" + b"\x00a" * 10)])[:30]
+    huge_count = b"Exif\x00\x00MM\x00\x2a\x00\x00\x00\x08\xff\xff"
+    for exif in (looping, bogus, huge_count, b"Exif\x00\x00junk"):
+        record = read(jpeg_with_segments([(0xE1, exif)]))
+        assert record.source is None
+
+
+def test_truncated_files() -> None:
+    whole = png_texts({"parameters": INFOTEXT})
+    jpeg = jpeg_with_segments([(0xE1, user_comment_exif(INFOTEXT))])
+    for data in (whole, jpeg):
+        for cut in range(0, len(data), 97):
+            read(data[:cut])
+
+
+def test_random_mutations_never_raise() -> None:
+    samples = [
+        png_texts({"parameters": INFOTEXT, "prompt": json.dumps(API_GRAPH)}),
+        jpeg_with_segments([(0xE1, user_comment_exif(INFOTEXT))]),
+        png_with_chunks([ztxt_chunk("parameters", INFOTEXT.encode())]),
+    ]
+    rng = random.Random(20261128)
+    for _ in range(300):
+        data = bytearray(rng.choice(samples))
+        for _ in range(rng.randint(1, 8)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        read(bytes(data))
+
+
+def test_bad_chunk_crc_and_length_past_the_end() -> None:
+    broken = png_chunk(b"tEXt", b"parameters\x00" + INFOTEXT.encode())[:-4] + b"\x00\x00\x00\x00"
+    assert read(png_with_chunks([])[:33] + broken).source == "a1111"  # CRCs are not checked
+    liar = struct.pack(">I", 10**9) + b"tEXt" + b"parameters\x00abc"
+    record = read(png_with_chunks([])[:33] + liar)
+    assert record.source == "unknown" and record.raw["parameters"]["bytes"] == 10**9
+
+
+def test_a_reader_bug_becomes_a_warning(monkeypatch) -> None:
+    import service.evidence.records.reader as reader
+
+    def explode(_embedded):
+        raise ZeroDivisionError
+
+    monkeypatch.setattr(reader, "_interpret", explode)
+    record = read(png_texts({"parameters": INFOTEXT}))
+    assert record.source is None and record.warnings == (reader.UNREADABLE,)
+
+
+def test_zlib_garbage_in_ztxt() -> None:
+    record = read(png_with_chunks([(b"zTXt", b"parameters\x00\x00" + zlib.compress(b"x")[:3])]))
+    assert record.source is None or record.source == "unknown"
+    assert record.warnings
