@@ -56,6 +56,49 @@ def normalize_request_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
     return {**normalize_fields(raw), "raw": raw, "source": SOURCE_REQUEST}
 
 
+def merge_generation(
+    request: Mapping[str, Any], file: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The manifest's `generation` from the request's record and the one read from the file.
+
+    Without a file record it is the request's, unchanged. With one, each normalised field is the
+    file's value (it travels inside the hashed bytes), else the request's; `source` names the
+    file's format; `sources` holds each origin's normalised fields (the file's with its
+    `details`/`provenance`); `raw` is {"file": ..., "request": ...}; `conflicts` lists the fields
+    both state differently, with both values. The request's part is left out when it is empty.
+    """
+    if file is None:
+        return dict(request)
+    stated = bool(request.get("raw"))
+    merged: dict[str, Any] = {}
+    conflicts: list[dict[str, Any]] = []
+    for name in GENERATION_FIELDS:
+        ours, theirs = file.get(name), request.get(name) if stated else None
+        if ours is not None or theirs is not None:
+            merged[name] = ours if ours is not None else theirs
+        if ours is not None and theirs is not None and not _same(ours, theirs):
+            conflicts.append({"field": name, "file": ours, "request": theirs})
+    sources = {"file": _without_raw(file)}
+    raw = {"file": file.get("raw", {})}
+    if stated:
+        sources["request"] = _without_raw(request)
+        raw["request"] = request["raw"]
+    return {**merged, "source": file.get("source"), "sources": sources, "raw": raw,
+            "conflicts": conflicts}
+
+
+def _without_raw(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k != "raw"}
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, str) and isinstance(b, str):
+        return a.strip() == b.strip()
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return float(a) == float(b)
+    return str(a) == str(b)  # a seed as int on one side, as text on the other
+
+
 def normalize_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     """Map a flat record's keys onto GENERATION_FIELDS; only fields with a usable value appear."""
     by_fold: dict[str, list[str]] = {}
