@@ -20,6 +20,7 @@ from service.client.api import ClientError, StampClient
 from service.errors import MalformedInputError
 from service.evidence.bundle_check import MAX_BUNDLE_BYTES, check_bundle
 from service.evidence.manifest import canonicalize
+from service.evidence.records import read_generation_record
 
 BUNDLE_SUFFIX = ".chronoseal.zip"
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".avif", ".tif", ".tiff",
@@ -131,24 +132,15 @@ def _wait(client: StampClient, receipt_id: str, wait_s: float) -> dict[str, Any]
 
 
 def read_local_record(path: Path) -> dict[str, Any]:
-    """The generation record embedded in the file, read here (for --hash-only).
+    """The generation record embedded in the file, read here for --hash-only, as `metadata`.
 
-    SEAM: service.evidence.records (read_generation_record) is being written; until it lands
-    this reads nothing and the record is only what --metadata gives.
+    The normalised fields go in as themselves; the embedded texts as they were (`embedded`,
+    with their format in `embedded_source`), so the manifest's `raw` keeps the original.
     """
-    try:
-        from service.evidence.records import (  # type: ignore[attr-defined]
-            read_generation_record,
-        )
-    except ImportError:
-        return {}
     record = read_generation_record(path)
-    if record is None:
+    if not record.found:
         return {}
-    if isinstance(record, dict):
-        return record
-    as_dict = getattr(record, "as_dict", None)
-    return dict(as_dict()) if callable(as_dict) else {}
+    return {**record.fields, "embedded_source": record.source, "embedded": dict(record.raw)}
 
 
 def _valid_bundle(target: Path, sha256: str, roots: Sequence[x509.Certificate] | None) -> bool:

@@ -7,6 +7,7 @@ test can see from the server's side that --hash-only sends JSON and never the im
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image, PngImagePlugin
 from sqlalchemy import select
 
 from service.storage import create_api_key, write_transaction
@@ -124,6 +126,11 @@ def test_stamps_a_directory_then_skips_it(service: Service, tmp_path: Path) -> N
 
 def test_hash_only_never_sends_the_image(service: Service, tmp_path: Path) -> None:
     paths = images(tmp_path / "private", 2, size=64)
+    info = PngImagePlugin.PngInfo()  # an A1111 record, read by the client, not the server
+    info.add_text("parameters", "a private cat\nSteps: 20, Sampler: Euler a, Seed: 42, Size: 64x64")
+    for i, path in enumerate(paths):  # noise: images far larger than any JSON body
+        noise = Image.frombytes("RGB", (64, 64), os.urandom(64 * 64 * 3))
+        noise.save(path, pnginfo=info if i == 0 else None)
     done = service.stamp(tmp_path / "private", "--hash-only", "--metadata", '{"seed": 9}')
     assert done.returncode == 0, done.stdout + done.stderr
     posts = service.posts()
@@ -133,8 +140,13 @@ def test_hash_only_never_sends_the_image(service: Service, tmp_path: Path) -> No
         assert path == "/v1/stamps" and content_type == "application/json"
         assert length < smallest
     with service.env.services.engine.connect() as conn:
-        rows = conn.execute(select(receipts.c.image_size, receipts.c.media_type)).all()
+        rows = conn.execute(select(receipts.c.image_size, receipts.c.media_type,
+                                   receipts.c.manifest_jcs)).all()
     assert rows and all(r.image_size is None and r.media_type is None for r in rows)
+    generations = sorted((json.loads(r.manifest_jcs)["generation"] for r in rows),
+                         key=lambda g: g.get("prompt") or "")
+    assert generations[1]["prompt"] == "a private cat" and generations[1]["steps"] == 20
+    assert all(g["seed"] == 9 for g in generations)  # --metadata overrides the embedded record
     for path in paths:  # bundles beside the images by default
         checked = verify(path.with_name(path.name + ".chronoseal.zip"), path, service.tsa.roots)
         assert checked.returncode == 0, checked.stdout
