@@ -256,6 +256,124 @@ PATHS["/v1/verify"] = {"post": {
     },
 }}
 
+# Webhooks (issue 5): callback secret, endpoints, delivery log, integrations, inbound hooks.
+_SECRET = {"type": "string", "pattern": "^whsec_", "description": "Standard Webhooks secret"}
+_EVENTS = {"type": "array", "items": {"enum": ["receipt.stamped", "receipt.failed",
+                                               "receipt.token_added"]}}
+SCHEMAS["Secret"] = {"type": "object", "required": ["secret"],
+                     "properties": {"id": {"type": "string"}, "secret": _SECRET}}
+SCHEMAS["Endpoint"] = {
+    "type": "object", "required": ["id", "url", "events"],
+    "properties": {"id": {"type": "string"}, "url": {"type": "string", "format": "uri"},
+                   "events": _EVENTS, "created_at": {"type": "string", "format": "date-time"},
+                   "secret": {**_SECRET, "description": "only when created"}},
+}
+SCHEMAS["Delivery"] = {
+    "type": "object", "required": ["id", "event", "status", "attempts"],
+    "properties": {
+        "id": {"type": "string", "description": "the webhook-id header, the same on retries"},
+        "event": {"type": "string"}, "endpoint_id": _NULLABLE_STR, "receipt_id": _NULLABLE_STR,
+        "url": {"type": "string"}, "status": {"enum": ["pending", "succeeded", "failed"]},
+        "attempts": {"type": "integer"}, "next_attempt_at": _NULLABLE_STR,
+        "last_status_code": {"type": ["integer", "null"]}, "last_error": _NULLABLE_STR,
+        "created_at": {"type": "string"}, "delivered_at": _NULLABLE_STR,
+    },
+}
+SCHEMAS["Integration"] = {
+    "type": "object", "required": ["id", "name", "url"],
+    "properties": {"id": {"type": "string"}, "name": {"type": "string"},
+                   "url": {"type": "string", "description": "POST /v1/hooks/{integration}"},
+                   "secret": {**_SECRET, "description": "only when created"}},
+}
+SCHEMAS["PostPublished"] = {
+    "type": "object", "required": ["type", "data"],
+    "properties": {"type": {"const": "post.published"}, "timestamp": {"type": "string"},
+                   "data": {"type": "object", "required": ["image", "publication"],
+                            "properties": {
+                                "image": {"type": "object", "description":
+                                          '{"base64": ...} or {"url": "https://..."}'},
+                                "generation": {"type": "object"},
+                                "publication": {"type": "object", "required": [
+                                    "platform", "post_url", "published_at"]},
+                                "external_id": {"type": "string"},
+                                "callback_url": {"type": "string"}}}},
+}
+
+
+def _items(ref: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {
+        "type": "object", "properties": {"items": {"type": "array",
+                                                   "items": {"$ref": _REF + ref}}}}}}}
+
+
+def _op(summary: str, responses: dict[str, Any], *, params: list[Any] | None = None,
+        body: dict[str, Any] | None = None, secured: bool = True) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "parameters": params or [],
+                          "security": _BEARER if secured else [],
+                          "responses": {**responses, **(_AUTH_ERRORS if secured else {})}}
+    if body is not None:
+        op["requestBody"] = {"required": True,
+                             "content": {"application/json": {"schema": body}}}
+    return op
+
+
+def _path_id(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+PATHS["/v1/webhooks/secret"] = {"get": _op(
+    "The key's secret for callbacks to receipts' callback_url",
+    {"200": _json("Secret", "The secret")})}
+PATHS["/v1/webhooks/secret/rotate"] = {"post": _op(
+    "Replace the callback secret", {"200": _json("Secret", "The new secret")})}
+PATHS["/v1/webhooks/endpoints"] = {
+    "post": _op("Register an endpoint for events; its secret is shown once",
+                {"201": _json("Endpoint", "Created, with its secret"),
+                 "400": _problem("invalid-field, url-refused (SSRF guard)")},
+                body={"type": "object", "required": ["url"],
+                      "properties": {"url": {"type": "string"}, "events": _EVENTS}}),
+    "get": _op("The key's endpoints (no secrets)", {"200": _items("Endpoint", "Endpoints")}),
+}
+PATHS["/v1/webhooks/endpoints/{endpoint_id}"] = {"delete": _op(
+    "Stop sending to an endpoint (its log stays)",
+    {"204": {"description": "Deleted"}, **_NOT_FOUND}, params=[_path_id("endpoint_id")])}
+PATHS["/v1/webhooks/endpoints/{endpoint_id}/rotate"] = {"post": _op(
+    "A new secret for the endpoint", {"200": _json("Secret", "The new secret"), **_NOT_FOUND},
+    params=[_path_id("endpoint_id")])}
+PATHS["/v1/webhooks/deliveries"] = {"get": _op(
+    "The delivery log, newest first", {"200": _items("Delivery", "Deliveries"),
+                                       "400": _problem("invalid-field")},
+    params=[{"name": "endpoint_id", "in": "query", "schema": {"type": "string"}},
+            {"name": "status", "in": "query",
+             "schema": {"enum": ["pending", "succeeded", "failed"]}},
+            {"name": "limit", "in": "query",
+             "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}}])}
+PATHS["/v1/webhooks/deliveries/{delivery_id}/redeliver"] = {"post": _op(
+    "Send a delivery again from the start of the schedule (same id and body)",
+    {"202": _json("Delivery", "Pending again"), **_NOT_FOUND}, params=[_path_id("delivery_id")])}
+PATHS["/v1/integrations"] = {
+    "post": _op("Create an inbound hook for a posting tool; its secret is shown once",
+                {"201": _json("Integration", "Created, with its secret"),
+                 "400": _problem("invalid-field")},
+                body={"type": "object", "required": ["name"],
+                      "properties": {"name": {"type": "string", "maxLength": 200}}}),
+    "get": _op("The key's integrations (no secrets)",
+               {"200": _items("Integration", "Integrations")}),
+}
+PATHS["/v1/hooks/{integration_id}"] = {"post": _op(
+    "A posting tool announces a publication (Standard Webhooks, signed with the integration's "
+    "secret); the image is registered in the queue",
+    {"202": _json("Accepted", "Accepted (or a repeated webhook-id: the same receipt)"),
+     "400": _problem("bad-request, url-refused"),
+     "401": _problem("invalid-signature: missing, stale (over 5 minutes) or wrong signature"),
+     "404": _problem("not-found: no such integration"),
+     "413": _problem("payload-too-large")},
+    params=[_path_id("integration_id")] + [
+        {"name": h, "in": "header", "required": True, "schema": {"type": "string"}}
+        for h in ("webhook-id", "webhook-timestamp", "webhook-signature")],
+    body={"$ref": _REF + "PostPublished"}, secured=False)}
+
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "Chronoseal", "version": "1",

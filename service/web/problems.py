@@ -41,6 +41,12 @@ INVALID_CALLBACK_URL = Problem(
 )
 INVALID_FIELD = Problem("invalid-field", 400, "A request field is missing or invalid")
 UNAUTHORIZED = Problem("unauthorized", 401, "A valid API key is required")
+INVALID_SIGNATURE = Problem(
+    "invalid-signature", 401, "The webhook signature is missing, stale or does not verify"
+)
+URL_REFUSED = Problem(
+    "url-refused", 400, "The URL is not http(s) or points to an address webhooks may not reach"
+)
 NOT_FOUND = Problem("not-found", 404, "No such resource")
 METHOD_NOT_ALLOWED = Problem("method-not-allowed", 405, "Method not allowed")
 IDEMPOTENCY_CONFLICT = Problem(
@@ -55,7 +61,8 @@ INTERNAL = Problem("internal", 500, "Internal error")
 ALL_PROBLEMS: tuple[Problem, ...] = (
     BAD_REQUEST, INVALID_METADATA, INVALID_DIGEST, INVALID_CALLBACK_URL, INVALID_FIELD,
     UNAUTHORIZED, NOT_FOUND, METHOD_NOT_ALLOWED, IDEMPOTENCY_CONFLICT, NOT_READY,
-    PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, UNAVAILABLE, INTERNAL,
+    PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, UNAVAILABLE, INTERNAL, INVALID_SIGNATURE,
+    URL_REFUSED,
 )
 _BY_STATUS = {p.status: p for p in (
     BAD_REQUEST, UNAUTHORIZED, NOT_FOUND, METHOD_NOT_ALLOWED, PAYLOAD_TOO_LARGE,

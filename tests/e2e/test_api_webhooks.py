@@ -1,0 +1,270 @@
+"""Webhooks through the API: endpoints, callback secret, delivery log, integrations, and
+inbound post.published messages, end to end with a real RQ worker (in-process, burst), a real
+built-in TSA over HTTP, real Redis, and a real HTTP receiver for the callbacks."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from standardwebhooks import Webhook
+
+from service.storage.tables import inbound_messages, receipts, webhook_endpoints
+from tests.support.images import png_bytes
+from tests.support.stamping_env import builtin_tsa
+from tests.support.webhook_receiver import webhook_receiver
+from workers import bootstrap
+from workers.outbox import pump_once
+
+LOOPBACK = ("127.0.0.1/32",)
+
+
+def _rows(api, table) -> int:
+    with api.services.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+def _json(api, path: str, body: dict, key: dict | None = None):
+    return api.client.post(path, data=json.dumps(body), content_type="application/json",
+                           headers=key or api.auth)
+
+
+def _integration(api) -> tuple[str, str, str]:
+    answer = _json(api, "/v1/integrations", {"name": "blog"})
+    assert answer.status_code == 201, answer.get_json()
+    body = answer.get_json()
+    return body["id"], body["url"], body["secret"]
+
+
+def _post_message(image: dict, **data) -> bytes:
+    message = {"type": "post.published", "timestamp": "2026-11-28T21:00:00Z", "data": {
+        "image": image, "generation": {"prompt": "a lighthouse", "seed": "42"},
+        "publication": {"platform": "mastodon", "post_url": "https://social.example/@a/1",
+                        "published_at": "2026-11-28T20:59:00Z"}, **data}}
+    return json.dumps(message).encode()
+
+
+def _signed(secret: str, body: bytes, msg_id: str = "evt_1",
+            when: datetime | None = None) -> dict[str, str]:
+    moment = when or datetime.now(UTC)
+    return {"webhook-id": msg_id, "webhook-timestamp": str(int(moment.timestamp())),
+            "webhook-signature": Webhook(secret).sign(msg_id, moment, body.decode())}
+
+
+def _hook(api, url: str, body: bytes, headers: dict[str, str]):
+    return api.client.post(url, data=body, content_type="application/json", headers=headers)
+
+
+# --- management routes -----------------------------------------------------------------------
+
+def test_endpoints_create_list_rotate_delete(make_api) -> None:
+    api = make_api(webhook_allowlist=LOOPBACK)
+    created = _json(api, "/v1/webhooks/endpoints",
+                    {"url": "http://127.0.0.1:9/hook", "events": ["receipt.stamped"]})
+    assert created.status_code == 201
+    endpoint = created.get_json()
+    assert endpoint["secret"].startswith("whsec_") and endpoint["id"].startswith("whe_")
+    listed = api.client.get("/v1/webhooks/endpoints", headers=api.auth).get_json()["items"]
+    assert [e["id"] for e in listed] == [endpoint["id"]] and "secret" not in listed[0]
+    rotated = api.client.post(f"/v1/webhooks/endpoints/{endpoint['id']}/rotate",
+                              headers=api.auth).get_json()
+    assert rotated["secret"].startswith("whsec_") and rotated["secret"] != endpoint["secret"]
+    _, other = api.new_key()
+    other_auth = {"Authorization": f"Bearer {other}"}
+    assert api.client.delete(f"/v1/webhooks/endpoints/{endpoint['id']}",
+                             headers=other_auth).status_code == 404
+    assert api.client.get("/v1/webhooks/endpoints", headers=other_auth).get_json()["items"] == []
+    assert api.client.delete(f"/v1/webhooks/endpoints/{endpoint['id']}",
+                             headers=api.auth).status_code == 204
+    assert api.client.get("/v1/webhooks/endpoints", headers=api.auth).get_json()["items"] == []
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1/hook", "http://10.0.0.1/hook",
+                                 "http://169.254.169.254/", "http://[::1]/hook",
+                                 "http://localhost/hook", "ftp://example.com/"])
+def test_endpoint_urls_to_internal_addresses_are_refused(make_api, url: str) -> None:
+    api = make_api()
+    answer = _json(api, "/v1/webhooks/endpoints", {"url": url})
+    assert answer.status_code == 400
+    assert answer.get_json()["type"] == "urn:chronoseal:problem:url-refused"
+    assert _rows(api, webhook_endpoints) == 0
+
+
+def test_endpoint_fields_are_checked(make_api) -> None:
+    api = make_api(webhook_allowlist=LOOPBACK)
+    for body in ({"url": "http://127.0.0.1/x", "events": ["receipt.eaten"]},
+                 {"url": "http://127.0.0.1/x", "events": []}, {"events": ["receipt.stamped"]}):
+        assert _json(api, "/v1/webhooks/endpoints", body).status_code == 400
+    assert api.client.post("/v1/webhooks/endpoints", data="[", content_type="application/json",
+                           headers=api.auth).status_code == 400
+
+
+def test_callback_secret_is_stable_until_rotated(make_api) -> None:
+    api = make_api()
+    first = api.client.get("/v1/webhooks/secret", headers=api.auth).get_json()["secret"]
+    assert first.startswith("whsec_")
+    assert api.client.get("/v1/webhooks/secret", headers=api.auth).get_json()["secret"] == first
+    rotated = api.client.post("/v1/webhooks/secret/rotate", headers=api.auth).get_json()["secret"]
+    assert rotated != first
+    assert api.client.get("/v1/webhooks/secret").status_code == 401
+
+
+def test_delivery_log_routes_check_their_input(make_api) -> None:
+    api = make_api()
+    assert api.client.get("/v1/webhooks/deliveries", headers=api.auth).get_json() == {"items": []}
+    assert api.client.get("/v1/webhooks/deliveries?status=lost",
+                          headers=api.auth).status_code == 400
+    assert api.client.get("/v1/webhooks/deliveries?limit=0", headers=api.auth).status_code == 400
+    assert api.client.post("/v1/webhooks/deliveries/msg_nope/redeliver",
+                           headers=api.auth).status_code == 404
+
+
+# --- inbound: refusals store nothing ---------------------------------------------------------
+
+def _refused(api, url: str, body: bytes, headers: dict[str, str], status: int, slug: str):
+    before = (_rows(api, inbound_messages), _rows(api, receipts))
+    answer = _hook(api, url, body, headers)
+    assert answer.status_code == status, answer.get_json()
+    assert answer.get_json()["type"] == f"urn:chronoseal:problem:{slug}"
+    assert (_rows(api, inbound_messages), _rows(api, receipts)) == before
+
+
+def test_inbound_refusals(make_api) -> None:
+    api = make_api(max_upload_bytes=4096)
+    _, url, secret = _integration(api)
+    body = _post_message({"base64": base64.b64encode(b"x" * 100).decode()})
+    good = _signed(secret, body)
+    _refused(api, url, body, {**good, "webhook-signature": "v1,AAAA"}, 401, "invalid-signature")
+    _refused(api, url, body, _signed("whsec_" + base64.b64encode(b"k" * 32).decode(), body),
+             401, "invalid-signature")
+    _refused(api, url, body, {k: v for k, v in good.items() if k != "webhook-signature"}, 401,
+             "invalid-signature")
+    stale = datetime.now(UTC) - timedelta(minutes=6)
+    _refused(api, url, body, _signed(secret, body, when=stale), 401, "invalid-signature")
+    ahead = datetime.now(UTC) + timedelta(minutes=6)
+    _refused(api, url, body, _signed(secret, body, when=ahead), 401, "invalid-signature")
+    big = _post_message({"base64": base64.b64encode(b"x" * 2_000_000).decode()})
+    _refused(api, url, big, _signed(secret, big), 413, "payload-too-large")
+    for private in ("https://127.0.0.1/a.png", "https://10.0.0.1/a.png",
+                    "https://169.254.169.254/latest", "https://[::1]/a.png",
+                    "https://localhost/a.png", "http://93.184.216.34/a.png"):
+        msg = _post_message({"url": private})
+        _refused(api, url, msg, _signed(secret, msg, msg_id=private), 400, "url-refused")
+    bad = json.dumps({"type": "post.deleted", "data": {}}).encode()
+    _refused(api, url, bad, _signed(secret, bad), 400, "bad-request")
+    _refused(api, "/v1/hooks/itg_unknown", body, good, 404, "not-found")
+
+
+def test_inbound_oversized_image_in_limit_body_is_refused(make_api) -> None:
+    api = make_api(max_upload_bytes=4096)
+    _, url, secret = _integration(api)
+    body = _post_message({"base64": base64.b64encode(b"x" * 5000).decode()})
+    _refused(api, url, body, _signed(secret, body), 400, "bad-request")
+
+
+# --- inbound and outbound, end to end --------------------------------------------------------
+
+@pytest.fixture
+def worker_api(make_api, tmp_path: Path):
+    """An API whose settings name a running built-in TSA; `run()` works the queue (burst)."""
+    with builtin_tsa(tmp_path / "tsa") as tsa:
+        config = tmp_path / "tsa-test.toml"
+        config.write_text(tsa.toml())
+        api = make_api(tsa_config=(str(config),), tsas=(tsa.name,), batch_max_wait_ms=0,
+                       webhook_allowlist=LOOPBACK, webhook_retry_schedule_s=(0.0, 0.0))
+        context = bootstrap.install(bootstrap.build_context(api.services))
+
+        def run() -> None:
+            for _ in range(3):  # jobs enqueue jobs: register -> stamp; the outbox -> deliver
+                pump_once(api.services)
+                bootstrap.make_rq_worker(context).work(burst=True, logging_level="WARNING")
+
+        api.run = run  # type: ignore[attr-defined]
+        try:
+            yield api
+        finally:
+            context.stamper.close()
+            bootstrap._context = None  # noqa: SLF001 - the process-wide context of workers
+
+
+def test_inbound_post_is_registered_stamped_and_called_back(worker_api) -> None:
+    api = worker_api
+    image = png_bytes()
+    with webhook_receiver() as rx:
+        _, url, secret = _integration(api)
+        endpoint = _json(api, "/v1/webhooks/endpoints", {"url": rx.url}).get_json()
+        body = _post_message({"base64": base64.b64encode(image).decode()}, external_id="post-9")
+        answer = _hook(api, url, body, _signed(secret, body, msg_id="evt_42"))
+        assert answer.status_code == 202
+        receipt_id = answer.get_json()["id"]
+        again = _hook(api, url, body, _signed(secret, body, msg_id="evt_42"))
+        assert again.status_code == 202 and again.get_json()["id"] == receipt_id
+        assert again.headers["Idempotent-Replayed"] == "true"
+        assert _rows(api, inbound_messages) == 1
+        api.run()
+        stamped = api.client.get(f"/v1/stamps/{receipt_id}", headers=api.auth).get_json()
+        assert stamped["status"] == "stamped"
+        manifest = stamped["manifest"]
+        assert manifest["publication"]["post_url"] == "https://social.example/@a/1"
+        assert manifest["publication"]["published_at"] == "2026-11-28T20:59:00Z"
+        assert manifest["image"]["size"] == len(image)
+        assert manifest["external_id"] == "post-9"
+        assert _rows(api, receipts) == 1
+        # The replay after processing still answers the same receipt, and stores nothing.
+        late = _hook(api, url, body, _signed(secret, body, msg_id="evt_42"))
+        assert late.get_json()["id"] == receipt_id and _rows(api, receipts) == 1
+    [request] = [r for r in rx.requests if r.method == "POST"]
+    event = Webhook(endpoint["secret"]).verify(request.body, request.headers)
+    assert event["type"] == "receipt.stamped" and event["data"]["id"] == receipt_id
+    log = api.client.get("/v1/webhooks/deliveries", headers=api.auth).get_json()["items"]
+    assert [(d["status"], d["attempts"]) for d in log] == [("succeeded", 1)]
+
+
+def test_callback_url_of_a_stamp_gets_receipt_stamped(worker_api) -> None:
+    api = worker_api
+    with webhook_receiver() as rx:
+        answer = api.post_image(png_bytes(), callback_url=rx.url)
+        receipt_id = answer.get_json()["id"]
+        api.run()
+    secret = api.client.get("/v1/webhooks/secret", headers=api.auth).get_json()["secret"]
+    [request] = rx.requests
+    event = Webhook(secret).verify(request.body, request.headers)
+    assert (event["type"], event["data"]["id"]) == ("receipt.stamped", receipt_id)
+    assert event["data"]["tokens"][0]["gen_time"].endswith("Z")
+
+
+def test_failing_receiver_is_retried_then_failed_and_redelivered(worker_api) -> None:
+    api = worker_api
+    with webhook_receiver(statuses=[500]) as rx:
+        api.post_image(png_bytes(), callback_url=rx.url)
+        api.run()
+        [delivery] = api.client.get("/v1/webhooks/deliveries?status=failed",
+                                    headers=api.auth).get_json()["items"]
+        assert delivery["attempts"] == 2 and delivery["last_status_code"] == 500
+        rx.statuses[:] = [200]
+        again = api.client.post(f"/v1/webhooks/deliveries/{delivery['id']}/redeliver",
+                                headers=api.auth)
+        assert again.status_code == 202
+        api.run()
+    log = api.client.get("/v1/webhooks/deliveries", headers=api.auth).get_json()["items"]
+    assert [d["status"] for d in log] == ["succeeded"]
+    assert rx.answers == [500, 500, 200]
+
+
+def test_inbound_image_url_that_cannot_be_fetched_fails_the_message(worker_api) -> None:
+    """The job downloads over https from the checked address; nothing listens there."""
+    api = worker_api
+    _, url, secret = _integration(api)
+    body = _post_message({"url": "https://127.0.0.1:9/a.png"})
+    answer = _hook(api, url, body, _signed(secret, body))
+    assert answer.status_code == 202  # allowlisted loopback passes the guard
+    api.run()
+    with api.services.engine.connect() as conn:
+        status, error = conn.execute(select(inbound_messages.c.status,
+                                            inbound_messages.c.error)).one()
+    assert status == "failed" and "127.0.0.1" in error
+    assert _rows(api, receipts) == 0
