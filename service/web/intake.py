@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from flask import Request
 
-from service.evidence.hashing import probe_image, sniff_media_type
+from service.evidence.hashing import BOMB, UNDECODABLE, probe_image, sniff_media_type
 from service.evidence.manifest import MAX_EXTERNAL_ID_CHARS
 from service.storage.tables import IDEMPOTENCY_KEY_LENGTH, NAME_LENGTH
 from service.web.multipart import FieldTooLargeError, FormError, parse_form
@@ -53,6 +53,8 @@ class Submission:
     public: bool = False
     image_name: str | None = None
     warnings: list[str] = field(default_factory=list)
+    # The upload's bytes when Pillow can read it: kept for the perceptual-hashing job.
+    image_bytes: bytes | None = None
 
 
 def read_submission(request: Request, limit: int) -> Submission:
@@ -96,6 +98,7 @@ def _from_form(request: Request, limit: int) -> Submission:
         fields = form.fields
         metadata = _metadata_from_text(fields.get("metadata"))
         probe = probe_image(form.spool)  # type: ignore[arg-type]
+        decodable = not {UNDECODABLE, BOMB} & set(probe.warnings)
         return Submission(
             sha256=form.file.sha256.hex(),
             size=form.file.size,
@@ -106,6 +109,7 @@ def _from_form(request: Request, limit: int) -> Submission:
             public=_form_bool(fields.get("public")),
             image_name=form.filename,
             warnings=list(probe.warnings),
+            image_bytes=form.spool.read() if decodable else None,
         )
     finally:
         form.close()

@@ -18,6 +18,7 @@ from service.evidence.bundle import build_bundle
 from service.evidence.generation import normalize_request_metadata
 from service.evidence.manifest import build_manifest, canonicalize
 from service.storage.engine import write_transaction
+from service.storage.perceptual import keep_upload
 from service.storage.receipts import Receipt, get_receipt, insert_receipt, list_receipts
 from service.storage.tables import RECEIPT_STATUSES
 from service.storage.tokens import Token, list_tokens
@@ -34,6 +35,7 @@ from service.web.render import (
     receipt_json,
     summary_json,
 )
+from workers.perceptual import enqueue_hashing
 from workers.queueing import enqueue_stamping
 
 log = logging.getLogger(__name__)
@@ -91,6 +93,8 @@ def create_stamp() -> tuple[Response, int]:
             idempotency_key=key,
             request_fingerprint=request_fingerprint(sub) if key else None,
         )
+        if sub.image_bytes is not None and not receipt.replayed:
+            keep_upload(conn, sub.sha256, sub.image_bytes)
     # Committed above; from here on nothing may fail the request: the sweeper re-enqueues
     # anything Redis did not take, so a Redis error costs latency, never the receipt.
     if receipt.status == "pending":
@@ -99,6 +103,8 @@ def create_stamp() -> tuple[Response, int]:
         except Exception:
             log.warning("enqueue failed for %s; the sweeper will pick it up", receipt.id,
                         exc_info=True)
+    if sub.image_bytes is not None and not receipt.replayed:
+        enqueue_hashing(services, receipt.id)  # never raises; the sweep re-finds lost jobs
     body = {
         "id": receipt.id,
         "status": receipt.status,
