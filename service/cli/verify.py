@@ -68,7 +68,7 @@ def render(verdict: BundleVerdict) -> str:
     lines = ["VALID evidence bundle" if verdict.valid else "INVALID evidence bundle"]
     lines += [f"  reason: {r}" for r in verdict.reasons]
     manifest = verdict.manifest or {}
-    image = manifest.get("image") if isinstance(manifest.get("image"), dict) else {}
+    image = _section(manifest, "image")
     if verdict.valid:
         subject = ("the image you gave" if verdict.image_checked
                    else "an image (none was given to compare)")
@@ -76,7 +76,7 @@ def render(verdict: BundleVerdict) -> str:
                      "generation record below existed no later than each time below")
     lines.append(f"  manifest digest: {verdict.manifest_digest}")
     lines.append(f"  submitted at (server clock): {manifest.get('submitted_at')}")
-    generation = manifest.get("generation") if isinstance(manifest.get("generation"), dict) else {}
+    generation = _section(manifest, "generation")
     record = {k: v for k, v in generation.items() if k != "raw" and v is not None}
     lines.append("  generation record (as stated by the submitter): "
                  + (json.dumps(record, ensure_ascii=False) if record else "(none)"))
@@ -98,3 +98,8 @@ def render(verdict: BundleVerdict) -> str:
         mark = {True: "PASS", False: "FAIL", None: "NOT CHECKED"}[check.ok]
         lines.append(f"    [{mark}] {check.name}: {check.detail}")
     return "\n".join(lines)
+
+
+def _section(manifest: dict[str, Any], name: str) -> dict[str, Any]:
+    value = manifest.get(name)
+    return value if isinstance(value, dict) else {}
