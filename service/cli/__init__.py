@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "service.cli.tsa",
     "service.cli.db",
     "service.cli.keys",
+    "service.cli.integrations",
     "service.cli.serve",
     "service.cli.worker",
     "service.cli.sweep",

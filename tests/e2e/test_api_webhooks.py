@@ -268,3 +268,57 @@ def test_inbound_image_url_that_cannot_be_fetched_fails_the_message(worker_api) 
                                             inbound_messages.c.error)).one()
     assert status == "failed" and "127.0.0.1" in error
     assert _rows(api, receipts) == 0
+
+
+def test_integrations_cli_creates_a_hook_whose_secret_verifies(make_api, db_url, capsys) -> None:
+    from service.cli import main
+
+    api = make_api()
+    assert main(["integrations", "--url", db_url, "create", "--name", "blog",
+                 "--key", "key_unknown"]) == 1
+    assert main(["integrations", "--url", db_url, "create", "--name", "blog",
+                 "--key", api.key_id]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    secret = lines[-1]
+    assert secret.startswith("whsec_")
+    integration_id = lines[0].split()[1]
+    assert main(["integrations", "--url", db_url, "list"]) == 0
+    listing = capsys.readouterr().out
+    assert integration_id in listing and secret not in listing
+    body = _post_message({"base64": base64.b64encode(png_bytes()).decode()})
+    url = f"/v1/hooks/{integration_id}"
+    assert _hook(api, url, body, _signed(secret, body)).status_code == 202
+    assert _rows(api, inbound_messages) == 1
+    listed = api.client.get("/v1/integrations", headers=api.auth).get_json()["items"]
+    assert [i["id"] for i in listed] == [integration_id] and "secret" not in listed[0]
+
+
+def _example():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "webhooks.py"
+    spec = importlib.util.spec_from_file_location("chronoseal_webhooks_example", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_example_posting_tool_sends_and_verifies(make_api) -> None:
+    from standardwebhooks.webhooks import WebhookVerificationError
+
+    from service.webhooks.signing import new_secret, sign_headers
+
+    example = _example()
+    api = make_api()
+    _, url, secret = _integration(api)
+    body, headers = example.build_post(secret, png_bytes(), post_url="https://x.example/1",
+                                       platform="blog", message_id="evt_example")
+    first = _hook(api, url, body, headers)
+    assert first.status_code == 202
+    assert _hook(api, url, body, headers).get_json()["id"] == first.get_json()["id"]
+    callback_secret = new_secret()
+    event = b'{"type":"receipt.stamped","data":{"id":"rcp_1"}}'
+    signed = sign_headers(callback_secret, "msg_1", event)
+    assert example.verify_callback(callback_secret, event, signed)["data"]["id"] == "rcp_1"
+    with pytest.raises(WebhookVerificationError):
+        example.verify_callback(new_secret(), event, signed)

@@ -1,0 +1,77 @@
+"""`chronoseal integrations`: inbound hooks for posting tools, one secret each, per API key.
+
+`integrations create` prints the hook's path and, alone on the last line, its `whsec_` secret
+(scripts take `| tail -n 1`). The secret is stored (it must be, to verify signatures) but is
+printed only here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from service.errors import ChronosealError
+from service.settings import load_settings
+from service.storage import list_api_keys, make_engine, upgrade, write_transaction
+from service.storage.tables import NAME_LENGTH
+from service.storage.webhooks import create_integration, list_integrations
+
+HOOK_PATH = "/v1/hooks/{id}"
+
+
+def register(subparsers: Any) -> None:
+    """Add `integrations create` and `integrations list`."""
+    parser = subparsers.add_parser("integrations", help="inbound hooks for posting tools")
+    parser.add_argument("--url", help="database URL (default: DATABASE_URL or the SQLite file)")
+    sub = parser.add_subparsers(dest="integrations_command", required=True)
+    create = sub.add_parser("create", help="create a hook; prints its secret once, last line")
+    create.add_argument("--name", required=True, help="the posting tool, e.g. 'blog'")
+    create.add_argument("--key", required=True,
+                        help="API key id (key_...) or display prefix whose receipts it makes")
+    create.set_defaults(func=_create)
+    listing = sub.add_parser("list", help="list hooks (never their secrets)")
+    listing.set_defaults(func=_list)
+
+
+def _engine(args: argparse.Namespace) -> Any:
+    engine = make_engine(args.url or load_settings().effective_database_url)
+    upgrade(engine)
+    return engine
+
+
+def _create(args: argparse.Namespace) -> int:
+    name = args.name.strip()
+    if not 0 < len(name) <= NAME_LENGTH:
+        print(f"chronoseal integrations create: --name must be 1..{NAME_LENGTH} characters",
+              file=sys.stderr)
+        return 2
+    try:
+        with write_transaction(_engine(args)) as conn:
+            keys = [k for k in list_api_keys(conn, include_revoked=False)
+                    if args.key in (k.id, k.prefix)]
+            if len(keys) != 1:
+                print(f"chronoseal integrations create: no single active key {args.key!r}",
+                      file=sys.stderr)
+                return 1
+            integration, secret = create_integration(conn, keys[0].id, name)
+    except ChronosealError as exc:
+        print(f"chronoseal integrations create: {exc}", file=sys.stderr)
+        return 1
+    print(f"created {integration.id} ({integration.name}) for {keys[0].id}: "
+          f"POST {HOOK_PATH.format(id=integration.id)}; the secret is shown once:")
+    print(secret)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    try:
+        with _engine(args).connect() as conn:
+            items = list_integrations(conn)
+    except ChronosealError as exc:
+        print(f"chronoseal integrations list: {exc}", file=sys.stderr)
+        return 1
+    for i in items:
+        print(f"{i.id}  {i.api_key_id}  {i.created_at:%Y-%m-%dT%H:%M:%SZ}  "
+              f"{HOOK_PATH.format(id=i.id)}  {i.name}")
+    return 0
