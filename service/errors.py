@@ -27,6 +27,18 @@ class UploadTooLargeError(ChronosealError):
         self.limit = limit
 
 
+class ImageDecodeError(ChronosealError):
+    """The bytes are not an image that can be decoded (perceptual hashing needs pixels)."""
+
+
+class ImageBombError(ImageDecodeError):
+    """The image declares more pixels than the decoding limit; it was not decoded."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"image has more than {limit} pixels")
+        self.limit = limit
+
+
 class MetadataError(ChronosealError):
     """A generation record or manifest field is out of bounds or not representable in JCS."""
 

@@ -267,6 +267,34 @@ inbound_messages = Table(
 )
 
 
+# Perceptual hashes of registered images (issue 6): one row per stored view of an image. The
+# 64-bit pHash is split into four 16-bit bands, each indexed: a search looks up the bands
+# within a small Hamming radius of the query's (multi-index hashing), never every row.
+PHASH_BANDS = 4
+perceptual_hashes = Table(
+    "perceptual_hashes",
+    metadata,
+    Column("receipt_id", String(ID_LENGTH), ForeignKey("receipts.id"), primary_key=True),
+    Column("view", Integer, primary_key=True, autoincrement=False),
+    Column("phash", BigInteger, nullable=False),  # the 64 bits as a signed integer
+    Column("dhash256", LargeBinary(32), nullable=False),
+    *(Column(f"band{i}", Integer, nullable=False) for i in range(PHASH_BANDS)),
+    *(Index(None, f"band{i}") for i in range(PHASH_BANDS)),
+)
+
+
+# Uploaded images waiting for their perceptual hashes, by content (one row per distinct image).
+# Written in the receipt's transaction, so a committed image receipt always has its pixels
+# until a worker has hashed them; deleted then unless settings.keep_images.
+image_uploads = Table(
+    "image_uploads",
+    metadata,
+    Column("image_sha256", String(HEX_SHA256_LENGTH), primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+
 def utcnow() -> datetime:
     """The current time as an aware UTC datetime: the only kind the tables accept."""
     return datetime.now(UTC)

@@ -255,6 +255,44 @@ PATHS["/v1/verify"] = {"post": {
         "415": _problem("unsupported-media-type"),
     },
 }}
+SCHEMAS["SearchMatch"] = {
+    "type": "object", "required": ["id", "distance", "similarity", "stamped_at", "tsa_times"],
+    "description": "an earlier registration that looks like the image; anonymous callers get "
+                   "id, times and digest only",
+    "properties": {
+        "id": {"type": "string"},
+        "distance": {"type": "integer", "minimum": 0, "maximum": 256,
+                     "description": "differing bits of the 256-bit perceptual hash"},
+        "similarity": {"type": "number", "minimum": 0, "maximum": 1},
+        "stamped_at": {"type": ["string", "null"], "format": "date-time"},
+        "tsa_times": {"type": "object", "additionalProperties": {"type": "string"},
+                      "description": "genTime of each TSA's token, by TSA name"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "image_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "public": {"type": "boolean"}, "links": {"$ref": _REF + "Links"},
+    },
+}
+PATHS["/v1/search"] = {"post": {
+    "summary": "Find earlier registrations of images that look like this one",
+    "description": "Perceptual search (re-encoded, resized, cropped, watermarked, mirrored "
+                   "copies). With a key: the key's receipts and public ones; without: public "
+                   "receipts only. Oldest first; empty when nothing is close enough.",
+    "security": [{}, {"apiKey": []}],
+    "requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": {"type": "object", "required": ["image"],
+                                           "properties": {"image": {
+            "type": "string", "contentMediaType": "application/octet-stream",
+            "description": "at most max_upload_bytes and 50 megapixels"}}}}}},
+    "responses": {
+        "200": {"description": "Matches, oldest first", "content": {"application/json": {
+            "schema": {"type": "object", "required": ["matches"], "properties": {
+                "matches": {"type": "array", "items": {"$ref": _REF + "SearchMatch"}}}}}}},
+        "400": _problem("unreadable-image (not an image), invalid-field"),
+        **_AUTH_ERRORS,
+        "413": _problem("payload-too-large, image-too-many-pixels (decompression bomb)"),
+        "415": _problem("unsupported-media-type"),
+    },
+}}
 
 # Webhooks (issue 5): callback secret, endpoints, delivery log, integrations, inbound hooks.
 _SECRET = {"type": "string", "pattern": "^whsec_", "description": "Standard Webhooks secret"}

@@ -54,6 +54,12 @@ IDEMPOTENCY_CONFLICT = Problem(
 )
 PAYLOAD_TOO_LARGE = Problem("payload-too-large", 413, "The upload exceeds the size limit")
 UNSUPPORTED_MEDIA_TYPE = Problem("unsupported-media-type", 415, "Unsupported Content-Type")
+UNREADABLE_IMAGE = Problem(
+    "unreadable-image", 400, "The upload is not an image that can be decoded"
+)
+IMAGE_TOO_MANY_PIXELS = Problem(
+    "image-too-many-pixels", 413, "The image has more pixels than the decoding limit"
+)
 NOT_READY = Problem("not-ready", 409, "The receipt is not stamped yet")
 UNAVAILABLE = Problem("unavailable", 503, "A backing service is unavailable")
 INTERNAL = Problem("internal", 500, "Internal error")
@@ -62,7 +68,7 @@ ALL_PROBLEMS: tuple[Problem, ...] = (
     BAD_REQUEST, INVALID_METADATA, INVALID_DIGEST, INVALID_CALLBACK_URL, INVALID_FIELD,
     UNAUTHORIZED, NOT_FOUND, METHOD_NOT_ALLOWED, IDEMPOTENCY_CONFLICT, NOT_READY,
     PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, UNAVAILABLE, INTERNAL, INVALID_SIGNATURE,
-    URL_REFUSED,
+    URL_REFUSED, UNREADABLE_IMAGE, IMAGE_TOO_MANY_PIXELS,
 )
 _BY_STATUS = {p.status: p for p in (
     BAD_REQUEST, UNAUTHORIZED, NOT_FOUND, METHOD_NOT_ALLOWED, PAYLOAD_TOO_LARGE,
@@ -111,6 +117,8 @@ DOMAIN_PROBLEMS: tuple[tuple[type[BaseException], Problem, bool], ...] = (
     (errors.MalformedInputError, BAD_REQUEST, True),
     (errors.MetadataError, INVALID_METADATA, True),
     (errors.UploadTooLargeError, PAYLOAD_TOO_LARGE, True),
+    (errors.ImageBombError, IMAGE_TOO_MANY_PIXELS, True),
+    (errors.ImageDecodeError, UNREADABLE_IMAGE, True),
     (IdempotencyConflictError, IDEMPOTENCY_CONFLICT, False),
     (DatabaseUnavailableError, UNAVAILABLE, False),
 )

@@ -10,16 +10,15 @@ import hashlib
 import logging
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
 from sqlalchemy import Connection, Engine
 
-from service.errors import MetadataError
 from service.evidence.bundle import build_bundle
-from service.evidence.generation import merge_generation, normalize_request_metadata
-from service.evidence.manifest import Manifest, build_manifest, canonicalize
+from service.evidence.generation import normalize_request_metadata
+from service.evidence.manifest import build_manifest, canonicalize
 from service.storage.engine import write_transaction
+from service.storage.perceptual import keep_upload
 from service.storage.receipts import Receipt, get_receipt, insert_receipt, list_receipts
 from service.storage.tables import RECEIPT_STATUSES
 from service.storage.tokens import Token, list_tokens
@@ -36,6 +35,7 @@ from service.web.render import (
     receipt_json,
     summary_json,
 )
+from workers.perceptual import enqueue_hashing
 from workers.queueing import enqueue_stamping
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,6 @@ bp = Blueprint("stamps", __name__, url_prefix="/v1/stamps")
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100  # each item is small, but a page is built in memory: keep it bounded
 REPLY_MEDIA_TYPE = "application/timestamp-reply"  # RFC 3161 section 3.4
-RECORD_TOO_LARGE = "generation record: too large for the manifest with the request's; left out"
 
 
 def request_fingerprint(sub: Submission) -> str:
@@ -71,7 +70,11 @@ def create_stamp() -> tuple[Response, int]:
     services = current_services()
     key = idempotency_key(request)
     sub = read_submission(request, services.settings.max_upload_bytes)
-    manifest = _manifest(sub)
+    generation = normalize_request_metadata(sub.metadata)
+    manifest = build_manifest(
+        image_sha256=sub.sha256, size=sub.size, media_type=sub.media_type,
+        generation=generation, submitted_at=datetime.now(UTC), external_id=sub.external_id,
+    )
     # Only an idempotent insert reads before it writes; a plain insert needs no IMMEDIATE lock.
     transaction = write_transaction if key else _plain_transaction
     with transaction(services.engine) as conn:
@@ -90,6 +93,8 @@ def create_stamp() -> tuple[Response, int]:
             idempotency_key=key,
             request_fingerprint=request_fingerprint(sub) if key else None,
         )
+        if sub.image_bytes is not None and not receipt.replayed:
+            keep_upload(conn, sub.sha256, sub.image_bytes)
     # Committed above; from here on nothing may fail the request: the sweeper re-enqueues
     # anything Redis did not take, so a Redis error costs latency, never the receipt.
     if receipt.status == "pending":
@@ -98,6 +103,8 @@ def create_stamp() -> tuple[Response, int]:
         except Exception:
             log.warning("enqueue failed for %s; the sweeper will pick it up", receipt.id,
                         exc_info=True)
+    if sub.image_bytes is not None and not receipt.replayed:
+        enqueue_hashing(services, receipt.id)  # never raises; the sweep re-finds lost jobs
     body = {
         "id": receipt.id,
         "status": receipt.status,
@@ -110,28 +117,6 @@ def create_stamp() -> tuple[Response, int]:
     if receipt.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response, 202
-
-
-def _manifest(sub: Submission) -> Manifest:
-    """The manifest, with the file's generation record beside the request's; when both together
-    exceed the manifest's bounds, the request's alone (the file's stays in the hashed bytes)."""
-    request_generation = normalize_request_metadata(sub.metadata)
-    record = sub.record
-    file_generation = record.as_generation() if record is not None and record.found else None
-
-    def build(generation: dict[str, Any]) -> Manifest:
-        return build_manifest(
-            image_sha256=sub.sha256, size=sub.size, media_type=sub.media_type,
-            generation=generation, submitted_at=datetime.now(UTC), external_id=sub.external_id,
-        )
-
-    try:
-        return build(merge_generation(request_generation, file_generation))
-    except MetadataError:
-        if file_generation is None:
-            raise
-    sub.warnings.append(RECORD_TOO_LARGE)
-    return build(request_generation)
 
 
 def _own_receipt(receipt_id: str) -> Receipt:

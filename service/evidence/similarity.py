@@ -1,0 +1,46 @@
+"""When two perceptual hashes count as the same picture, and how close they are.
+
+A match needs both hashes close (see service.evidence.perceptual): the 64-bit pHash within
+MAX_PHASH_DISTANCE (which the search index finds exhaustively) and the 256-bit hash within
+MAX_DHASH_DISTANCE. The limits come from bench/robustness.py on the Debian wallpapers: every
+altered copy that is found at all is found within them, and no unrelated pair comes within both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from service.evidence.perceptual import DHASH_BITS, PerceptualHash, hamming
+
+MAX_PHASH_DISTANCE = 11  # of 64; the index's guaranteed radius (storage.perceptual)
+MAX_DHASH_DISTANCE = 76  # of 256; unrelated pictures measured at 100+ on the wallpaper set
+# Unrelated images sit around half the bits apart: similarity 0 there, 1 for identical hashes.
+UNRELATED_DISTANCE = DHASH_BITS // 2
+
+
+@dataclass(frozen=True)
+class Closeness:
+    """The closest pair of views between a query and a stored image."""
+
+    distance: int  # bits of the 256-bit hash
+    phash_distance: int  # bits of the 64-bit hash
+
+    @property
+    def similarity(self) -> float:
+        return round(max(0.0, 1 - self.distance / UNRELATED_DISTANCE), 4)
+
+
+def closeness(query: Sequence[PerceptualHash], stored: Iterable[tuple[int, int]]
+              ) -> Closeness | None:
+    """The closest matching pair of (query view, stored (phash, dhash256)), or None."""
+    best: Closeness | None = None
+    for phash, dhash in stored:
+        for view in query:
+            near = hamming(view.phash, phash)
+            if near > MAX_PHASH_DISTANCE:
+                continue
+            distance = hamming(view.dhash256, dhash)
+            if distance <= MAX_DHASH_DISTANCE and (best is None or distance < best.distance):
+                best = Closeness(distance, near)
+    return best

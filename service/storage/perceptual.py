@@ -1,0 +1,211 @@
+"""Perceptual hashes of registered images: storing them, and finding near neighbours by index.
+
+The lookup is multi-index hashing (Norouzi et al., "Fast Search in Hamming Space with
+Multi-Index Hashing"): the 64-bit pHash is cut into PHASH_BANDS bands of 16 bits, each indexed.
+Two hashes within Hamming distance d differ by at most floor(d / PHASH_BANDS) bits in at least
+one band, so looking up every band value within BAND_RADIUS of the query's finds every stored
+hash within GUARANTEED_RADIUS, and the database reads only those index entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import combinations
+
+from sqlalchemy import Connection, and_, delete, exists, insert, or_, select, true
+from sqlalchemy.exc import IntegrityError
+
+from service.storage.tables import (
+    PHASH_BANDS,
+    image_uploads,
+    perceptual_hashes,
+    receipts,
+    tokens,
+    utcnow,
+)
+
+BAND_BITS = 64 // PHASH_BANDS
+BAND_MASK = (1 << BAND_BITS) - 1
+# Band values within this many bits of the query's are looked up: 1 + 16 + 120 = 137 per band.
+# Radius 3 would be 697 per band and five times the rows read, for distances the matcher
+# rejects anyway (see MAX_PHASH_DISTANCE in service.evidence.search).
+BAND_RADIUS = 2
+GUARANTEED_RADIUS = PHASH_BANDS * (BAND_RADIUS + 1) - 1  # 11: every hash this close is found
+
+
+@dataclass(frozen=True)
+class StoredHash:
+    """One stored view's hashes (phash as the unsigned 64-bit value)."""
+
+    receipt_id: str
+    view: int
+    phash: int
+    dhash256: int
+
+
+@dataclass(frozen=True)
+class MatchedReceipt:
+    """What search answers about a receipt: its time, digest, owner and TSA times."""
+
+    id: str
+    api_key_id: str
+    public: bool
+    image_sha256: str
+    created_at: datetime
+    stamped_at: datetime | None
+    tsa_times: dict[str, datetime]
+
+
+def _signed(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _unsigned(value: int) -> int:
+    return value + (1 << 64) if value < 0 else value
+
+
+def bands(phash: int) -> list[int]:
+    """The PHASH_BANDS 16-bit bands of a 64-bit hash, most significant first."""
+    return [(phash >> (BAND_BITS * (PHASH_BANDS - 1 - i))) & BAND_MASK for i in range(PHASH_BANDS)]
+
+
+def _within(value: int, radius: int) -> list[int]:
+    found = [value]
+    for flips in range(1, radius + 1):
+        for positions in combinations(range(BAND_BITS), flips):
+            flipped = value
+            for bit in positions:
+                flipped ^= 1 << bit
+            found.append(flipped)
+    return found
+
+
+def hash_row(receipt_id: str, view: int, phash: int, dhash256: int) -> dict[str, object]:
+    """The row stored for one view (also used by bench/search.py for bulk loads)."""
+    row: dict[str, object] = {
+        "receipt_id": receipt_id, "view": view, "phash": _signed(phash),
+        "dhash256": dhash256.to_bytes(32, "big"),
+    }
+    row.update({f"band{i}": band for i, band in enumerate(bands(phash))})
+    return row
+
+
+def store_hashes(conn: Connection, receipt_id: str,
+                 hashes: Iterable[tuple[int, int, int]]) -> None:
+    """Replace the receipt's hashes with (view, phash, dhash256) triples; idempotent."""
+    conn.execute(delete(perceptual_hashes).where(perceptual_hashes.c.receipt_id == receipt_id))
+    rows = [hash_row(receipt_id, view, phash, dhash) for view, phash, dhash in hashes]
+    if rows:
+        conn.execute(perceptual_hashes.insert(), rows)
+
+
+def hashes_of(conn: Connection, receipt_id: str) -> list[StoredHash]:
+    """The stored views of one receipt, by view."""
+    query = select(perceptual_hashes).where(perceptual_hashes.c.receipt_id == receipt_id)
+    return [_stored(row) for row in conn.execute(query.order_by(perceptual_hashes.c.view))]
+
+
+def hashes_of_image(conn: Connection, image_sha256: str) -> list[StoredHash]:
+    """The views stored for any receipt of these exact bytes (same bytes, same hashes)."""
+    first = (
+        select(perceptual_hashes.c.receipt_id)
+        .join(receipts, receipts.c.id == perceptual_hashes.c.receipt_id)
+        .where(receipts.c.image_sha256 == image_sha256)
+        .limit(1)
+        .scalar_subquery()
+    )
+    query = select(perceptual_hashes).where(perceptual_hashes.c.receipt_id == first)
+    return [_stored(row) for row in conn.execute(query.order_by(perceptual_hashes.c.view))]
+
+
+def _stored(row: object) -> StoredHash:
+    mapping = row._mapping  # type: ignore[attr-defined]
+    return StoredHash(mapping["receipt_id"], mapping["view"], _unsigned(mapping["phash"]),
+                      int.from_bytes(bytes(mapping["dhash256"]), "big"))
+
+
+def find_candidates(conn: Connection, phashes: Sequence[int]) -> list[StoredHash]:
+    """Stored views whose bands are within BAND_RADIUS of a query's: a superset of every view
+    within GUARANTEED_RADIUS of any of `phashes`, read through the band indexes only."""
+    values: list[set[int]] = [set() for _ in range(PHASH_BANDS)]
+    for phash in phashes:
+        for i, band in enumerate(bands(phash)):
+            values[i].update(_within(band, BAND_RADIUS))
+    columns = [perceptual_hashes.c[f"band{i}"] for i in range(PHASH_BANDS)]
+    query = select(perceptual_hashes).where(
+        or_(*(column.in_(sorted(vals)) for column, vals in zip(columns, values, strict=True)))
+    )
+    return [_stored(row) for row in conn.execute(query)]
+
+
+def matched_receipts(conn: Connection, receipt_ids: Sequence[str],
+                     api_key_id: str | None) -> list[MatchedReceipt]:
+    """The receipts among `receipt_ids` that `api_key_id` may see: its own and public ones
+    (public ones only when None), with their TSA times, oldest first."""
+    if not receipt_ids:
+        return []
+    visible = receipts.c.public == true()
+    if api_key_id is not None:
+        visible = or_(visible, receipts.c.api_key_id == api_key_id)
+    query = (
+        select(receipts.c.id, receipts.c.api_key_id, receipts.c.public, receipts.c.image_sha256,
+               receipts.c.created_at, receipts.c.stamped_at, tokens.c.tsa, tokens.c.gen_time)
+        .select_from(receipts.outerjoin(
+            tokens, and_(tokens.c.batch_id == receipts.c.batch_id,
+                         receipts.c.status == "stamped")))
+        .where(receipts.c.id.in_(list(receipt_ids)), visible)
+        .order_by(receipts.c.created_at, receipts.c.id)
+    )
+    found: dict[str, MatchedReceipt] = {}
+    for row in conn.execute(query):
+        receipt = found.get(row.id)
+        if receipt is None:
+            receipt = found[row.id] = MatchedReceipt(
+                row.id, row.api_key_id, bool(row.public), row.image_sha256, row.created_at,
+                row.stamped_at, {})
+        if row.tsa is not None:
+            receipt.tsa_times[row.tsa] = row.gen_time
+    return list(found.values())
+
+
+def keep_upload(conn: Connection, image_sha256: str, data: bytes) -> None:
+    """Keep an uploaded image until a worker hashes it (once per distinct image).
+
+    Run in the receipt's transaction: the receipt and its pixels commit together.
+    """
+    present = conn.execute(select(exists().where(
+        image_uploads.c.image_sha256 == image_sha256))).scalar()
+    if present:
+        return
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(image_uploads), {
+                "image_sha256": image_sha256, "data": data, "created_at": utcnow()})
+    except IntegrityError:
+        pass  # a concurrent upload of the same bytes kept them first
+
+
+def load_upload(conn: Connection, image_sha256: str) -> bytes | None:
+    """The kept image's bytes, or None when it was never kept or already dropped."""
+    data = conn.execute(select(image_uploads.c.data).where(
+        image_uploads.c.image_sha256 == image_sha256)).scalar()
+    return bytes(data) if data is not None else None
+
+
+def drop_upload(conn: Connection, image_sha256: str) -> None:
+    """Forget a kept image (its hashes are stored)."""
+    conn.execute(delete(image_uploads).where(image_uploads.c.image_sha256 == image_sha256))
+
+
+def unhashed_uploads(conn: Connection, limit: int) -> list[str]:
+    """Image receipts whose upload is kept but which have no hashes yet (lost jobs)."""
+    query = (
+        select(receipts.c.id)
+        .join(image_uploads, image_uploads.c.image_sha256 == receipts.c.image_sha256)
+        .where(~exists().where(perceptual_hashes.c.receipt_id == receipts.c.id),
+               receipts.c.image_size.is_not(None))
+        .limit(limit)
+    )
+    return list(conn.execute(query).scalars())

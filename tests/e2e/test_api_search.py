@@ -1,0 +1,182 @@
+"""POST /v1/search: altered copies find their original; scope; errors as problem+json.
+
+Images are registered through POST /v1/stamps; the hashing job the API enqueued on the real
+Redis is then run the way the worker runs it (hash_receipt_image), on the real database.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from rq import Queue
+from sqlalchemy import func, select
+
+from service.storage.perceptual import hashes_of
+from service.storage.tables import image_uploads
+from tests.e2e.conftest import Api
+from tests.support.alterations import ALTERATIONS, encode
+from tests.support.images import bomb_png
+from tests.support.pictures import picture, picture_png
+from workers.perceptual import HASH_JOB, hash_receipt_image
+
+UPLOAD_LIMIT = 4 * 1024 * 1024  # generated pictures are a few hundred KiB
+ORIGINAL, OTHERS = 7, (101, 102, 103)  # seeds: the picture searched for, unrelated ones
+
+
+@pytest.fixture
+def search_api(make_api: Callable[..., Api]) -> Api:
+    return make_api(max_upload_bytes=UPLOAD_LIMIT)
+
+
+def register(api: Api, data: bytes, *, auth: dict[str, str] | None = None,
+             public: bool = False, hash_now: bool = True) -> str:
+    form: dict[str, Any] = {"image": (io.BytesIO(data), "image.png")}
+    if public:
+        form["public"] = "true"
+    response = api.client.post("/v1/stamps", data=form, content_type="multipart/form-data",
+                               headers=auth or api.auth)
+    assert response.status_code == 202, response.get_json()
+    receipt_id: str = response.get_json()["id"]
+    if hash_now:
+        hash_receipt_image(api.services.engine, receipt_id,
+                           keep_images=api.services.settings.keep_images)
+    return receipt_id
+
+
+def search(api: Api, data: bytes, auth: dict[str, str] | None = None) -> Any:
+    return api.client.post("/v1/search", data={"image": (io.BytesIO(data), "copy.jpg")},
+                           content_type="multipart/form-data",
+                           headers=api.auth if auth is None else auth)
+
+
+def match_ids(response: Any) -> list[str]:
+    assert response.status_code == 200, response.get_json()
+    return [m["id"] for m in response.get_json()["matches"]]
+
+
+@pytest.mark.parametrize("alteration", sorted(ALTERATIONS))
+def test_an_altered_copy_finds_its_original(search_api: Api, alteration: str) -> None:
+    for seed in OTHERS:
+        register(search_api, picture_png(seed))
+    original = register(search_api, picture_png(ORIGINAL))
+    copy = ALTERATIONS[alteration](picture(ORIGINAL), ORIGINAL)
+    response = search(search_api, copy)
+    assert match_ids(response) == [original]
+    match = response.get_json()["matches"][0]
+    assert 0 < match["similarity"] <= 1 and 0 <= match["distance"] <= 256
+    assert set(match) >= {"id", "distance", "similarity", "stamped_at", "tsa_times"}
+
+
+def test_an_unrelated_image_finds_nothing(search_api: Api) -> None:
+    for seed in (ORIGINAL, *OTHERS):
+        register(search_api, picture_png(seed))
+    assert match_ids(search(search_api, encode(picture(999), "JPEG", quality=80))) == []
+
+
+def test_matches_are_oldest_first(search_api: Api) -> None:
+    first = register(search_api, picture_png(ORIGINAL))
+    second = register(search_api, encode(picture(ORIGINAL), "JPEG", quality=85))
+    assert match_ids(search(search_api, picture_png(ORIGINAL))) == [first, second]
+
+
+def test_another_keys_private_receipt_is_never_returned(search_api: Api) -> None:
+    _, other_secret = search_api.new_key("other")
+    other = {"Authorization": f"Bearer {other_secret}"}
+    private = register(search_api, picture_png(ORIGINAL), auth=other)
+    assert match_ids(search(search_api, picture_png(ORIGINAL))) == []
+    assert match_ids(search(search_api, picture_png(ORIGINAL), auth={})) == []
+    assert match_ids(search(search_api, picture_png(ORIGINAL), auth=other)) == [private]
+
+
+def test_public_receipts_are_found_by_anyone_with_fewer_fields(search_api: Api) -> None:
+    _, other_secret = search_api.new_key("other")
+    public = register(search_api, picture_png(ORIGINAL), public=True,
+                      auth={"Authorization": f"Bearer {other_secret}"})
+    mine = search(search_api, picture_png(ORIGINAL))
+    anonymous = search(search_api, picture_png(ORIGINAL), auth={})
+    assert match_ids(mine) == match_ids(anonymous) == [public]
+    assert set(anonymous.get_json()["matches"][0]) == {
+        "id", "distance", "similarity", "stamped_at", "tsa_times", "created_at", "image_sha256"}
+
+
+def test_a_bad_key_is_401_not_anonymous(search_api: Api) -> None:
+    response = search(search_api, picture_png(ORIGINAL), auth={"Authorization": "Bearer nope"})
+    assert response.status_code == 401
+
+
+def test_registration_enqueues_hashing_and_drops_the_upload(search_api: Api) -> None:
+    receipt_id = register(search_api, picture_png(ORIGINAL), hash_now=False)
+    queue = Queue(search_api.services.settings.queue_name, connection=search_api.services.redis)
+    job = queue.fetch_job(f"phash-{receipt_id}")
+    assert job is not None and job.func_name == HASH_JOB and job.args == (receipt_id,)
+    engine = search_api.services.engine
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(image_uploads)).scalar() == 1
+        assert hashes_of(conn, receipt_id) == []
+    assert hash_receipt_image(engine, receipt_id, keep_images=False) > 1
+    assert hash_receipt_image(engine, receipt_id, keep_images=False) == 0  # already done
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(image_uploads)).scalar() == 0
+        assert len(hashes_of(conn, receipt_id)) > 1
+
+
+def test_keep_images_keeps_the_upload(make_api: Callable[..., Api]) -> None:
+    api = make_api(max_upload_bytes=UPLOAD_LIMIT, keep_images=True)
+    register(api, picture_png(ORIGINAL))
+    with api.services.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(image_uploads)).scalar() == 1
+
+
+def test_same_bytes_again_copy_the_hashes_after_the_upload_is_gone(search_api: Api) -> None:
+    first = register(search_api, picture_png(ORIGINAL))
+    second = register(search_api, picture_png(ORIGINAL), hash_now=False)
+    engine = search_api.services.engine
+    with engine.begin() as conn:
+        conn.execute(image_uploads.delete())  # as if the first job had dropped it just now
+    hash_receipt_image(engine, second, keep_images=False)
+    with engine.connect() as conn:
+        assert hashes_of(conn, second) == [
+            h.__class__(second, h.view, h.phash, h.dhash256) for h in hashes_of(conn, first)]
+
+
+def test_hash_only_receipts_get_no_hashes(search_api: Api) -> None:
+    response = search_api.client.post(
+        "/v1/stamps", data=json.dumps({"sha256": "ab" * 32}), content_type="application/json",
+        headers=search_api.auth)
+    receipt_id = response.get_json()["id"]
+    assert hash_receipt_image(search_api.services.engine, receipt_id, keep_images=False) == 0
+    with search_api.services.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(image_uploads)).scalar() == 0
+
+
+def test_non_image_is_a_problem(search_api: Api) -> None:
+    response = search(search_api, b"%PDF-1.7 not an image at all")
+    assert response.status_code == 400
+    assert response.mimetype == "application/problem+json"
+    assert response.get_json()["type"] == "urn:chronoseal:problem:unreadable-image"
+
+
+def test_oversized_upload_is_a_problem(make_api: Callable[..., Api]) -> None:
+    api = make_api(max_upload_bytes=64 * 1024)
+    response = search(api, picture_png(ORIGINAL) + b"\0" * 64 * 1024)
+    assert response.status_code == 413
+    assert response.get_json()["type"] == "urn:chronoseal:problem:payload-too-large"
+
+
+def test_decompression_bomb_is_a_problem(search_api: Api) -> None:
+    response = search(search_api, bomb_png(10_000))  # 100 Mpx in about 15 KB
+    assert response.status_code == 413
+    assert response.mimetype == "application/problem+json"
+    assert response.get_json()["type"] == "urn:chronoseal:problem:image-too-many-pixels"
+
+
+def test_missing_image_and_wrong_content_type_are_problems(search_api: Api) -> None:
+    no_image = search_api.client.post("/v1/search", data={}, content_type="multipart/form-data",
+                                      headers=search_api.auth)
+    assert no_image.status_code == 400
+    as_json = search_api.client.post("/v1/search", json={"image": "x"}, headers=search_api.auth)
+    assert as_json.status_code == 415
