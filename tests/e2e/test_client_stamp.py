@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from PIL import Image, PngImagePlugin
 from sqlalchemy import select
 
@@ -122,6 +123,16 @@ def test_stamps_a_directory_then_skips_it(service: Service, tmp_path: Path) -> N
     assert "0 stamped, 3 skipped, 0 failed" in again.stdout
     assert len(service.posts()) == 3  # nothing registered twice
     assert service.secret not in first.stdout + first.stderr + again.stdout + again.stderr
+
+    # The service itself agrees, trusting its configured built-in TSA's root (no key needed).
+    bundle = (tmp_path / "out" / f"{paths[0].name}.chronoseal.zip").read_bytes()
+    answer = requests.post(f"{service.url}/v1/verify", timeout=30, files={
+        "image": paths[0].read_bytes(), "bundle": bundle}).json()
+    assert answer["valid"] and answer["trust"] == "given roots", answer
+    assert [t["tsa"] for t in answer["timestamps"]] == [service.tsa.name]
+    wrong = requests.post(f"{service.url}/v1/verify", timeout=30, files={
+        "image": paths[1].read_bytes(), "bundle": bundle}).json()
+    assert wrong["valid"] is False and wrong["reasons"][0].startswith("image:")
 
 
 def test_hash_only_never_sends_the_image(service: Service, tmp_path: Path) -> None:
