@@ -16,6 +16,7 @@ from flask import Request
 
 from service.evidence.hashing import BOMB, UNDECODABLE, probe_image, sniff_media_type
 from service.evidence.manifest import MAX_EXTERNAL_ID_CHARS
+from service.evidence.records import ExtractedRecord, read_generation_record
 from service.storage.tables import IDEMPOTENCY_KEY_LENGTH, NAME_LENGTH
 from service.web.multipart import FieldTooLargeError, FormError, parse_form
 from service.web.problems import (
@@ -34,6 +35,7 @@ MAX_CALLBACK_URL_CHARS = 2048  # the de facto URL limit of browsers and proxies
 # The manifest allows longer external ids than the column holds; the column decides.
 MAX_EXTERNAL_ID = min(MAX_EXTERNAL_ID_CHARS, NAME_LENGTH)
 IMAGE_FIELD = "image"
+RECORD_WARNING = "generation record: "  # prefixes the reader's warnings
 FORM_FIELDS = frozenset({"metadata", "callback_url", "external_id", "public"})
 JSON_FIELDS = frozenset({"sha256", "metadata", "callback_url", "external_id", "public"})
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
@@ -53,6 +55,8 @@ class Submission:
     public: bool = False
     image_name: str | None = None
     warnings: list[str] = field(default_factory=list)
+    # The generation record embedded in the uploaded file (None for digest-only uploads).
+    record: ExtractedRecord | None = None
     # The upload's bytes when Pillow can read it: kept for the perceptual-hashing job.
     image_bytes: bytes | None = None
 
@@ -98,6 +102,7 @@ def _from_form(request: Request, limit: int) -> Submission:
         fields = form.fields
         metadata = _metadata_from_text(fields.get("metadata"))
         probe = probe_image(form.spool)  # type: ignore[arg-type]
+        record = read_generation_record(form.spool)  # type: ignore[arg-type]
         decodable = not {UNDECODABLE, BOMB} & set(probe.warnings)
         return Submission(
             sha256=form.file.sha256.hex(),
@@ -108,7 +113,8 @@ def _from_form(request: Request, limit: int) -> Submission:
             callback_url=_callback_url(fields.get("callback_url")),
             public=_form_bool(fields.get("public")),
             image_name=form.filename,
-            warnings=list(probe.warnings),
+            warnings=[*probe.warnings, *(RECORD_WARNING + w for w in record.warnings)],
+            record=record,
             image_bytes=form.spool.read() if decodable else None,
         )
     finally:

@@ -10,13 +10,15 @@ import hashlib
 import logging
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
+from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
 from sqlalchemy import Connection, Engine
 
+from service.errors import MetadataError
 from service.evidence.bundle import build_bundle
-from service.evidence.generation import normalize_request_metadata
-from service.evidence.manifest import build_manifest, canonicalize
+from service.evidence.generation import merge_generation, normalize_request_metadata
+from service.evidence.manifest import Manifest, build_manifest, canonicalize
 from service.storage.engine import write_transaction
 from service.storage.perceptual import keep_upload
 from service.storage.receipts import Receipt, get_receipt, insert_receipt, list_receipts
@@ -44,6 +46,7 @@ bp = Blueprint("stamps", __name__, url_prefix="/v1/stamps")
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100  # each item is small, but a page is built in memory: keep it bounded
 REPLY_MEDIA_TYPE = "application/timestamp-reply"  # RFC 3161 section 3.4
+RECORD_TOO_LARGE = "generation record: too large for the manifest with the request's; left out"
 
 
 def request_fingerprint(sub: Submission) -> str:
@@ -70,11 +73,7 @@ def create_stamp() -> tuple[Response, int]:
     services = current_services()
     key = idempotency_key(request)
     sub = read_submission(request, services.settings.max_upload_bytes)
-    generation = normalize_request_metadata(sub.metadata)
-    manifest = build_manifest(
-        image_sha256=sub.sha256, size=sub.size, media_type=sub.media_type,
-        generation=generation, submitted_at=datetime.now(UTC), external_id=sub.external_id,
-    )
+    manifest = _manifest(sub)
     # Only an idempotent insert reads before it writes; a plain insert needs no IMMEDIATE lock.
     transaction = write_transaction if key else _plain_transaction
     with transaction(services.engine) as conn:
@@ -117,6 +116,28 @@ def create_stamp() -> tuple[Response, int]:
     if receipt.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response, 202
+
+
+def _manifest(sub: Submission) -> Manifest:
+    """The manifest, with the file's generation record beside the request's; when both together
+    exceed the manifest's bounds, the request's alone (the file's stays in the hashed bytes)."""
+    request_generation = normalize_request_metadata(sub.metadata)
+    record = sub.record
+    file_generation = record.as_generation() if record is not None and record.found else None
+
+    def build(generation: dict[str, Any]) -> Manifest:
+        return build_manifest(
+            image_sha256=sub.sha256, size=sub.size, media_type=sub.media_type,
+            generation=generation, submitted_at=datetime.now(UTC), external_id=sub.external_id,
+        )
+
+    try:
+        return build(merge_generation(request_generation, file_generation))
+    except MetadataError:
+        if file_generation is None:
+            raise
+    sub.warnings.append(RECORD_TOO_LARGE)
+    return build(request_generation)
 
 
 def _own_receipt(receipt_id: str) -> Receipt:
