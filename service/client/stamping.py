@@ -29,6 +29,8 @@ POLL_FIRST_S = 0.25  # most batches close within a second (batch_max_wait_ms)
 POLL_FACTOR = 1.6
 POLL_MAX_S = 5.0  # a stamp delayed by TSA retries is polled every 5 s, not hammered
 HASH_BLOCK_BYTES = 1 << 20
+MAX_RESUBMITS = 5  # failed receipts re-registered in one run before the file counts as failed
+IDEMPOTENCY_KEY_STEM = 100  # the key's digest part, kept when a failed receipt's id is added
 
 
 @dataclass(frozen=True)
@@ -91,10 +93,7 @@ def _stamp(client: StampClient, path: Path, options: Options,
     key = "chronoseal-stamp:" + hashlib.sha256(
         canonicalize({"mode": mode, "sha256": sha256, "metadata": metadata})).hexdigest()
     report(path, "registering" if options.hash_only else "uploading")
-    if options.hash_only:
-        accepted = client.register_digest(sha256, metadata, key)
-    else:
-        accepted = client.register_upload(path, metadata, key)
+    accepted = _register(client, path, sha256, metadata, key, options.hash_only)
     receipt_id = str(accepted["id"])
     report(path, "waiting")
     receipt = _wait(client, receipt_id, options.wait_s)
@@ -105,6 +104,21 @@ def _stamp(client: StampClient, path: Path, options: Options,
                        + "; ".join(verdict.reasons))
     _write_atomically(target, data)
     return Outcome(path, "stamped", f"{receipt_id} at {receipt.get('stamped_at')}", target)
+
+
+def _register(client: StampClient, path: Path, sha256: str, metadata: dict[str, Any],
+              key: str, hash_only: bool) -> dict[str, Any]:
+    """Register (or find again) the receipt; a replayed receipt that had failed is registered
+    anew under a key naming it, so running again retries a failure instead of repeating it."""
+    for _ in range(MAX_RESUBMITS + 1):
+        if hash_only:
+            accepted = client.register_digest(sha256, metadata, key)
+        else:
+            accepted = client.register_upload(path, metadata, key)
+        if accepted.get("status") != "failed":
+            return accepted
+        key = f"{key[:IDEMPOTENCY_KEY_STEM]}:after:{accepted['id']}"
+    raise ClientError(f"{accepted['id']} failed, as did {MAX_RESUBMITS} retries; see its failure")
 
 
 def _wait(client: StampClient, receipt_id: str, wait_s: float) -> dict[str, Any]:

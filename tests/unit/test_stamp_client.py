@@ -5,8 +5,11 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
+
 from service.cli.stamp import Progress, summarize
-from service.client.stamping import Outcome, bundle_path, find_images
+from service.client.api import ClientError
+from service.client.stamping import MAX_RESUBMITS, Outcome, _register, bundle_path, find_images
 
 
 def test_directories_give_their_images_and_files_are_taken_as_named(tmp_path: Path) -> None:
@@ -44,3 +47,33 @@ def test_the_summary_lists_failures_last_and_sets_the_exit_code() -> None:
     assert out.getvalue().splitlines()[-3:] == [
         "0 stamped, 1 skipped, 1 failed", "failed:", "  x.png: HTTP 413 payload-too-large: big"]
     assert summarize([], io.StringIO()) == 0
+
+
+class FakeClient:
+    """Answers like the API: the same key gives the same receipt; `failed` ids stay failed."""
+
+    def __init__(self, failed: set[str]) -> None:
+        self.failed = failed
+        self.keys: list[str] = []
+
+    def register_digest(self, sha256: str, metadata: dict, key: str) -> dict:
+        self.keys.append(key)
+        receipt_id = f"rcp_{len(set(self.keys))}"
+        return {"id": receipt_id, "status": "failed" if receipt_id in self.failed else "pending"}
+
+
+def test_a_failed_receipt_is_registered_anew_under_a_key_naming_it(tmp_path: Path) -> None:
+    client = FakeClient({"rcp_1"})
+    accepted = _register(client, tmp_path, "00" * 32, {}, "chronoseal-stamp:abc", True)  # type: ignore[arg-type]
+    assert accepted == {"id": "rcp_2", "status": "pending"}
+    assert client.keys == ["chronoseal-stamp:abc", "chronoseal-stamp:abc:after:rcp_1"]
+    # The next run replays the same keys, so it finds rcp_2 again rather than a third receipt.
+    again = FakeClient({"rcp_1"})
+    assert _register(again, tmp_path, "00" * 32, {}, "chronoseal-stamp:abc", True)["id"] == "rcp_2"  # type: ignore[arg-type]
+
+
+def test_resubmitting_is_bounded(tmp_path: Path) -> None:
+    client = FakeClient({f"rcp_{i}" for i in range(1, 20)})
+    with pytest.raises(ClientError, match="failed"):
+        _register(client, tmp_path, "00" * 32, {}, "k", True)  # type: ignore[arg-type]
+    assert len(client.keys) == MAX_RESUBMITS + 1
