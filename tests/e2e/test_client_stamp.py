@@ -7,6 +7,8 @@ test can see from the server's side that --hash-only sends JSON and never the im
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -23,6 +25,7 @@ import requests
 from PIL import Image, PngImagePlugin
 from sqlalchemy import select
 
+from service.cli import main
 from service.storage import create_api_key, write_transaction
 from service.storage.tables import receipts
 from service.web.app import create_app
@@ -98,9 +101,12 @@ def images(directory: Path, count: int, size: int = 16) -> list[Path]:
     return paths
 
 
-def verify(bundle: Path, image: Path, roots: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, "verify", str(bundle), "--image", str(image), "--ca", str(roots)],
-                          capture_output=True, text=True, timeout=RUN_TIMEOUT_S, cwd=REPO)
+def verify(bundle: Path, image: Path, roots: Path) -> tuple[int, str]:
+    """`chronoseal verify BUNDLE --image IMAGE --ca ROOTS`, in-process (saves a start-up)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["verify", str(bundle), "--image", str(image), "--ca", str(roots)])
+    return code, out.getvalue()
 
 
 def test_stamps_a_directory_then_skips_it(service: Service, tmp_path: Path) -> None:
@@ -112,9 +118,9 @@ def test_stamps_a_directory_then_skips_it(service: Service, tmp_path: Path) -> N
     assert "[##############################] 3/3" in first.stderr  # the progress bar, on stderr
     for path in paths:
         bundle = tmp_path / "out" / f"{path.name}.chronoseal.zip"
-        checked = verify(bundle, path, service.tsa.roots)
-        assert checked.returncode == 0, checked.stdout + checked.stderr
-        assert '"prompt": "red squares"' in checked.stdout
+        code, text = verify(bundle, path, service.tsa.roots)
+        assert code == 0, text
+        assert '"prompt": "red squares"' in text
     uploads = [r for r in service.posts() if r[1] == "/v1/stamps"]
     assert len(uploads) == 3 and all(r[2].startswith("multipart/form-data") for r in uploads)
 
@@ -159,8 +165,8 @@ def test_hash_only_never_sends_the_image(service: Service, tmp_path: Path) -> No
     assert generations[1]["prompt"] == "a private cat" and generations[1]["steps"] == 20
     assert all(g["seed"] == 9 for g in generations)  # --metadata overrides the embedded record
     for path in paths:  # bundles beside the images by default
-        checked = verify(path.with_name(path.name + ".chronoseal.zip"), path, service.tsa.roots)
-        assert checked.returncode == 0, checked.stdout
+        code, text = verify(path.with_name(path.name + ".chronoseal.zip"), path, service.tsa.roots)
+        assert code == 0, text
 
 
 def test_failures_are_listed_with_the_reason(service: Service, tmp_path: Path) -> None:
