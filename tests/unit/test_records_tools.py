@@ -261,3 +261,44 @@ def test_plain_images_have_no_record() -> None:
         record = read_generation_record(io.BytesIO(out.getvalue()))
         assert record.source is None and record.fields == {} and record.raw == {}, fmt
         assert record.warnings == (), fmt
+
+
+def _iim(dataset: int, text: str) -> bytes:
+    data = text.encode()
+    return b"\x1c\x02" + bytes([dataset]) + len(data).to_bytes(2, "big") + data
+
+
+def test_iptc_iim_in_jpeg_app13_beside_c2pa() -> None:
+    iim = (b"\x1c\x01\x5a\x00\x03\x1b%G"  # 1:90 coded character set: UTF-8
+           + _iim(80, "Jane Doe") + _iim(110, "Generated with AI") + _iim(120, "A paper boat")
+           + _iim(65, "Midjourney"))
+    resource = b"8BIM" + b"\x04\x04" + b"\x00\x00" + len(iim).to_bytes(4, "big") + iim
+    resource += b"\x00" * (len(iim) & 1)
+    other = b"8BIM" + b"\x04\x0c" + b"\x03abc" + (2).to_bytes(4, "big") + b"\x00\x00"
+    app13 = b"Photoshop 3.0\x00" + other + resource
+    store = c2pa_store(_claim_v1("Midjourney c2pa-rs/0.30"))
+    data = jpeg_with_segments([(0xED, app13), (0xEB, b"JP\x00\x01\x00\x00\x00\x01" + store)])
+    record = read_generation_record(io.BytesIO(data))
+    assert record.source == "c2pa"
+    assert record.provenance["iptc"] == {"by_line": "Jane Doe", "credit": "Generated with AI",
+                                         "caption": "A paper boat",
+                                         "originating_program": "Midjourney"}
+    assert record.raw["IPTC"] == record.provenance["iptc"]
+    # software: XMP's creator tool, else the claim generator, else IPTC's originating program
+    assert record.fields == {"software": "Midjourney c2pa-rs/0.30"}
+
+
+def test_comfyui_webp_exif_tags_as_save_animated_webp_writes_them() -> None:
+    from tests.unit.test_records_comfyui import API_GRAPH, UI_GRAPH
+
+    image = Image.new("RGB", (16, 16))
+    exif = image.getexif()
+    exif[0x0110] = "prompt:" + json.dumps(API_GRAPH)  # Model
+    exif[0x010F] = "workflow:" + json.dumps(UI_GRAPH)  # Make
+    out = io.BytesIO()
+    image.save(out, "WEBP", exif=exif, lossless=False, quality=80)
+    record = read_generation_record(io.BytesIO(out.getvalue()))
+    assert record.source == "comfyui" and record.container == "webp"
+    assert record.fields["seed"] == 156680208700286 and record.fields["steps"] == 20
+    assert record.fields["model"] == "v1-5-pruned-emaonly.safetensors"
+    assert record.raw["Model"] == "prompt:" + json.dumps(API_GRAPH)

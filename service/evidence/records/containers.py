@@ -1,8 +1,9 @@
 """Walk PNG, JPEG and WebP files for the places generation records live, in bounded reads.
 
 Only metadata is read: PNG text chunks (tEXt, zTXt, iTXt), eXIf, C2PA's caBX; JPEG APP1 (EXIF,
-XMP), APP11 (C2PA JUMBF) up to the first scan; WebP's EXIF, XMP and C2PA chunks. Image data is
-skipped by seeking, so the cost depends on the number of chunks, not on the file's size.
+XMP), APP11 (C2PA JUMBF), APP13 (IPTC IIM) up to the first scan; WebP's EXIF, XMP and C2PA
+chunks. Image data is skipped by seeking: the cost depends on the number of chunks, not on the
+file's size.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from service.evidence.records.exif import read_exif_texts
+from service.evidence.records.iptc import read_photoshop_iptc
 from service.evidence.records.limits import (
     MAX_C2PA_BYTES,
     MAX_CONTAINER_ITEMS,
@@ -37,6 +39,7 @@ class Embedded:
     texts: dict[str, str] = field(default_factory=dict)
     xmp: str | None = None
     c2pa: bytes | None = None
+    iptc: dict[str, Any] = field(default_factory=dict)
     skipped: dict[str, dict[str, Any]] = field(default_factory=dict)  # too large to read
     warnings: list[str] = field(default_factory=list)
     _budget: int = MAX_TOTAL_TEXT_BYTES
@@ -129,6 +132,7 @@ def _png_text(out: Embedded, kind: bytes, data: bytes) -> None:
     if not sep or not 1 <= len(keyword_bytes) <= 79:
         out.warnings.append(f"PNG {kind.decode()} chunk without a valid keyword; ignored")
         return
+    text: str | None
     if kind == b"tEXt":
         text = _decode_text(rest, out, keyword, latin1=True)
     elif kind == b"zTXt":
@@ -201,7 +205,7 @@ def _jpeg(fileobj: BinaryIO, head: bytes) -> Embedded:
         if size_bytes is None:
             break
         size = struct.unpack(">H", size_bytes)[0] - 2
-        if kind not in (0xE1, 0xEB) or size < 0:
+        if kind not in (0xE1, 0xEB, 0xED) or size < 0:
             fileobj.seek(max(size, 0), 1)
             continue
         data = _read_exact(fileobj, size)
@@ -213,6 +217,8 @@ def _jpeg(fileobj: BinaryIO, head: bytes) -> Embedded:
                 out.add_text(key, text)
         elif kind == 0xE1 and data.startswith(XMP_APP1) and out.xmp is None:
             out.xmp = data[len(XMP_APP1) :].decode("utf-8", "replace")
+        elif kind == 0xED and not out.iptc:
+            out.iptc = read_photoshop_iptc(data)
         elif kind == 0xEB and data[:2] == b"JP" and sum(map(len, jumbf)) < MAX_C2PA_BYTES:
             jumbf.append(data[8:])  # "JP", box instance (2), sequence number (4), then the box
     if jumbf:

@@ -7,6 +7,8 @@ import re
 from typing import Any
 
 SCHEME_KEY = "fooocus_scheme"
+DETAIL_KEYS = ("styles", "performance", "scheduler", "refiner_model", "refiner_switch",
+               "sharpness", "metadata_scheme", "full_prompt", "full_negative_prompt")
 _RESOLUTION = re.compile(r"\(\s*(\d+)\s*,\s*(\d+)\s*\)")  # str((width, height))
 
 
@@ -31,9 +33,7 @@ def read_record(meta: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     match = _RESOLUTION.fullmatch(str(meta.get("resolution", "")))
     if match:
         fields["width"], fields["height"] = int(match[1]), int(match[2])
-    details = {k: meta[k] for k in ("styles", "performance", "scheduler", "refiner_model",
-                                    "refiner_switch", "sharpness", "metadata_scheme",
-                                    "full_prompt", "full_negative_prompt") if k in meta}
+    details: dict[str, Any] = {k: meta[k] for k in DETAIL_KEYS if k in meta}
     loras = {k: v for k, v in meta.items() if k.startswith("lora_combined_")}
     if loras:
         details["loras"] = loras

@@ -45,7 +45,7 @@ def _lora(lora: dict[str, Any]) -> dict[str, Any]:
 
 def read_sd_metadata(meta: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(fields, details) of a 2.x `sd-metadata` object: {"model_weights"..., "image": {...}}."""
-    image = meta.get("image") if isinstance(meta.get("image"), dict) else {}
+    image: dict[str, Any] = meta["image"] if isinstance(meta.get("image"), dict) else {}
     prompt = image.get("prompt")
     if isinstance(prompt, list) and prompt and isinstance(prompt[0], dict):
         prompt = prompt[0].get("prompt")
@@ -66,7 +66,8 @@ def read_sd_metadata(meta: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
         "sampler": image.get("sampler"),
         "software": _software(meta.get("app_version")),
     }
-    details = {k: image[k] for k in ("type", "hires_fix", "seamless", "variations") if k in image}
+    details: dict[str, Any] = {k: image[k] for k in ("type", "hires_fix", "seamless", "variations")
+                               if k in image}
     return fields, details
 
 

@@ -66,9 +66,11 @@ def _interpret(embedded: Embedded) -> ExtractedRecord:
         if props:
             raw["XMP"] = props
             provenance["xmp"] = props
+    if embedded.iptc:
+        raw["IPTC"] = provenance["iptc"] = embedded.iptc
     if embedded.c2pa:
         provenance["c2pa"] = c2pa.read_c2pa(embedded.c2pa)
-    parsed = _parse_texts(texts, warnings)
+    parsed = _parse_texts(_with_exif_graphs(texts), warnings)
     if parsed is None and "xmp" in provenance and xmp.is_ai_generated(provenance["xmp"]):
         props = provenance["xmp"]
         parsed = (XMP, {"prompt": props.get("description"),
@@ -127,6 +129,19 @@ def _parse_texts(texts: dict[str, str], warnings: list[str]) -> Parsed | None:
     return None
 
 
+def _with_exif_graphs(texts: dict[str, str]) -> dict[str, str]:
+    """ComfyUI's SaveAnimatedWEBP puts "prompt:<json>" in EXIF Model and "workflow:<json>" in
+    Make: seen as the PNG chunks they stand for (raw keeps the tags as written)."""
+    found = dict(texts)
+    for tag in ("Model", "Make"):
+        name, sep, rest = texts.get(tag, "").partition(":")
+        if sep and name in ("prompt", "workflow") and name not in found and is_json_object_text(
+            rest
+        ):
+            found[name] = rest
+    return found
+
+
 def _comfyui(texts: dict[str, str], warnings: list[str]) -> Parsed | None:
     graph = None
     if "prompt" in texts and is_json_object_text(texts["prompt"]):
@@ -143,9 +158,12 @@ def _comfyui(texts: dict[str, str], warnings: list[str]) -> Parsed | None:
 
 
 def _software_hint(provenance: dict[str, Any]) -> str | None:
-    tool = provenance.get("xmp", {}).get("creator_tool")
-    generator = provenance.get("c2pa", {}).get("claim_generator")
-    return tool if isinstance(tool, str) else generator
+    for part, key in (("xmp", "creator_tool"), ("c2pa", "claim_generator"),
+                      ("iptc", "originating_program")):
+        value = provenance.get(part, {}).get(key)
+        if isinstance(value, str):
+            return value
+    return None
 
 
 def _cap(warnings: list[str]) -> tuple[str, ...]:
