@@ -184,3 +184,23 @@ def test_zlib_garbage_in_ztxt() -> None:
     record = read(png_with_chunks([(b"zTXt", b"parameters\x00\x00" + zlib.compress(b"x")[:3])]))
     assert record.source is None or record.source == "unknown"
     assert record.warnings
+
+
+def test_many_inflating_chunks_stop_at_the_total_budget() -> None:
+    one = zlib.compress(b"z" * MAX_ITEM_BYTES, 9)
+    chunks = [(b"zTXt", f"k{i}".encode() + b"\x00\x00" + one) for i in range(2000)]
+    started = time.perf_counter()
+    record = read(png_with_chunks([text_chunk("parameters", INFOTEXT), *chunks]))
+    assert time.perf_counter() - started < TIME_LIMIT_S
+    assert record.source == "a1111"
+    assert record.warnings[0] == "metadata beyond 4194304 bytes not read"
+    assert set(record.raw) == {"parameters", "k0", "k1", "k2"}
+    assert record.raw["k0"]["truncated"] is True and record.raw["parameters"] == INFOTEXT
+
+
+def test_duplicate_keywords_are_not_inflated_twice() -> None:
+    data = png_with_chunks([text_chunk("parameters", INFOTEXT),
+                            ztxt_chunk("parameters", b"other")])
+    record = read(data)
+    assert record.raw["parameters"] == INFOTEXT
+    assert "second 'parameters' text ignored; the first is kept" in record.warnings

@@ -42,15 +42,21 @@ class Embedded:
     iptc: dict[str, Any] = field(default_factory=dict)
     skipped: dict[str, dict[str, Any]] = field(default_factory=dict)  # too large to read
     warnings: list[str] = field(default_factory=list)
-    _budget: int = MAX_TOTAL_TEXT_BYTES
+    work_left: int = MAX_TOTAL_TEXT_BYTES  # metadata bytes still to read or inflate
+
+    def spend(self, size: int) -> bool:
+        """Take `size` bytes of the work budget; False (warned once) when it is spent."""
+        if size > self.work_left:
+            if self.work_left >= 0:
+                self.warnings.append(f"metadata beyond {MAX_TOTAL_TEXT_BYTES} bytes not read")
+            self.work_left = -1
+            return False
+        self.work_left -= size
+        return True
 
     def add_text(self, key: str, text: str) -> None:
         if key in self.texts:
             self.warnings.append(f"second {key!r} text ignored; the first is kept")
-            return
-        self._budget -= len(text)
-        if self._budget < 0:
-            self.warnings.append(f"metadata beyond {MAX_TOTAL_TEXT_BYTES} bytes; {key!r} ignored")
             return
         self.texts[key] = text
 
@@ -98,6 +104,9 @@ def _png(fileobj: BinaryIO, head: bytes) -> Embedded:
             out.skip(keyword, length, head)
             fileobj.seek(length + 4, 1)
             continue
+        if not out.spend(length):
+            fileobj.seek(length + 4, 1)
+            continue
         data = _read_exact(fileobj, length)
         fileobj.seek(4, 1)  # CRC: not checked; a damaged chunk reads as damaged text
         if data is None:
@@ -132,6 +141,9 @@ def _png_text(out: Embedded, kind: bytes, data: bytes) -> None:
     if not sep or not 1 <= len(keyword_bytes) <= 79:
         out.warnings.append(f"PNG {kind.decode()} chunk without a valid keyword; ignored")
         return
+    if keyword in out.texts:
+        out.warnings.append(f"second {keyword!r} text ignored; the first is kept")
+        return
     text: str | None
     if kind == b"tEXt":
         text = _decode_text(rest, out, keyword, latin1=True)
@@ -161,14 +173,22 @@ def _png_text(out: Embedded, kind: bytes, data: bytes) -> None:
 
 def _inflate(data: bytes, out: Embedded, keyword: str) -> bytes | None:
     inflater = zlib.decompressobj()
+    allowed = min(MAX_INFLATED_BYTES, max(out.work_left, 0))
+    if not allowed:
+        out.spend(1)  # warns once that the budget is spent
+        return None
     try:
-        result = inflater.decompress(data, MAX_INFLATED_BYTES)
+        result = inflater.decompress(data, allowed + 1)
     except zlib.error:
         out.warnings.append(f"compressed text {keyword!r} does not inflate; ignored")
         return None
-    if inflater.unconsumed_tail:
-        out.skip(keyword, len(data), result)
+    if len(result) > allowed:
+        if allowed < MAX_INFLATED_BYTES:  # the file's total budget ran out, not this chunk's
+            out.spend(allowed + 1)
+        else:
+            out.skip(keyword, len(data), result)
         return None
+    out.spend(len(result))
     if not inflater.eof:
         out.warnings.append(f"compressed text {keyword!r} is cut short; the part inflated kept")
     return result
@@ -208,6 +228,9 @@ def _jpeg(fileobj: BinaryIO, head: bytes) -> Embedded:
         if kind not in (0xE1, 0xEB, 0xED) or size < 0:
             fileobj.seek(max(size, 0), 1)
             continue
+        if not out.spend(size):
+            fileobj.seek(size, 1)
+            continue
         data = _read_exact(fileobj, size)
         if data is None:
             out.warnings.append("JPEG segment cut short")
@@ -241,6 +264,9 @@ def _webp(fileobj: BinaryIO) -> Embedded:
             continue
         if size > limit:
             out.skip(kind.decode("latin-1").strip(), size)
+            fileobj.seek(padded, 1)
+            continue
+        if not out.spend(size):
             fileobj.seek(padded, 1)
             continue
         data = _read_exact(fileobj, size)

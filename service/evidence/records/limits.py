@@ -20,6 +20,7 @@ MAX_LINK_HOPS = 64  # hops followed from a sampler to its inputs; also ends cycl
 MAX_FIELD_CHARS = 8192  # a normalised text field (prompt) longer than this is cut, raw keeps it
 MAX_RAW_FIELD_CHARS = 32 * 1024  # a raw field longer than this is kept as head + digest
 MAX_RAW_TOTAL_CHARS = 48 * 1024  # all raw fields of a file record; the manifest has a byte bound
+MAX_RAW_FIELDS = 64  # raw fields kept per file; tools write fewer than ten
 RAW_HEAD_CHARS = 1024  # what an oversized raw field keeps verbatim
 MAX_INFOTEXT_PARAMS = 256  # "Key: value" pairs read from an A1111 parameters line
 MAX_WARNINGS = 16  # warnings kept per file; more say nothing new

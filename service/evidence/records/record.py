@@ -13,6 +13,7 @@ from service.evidence.records.limits import (
     MAX_FIELD_CHARS,
     MAX_JSON_DEPTH,
     MAX_RAW_FIELD_CHARS,
+    MAX_RAW_FIELDS,
     MAX_RAW_TOTAL_CHARS,
     RAW_HEAD_CHARS,
 )
@@ -68,10 +69,16 @@ def normalise(fields: Mapping[str, Any], warnings: list[str]) -> dict[str, Any]:
 def bound_raw(raw: Mapping[str, Any], warnings: list[str]) -> dict[str, Any]:
     """Raw texts, each over MAX_RAW_FIELD_CHARS (and the largest while the total is over
     MAX_RAW_TOTAL_CHARS) replaced by {"truncated", "chars", "sha256" of its UTF-8, "head"}."""
-    out = {key: jsonable(value) for key, value in raw.items()}
+    keys = list(raw)[:MAX_RAW_FIELDS]
+    if len(raw) > MAX_RAW_FIELDS:
+        warnings.append(f"{len(raw) - MAX_RAW_FIELDS} raw fields beyond {MAX_RAW_FIELDS} left out")
+    out = {key: jsonable(raw[key]) for key in keys}
     sizes = {k: len(v if isinstance(v, str) else str(v)) for k, v in out.items()}
     for key in sorted(sizes, key=sizes.__getitem__, reverse=True):
-        if sizes[key] <= MAX_RAW_FIELD_CHARS and sum(sizes.values()) <= MAX_RAW_TOTAL_CHARS:
+        over_total = sum(sizes.values()) > MAX_RAW_TOTAL_CHARS
+        if sizes[key] <= RAW_HEAD_CHARS * 2 or (
+            sizes[key] <= MAX_RAW_FIELD_CHARS and not over_total
+        ):
             break
         text = out[key] if isinstance(out[key], str) else str(out[key])
         out[key] = {"truncated": True, "chars": len(text), "head": text[:RAW_HEAD_CHARS],
