@@ -162,7 +162,8 @@ def read_bundle(zip_bytes: bytes) -> dict[str, bytes]:
                     raise MalformedInputError(f"{info.filename} is larger than bundle files are")
                 with archive.open(info) as member:  # read bounded: file_size is only a claim
                     files[info.filename] = member.read(MAX_MEMBER_BYTES + 1)[:MAX_MEMBER_BYTES]
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError,
+            NotImplementedError, RuntimeError) as exc:  # unknown compression; encrypted
         raise MalformedInputError(f"not a readable evidence bundle (ZIP): {exc}") from exc
     return files
 

@@ -173,6 +173,18 @@ def test_not_a_zip_is_unusable(tmp_path: Path, data: bytes) -> None:
     assert out.returncode == 2, out.stdout + out.stderr
 
 
+def test_an_unknown_compression_method_is_unusable_input() -> None:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("manifest.json", b"{}")
+    data = bytearray(out.getvalue())
+    data[8] = data[data.index(b"PK\x01\x02") + 10] = 99  # local and central method fields
+    from service.errors import MalformedInputError
+
+    with pytest.raises(MalformedInputError, match="not a readable"):
+        check_bundle(bytes(data))
+
+
 def test_a_zip_bomb_is_refused_before_inflating() -> None:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
