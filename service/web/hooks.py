@@ -39,7 +39,8 @@ bp = Blueprint("hooks", __name__, url_prefix="/v1/hooks")
 
 
 def _answer(receipt_id: str, replayed: bool) -> tuple[Response, int]:
-    response = jsonify({"id": receipt_id, "status": "pending", "links": links(receipt_id)})
+    response = jsonify({"id": receipt_id, "status": "pending", "links": links(receipt_id),
+                        "warnings": []})
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response, 202

@@ -56,7 +56,9 @@ def _read(response: urllib3.BaseHTTPResponse, limit: int, deadline: float, *,
     while True:
         if time.monotonic() > deadline:
             raise TransportError("deadline passed while reading the answer")
-        chunk = response.read(min(READ_CHUNK_BYTES, limit + 1 - size))
+        # read1: whatever one socket read gives, so a trickle cannot hold us past the deadline
+        # (each socket read is itself bounded by the timeout set on the connection).
+        chunk = response.read1(min(READ_CHUNK_BYTES, limit + 1 - size))
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)

@@ -200,6 +200,7 @@ def test_inbound_post_is_registered_stamped_and_called_back(worker_api) -> None:
         body = _post_message({"base64": base64.b64encode(image).decode()}, external_id="post-9")
         answer = _hook(api, url, body, _signed(secret, body, msg_id="evt_42"))
         assert answer.status_code == 202
+        assert set(answer.get_json()) == {"id", "status", "links", "warnings"}  # "Accepted"
         receipt_id = answer.get_json()["id"]
         again = _hook(api, url, body, _signed(secret, body, msg_id="evt_42"))
         assert again.status_code == 202 and again.get_json()["id"] == receipt_id
