@@ -302,3 +302,14 @@ def test_comfyui_webp_exif_tags_as_save_animated_webp_writes_them() -> None:
     assert record.fields["seed"] == 156680208700286 and record.fields["steps"] == 20
     assert record.fields["model"] == "v1-5-pruned-emaonly.safetensors"
     assert record.raw["Model"] == "prompt:" + json.dumps(API_GRAPH)
+
+
+def test_flat_text_chunks_of_an_unknown_tool() -> None:
+    data = png_texts({"prompt": "a watercolor fox", "negative_prompt": "photo", "Steps": "20",
+                      "Software": "SomeApp 1.2"})
+    record = read_generation_record(io.BytesIO(data))
+    assert record.source == "unknown"
+    assert record.fields == {"prompt": "a watercolor fox", "negative_prompt": "photo",
+                             "steps": 20, "software": "SomeApp 1.2"}
+    assert "the embedded generation record is in no format known here; kept raw" in (
+        record.warnings)

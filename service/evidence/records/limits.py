@@ -9,7 +9,7 @@ from __future__ import annotations
 MAX_CONTAINER_ITEMS = 4096  # PNG chunks / JPEG segments / RIFF chunks walked: real files have <50
 MAX_ITEM_BYTES = 1024 * 1024  # one metadata chunk read into memory; real records are a few KiB
 MAX_INFLATED_BYTES = 1024 * 1024  # zTXt/iTXt inflate at most this: a zip bomb stops here
-MAX_TOTAL_TEXT_BYTES = 4 * 1024 * 1024  # all metadata read from one file together
+MAX_TOTAL_TEXT_BYTES = 4 * 1024 * 1024  # metadata read plus inflated, per file: ends chunk floods
 MAX_XMP_BYTES = 256 * 1024  # XMP packets beyond this are thumbnails or padding, not records
 MAX_C2PA_BYTES = 2 * 1024 * 1024  # a C2PA store with certificates; scanned, never decoded fully
 MAX_TIFF_ENTRIES = 512  # entries per EXIF IFD; real IFDs have a few dozen

@@ -78,7 +78,10 @@ def _interpret(embedded: Embedded) -> ExtractedRecord:
     if parsed is None and "c2pa" in provenance:
         parsed = (C2PA, {}, {})
     if parsed is None and RECORD_KEYS.intersection(raw):
-        parsed = (UNKNOWN, {}, {})  # a tool's record we could not read: kept raw, bounded
+        # A tool's record in no known layout (or broken): kept raw, bounded; flat text chunks
+        # that name fields ("prompt": "a fox", "Steps": "20") still count, JSON does not.
+        flat = {k: v for k, v in texts.items() if v.lstrip()[:1] not in ("{", "[")}
+        parsed = (UNKNOWN, flat, {})
         warnings.append(UNRECOGNISED)
     if parsed is None:
         return ExtractedRecord(container=embedded.container, warnings=_cap(warnings))
