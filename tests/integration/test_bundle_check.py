@@ -13,7 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from service.errors import MalformedInputError
 from service.evidence.bundle_check import MAX_MEMBER_BYTES, check_bundle
 from tests.integration import test_bundle as _bundle_tests
 from tests.integration.test_bundle import Evidence, chain_of, run_verify
@@ -179,8 +182,6 @@ def test_an_unknown_compression_method_is_unusable_input() -> None:
         archive.writestr("manifest.json", b"{}")
     data = bytearray(out.getvalue())
     data[8] = data[data.index(b"PK\x01\x02") + 10] = 99  # local and central method fields
-    from service.errors import MalformedInputError
-
     with pytest.raises(MalformedInputError, match="not a readable"):
         check_bundle(bytes(data))
 
@@ -189,8 +190,6 @@ def test_a_zip_bomb_is_refused_before_inflating() -> None:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("manifest.json", b"\x00" * (MAX_MEMBER_BYTES + 1))
-    from service.errors import MalformedInputError
-
     with pytest.raises(MalformedInputError, match="larger"):
         check_bundle(out.getvalue())
 
@@ -215,3 +214,24 @@ def test_the_certificate_is_self_contained_and_printable(evidence: Evidence) -> 
     assert html.count("openssl ts -verify") == len(evidence.tokens)
     assert evidence.proof["root"] in html and evidence.proof["leaf"] in html
     assert "Step 2" in html  # the audit path folded step by step (leaf 1 of 3: two steps)
+
+
+@pytest.fixture(scope="module")
+def stored_bundle(evidence: Evidence) -> bytes:
+    """The bundle with its files stored, not deflated, so flipped bytes reach the contents."""
+    return rezip(evidence.bundle(), lambda files: None)
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_damage_gives_a_verdict_or_unusable_input(stored_bundle: bytes, data) -> None:
+    damaged = bytearray(stored_bundle)
+    for _ in range(data.draw(st.integers(1, 4))):
+        damaged[data.draw(st.integers(0, len(damaged) - 1))] ^= data.draw(st.integers(1, 255))
+    try:
+        verdict = check_bundle(bytes(damaged), image_sha256="00" * 32)
+    except MalformedInputError:
+        return
+    assert not verdict.valid and verdict.reasons  # the image never matches: never valid
+    json.dumps(verdict.as_dict())
