@@ -40,6 +40,7 @@ EVENTS = ("receipt.stamped", "receipt.failed", "receipt.token_added")
 MAX_ENDPOINTS_PER_KEY = 20  # every state change fans out to each one: keep the fan-out small
 MAX_ERROR_LENGTH = 1000  # receivers' answers and errors, as shown in the delivery log
 DEFAULT_DUE_LIMIT = 100  # deliveries handed to one poll
+MAX_IDS_PER_STATEMENT = 500  # as storage.sweep: far below SQLite's bound-parameter limit
 
 
 @dataclass(frozen=True)
@@ -122,10 +123,6 @@ def _endpoint(row: RowMapping) -> Endpoint:
                     row["created_at"])
 
 
-def count_endpoints(conn: Connection, api_key_id: str) -> int:
-    return len(list_endpoints(conn, api_key_id))
-
-
 def create_endpoint(conn: Connection, api_key_id: str, url: str, events: Sequence[str],
                     now: datetime | None = None) -> tuple[Endpoint, str]:
     """Register an endpoint; returns it with its secret (shown once to the client)."""
@@ -202,14 +199,19 @@ def record_receipt_events(conn: Connection, event: str, receipt_ids: Sequence[st
                           new_tsas: Sequence[str] = (), now: datetime | None = None) -> int:
     """Write the deliveries for `event` on these receipts (callback_url and subscribed
     endpoints), due now; returns how many. Call it in the state change's transaction."""
-    if not receipt_ids:
-        return 0
     now = now or utcnow()
+    ids = list(receipt_ids)
+    if len(ids) > MAX_IDS_PER_STATEMENT:
+        return sum(record_receipt_events(conn, event, ids[i:i + MAX_IDS_PER_STATEMENT],
+                                         new_tsas=new_tsas, now=now)
+                   for i in range(0, len(ids), MAX_IDS_PER_STATEMENT))
+    if not ids:
+        return 0
     rows = conn.execute(select(receipts.c.id, receipts.c.api_key_id, receipts.c.status,
                                receipts.c.manifest_digest, receipts.c.external_id,
                                receipts.c.callback_url, receipts.c.failure, receipts.c.batch_id,
                                receipts.c.stamped_at)
-                        .where(receipts.c.id.in_(list(receipt_ids)))).mappings().all()
+                        .where(receipts.c.id.in_(ids))).mappings().all()
     keys = {r["api_key_id"] for r in rows}
     endpoints: dict[str, list[RowMapping]] = {}
     for ep in conn.execute(select(webhook_endpoints.c.id, webhook_endpoints.c.api_key_id,

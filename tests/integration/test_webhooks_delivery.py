@@ -248,3 +248,19 @@ def test_payload_is_stored_once_and_sent_byte_for_byte(db_engine, make_api_key,
         [delivery] = list_deliveries(conn, key.id)
     assert rx.requests[0].body == delivery.payload.encode()
     assert json.loads(delivery.payload)["type"] == "receipt.stamped"
+
+
+def test_many_receipts_failing_at_once_each_get_their_event(db_engine, make_api_key,
+                                                            make_receipt) -> None:
+    from service.storage.webhooks import MAX_IDS_PER_STATEMENT
+
+    key, _ = make_api_key()
+    count = MAX_IDS_PER_STATEMENT + 3  # more than one statement's worth of ids
+    ids = [make_receipt(api_key_id=key.id, callback_url="https://example.com/h").id
+           for _ in range(count)]
+    with write_transaction(db_engine) as conn:
+        assert len(mark_failed(conn, ids, "gave up")) == count
+    with db_engine.connect() as conn:
+        log = list_deliveries(conn, key.id, limit=count + 10)
+    assert sorted(d.receipt_id for d in log) == sorted(ids)
+    assert {d.event for d in log} == {"receipt.failed"}
