@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, TextIO
 
-from service.cli.verify_token import _certificates
+from service.cli.verify_token import read_certificates
 from service.client.api import StampClient
 from service.client.stamping import Options, Outcome, find_images, stamp_file
 from service.errors import MalformedInputError
@@ -88,7 +88,7 @@ def _setup(args: argparse.Namespace) -> tuple[str, Options]:
             raise MalformedInputError(f"--metadata is not JSON: {exc}") from exc
         if not isinstance(metadata, dict):
             raise MalformedInputError("--metadata must be a JSON object")
-    roots = _certificates(args.ca, "--ca") if args.ca else None
+    roots = read_certificates(args.ca, "--ca") if args.ca else None
     return key, Options(out_dir=args.out, hash_only=args.hash_only, metadata=metadata,
                         wait_s=args.wait, roots=roots)
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from service.cli.verify_token import _certificates
+from service.cli.verify_token import read_certificates
 from service.errors import MalformedInputError
 from service.evidence.bundle_check import MAX_BUNDLE_BYTES, BundleVerdict, check_bundle
 
@@ -59,7 +59,7 @@ def _verify(args: argparse.Namespace) -> BundleVerdict:
         if not _HEX64.fullmatch(args.digest):
             raise MalformedInputError("--digest must be 64 hexadecimal characters (SHA-256)")
         digest = args.digest.lower()
-    roots = _certificates(args.ca, "--ca") if args.ca else None
+    roots = read_certificates(args.ca, "--ca") if args.ca else None
     return check_bundle(data, image_sha256=digest, roots=roots)
 
 

@@ -63,8 +63,8 @@ def _verify(args: argparse.Namespace) -> Verdict:
             digest = bytes.fromhex(args.digest)
         except ValueError as exc:
             raise MalformedInputError(f"--digest is not hex: {args.digest!r}") from exc
-    roots = _certificates(args.ca, "--ca")
-    untrusted = _certificates(args.untrusted, "--untrusted") if args.untrusted else []
+    roots = read_certificates(args.ca, "--ca")
+    untrusted = read_certificates(args.untrusted, "--untrusted") if args.untrusted else []
     return verify_timestamp(
         token, digest=digest, hash_alg=args.hash_alg, roots=roots, untrusted=untrusted,
         nonce=args.nonce, policy=args.policy,
@@ -76,7 +76,8 @@ def _read(path: Path, limit: int) -> bytes:
         return fh.read(limit)
 
 
-def _certificates(path: Path, option: str) -> list[x509.Certificate]:
+def read_certificates(path: Path, option: str) -> list[x509.Certificate]:
+    """The PEM certificates in `path` (a roots or intermediates option's file), bounded."""
     data = _read(path, MAX_PEM_BYTES)
     try:
         certs = x509.load_pem_x509_certificates(data)
