@@ -38,7 +38,8 @@ def delivery_options(settings: Settings) -> DeliveryOptions:
 def inbound_options(settings: Settings) -> InboundOptions:
     return InboundOptions(
         Allowlist.parse(settings.webhook_allowlist), settings.max_upload_bytes,
-        Timeouts(settings.webhook_connect_timeout_s, settings.webhook_timeout_s))
+        Timeouts(settings.webhook_connect_timeout_s, settings.webhook_timeout_s),
+        settings.webhook_retry_schedule_s)
 
 
 def turn_key(services: Services) -> str:

@@ -258,6 +258,7 @@ inbound_messages = Table(
     Column("body", LargeBinary, nullable=True),  # the verified body; cleared once processed
     Column("status", String(16), nullable=False),
     Column("error", Text, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),  # image downloads tried
     Column("next_attempt_at", UTCDateTime(), nullable=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("processed_at", UTCDateTime(), nullable=True),

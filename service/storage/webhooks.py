@@ -88,6 +88,7 @@ class InboundMessage:
     body: bytes | None
     status: str
     error: str | None
+    attempts: int = 0
 
 
 # --- secrets and endpoints -------------------------------------------------------------------
@@ -351,7 +352,8 @@ def integration_secret(conn: Connection, integration_id: str) -> tuple[Integrati
 def _inbound(row: RowMapping) -> InboundMessage:
     body = row["body"]
     return InboundMessage(row["id"], row["integration_id"], row["message_id"], row["receipt_id"],
-                          bytes(body) if body is not None else None, row["status"], row["error"])
+                          bytes(body) if body is not None else None, row["status"], row["error"],
+                          row["attempts"])
 
 
 def find_inbound(conn: Connection, integration_id: str, message_id: str) -> InboundMessage | None:
@@ -407,9 +409,19 @@ def claim_due_inbound(conn: Connection, lease_s: float, now: datetime | None = N
     return ids
 
 
+def retry_inbound(conn: Connection, inbound_id: str, error: str, next_attempt_at: datetime,
+                  now: datetime | None = None) -> None:
+    """Count a failed attempt (the image could not be fetched) and when to try again."""
+    conn.execute(update(inbound_messages).where(
+        inbound_messages.c.id == inbound_id, inbound_messages.c.status == "accepted").values(
+        attempts=inbound_messages.c.attempts + 1, error=error[:MAX_ERROR_LENGTH],
+        next_attempt_at=next_attempt_at))
+
+
 def finish_inbound(conn: Connection, inbound_id: str, status: str, error: str | None = None,
                    now: datetime | None = None) -> None:
     """Mark a message done (its receipt exists) or failed; its body (the image) is dropped."""
     conn.execute(update(inbound_messages).where(inbound_messages.c.id == inbound_id).values(
         status=status, error=error[:MAX_ERROR_LENGTH] if error else None, body=None,
+        attempts=inbound_messages.c.attempts + 1,
         next_attempt_at=None, processed_at=now or utcnow()))

@@ -20,7 +20,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
@@ -31,8 +31,13 @@ from service.evidence.hashing import HEAD_SIZE, sniff_media_type
 from service.evidence.manifest import build_manifest
 from service.storage.engine import write_transaction
 from service.storage.receipts import get_receipt, insert_receipt
-from service.storage.webhooks import finish_inbound, get_inbound, integration_secret
-from service.webhooks.errors import WebhookError
+from service.storage.webhooks import (
+    finish_inbound,
+    get_inbound,
+    integration_secret,
+    retry_inbound,
+)
+from service.webhooks.errors import TransportError, WebhookError
 from service.webhooks.ssrf import Allowlist, Resolver, check_url, system_resolver
 from service.webhooks.transport import Timeouts, fetch
 
@@ -112,9 +117,13 @@ def check_image_url(url: str, allowlist: Allowlist, resolver: Resolver = system_
 
 @dataclass(frozen=True)
 class InboundOptions:
+    """Settings a registration needs; downloads that fail in transit are retried on
+    `schedule_s` (the webhook retry schedule), then the message fails."""
+
     allowlist: Allowlist
     max_image_bytes: int
     timeouts: Timeouts
+    schedule_s: tuple[float, ...] = (0.0,)
     resolver: Resolver = system_resolver
 
 
@@ -153,6 +162,18 @@ def register(engine: Engine, inbound_id: str, options: InboundOptions) -> str | 
             submitted_at=datetime.now(UTC), external_id=post.external_id,
             publication={**post.publication, "reported_by": integration.id},
         )
+    except TransportError as exc:  # the image host may be back later
+        attempt = message.attempts + 1
+        if attempt < len(options.schedule_s):
+            log.info("inbound %s: download attempt %d failed: %s", inbound_id, attempt, exc)
+            due = datetime.now(UTC) + timedelta(seconds=options.schedule_s[attempt])
+            with write_transaction(engine) as conn:
+                retry_inbound(conn, inbound_id, str(exc), due)
+            return None
+        log.warning("inbound %s failed after %d attempts: %s", inbound_id, attempt, exc)
+        with write_transaction(engine) as conn:
+            finish_inbound(conn, inbound_id, "failed", str(exc))
+        return None
     except (ChronosealError, WebhookError) as exc:
         log.warning("inbound %s failed: %s", inbound_id, exc)
         with write_transaction(engine) as conn:

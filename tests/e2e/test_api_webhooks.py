@@ -265,9 +265,10 @@ def test_inbound_image_url_that_cannot_be_fetched_fails_the_message(worker_api) 
     assert answer.status_code == 202  # allowlisted loopback passes the guard
     api.run()
     with api.services.engine.connect() as conn:
-        status, error = conn.execute(select(inbound_messages.c.status,
-                                            inbound_messages.c.error)).one()
-    assert status == "failed" and "127.0.0.1" in error
+        status, error, attempts = conn.execute(select(
+            inbound_messages.c.status, inbound_messages.c.error, inbound_messages.c.attempts)).one()
+    # Retried on the (short) schedule, then failed with the reason.
+    assert (status, attempts) == ("failed", 2) and "127.0.0.1" in error
     assert _rows(api, receipts) == 0
 
 

@@ -99,6 +99,7 @@ def upgrade() -> None:
         sa.Column("body", sa.LargeBinary(), nullable=True),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
         sa.Column("next_attempt_at", _TS, nullable=True),
         sa.Column("created_at", _TS, nullable=False),
         sa.Column("processed_at", _TS, nullable=True),
