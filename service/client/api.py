@@ -11,6 +11,7 @@ from typing import Any
 
 import requests
 
+from service.client.upload import MultipartFile
 from service.errors import ChronosealError
 
 CONNECT_TIMEOUT_S = 5.0  # a server that does not accept a connection in 5 s is down
@@ -38,11 +39,10 @@ class StampClient:
     def register_upload(self, path: Path, metadata: dict[str, Any], idempotency_key: str,
                         ) -> dict[str, Any]:
         """POST the image itself (multipart); the server hashes it and reads its record."""
-        with path.open("rb") as image:
-            files = {"image": (path.name, image, "application/octet-stream")}
-            data = {"metadata": json.dumps(metadata)} if metadata else {}
-            return self._json("POST", "/v1/stamps", files=files, data=data,
-                              headers={"Idempotency-Key": idempotency_key})
+        fields = {"metadata": json.dumps(metadata)} if metadata else {}
+        with MultipartFile(path, "image", fields) as body:  # streamed from disk, not loaded
+            return self._json("POST", "/v1/stamps", data=body, headers={
+                "Idempotency-Key": idempotency_key, "Content-Type": body.content_type})
 
     def register_digest(self, sha256: str, metadata: dict[str, Any], idempotency_key: str,
                         ) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,8 @@ import pytest
 from service.cli.stamp import Progress, summarize
 from service.client.api import ClientError
 from service.client.stamping import MAX_RESUBMITS, Outcome, _register, bundle_path, find_images
+from service.client.upload import MultipartFile
+from service.web.multipart import parse_form
 
 
 def test_directories_give_their_images_and_files_are_taken_as_named(tmp_path: Path) -> None:
@@ -77,3 +81,27 @@ def test_resubmitting_is_bounded(tmp_path: Path) -> None:
     with pytest.raises(ClientError, match="failed"):
         _register(client, tmp_path, "00" * 32, {}, "k", True)  # type: ignore[arg-type]
     assert len(client.keys) == MAX_RESUBMITS + 1
+
+
+@pytest.mark.parametrize("block", [1, 7, 8192, -1])
+def test_the_streamed_upload_is_what_the_server_parser_reads(tmp_path: Path, block: int) -> None:
+    image = tmp_path / 'a "quoted"\r\nname.png'
+    image.write_bytes(os.urandom(3000))
+    with MultipartFile(image, "image", {"metadata": '{"prompt": "é"}'}) as body:
+        chunks = []
+        while chunk := body.read(block):
+            chunks.append(chunk)
+            if block < 0:
+                break
+        data = b"".join(chunks)
+        assert len(data) == len(body)
+        boundary = body.content_type.split("boundary=")[1].encode()
+    form = parse_form(io.BytesIO(data), boundary, file_field="image",
+                      text_fields=frozenset({"metadata"}), limit=10_000)
+    try:
+        assert form.file is not None
+        assert form.file.sha256 == hashlib.sha256(image.read_bytes()).digest()
+        assert form.fields == {"metadata": '{"prompt": "é"}'}
+        assert form.filename == "a _quoted___name.png"
+    finally:
+        form.close()
