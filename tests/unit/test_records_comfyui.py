@@ -213,3 +213,13 @@ def test_graph_without_sampler_is_kept_raw_with_a_warning() -> None:
     assert record.source == "comfyui" and record.fields == {"software": "ComfyUI"}
     assert record.raw["prompt"] == json.dumps(graph)
     assert any("without a sampler" in w for w in record.warnings)
+
+
+def test_ui_graph_schema_1_links_as_objects() -> None:
+    workflow = json.loads(json.dumps(UI_GRAPH))
+    workflow["version"] = 1
+    workflow["links"] = [{"id": k[0], "origin_id": k[1], "origin_slot": k[2], "target_id": k[3],
+                          "target_slot": k[4], "type": k[5]} for k in UI_GRAPH["links"]]
+    record = read_generation_record(io.BytesIO(saved(workflow=workflow)))
+    assert record.fields["seed"] == 42 and record.fields["prompt"] == POSITIVE.strip()
+    assert record.fields["model"] == "v1-5-pruned-emaonly.safetensors"

@@ -81,6 +81,8 @@ def ui_graph(obj: Any) -> Graph | None:
     for link in links[: MAX_GRAPH_NODES * 8]:
         if isinstance(link, list) and len(link) >= 3:
             origin[link[0]] = [str(link[1]), link[2]]
+        elif isinstance(link, dict) and "id" in link:  # workflow schema 1: links as objects
+            origin[link["id"]] = [str(link.get("origin_id")), link.get("origin_slot")]
     graph: Graph = {}
     for node in nodes:
         if not isinstance(node, dict) or not isinstance(node.get("type"), str):
