@@ -11,9 +11,11 @@ import time
 import zlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from service.evidence.manifest import canonicalize
-from service.evidence.records import read_generation_record
+from service.evidence.records import comfyui, fooocus, invokeai, novelai, read_generation_record
 from service.evidence.records.limits import (
     MAX_CONTAINER_ITEMS,
     MAX_FIELD_CHARS,
@@ -22,6 +24,7 @@ from service.evidence.records.limits import (
     MAX_RAW_TOTAL_CHARS,
     RAW_HEAD_CHARS,
 )
+from service.evidence.records.record import ExtractedRecord, jsonable, normalise
 from tests.support.records import (
     itxt_chunk,
     jpeg_with_segments,
@@ -205,3 +208,48 @@ def test_duplicate_keywords_are_not_inflated_twice() -> None:
     record = read(data)
     assert record.raw["parameters"] == INFOTEXT
     assert "second 'parameters' text ignored; the first is kept" in record.warnings
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8)
+    | st.sampled_from(["3", "4", "KSampler", "CLIPTextEncode", "latent_image", "model", "seed"]),
+    lambda children: st.lists(children, max_size=6)
+    | st.dictionaries(st.sampled_from(["id", "type", "class_type", "inputs", "nodes", "links",
+                                       "widgets_values", "link", "name", "origin_id", "3", "4",
+                                       "seed", "positive", "model", "latent_image", "text"]),
+                      children, max_size=6),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_JSON)
+def test_graph_readers_take_any_json(value) -> None:
+    """The ComfyUI readers themselves (not the reader's catch-all) accept any JSON value."""
+    for graph in (comfyui.api_graph(value), comfyui.ui_graph(value)):
+        if graph is not None:
+            comfyui.read_graph(graph)
+
+
+@pytest.mark.parametrize("value", [
+    {"nodes": [{"type": "KSampler", "inputs": 5}], "links": []},
+    {"nodes": [{"type": "KSampler", "inputs": [{"name": "model", "link": [1]}]}], "links": []},
+    {"nodes": [], "links": [[[1], 2, 3], {"id": [2]}, {"id": 3}]},
+    {"nodes": [{"type": "X", "id": [1]}], "links": []},
+])
+def test_ui_graph_odd_shapes(value) -> None:
+    graph = comfyui.ui_graph(value)
+    if graph is not None:
+        comfyui.read_graph(graph)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.sampled_from(
+    ["model", "image", "prompt", "loras", "seed", "resolution", "version", "uc", "scale",
+     "positive_prompt", "steps", "width", "app_version", "base_model"]), _JSON, max_size=8))
+def test_json_record_readers_take_any_object(meta) -> None:
+    warnings: list[str] = []
+    for fields, details in (invokeai.read_metadata(meta), invokeai.read_sd_metadata(meta),
+                            fooocus.read_record(meta), novelai.read_record({}, meta)):
+        record = ExtractedRecord("x", normalise(fields, warnings), {}, jsonable(details))
+        canonicalize(record.as_generation())

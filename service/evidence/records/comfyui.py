@@ -79,10 +79,10 @@ def ui_graph(obj: Any) -> Graph | None:
         return None
     origin: dict[Any, list[Any]] = {}
     for link in links[: MAX_GRAPH_NODES * 8]:
-        if isinstance(link, list) and len(link) >= 3:
+        if isinstance(link, dict):  # workflow schema 1: links as objects
+            link = [link.get("id"), link.get("origin_id"), link.get("origin_slot")]
+        if isinstance(link, list) and len(link) >= 3 and isinstance(link[0], int | str):
             origin[link[0]] = [str(link[1]), link[2]]
-        elif isinstance(link, dict) and "id" in link:  # workflow schema 1: links as objects
-            origin[link["id"]] = [str(link.get("origin_id")), link.get("origin_slot")]
     graph: Graph = {}
     for node in nodes:
         if not isinstance(node, dict) or not isinstance(node.get("type"), str):
@@ -91,11 +91,13 @@ def ui_graph(obj: Any) -> Graph | None:
         values = node.get("widgets_values")
         if isinstance(values, list):
             inputs.update(zip(WIDGETS.get(node["type"], ()), values, strict=False))
-        for slot in node.get("inputs") or ():
-            if isinstance(slot, dict) and isinstance(slot.get("name"), str) and (
-                slot.get("link") in origin
-            ):
-                inputs[slot["name"]] = origin[slot["link"]]
+        slots = node.get("inputs")
+        for slot in slots if isinstance(slots, list) else ():
+            if not isinstance(slot, dict) or not isinstance(slot.get("name"), str):
+                continue
+            link_id = slot.get("link")
+            if isinstance(link_id, int | str) and link_id in origin:
+                inputs[slot["name"]] = origin[link_id]
         graph[str(node.get("id"))] = {"class_type": node["type"], "inputs": inputs}
     return graph or None
 
