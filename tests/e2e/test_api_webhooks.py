@@ -5,6 +5,7 @@ built-in TSA over HTTP, real Redis, and a real HTTP receiver for the callbacks."
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +17,7 @@ from standardwebhooks import Webhook
 from service.storage.tables import inbound_messages, receipts, webhook_endpoints
 from tests.support.images import png_bytes
 from tests.support.stamping_env import builtin_tsa
-from tests.support.webhook_receiver import webhook_receiver
+from tests.support.webhook_receiver import self_signed_tls, webhook_receiver
 from workers import bootstrap
 from workers.outbox import pump_once
 
@@ -175,7 +176,8 @@ def worker_api(make_api, tmp_path: Path):
         config = tmp_path / "tsa-test.toml"
         config.write_text(tsa.toml())
         api = make_api(tsa_config=(str(config),), tsas=(tsa.name,), batch_max_wait_ms=0,
-                       webhook_allowlist=LOOPBACK, webhook_retry_schedule_s=(0.0, 0.0))
+                       webhook_allowlist=(*LOOPBACK, "localhost"),
+                       webhook_retry_schedule_s=(0.0, 0.0))
         context = bootstrap.install(bootstrap.build_context(api.services))
 
         def run() -> None:
@@ -324,3 +326,21 @@ def test_the_example_posting_tool_sends_and_verifies(make_api) -> None:
     assert example.verify_callback(callback_secret, event, signed)["data"]["id"] == "rcp_1"
     with pytest.raises(WebhookVerificationError):
         example.verify_callback(new_secret(), event, signed)
+
+
+def test_inbound_image_url_is_downloaded_over_https(worker_api, tmp_path, monkeypatch) -> None:
+    api = worker_api
+    cert, tls = self_signed_tls(tmp_path, "localhost")
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the worker trusts this image host only
+    image = png_bytes(color=(1, 2, 3))
+    with webhook_receiver(tls=tls, name="localhost") as host:
+        host.payload = image
+        _, url, secret = _integration(api)
+        body = _post_message({"url": host.url.replace("/hook", "/a.png")})
+        answer = _hook(api, url, body, _signed(secret, body))
+        assert answer.status_code == 202
+        api.run()
+    receipt = api.client.get(f"/v1/stamps/{answer.get_json()['id']}", headers=api.auth).get_json()
+    assert receipt["status"] == "stamped"
+    assert receipt["image_sha256"] == hashlib.sha256(image).hexdigest()
+    assert [r.path for r in host.requests] == ["/a.png"]

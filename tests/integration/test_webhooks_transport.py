@@ -14,7 +14,7 @@ import pytest
 from service.webhooks.errors import TooLargeError, TransportError
 from service.webhooks.ssrf import Allowlist, check_url
 from service.webhooks.transport import MAX_RESPONSE_BYTES, Timeouts, fetch, post
-from tests.support.webhook_receiver import webhook_receiver
+from tests.support.webhook_receiver import self_signed_tls, webhook_receiver
 
 QUICK = Timeouts(connect_s=1.0, total_s=1.0)
 
@@ -126,56 +126,6 @@ def test_downloads_are_bounded() -> None:
             fetch(_target(port, "/a.png"), 4096, QUICK)
 
 
-def _self_signed(tmp_path, name: str):
-    import datetime as dt
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
-
-
-def _tls_server(tmp_path, name: str):
-    import ssl
-
-    cert_path, key_path = _self_signed(tmp_path, name)
-    seen: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            seen.append(self.headers["Host"])
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_path, key_path)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, cert_path, seen
-
-
 def _https_target(name: str, port: int):
     return check_url(f"https://{name}:{port}/hook", Allowlist.parse([name]),
                      resolver=lambda host, p: ["127.0.0.1"])
@@ -183,19 +133,17 @@ def _https_target(name: str, port: int):
 
 def test_https_to_the_pinned_address_verifies_the_certificate_for_the_name(
         tmp_path, monkeypatch) -> None:
-    server, cert_path, seen = _tls_server(tmp_path, "receiver.test")
-    try:
-        port = server.server_address[1]
-        monkeypatch.setenv("SSL_CERT_FILE", str(cert_path))  # trust this receiver only
+    cert, tls = self_signed_tls(tmp_path, "receiver.test")
+    with webhook_receiver(tls=tls) as rx:
+        port = int(rx.url.rsplit(":", 1)[1].split("/")[0])
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # trust this receiver only
         assert post(_https_target("receiver.test", port), {}, b"{}", QUICK).status == 204
-        assert seen == [f"receiver.test:{port}"]
+        assert [r.headers["host"] for r in rx.requests] == [f"receiver.test:{port}"]
         # The same server reached under another name: its certificate does not match.
         with pytest.raises(TransportError):
             post(_https_target("other.test", port), {}, b"{}", QUICK)
         # Untrusted certificate: refused.
-        monkeypatch.setenv("SSL_CERT_FILE", str(_self_signed(tmp_path, "x.test")[0]))
+        monkeypatch.setenv("SSL_CERT_FILE", str(self_signed_tls(tmp_path, "x.test")[0]))
         with pytest.raises(TransportError):
             post(_https_target("receiver.test", port), {}, b"{}", QUICK)
-    finally:
-        server.shutdown()
-        server.server_close()
+    assert len(rx.requests) == 1

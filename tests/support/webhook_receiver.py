@@ -6,11 +6,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 MAX_BODY = 10 * 1024 * 1024  # the test receiver reads at most this much
 
@@ -40,9 +48,11 @@ class Receiver:
 
 
 @contextmanager
-def webhook_receiver(statuses: list[int] | None = None, host: str = "127.0.0.1"
+def webhook_receiver(statuses: list[int] | None = None, host: str = "127.0.0.1",
+                     tls: ssl.SSLContext | None = None, name: str | None = None
                      ) -> Iterator[Receiver]:
-    """Serve on a free loopback port until the block ends."""
+    """Serve on a free loopback port until the block ends (https with `tls`; `name` is the
+    host name put in `url`)."""
     receiver = Receiver(url="", statuses=list(statuses or [204]))
 
     class Handler(BaseHTTPRequestHandler):
@@ -73,7 +83,11 @@ def webhook_receiver(statuses: list[int] | None = None, host: str = "127.0.0.1"
             pass
 
     server = ThreadingHTTPServer((host, 0), Handler)
-    receiver.url = f"http://{host}:{server.server_address[1]}/hook"
+    server.daemon_threads = True
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    scheme = "https" if tls is not None else "http"
+    receiver.url = f"{scheme}://{name or host}:{server.server_address[1]}/hook"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -81,3 +95,26 @@ def webhook_receiver(statuses: list[int] | None = None, host: str = "127.0.0.1"
     finally:
         server.shutdown()
         server.server_close()
+
+
+def self_signed_tls(directory: Path, name: str) -> tuple[Path, ssl.SSLContext]:
+    """A self-signed certificate for `name` (PEM path, to trust via SSL_CERT_FILE) and a server
+    context using it."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / f"{name}.pem", directory / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    return cert_path, context
