@@ -25,7 +25,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--count", type=int, default=1,
                         help="number of worker processes (default 1)")
     parser.add_argument("--no-sweeper", action="store_true",
-                        help="do not run the sweeper thread in this process")
+                        help="do not run the sweeper and webhook outbox threads here")
     parser.set_defaults(func=run)
 
 

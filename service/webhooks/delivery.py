@@ -27,6 +27,9 @@ from service.webhooks.transport import Timeouts, post
 log = logging.getLogger(__name__)
 
 ENDPOINT_GONE = "endpoint deleted"
+# A claimed delivery is due again this long after its attempt's own timeouts: by then a live
+# job has finished, so only a lost job (Redis flushed, worker killed) is sent again.
+LEASE_MARGIN_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ class DeliveryOptions:
 
     def lease_s(self) -> float:
         """How long a claimed delivery is left to its job before it is due again."""
-        return self.timeouts.connect_s + self.timeouts.total_s + 30.0
+        return self.timeouts.connect_s + self.timeouts.total_s + LEASE_MARGIN_S
 
 
 def deliver(engine: Engine, delivery_id: str, options: DeliveryOptions) -> str:
