@@ -46,7 +46,7 @@ bp = Blueprint("stamps", __name__, url_prefix="/v1/stamps")
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100  # each item is small, but a page is built in memory: keep it bounded
 REPLY_MEDIA_TYPE = "application/timestamp-reply"  # RFC 3161 section 3.4
-RECORD_TOO_LARGE = "generation record: too large for the manifest with the request's; left out"
+RECORD_TOO_LARGE = "generation record: does not fit the manifest beside the request's; left out"
 
 
 def request_fingerprint(sub: Submission) -> str:

@@ -253,3 +253,11 @@ def test_json_record_readers_take_any_object(meta) -> None:
                             fooocus.read_record(meta), novelai.read_record({}, meta)):
         record = ExtractedRecord("x", normalise(fields, warnings), {}, jsonable(details))
         canonicalize(record.as_generation())
+
+
+def test_lone_surrogates_in_json_become_replacement_characters() -> None:
+    graph = json.loads(json.dumps(API_GRAPH))
+    graph["6"]["inputs"]["text"] = "a fox \ud800 in snow"
+    graph["3"]["inputs"]["sampler_name"] = {"\udfff": ["\ud801"]}
+    record = read(png_texts({"prompt": json.dumps(graph)}))
+    assert record.fields["prompt"] == "a fox \ufffd in snow"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,9 @@ from service.evidence.records.limits import (
     MAX_RAW_TOTAL_CHARS,
     RAW_HEAD_CHARS,
 )
+
+# JSON text may escape lone surrogates ("\\ud800"); JCS cannot encode them: they become U+FFFD.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 # Formats named in `source`; "request" (generation.py) is the caller's own record; "unknown" a
 # tool's chunk (e.g. `parameters`) that could not be read, kept raw.
@@ -58,7 +62,7 @@ class ExtractedRecord:
 
 def normalise(fields: Mapping[str, Any], warnings: list[str]) -> dict[str, Any]:
     """normalize_fields over a format's fields, with text fields cut to MAX_FIELD_CHARS."""
-    out = normalize_fields({k: v for k, v in fields.items() if v is not None})
+    out = normalize_fields({k: jsonable(v) for k, v in fields.items() if v is not None})
     for name, value in out.items():
         if isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
             out[name] = value[:MAX_FIELD_CHARS]
@@ -92,7 +96,9 @@ def jsonable(value: Any, depth: int = 0) -> Any:
     """A copy that JCS represents exactly: big integers as strings, other types as text."""
     if depth > MAX_JSON_DEPTH:
         return None
-    if value is None or isinstance(value, bool | str):
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
         return value if abs(value) <= SAFE_INTEGER else str(value)
