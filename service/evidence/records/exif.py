@@ -79,7 +79,8 @@ def _entries(
         else:
             start = struct.unpack_from(order + "I", data, at + 8)[0]
             if start + size > len(data):
-                warnings.append(f"EXIF tag 0x{tag:04x} points outside the block; ignored")
+                if tag in TEXT_TAGS:  # other tags' offsets (maker notes...) are not our business
+                    warnings.append(f"EXIF tag 0x{tag:04x} points outside the block; ignored")
                 continue
             value = data[start : start + size]
         entries.append((tag, kind, value))
