@@ -48,10 +48,10 @@ def render_certificate(facts: BundleFacts) -> str:
             ("External id", _text(m.get("external_id"))),
             ("Manifest digest", _code(facts.manifest_digest)),
         ]),
-        _table("Generation record (as stated by the submitter)", [
+        _table(_generation_title(generation), [
             (name.replace("_", " ").capitalize(), _text(generation.get(name)))
             for name in GENERATION_FIELDS
-        ] + [("Source", _text(generation.get("source")))]),
+        ] + [("Source", _text(generation.get("source")))] + _conflict_rows(generation)),
         "<h3>Original record</h3><pre>"
         + escape(json.dumps(generation.get("raw", {}), indent=2, ensure_ascii=False)) + "</pre>",
         _table("Timestamps (RFC 3161)", [
@@ -87,6 +87,23 @@ def render_certificate(facts: BundleFacts) -> str:
         + "\n".join(sections)
         + "\n</body></html>\n"
     )
+
+
+def _generation_title(generation: dict[str, Any]) -> str:
+    if "sources" in generation:  # a record read from the image file, merged with the request's
+        return "Generation record (read from the image file and as stated by the submitter)"
+    return "Generation record (as stated by the submitter)"
+
+
+def _conflict_rows(generation: dict[str, Any]) -> list[tuple[str, str]]:
+    """Fields the image file and the request state differently: both values, side by side."""
+    conflicts = generation.get("conflicts")
+    return [
+        (f"Differs: {c.get('field')}",
+         f"image file: {_text(c.get('file'))}<br>request: {_text(c.get('request'))}")
+        for c in (conflicts if isinstance(conflicts, list) else [])
+        if isinstance(c, dict)
+    ]
 
 
 def _earliest(facts: BundleFacts) -> str:
