@@ -30,7 +30,7 @@ from service.timestamping.tsa_config import (
     load_tsa_configs_for,
 )
 from service.wiring import Services, build_services
-from workers import queueing
+from workers import perceptual, queueing
 from workers.outbox import OutboxPump, pump_once
 from workers.sweeper import SweeperThread
 
@@ -51,7 +51,7 @@ class WorkerContext:
 
     def sweep(self) -> SweepReport:
         settings = self.services.settings
-        return sweep(
+        report = sweep(
             self.services.engine,
             stale_after_s=settings.stale_after_s,
             give_up_after_s=settings.give_up_after_s,
@@ -59,6 +59,8 @@ class WorkerContext:
             enqueue_retry=lambda batch_id, tsa: queueing.enqueue_tsa_retry(
                 self.services, batch_id, tsa),
         )
+        perceptual.enqueue_unhashed(self.services)  # hashing jobs Redis lost
+        return report
 
 
 _context: WorkerContext | None = None

@@ -21,6 +21,7 @@ from tests.e2e.conftest import Api
 from tests.support.alterations import ALTERATIONS, encode
 from tests.support.images import bomb_png
 from tests.support.pictures import picture, picture_png
+from workers import bootstrap
 from workers.perceptual import HASH_JOB, hash_receipt_image
 
 UPLOAD_LIMIT = 4 * 1024 * 1024  # generated pictures are a few hundred KiB
@@ -180,3 +181,38 @@ def test_missing_image_and_wrong_content_type_are_problems(search_api: Api) -> N
     assert no_image.status_code == 400
     as_json = search_api.client.post("/v1/search", json={"image": "x"}, headers=search_api.auth)
     assert as_json.status_code == 415
+
+
+def work_hash_jobs(api: Api) -> None:
+    """Run the queued hashing jobs in a real RQ worker (stamp jobs are dropped: no TSA here)."""
+    queue = Queue(api.services.settings.queue_name, connection=api.services.redis)
+    for job in queue.jobs:
+        if job.func_name != HASH_JOB:
+            job.delete()
+    context = bootstrap.install(bootstrap.build_context(api.services))
+    try:
+        bootstrap.make_rq_worker(context).work(burst=True, logging_level="WARNING")
+    finally:
+        context.stamper.close()
+        bootstrap._context = None  # noqa: SLF001 - the process-wide context of workers
+
+
+def test_the_worker_hashes_what_the_api_enqueued(search_api: Api) -> None:
+    receipt_id = register(search_api, picture_png(ORIGINAL), hash_now=False)
+    assert match_ids(search(search_api, picture_png(ORIGINAL))) == []  # not hashed yet
+    work_hash_jobs(search_api)
+    assert match_ids(search(search_api, picture_png(ORIGINAL))) == [receipt_id]
+
+
+def test_the_sweep_re_enqueues_hashing_that_redis_lost(search_api: Api) -> None:
+    receipt_id = register(search_api, picture_png(ORIGINAL), hash_now=False)
+    queue = Queue(search_api.services.settings.queue_name, connection=search_api.services.redis)
+    queue.empty()  # Redis lost the job
+    context = bootstrap.build_context(search_api.services)
+    try:
+        context.sweep()
+    finally:
+        context.stamper.close()
+    assert queue.fetch_job(f"phash-{receipt_id}") is not None
+    work_hash_jobs(search_api)
+    assert match_ids(search(search_api, picture_png(ORIGINAL))) == [receipt_id]

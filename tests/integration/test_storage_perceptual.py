@@ -1,0 +1,98 @@
+"""The perceptual-hash index on both databases: what the band lookup finds, and what it skips."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Engine
+
+from service.storage.perceptual import (
+    GUARANTEED_RADIUS,
+    PHASH_BANDS,
+    bands,
+    find_candidates,
+    hashes_of,
+    keep_upload,
+    load_upload,
+    matched_receipts,
+    store_hashes,
+)
+
+RNG_SEED = 6
+
+
+def flip(value: int, bits: list[int]) -> int:
+    for bit in bits:
+        value ^= 1 << bit
+    return value
+
+
+def test_hashes_round_trip_including_the_top_bit(db_engine: Engine,
+                                                 make_receipt: Callable[..., Any]) -> None:
+    receipt = make_receipt()
+    high = (1 << 63) | 5  # stored as a negative BIGINT, read back unsigned
+    with db_engine.begin() as conn:
+        store_hashes(conn, receipt.id, [(0, high, (1 << 255) | 1), (1, 7, 9)])
+        store_hashes(conn, receipt.id, [(0, high, (1 << 255) | 1), (1, 7, 9)])  # idempotent
+    with db_engine.connect() as conn:
+        stored = hashes_of(conn, receipt.id)
+    assert [(h.view, h.phash, h.dhash256) for h in stored] == [
+        (0, high, (1 << 255) | 1), (1, 7, 9)]
+
+
+def test_every_hash_within_the_guaranteed_radius_is_found(
+        db_engine: Engine, make_receipt: Callable[..., Any]) -> None:
+    rng = random.Random(RNG_SEED)
+    receipt = make_receipt()
+    query = rng.getrandbits(64)
+    near = [flip(query, rng.sample(range(64), rng.randint(0, GUARANTEED_RADIUS)))
+            for _ in range(40)]
+    with db_engine.begin() as conn:
+        store_hashes(conn, receipt.id, [(view, value, 0) for view, value in enumerate(near)])
+    with db_engine.connect() as conn:
+        found = {h.phash for h in find_candidates(conn, [query])}
+    assert set(near) <= found
+
+
+def test_hashes_with_every_band_two_bits_away_are_not_read(
+        db_engine: Engine, make_receipt: Callable[..., Any]) -> None:
+    """The lookup goes through the band indexes: rows no band points at are never fetched."""
+    query = 0x0123_4567_89AB_CDEF
+    band_bits = 64 // PHASH_BANDS
+    two_per_band = [b * band_bits + offset for b in range(PHASH_BANDS) for offset in (0, 1)]
+    far = flip(query, two_per_band)  # 8 bits away, but 2 in every band
+    one_band_close = flip(query, [0, 16, 17, 32, 33, 48, 49])  # 7 bits, band 3 one bit away
+    receipt = make_receipt()
+    with db_engine.begin() as conn:
+        store_hashes(conn, receipt.id, [(0, far, 0), (1, one_band_close, 0)])
+    with db_engine.connect() as conn:
+        found = {h.phash for h in find_candidates(conn, [query])}
+    assert found == {one_band_close}
+    assert all(a != b for a, b in zip(bands(far), bands(query), strict=True))
+
+
+def test_matched_receipts_scope_own_and_public(db_engine: Engine,
+                                               make_receipt: Callable[..., Any],
+                                               make_api_key: Callable[..., Any]) -> None:
+    mine_key, _ = make_api_key("mine")
+    other_key, _ = make_api_key("other")
+    mine = make_receipt(mine_key.id)
+    private = make_receipt(other_key.id)
+    public = make_receipt(other_key.id, public=True)
+    ids = [mine.id, private.id, public.id]
+    with db_engine.connect() as conn:
+        as_mine = [r.id for r in matched_receipts(conn, ids, mine_key.id)]
+        anonymous = [r.id for r in matched_receipts(conn, ids, None)]
+    assert as_mine == [mine.id, public.id]
+    assert anonymous == [public.id]
+
+
+def test_an_upload_is_kept_once_per_image(db_engine: Engine) -> None:
+    with db_engine.begin() as conn:
+        keep_upload(conn, "ab" * 32, b"first")
+        keep_upload(conn, "ab" * 32, b"second")  # same digest: the first bytes stay
+    with db_engine.connect() as conn:
+        assert load_upload(conn, "ab" * 32) == b"first"
+        assert load_upload(conn, "cd" * 32) is None

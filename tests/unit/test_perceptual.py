@@ -1,0 +1,98 @@
+"""Perceptual hashes: normalisation, the views, decoding limits, and the match rule."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image, ImageOps
+
+from service.errors import ImageBombError, ImageDecodeError
+from service.evidence.perceptual import (
+    VIEWS,
+    hamming,
+    hash_grey,
+    load_grey,
+    query_hashes,
+    registration_hashes,
+)
+from service.evidence.similarity import closeness
+from tests.support.alterations import encode
+from tests.support.images import bomb_png, png_bytes
+from tests.support.pictures import picture, picture_png
+
+
+def stored(data: bytes) -> list[tuple[int, int]]:
+    return [(h.phash, h.dhash256) for h in registration_hashes(io.BytesIO(data))]
+
+
+def test_registration_stores_one_hash_pair_per_view() -> None:
+    hashes = registration_hashes(io.BytesIO(picture_png(1)))
+    assert [h.view for h in hashes] == list(range(len(VIEWS)))
+    assert all(0 <= h.phash < 2**64 and 0 <= h.dhash256 < 2**256 for h in hashes)
+    assert len({h.dhash256 for h in hashes}) == len(VIEWS)  # crops differ
+
+
+def test_hashes_are_deterministic_and_format_independent() -> None:
+    png = registration_hashes(io.BytesIO(picture_png(2)))
+    again = registration_hashes(io.BytesIO(picture_png(2)))
+    lossless_webp = registration_hashes(io.BytesIO(encode(picture(2), "WEBP", lossless=True)))
+    assert png == again
+    assert [h.dhash256 for h in png] == [h.dhash256 for h in lossless_webp]
+
+
+def test_a_frame_is_trimmed_before_hashing() -> None:
+    framed = ImageOps.expand(picture(3), border=40, fill=(255, 255, 255))
+    plain = load_grey(io.BytesIO(picture_png(3)))
+    trimmed = load_grey(io.BytesIO(encode(framed, "PNG")))
+    assert trimmed.size == plain.size
+    assert hamming(hash_grey(trimmed).dhash256, hash_grey(plain).dhash256) <= 8
+
+
+def test_the_query_includes_the_mirror_image() -> None:
+    query = query_hashes(io.BytesIO(encode(ImageOps.mirror(picture(4)), "PNG")))
+    assert closeness(query[:1], stored(picture_png(4))) is None  # not without the mirror
+    assert closeness(query, stored(picture_png(4))) is not None
+
+
+def test_crop_views_catch_a_crop_the_full_view_misses() -> None:
+    image = picture(5)
+    w, h = image.size
+    cropped = encode(image.crop((0, int(h * 0.1), int(w * 0.9), h)), "PNG")  # 10% off two edges
+    query = query_hashes(io.BytesIO(cropped))
+    full_only = stored(picture_png(5))[:1]
+    assert closeness(query, full_only) is None
+    assert closeness(query, stored(picture_png(5))) is not None
+
+
+def test_flat_images_get_no_hashes() -> None:
+    assert registration_hashes(io.BytesIO(png_bytes(300, 200))) == []
+    assert query_hashes(io.BytesIO(png_bytes(300, 200, (9, 9, 9)))) == []
+
+
+def test_transparency_is_flattened_onto_white() -> None:
+    rgba = picture(6).convert("RGBA")
+    flattened = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    assert registration_hashes(io.BytesIO(encode(rgba, "PNG"))) == registration_hashes(
+        io.BytesIO(encode(flattened.convert("RGB"), "PNG")))
+
+
+def test_not_an_image_and_bombs_are_refused() -> None:
+    with pytest.raises(ImageDecodeError):
+        registration_hashes(io.BytesIO(b"GIF89a but nothing else"))
+    with pytest.raises(ImageBombError):
+        query_hashes(io.BytesIO(bomb_png(10_000)))
+
+
+def test_unrelated_pictures_do_not_match() -> None:
+    query = query_hashes(io.BytesIO(encode(picture(7), "JPEG", quality=70)))
+    for seed in range(20, 40):
+        assert closeness(query, stored(picture_png(seed))) is None
+
+
+def test_similarity_is_one_for_identical_and_falls_with_distance() -> None:
+    near = closeness(query_hashes(io.BytesIO(picture_png(8))), stored(picture_png(8)))
+    assert near is not None and near.distance == 0 and near.similarity == 1.0
+    jpeg = closeness(query_hashes(io.BytesIO(encode(picture(8), "JPEG", quality=50))),
+                     stored(picture_png(8)))
+    assert jpeg is not None and 0 < jpeg.similarity < 1
