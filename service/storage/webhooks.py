@@ -332,6 +332,16 @@ def create_integration(conn: Connection, api_key_id: str, name: str,
     return integration, secret
 
 
+def rotate_integration_secret(conn: Connection, api_key_id: str,
+                              integration_id: str) -> str | None:
+    """A new secret for the key's integration (None: no such integration for this key)."""
+    secret = new_secret()
+    result = conn.execute(update(integrations).where(
+        integrations.c.id == integration_id, integrations.c.api_key_id == api_key_id
+    ).values(secret=secret))
+    return secret if result.rowcount else None
+
+
 def list_integrations(conn: Connection, api_key_id: str | None = None) -> list[Integration]:
     query = select(integrations.c.id, integrations.c.api_key_id, integrations.c.name,
                    integrations.c.created_at).order_by(integrations.c.id)

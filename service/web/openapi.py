@@ -398,6 +398,10 @@ PATHS["/v1/integrations"] = {
     "get": _op("The key's integrations (no secrets)",
                {"200": _items("Integration", "Integrations")}),
 }
+PATHS["/v1/integrations/{integration_id}/rotate"] = {"post": _op(
+    "A new secret for the integration (the old one stops verifying at once)",
+    {"200": _json("Secret", "The new secret"), **_NOT_FOUND},
+    params=[_path_id("integration_id")])}
 PATHS["/v1/hooks/{integration_id}"] = {"post": _op(
     "A posting tool announces a publication (Standard Webhooks, signed with the integration's "
     "secret); the image is registered in the queue",

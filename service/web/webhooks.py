@@ -28,6 +28,7 @@ from service.storage.webhooks import (
     redeliver,
     rotate_callback_secret,
     rotate_endpoint_secret,
+    rotate_integration_secret,
 )
 from service.web.auth import require_key
 from service.web.context import current_services
@@ -175,6 +176,17 @@ def create_posting_integration() -> tuple[Response, int]:
     url = url_for("hooks.receive", integration_id=integration.id)
     return jsonify({"id": integration.id, "name": integration.name, "url": url,
                     "secret": secret}), 201
+
+
+@bp.post("/v1/integrations/<integration_id>/rotate")
+@require_key
+def rotate_posting_integration(integration_id: str) -> Response:
+    """A new secret for the integration; the old one stops verifying at once."""
+    with write_transaction(current_services().engine) as conn:
+        secret = rotate_integration_secret(conn, g.api_key.id, integration_id)
+    if secret is None:
+        raise ApiError(NOT_FOUND, "No integration with this id")
+    return jsonify({"id": integration_id, "secret": secret})
 
 
 @bp.get("/v1/integrations")

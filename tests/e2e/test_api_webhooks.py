@@ -295,6 +295,15 @@ def test_integrations_cli_creates_a_hook_whose_secret_verifies(make_api, db_url,
     assert _rows(api, inbound_messages) == 1
     listed = api.client.get("/v1/integrations", headers=api.auth).get_json()["items"]
     assert [i["id"] for i in listed] == [integration_id] and "secret" not in listed[0]
+    # Rotation: the new secret verifies, the old one no longer does; other keys cannot rotate.
+    _, other = api.new_key()
+    assert api.client.post(f"/v1/integrations/{integration_id}/rotate",
+                           headers={"Authorization": f"Bearer {other}"}).status_code == 404
+    rotated = api.client.post(f"/v1/integrations/{integration_id}/rotate", headers=api.auth)
+    new_secret = rotated.get_json()["secret"]
+    assert new_secret.startswith("whsec_") and new_secret != secret
+    assert _hook(api, url, body, _signed(secret, body, msg_id="evt_2")).status_code == 401
+    assert _hook(api, url, body, _signed(new_secret, body, msg_id="evt_2")).status_code == 202
 
 
 def _example():
