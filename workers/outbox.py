@@ -18,7 +18,8 @@ import redis
 
 from service.settings import Settings
 from service.storage.engine import write_transaction
-from service.storage.webhooks import claim_due_deliveries, claim_due_inbound
+from service.storage.inbound import claim_due_inbound
+from service.storage.webhooks import claim_due_deliveries
 from service.webhooks.delivery import DeliveryOptions
 from service.webhooks.inbound import InboundOptions
 from service.webhooks.ssrf import Allowlist

@@ -14,8 +14,8 @@ from typing import Any
 from service.errors import ChronosealError
 from service.settings import load_settings
 from service.storage import list_api_keys, make_engine, upgrade, write_transaction
+from service.storage.inbound import create_integration, list_integrations
 from service.storage.tables import NAME_LENGTH
-from service.storage.webhooks import create_integration, list_integrations
 
 HOOK_PATH = "/v1/hooks/{id}"
 

@@ -1,4 +1,4 @@
-"""Webhook storage: secrets, endpoints, the delivery outbox/log, integrations, inbound messages.
+"""Webhook storage: callback secrets, endpoints, and the delivery outbox and log.
 
 Outbox: `record_receipt_events` writes one `webhook_deliveries` row per receipt and target in
 the caller's transaction — the one that marks receipts stamped or failed or adds a token — so
@@ -15,15 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, and_, or_, select, update
+from sqlalchemy import Connection, RowMapping, and_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from service.evidence.manifest import format_timestamp
 from service.storage.ids import new_id
 from service.storage.tables import (
     callback_secrets,
-    inbound_messages,
-    integrations,
     receipts,
     tokens,
     utcnow,
@@ -34,8 +32,6 @@ from service.webhooks.signing import new_secret
 
 ENDPOINT_PREFIX = "whe_"
 DELIVERY_PREFIX = "msg_"  # delivery ids are the webhook-id header: a message, as the spec says
-INTEGRATION_PREFIX = "itg_"
-INBOUND_PREFIX = "inb_"
 EVENTS = ("receipt.stamped", "receipt.failed", "receipt.token_added")
 MAX_ENDPOINTS_PER_KEY = 20  # every state change fans out to each one: keep the fan-out small
 MAX_ERROR_LENGTH = 1000  # receivers' answers and errors, as shown in the delivery log
@@ -69,26 +65,6 @@ class Delivery:
     created_at: datetime
     updated_at: datetime
     delivered_at: datetime | None
-
-
-@dataclass(frozen=True)
-class Integration:
-    id: str
-    api_key_id: str
-    name: str
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class InboundMessage:
-    id: str
-    integration_id: str
-    message_id: str
-    receipt_id: str
-    body: bytes | None
-    status: str
-    error: str | None
-    attempts: int = 0
 
 
 # --- secrets and endpoints -------------------------------------------------------------------
@@ -317,121 +293,3 @@ def redeliver(conn: Connection, api_key_id: str, delivery_id: str,
         return None
     return _delivery(conn.execute(select(webhook_deliveries).where(
         webhook_deliveries.c.id == delivery_id)).mappings().one())
-
-
-# --- integrations and inbound messages -------------------------------------------------------
-
-def create_integration(conn: Connection, api_key_id: str, name: str,
-                       now: datetime | None = None) -> tuple[Integration, str]:
-    """A posting tool's inbound hook for this key; returns it with its secret (shown once)."""
-    integration = Integration(new_id(INTEGRATION_PREFIX), api_key_id, name, now or utcnow())
-    secret = new_secret()
-    conn.execute(integrations.insert().values(
-        id=integration.id, api_key_id=api_key_id, name=name, secret=secret,
-        created_at=integration.created_at))
-    return integration, secret
-
-
-def rotate_integration_secret(conn: Connection, api_key_id: str,
-                              integration_id: str) -> str | None:
-    """A new secret for the key's integration (None: no such integration for this key)."""
-    secret = new_secret()
-    result = conn.execute(update(integrations).where(
-        integrations.c.id == integration_id, integrations.c.api_key_id == api_key_id
-    ).values(secret=secret))
-    return secret if result.rowcount else None
-
-
-def list_integrations(conn: Connection, api_key_id: str | None = None) -> list[Integration]:
-    query = select(integrations.c.id, integrations.c.api_key_id, integrations.c.name,
-                   integrations.c.created_at).order_by(integrations.c.id)
-    if api_key_id is not None:
-        query = query.where(integrations.c.api_key_id == api_key_id)
-    return [Integration(**r) for r in conn.execute(query).mappings()]
-
-
-def integration_secret(conn: Connection, integration_id: str) -> tuple[Integration, str] | None:
-    """The integration and its secret, to verify an inbound message; None when unknown."""
-    row = conn.execute(select(integrations).where(integrations.c.id == integration_id)
-                       ).mappings().first()
-    if row is None:
-        return None
-    return Integration(row["id"], row["api_key_id"], row["name"], row["created_at"]), row["secret"]
-
-
-def _inbound(row: RowMapping) -> InboundMessage:
-    body = row["body"]
-    return InboundMessage(row["id"], row["integration_id"], row["message_id"], row["receipt_id"],
-                          bytes(body) if body is not None else None, row["status"], row["error"],
-                          row["attempts"])
-
-
-def find_inbound(conn: Connection, integration_id: str, message_id: str) -> InboundMessage | None:
-    row = conn.execute(select(inbound_messages).where(
-        inbound_messages.c.integration_id == integration_id,
-        inbound_messages.c.message_id == message_id)).mappings().first()
-    return _inbound(row) if row else None
-
-
-def accept_inbound(conn: Connection, integration_id: str, message_id: str, body: bytes,
-                   receipt_id: str, lease_s: float,
-                   now: datetime | None = None) -> tuple[InboundMessage, bool]:
-    """Store a verified message once per (integration, webhook-id); True when it is new.
-
-    A repeat returns the first message (and so its receipt id), never a second one.
-    """
-    now = now or utcnow()
-    existing = find_inbound(conn, integration_id, message_id)
-    if existing is not None:
-        return existing, False
-    message = InboundMessage(new_id(INBOUND_PREFIX), integration_id, message_id, receipt_id,
-                             body, "accepted", None)
-    try:
-        with conn.begin_nested():
-            conn.execute(inbound_messages.insert().values(
-                id=message.id, integration_id=integration_id, message_id=message_id,
-                receipt_id=receipt_id, body=body, status="accepted", created_at=now,
-                next_attempt_at=now + timedelta(seconds=lease_s)))
-    except IntegrityError:
-        found = find_inbound(conn, integration_id, message_id)
-        assert found is not None
-        return found, False
-    return message, True
-
-
-def get_inbound(conn: Connection, inbound_id: str) -> InboundMessage | None:
-    row = conn.execute(select(inbound_messages).where(inbound_messages.c.id == inbound_id)
-                       ).mappings().first()
-    return _inbound(row) if row else None
-
-
-def claim_due_inbound(conn: Connection, lease_s: float, now: datetime | None = None,
-                      limit: int = DEFAULT_DUE_LIMIT) -> list[str]:
-    """Accepted messages whose job is overdue (lost with Redis, or its worker died)."""
-    now = now or utcnow()
-    due = or_(inbound_messages.c.next_attempt_at.is_(None),
-              inbound_messages.c.next_attempt_at <= now)
-    ids = list(conn.execute(select(inbound_messages.c.id).where(
-        inbound_messages.c.status == "accepted", due).limit(limit)).scalars())
-    if ids:
-        conn.execute(update(inbound_messages).where(inbound_messages.c.id.in_(ids))
-                     .values(next_attempt_at=now + timedelta(seconds=lease_s)))
-    return ids
-
-
-def retry_inbound(conn: Connection, inbound_id: str, error: str, next_attempt_at: datetime,
-                  now: datetime | None = None) -> None:
-    """Count a failed attempt (the image could not be fetched) and when to try again."""
-    conn.execute(update(inbound_messages).where(
-        inbound_messages.c.id == inbound_id, inbound_messages.c.status == "accepted").values(
-        attempts=inbound_messages.c.attempts + 1, error=error[:MAX_ERROR_LENGTH],
-        next_attempt_at=next_attempt_at))
-
-
-def finish_inbound(conn: Connection, inbound_id: str, status: str, error: str | None = None,
-                   now: datetime | None = None) -> None:
-    """Mark a message done (its receipt exists) or failed; its body (the image) is dropped."""
-    conn.execute(update(inbound_messages).where(inbound_messages.c.id == inbound_id).values(
-        status=status, error=error[:MAX_ERROR_LENGTH] if error else None, body=None,
-        attempts=inbound_messages.c.attempts + 1,
-        next_attempt_at=None, processed_at=now or utcnow()))

@@ -16,7 +16,7 @@ from flask import Blueprint, Response, jsonify, request
 from service.errors import MalformedInputError
 from service.storage.engine import write_transaction
 from service.storage.ids import new_receipt_id
-from service.storage.webhooks import accept_inbound, find_inbound, integration_secret
+from service.storage.inbound import accept_inbound, find_inbound, integration_secret
 from service.web.context import current_services
 from service.web.problems import (
     BAD_REQUEST,

@@ -12,6 +12,11 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request, url_for
 
 from service.storage.engine import write_transaction
+from service.storage.inbound import (
+    create_integration,
+    list_integrations,
+    rotate_integration_secret,
+)
 from service.storage.tables import DELIVERY_STATES, NAME_LENGTH
 from service.storage.webhooks import (
     EVENTS,
@@ -20,15 +25,12 @@ from service.storage.webhooks import (
     Endpoint,
     callback_secret,
     create_endpoint,
-    create_integration,
     delete_endpoint,
     list_deliveries,
     list_endpoints,
-    list_integrations,
     redeliver,
     rotate_callback_secret,
     rotate_endpoint_secret,
-    rotate_integration_secret,
 )
 from service.web.auth import require_key
 from service.web.context import current_services

@@ -30,13 +30,13 @@ from service.evidence.generation import normalize_request_metadata
 from service.evidence.hashing import HEAD_SIZE, sniff_media_type
 from service.evidence.manifest import build_manifest
 from service.storage.engine import write_transaction
-from service.storage.receipts import get_receipt, insert_receipt
-from service.storage.webhooks import (
+from service.storage.inbound import (
     finish_inbound,
     get_inbound,
     integration_secret,
     retry_inbound,
 )
+from service.storage.receipts import get_receipt, insert_receipt
 from service.webhooks.errors import TransportError, WebhookError
 from service.webhooks.ssrf import Allowlist, Resolver, check_url, system_resolver
 from service.webhooks.transport import Timeouts, fetch
