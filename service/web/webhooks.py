@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request, url_for
 
+from service.evidence.manifest import format_timestamp
 from service.storage.engine import write_transaction
 from service.storage.inbound import (
     create_integration,
@@ -58,12 +59,12 @@ def _body() -> dict[str, Any]:
 
 def _endpoint_json(endpoint: Endpoint) -> dict[str, Any]:
     return {"id": endpoint.id, "url": endpoint.url, "events": endpoint.events,
-            "created_at": endpoint.created_at.isoformat()}
+            "created_at": format_timestamp(endpoint.created_at)}
 
 
 def _delivery_json(d: Delivery) -> dict[str, Any]:
     def when(moment: Any) -> str | None:
-        return moment.isoformat() if moment is not None else None
+        return format_timestamp(moment) if moment is not None else None
 
     return {"id": d.id, "event": d.event, "endpoint_id": d.endpoint_id, "receipt_id": d.receipt_id,
             "url": d.url, "status": d.status, "attempts": d.attempts,
@@ -198,4 +199,4 @@ def list_posting_integrations() -> Response:
         items = list_integrations(conn, g.api_key.id)
     return jsonify({"items": [
         {"id": i.id, "name": i.name, "url": url_for("hooks.receive", integration_id=i.id),
-         "created_at": i.created_at.isoformat()} for i in items]})
+         "created_at": format_timestamp(i.created_at)} for i in items]})

@@ -69,6 +69,7 @@ def test_endpoints_create_list_rotate_delete(make_api) -> None:
     assert created.status_code == 201
     endpoint = created.get_json()
     assert endpoint["secret"].startswith("whsec_") and endpoint["id"].startswith("whe_")
+    assert endpoint["created_at"].endswith("Z")  # RFC 3339 UTC, as everywhere in the API
     listed = api.client.get("/v1/webhooks/endpoints", headers=api.auth).get_json()["items"]
     assert [e["id"] for e in listed] == [endpoint["id"]] and "secret" not in listed[0]
     rotated = api.client.post(f"/v1/webhooks/endpoints/{endpoint['id']}/rotate",
@@ -225,6 +226,7 @@ def test_inbound_post_is_registered_stamped_and_called_back(worker_api) -> None:
     assert event["type"] == "receipt.stamped" and event["data"]["id"] == receipt_id
     log = api.client.get("/v1/webhooks/deliveries", headers=api.auth).get_json()["items"]
     assert [(d["status"], d["attempts"]) for d in log] == [("succeeded", 1)]
+    assert log[0]["created_at"].endswith("Z") and log[0]["delivered_at"].endswith("Z")
 
 
 def test_callback_url_of_a_stamp_gets_receipt_stamped(worker_api) -> None:
