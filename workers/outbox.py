@@ -18,8 +18,8 @@ import redis
 
 from service.settings import Settings
 from service.storage.engine import write_transaction
-from service.storage.inbound import claim_due_inbound
-from service.storage.webhooks import claim_due_deliveries
+from service.storage.inbound import claim_due_inbound, inbound_due
+from service.storage.webhooks import claim_due_deliveries, deliveries_due
 from service.webhooks.delivery import DeliveryOptions
 from service.webhooks.inbound import InboundOptions
 from service.webhooks.ssrf import Allowlist
@@ -50,6 +50,9 @@ def turn_key(services: Services) -> str:
 def pump_once(services: Services) -> int:
     """Claim what is due and enqueue it; returns how many jobs were enqueued."""
     lease = delivery_options(services.settings).lease_s()
+    with services.engine.connect() as conn:  # most polls find nothing: read before locking
+        if not deliveries_due(conn) and not inbound_due(conn):
+            return 0
     with write_transaction(services.engine) as conn:
         deliveries = claim_due_deliveries(conn, lease)
         inbound = claim_due_inbound(conn, INBOUND_LEASE_S)

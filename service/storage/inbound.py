@@ -127,6 +127,14 @@ def get_inbound(conn: Connection, inbound_id: str) -> InboundMessage | None:
     return _inbound(row) if row else None
 
 
+def inbound_due(conn: Connection, now: datetime | None = None) -> bool:
+    """Whether any accepted message waits for its job (a read: idle polls take no lock)."""
+    due = or_(inbound_messages.c.next_attempt_at.is_(None),
+              inbound_messages.c.next_attempt_at <= (now or utcnow()))
+    return conn.execute(select(inbound_messages.c.id).where(
+        inbound_messages.c.status == "accepted", due).limit(1)).first() is not None
+
+
 def claim_due_inbound(conn: Connection, lease_s: float, now: datetime | None = None,
                       limit: int = DEFAULT_DUE_LIMIT) -> list[str]:
     """Accepted messages whose job is overdue (lost with Redis, or its worker died)."""

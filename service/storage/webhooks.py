@@ -229,6 +229,13 @@ def _delivery(row: RowMapping) -> Delivery:
     return Delivery(**{f: row[f] for f in Delivery.__dataclass_fields__})
 
 
+def deliveries_due(conn: Connection, now: datetime | None = None) -> bool:
+    """Whether any delivery is due: a read, so idle polls take no write lock (SQLite)."""
+    return conn.execute(select(webhook_deliveries.c.id).where(
+        webhook_deliveries.c.status == "pending",
+        webhook_deliveries.c.next_attempt_at <= (now or utcnow())).limit(1)).first() is not None
+
+
 def claim_due_deliveries(conn: Connection, lease_s: float, now: datetime | None = None,
                          limit: int = DEFAULT_DUE_LIMIT) -> list[str]:
     """Ids of pending deliveries due now, pushed `lease_s` ahead so the next poll skips them
