@@ -115,12 +115,12 @@ def load_grey(fileobj: BinaryIO) -> Image.Image:
     or a rotated-by-metadata copy hashes like the original.
     """
     fileobj.seek(0)
-    with _decoding_errors(), Image.open(fileobj, formats=DECODE_FORMATS) as image:
-        width, height = image.size
+    with _decoding_errors(), Image.open(fileobj, formats=DECODE_FORMATS) as opened:
+        width, height = opened.size
         if width * height > MAX_PIXELS:
             raise ImageBombError(MAX_PIXELS)
-        image.draft("RGB", (DRAFT_SIDE, DRAFT_SIDE))
-        image = ImageOps.exif_transpose(image)
+        opened.draft("RGB", (DRAFT_SIDE, DRAFT_SIDE))
+        image: Image.Image = ImageOps.exif_transpose(opened)
         if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
             background = Image.new("RGBA", image.size, (255, 255, 255, 255))
             image = Image.alpha_composite(background, image.convert("RGBA"))

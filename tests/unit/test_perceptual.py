@@ -96,3 +96,13 @@ def test_similarity_is_one_for_identical_and_falls_with_distance() -> None:
     jpeg = closeness(query_hashes(io.BytesIO(encode(picture(8), "JPEG", quality=50))),
                      stored(picture_png(8)))
     assert jpeg is not None and 0 < jpeg.similarity < 1
+
+
+def test_exif_orientation_is_applied() -> None:
+    upright = picture(9)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    sideways = encode(upright.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=95,
+                      exif=exif.tobytes())
+    near = closeness(query_hashes(io.BytesIO(picture_png(9))), stored(sideways))
+    assert near is not None and near.distance <= 16
