@@ -13,7 +13,7 @@ import logging
 
 from flask import Blueprint, Response, jsonify, request
 
-from service.errors import MalformedInputError
+from service.errors import MalformedInputError, UploadTooLargeError
 from service.storage.engine import write_transaction
 from service.storage.ids import new_receipt_id
 from service.storage.inbound import accept_inbound, find_inbound, integration_secret
@@ -79,6 +79,8 @@ def receive(integration_id: str) -> tuple[Response, int]:
             check_image_url(post.image_url, Allowlist.parse(services.settings.webhook_allowlist))
     except MalformedInputError as exc:
         raise ApiError(BAD_REQUEST, str(exc)) from exc
+    except UploadTooLargeError as exc:
+        raise ApiError(PAYLOAD_TOO_LARGE, str(exc)) from exc
     except URLRefusedError as exc:
         raise ApiError(URL_REFUSED, str(exc)) from exc
     with write_transaction(services.engine) as conn:

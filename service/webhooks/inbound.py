@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from service.errors import ChronosealError, MalformedInputError
+from service.errors import ChronosealError, MalformedInputError, UploadTooLargeError
 from service.evidence.generation import normalize_request_metadata
 from service.evidence.hashing import HEAD_SIZE, sniff_media_type
 from service.evidence.manifest import build_manifest
@@ -91,8 +91,10 @@ def parse(body: bytes, max_image_bytes: int) -> PostPublished:
         raise MalformedInputError("image must be {\"base64\": ...} or {\"url\": ...}")
     image_b64 = image.get("base64")
     if image_b64 is not None:
-        if not isinstance(image_b64, str) or len(image_b64) > max_image_bytes * 4 // 3 + 4:
-            raise MalformedInputError(f"image exceeds {max_image_bytes} bytes")
+        if not isinstance(image_b64, str):
+            raise MalformedInputError("image.base64 must be a string")
+        if len(image_b64) > max_image_bytes * 4 // 3 + 4:
+            raise UploadTooLargeError(max_image_bytes)
         try:
             base64.b64decode(image_b64, validate=True)
         except (binascii.Error, ValueError) as exc:
@@ -131,7 +133,7 @@ def _image_bytes(post: PostPublished, options: InboundOptions) -> bytes:
     if post.image_b64 is not None:
         data = base64.b64decode(post.image_b64, validate=True)
         if len(data) > options.max_image_bytes:
-            raise MalformedInputError(f"image exceeds {options.max_image_bytes} bytes")
+            raise UploadTooLargeError(options.max_image_bytes)
         return data
     assert post.image_url is not None
     target = check_url(post.image_url, options.allowlist, resolver=options.resolver,

@@ -165,7 +165,7 @@ def test_inbound_oversized_image_in_limit_body_is_refused(make_api) -> None:
     api = make_api(max_upload_bytes=4096)
     _, url, secret = _integration(api)
     body = _post_message({"base64": base64.b64encode(b"x" * 5000).decode()})
-    _refused(api, url, body, _signed(secret, body), 400, "bad-request")
+    _refused(api, url, body, _signed(secret, body), 413, "payload-too-large")
 
 
 # --- inbound and outbound, end to end --------------------------------------------------------
