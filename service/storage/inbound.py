@@ -14,7 +14,7 @@ from sqlalchemy import Connection, RowMapping, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from service.storage.ids import new_id
-from service.storage.tables import inbound_messages, integrations, utcnow
+from service.storage.tables import api_keys, inbound_messages, integrations, utcnow
 from service.webhooks.signing import new_secret
 
 INTEGRATION_PREFIX = "itg_"
@@ -73,9 +73,11 @@ def list_integrations(conn: Connection, api_key_id: str | None = None) -> list[I
 
 
 def integration_secret(conn: Connection, integration_id: str) -> tuple[Integration, str] | None:
-    """The integration and its secret, to verify an inbound message; None when unknown."""
-    row = conn.execute(select(integrations).where(integrations.c.id == integration_id)
-                       ).mappings().first()
+    """The integration and its secret, to verify an inbound message; None when unknown or when
+    its API key is revoked (revoking a key stops its integrations too)."""
+    row = conn.execute(select(integrations).join(
+        api_keys, api_keys.c.id == integrations.c.api_key_id).where(
+        integrations.c.id == integration_id, api_keys.c.revoked_at.is_(None))).mappings().first()
     if row is None:
         return None
     return Integration(row["id"], row["api_key_id"], row["name"], row["created_at"]), row["secret"]

@@ -47,6 +47,7 @@ EVENT = "post.published"
 IMAGE_SCHEMES = ("https",)  # the contract: images are fetched over https only
 MAX_TEXT_CHARS = 2048  # platform, post URL, published_at, callback URL: labels and URLs
 PUBLICATION_FIELDS = ("platform", "post_url", "published_at")
+KEY_REVOKED = "the integration's API key was revoked"
 
 
 def max_body_bytes(max_image_bytes: int) -> int:
@@ -149,10 +150,14 @@ def register(engine: Engine, inbound_id: str, options: InboundOptions) -> str | 
     with engine.connect() as conn:
         message = get_inbound(conn, inbound_id)
         found = integration_secret(conn, message.integration_id) if message else None
-    if message is None or found is None:
+    if message is None:
         return None
     if message.status != "accepted":
         return message.receipt_id if message.status == "done" else None
+    if found is None:  # its API key was revoked after the message was accepted
+        with write_transaction(engine) as conn:
+            finish_inbound(conn, inbound_id, "failed", KEY_REVOKED)
+        return None
     integration = found[0]
     try:
         post = parse(message.body or b"", options.max_image_bytes)

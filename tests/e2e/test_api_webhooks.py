@@ -159,6 +159,8 @@ def test_inbound_refusals(make_api) -> None:
     bad = json.dumps({"type": "post.deleted", "data": {}}).encode()
     _refused(api, url, bad, _signed(secret, bad), 400, "bad-request")
     _refused(api, "/v1/hooks/itg_unknown", body, good, 404, "not-found")
+    api.revoke(api.key_id)  # a revoked key's integrations stop too
+    _refused(api, url, body, good, 404, "not-found")
 
 
 def test_inbound_oversized_image_in_limit_body_is_refused(make_api) -> None:
@@ -258,6 +260,20 @@ def test_failing_receiver_is_retried_then_failed_and_redelivered(worker_api) -> 
     log = api.client.get("/v1/webhooks/deliveries", headers=api.auth).get_json()["items"]
     assert [d["status"] for d in log] == ["succeeded"]
     assert rx.answers == [500, 500, 200]
+
+
+def test_messages_of_a_key_revoked_meanwhile_fail_instead_of_waiting(worker_api) -> None:
+    api = worker_api
+    _, url, secret = _integration(api)
+    body = _post_message({"base64": base64.b64encode(png_bytes()).decode()})
+    assert _hook(api, url, body, _signed(secret, body)).status_code == 202
+    api.revoke(api.key_id)
+    api.run()
+    with api.services.engine.connect() as conn:
+        status, error = conn.execute(select(inbound_messages.c.status,
+                                            inbound_messages.c.error)).one()
+    assert status == "failed" and "revoked" in error
+    assert _rows(api, receipts) == 0
 
 
 def test_inbound_image_url_that_cannot_be_fetched_fails_the_message(worker_api) -> None:
