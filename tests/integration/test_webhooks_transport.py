@@ -147,3 +147,33 @@ def test_https_to_the_pinned_address_verifies_the_certificate_for_the_name(
         with pytest.raises(TransportError):
             post(_https_target("receiver.test", port), {}, b"{}", QUICK)
     assert len(rx.requests) == 1
+
+
+def test_an_allowlisted_ipv6_literal_is_reached_with_a_bracketed_host() -> None:
+    class V6(ThreadingHTTPServer):
+        address_family = socket.AF_INET6
+
+    hosts: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            hosts.append(self.headers["Host"])
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    try:
+        server = V6(("::1", 0), Handler)
+    except OSError as exc:  # a host without IPv6 loopback
+        pytest.skip(f"no IPv6 loopback: {exc}")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        target = check_url(f"http://[::1]:{port}/x", Allowlist.parse(["::1/128"]))
+        assert post(target, {}, b"{}", QUICK).status == 204
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert hosts == [f"[::1]:{port}"]
