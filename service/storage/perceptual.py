@@ -127,18 +127,39 @@ def _stored(row: object) -> StoredHash:
                       int.from_bytes(bytes(mapping["dhash256"]), "big"))
 
 
-def find_candidates(conn: Connection, phashes: Sequence[int]) -> list[StoredHash]:
-    """Stored views whose bands are within BAND_RADIUS of a query's: a superset of every view
-    within GUARANTEED_RADIUS of any of `phashes`, read through the band indexes only."""
+@dataclass(frozen=True)
+class Candidates:
+    """What one index lookup found: the views close enough, and how many rows it read."""
+
+    views: list[StoredHash]
+    rows_read: int
+
+
+def find_candidates(conn: Connection, phashes: Sequence[int],
+                    max_distance: int = 64) -> Candidates:
+    """Stored views whose bands are within BAND_RADIUS of a query's, read through the band
+    indexes only, and kept when their pHash is within `max_distance` of one of `phashes`.
+
+    Every view within GUARANTEED_RADIUS (and `max_distance`) is among them. Rows are checked
+    as plain tuples: converting every row read would cost more than the lookup itself.
+    """
     values: list[set[int]] = [set() for _ in range(PHASH_BANDS)]
     for phash in phashes:
         for i, band in enumerate(bands(phash)):
             values[i].update(_within(band, BAND_RADIUS))
     columns = [perceptual_hashes.c[f"band{i}"] for i in range(PHASH_BANDS)]
-    query = select(perceptual_hashes).where(
+    table = perceptual_hashes.c
+    query = select(table.receipt_id, table.view, table.phash, table.dhash256).where(
         or_(*(column.in_(sorted(vals)) for column, vals in zip(columns, values, strict=True)))
     )
-    return [_stored(row) for row in conn.execute(query)]
+    views: list[StoredHash] = []
+    rows_read = 0
+    for receipt_id, view, signed, dhash in conn.execute(query):
+        rows_read += 1
+        phash = signed & 0xFFFF_FFFF_FFFF_FFFF  # the stored two's complement, unsigned again
+        if any((phash ^ q).bit_count() <= max_distance for q in phashes):
+            views.append(StoredHash(receipt_id, view, phash, int.from_bytes(dhash, "big")))
+    return Candidates(views, rows_read)
 
 
 def matched_receipts(conn: Connection, receipt_ids: Sequence[str],

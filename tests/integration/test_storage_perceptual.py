@@ -52,7 +52,7 @@ def test_every_hash_within_the_guaranteed_radius_is_found(
     with db_engine.begin() as conn:
         store_hashes(conn, receipt.id, [(view, value, 0) for view, value in enumerate(near)])
     with db_engine.connect() as conn:
-        found = {h.phash for h in find_candidates(conn, [query])}
+        found = {h.phash for h in find_candidates(conn, [query]).views}
     assert set(near) <= found
 
 
@@ -68,8 +68,11 @@ def test_hashes_with_every_band_two_bits_away_are_not_read(
     with db_engine.begin() as conn:
         store_hashes(conn, receipt.id, [(0, far, 0), (1, one_band_close, 0)])
     with db_engine.connect() as conn:
-        found = {h.phash for h in find_candidates(conn, [query])}
-    assert found == {one_band_close}
+        candidates = find_candidates(conn, [query])
+        within_five = find_candidates(conn, [query], max_distance=5)
+    assert {h.phash for h in candidates.views} == {one_band_close}
+    assert candidates.rows_read == 1
+    assert within_five.views == [] and within_five.rows_read == 1
     assert all(a != b for a, b in zip(bands(far), bands(query), strict=True))
 
 
