@@ -139,13 +139,13 @@ def main(argv: list[str] | None = None) -> int:
         for owner, query in queries:
             started = time.perf_counter()
             with engine.connect() as conn:
-                found = find_candidates(conn, [h.phash for h in query], MAX_PHASH_DISTANCE)
+                lookup = find_candidates(conn, [h.phash for h in query], MAX_PHASH_DISTANCE)
             by_receipt: dict[str, list[tuple[int, int]]] = {}
-            for row in found.views:
+            for row in lookup.views:
                 by_receipt.setdefault(row.receipt_id, []).append((row.phash, row.dhash256))
             answer = {rid for rid, views in by_receipt.items() if closeness(query, views)}
             index_ms.append(1000 * (time.perf_counter() - started))
-            candidates.append(found.rows_read)
+            candidates.append(lookup.rows_read)
             started = time.perf_counter()
             close = np.zeros(len(ids), dtype=bool)
             for h in query:
