@@ -216,3 +216,11 @@ def test_the_sweep_re_enqueues_hashing_that_redis_lost(search_api: Api) -> None:
     assert queue.fetch_job(f"phash-{receipt_id}") is not None
     work_hash_jobs(search_api)
     assert match_ids(search(search_api, picture_png(ORIGINAL))) == [receipt_id]
+
+
+def test_undecodable_uploads_are_not_kept_for_hashing(search_api: Api) -> None:
+    receipt_id = register(search_api, b"\x89PNG\r\n\x1a\n but no image follows", hash_now=False)
+    queue = Queue(search_api.services.settings.queue_name, connection=search_api.services.redis)
+    assert queue.fetch_job(f"phash-{receipt_id}") is None
+    with search_api.services.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(image_uploads)).scalar() == 0
