@@ -237,6 +237,20 @@ webhook_deliveries = Table(
     Index(None, "api_key_id", "id"),
 )
 
+# One row per attempt: the delivery log's history (when, what the receiver said, how long).
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("delivery_id", String(ID_LENGTH), ForeignKey("webhook_deliveries.id"),
+           nullable=False, index=True),
+    Column("attempt", Integer, nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+)
+
 integrations = Table(
     "integrations",
     metadata,

@@ -25,6 +25,7 @@ from service.storage.tables import (
     receipts,
     tokens,
     utcnow,
+    webhook_attempts,
     webhook_deliveries,
     webhook_endpoints,
 )
@@ -263,18 +264,52 @@ def delivery_for_attempt(conn: Connection, delivery_id: str) -> tuple[Delivery, 
     return delivery, secret
 
 
+@dataclass(frozen=True)
+class Attempt:
+    attempt: int
+    started_at: datetime
+    duration_ms: int
+    status_code: int | None
+    error: str | None
+
+
 def record_attempt(conn: Connection, delivery_id: str, *, succeeded: bool,
                    status_code: int | None, error: str | None,
-                   next_attempt_at: datetime | None, now: datetime | None = None) -> str:
-    """Count one attempt: succeeded, due again at `next_attempt_at`, or (None) failed for good."""
+                   next_attempt_at: datetime | None, started_at: datetime | None = None,
+                   now: datetime | None = None) -> str:
+    """Count one attempt: succeeded, due again at `next_attempt_at`, or (None) failed for good.
+    The attempt is also added to the delivery's history."""
     now = now or utcnow()
+    started_at = started_at or now
     status = "succeeded" if succeeded else ("pending" if next_attempt_at else "failed")
+    attempts = conn.execute(select(webhook_deliveries.c.attempts).where(
+        webhook_deliveries.c.id == delivery_id)).scalar_one()
+    conn.execute(webhook_attempts.insert().values(
+        delivery_id=delivery_id, attempt=attempts + 1, started_at=started_at,
+        duration_ms=max(0, int((now - started_at).total_seconds() * 1000)),
+        status_code=status_code, error=error[:MAX_ERROR_LENGTH] if error else None))
     conn.execute(update(webhook_deliveries).where(webhook_deliveries.c.id == delivery_id).values(
         status=status, attempts=webhook_deliveries.c.attempts + 1,
         next_attempt_at=None if succeeded else next_attempt_at, last_status_code=status_code,
         last_error=error[:MAX_ERROR_LENGTH] if error else None, updated_at=now,
         delivered_at=now if succeeded else None))
     return status
+
+
+def get_delivery(conn: Connection, api_key_id: str, delivery_id: str
+                 ) -> tuple[Delivery, list[Attempt]] | None:
+    """One of the key's deliveries with its attempts, oldest first; None if not the key's."""
+    row = conn.execute(select(webhook_deliveries).where(
+        webhook_deliveries.c.id == delivery_id, webhook_deliveries.c.api_key_id == api_key_id
+    )).mappings().first()
+    if row is None:
+        return None
+    attempts = conn.execute(select(
+        webhook_attempts.c.attempt, webhook_attempts.c.started_at, webhook_attempts.c.duration_ms,
+        webhook_attempts.c.status_code, webhook_attempts.c.error,
+    ).where(webhook_attempts.c.delivery_id == delivery_id).order_by(webhook_attempts.c.id)
+    ).mappings()
+    return _delivery(row), [Attempt(**a) for a in attempts]
 
 
 def list_deliveries(conn: Connection, api_key_id: str, *, endpoint_id: str | None = None,

@@ -386,6 +386,15 @@ PATHS["/v1/webhooks/deliveries"] = {"get": _op(
              "schema": {"enum": ["pending", "succeeded", "failed"]}},
             {"name": "limit", "in": "query",
              "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}}])}
+PATHS["/v1/webhooks/deliveries/{delivery_id}"] = {"get": _op(
+    "One delivery with its attempts (when, duration, status code, error)",
+    {"200": {"description": "The delivery", "content": {"application/json": {"schema": {
+        "allOf": [{"$ref": _REF + "Delivery"}, {"type": "object", "properties": {
+            "attempts_log": {"type": "array", "items": {"type": "object", "properties": {
+                "attempt": {"type": "integer"}, "started_at": {"type": "string"},
+                "duration_ms": {"type": "integer"},
+                "status_code": {"type": ["integer", "null"]}, "error": _NULLABLE_STR}}}}}]}}}},
+     **_NOT_FOUND}, params=[_path_id("delivery_id")])}
 PATHS["/v1/webhooks/deliveries/{delivery_id}/redeliver"] = {"post": _op(
     "Send a delivery again from the start of the schedule (same id and body)",
     {"202": _json("Delivery", "Pending again"), **_NOT_FOUND}, params=[_path_id("delivery_id")])}

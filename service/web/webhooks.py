@@ -27,6 +27,7 @@ from service.storage.webhooks import (
     callback_secret,
     create_endpoint,
     delete_endpoint,
+    get_delivery,
     list_deliveries,
     list_endpoints,
     redeliver,
@@ -154,6 +155,21 @@ def list_webhook_deliveries() -> Response:
         rows = list_deliveries(conn, g.api_key.id, endpoint_id=request.args.get("endpoint_id"),
                                status=status, limit=limit)
     return jsonify({"items": [_delivery_json(d) for d in rows]})
+
+
+@bp.get("/v1/webhooks/deliveries/<delivery_id>")
+@require_key
+def get_webhook_delivery(delivery_id: str) -> Response:
+    """One delivery with every attempt: when, how long, what the receiver answered."""
+    with current_services().engine.connect() as conn:
+        found = get_delivery(conn, g.api_key.id, delivery_id)
+    if found is None:
+        raise ApiError(NOT_FOUND, "No delivery with this id")
+    delivery, attempts = found
+    return jsonify({**_delivery_json(delivery), "attempts_log": [
+        {"attempt": a.attempt, "started_at": format_timestamp(a.started_at),
+         "duration_ms": a.duration_ms, "status_code": a.status_code, "error": a.error}
+        for a in attempts]})
 
 
 @bp.post("/v1/webhooks/deliveries/<delivery_id>/redeliver")

@@ -65,6 +65,7 @@ def deliver(engine: Engine, delivery_id: str, options: DeliveryOptions) -> str:
     if delivery.status != "pending":
         return delivery.status
     status_code: int | None = None
+    started_at = utcnow()
     try:
         if secret is None:
             raise URLRefusedError(ENDPOINT_GONE)
@@ -87,7 +88,8 @@ def deliver(engine: Engine, delivery_id: str, options: DeliveryOptions) -> str:
         next_at = now + timedelta(seconds=options.schedule_s[attempts])
     with write_transaction(engine) as conn:
         status = record_attempt(conn, delivery.id, succeeded=ok, status_code=status_code,
-                                error=error, next_attempt_at=next_at, now=now)
+                                error=error, next_attempt_at=next_at, started_at=started_at,
+                                now=now)
     if not ok:
         log.warning("delivery %s (%s) attempt %d: %s -> %s", delivery.id, delivery.event,
                     attempts, error, status)

@@ -260,6 +260,14 @@ def test_failing_receiver_is_retried_then_failed_and_redelivered(worker_api) -> 
     log = api.client.get("/v1/webhooks/deliveries", headers=api.auth).get_json()["items"]
     assert [d["status"] for d in log] == ["succeeded"]
     assert rx.answers == [500, 500, 200]
+    detail = api.client.get(f"/v1/webhooks/deliveries/{delivery['id']}", headers=api.auth)
+    history = detail.get_json()["attempts_log"]
+    assert [(a["attempt"], a["status_code"]) for a in history] == [(1, 500), (2, 500), (1, 200)]
+    assert history[0]["error"].startswith("HTTP 500") and history[-1]["error"] is None
+    assert all(a["started_at"].endswith("Z") and a["duration_ms"] >= 0 for a in history)
+    _, other = api.new_key()
+    assert api.client.get(f"/v1/webhooks/deliveries/{delivery['id']}",
+                          headers={"Authorization": f"Bearer {other}"}).status_code == 404
 
 
 def test_messages_of_a_key_revoked_meanwhile_fail_instead_of_waiting(worker_api) -> None:

@@ -25,6 +25,7 @@ from service.storage.webhooks import (
     claim_due_deliveries,
     create_endpoint,
     delete_endpoint,
+    get_delivery,
     list_deliveries,
     redeliver,
 )
@@ -121,6 +122,9 @@ def test_fails_twice_then_succeeds_exactly_once(db_engine, make_api_key, make_re
     with db_engine.connect() as conn:
         [delivery] = list_deliveries(conn, key.id)
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("succeeded", 3, 200)
+    with db_engine.connect() as conn:
+        _, history = get_delivery(conn, key.id, delivery.id)
+    assert [(a.attempt, a.status_code) for a in history] == [(1, 500), (2, 503), (3, 200)]
 
 
 def test_always_failing_receiver_ends_failed_in_the_log(db_engine, make_api_key,

@@ -7,7 +7,7 @@ Create Date: 2026-11-28
 callback_secrets: one signing secret per API key for receipts' callback_url.
 webhook_endpoints: endpoints registered per key, each with its own secret and event list.
 webhook_deliveries: the outbox and the delivery log; rows are written in the transaction that
-changes a receipt's state, and RQ jobs send them.
+changes a receipt's state, and RQ jobs send them. webhook_attempts: each attempt's outcome.
 integrations / inbound_messages: posting tools' inbound hooks and the messages they sent
 (unique per integration and webhook-id, so a repeat returns the same receipt).
 """
@@ -79,6 +79,20 @@ def upgrade() -> None:
     op.create_index("ix_webhook_deliveries_api_key_id_id", "webhook_deliveries",
                     ["api_key_id", "id"])
     op.create_table(
+        "webhook_attempts",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("delivery_id", sa.String(40), nullable=False),
+        sa.Column("attempt", sa.Integer(), nullable=False),
+        sa.Column("started_at", _TS, nullable=False),
+        sa.Column("duration_ms", sa.Integer(), nullable=False),
+        sa.Column("status_code", sa.Integer(), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name="pk_webhook_attempts"),
+        sa.ForeignKeyConstraint(["delivery_id"], ["webhook_deliveries.id"],
+                                name="fk_webhook_attempts_delivery_id_webhook_deliveries"),
+    )
+    op.create_index("ix_webhook_attempts_delivery_id", "webhook_attempts", ["delivery_id"])
+    op.create_table(
         "integrations",
         sa.Column("id", sa.String(40), nullable=False),
         sa.Column("api_key_id", sa.String(40), nullable=False),
@@ -116,6 +130,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("inbound_messages", "integrations", "webhook_deliveries", "webhook_endpoints",
-                  "callback_secrets"):
+    for table in ("inbound_messages", "integrations", "webhook_attempts", "webhook_deliveries",
+                  "webhook_endpoints", "callback_secrets"):
         op.drop_table(table)
