@@ -19,7 +19,7 @@ from service.settings import Settings
 from service.storage.engine import write_transaction
 from service.storage.tables import utcnow
 from service.storage.webhooks import delivery_for_attempt, record_attempt
-from service.webhooks.errors import TransportError, URLRefusedError
+from service.webhooks.errors import ResolutionError, TransportError, URLRefusedError
 from service.webhooks.signing import sign_headers
 from service.webhooks.ssrf import Allowlist, Resolver, check_url, system_resolver
 from service.webhooks.transport import Timeouts, post
@@ -77,6 +77,8 @@ def deliver(engine: Engine, delivery_id: str, options: DeliveryOptions) -> str:
         error = None if ok else f"HTTP {answer.status}: " + answer.body_head.decode(
             "utf-8", "replace")
         final = False
+    except ResolutionError as exc:  # DNS may answer again later: retried like a timeout
+        ok, error, final = False, str(exc), False
     except URLRefusedError as exc:
         ok, error, final = False, f"refused: {exc}", True
     except TransportError as exc:

@@ -16,6 +16,10 @@ class URLRefusedError(WebhookError):
     """
 
 
+class ResolutionError(URLRefusedError):
+    """The host name did not resolve (now): refused for this request, worth retrying later."""
+
+
 class SignatureError(WebhookError):
     """An inbound message's Standard Webhooks headers are missing, stale or do not verify."""
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from service.webhooks.errors import URLRefusedError
+from service.webhooks.errors import ResolutionError, URLRefusedError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
@@ -36,7 +36,7 @@ def system_resolver(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
-        raise URLRefusedError(f"cannot resolve {host}: {exc.__class__.__name__}") from exc
+        raise ResolutionError(f"cannot resolve {host}: {exc.__class__.__name__}") from exc
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 

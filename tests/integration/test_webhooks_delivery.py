@@ -184,6 +184,23 @@ def test_callbacks_to_internal_addresses_are_refused_before_connecting(
     assert all(d.last_error.startswith("refused: ") for d in log)
 
 
+def test_a_name_that_does_not_resolve_is_retried_not_refused(db_engine, make_api_key,
+                                                             make_receipt) -> None:
+    from service.webhooks.errors import ResolutionError
+
+    key, _ = make_api_key()
+    receipt = make_receipt(api_key_id=key.id, callback_url="https://down.example.test/h")
+    _stamp(db_engine, receipt.id)
+
+    def dns_down(host: str, port: int) -> list[str]:
+        raise ResolutionError(f"cannot resolve {host}: gaierror")
+
+    assert _run_all(db_engine, _options(resolver=dns_down)) == ["pending", "pending", "failed"]
+    with db_engine.connect() as conn:
+        [delivery] = list_deliveries(conn, key.id)
+    assert delivery.last_error.startswith("cannot resolve")
+
+
 def test_allowlisted_loopback_is_delivered(db_engine, make_api_key, make_receipt) -> None:
     key, _ = make_api_key()
     with webhook_receiver() as rx:
