@@ -37,7 +37,7 @@ from service.storage.inbound import (
     retry_inbound,
 )
 from service.storage.receipts import get_receipt, insert_receipt
-from service.webhooks.errors import TransportError, WebhookError
+from service.webhooks.errors import ResolutionError, TransportError, WebhookError
 from service.webhooks.ssrf import Allowlist, Resolver, check_url, system_resolver
 from service.webhooks.transport import Timeouts, fetch
 
@@ -169,7 +169,7 @@ def register(engine: Engine, inbound_id: str, options: InboundOptions) -> str | 
             submitted_at=datetime.now(UTC), external_id=post.external_id,
             publication={**post.publication, "reported_by": integration.id},
         )
-    except TransportError as exc:  # the image host may be back later
+    except (TransportError, ResolutionError) as exc:  # the image host may be back later
         attempt = message.attempts + 1
         if attempt < len(options.schedule_s):
             log.info("inbound %s: download attempt %d failed: %s", inbound_id, attempt, exc)

@@ -1,0 +1,83 @@
+"""Registering inbound messages (the job's domain function) on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from service.storage import get_receipt, write_transaction
+from service.storage.inbound import accept_inbound, create_integration, get_inbound
+from service.webhooks.errors import ResolutionError
+from service.webhooks.inbound import InboundOptions, register
+from service.webhooks.ssrf import Allowlist
+from service.webhooks.transport import Timeouts
+from tests.support.images import png_bytes
+
+OPTIONS = InboundOptions(Allowlist.parse([]), 1024 * 1024, Timeouts(1.0, 2.0), (0.0, 0.0))
+
+
+def _message(image: dict) -> bytes:
+    return json.dumps({"type": "post.published", "data": {
+        "image": image, "generation": {"prompt": "p"},
+        "publication": {"platform": "blog", "post_url": "https://b.example/1",
+                        "published_at": "yesterday, says the tool"}}}).encode()
+
+
+def _accepted(db_engine, make_api_key, body: bytes):
+    key, _ = make_api_key()
+    with write_transaction(db_engine) as conn:
+        integration, _ = create_integration(conn, key.id, "blog")
+        message, created = accept_inbound(conn, integration.id, "evt_1", body, "rcp_TEST", 60)
+        again, created_again = accept_inbound(conn, integration.id, "evt_1", b"{}", "rcp_X", 60)
+    assert created and not created_again and again.receipt_id == "rcp_TEST"
+    return key, integration, message
+
+
+def test_register_creates_the_receipt_once_and_drops_the_body(db_engine, make_api_key) -> None:
+    image = png_bytes()
+    key, integration, message = _accepted(
+        db_engine, make_api_key, _message({"base64": base64.b64encode(image).decode()}))
+    assert register(db_engine, message.id, OPTIONS) == "rcp_TEST"
+    assert register(db_engine, message.id, OPTIONS) == "rcp_TEST"  # a second run: no-op
+    with db_engine.connect() as conn:
+        receipt = get_receipt(conn, "rcp_TEST", key.id)
+        stored = get_inbound(conn, message.id)
+    manifest = json.loads(receipt.manifest_jcs)
+    assert manifest["publication"] == {"platform": "blog", "post_url": "https://b.example/1",
+                                       "published_at": "yesterday, says the tool",
+                                       "reported_by": integration.id}
+    assert manifest["image"]["size"] == len(image) and receipt.status == "pending"
+    assert (stored.status, stored.body) == ("done", None)
+
+
+def test_an_image_host_that_does_not_resolve_is_retried_then_fails(db_engine,
+                                                                  make_api_key) -> None:
+    _, _, message = _accepted(db_engine, make_api_key,
+                              _message({"url": "https://img.example.test/a.png"}))
+
+    def dns_down(host: str, port: int) -> list[str]:
+        raise ResolutionError(f"cannot resolve {host}")
+
+    options = InboundOptions(OPTIONS.allowlist, OPTIONS.max_image_bytes, OPTIONS.timeouts,
+                             OPTIONS.schedule_s, dns_down)
+    assert register(db_engine, message.id, options) is None
+    with db_engine.connect() as conn:
+        first = get_inbound(conn, message.id)
+    assert (first.status, first.attempts) == ("accepted", 1)
+    assert first.body is not None  # kept for the next attempt
+    assert register(db_engine, message.id, options) is None
+    with db_engine.connect() as conn:
+        last = get_inbound(conn, message.id)
+    assert (last.status, last.attempts, last.body) == ("failed", 2, None)
+    assert "cannot resolve" in last.error
+
+
+def test_an_image_url_that_now_resolves_privately_fails_at_once(db_engine, make_api_key) -> None:
+    _, _, message = _accepted(db_engine, make_api_key,
+                              _message({"url": "https://img.example.test/a.png"}))
+    options = InboundOptions(OPTIONS.allowlist, OPTIONS.max_image_bytes, OPTIONS.timeouts,
+                             OPTIONS.schedule_s, lambda host, port: ["10.0.0.7"])
+    assert register(db_engine, message.id, options) is None
+    with db_engine.connect() as conn:
+        stored = get_inbound(conn, message.id)
+    assert (stored.status, stored.attempts) == ("failed", 1) and "private" in stored.error
