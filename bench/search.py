@@ -35,7 +35,7 @@ from service.evidence.perceptual import PerceptualHash, query_hashes, registrati
 from service.evidence.similarity import (  # noqa: E402
     MAX_DHASH_DISTANCE,
     MAX_PHASH_DISTANCE,
-    closeness,
+    closest_matches,
 )
 from service.storage import perceptual as perceptual_store  # noqa: E402
 from service.storage.engine import make_engine, upgrade  # noqa: E402
@@ -140,10 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             with engine.connect() as conn:
                 lookup = find_candidates(conn, [h.phash for h in query], MAX_PHASH_DISTANCE)
-            by_receipt: dict[str, list[tuple[int, int]]] = {}
-            for row in lookup.views:
-                by_receipt.setdefault(row.receipt_id, []).append((row.phash, row.dhash256))
-            answer = {rid for rid, views in by_receipt.items() if closeness(query, views)}
+            answer = set(closest_matches(
+                query, ((v.receipt_id, v.phash, v.dhash256) for v in lookup.views)))
             index_ms.append(1000 * (time.perf_counter() - started))
             candidates.append(lookup.rows_read)
             started = time.perf_counter()

@@ -46,3 +46,14 @@ def closeness(query: Sequence[PerceptualHash], stored: Iterable[tuple[int, int]]
             if distance <= MAX_DHASH_DISTANCE and (best is None or distance < best.distance):
                 best = Closeness(distance, near)
     return best
+
+
+def closest_matches(query: Sequence[PerceptualHash],
+                    views: Iterable[tuple[str, int, int]]) -> dict[str, Closeness]:
+    """Per image key, the closest match among its (key, phash, dhash256) views; keys of images
+    that do not match are left out."""
+    by_key: dict[str, list[tuple[int, int]]] = {}
+    for key, phash, dhash in views:
+        by_key.setdefault(key, []).append((phash, dhash))
+    return {key: near for key, stored in by_key.items()
+            if (near := closeness(query, stored)) is not None}

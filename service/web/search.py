@@ -14,7 +14,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from service.evidence.manifest import format_timestamp
 from service.evidence.perceptual import query_hashes
-from service.evidence.similarity import MAX_PHASH_DISTANCE, Closeness, closeness
+from service.evidence.similarity import MAX_PHASH_DISTANCE, Closeness, closest_matches
 from service.storage.perceptual import MatchedReceipt, find_candidates, matched_receipts
 from service.web.auth import authenticate
 from service.web.context import current_services
@@ -74,12 +74,8 @@ def search() -> Response:
     if not query:
         return jsonify({"matches": []})
     with services.engine.connect() as conn:
-        by_receipt: dict[str, list[tuple[int, int]]] = {}
         found = find_candidates(conn, [h.phash for h in query], MAX_PHASH_DISTANCE)
-        for stored in found.views:
-            by_receipt.setdefault(stored.receipt_id, []).append((stored.phash, stored.dhash256))
-        near = {rid: c for rid, views in by_receipt.items()
-                if (c := closeness(query, views)) is not None}
+        near = closest_matches(query, ((v.receipt_id, v.phash, v.dhash256) for v in found.views))
         visible = matched_receipts(conn, list(near), key_id)
     matches = [_match_json(r, near[r.id], key_id is not None and r.api_key_id == key_id)
                for r in visible[:MAX_MATCHES]]
