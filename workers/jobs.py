@@ -9,7 +9,7 @@ import logging
 
 from service.webhooks.delivery import deliver
 from service.webhooks.inbound import register
-from workers import queueing
+from workers import perceptual, queueing
 from workers.bootstrap import current
 from workers.outbox import delivery_options, inbound_options
 
@@ -62,4 +62,5 @@ def register_inbound(inbound_id: str) -> str | None:
     receipt_id = register(services.engine, inbound_id, inbound_options(services.settings))
     if receipt_id is not None:
         queueing.enqueue_stamping(services)
+        perceptual.enqueue_hashing(services, receipt_id)
     return receipt_id

@@ -36,6 +36,7 @@ from service.storage.inbound import (
     integration_secret,
     retry_inbound,
 )
+from service.storage.perceptual import keep_upload
 from service.storage.receipts import get_receipt, insert_receipt
 from service.webhooks.errors import ResolutionError, TransportError, WebhookError
 from service.webhooks.ssrf import Allowlist, Resolver, check_url, system_resolver
@@ -195,5 +196,6 @@ def register(engine: Engine, inbound_id: str, options: InboundOptions) -> str | 
                 manifest_digest=manifest.digest.hex(), external_id=post.external_id,
                 callback_url=post.callback_url,
             )
+            keep_upload(conn, manifest.obj["image"]["sha256"], image)  # for perceptual hashing
         finish_inbound(conn, inbound_id, "done")
     return message.receipt_id
