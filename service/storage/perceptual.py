@@ -9,10 +9,12 @@ hash within GUARANTEED_RADIUS, and the database reads only those index entries.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import combinations
+from typing import BinaryIO
 
 from sqlalchemy import Connection, and_, delete, exists, insert, or_, select, true
 from sqlalchemy.exc import IntegrityError
@@ -26,6 +28,7 @@ from service.storage.tables import (
     utcnow,
 )
 
+UPLOAD_CHUNK_BYTES = 1024 * 1024  # one row of a kept upload: bounds memory on both sides
 BAND_BITS = 64 // PHASH_BANDS
 BAND_MASK = (1 << BAND_BITS) - 1
 # Band values within this many bits of the query's are looked up: 1 + 16 = 17 per band and
@@ -192,28 +195,34 @@ def matched_receipts(conn: Connection, receipt_ids: Sequence[str],
     return list(found.values())
 
 
-def keep_upload(conn: Connection, image_sha256: str, data: bytes) -> None:
+def keep_upload(conn: Connection, image_sha256: str, source: bytes | BinaryIO) -> None:
     """Keep an uploaded image until a worker hashes it (once per distinct image).
 
-    Run in the receipt's transaction: the receipt and its pixels commit together.
+    Run in the receipt's transaction: the receipt and its pixels commit together. A file is
+    copied UPLOAD_CHUNK_BYTES at a time, so the API's memory stays bounded by the chunk size.
     """
     present = conn.execute(select(exists().where(
         image_uploads.c.image_sha256 == image_sha256))).scalar()
     if present:
         return
+    stream = io.BytesIO(source) if isinstance(source, bytes) else source
+    now = utcnow()
     try:
         with conn.begin_nested():
-            conn.execute(insert(image_uploads), {
-                "image_sha256": image_sha256, "data": data, "created_at": utcnow()})
+            for index, chunk in enumerate(iter(lambda: stream.read(UPLOAD_CHUNK_BYTES), b"")):
+                conn.execute(insert(image_uploads), {
+                    "image_sha256": image_sha256, "chunk": index, "data": chunk,
+                    "created_at": now})
     except IntegrityError:
         pass  # a concurrent upload of the same bytes kept them first
 
 
 def load_upload(conn: Connection, image_sha256: str) -> bytes | None:
     """The kept image's bytes, or None when it was never kept or already dropped."""
-    data = conn.execute(select(image_uploads.c.data).where(
-        image_uploads.c.image_sha256 == image_sha256)).scalar()
-    return bytes(data) if data is not None else None
+    chunks = conn.execute(select(image_uploads.c.data).where(
+        image_uploads.c.image_sha256 == image_sha256).order_by(image_uploads.c.chunk)).scalars()
+    data = b"".join(bytes(chunk) for chunk in chunks)
+    return data or None
 
 
 def drop_upload(conn: Connection, image_sha256: str) -> None:
@@ -225,7 +234,8 @@ def unhashed_uploads(conn: Connection, limit: int) -> list[str]:
     """Image receipts whose upload is kept but which have no hashes yet (lost jobs)."""
     query = (
         select(receipts.c.id)
-        .join(image_uploads, image_uploads.c.image_sha256 == receipts.c.image_sha256)
+        .join(image_uploads, (image_uploads.c.image_sha256 == receipts.c.image_sha256)
+              & (image_uploads.c.chunk == 0))
         .where(~exists().where(perceptual_hashes.c.receipt_id == receipts.c.id),
                receipts.c.image_size.is_not(None))
         .limit(limit)

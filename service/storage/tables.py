@@ -301,10 +301,12 @@ perceptual_hashes = Table(
 # Uploaded images waiting for their perceptual hashes, by content (one row per distinct image).
 # Written in the receipt's transaction, so a committed image receipt always has its pixels
 # until a worker has hashed them; deleted then unless settings.keep_images.
+# Kept in chunks so that neither the API writing nor a reader needs the whole image as one value.
 image_uploads = Table(
     "image_uploads",
     metadata,
     Column("image_sha256", String(HEX_SHA256_LENGTH), primary_key=True),
+    Column("chunk", Integer, primary_key=True),
     Column("data", LargeBinary, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 from flask import Request
@@ -18,7 +18,7 @@ from service.evidence.hashing import BOMB, UNDECODABLE, probe_image, sniff_media
 from service.evidence.manifest import MAX_EXTERNAL_ID_CHARS
 from service.evidence.records import ExtractedRecord, read_generation_record
 from service.storage.tables import IDEMPOTENCY_KEY_LENGTH, NAME_LENGTH
-from service.web.multipart import FieldTooLargeError, FormError, parse_form
+from service.web.multipart import FieldTooLargeError, FormError, StreamedForm, parse_form
 from service.web.problems import (
     INVALID_CALLBACK_URL,
     INVALID_DIGEST,
@@ -57,8 +57,14 @@ class Submission:
     warnings: list[str] = field(default_factory=list)
     # The generation record embedded in the uploaded file (None for digest-only uploads).
     record: ExtractedRecord | None = None
-    # The upload's bytes when Pillow can read it: kept for the perceptual-hashing job.
-    image_bytes: bytes | None = None
+    # The spooled upload when Pillow can read it, kept for the perceptual-hashing job; the
+    # caller owns it from here (close()).
+    image_file: IO[bytes] | None = None
+
+    def close(self) -> None:
+        """Release the spooled upload (a temporary file once it outgrew memory)."""
+        if self.image_file is not None:
+            self.image_file.close()
 
 
 def read_submission(request: Request, limit: int) -> Submission:
@@ -115,10 +121,19 @@ def _from_form(request: Request, limit: int) -> Submission:
             image_name=form.filename,
             warnings=[*probe.warnings, *(RECORD_WARNING + w for w in record.warnings)],
             record=record,
-            image_bytes=form.spool.read() if decodable else None,
+            image_file=_handed_over(form) if decodable else None,
         )
     finally:
         form.close()
+
+
+def _handed_over(form: StreamedForm) -> IO[bytes]:
+    """Take the spool out of the form (so form.close() leaves it open), rewound."""
+    spool = form.spool
+    assert spool is not None
+    form.spool = None
+    spool.seek(0)
+    return spool
 
 
 def _from_json(request: Request) -> Submission:

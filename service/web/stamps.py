@@ -37,6 +37,7 @@ from service.web.render import (
     receipt_json,
     summary_json,
 )
+from service.wiring import Services
 from workers.perceptual import enqueue_hashing
 from workers.queueing import enqueue_stamping
 
@@ -73,6 +74,13 @@ def create_stamp() -> tuple[Response, int]:
     services = current_services()
     key = idempotency_key(request)
     sub = read_submission(request, services.settings.max_upload_bytes)
+    try:
+        return _register(services, key, sub)
+    finally:
+        sub.close()
+
+
+def _register(services: Services, key: str | None, sub: Submission) -> tuple[Response, int]:
     manifest = _manifest(sub)
     # Only an idempotent insert reads before it writes; a plain insert needs no IMMEDIATE lock.
     transaction = write_transaction if key else _plain_transaction
@@ -92,8 +100,8 @@ def create_stamp() -> tuple[Response, int]:
             idempotency_key=key,
             request_fingerprint=request_fingerprint(sub) if key else None,
         )
-        if sub.image_bytes is not None and not receipt.replayed:
-            keep_upload(conn, sub.sha256, sub.image_bytes)
+        if sub.image_file is not None and not receipt.replayed:
+            keep_upload(conn, sub.sha256, sub.image_file)
     # Committed above; from here on nothing may fail the request: the sweeper re-enqueues
     # anything Redis did not take, so a Redis error costs latency, never the receipt.
     if receipt.status == "pending":
@@ -102,7 +110,7 @@ def create_stamp() -> tuple[Response, int]:
         except Exception:
             log.warning("enqueue failed for %s; the sweeper will pick it up", receipt.id,
                         exc_info=True)
-    if sub.image_bytes is not None and not receipt.replayed:
+    if sub.image_file is not None and not receipt.replayed:
         enqueue_hashing(services, receipt.id)  # never raises; the sweep re-finds lost jobs
     body = {
         "id": receipt.id,

@@ -38,9 +38,10 @@ def upgrade() -> None:
     op.create_table(
         "image_uploads",
         sa.Column("image_sha256", sa.String(64), nullable=False),
+        sa.Column("chunk", sa.Integer(), nullable=False),
         sa.Column("data", sa.LargeBinary(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("image_sha256", name="pk_image_uploads"),
+        sa.PrimaryKeyConstraint("image_sha256", "chunk", name="pk_image_uploads"),
     )
     for i in range(BANDS):
         op.create_index(f"ix_perceptual_hashes_band{i}", "perceptual_hashes", [f"band{i}"])
