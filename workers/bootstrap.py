@@ -100,14 +100,15 @@ def current() -> WorkerContext:
 
 
 def make_rq_worker(context: WorkerContext, **kwargs: Any) -> SimpleWorker:
-    """An RQ SimpleWorker on settings.queue_name with its own Redis connection.
+    """An RQ SimpleWorker on settings.queue_name, then the background queue, own connection.
 
     RQ raises the socket timeout of the connection it is given (to outlast its blocking
     dequeue); a separate client keeps the shared one's short timeouts for jobs and the sweeper.
     """
     url = context.services.settings.effective_redis_url
     connection = redis.Redis.from_url(url, socket_connect_timeout=2, health_check_interval=30)
-    return SimpleWorker([context.services.settings.queue_name], connection=connection,
+    settings = context.services.settings
+    return SimpleWorker(queueing.worker_queue_names(settings), connection=connection,
                         name=context.name.replace(":", "-"), worker_ttl=WORKER_TTL_S, **kwargs)
 
 

@@ -13,7 +13,6 @@ import io
 import logging
 
 import redis
-from rq import Queue
 from rq.exceptions import DuplicateJobError
 from sqlalchemy import Engine
 
@@ -29,6 +28,7 @@ from service.storage.perceptual import (
 )
 from service.storage.receipts import get_receipt
 from service.wiring import Services
+from workers import queueing
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ SWEEP_BATCH = 500  # receipts re-enqueued per sweep: bounds one sweep's Redis tr
 def enqueue_hashing(services: Services, receipt_id: str) -> bool:
     """Queue the hashing of one receipt's image, once per receipt; False when Redis failed."""
     try:
-        Queue(services.settings.queue_name, connection=services.redis).enqueue(
+        queueing.background_queue_for(services).enqueue(
             HASH_JOB, receipt_id, job_id=f"phash-{receipt_id}", unique=True,
             job_timeout=JOB_TIMEOUT_S, result_ttl=0, failure_ttl=FAILURE_TTL_S,
         )

@@ -48,6 +48,7 @@ DELIVER_JOB = "workers.jobs.deliver_webhook"
 INBOUND_JOB = "workers.jobs.register_inbound"
 # A webhook attempt is bounded by its own timeouts (seconds); this only frees a stuck worker.
 WEBHOOK_JOB_TIMEOUT_S = 120
+BACKGROUND_SUFFIX = "-background"
 
 
 def key_prefix(settings: Settings) -> str:
@@ -63,6 +64,26 @@ def stamp_flag_key(settings: Settings) -> str:
 def queue_for(services: Services, connection: redis.Redis | None = None) -> Queue:
     """The RQ queue named in settings, on `connection` or the shared client."""
     return Queue(services.settings.queue_name, connection=connection or services.redis)
+
+
+def background_queue_name(settings: Settings) -> str:
+    """Work that may wait (perceptual hashing): workers take it only when stamping is idle.
+
+    RQ dequeues from a worker's queues in order, so a burst of uploads, each with a hashing
+    job of several milliseconds of CPU, never delays the stamping of their receipts.
+    """
+    return f"{settings.queue_name}{BACKGROUND_SUFFIX}"
+
+
+def worker_queue_names(settings: Settings) -> list[str]:
+    """The queues a worker listens on, in priority order: stamping first, then background."""
+    return [settings.queue_name, background_queue_name(settings)]
+
+
+def background_queue_for(services: Services, connection: redis.Redis | None = None) -> Queue:
+    """The background queue (see background_queue_name)."""
+    return Queue(background_queue_name(services.settings),
+                 connection=connection or services.redis)
 
 
 def enqueue_stamping(services: Services) -> None:

@@ -23,6 +23,7 @@ from tests.support.images import bomb_png
 from tests.support.pictures import picture, picture_png
 from workers import bootstrap
 from workers.perceptual import HASH_JOB, hash_receipt_image
+from workers.queueing import background_queue_for
 
 UPLOAD_LIMIT = 4 * 1024 * 1024  # generated pictures are a few hundred KiB
 ORIGINAL, OTHERS = 7, (101, 102, 103)  # seeds: the picture searched for, unrelated ones
@@ -111,7 +112,7 @@ def test_a_bad_key_is_401_not_anonymous(search_api: Api) -> None:
 
 def test_registration_enqueues_hashing_and_drops_the_upload(search_api: Api) -> None:
     receipt_id = register(search_api, picture_png(ORIGINAL), hash_now=False)
-    queue = Queue(search_api.services.settings.queue_name, connection=search_api.services.redis)
+    queue = background_queue_for(search_api.services)
     job = queue.fetch_job(f"phash-{receipt_id}")
     assert job is not None and job.func_name == HASH_JOB and job.args == (receipt_id,)
     engine = search_api.services.engine
@@ -185,10 +186,7 @@ def test_missing_image_and_wrong_content_type_are_problems(search_api: Api) -> N
 
 def work_hash_jobs(api: Api) -> None:
     """Run the queued hashing jobs in a real RQ worker (stamp jobs are dropped: no TSA here)."""
-    queue = Queue(api.services.settings.queue_name, connection=api.services.redis)
-    for job in queue.jobs:
-        if job.func_name != HASH_JOB:
-            job.delete()
+    Queue(api.services.settings.queue_name, connection=api.services.redis).empty()
     context = bootstrap.install(bootstrap.build_context(api.services))
     try:
         bootstrap.make_rq_worker(context).work(burst=True, logging_level="WARNING")
@@ -206,7 +204,7 @@ def test_the_worker_hashes_what_the_api_enqueued(search_api: Api) -> None:
 
 def test_the_sweep_re_enqueues_hashing_that_redis_lost(search_api: Api) -> None:
     receipt_id = register(search_api, picture_png(ORIGINAL), hash_now=False)
-    queue = Queue(search_api.services.settings.queue_name, connection=search_api.services.redis)
+    queue = background_queue_for(search_api.services)
     queue.empty()  # Redis lost the job
     context = bootstrap.build_context(search_api.services)
     try:
@@ -220,7 +218,7 @@ def test_the_sweep_re_enqueues_hashing_that_redis_lost(search_api: Api) -> None:
 
 def test_undecodable_uploads_are_not_kept_for_hashing(search_api: Api) -> None:
     receipt_id = register(search_api, b"\x89PNG\r\n\x1a\n but no image follows", hash_now=False)
-    queue = Queue(search_api.services.settings.queue_name, connection=search_api.services.redis)
+    queue = background_queue_for(search_api.services)
     assert queue.fetch_job(f"phash-{receipt_id}") is None
     with search_api.services.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(image_uploads)).scalar() == 0

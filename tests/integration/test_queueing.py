@@ -60,3 +60,28 @@ def test_redis_down_never_raises(caplog: pytest.LogCaptureFixture) -> None:
     assert not queueing.enqueue_stamp_job(down)
     assert not queueing.enqueue_tsa_retry(down, "bat_1", "builtin")
     assert "sweeper" in caplog.text
+
+
+def record_order(name: str) -> None:
+    """A job that notes when it ran (the order of execution is what is tested)."""
+    client = redis.Redis.from_url(REDIS_URL)
+    client.rpush(f"test-order:{name.split(':')[0]}", name)
+
+
+def test_stamping_jobs_run_before_background_hashing_jobs(services: Services) -> None:
+    """A burst of uploads queues a hashing job per image; stamping must not wait behind them."""
+    from rq import SimpleWorker
+
+    tag = services.settings.queue_name
+    background = queueing.background_queue_for(services)
+    try:
+        for i in range(5):
+            background.enqueue(record_order, f"{tag}:hash-{i}")
+        queueing.queue_for(services).enqueue(record_order, f"{tag}:stamp")
+        queues = queueing.worker_queue_names(services.settings)  # as `chronoseal worker` uses
+        SimpleWorker(queues, connection=services.redis).work(burst=True, logging_level="WARNING")
+        order = [x.decode() for x in services.redis.lrange(f"test-order:{tag}", 0, -1)]
+        assert order[0] == f"{tag}:stamp" and len(order) == 6
+    finally:
+        background.delete()
+        services.redis.delete(f"test-order:{tag}")
