@@ -1,0 +1,89 @@
+"""`chronoseal up` as a test fixture: started on free ports with its own data dir and queue."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+import requests
+from rq import Queue
+
+from service.runtime.redis_server import free_port
+from service.settings import load_settings
+from workers.queueing import worker_queue_names
+
+CLI = "import sys; from service.cli import main; sys.exit(main())"
+REPO = Path(__file__).resolve().parents[2]
+REDIS_URL = "redis://127.0.0.1:6379/0"
+START_TIMEOUT_S = 90  # first start creates TSA keys and the schema; slow on a busy machine
+STOP_TIMEOUT_S = 30  # children get SIGTERM, then SIGKILL after the supervisor's grace
+
+
+@dataclass
+class RunningUp:
+    """The running service: its ports, environment, log, and an API key for requests."""
+
+    api_port: int
+    tsa_port: int
+    env: dict[str, str]
+    log: Path
+    process: subprocess.Popen[bytes]
+    auth: dict[str, str]
+    exit_code: int | None = None
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+
+def wait_until_ok(url: str, timeout: float, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Poll `url` until it answers 200; fail with the log's tail if the process dies first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()[-3000:]
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} never answered\n{log.read_text()[-3000:]}")
+
+
+@contextmanager
+def running_up(tmp_path: Path, workers: int = 1) -> Iterator[RunningUp]:
+    """Start `chronoseal up`, create a key, yield; then SIGTERM it and record its exit code."""
+    api, tsa = free_port(), free_port()
+    queue = f"test-up-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "CHRONOSEAL_DATA_DIR": str(tmp_path / "data"),
+           "CHRONOSEAL_API_PORT": str(api), "CHRONOSEAL_TSA_PORT": str(tsa),
+           "REDIS_URL": REDIS_URL, "CHRONOSEAL_QUEUE": queue, "PYTHONPATH": str(REPO)}
+    env.pop("DATABASE_URL", None)
+    log = tmp_path / "up.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-c", CLI, "up", "--workers", str(workers)],
+                                   env=env, stdout=out, stderr=subprocess.STDOUT)
+    run = RunningUp(api, tsa, env, log, process, {})
+    try:
+        wait_until_ok(f"http://127.0.0.1:{tsa}/certs", START_TIMEOUT_S, process, log)
+        wait_until_ok(f"{run.api}/healthz", START_TIMEOUT_S, process, log)
+        created = subprocess.run([sys.executable, "-c", CLI, "keys", "create", "--name", "up"],
+                                 env=env, capture_output=True, text=True, check=True)
+        secret = next(w for w in created.stdout.split() if w.startswith("cs_"))
+        run.auth = {"Authorization": f"Bearer {secret}"}
+        yield run
+    finally:
+        process.send_signal(signal.SIGTERM)
+        run.exit_code = process.wait(STOP_TIMEOUT_S)
+        client = redis.Redis.from_url(REDIS_URL)
+        for name in worker_queue_names(load_settings(env={"CHRONOSEAL_QUEUE": queue})):
+            Queue(name, connection=client).delete()
