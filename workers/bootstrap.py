@@ -99,7 +99,7 @@ def current() -> WorkerContext:
     return _context
 
 
-def make_rq_worker(context: WorkerContext, **kwargs: Any) -> SimpleWorker:
+def make_rq_worker(context: WorkerContext, queues: str = "all", **kwargs: Any) -> SimpleWorker:
     """An RQ SimpleWorker on settings.queue_name, then the background queue, own connection.
 
     RQ raises the socket timeout of the connection it is given (to outlast its blocking
@@ -108,15 +108,16 @@ def make_rq_worker(context: WorkerContext, **kwargs: Any) -> SimpleWorker:
     url = context.services.settings.effective_redis_url
     connection = redis.Redis.from_url(url, socket_connect_timeout=2, health_check_interval=30)
     settings = context.services.settings
-    return SimpleWorker(queueing.worker_queue_names(settings), connection=connection,
+    return SimpleWorker(queueing.worker_queue_names(settings, queues), connection=connection,
                         name=context.name.replace(":", "-"), worker_ttl=WORKER_TTL_S, **kwargs)
 
 
-def run_worker(services: Services, *, burst: bool = False, sweeper: bool = True) -> int:
+def run_worker(services: Services, *, burst: bool = False, sweeper: bool = True,
+               queues: str = "all") -> int:
     """Work jobs until SIGTERM/SIGINT (RQ finishes the current job first) or, in burst mode,
     until the queue is empty; the sweeper thread runs alongside. Returns an exit code."""
     context = install(build_context(services))
-    worker = make_rq_worker(context)
+    worker = make_rq_worker(context, queues)
     thread = SweeperThread(services, context.sweep, context.name) if sweeper else None
     pump = OutboxPump(services, context.name) if sweeper else None
     if thread is not None:

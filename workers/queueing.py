@@ -75,9 +75,18 @@ def background_queue_name(settings: Settings) -> str:
     return f"{settings.queue_name}{BACKGROUND_SUFFIX}"
 
 
-def worker_queue_names(settings: Settings) -> list[str]:
-    """The queues a worker listens on, in priority order: stamping first, then background."""
-    return [settings.queue_name, background_queue_name(settings)]
+QUEUE_CHOICES = ("all", "stamping", "background")
+
+
+def worker_queue_names(settings: Settings, which: str = "all") -> list[str]:
+    """The queues a worker listens on, in priority order: stamping first, then background.
+
+    `which` narrows it: "stamping" workers never pick up hashing, and a "background" worker
+    (niced by `chronoseal up`) does the CPU-heavy hashing only with the cores the API and
+    the stamping workers leave idle.
+    """
+    names = {"stamping": [settings.queue_name], "background": [background_queue_name(settings)]}
+    return names.get(which, [settings.queue_name, background_queue_name(settings)])
 
 
 def background_queue_for(services: Services, connection: redis.Redis | None = None) -> Queue:

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 DEFAULT_WORKERS = 2
 READY_TIMEOUT_S = 60.0  # the TSA creates its keys on first start; gunicorn boots in seconds
 READY_POLL_S = 0.2
+BACKGROUND_NICE = 10  # below the API and stamping workers, above idle
 
 
 def register(subparsers: Any) -> None:
@@ -56,7 +57,12 @@ def run(args: argparse.Namespace) -> int:
     children = [
         Child("tsa", chronoseal_argv("tsa"), env),
         Child("api", chronoseal_argv("serve"), env),
-        *(Child(f"worker-{i + 1}", child_argv(), env) for i in range(max(1, args.workers))),
+        *(Child(f"worker-{i + 1}", child_argv(queues="stamping"), env)
+          for i in range(max(1, args.workers))),
+        # Perceptual hashing costs milliseconds of CPU per image: one niced process does it
+        # with what uploads and stamping leave idle, so bursts never slow either down.
+        Child("background-worker", child_argv(queues="background", nice=BACKGROUND_NICE,
+                                              sweeper=False), env),
     ]
     urls = {
         "tsa": f"http://{settings.tsa_host}:{settings.tsa_port}/certs",

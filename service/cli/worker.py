@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Any
 
 from service.errors import ChronosealError
+from workers.queueing import QUEUE_CHOICES
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,11 @@ def register(subparsers: Any) -> None:
                         help="number of worker processes (default 1)")
     parser.add_argument("--no-sweeper", action="store_true",
                         help="do not run the sweeper and webhook outbox threads here")
+    parser.add_argument("--queues", choices=QUEUE_CHOICES, default="all",
+                        help="stamping (and webhooks), background (perceptual hashing), or all "
+                             "in that priority (default)")
+    parser.add_argument("--nice", type=int, default=0,
+                        help="lower this process's CPU priority by N (background workers)")
     parser.set_defaults(func=run)
 
 
@@ -35,10 +42,13 @@ def chronoseal_argv(*args: str) -> list[str]:
             *args]
 
 
-def child_argv(*, burst: bool = False, sweeper: bool = True) -> list[str]:
+def child_argv(*, burst: bool = False, sweeper: bool = True, queues: str = "all",
+               nice: int = 0) -> list[str]:
     """The command line of one worker process (used by --count and by `chronoseal up`)."""
     return chronoseal_argv("worker", *(["--burst"] if burst else []),
-                           *([] if sweeper else ["--no-sweeper"]))
+                           *([] if sweeper else ["--no-sweeper"]),
+                           *([] if queues == "all" else ["--queues", queues]),
+                           *(["--nice", str(nice)] if nice else []))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,15 +56,20 @@ def run(args: argparse.Namespace) -> int:
     if args.count > 1:
         from service.runtime.supervisor import Child, Supervisor
 
-        argv = child_argv(burst=args.burst, sweeper=not args.no_sweeper)
+        argv = child_argv(burst=args.burst, sweeper=not args.no_sweeper, queues=args.queues,
+                          nice=args.nice)
         children = [Child(f"worker-{i + 1}", argv) for i in range(args.count)]
         return Supervisor(children).run()
     from service.wiring import build_services
     from workers.bootstrap import run_worker
+
+    if args.nice:
+        os.nice(args.nice)
 
     try:
         services = build_services()
     except ChronosealError as exc:
         log.error("cannot start the worker: %s", exc)
         return 2
-    return run_worker(services, burst=args.burst, sweeper=not args.no_sweeper)
+    return run_worker(services, burst=args.burst, sweeper=not args.no_sweeper,
+                      queues=args.queues)

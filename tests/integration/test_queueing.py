@@ -85,3 +85,16 @@ def test_stamping_jobs_run_before_background_hashing_jobs(services: Services) ->
     finally:
         background.delete()
         services.redis.delete(f"test-order:{tag}")
+
+
+def test_workers_can_be_split_into_stamping_and_background(services: Services) -> None:
+    """`chronoseal up` runs stamping-only workers and one niced background worker."""
+    from service.cli.worker import child_argv
+
+    settings = services.settings
+    main, background = settings.queue_name, queueing.background_queue_name(settings)
+    assert queueing.worker_queue_names(settings, "stamping") == [main]
+    assert queueing.worker_queue_names(settings, "background") == [background]
+    assert queueing.worker_queue_names(settings) == [main, background]
+    argv = child_argv(queues="background", nice=10, sweeper=False)
+    assert argv[-5:] == ["--no-sweeper", "--queues", "background", "--nice", "10"]
