@@ -11,7 +11,8 @@ test: venv
 	.venv/bin/python -m pytest -q $(PYTEST_ARGS)
 
 lint: venv
-	.venv/bin/ruff check service workers tests bench
+	.venv/bin/ruff check service workers tests bench examples
+	.venv/bin/mypy --strict --ignore-missing-imports service/timestamping service/evidence service/storage service/stamping service/webhooks
 
 bench-tsa: venv
 	.venv/bin/python bench/tsa.py

@@ -14,12 +14,14 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import redis
 
 from service.errors import ConfigError
 
-DEFAULT_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_PORT = 6379
+DEFAULT_URL = f"redis://127.0.0.1:{DEFAULT_PORT}/0"
 PING_TIMEOUT_S = 1.0  # a local Redis answers in milliseconds; anything slower is not usable
 START_TIMEOUT_S = 10.0  # redis-server starts in well under a second; allow for a slow disk
 INSTALL_HINT = (
@@ -122,5 +124,5 @@ def ensure_redis(
         return RedisHandle(redis_url)
     if redis_answers(default_url):
         return RedisHandle(default_url)
-    port = redis.connection.parse_url(default_url).get("port", 6379)
-    return start_redis(data_dir, port=int(port), install=install)
+    port = urlsplit(default_url).port or DEFAULT_PORT
+    return start_redis(data_dir, port=port, install=install)

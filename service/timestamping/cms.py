@@ -87,7 +87,7 @@ def decode(buf: bytes, spec: object, what: str) -> object:
 
 def directory_name_der(general_name: Any) -> bytes:
     """DER Name of a pyasn1 GeneralName directoryName, without the [4] tag pyasn1 keeps."""
-    der = der_encoder.encode(general_name.getComponent())
+    der: bytes = der_encoder.encode(general_name.getComponent())
     outer = tlv.read(der)
     if outer.tag != SEQUENCE:
         inner = tlv.children(der, outer)
@@ -127,7 +127,7 @@ def _content_info(buf: bytes, info: Tlv, status: StatusInfo | None) -> Envelope:
 
 
 def _status(der: bytes) -> StatusInfo:
-    info = decode(der, rfc3161.PKIStatusInfo(), "PKIStatusInfo")
+    info: Any = decode(der, rfc3161.PKIStatusInfo(), "PKIStatusInfo")
     text = None
     if info["statusString"].isValue:
         text = "; ".join(str(s) for s in info["statusString"])

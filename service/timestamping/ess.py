@@ -51,9 +51,9 @@ def check_signing_certificate(
 
 def _cert_ids(value: Any) -> list[tuple[str | None, bytes, Any]]:
     """(hash name, cert hash, issuerSerial or None) per ESSCertID / ESSCertIDv2."""
-    out = []
+    out: list[tuple[str | None, bytes, Any]] = []
     for cert_id in value["certs"]:
-        hash_name = "sha1"  # ESSCertID (v1) is always SHA-1
+        hash_name: str | None = "sha1"  # ESSCertID (v1) is always SHA-1
         if "hashAlgorithm" in cert_id:
             hash_name = oids.HASH_NAMES.get(str(cert_id["hashAlgorithm"]["algorithm"]))
         serial = cert_id["issuerSerial"] if cert_id["issuerSerial"].isValue else None

@@ -70,9 +70,10 @@ def _gen_time(text: str) -> datetime:
     if not match:
         raise MalformedInputError(f"genTime {text!r} is not UTC GeneralizedTime")
     *parts, fraction = match.groups()
+    year, month, day, hour, minute, second = (int(p) for p in parts)
     micros = int((fraction or "0").ljust(6, "0"))
     try:
-        return datetime(*map(int, parts), micros, tzinfo=UTC)
+        return datetime(year, month, day, hour, minute, second, micros, tzinfo=UTC)
     except ValueError as exc:
         raise MalformedInputError(f"genTime {text!r} is not a valid time") from exc
 
