@@ -206,3 +206,10 @@ def test_batch_errors_and_backoff(db_engine, make_receipt) -> None:
         stamped = get_receipt(conn, receipt.id, None)
         assert list_due_attempts(conn, now=retry_at) == []
     assert stamped.status == "stamped" and stamped.last_error is None
+
+
+def test_ids_made_in_one_millisecond_still_sort_in_creation_order() -> None:
+    from service.storage.ids import new_receipt_id
+
+    ids = [new_receipt_id() for _ in range(2000)]  # many share a millisecond
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
