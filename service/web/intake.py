@@ -136,14 +136,19 @@ def _handed_over(form: StreamedForm) -> IO[bytes]:
     return spool
 
 
-def _from_json(request: Request) -> Submission:
-    body = request.stream.read(MAX_JSON_BODY_BYTES + 1)
-    if len(body) > MAX_JSON_BODY_BYTES:
-        raise ApiError(PAYLOAD_TOO_LARGE, f"JSON bodies are limited to {MAX_JSON_BODY_BYTES} bytes")
+def read_json_body(request: Request, limit: int) -> Any:
+    """The request body parsed as JSON, at most `limit` bytes; ApiError otherwise."""
+    body = request.stream.read(limit + 1)
+    if len(body) > limit:
+        raise ApiError(PAYLOAD_TOO_LARGE, f"JSON bodies are limited to {limit} bytes")
     try:
-        data = json.loads(body)
+        return json.loads(body)
     except (ValueError, RecursionError) as exc:
         raise ApiError(INVALID_FIELD, "the body is not valid JSON") from exc
+
+
+def _from_json(request: Request) -> Submission:
+    data = read_json_body(request, MAX_JSON_BODY_BYTES)
     if not isinstance(data, dict):
         raise ApiError(INVALID_FIELD, "the body must be a JSON object")
     unknown = sorted(set(data) - JSON_FIELDS)

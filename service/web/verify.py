@@ -12,7 +12,6 @@ never roots a bundle brings along. A receipt id alone reveals nothing private:
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from typing import IO, Any
 
@@ -25,7 +24,7 @@ from service.storage.receipts import Receipt, get_receipt
 from service.tsa_chains import trusted_roots
 from service.web.auth import authenticate
 from service.web.context import current_services
-from service.web.intake import FORM_OVERHEAD_BYTES
+from service.web.intake import FORM_OVERHEAD_BYTES, read_json_body
 from service.web.problems import (
     INVALID_DIGEST,
     INVALID_FIELD,
@@ -117,13 +116,7 @@ def _from_form(image_limit: int) -> tuple[str | None, bytes | None, str | None]:
 
 
 def _from_json() -> tuple[str | None, bytes | None, str | None]:
-    body = request.stream.read(MAX_JSON_BYTES + 1)
-    if len(body) > MAX_JSON_BYTES:
-        raise ApiError(PAYLOAD_TOO_LARGE, f"JSON bodies are limited to {MAX_JSON_BYTES} bytes")
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise ApiError(INVALID_FIELD, "the body is not valid JSON") from exc
+    data = read_json_body(request, MAX_JSON_BYTES)
     if not isinstance(data, dict) or set(data) - {"sha256", "receipt_id"}:
         raise ApiError(INVALID_FIELD, "the body must be {\"sha256\": ..., \"receipt_id\": ...}")
     digest = data.get("sha256")
