@@ -13,15 +13,20 @@ from pathlib import Path
 import pytest
 
 from tests.support.openssl_tsa_server import serve_openssl_tsa
-from tests.support.stamping_env import StampingEnv, TSAEndpoint, builtin_tsa
+from tests.support.stamping_env import StampingEnv, TSAEndpoint
 
 RECEIPTS = 200
 STAMP_TIMEOUT_S = 60  # 200 receipts take a few seconds; generous for a loaded 2-core machine
 
 
-def test_two_workers_stamp_every_receipt_exactly_once(tmp_path: Path, db_url: str) -> None:
-    with builtin_tsa(tmp_path / "tsa") as tsa:
-        env = StampingEnv(tmp_path, db_url, [tsa])
+def test_two_workers_stamp_every_receipt_exactly_once(tmp_path: Path, db_url: str,
+                                                     openssl_pki) -> None:
+    # Batches of 20 and a TSA that takes 0.5 s per token: while one worker waits on the TSA the
+    # other must take the next batch, so the test always exercises two concurrent claimers.
+    pki = openssl_pki()
+    with serve_openssl_tsa(pki, mode="slow", delay=0.5) as url:
+        tsa = TSAEndpoint("slow", url, pki.root_pem, read_timeout_s=5.0)
+        env = StampingEnv(tmp_path, db_url, [tsa], CHRONOSEAL_BATCH_MAX_SIZE="20")
         try:
             env.start_worker()
             env.start_worker()
