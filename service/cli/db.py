@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from service.cli._database import add_url_argument, database_url
 from service.errors import ChronosealError
-from service.settings import load_settings
 from service.storage.engine import normalize_url
 from service.storage.migrate import current_revision, head_revision, upgrade
 
@@ -21,7 +21,7 @@ from service.storage.migrate import current_revision, head_revision, upgrade
 def register(subparsers: Any) -> None:
     """Add `db upgrade` and `db current`."""
     parser = subparsers.add_parser("db", help="database schema migrations")
-    parser.add_argument("--url", help="database URL (default: DATABASE_URL or the SQLite file)")
+    add_url_argument(parser)
     sub = parser.add_subparsers(dest="db_command", required=True)
     up = sub.add_parser("upgrade", help="migrate the schema to the newest revision")
     up.add_argument("revision", nargs="?", default="head", help="target revision (default head)")
@@ -31,7 +31,7 @@ def register(subparsers: Any) -> None:
 
 
 def _url(args: argparse.Namespace) -> str:
-    return normalize_url(args.url or load_settings().effective_database_url)
+    return normalize_url(database_url(args))
 
 
 def _shown(url: str) -> str:

@@ -11,9 +11,9 @@ import argparse
 import sys
 from typing import Any
 
+from service.cli._database import add_url_argument, migrated_engine
 from service.errors import ChronosealError
-from service.settings import load_settings
-from service.storage import list_api_keys, make_engine, upgrade, write_transaction
+from service.storage import list_api_keys, write_transaction
 from service.storage.inbound import create_integration, list_integrations
 from service.storage.tables import NAME_LENGTH
 
@@ -23,7 +23,7 @@ HOOK_PATH = "/v1/hooks/{id}"
 def register(subparsers: Any) -> None:
     """Add `integrations create` and `integrations list`."""
     parser = subparsers.add_parser("integrations", help="inbound hooks for posting tools")
-    parser.add_argument("--url", help="database URL (default: DATABASE_URL or the SQLite file)")
+    add_url_argument(parser)
     sub = parser.add_subparsers(dest="integrations_command", required=True)
     create = sub.add_parser("create", help="create a hook; prints its secret once, last line")
     create.add_argument("--name", required=True, help="the posting tool, e.g. 'blog'")
@@ -34,12 +34,6 @@ def register(subparsers: Any) -> None:
     listing.set_defaults(func=_list)
 
 
-def _engine(args: argparse.Namespace) -> Any:
-    engine = make_engine(args.url or load_settings().effective_database_url)
-    upgrade(engine)
-    return engine
-
-
 def _create(args: argparse.Namespace) -> int:
     name = args.name.strip()
     if not 0 < len(name) <= NAME_LENGTH:
@@ -47,7 +41,7 @@ def _create(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     try:
-        with write_transaction(_engine(args)) as conn:
+        with write_transaction(migrated_engine(args)) as conn:
             keys = [k for k in list_api_keys(conn, include_revoked=False)
                     if args.key in (k.id, k.prefix)]
             if len(keys) != 1:
@@ -66,7 +60,7 @@ def _create(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     try:
-        with _engine(args).connect() as conn:
+        with migrated_engine(args).connect() as conn:
             items = list_integrations(conn)
     except ChronosealError as exc:
         print(f"chronoseal integrations list: {exc}", file=sys.stderr)

@@ -10,15 +10,13 @@ import argparse
 import sys
 from typing import Any
 
+from service.cli._database import add_url_argument, migrated_engine
 from service.errors import ChronosealError
-from service.settings import load_settings
 from service.storage import (
     ApiKey,
     create_api_key,
     list_api_keys,
-    make_engine,
     revoke_api_key,
-    upgrade,
     write_transaction,
 )
 from service.storage.tables import NAME_LENGTH
@@ -27,7 +25,7 @@ from service.storage.tables import NAME_LENGTH
 def register(subparsers: Any) -> None:
     """Add `keys create`, `keys list` and `keys revoke`."""
     parser = subparsers.add_parser("keys", help="manage API keys")
-    parser.add_argument("--url", help="database URL (default: DATABASE_URL or the SQLite file)")
+    add_url_argument(parser)
     sub = parser.add_subparsers(dest="keys_command", required=True)
     create = sub.add_parser("create", help="create a key; prints it once, on the last line")
     create.add_argument("--name", required=True, help="who or what uses the key")
@@ -38,12 +36,6 @@ def register(subparsers: Any) -> None:
     revoke = sub.add_parser("revoke", help="revoke a key by id (or display prefix)")
     revoke.add_argument("id", help="key id (key_...) or the prefix shown by `keys list`")
     revoke.set_defaults(func=_revoke)
-
-
-def _engine(args: argparse.Namespace) -> Any:
-    engine = make_engine(args.url or load_settings().effective_database_url)
-    upgrade(engine)
-    return engine
 
 
 def _describe(key: ApiKey) -> str:
@@ -58,7 +50,7 @@ def _create(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     try:
-        engine = _engine(args)
+        engine = migrated_engine(args)
         with write_transaction(engine) as conn:
             key, secret = create_api_key(conn, name)
     except ChronosealError as exc:
@@ -71,7 +63,7 @@ def _create(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     try:
-        with _engine(args).connect() as conn:
+        with migrated_engine(args).connect() as conn:
             keys = list_api_keys(conn, include_revoked=not args.active)
     except ChronosealError as exc:
         print(f"chronoseal keys list: {exc}", file=sys.stderr)
@@ -83,7 +75,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _revoke(args: argparse.Namespace) -> int:
     try:
-        with write_transaction(_engine(args)) as conn:
+        with write_transaction(migrated_engine(args)) as conn:
             key = revoke_api_key(conn, args.id)
     except ChronosealError as exc:
         print(f"chronoseal keys revoke: {exc}", file=sys.stderr)
