@@ -7,7 +7,6 @@ exactly like an unknown id, so ids cannot be probed).
 from __future__ import annotations
 
 import hashlib
-import logging
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +25,7 @@ from service.storage.tables import RECEIPT_STATUSES
 from service.storage.tokens import Token, list_tokens
 from service.tsa_chains import tsa_chain_pem
 from service.web.auth import require_key
-from service.web.context import current_services
+from service.web.context import current_services, stamp_signal
 from service.web.intake import Submission, idempotency_key, read_submission
 from service.web.problems import INVALID_FIELD, NOT_FOUND, NOT_READY, ApiError
 from service.web.render import (
@@ -39,9 +38,7 @@ from service.web.render import (
 )
 from service.wiring import Services
 from workers.perceptual import enqueue_hashing
-from workers.queueing import enqueue_stamping
 
-log = logging.getLogger(__name__)
 bp = Blueprint("stamps", __name__, url_prefix="/v1/stamps")
 
 DEFAULT_PAGE_SIZE = 20
@@ -102,14 +99,10 @@ def _register(services: Services, key: str | None, sub: Submission) -> tuple[Res
         )
         if sub.image_file is not None and not receipt.replayed:
             keep_upload(conn, sub.sha256, sub.image_file)
-    # Committed above; from here on nothing may fail the request: the sweeper re-enqueues
-    # anything Redis did not take, so a Redis error costs latency, never the receipt.
+    # Committed above; from here on nothing may fail the request: the signal runs on its own
+    # thread, and the sweeper re-enqueues anything Redis did not take (latency, never a loss).
     if receipt.status == "pending":
-        try:
-            enqueue_stamping(services)
-        except Exception:
-            log.warning("enqueue failed for %s; the sweeper will pick it up", receipt.id,
-                        exc_info=True)
+        stamp_signal().poke()
     if sub.image_file is not None and not receipt.replayed:
         enqueue_hashing(services, receipt.id)  # never raises; the sweep re-finds lost jobs
     body = {

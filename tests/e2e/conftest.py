@@ -6,6 +6,7 @@ only its own Redis keys afterwards. `api` gives a test client, keys and row coun
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import secrets
@@ -24,8 +25,10 @@ from service.settings import load_settings
 from service.storage import create_api_key, revoke_api_key, write_transaction
 from service.storage.tables import api_keys, batches, receipts, tokens
 from service.web.app import create_app
+from service.web.context import stamp_signal_of
 from service.wiring import Services
 from tests.integration import conftest as _db
+from workers.queueing import stamp_flag_key
 
 # The database fixtures of tests/integration (SQLite and PostgreSQL), offered here as well.
 db_backend = _db.db_backend
@@ -118,6 +121,7 @@ def make_api(
 ) -> Callable[..., Api]:
     """Factory `make_api(redis_url=..., **settings)` -> Api over the test's database."""
     made: list[Services] = []
+    apps: list[Flask] = []
 
     def factory(redis_url: str | None = None, **overrides: Any) -> Api:
         if redis_url is None:
@@ -133,12 +137,17 @@ def make_api(
         made.append(services)
         app = create_app(services)
         app.testing = True
+        apps.append(app)
         with write_transaction(db_engine) as conn:
             key, secret = create_api_key(conn, "test")
         return Api(app, app.test_client(), services, secret, key.id)
 
     yield factory  # type: ignore[misc]
+    for app in apps:
+        stamp_signal_of(app).close()  # no delayed signal may reach the next test's queue
     for services in made:
+        with contextlib.suppress(redis.RedisError):  # some tests run with Redis "down"
+            services.redis.delete(stamp_flag_key(services.settings))
         services.redis.close()
 
 
