@@ -87,6 +87,9 @@ SETTINGS: tuple[Setting, ...] = (
             "larger than any generated image in practice; bounds disk and hashing time"),
     Setting("keep_images", "CHRONOSEAL_KEEP_IMAGES", _bool, False,
             "uploads are kept only until a worker has their perceptual hashes; true keeps them"),
+    Setting("uploads_dir", "CHRONOSEAL_UPLOADS_DIR", str, "",
+            "where uploads wait for hashing: a directory API and workers share, or `database`; "
+            "empty means DATA_DIR/uploads with SQLite, the database with PostgreSQL"),
     Setting("batch_max_size", "CHRONOSEAL_BATCH_MAX_SIZE", int, 256,
             "receipts per Merkle tree: one TSA round trip for many receipts, proofs stay short"),
     Setting("batch_max_wait_ms", "CHRONOSEAL_BATCH_MAX_WAIT_MS", int, 200,
@@ -142,6 +145,7 @@ class Settings:
     min_tokens: int
     max_upload_bytes: int
     keep_images: bool
+    uploads_dir: str
     batch_max_size: int
     batch_max_wait_ms: int
     sweep_interval_s: int

@@ -7,11 +7,13 @@ and a worker on another machine agree on every setting and connection.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import redis
 from sqlalchemy.engine import Engine
 
 from service.settings import Settings, load_settings
+from service.storage.uploads import UploadStore, upload_store
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,13 @@ class Services:
     settings: Settings
     engine: Engine
     redis: redis.Redis
+
+    @cached_property
+    def uploads(self) -> UploadStore:
+        """Where uploads wait for perceptual hashing (settings.uploads_dir)."""
+        settings = self.settings
+        return upload_store(settings.uploads_dir, settings.data_path,
+                            self.engine.dialect.name)
 
 
 def build_services(settings: Settings | None = None, *, migrate: bool = True) -> Services:

@@ -9,7 +9,7 @@ import logging
 
 from service.webhooks.delivery import deliver
 from service.webhooks.inbound import register
-from workers import perceptual, queueing
+from workers import queueing
 from workers.bootstrap import current
 from workers.outbox import delivery_options, inbound_options
 
@@ -59,8 +59,8 @@ def deliver_webhook(delivery_id: str) -> str:
 def register_inbound(inbound_id: str) -> str | None:
     """Create the receipt of an accepted post.published message, then enqueue stamping."""
     services = current().services
-    receipt_id = register(services.engine, inbound_id, inbound_options(services.settings))
+    receipt_id = register(services.engine, inbound_id, inbound_options(services))
     if receipt_id is not None:
         queueing.enqueue_stamping(services)
-        perceptual.enqueue_hashing(services, receipt_id)
+        queueing.enqueue_hashing(services)
     return receipt_id

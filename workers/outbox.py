@@ -36,11 +36,12 @@ def delivery_options(settings: Settings) -> DeliveryOptions:
     return DeliveryOptions.from_settings(settings)
 
 
-def inbound_options(settings: Settings) -> InboundOptions:
+def inbound_options(services: Services) -> InboundOptions:
+    settings = services.settings
     return InboundOptions(
         Allowlist.parse(settings.webhook_allowlist), settings.max_upload_bytes,
         Timeouts(settings.webhook_connect_timeout_s, settings.webhook_timeout_s),
-        settings.webhook_retry_schedule_s)
+        settings.webhook_retry_schedule_s, uploads=services.uploads)
 
 
 def turn_key(services: Services) -> str:

@@ -1,10 +1,12 @@
-"""Perceptual hashing of registered images: the RQ job and how the API enqueues it.
+"""Perceptual hashing of registered images: the RQ job that works through the hash_pending list.
 
-The API keeps the upload (storage.perceptual.keep_upload, in the receipt's transaction) and
-enqueues `hash_image(receipt_id)`; the job decodes the image, stores its hashes and drops the
-upload unless settings.keep_images. Decoding happens here, never in the request: it costs tens
-of milliseconds per image and the registration must answer fast. Lost jobs are found again by
-`enqueue_unhashed` (the kept upload without hashes is the work list).
+The API keeps the upload (service.storage.uploads, in the receipt's transaction, with the
+receipt's hash_pending flag set) and pokes a coalesced signal; the signal enqueues one
+`hash_pending_images` job per burst through the flag protocol of workers.queueing. The job
+hashes receipts until the work list is empty, each claimed in Redis first so that several
+background workers never decode the same image twice. Decoding happens here, never in the
+request: it costs tens of milliseconds per image and the registration must answer fast.
+Jobs Redis lost are replaced by the sweep (`enqueue_unhashed`).
 """
 
 from __future__ import annotations
@@ -12,72 +14,62 @@ from __future__ import annotations
 import io
 import logging
 
-import redis
-from rq.exceptions import DuplicateJobError
 from sqlalchemy import Engine
 
 from service.errors import ImageDecodeError
 from service.evidence.perceptual import registration_hashes
 from service.storage.perceptual import (
-    drop_upload,
+    clear_hash_pending,
     hashes_of,
     hashes_of_image,
-    load_upload,
+    receipts_to_hash,
     store_hashes,
-    unhashed_uploads,
 )
 from service.storage.receipts import get_receipt
+from service.storage.uploads import UploadStore
 from service.wiring import Services
 from workers import queueing
 
 log = logging.getLogger(__name__)
 
-HASH_JOB = "workers.perceptual.hash_image"
-# Decoding a 50-megapixel image takes about a second; a minute frees a stuck worker.
-JOB_TIMEOUT_S = 60
-FAILURE_TTL_S = 24 * 3600  # failed jobs stay a day for `rq info`; the sweep re-does them
-SWEEP_BATCH = 500  # receipts re-enqueued per sweep: bounds one sweep's Redis traffic
-
-
-def enqueue_hashing(services: Services, receipt_id: str) -> bool:
-    """Queue the hashing of one receipt's image, once per receipt; False when Redis failed."""
-    try:
-        queueing.background_queue_for(services).enqueue(
-            HASH_JOB, receipt_id, job_id=f"phash-{receipt_id}", unique=True,
-            job_timeout=JOB_TIMEOUT_S, result_ttl=0, failure_ttl=FAILURE_TTL_S,
-        )
-        return True
-    except DuplicateJobError:
-        return True  # already queued
-    except redis.RedisError as exc:
-        log.warning("could not enqueue hashing of %s: %s", receipt_id, exc)
-        return False
+# Receipts read from the work list per query: one query per this many images.
+WORK_CHUNK = 50
+# A claim outlives the hashing of one image by far (a 50-megapixel image takes about a second);
+# a worker killed mid-image leaves the receipt to another job once its claim has expired.
+CLAIM_TTL_S = 120
 
 
 def enqueue_unhashed(services: Services) -> int:
-    """Re-enqueue receipts whose image is kept but not hashed (Redis lost their job)."""
+    """Enqueue a hashing job when receipts wait for hashing (Redis may have lost theirs)."""
     with services.engine.connect() as conn:
-        ids = unhashed_uploads(conn, SWEEP_BATCH)
-    return sum(enqueue_hashing(services, receipt_id) for receipt_id in ids)
+        waiting = receipts_to_hash(conn, 1)
+    return int(bool(waiting) and queueing.enqueue_hash_job(services))
 
 
-def hash_receipt_image(engine: Engine, receipt_id: str, *, keep_images: bool) -> int:
+def hash_receipt_image(engine: Engine, uploads: UploadStore, receipt_id: str, *,
+                       keep_images: bool) -> int:
     """Compute and store the receipt's perceptual hashes; returns how many views were stored.
 
-    Idempotent: a receipt with hashes is left alone, and a receipt whose bytes another receipt
-    already had hashed copies those (same bytes, same hashes: the upload may be gone by then).
+    Idempotent, and always takes the receipt off the work list: a receipt with hashes is left
+    alone, and a receipt whose bytes another receipt already had hashed copies those (same
+    bytes, same hashes: the upload may be gone by then). The upload is dropped only after the
+    hashes are committed, so a receipt of the same bytes finds one or the other.
     """
     with engine.connect() as conn:
         receipt = get_receipt(conn, receipt_id, None)
-        if receipt is None or receipt.image_size is None or hashes_of(conn, receipt_id):
+        if receipt is None:
             return 0
-        known = hashes_of_image(conn, receipt.image_sha256)
-        data = None if known else load_upload(conn, receipt.image_sha256)
-    if known:
+        done = receipt.image_size is None or bool(hashes_of(conn, receipt_id))
+        known = [] if done else hashes_of_image(conn, receipt.image_sha256)
+        data = None if done or known else uploads.load(conn, receipt.image_sha256)
+    views: list[tuple[int, int, int]] | None
+    if done:
+        views = None  # nothing to (re)compute
+    elif known:
         views = [(h.view, h.phash, h.dhash256) for h in known]
     elif data is None:
         log.warning("no kept image for %s: nothing to hash", receipt_id)
-        return 0
+        views = []
     else:
         try:
             views = [(h.view, h.phash, h.dhash256)
@@ -86,17 +78,38 @@ def hash_receipt_image(engine: Engine, receipt_id: str, *, keep_images: bool) ->
             log.info("%s: not hashed (%s)", receipt_id, exc)
             views = []
     with engine.begin() as conn:
-        store_hashes(conn, receipt_id, views)
-        # Nothing to hash again later when the image gave no hashes: drop it in any case.
-        if not keep_images or not views:
-            drop_upload(conn, receipt.image_sha256)
-    return len(views)
+        if views is None:
+            clear_hash_pending(conn, receipt_id)
+        else:
+            store_hashes(conn, receipt_id, views)
+    # Nothing to hash again later when the image gave no hashes: drop it in any case.
+    if views is not None and data is not None and (not keep_images or not views):
+        with engine.begin() as conn:
+            uploads.drop(conn, receipt.image_sha256)
+    return len(views or [])
 
 
-def hash_image(receipt_id: str) -> int:
-    """RQ job: hash one receipt's image (see hash_receipt_image)."""
+def hash_pending(services: Services) -> int:
+    """Hash every receipt on the work list that no other worker claimed; how many were hashed."""
+    done = 0
+    prefix = queueing.key_prefix(services.settings)
+    while True:
+        with services.engine.connect() as conn:
+            waiting = receipts_to_hash(conn, WORK_CHUNK)
+        mine = [receipt_id for receipt_id in waiting if services.redis.set(
+            f"{prefix}:hash-claim:{receipt_id}", b"1", nx=True, ex=CLAIM_TTL_S)]
+        if not mine:
+            return done  # nothing left, or everything left is another worker's
+        for receipt_id in mine:
+            hash_receipt_image(services.engine, services.uploads, receipt_id,
+                               keep_images=services.settings.keep_images)
+            done += 1
+
+
+def hash_pending_images() -> int:
+    """RQ job: clear the hashing flag, then hash the work list (see hash_pending)."""
     from workers.bootstrap import current  # the worker side only: TSA clients and the stamper
 
     services = current().services
-    return hash_receipt_image(services.engine, receipt_id,
-                              keep_images=services.settings.keep_images)
+    queueing.clear_hash_flag(services)
+    return hash_pending(services)

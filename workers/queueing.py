@@ -12,12 +12,17 @@ Protocol (the database stays the source of truth; Redis only says "look at the d
    restarted, worker killed before it started) blocks new jobs only briefly; the sweeper finds
    whatever Redis lost for longer.
 
+Perceptual hashing uses the same protocol with its own flag and job (`enqueue_hashing`, the
+job `workers.perceptual.hash_pending_images` on the background queue); its work list is the
+receipts' hash_pending flag in the database.
+
 Keys are namespaced by the queue name, so several deployments (or tests) can share one Redis.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import redis
 from rq import Queue
@@ -42,6 +47,10 @@ RETRY_FAILURE_TTL_S = 300
 JOB_TIMEOUT_S = 600
 # Job functions by dotted name: enqueuing must not import the worker side (TSA client etc.).
 STAMP_JOB = "workers.jobs.stamp_batch"
+HASH_JOB = "workers.perceptual.hash_pending_images"
+# Hashing a 50-megapixel image takes about a second; a job hashes until the work list is empty,
+# so its timeout only frees a stuck worker.
+HASH_JOB_TIMEOUT_S = 3600
 RETRY_JOB = "workers.jobs.retry_tsa"
 SWEEP_JOB = "workers.jobs.sweep"
 DELIVER_JOB = "workers.jobs.deliver_webhook"
@@ -59,6 +68,11 @@ def key_prefix(settings: Settings) -> str:
 def stamp_flag_key(settings: Settings) -> str:
     """The "a stamp job is queued" flag of step 1 above."""
     return f"{key_prefix(settings)}:stamp-flag"
+
+
+def hash_flag_key(settings: Settings) -> str:
+    """The "a hashing job is queued" flag (same protocol as stamp_flag_key)."""
+    return f"{key_prefix(settings)}:hash-flag"
 
 
 def queue_for(services: Services, connection: redis.Redis | None = None) -> Queue:
@@ -98,20 +112,54 @@ def background_queue_for(services: Services, connection: redis.Redis | None = No
 def enqueue_stamping(services: Services) -> None:
     """Make sure a stamp job will look at receipts committed so far; never raises on Redis errors.
 
-    Called by the API after each receipt commit. When Redis is down the receipt simply waits for
-    the sweeper (stale_after_s), so the upload still succeeds.
+    Called after receipt commits (by the API through its coalesced signal). When Redis is down
+    the receipt simply waits for the sweeper (stale_after_s), so the upload still succeeds.
     """
-    flag = stamp_flag_key(services.settings)
+    _enqueue_flagged(services, stamp_flag_key(services.settings),
+                     lambda: _enqueue_stamp_job(services), "stamping")
+
+
+def enqueue_hashing(services: Services) -> None:
+    """Make sure a hashing job will look at the hash_pending receipts committed so far."""
+    _enqueue_flagged(services, hash_flag_key(services.settings),
+                     lambda: _enqueue_hash_job(services), "hashing")
+
+
+def _enqueue_flagged(services: Services, flag: str, enqueue: Callable[[], None],
+                     what: str) -> None:
+    """Steps 1 and 3 of the protocol above, for the job `enqueue` puts on a queue."""
     try:
         if not services.redis.set(flag, b"1", nx=True, px=STAMP_FLAG_TTL_MS):
-            return  # a queued job will claim this receipt: it deletes the flag before claiming
+            return  # a queued job will look: it deletes the flag before it reads its work list
         try:
-            _enqueue_stamp_job(services)
+            enqueue()
         except Exception:
-            services.redis.delete(flag)  # let the next receipt try again
+            services.redis.delete(flag)  # let the next caller try again
             raise
     except redis.RedisError as exc:
-        log.warning("could not enqueue stamping (the sweeper will): %s", exc)
+        log.warning("could not enqueue %s (the sweeper will): %s", what, exc)
+
+
+def enqueue_hash_job(services: Services) -> bool:
+    """Enqueue a hashing job regardless of the flag (the sweeper); False if Redis failed."""
+    try:
+        _enqueue_hash_job(services)
+        return True
+    except redis.RedisError as exc:
+        log.warning("could not enqueue a hashing job: %s", exc)
+        return False
+
+
+def clear_hash_flag(services: Services) -> None:
+    """Step 2 of the protocol, for the hashing job."""
+    services.redis.delete(hash_flag_key(services.settings))
+
+
+def _enqueue_hash_job(services: Services) -> None:
+    background_queue_for(services).enqueue(
+        HASH_JOB, job_timeout=HASH_JOB_TIMEOUT_S, result_ttl=RESULT_TTL_S,
+        failure_ttl=FAILURE_TTL_S,
+    )
 
 
 def enqueue_stamp_job(services: Services) -> bool:

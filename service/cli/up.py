@@ -30,7 +30,9 @@ log = logging.getLogger(__name__)
 DEFAULT_WORKERS = 2
 READY_TIMEOUT_S = 60.0  # the TSA creates its keys on first start; gunicorn boots in seconds
 READY_POLL_S = 0.2
-BACKGROUND_NICE = 10  # below the API and stamping workers, above idle
+# The lowest priority: hashing takes what uploads and stamping leave idle. At 10 it still took
+# about a third of a core during an upload burst (bench/e2e.py), slowing the uploads.
+BACKGROUND_NICE = 19
 
 
 def register(subparsers: Any) -> None:

@@ -9,26 +9,20 @@ hash within GUARANTEED_RADIUS, and the database reads only those index entries.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import combinations
-from typing import BinaryIO
 
-from sqlalchemy import Connection, and_, delete, exists, insert, or_, select, true
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, and_, delete, or_, select, true, update
 
 from service.storage.tables import (
     PHASH_BANDS,
-    image_uploads,
     perceptual_hashes,
     receipts,
     tokens,
-    utcnow,
 )
 
-UPLOAD_CHUNK_BYTES = 1024 * 1024  # one row of a kept upload: bounds memory on both sides
 BAND_BITS = 64 // PHASH_BANDS
 BAND_MASK = (1 << BAND_BITS) - 1
 # Band values within this many bits of the query's are looked up: 1 + 16 = 17 per band and
@@ -98,8 +92,10 @@ def hash_row(receipt_id: str, view: int, phash: int, dhash256: int) -> dict[str,
 
 def store_hashes(conn: Connection, receipt_id: str,
                  hashes: Iterable[tuple[int, int, int]]) -> None:
-    """Replace the receipt's hashes with (view, phash, dhash256) triples; idempotent."""
+    """Replace the receipt's hashes with (view, phash, dhash256) triples, and take it off the
+    work list (also with no triples: an image that gave none is done); idempotent."""
     conn.execute(delete(perceptual_hashes).where(perceptual_hashes.c.receipt_id == receipt_id))
+    clear_hash_pending(conn, receipt_id)
     rows = [hash_row(receipt_id, view, phash, dhash) for view, phash, dhash in hashes]
     if rows:
         conn.execute(perceptual_hashes.insert(), rows)
@@ -195,49 +191,13 @@ def matched_receipts(conn: Connection, receipt_ids: Sequence[str],
     return list(found.values())
 
 
-def keep_upload(conn: Connection, image_sha256: str, source: bytes | BinaryIO) -> None:
-    """Keep an uploaded image until a worker hashes it (once per distinct image).
-
-    Run in the receipt's transaction: the receipt and its pixels commit together. A file is
-    copied UPLOAD_CHUNK_BYTES at a time, so the API's memory stays bounded by the chunk size.
-    """
-    present = conn.execute(select(exists().where(
-        image_uploads.c.image_sha256 == image_sha256))).scalar()
-    if present:
-        return
-    stream = io.BytesIO(source) if isinstance(source, bytes) else source
-    now = utcnow()
-    try:
-        with conn.begin_nested():
-            for index, chunk in enumerate(iter(lambda: stream.read(UPLOAD_CHUNK_BYTES), b"")):
-                conn.execute(insert(image_uploads), {
-                    "image_sha256": image_sha256, "chunk": index, "data": chunk,
-                    "created_at": now})
-    except IntegrityError:
-        pass  # a concurrent upload of the same bytes kept them first
+def clear_hash_pending(conn: Connection, receipt_id: str) -> None:
+    """Take the receipt off the hashing work list."""
+    conn.execute(update(receipts).where(receipts.c.id == receipt_id).values(hash_pending=False))
 
 
-def load_upload(conn: Connection, image_sha256: str) -> bytes | None:
-    """The kept image's bytes, or None when it was never kept or already dropped."""
-    chunks = conn.execute(select(image_uploads.c.data).where(
-        image_uploads.c.image_sha256 == image_sha256).order_by(image_uploads.c.chunk)).scalars()
-    data = b"".join(bytes(chunk) for chunk in chunks)
-    return data or None
-
-
-def drop_upload(conn: Connection, image_sha256: str) -> None:
-    """Forget a kept image (its hashes are stored)."""
-    conn.execute(delete(image_uploads).where(image_uploads.c.image_sha256 == image_sha256))
-
-
-def unhashed_uploads(conn: Connection, limit: int) -> list[str]:
-    """Image receipts whose upload is kept but which have no hashes yet (lost jobs)."""
-    query = (
-        select(receipts.c.id)
-        .join(image_uploads, (image_uploads.c.image_sha256 == receipts.c.image_sha256)
-              & (image_uploads.c.chunk == 0))
-        .where(~exists().where(perceptual_hashes.c.receipt_id == receipts.c.id),
-               receipts.c.image_size.is_not(None))
-        .limit(limit)
-    )
+def receipts_to_hash(conn: Connection, limit: int) -> list[str]:
+    """Receipts whose image waits for hashing, oldest first (the partial index on the flag)."""
+    query = (select(receipts.c.id).where(receipts.c.hash_pending == true())
+             .order_by(receipts.c.id).limit(limit))
     return list(conn.execute(query).scalars())

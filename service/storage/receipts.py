@@ -52,6 +52,7 @@ class Receipt:
     proof: list[str] | None  # audit path, hex node hashes from the leaf up
     root: str | None
     tree_size: int | None
+    hash_pending: bool = False  # its image waits for perceptual hashing
     replayed: bool = False  # True when insert_receipt returned an earlier identical request
 
 
@@ -61,6 +62,7 @@ def _receipt(row: RowMapping, replayed: bool = False) -> Receipt:
     values["warnings"] = json.loads(values["warnings"])
     values["proof"] = json.loads(values["proof"]) if values["proof"] is not None else None
     values["public"] = bool(values["public"])
+    values["hash_pending"] = bool(values["hash_pending"])
     return Receipt(**values, replayed=replayed)
 
 
@@ -112,9 +114,11 @@ def insert_receipt(
     request_fingerprint: str | None = None,
     receipt_id: str | None = None,
     created_at: datetime | None = None,
+    hash_pending: bool = False,
 ) -> Receipt:
     """Insert a pending receipt; with an idempotency key, a repeat returns the first receipt.
 
+    `hash_pending` marks an image whose upload the caller keeps for perceptual hashing.
     The repeat must carry the same `request_fingerprint` (a hash of the request), otherwise
     IdempotencyConflictError. Concurrent first requests are settled by the unique constraint
     inside a savepoint, so the caller's transaction survives. On SQLite run this inside
@@ -144,7 +148,7 @@ def insert_receipt(
         created_at=now,
         enqueued_at=now,  # the sweeper measures staleness from here; never NULL
         stamped_at=None, failure=None, last_error=None, batch_id=None, leaf_index=None,
-        proof=None, root=None, tree_size=None,
+        proof=None, root=None, tree_size=None, hash_pending=hash_pending,
     )
     # The row is exactly the receipt returned: no read-back after the insert.
     values = {c.name: getattr(receipt, c.name) for c in receipts.columns}

@@ -135,6 +135,8 @@ receipts = Table(
     Column("batch_id", String(ID_LENGTH), ForeignKey("batches.id"), nullable=True, index=True),
     Column("leaf_index", Integer, nullable=True),
     Column("proof", Text, nullable=True),
+    # Its image waits for perceptual hashing (set at registration, cleared with the hashes).
+    Column("hash_pending", Boolean, nullable=False, server_default=false()),
     CheckConstraint(_one_of("status", RECEIPT_STATUSES), name="status"),
     UniqueConstraint("api_key_id", "idempotency_key"),
     UniqueConstraint("batch_id", "leaf_index"),
@@ -146,6 +148,13 @@ receipts = Table(
         "id",
         sqlite_where=text("status = 'pending' AND batch_id IS NULL"),
         postgresql_where=text("status = 'pending' AND batch_id IS NULL"),
+    ),
+    # The hashing job's work list (migration 0006).
+    Index(
+        "ix_receipts_hash_pending",
+        "id",
+        sqlite_where=text("hash_pending = 1"),
+        postgresql_where=text("hash_pending"),
     ),
     Index(
         "ix_receipts_pending_enqueued_at",

@@ -1,28 +1,51 @@
-"""Where a request finds the shared Services and the stamping signal: on the app, put there by
-the factory."""
+"""Where a request finds the shared Services and the work signals: on the app, put there by the
+factory."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 
 from flask import Flask, current_app
 
 from service.wiring import Services
 from workers.coalesce import CoalescedCall
-from workers.queueing import enqueue_stamping
+from workers.queueing import enqueue_hashing, enqueue_stamping
 
 EXTENSION_KEY = "chronoseal"
-STAMP_SIGNAL_KEY = "chronoseal.stamp_signal"
-# One Redis call per 20 ms and API process at most, instead of one per upload; small beside
-# the batch's own wait (batch_max_wait_ms, 200 ms by default).
+SIGNALS_KEY = "chronoseal.signals"
+# One Redis call per 20 ms, signal and API process at most, instead of one per upload; small
+# beside the batch's own wait (batch_max_wait_ms, 200 ms by default).
 SIGNAL_DELAY_S = 0.02
 
 
+@dataclass(frozen=True)
+class Signals:
+    """Poke after a commit: `stamping` for pending receipts, `hashing` for kept uploads."""
+
+    stamping: CoalescedCall
+    hashing: CoalescedCall
+
+    def flush(self) -> None:
+        """Signal now, in this thread (tests; what the signal threads do ~20 ms later)."""
+        self.stamping.flush()
+        self.hashing.flush()
+
+    def close(self) -> None:
+        """Stop both threads after signalling what is pending."""
+        self.stamping.close()
+        self.hashing.close()
+
+
 def attach(app: Flask, services: Services) -> None:
-    """Make `services`, and a coalesced stamping signal over them, reachable from handlers."""
+    """Make `services`, and coalesced work signals over them, reachable from handlers."""
     app.extensions[EXTENSION_KEY] = services
-    app.extensions[STAMP_SIGNAL_KEY] = CoalescedCall(
-        partial(enqueue_stamping, services), "chronoseal-stamp-signal", SIGNAL_DELAY_S)
+    app.extensions[SIGNALS_KEY] = Signals(
+        CoalescedCall(partial(enqueue_stamping, services), "chronoseal-stamp-signal",
+                      SIGNAL_DELAY_S),
+        CoalescedCall(partial(enqueue_hashing, services), "chronoseal-hash-signal",
+                      SIGNAL_DELAY_S),
+    )
 
 
 def current_services() -> Services:
@@ -31,12 +54,12 @@ def current_services() -> Services:
     return services
 
 
-def stamp_signal() -> CoalescedCall:
-    """Poke after committing receipts: a stamp job will claim them (workers.queueing)."""
-    return stamp_signal_of(current_app)
+def signals() -> Signals:
+    """The work signals of the app handling this request."""
+    return signals_of(current_app)
 
 
-def stamp_signal_of(app: Flask) -> CoalescedCall:
-    """The stamping signal of `app` (outside a request: tests, shutdown)."""
-    signal: CoalescedCall = app.extensions[STAMP_SIGNAL_KEY]
-    return signal
+def signals_of(app: Flask) -> Signals:
+    """The work signals of `app` (outside a request: tests, shutdown)."""
+    found: Signals = app.extensions[SIGNALS_KEY]
+    return found

@@ -19,13 +19,12 @@ from service.evidence.bundle import build_bundle
 from service.evidence.generation import merge_generation, normalize_request_metadata
 from service.evidence.manifest import Manifest, build_manifest, canonicalize
 from service.storage.engine import write_transaction
-from service.storage.perceptual import keep_upload
 from service.storage.receipts import Receipt, get_receipt, insert_receipt, list_receipts
 from service.storage.tables import RECEIPT_STATUSES
 from service.storage.tokens import Token, list_tokens
 from service.tsa_chains import tsa_chain_pem
 from service.web.auth import require_key
-from service.web.context import current_services, stamp_signal
+from service.web.context import current_services, signals
 from service.web.intake import Submission, idempotency_key, read_submission
 from service.web.problems import INVALID_FIELD, NOT_FOUND, NOT_READY, ApiError
 from service.web.render import (
@@ -37,7 +36,6 @@ from service.web.render import (
     summary_json,
 )
 from service.wiring import Services
-from workers.perceptual import enqueue_hashing
 
 bp = Blueprint("stamps", __name__, url_prefix="/v1/stamps")
 
@@ -81,30 +79,39 @@ def _register(services: Services, key: str | None, sub: Submission) -> tuple[Res
     manifest = _manifest(sub)
     # Only an idempotent insert reads before it writes; a plain insert needs no IMMEDIATE lock.
     transaction = write_transaction if key else _plain_transaction
-    with transaction(services.engine) as conn:
-        receipt = insert_receipt(
-            conn,
-            api_key_id=g.api_key.id,
-            image_sha256=sub.sha256,
-            image_size=sub.size,
-            media_type=sub.media_type,
-            manifest_jcs=manifest.jcs,
-            manifest_digest=manifest.digest.hex(),
-            external_id=sub.external_id,
-            callback_url=sub.callback_url,
-            warnings=sub.warnings,
-            public=sub.public,
-            idempotency_key=key,
-            request_fingerprint=request_fingerprint(sub) if key else None,
-        )
-        if sub.image_file is not None and not receipt.replayed:
-            keep_upload(conn, sub.sha256, sub.image_file)
-    # Committed above; from here on nothing may fail the request: the signal runs on its own
-    # thread, and the sweeper re-enqueues anything Redis did not take (latency, never a loss).
+    keep = sub.image_file is not None
+    kept = False
+    try:
+        with transaction(services.engine) as conn:
+            receipt = insert_receipt(
+                conn,
+                api_key_id=g.api_key.id,
+                image_sha256=sub.sha256,
+                image_size=sub.size,
+                media_type=sub.media_type,
+                manifest_jcs=manifest.jcs,
+                manifest_digest=manifest.digest.hex(),
+                external_id=sub.external_id,
+                callback_url=sub.callback_url,
+                warnings=sub.warnings,
+                public=sub.public,
+                idempotency_key=key,
+                request_fingerprint=request_fingerprint(sub) if key else None,
+                hash_pending=keep,
+            )
+            if keep and not receipt.replayed:
+                assert sub.image_file is not None
+                kept = services.uploads.keep(conn, sub.sha256, sub.image_file)
+    except BaseException:
+        if kept:  # the receipt did not commit: neither may its kept image stay
+            services.uploads.forget(sub.sha256)
+        raise
+    # Committed above; from here on nothing may fail the request: the signals run on their own
+    # threads, and the sweeper re-enqueues anything Redis did not take (latency, never a loss).
     if receipt.status == "pending":
-        stamp_signal().poke()
-    if sub.image_file is not None and not receipt.replayed:
-        enqueue_hashing(services, receipt.id)  # never raises; the sweep re-finds lost jobs
+        signals().stamping.poke()
+    if keep and not receipt.replayed:
+        signals().hashing.poke()
     body = {
         "id": receipt.id,
         "status": receipt.status,

@@ -19,7 +19,7 @@ import binascii
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,8 +36,8 @@ from service.storage.inbound import (
     integration_secret,
     retry_inbound,
 )
-from service.storage.perceptual import keep_upload
 from service.storage.receipts import get_receipt, insert_receipt
+from service.storage.uploads import DatabaseUploads, UploadStore
 from service.webhooks.errors import ResolutionError, TransportError, WebhookError
 from service.webhooks.ssrf import Allowlist, Resolver, check_url, system_resolver
 from service.webhooks.transport import Timeouts, fetch
@@ -129,6 +129,7 @@ class InboundOptions:
     timeouts: Timeouts
     schedule_s: tuple[float, ...] = (0.0,)
     resolver: Resolver = system_resolver
+    uploads: UploadStore = field(default_factory=DatabaseUploads)  # where the image waits
 
 
 def _image_bytes(post: PostPublished, options: InboundOptions) -> bytes:
@@ -187,15 +188,22 @@ def register(engine: Engine, inbound_id: str, options: InboundOptions) -> str | 
         with write_transaction(engine) as conn:
             finish_inbound(conn, inbound_id, "failed", str(exc))
         return None
-    with write_transaction(engine) as conn:
-        if get_receipt(conn, message.receipt_id, None) is None:
-            insert_receipt(
-                conn, receipt_id=message.receipt_id, api_key_id=integration.api_key_id,
-                image_sha256=manifest.obj["image"]["sha256"], image_size=len(image),
-                media_type=manifest.obj["image"].get("media_type"), manifest_jcs=manifest.jcs,
-                manifest_digest=manifest.digest.hex(), external_id=post.external_id,
-                callback_url=post.callback_url,
-            )
-            keep_upload(conn, manifest.obj["image"]["sha256"], image)  # for perceptual hashing
-        finish_inbound(conn, inbound_id, "done")
+    sha256 = manifest.obj["image"]["sha256"]
+    kept = False
+    try:
+        with write_transaction(engine) as conn:
+            if get_receipt(conn, message.receipt_id, None) is None:
+                insert_receipt(
+                    conn, receipt_id=message.receipt_id, api_key_id=integration.api_key_id,
+                    image_sha256=sha256, image_size=len(image), hash_pending=True,
+                    media_type=manifest.obj["image"].get("media_type"),
+                    manifest_jcs=manifest.jcs, manifest_digest=manifest.digest.hex(),
+                    external_id=post.external_id, callback_url=post.callback_url,
+                )
+                kept = options.uploads.keep(conn, sha256, image)  # for perceptual hashing
+            finish_inbound(conn, inbound_id, "done")
+    except BaseException:
+        if kept:
+            options.uploads.forget(sha256)
+        raise
     return message.receipt_id

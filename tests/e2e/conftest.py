@@ -25,10 +25,10 @@ from service.settings import load_settings
 from service.storage import create_api_key, revoke_api_key, write_transaction
 from service.storage.tables import api_keys, batches, receipts, tokens
 from service.web.app import create_app
-from service.web.context import stamp_signal_of
+from service.web.context import signals_of
 from service.wiring import Services
 from tests.integration import conftest as _db
-from workers.queueing import stamp_flag_key
+from workers.queueing import hash_flag_key, stamp_flag_key
 
 # The database fixtures of tests/integration (SQLite and PostgreSQL), offered here as well.
 db_backend = _db.db_backend
@@ -144,10 +144,11 @@ def make_api(
 
     yield factory  # type: ignore[misc]
     for app in apps:
-        stamp_signal_of(app).close()  # no delayed signal may reach the next test's queue
+        signals_of(app).close()  # no delayed signal may reach the next test's queue
     for services in made:
         with contextlib.suppress(redis.RedisError):  # some tests run with Redis "down"
-            services.redis.delete(stamp_flag_key(services.settings))
+            services.redis.delete(stamp_flag_key(services.settings),
+                                  hash_flag_key(services.settings))
         services.redis.close()
 
 

@@ -1,29 +1,31 @@
 """POST /v1/search: altered copies find their original; scope; errors as problem+json.
 
-Images are registered through POST /v1/stamps; the hashing job the API enqueued on the real
-Redis is then run the way the worker runs it (hash_receipt_image), on the real database.
+Images are registered through POST /v1/stamps; the API marks them hash_pending and signals
+a hashing job on the real Redis, which is then run the way the worker runs it (or, for speed,
+hash_receipt_image directly), on the real database.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from rq import Queue
-from sqlalchemy import func, select
 
-from service.storage.perceptual import hashes_of
-from service.storage.tables import image_uploads
+from service.storage.perceptual import hashes_of, receipts_to_hash
+from service.web.context import signals_of
 from tests.e2e.conftest import Api
 from tests.support.alterations import ALTERATIONS, encode
 from tests.support.images import bomb_png
 from tests.support.pictures import picture, picture_png
 from workers import bootstrap
-from workers.perceptual import HASH_JOB, hash_receipt_image
-from workers.queueing import background_queue_for
+from workers.perceptual import hash_pending, hash_receipt_image
+from workers.queueing import HASH_JOB, background_queue_for, hash_flag_key
 
 UPLOAD_LIMIT = 4 * 1024 * 1024  # generated pictures are a few hundred KiB
 ORIGINAL, OTHERS = 7, (101, 102, 103)  # seeds: the picture searched for, unrelated ones
@@ -44,7 +46,7 @@ def register(api: Api, data: bytes, *, auth: dict[str, str] | None = None,
     assert response.status_code == 202, response.get_json()
     receipt_id: str = response.get_json()["id"]
     if hash_now:
-        hash_receipt_image(api.services.engine, receipt_id,
+        hash_receipt_image(api.services.engine, api.services.uploads, receipt_id,
                            keep_images=api.services.settings.keep_images)
     return receipt_id
 
@@ -110,36 +112,49 @@ def test_a_bad_key_is_401_not_anonymous(search_api: Api) -> None:
     assert response.status_code == 401
 
 
-def test_registration_enqueues_hashing_and_drops_the_upload(search_api: Api) -> None:
-    receipt_id = register(search_api, picture_png(ORIGINAL), hash_now=False)
+def kept(api: Api, data: bytes) -> bytes | None:
+    """The upload kept for hashing, if any (whichever store the settings chose)."""
+    with api.services.engine.connect() as conn:
+        return api.services.uploads.load(conn, hashlib.sha256(data).hexdigest())
+
+
+def test_registration_signals_hashing_and_the_job_drops_the_upload(search_api: Api) -> None:
+    image = picture_png(ORIGINAL)
+    search_api.services.redis.delete(hash_flag_key(search_api.services.settings))
     queue = background_queue_for(search_api.services)
-    job = queue.fetch_job(f"phash-{receipt_id}")
-    assert job is not None and job.func_name == HASH_JOB and job.args == (receipt_id,)
+    queue.empty()
+    receipt_id = register(search_api, image, hash_now=False)
+    deadline = time.monotonic() + 5  # the signal thread enqueues ~20 ms after the commit
+    while not queue.jobs and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [job.func_name for job in queue.jobs] == [HASH_JOB]
     engine = search_api.services.engine
     with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(image_uploads)).scalar() == 1
+        assert receipts_to_hash(conn, 10) == [receipt_id]
         assert hashes_of(conn, receipt_id) == []
-    assert hash_receipt_image(engine, receipt_id, keep_images=False) > 1
-    assert hash_receipt_image(engine, receipt_id, keep_images=False) == 0  # already done
+    assert kept(search_api, image) == image
+    uploads = search_api.services.uploads
+    assert hash_receipt_image(engine, uploads, receipt_id, keep_images=False) > 1
+    assert hash_receipt_image(engine, uploads, receipt_id, keep_images=False) == 0  # done
+    assert kept(search_api, image) is None
     with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(image_uploads)).scalar() == 0
         assert len(hashes_of(conn, receipt_id)) > 1
+        assert receipts_to_hash(conn, 10) == []
 
 
 def test_keep_images_keeps_the_upload(make_api: Callable[..., Api]) -> None:
     api = make_api(max_upload_bytes=UPLOAD_LIMIT, keep_images=True)
     register(api, picture_png(ORIGINAL))
-    with api.services.engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(image_uploads)).scalar() == 1
+    assert kept(api, picture_png(ORIGINAL)) == picture_png(ORIGINAL)
 
 
 def test_same_bytes_again_copy_the_hashes_after_the_upload_is_gone(search_api: Api) -> None:
     first = register(search_api, picture_png(ORIGINAL))
     second = register(search_api, picture_png(ORIGINAL), hash_now=False)
-    engine = search_api.services.engine
-    with engine.begin() as conn:
-        conn.execute(image_uploads.delete())  # as if the first job had dropped it just now
-    hash_receipt_image(engine, second, keep_images=False)
+    engine, uploads = search_api.services.engine, search_api.services.uploads
+    with engine.begin() as conn:  # as if the first job had dropped it just now
+        uploads.drop(conn, hashlib.sha256(picture_png(ORIGINAL)).hexdigest())
+    hash_receipt_image(engine, uploads, second, keep_images=False)
     with engine.connect() as conn:
         assert hashes_of(conn, second) == [
             h.__class__(second, h.view, h.phash, h.dhash256) for h in hashes_of(conn, first)]
@@ -150,9 +165,11 @@ def test_hash_only_receipts_get_no_hashes(search_api: Api) -> None:
         "/v1/stamps", data=json.dumps({"sha256": "ab" * 32}), content_type="application/json",
         headers=search_api.auth)
     receipt_id = response.get_json()["id"]
-    assert hash_receipt_image(search_api.services.engine, receipt_id, keep_images=False) == 0
-    with search_api.services.engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(image_uploads)).scalar() == 0
+    services = search_api.services
+    assert hash_receipt_image(services.engine, services.uploads, receipt_id,
+                              keep_images=False) == 0
+    with services.engine.connect() as conn:
+        assert receipts_to_hash(conn, 10) == []
 
 
 def test_non_image_is_a_problem(search_api: Api) -> None:
@@ -186,6 +203,7 @@ def test_missing_image_and_wrong_content_type_are_problems(search_api: Api) -> N
 
 def work_hash_jobs(api: Api) -> None:
     """Run the queued hashing jobs in a real RQ worker (stamp jobs are dropped: no TSA here)."""
+    signals_of(api.app).flush()  # what the API's signal threads do ~20 ms after a commit
     Queue(api.services.settings.queue_name, connection=api.services.redis).empty()
     context = bootstrap.install(bootstrap.build_context(api.services))
     try:
@@ -204,6 +222,7 @@ def test_the_worker_hashes_what_the_api_enqueued(search_api: Api) -> None:
 
 def test_the_sweep_re_enqueues_hashing_that_redis_lost(search_api: Api) -> None:
     receipt_id = register(search_api, picture_png(ORIGINAL), hash_now=False)
+    signals_of(search_api.app).flush()
     queue = background_queue_for(search_api.services)
     queue.empty()  # Redis lost the job
     context = bootstrap.build_context(search_api.services)
@@ -211,14 +230,40 @@ def test_the_sweep_re_enqueues_hashing_that_redis_lost(search_api: Api) -> None:
         context.sweep()
     finally:
         context.stamper.close()
-    assert queue.fetch_job(f"phash-{receipt_id}") is not None
-    work_hash_jobs(search_api)
+    assert [job.func_name for job in queue.jobs] == [HASH_JOB]
+    bootstrap.install(bootstrap.build_context(search_api.services))
+    try:  # run it without a flush: the sweep's job alone does the work
+        bootstrap.make_rq_worker(bootstrap.current()).work(burst=True, logging_level="WARNING")
+    finally:
+        bootstrap.current().stamper.close()
+        bootstrap._context = None  # noqa: SLF001
     assert match_ids(search(search_api, picture_png(ORIGINAL))) == [receipt_id]
 
 
+def test_two_hashing_jobs_share_the_work_without_hashing_twice(search_api: Api) -> None:
+    ids = [register(search_api, picture_png(seed), hash_now=False) for seed in OTHERS]
+    services = search_api.services
+    first = hash_pending(services)
+    second = hash_pending(services)  # what a second background worker finds: claimed or done
+    assert (first, second) == (len(ids), 0)
+    with services.engine.connect() as conn:
+        assert receipts_to_hash(conn, 10) == []
+        assert all(len(hashes_of(conn, receipt_id)) > 1 for receipt_id in ids)
+
+
+def test_a_claimed_receipt_is_left_to_its_claimer(search_api: Api) -> None:
+    receipt_id = register(search_api, picture_png(ORIGINAL), hash_now=False)
+    services = search_api.services
+    services.redis.set(f"chronoseal:{services.settings.queue_name}:hash-claim:{receipt_id}", 1,
+                       ex=60)  # another worker is on it
+    assert hash_pending(services) == 0
+    with services.engine.connect() as conn:
+        assert receipts_to_hash(conn, 10) == [receipt_id]
+
+
 def test_undecodable_uploads_are_not_kept_for_hashing(search_api: Api) -> None:
-    receipt_id = register(search_api, b"\x89PNG\r\n\x1a\n but no image follows", hash_now=False)
-    queue = background_queue_for(search_api.services)
-    assert queue.fetch_job(f"phash-{receipt_id}") is None
+    data = b"\x89PNG\r\n\x1a\n but no image follows"
+    register(search_api, data, hash_now=False)
+    assert kept(search_api, data) is None
     with search_api.services.engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(image_uploads)).scalar() == 0
+        assert receipts_to_hash(conn, 10) == []

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from standardwebhooks import Webhook
 
 from service.storage.tables import inbound_messages, receipts, webhook_endpoints
-from service.web.context import stamp_signal_of
+from service.web.context import signals_of
 from tests.support.images import png_bytes
 from tests.support.stamping_env import builtin_tsa
 from tests.support.webhook_receiver import self_signed_tls, webhook_receiver
@@ -186,7 +186,7 @@ def worker_api(make_api, tmp_path: Path):
 
         def run() -> None:
             for _ in range(3):  # jobs enqueue jobs: register -> stamp; the outbox -> deliver
-                stamp_signal_of(api.app).flush()  # what the API's signal thread does soon
+                signals_of(api.app).flush()  # what the API's signal threads do soon
                 pump_once(api.services)
                 bootstrap.make_rq_worker(context).work(burst=True, logging_level="WARNING")
 

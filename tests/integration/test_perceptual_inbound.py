@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from service.storage.perceptual import hashes_of, load_upload
+from service.storage.perceptual import hashes_of, receipts_to_hash
 from service.webhooks.inbound import register
 from tests.integration.test_webhooks_inbound import OPTIONS, _accepted, _message
 from tests.support.pictures import picture_png
@@ -19,8 +19,10 @@ def test_an_inbound_image_is_kept_then_hashed(db_engine, make_api_key) -> None:
     with db_engine.connect() as conn:
         receipt_sha = conn.exec_driver_sql(
             "SELECT image_sha256 FROM receipts WHERE id = 'rcp_TEST'").scalar()
-        assert load_upload(conn, receipt_sha) == image
-    assert hash_receipt_image(db_engine, "rcp_TEST", keep_images=False) > 1
+        assert OPTIONS.uploads.load(conn, receipt_sha) == image
+        assert receipts_to_hash(conn, 10) == ["rcp_TEST"]
+    assert hash_receipt_image(db_engine, OPTIONS.uploads, "rcp_TEST", keep_images=False) > 1
     with db_engine.connect() as conn:
         assert len(hashes_of(conn, "rcp_TEST")) > 1
-        assert load_upload(conn, receipt_sha) is None
+        assert OPTIONS.uploads.load(conn, receipt_sha) is None
+        assert receipts_to_hash(conn, 10) == []

@@ -96,5 +96,5 @@ def test_workers_can_be_split_into_stamping_and_background(services: Services) -
     assert queueing.worker_queue_names(settings, "stamping") == [main]
     assert queueing.worker_queue_names(settings, "background") == [background]
     assert queueing.worker_queue_names(settings) == [main, background]
-    argv = child_argv(queues="background", nice=10, sweeper=False)
-    assert argv[-5:] == ["--no-sweeper", "--queues", "background", "--nice", "10"]
+    argv = child_argv(queues="background", nice=19, sweeper=False)
+    assert argv[-5:] == ["--no-sweeper", "--queues", "background", "--nice", "19"]

@@ -14,8 +14,6 @@ from service.storage.perceptual import (
     bands,
     find_candidates,
     hashes_of,
-    keep_upload,
-    load_upload,
     matched_receipts,
     store_hashes,
 )
@@ -90,12 +88,3 @@ def test_matched_receipts_scope_own_and_public(db_engine: Engine,
         anonymous = [r.id for r in matched_receipts(conn, ids, None)]
     assert as_mine == [mine.id, public.id]
     assert anonymous == [public.id]
-
-
-def test_an_upload_is_kept_once_per_image(db_engine: Engine) -> None:
-    with db_engine.begin() as conn:
-        keep_upload(conn, "ab" * 32, b"first")
-        keep_upload(conn, "ab" * 32, b"second")  # same digest: the first bytes stay
-    with db_engine.connect() as conn:
-        assert load_upload(conn, "ab" * 32) == b"first"
-        assert load_upload(conn, "cd" * 32) is None
