@@ -90,6 +90,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("uploads_dir", "CHRONOSEAL_UPLOADS_DIR", str, "",
             "where uploads wait for hashing: a directory API and workers share, or `database`; "
             "empty means DATA_DIR/uploads with SQLite, the database with PostgreSQL"),
+    Setting("auth_cache_s", "CHRONOSEAL_AUTH_CACHE_S", _non_negative, 2.0,
+            "an API process remembers a valid key this long, so a revoked key works at most "
+            "this much longer; 0 looks every request up"),
     Setting("batch_max_size", "CHRONOSEAL_BATCH_MAX_SIZE", int, 256,
             "receipts per Merkle tree: one TSA round trip for many receipts, proofs stay short"),
     Setting("batch_max_wait_ms", "CHRONOSEAL_BATCH_MAX_WAIT_MS", int, 200,
@@ -146,6 +149,7 @@ class Settings:
     max_upload_bytes: int
     keep_images: bool
     uploads_dir: str
+    auth_cache_s: float
     batch_max_size: int
     batch_max_wait_ms: int
     sweep_interval_s: int

@@ -12,6 +12,7 @@ from typing import Any
 
 from service.cli._database import add_url_argument, migrated_engine
 from service.errors import ChronosealError
+from service.settings import load_settings
 from service.storage import (
     ApiKey,
     create_api_key,
@@ -83,5 +84,9 @@ def _revoke(args: argparse.Namespace) -> int:
     if key is None:
         print(f"chronoseal keys revoke: no key {args.id!r}", file=sys.stderr)
         return 1
+    cache_s = load_settings().auth_cache_s
+    if cache_s > 0:  # said before the last line, which stays the key's description
+        print(f"API processes that used it in the last {cache_s:g} s accept it that much longer "
+              "(CHRONOSEAL_AUTH_CACHE_S)", file=sys.stderr)
     print(_describe(key))
     return 0

@@ -80,10 +80,13 @@ def create_api_key(conn: Connection, name: str, now: datetime | None = None) -> 
 
 def find_api_key_by_secret(conn: Connection, secret: str) -> ApiKey | None:
     """The non-revoked key whose secret this is, or None."""
+    return find_api_key_by_hash(conn, hash_secret(secret))
+
+
+def find_api_key_by_hash(conn: Connection, key_hash: str) -> ApiKey | None:
+    """The non-revoked key whose secret has this SHA-256 (hash_secret), or None."""
     row = conn.execute(
-        select(*_COLUMNS).where(
-            api_keys.c.key_hash == hash_secret(secret), api_keys.c.revoked_at.is_(None)
-        )
+        select(*_COLUMNS).where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None))
     ).mappings().first()
     return _key(row) if row else None
 

@@ -2,6 +2,7 @@
 
 The secret is looked up by its SHA-256 (storage.keys), so comparing it takes the same time
 whatever it is: there is no byte-by-byte comparison of secrets to time. Keys are never logged.
+Valid keys are remembered for CHRONOSEAL_AUTH_CACHE_S seconds per process (web.key_cache).
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from typing import Any, TypeVar
 
 from flask import g, request
 
-from service.storage.keys import ApiKey, find_api_key_by_secret
-from service.web.context import current_services
+from service.storage.keys import ApiKey, find_api_key_by_hash, hash_secret
+from service.web.context import current_services, key_cache
 from service.web.problems import UNAUTHORIZED, ApiError
 
 MAX_KEY_CHARS = 256  # real keys are ~50 characters; longer headers are refused before hashing
@@ -45,10 +46,15 @@ def authenticate() -> ApiKey:
     if cached is not None:
         return cached
     secret = bearer_secret()
-    with current_services().engine.connect() as conn:
-        key = find_api_key_by_secret(conn, secret)
+    cache = key_cache()
+    key_hash = hash_secret(secret)
+    key = cache.get(key_hash)
     if key is None:
-        raise _unauthorized("The API key is unknown or revoked")
+        with current_services().engine.connect() as conn:
+            key = find_api_key_by_hash(conn, key_hash)
+        if key is None:
+            raise _unauthorized("The API key is unknown or revoked")
+        cache.put(key_hash, key)
     g.api_key = key
     return key
 

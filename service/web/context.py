@@ -8,12 +8,14 @@ from functools import partial
 
 from flask import Flask, current_app
 
+from service.web.key_cache import KeyCache
 from service.wiring import Services
 from workers.coalesce import CoalescedCall
 from workers.queueing import enqueue_hashing, enqueue_stamping
 
 EXTENSION_KEY = "chronoseal"
 SIGNALS_KEY = "chronoseal.signals"
+KEY_CACHE_KEY = "chronoseal.key_cache"
 # One Redis call per 20 ms, signal and API process at most, instead of one per upload; small
 # beside the batch's own wait (batch_max_wait_ms, 200 ms by default).
 SIGNAL_DELAY_S = 0.02
@@ -38,8 +40,9 @@ class Signals:
 
 
 def attach(app: Flask, services: Services) -> None:
-    """Make `services`, and coalesced work signals over them, reachable from handlers."""
+    """Make `services`, coalesced work signals over them and the key cache reachable."""
     app.extensions[EXTENSION_KEY] = services
+    app.extensions[KEY_CACHE_KEY] = KeyCache(services.settings.auth_cache_s)
     app.extensions[SIGNALS_KEY] = Signals(
         CoalescedCall(partial(enqueue_stamping, services), "chronoseal-stamp-signal",
                       SIGNAL_DELAY_S),
@@ -52,6 +55,12 @@ def current_services() -> Services:
     """The Services of the app handling this request."""
     services: Services = current_app.extensions[EXTENSION_KEY]
     return services
+
+
+def key_cache() -> KeyCache:
+    """The valid-key cache of the app handling this request (web.key_cache)."""
+    cache: KeyCache = current_app.extensions[KEY_CACHE_KEY]
+    return cache
 
 
 def signals() -> Signals:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.e2e.test_api_errors import assert_problem
@@ -30,11 +32,31 @@ def test_every_stamps_route_needs_a_key(api):
         assert_problem(response, 401, "unauthorized")
 
 
-def test_revoked_key_is_401(api):
+def test_revoked_key_is_401_at_once_without_the_key_cache(make_api):
+    api = make_api(auth_cache_s=0)
     assert api.client.get("/v1/stamps", headers=api.auth).status_code == 200
     api.revoke(api.key_id)
     response = api.client.get("/v1/stamps", headers=api.auth)
     assert_problem(response, 401, "unauthorized")
+
+
+def test_revoked_key_is_401_once_the_cache_forgets_it(make_api):
+    ttl_s = 0.3
+    api = make_api(auth_cache_s=ttl_s)
+    assert api.client.get("/v1/stamps", headers=api.auth).status_code == 200  # remembered
+    api.revoke(api.key_id)
+    assert api.client.get("/v1/stamps", headers=api.auth).status_code == 200  # the stated delay
+    time.sleep(ttl_s + 0.05)
+    assert_problem(api.client.get("/v1/stamps", headers=api.auth), 401, "unauthorized")
+
+
+def test_unknown_keys_are_never_remembered(api):
+    _, secret = api.new_key("fresh")  # created after the app started: works at once
+    headers = {"Authorization": f"Bearer {secret}"}
+    assert api.client.get("/v1/stamps", headers=headers).status_code == 200
+    bogus = {"Authorization": "Bearer cs_not_a_key"}
+    for _ in range(2):
+        assert_problem(api.client.get("/v1/stamps", headers=bogus), 401, "unauthorized")
 
 
 def test_other_keys_receipt_is_404(api):

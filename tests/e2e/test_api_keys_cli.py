@@ -30,8 +30,9 @@ def test_create_list_revoke(db_url, db_engine, capsys, make_api):
     assert code == 0 and any(row["id"] in line and "active" in line for line in lines)
     assert all(secret not in line for line in lines)
 
-    # The key works against the API on the same database until it is revoked.
-    api = make_api()
+    # The key works against the API on the same database until it is revoked (at once
+    # without the key cache; test_api_auth covers the cache's delay).
+    api = make_api(auth_cache_s=0)
     headers = {"Authorization": f"Bearer {secret}"}
     assert api.client.get("/v1/stamps", headers=headers).status_code == 200
     code, lines = _run(capsys, "keys", "--url", db_url, "revoke", row["id"])
