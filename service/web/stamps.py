@@ -7,12 +7,10 @@ exactly like an unknown id, so ids cannot be probed).
 from __future__ import annotations
 
 import hashlib
-from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
-from sqlalchemy import Connection, Engine
 
 from service.errors import MetadataError
 from service.evidence.bundle import build_bundle
@@ -58,10 +56,6 @@ def request_fingerprint(sub: Submission) -> str:
     return hashlib.sha256(canonicalize(canonical)).hexdigest()
 
 
-def _plain_transaction(engine: Engine) -> AbstractContextManager[Connection]:
-    return engine.begin()
-
-
 @bp.post("")
 @require_key
 def create_stamp() -> tuple[Response, int]:
@@ -77,12 +71,10 @@ def create_stamp() -> tuple[Response, int]:
 
 def _register(services: Services, key: str | None, sub: Submission) -> tuple[Response, int]:
     manifest = _manifest(sub)
-    # Only an idempotent insert reads before it writes; a plain insert needs no IMMEDIATE lock.
-    transaction = write_transaction if key else _plain_transaction
     keep = sub.image_file is not None
     kept = False
     try:
-        with transaction(services.engine) as conn:
+        with write_transaction(services.engine) as conn:
             receipt = insert_receipt(
                 conn,
                 api_key_id=g.api_key.id,
