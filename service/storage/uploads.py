@@ -47,7 +47,11 @@ class UploadStore(Protocol):
 
 
 def _stream(source: bytes | BinaryIO) -> BinaryIO:
-    return io.BytesIO(source) if isinstance(source, bytes) else source
+    """The bytes from their start: a keep may run again after a rolled-back first attempt."""
+    if isinstance(source, bytes):
+        return io.BytesIO(source)
+    source.seek(0)
+    return source
 
 
 class DatabaseUploads:

@@ -11,12 +11,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
+from sqlalchemy import Connection
 
 from service.errors import MetadataError
 from service.evidence.bundle import build_bundle
 from service.evidence.generation import merge_generation, normalize_request_metadata
 from service.evidence.manifest import Manifest, build_manifest, canonicalize
-from service.storage.engine import write_transaction
+from service.storage.group_commit import group_commit_for
 from service.storage.receipts import Receipt, get_receipt, insert_receipt, list_receipts
 from service.storage.tables import RECEIPT_STATUSES
 from service.storage.tokens import Token, list_tokens
@@ -72,31 +73,38 @@ def create_stamp() -> tuple[Response, int]:
 def _register(services: Services, key: str | None, sub: Submission) -> tuple[Response, int]:
     manifest = _manifest(sub)
     keep = sub.image_file is not None
-    kept = False
+    kept: list[str] = []  # images this request stored: to undo if its receipt does not commit
+
+    def write(conn: Connection) -> Receipt:
+        receipt = insert_receipt(
+            conn,
+            api_key_id=api_key_id,
+            image_sha256=sub.sha256,
+            image_size=sub.size,
+            media_type=sub.media_type,
+            manifest_jcs=manifest.jcs,
+            manifest_digest=manifest.digest.hex(),
+            external_id=sub.external_id,
+            callback_url=sub.callback_url,
+            warnings=sub.warnings,
+            public=sub.public,
+            idempotency_key=key,
+            request_fingerprint=request_fingerprint(sub) if key else None,
+            hash_pending=keep,
+        )
+        if keep and not receipt.replayed:
+            assert sub.image_file is not None
+            if services.uploads.keep(conn, sub.sha256, sub.image_file):
+                kept.append(sub.sha256)
+        return receipt
+
+    api_key_id = g.api_key.id
     try:
-        with write_transaction(services.engine) as conn:
-            receipt = insert_receipt(
-                conn,
-                api_key_id=g.api_key.id,
-                image_sha256=sub.sha256,
-                image_size=sub.size,
-                media_type=sub.media_type,
-                manifest_jcs=manifest.jcs,
-                manifest_digest=manifest.digest.hex(),
-                external_id=sub.external_id,
-                callback_url=sub.callback_url,
-                warnings=sub.warnings,
-                public=sub.public,
-                idempotency_key=key,
-                request_fingerprint=request_fingerprint(sub) if key else None,
-                hash_pending=keep,
-            )
-            if keep and not receipt.replayed:
-                assert sub.image_file is not None
-                kept = services.uploads.keep(conn, sub.sha256, sub.image_file)
+        # Shared with other requests' inserts: one commit (and fsync) for the whole group.
+        receipt = group_commit_for(services.engine).run(write)
     except BaseException:
-        if kept:  # the receipt did not commit: neither may its kept image stay
-            services.uploads.forget(sub.sha256)
+        for sha256 in kept:  # the receipt did not commit: neither may its kept image stay
+            services.uploads.forget(sha256)
         raise
     # Committed above; from here on nothing may fail the request: the signals run on their own
     # threads, and the sweeper re-enqueues anything Redis did not take (latency, never a loss).
