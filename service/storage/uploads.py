@@ -14,10 +14,12 @@ CHRONOSEAL_KEEP_IMAGES. Uploads are keyed by SHA-256, so the same bytes are kept
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import re
 import shutil
-import tempfile
+import threading
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -27,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from service.storage.tables import image_uploads, utcnow
 
 UPLOAD_CHUNK_BYTES = 1024 * 1024  # one row (or one write) at a time: bounds memory on both sides
-_HEX = frozenset("0123456789abcdef")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 class UploadStore(Protocol):
@@ -97,24 +99,33 @@ class DirectoryUploads:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._made: set[str] = set()  # subdirectories known to exist (saves a mkdir per keep)
 
     def path(self, image_sha256: str) -> Path:
-        if len(image_sha256) != 64 or not _HEX.issuperset(image_sha256):
+        return Path(self._name(image_sha256))
+
+    def _name(self, image_sha256: str) -> str:
+        if not _SHA256_HEX.fullmatch(image_sha256):
             raise ValueError("not a lower-case hex SHA-256")  # never a path from outside
-        return self.root / image_sha256[:2] / image_sha256
+        return os.path.join(self.root, image_sha256[:2], image_sha256)
 
     def keep(self, conn: Connection, image_sha256: str, source: bytes | BinaryIO) -> bool:
-        target = self.path(image_sha256)
-        if target.exists():
+        target = self._name(image_sha256)
+        if os.path.exists(target):
             return False
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".part-")
+        directory = os.path.dirname(target)
+        if directory not in self._made:
+            os.makedirs(directory, exist_ok=True)
+            self._made.add(directory)
+        # Unique per process and thread, so no two writers share a temporary file.
+        temporary = f"{target}.part-{os.getpid()}-{threading.get_ident()}"
         try:
-            with os.fdopen(fd, "wb") as out:
+            with open(temporary, "wb") as out:
                 shutil.copyfileobj(_stream(source), out, UPLOAD_CHUNK_BYTES)
             os.replace(temporary, target)
         except BaseException:
-            Path(temporary).unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
             raise
         return True
 

@@ -34,11 +34,8 @@ def _time(moment: datetime | None) -> str | None:
 
 def links(receipt_id: str) -> dict[str, str]:
     """The receipt's own URLs (path-absolute)."""
-    return {
-        "self": url_for("stamps.get_stamp", receipt_id=receipt_id),
-        "bundle": url_for("stamps.get_bundle", receipt_id=receipt_id),
-        "tokens": url_for("stamps.list_tokens", receipt_id=receipt_id),
-    }
+    own = url_for("stamps.get_stamp", receipt_id=receipt_id)  # one URL build per response
+    return {"self": own, "bundle": f"{own}/bundle", "tokens": f"{own}/tokens"}
 
 
 def token_json(receipt_id: str, token: TokenRow) -> dict[str, Any]:

@@ -77,7 +77,7 @@ def test_files_appear_complete_under_a_name_that_is_the_digest(tmp_path: Path,
         with pytest.raises(ValueError):
             store.keep(conn, "../../etc/passwd", b"x")  # never a path from outside
     files = sorted(p.relative_to(tmp_path) for p in (tmp_path / "uploads").rglob("*"))
-    assert files == [Path("uploads/ab"), Path("uploads/ab") / SHA_A]  # no temporary left
+    assert files == [Path("uploads/ab"), Path("uploads/ab") / SHA_A]  # no .part- file left
 
 
 def test_the_default_store_follows_the_database(tmp_path: Path) -> None:
