@@ -10,6 +10,7 @@ API key, then:
     baseline_per_s   the same uploads against bench/baseline_app.py (reads the body, answers
                      202) under the same gunicorn config and worker count, in the same run
     ratio            accept_per_s / baseline_per_s
+    hashed_after_s   end of the uploads -> no image waiting for perceptual hashing
     rate             RATE_COUNT uploads offered at RATE per second (open loop): p50/p99
 
     .venv/bin/python bench/e2e.py [--count 5000] [--clients 8] [--rate 200] [--rate-count 1000]
@@ -42,7 +43,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sqlalchemy import create_engine, select  # noqa: E402
+from sqlalchemy import create_engine, func, select, true  # noqa: E402
 
 from service.storage.tables import receipts  # noqa: E402
 
@@ -156,6 +157,24 @@ def wait_stamped(db_url: str, ids: set[str], timeout: float) -> dict[str, float]
                 return {r.id: _epoch(r.stamped_at) for r in mine if r.status == "stamped"}
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{sum(r.status == 'pending' for r in mine)} still pending")
+            time.sleep(POLL_S)
+    finally:
+        engine.dispose()
+
+
+def wait_hashed(db_url: str, timeout: float) -> float:
+    """Wait until no receipt waits for perceptual hashing; the time.time() it happened."""
+    engine = create_engine(db_url)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            with engine.connect() as conn:
+                waiting = conn.execute(select(func.count()).select_from(receipts).where(
+                    receipts.c.hash_pending == true())).scalar_one()
+            if not waiting:
+                return time.time()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{waiting} images still waiting for hashing")
             time.sleep(POLL_S)
     finally:
         engine.dispose()
@@ -304,6 +323,8 @@ def main() -> int:
             "errors": len(main_run.errors),
             "cpu_s": cpu_seconds_by_role(up_pid),  # by part, up to every receipt stamped
         }
+        # Hashing runs on idle CPU time only: how long after the burst its backlog was gone.
+        out["hashed_after_s"] = round(wait_hashed(db_url, STAMP_TIMEOUT_S) - main_run.finished, 1)
         time.sleep(1.0)  # let the backlog settle before the paced run
         paced = upload(url, secret, args.rate_count, args.rate_clients, pool, rate=args.rate)
         paced_stamped = wait_stamped(db_url, set(paced.accepted), STAMP_TIMEOUT_S)

@@ -30,9 +30,6 @@ log = logging.getLogger(__name__)
 DEFAULT_WORKERS = 2
 READY_TIMEOUT_S = 60.0  # the TSA creates its keys on first start; gunicorn boots in seconds
 READY_POLL_S = 0.2
-# The lowest priority: hashing takes what uploads and stamping leave idle. At 10 it still took
-# about a third of a core during an upload burst (bench/e2e.py), slowing the uploads.
-BACKGROUND_NICE = 19
 
 
 def register(subparsers: Any) -> None:
@@ -61,10 +58,10 @@ def run(args: argparse.Namespace) -> int:
         Child("api", chronoseal_argv("serve"), env),
         *(Child(f"worker-{i + 1}", child_argv(queues="stamping"), env)
           for i in range(max(1, args.workers))),
-        # Perceptual hashing costs milliseconds of CPU per image: one niced process does it
-        # with what uploads and stamping leave idle, so bursts never slow either down.
-        Child("background-worker", child_argv(queues="background", nice=BACKGROUND_NICE,
-                                              sweeper=False), env),
+        # Perceptual hashing costs milliseconds of CPU per image: one process does it with
+        # the CPU time uploads and stamping leave idle (SCHED_IDLE), so bursts never wait on it.
+        Child("background-worker", child_argv(queues="background", idle=True, sweeper=False),
+              env),
     ]
     urls = {
         "tsa": f"http://{settings.tsa_host}:{settings.tsa_port}/certs",

@@ -33,6 +33,9 @@ def register(subparsers: Any) -> None:
                              "in that priority (default)")
     parser.add_argument("--nice", type=int, default=0,
                         help="lower this process's CPU priority by N (background workers)")
+    parser.add_argument("--idle", action="store_true",
+                        help="run only on CPU time nothing else wants (Linux SCHED_IDLE; "
+                             "elsewhere nice 19): for background workers beside the API")
     parser.set_defaults(func=run)
 
 
@@ -43,12 +46,26 @@ def chronoseal_argv(*args: str) -> list[str]:
 
 
 def child_argv(*, burst: bool = False, sweeper: bool = True, queues: str = "all",
-               nice: int = 0) -> list[str]:
+               nice: int = 0, idle: bool = False) -> list[str]:
     """The command line of one worker process (used by --count and by `chronoseal up`)."""
     return chronoseal_argv("worker", *(["--burst"] if burst else []),
                            *([] if sweeper else ["--no-sweeper"]),
                            *([] if queues == "all" else ["--queues", queues]),
-                           *(["--nice", str(nice)] if nice else []))
+                           *(["--nice", str(nice)] if nice else []),
+                           *(["--idle"] if idle else []))
+
+
+def run_when_idle() -> None:
+    """Give this process only the CPU time nothing else wants.
+
+    With SCHED_IDLE the kernel runs it when no normal process is runnable: perceptual hashing
+    then never slows uploads down (at nice 19 it still took a fifth of a core during an upload
+    burst in bench/e2e.py), and catches up as soon as the burst ends.
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):  # not Linux, or not allowed: the lowest nice instead
+        os.nice(19)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         from service.runtime.supervisor import Child, Supervisor
 
         argv = child_argv(burst=args.burst, sweeper=not args.no_sweeper, queues=args.queues,
-                          nice=args.nice)
+                          nice=args.nice, idle=args.idle)
         children = [Child(f"worker-{i + 1}", argv) for i in range(args.count)]
         return Supervisor(children).run()
     from service.wiring import build_services
@@ -65,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.nice:
         os.nice(args.nice)
+    if args.idle:
+        run_when_idle()
 
     try:
         services = build_services()

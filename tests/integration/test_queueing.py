@@ -88,7 +88,7 @@ def test_stamping_jobs_run_before_background_hashing_jobs(services: Services) ->
 
 
 def test_workers_can_be_split_into_stamping_and_background(services: Services) -> None:
-    """`chronoseal up` runs stamping-only workers and one niced background worker."""
+    """`chronoseal up` runs stamping-only workers and one idle-priority background worker."""
     from service.cli.worker import child_argv
 
     settings = services.settings
@@ -96,5 +96,17 @@ def test_workers_can_be_split_into_stamping_and_background(services: Services) -
     assert queueing.worker_queue_names(settings, "stamping") == [main]
     assert queueing.worker_queue_names(settings, "background") == [background]
     assert queueing.worker_queue_names(settings) == [main, background]
-    argv = child_argv(queues="background", nice=19, sweeper=False)
-    assert argv[-5:] == ["--no-sweeper", "--queues", "background", "--nice", "19"]
+    argv = child_argv(queues="background", idle=True, sweeper=False)
+    assert argv[-4:] == ["--no-sweeper", "--queues", "background", "--idle"]
+    assert child_argv(nice=5)[-2:] == ["--nice", "5"]
+
+
+def test_an_idle_worker_runs_under_sched_idle() -> None:
+    import subprocess
+    import sys
+
+    code = ("import os; from service.cli.worker import run_when_idle; run_when_idle(); "
+            "print(os.sched_getscheduler(0) == os.SCHED_IDLE)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "True"
