@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import io
 import logging
+from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
 from service.errors import ImageDecodeError
 from service.evidence.perceptual import registration_hashes
+from service.runtime.priority import normal_priority
+from service.storage.engine import write_transaction
 from service.storage.perceptual import (
     clear_hash_pending,
     hashes_of,
@@ -37,6 +40,9 @@ WORK_CHUNK = 50
 # A claim outlives the hashing of one image by far (a 50-megapixel image takes about a second);
 # a worker killed mid-image leaves the receipt to another job once its claim has expired.
 CLAIM_TTL_S = 120
+# Receipts hashed per write transaction: a sixteenth of the commits, and at most a few seconds
+# of hashing lost when a worker dies in between (its claims expire; another job redoes them).
+STORE_EVERY = 16
 
 
 def enqueue_unhashed(services: Services) -> int:
@@ -46,19 +52,21 @@ def enqueue_unhashed(services: Services) -> int:
     return int(bool(waiting) and queueing.enqueue_hash_job(services))
 
 
-def hash_receipt_image(engine: Engine, uploads: UploadStore, receipt_id: str, *,
-                       keep_images: bool) -> int:
-    """Compute and store the receipt's perceptual hashes; returns how many views were stored.
+@dataclass(frozen=True)
+class _Hashed:
+    """What hashing one receipt gave: its views (None: already done) and what to drop."""
 
-    Idempotent, and always takes the receipt off the work list: a receipt with hashes is left
-    alone, and a receipt whose bytes another receipt already had hashed copies those (same
-    bytes, same hashes: the upload may be gone by then). The upload is dropped only after the
-    hashes are committed, so a receipt of the same bytes finds one or the other.
-    """
+    receipt_id: str
+    views: list[tuple[int, int, int]] | None
+    drop_sha256: str | None  # the kept upload to drop once the views are stored
+
+
+def _compute(engine: Engine, uploads: UploadStore, receipt_id: str,
+             keep_images: bool) -> _Hashed | None:
     with engine.connect() as conn:
         receipt = get_receipt(conn, receipt_id, None)
         if receipt is None:
-            return 0
+            return None
         done = receipt.image_size is None or bool(hashes_of(conn, receipt_id))
         known = [] if done else hashes_of_image(conn, receipt.image_sha256)
         data = None if done or known else uploads.load(conn, receipt.image_sha256)
@@ -77,33 +85,68 @@ def hash_receipt_image(engine: Engine, uploads: UploadStore, receipt_id: str, *,
         except ImageDecodeError as exc:
             log.info("%s: not hashed (%s)", receipt_id, exc)
             views = []
-    with engine.begin() as conn:
-        if views is None:
-            clear_hash_pending(conn, receipt_id)
-        else:
-            store_hashes(conn, receipt_id, views)
     # Nothing to hash again later when the image gave no hashes: drop it in any case.
-    if views is not None and data is not None and (not keep_images or not views):
-        with engine.begin() as conn:
-            uploads.drop(conn, receipt.image_sha256)
-    return len(views or [])
+    drop = views is not None and data is not None and (not keep_images or not views)
+    return _Hashed(receipt_id, views, receipt.image_sha256 if drop else None)
+
+
+def _store(engine: Engine, uploads: UploadStore, hashed: list[_Hashed]) -> None:
+    """Store the views of several receipts in one transaction, then drop their uploads.
+
+    One commit for many receipts: each commit holds the write lock every API process needs.
+    Writes never run at idle priority (runtime.priority). Uploads are dropped only after the
+    hashes are committed, so a receipt of the same bytes finds one or the other.
+    """
+    if not hashed:
+        return
+    with normal_priority(), write_transaction(engine) as conn:
+        for item in hashed:
+            if item.views is None:
+                clear_hash_pending(conn, item.receipt_id)
+            else:
+                store_hashes(conn, item.receipt_id, item.views)
+    drops = sorted({item.drop_sha256 for item in hashed if item.drop_sha256})
+    if drops:
+        with normal_priority(), write_transaction(engine) as conn:
+            for sha256 in drops:
+                uploads.drop(conn, sha256)
+
+
+def hash_receipt_image(engine: Engine, uploads: UploadStore, receipt_id: str, *,
+                       keep_images: bool) -> int:
+    """Compute and store the receipt's perceptual hashes; returns how many views were stored.
+
+    Idempotent, and always takes the receipt off the work list: a receipt with hashes is left
+    alone, and a receipt whose bytes another receipt already had hashed copies those (same
+    bytes, same hashes: the upload may be gone by then).
+    """
+    item = _compute(engine, uploads, receipt_id, keep_images)
+    if item is None:
+        return 0
+    _store(engine, uploads, [item])
+    return len(item.views or [])
 
 
 def hash_pending(services: Services) -> int:
-    """Hash every receipt on the work list that no other worker claimed; how many were hashed."""
+    """Hash every receipt on the work list that no other worker claimed; how many were hashed.
+
+    Results are stored STORE_EVERY receipts at a time (one transaction each).
+    """
     done = 0
     prefix = queueing.key_prefix(services.settings)
+    engine, uploads = services.engine, services.uploads
     while True:
-        with services.engine.connect() as conn:
+        with engine.connect() as conn:
             waiting = receipts_to_hash(conn, WORK_CHUNK)
         mine = [receipt_id for receipt_id in waiting if services.redis.set(
             f"{prefix}:hash-claim:{receipt_id}", b"1", nx=True, ex=CLAIM_TTL_S)]
         if not mine:
             return done  # nothing left, or everything left is another worker's
-        for receipt_id in mine:
-            hash_receipt_image(services.engine, services.uploads, receipt_id,
-                               keep_images=services.settings.keep_images)
-            done += 1
+        for start in range(0, len(mine), STORE_EVERY):
+            results = [_compute(engine, uploads, receipt_id, services.settings.keep_images)
+                       for receipt_id in mine[start:start + STORE_EVERY]]
+            _store(engine, uploads, [r for r in results if r is not None])
+            done += len(results)
 
 
 def hash_pending_images() -> int:

@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from service.errors import ChronosealError
+from service.runtime.priority import run_when_idle
 from workers.queueing import QUEUE_CHOICES
 
 log = logging.getLogger(__name__)
@@ -53,19 +54,6 @@ def child_argv(*, burst: bool = False, sweeper: bool = True, queues: str = "all"
                            *([] if queues == "all" else ["--queues", queues]),
                            *(["--nice", str(nice)] if nice else []),
                            *(["--idle"] if idle else []))
-
-
-def run_when_idle() -> None:
-    """Give this process only the CPU time nothing else wants.
-
-    With SCHED_IDLE the kernel runs it when no normal process is runnable: perceptual hashing
-    then never slows uploads down (at nice 19 it still took a fifth of a core during an upload
-    burst in bench/e2e.py), and catches up as soon as the burst ends.
-    """
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):  # not Linux, or not allowed: the lowest nice instead
-        os.nice(19)
 
 
 def run(args: argparse.Namespace) -> int:

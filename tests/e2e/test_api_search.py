@@ -267,3 +267,18 @@ def test_undecodable_uploads_are_not_kept_for_hashing(search_api: Api) -> None:
     assert kept(search_api, data) is None
     with search_api.services.engine.connect() as conn:
         assert receipts_to_hash(conn, 10) == []
+
+
+def test_hashes_of_several_receipts_are_stored_in_one_transaction(search_api: Api) -> None:
+    from sqlalchemy import event
+
+    ids = [register(search_api, picture_png(seed), hash_now=False) for seed in OTHERS]
+    engine = search_api.services.engine
+    commits: list[int] = []
+    listener = lambda conn: commits.append(1)  # noqa: E731
+    event.listen(engine, "commit", listener)
+    try:
+        assert hash_pending(search_api.services) == len(ids)
+    finally:
+        event.remove(engine, "commit", listener)
+    assert len(commits) == 2  # the views of all three, then dropping their uploads

@@ -105,8 +105,12 @@ def test_an_idle_worker_runs_under_sched_idle() -> None:
     import subprocess
     import sys
 
-    code = ("import os; from service.cli.worker import run_when_idle; run_when_idle(); "
-            "print(os.sched_getscheduler(0) == os.SCHED_IDLE)")
+    code = ("import os; from service.runtime.priority import run_when_idle, normal_priority\n"
+            "run_when_idle(); idle = os.sched_getscheduler(0)\n"
+            "with normal_priority(): inside = os.sched_getscheduler(0)\n"
+            "print(idle == os.SCHED_IDLE, inside == os.SCHED_OTHER,"
+            " os.sched_getscheduler(0) == os.SCHED_IDLE)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
-    assert out.stdout.strip() == "True"
+    # Idle while computing, normal while holding a database lock, idle again after.
+    assert out.stdout.split() == ["True", "True", "True"]
