@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -43,6 +44,10 @@ CLAIM_TTL_S = 120
 # Receipts hashed per write transaction: a sixteenth of the commits, and at most a few seconds
 # of hashing lost when a worker dies in between (its claims expire; another job redoes them).
 STORE_EVERY = 16
+# Backing off while the machine is busy (see hash_pending).
+MIN_CPU_SHARE = 0.5
+MIN_MEASURED_S = 0.005  # shorter chunks say nothing about the machine
+BACKOFF_S = 1.0
 
 
 def enqueue_unhashed(services: Services) -> int:
@@ -130,23 +135,40 @@ def hash_receipt_image(engine: Engine, uploads: UploadStore, receipt_id: str, *,
 def hash_pending(services: Services) -> int:
     """Hash every receipt on the work list that no other worker claimed; how many were hashed.
 
-    Results are stored STORE_EVERY receipts at a time (one transaction each).
+    Results are stored STORE_EVERY receipts at a time (one transaction each). The worker backs
+    off while the machine is busy: under SCHED_IDLE it gets only spare CPU, and a chunk that got
+    less than MIN_CPU_SHARE of its wall time means the API is using the cores. Hashing then
+    does one image per BACKOFF_S, because even spare-time hashing evicts the API's caches
+    (bench/e2e.py: uploads were 20% slower with hashing beside them); when the share comes
+    back, full chunks resume. Workers on a host of their own never back off.
     """
     done = 0
     prefix = queueing.key_prefix(services.settings)
     engine, uploads = services.engine, services.uploads
+    size = STORE_EVERY
     while True:
         with engine.connect() as conn:
             waiting = receipts_to_hash(conn, WORK_CHUNK)
-        mine = [receipt_id for receipt_id in waiting if services.redis.set(
-            f"{prefix}:hash-claim:{receipt_id}", b"1", nx=True, ex=CLAIM_TTL_S)]
+        mine: list[str] = []
+        for receipt_id in waiting:
+            if len(mine) == size:
+                break
+            if services.redis.set(f"{prefix}:hash-claim:{receipt_id}", b"1", nx=True,
+                                  ex=CLAIM_TTL_S):
+                mine.append(receipt_id)
         if not mine:
             return done  # nothing left, or everything left is another worker's
-        for start in range(0, len(mine), STORE_EVERY):
-            results = [_compute(engine, uploads, receipt_id, services.settings.keep_images)
-                       for receipt_id in mine[start:start + STORE_EVERY]]
-            _store(engine, uploads, [r for r in results if r is not None])
-            done += len(results)
+        wall, cpu = time.perf_counter(), time.thread_time()
+        results = [_compute(engine, uploads, receipt_id, services.settings.keep_images)
+                   for receipt_id in mine]
+        wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
+        _store(engine, uploads, [r for r in results if r is not None])
+        done += len(results)
+        if wall > MIN_MEASURED_S and cpu < MIN_CPU_SHARE * wall:
+            size = 1
+            time.sleep(BACKOFF_S)
+        else:
+            size = STORE_EVERY
 
 
 def hash_pending_images() -> int:

@@ -35,7 +35,12 @@ _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 class UploadStore(Protocol):
     """Keep, load and drop uploaded images by SHA-256 (hex, lower case)."""
 
-    def keep(self, conn: Connection, image_sha256: str, source: bytes | BinaryIO) -> bool:
+    # True: `keep` writes in the caller's transaction (needs its connection); False: `keep`
+    # writes outside any transaction (conn may be None) and `forget` undoes it.
+    transactional: bool
+
+    def keep(self, conn: Connection | None, image_sha256: str,
+             source: bytes | BinaryIO) -> bool:
         """Keep the bytes unless these are kept already; True when this call stored them."""
 
     def forget(self, image_sha256: str) -> None:
@@ -59,7 +64,11 @@ def _stream(source: bytes | BinaryIO) -> BinaryIO:
 class DatabaseUploads:
     """Uploads as image_uploads rows, written in the caller's transaction."""
 
-    def keep(self, conn: Connection, image_sha256: str, source: bytes | BinaryIO) -> bool:
+    transactional = True
+
+    def keep(self, conn: Connection | None, image_sha256: str,
+             source: bytes | BinaryIO) -> bool:
+        assert conn is not None, "database uploads are written in the receipt's transaction"
         present = conn.execute(select(exists().where(
             image_uploads.c.image_sha256 == image_sha256))).scalar()
         if present:
@@ -97,6 +106,8 @@ class DirectoryUploads:
     a crash in between leaves an orphan file, never a receipt whose image is missing.
     """
 
+    transactional = False
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self._made: set[str] = set()  # subdirectories known to exist (saves a mkdir per keep)
@@ -109,7 +120,8 @@ class DirectoryUploads:
             raise ValueError("not a lower-case hex SHA-256")  # never a path from outside
         return os.path.join(self.root, image_sha256[:2], image_sha256)
 
-    def keep(self, conn: Connection, image_sha256: str, source: bytes | BinaryIO) -> bool:
+    def keep(self, conn: Connection | None, image_sha256: str,
+             source: bytes | BinaryIO) -> bool:
         target = self._name(image_sha256)
         if os.path.exists(target):
             return False

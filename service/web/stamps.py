@@ -73,7 +73,13 @@ def create_stamp() -> tuple[Response, int]:
 def _register(services: Services, key: str | None, sub: Submission) -> tuple[Response, int]:
     manifest = _manifest(sub)
     keep = sub.image_file is not None
+    uploads = services.uploads
     kept: list[str] = []  # images this request stored: to undo if its receipt does not commit
+    if keep and not uploads.transactional:
+        # A file is written before the shared transaction, not while holding the write lock.
+        assert sub.image_file is not None
+        if uploads.keep(None, sub.sha256, sub.image_file):
+            kept.append(sub.sha256)
 
     def write(conn: Connection) -> Receipt:
         receipt = insert_receipt(
@@ -92,9 +98,9 @@ def _register(services: Services, key: str | None, sub: Submission) -> tuple[Res
             request_fingerprint=request_fingerprint(sub) if key else None,
             hash_pending=keep,
         )
-        if keep and not receipt.replayed:
+        if keep and uploads.transactional and not receipt.replayed:
             assert sub.image_file is not None
-            if services.uploads.keep(conn, sub.sha256, sub.image_file):
+            if uploads.keep(conn, sub.sha256, sub.image_file):
                 kept.append(sub.sha256)
         return receipt
 
@@ -104,8 +110,11 @@ def _register(services: Services, key: str | None, sub: Submission) -> tuple[Res
         receipt = group_commit_for(services.engine).run(write)
     except BaseException:
         for sha256 in kept:  # the receipt did not commit: neither may its kept image stay
-            services.uploads.forget(sha256)
+            uploads.forget(sha256)
         raise
+    if receipt.replayed:
+        for sha256 in kept:  # the first request's image was hashed already: nothing waits
+            uploads.forget(sha256)
     # Committed above; from here on nothing may fail the request: the signals run on their own
     # threads, and the sweeper re-enqueues anything Redis did not take (latency, never a loss).
     if receipt.status == "pending":

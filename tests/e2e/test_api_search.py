@@ -282,3 +282,22 @@ def test_hashes_of_several_receipts_are_stored_in_one_transaction(search_api: Ap
     finally:
         event.remove(engine, "commit", listener)
     assert len(commits) == 2  # the views of all three, then dropping their uploads
+
+
+def test_a_replay_after_hashing_leaves_no_upload_behind(search_api: Api) -> None:
+    image = picture_png(ORIGINAL)
+    headers = {**search_api.auth, "Idempotency-Key": "replay-1"}
+
+    def post() -> Any:
+        return search_api.client.post("/v1/stamps", headers=headers,
+                                      data={"image": (io.BytesIO(image), "image.png")},
+                                      content_type="multipart/form-data")
+
+    receipt_id = post().get_json()["id"]
+    services = search_api.services
+    hash_receipt_image(services.engine, services.uploads, receipt_id, keep_images=False)
+    assert kept(search_api, image) is None
+    again = post()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json()["id"] == receipt_id
+    assert kept(search_api, image) is None  # nothing waits for it: nothing may stay
