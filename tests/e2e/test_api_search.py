@@ -301,3 +301,36 @@ def test_a_replay_after_hashing_leaves_no_upload_behind(search_api: Api) -> None
     assert again.headers["Idempotent-Replayed"] == "true"
     assert again.get_json()["id"] == receipt_id
     assert kept(search_api, image) is None  # nothing waits for it: nothing may stay
+
+
+class _Clock:
+    """perf_counter/thread_time/sleep for hash_pending: each chunk takes 0.1 s of wall time
+    and `share` of it on the CPU."""
+
+    def __init__(self, share: float) -> None:
+        self.share, self.wall, self.cpu, self.sleeps = share, 0.0, 0.0, []
+
+    def perf_counter(self) -> float:
+        self.wall += 0.05
+        return self.wall
+
+    def thread_time(self) -> float:
+        self.cpu += 0.05 * self.share
+        return self.cpu
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+
+
+@pytest.mark.parametrize(("share", "backs_off"), [(0.1, True), (0.9, False)])
+def test_hashing_backs_off_while_the_machine_is_busy(
+        search_api: Api, monkeypatch: pytest.MonkeyPatch, share: float, backs_off: bool) -> None:
+    import workers.perceptual as perceptual
+
+    ids = [register(search_api, picture_png(seed), hash_now=False) for seed in OTHERS]
+    clock = _Clock(share)
+    monkeypatch.setattr(perceptual, "time", clock)
+    monkeypatch.setattr(perceptual, "STORE_EVERY", 2)
+    assert hash_pending(search_api.services) == len(ids)
+    # Busy: the first chunk (2 images) got 10% of its time, so one image per back-off follows.
+    assert clock.sleeps == ([perceptual.BACKOFF_S] * 2 if backs_off else [])
