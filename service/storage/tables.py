@@ -142,6 +142,8 @@ receipts = Table(
     UniqueConstraint("batch_id", "leaf_index"),
     Index(None, "api_key_id", "id"),
     Index(None, "api_key_id", "external_id"),
+    # Same bytes, same perceptual hashes: the hashing job looks for an earlier receipt of them.
+    Index(None, "image_sha256"),
     # The claim query's work list: small because stamped receipts drop out of it.
     Index(
         "ix_receipts_unbatched",

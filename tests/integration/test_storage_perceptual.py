@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
@@ -88,3 +89,25 @@ def test_matched_receipts_scope_own_and_public(db_engine: Engine,
         anonymous = [r.id for r in matched_receipts(conn, ids, None)]
     assert as_mine == [mine.id, public.id]
     assert anonymous == [public.id]
+
+
+def test_the_same_bytes_lookup_reads_an_index_not_the_table(tmp_path: Path) -> None:
+    """hashes_of_image runs once per hashed image: a table scan would grow with every upload.
+    The plan is read on SQLite; PostgreSQL gets the same index from the same migration."""
+    from sqlalchemy import select
+
+    from service.storage import make_engine, upgrade
+    from service.storage.tables import perceptual_hashes, receipts
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'plan.db'}")
+    try:
+        upgrade(engine)
+        query = (select(perceptual_hashes.c.receipt_id)
+                 .join(receipts, receipts.c.id == perceptual_hashes.c.receipt_id)
+                 .where(receipts.c.image_sha256 == "ab" * 32).limit(1))
+        sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
+        with engine.connect() as conn:
+            plan = " ".join(str(row) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
+    finally:
+        engine.dispose()
+    assert "USING INDEX ix_receipts_image_sha256" in plan

@@ -8,6 +8,9 @@ receipts.hash_pending: set in the same INSERT that registers an image whose uplo
 cleared when its hashes are stored. The hashing job's work list is the partial index on it, so
 the API enqueues nothing per upload and the work list stays as small as the backlog (it was
 "kept uploads without hashes", which grows with every upload when CHRONOSEAL_KEEP_IMAGES).
+
+ix_receipts_image_sha256: the hashing job copies the hashes of an earlier receipt of the same
+bytes; without this index that lookup read the whole receipts table once per image.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ depends_on = None
 def upgrade() -> None:
     op.add_column("receipts", sa.Column("hash_pending", sa.Boolean(), nullable=False,
                                         server_default=sa.false()))
+    op.create_index("ix_receipts_image_sha256", "receipts", ["image_sha256"])
     op.create_index("ix_receipts_hash_pending", "receipts", ["id"],
                     sqlite_where=sa.text("hash_pending = 1"),
                     postgresql_where=sa.text("hash_pending"))
@@ -42,5 +46,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_receipts_hash_pending", table_name="receipts")
+    op.drop_index("ix_receipts_image_sha256", table_name="receipts")
     with op.batch_alter_table("receipts") as batch:
         batch.drop_column("hash_pending")
