@@ -60,6 +60,7 @@ class WorkerContext:
                 self.services, batch_id, tsa),
         )
         perceptual.enqueue_unhashed(self.services)  # hashing jobs Redis lost
+        perceptual.remove_orphan_uploads(self.services)  # files of receipts that never committed
         return report
 
 

@@ -41,6 +41,9 @@ WORK_CHUNK = 50
 # A claim outlives the hashing of one image by far (a 50-megapixel image takes about a second);
 # a worker killed mid-image leaves the receipt to another job once its claim has expired.
 CLAIM_TTL_S = 120
+# A kept upload with no receipt this long after it was written is an orphan (its process died
+# before the receipt committed); far beyond any commit, short enough not to pile up.
+ORPHAN_AGE_S = 3600
 # Receipts hashed per write transaction: a sixteenth of the commits, and at most a few seconds
 # of hashing lost when a worker dies in between (its claims expire; another job redoes them).
 STORE_EVERY = 16
@@ -48,6 +51,12 @@ STORE_EVERY = 16
 MIN_CPU_SHARE = 0.5
 MIN_MEASURED_S = 0.005  # shorter chunks say nothing about the machine
 BACKOFF_S = 1.0
+
+
+def remove_orphan_uploads(services: Services) -> int:
+    """Delete kept uploads whose receipt never committed (one slice per sweep)."""
+    with services.engine.connect() as conn:
+        return services.uploads.remove_orphans(conn, ORPHAN_AGE_S)
 
 
 def enqueue_unhashed(services: Services) -> int:

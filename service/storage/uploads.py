@@ -18,15 +18,17 @@ import contextlib
 import io
 import os
 import re
+import secrets
 import shutil
 import threading
+import time
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from sqlalchemy import Connection, delete, exists, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from service.storage.tables import image_uploads, utcnow
+from service.storage.tables import image_uploads, receipts, utcnow
 
 UPLOAD_CHUNK_BYTES = 1024 * 1024  # one row (or one write) at a time: bounds memory on both sides
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -51,6 +53,10 @@ class UploadStore(Protocol):
 
     def drop(self, conn: Connection, image_sha256: str) -> None:
         """Forget the kept bytes (their hashes are stored)."""
+
+    def remove_orphans(self, conn: Connection, older_than_s: float,
+                       subdirectory: str | None = None) -> int:
+        """Delete kept bytes no receipt refers to, older than `older_than_s`; how many."""
 
 
 def _stream(source: bytes | BinaryIO) -> BinaryIO:
@@ -96,6 +102,11 @@ class DatabaseUploads:
 
     def drop(self, conn: Connection, image_sha256: str) -> None:
         conn.execute(delete(image_uploads).where(image_uploads.c.image_sha256 == image_sha256))
+
+    def remove_orphans(self, conn: Connection, older_than_s: float,
+                       subdirectory: str | None = None) -> int:
+        """None can exist: rows commit or roll back with their receipt."""
+        return 0
 
 
 class DirectoryUploads:
@@ -152,6 +163,38 @@ class DirectoryUploads:
 
     def drop(self, conn: Connection, image_sha256: str) -> None:
         self.path(image_sha256).unlink(missing_ok=True)
+
+    def remove_orphans(self, conn: Connection, older_than_s: float,
+                       subdirectory: str | None = None) -> int:
+        """Delete files of one subdirectory (random unless given) that no receipt refers to,
+        and temporary files left by a killed writer, once older than `older_than_s`.
+
+        A file is written before its receipt commits, so a process killed in between leaves
+        one behind. One subdirectory in 256 per call keeps a sweep cheap however many images
+        are kept (CHRONOSEAL_KEEP_IMAGES); the age keeps uploads whose receipt is committing.
+        """
+        name = subdirectory or f"{secrets.randbelow(256):02x}"
+        directory = os.path.join(self.root, name)
+        cutoff = time.time() - older_than_s
+        removed = 0
+        try:
+            entries = list(os.scandir(directory))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            try:
+                if entry.stat().st_mtime > cutoff:
+                    continue
+            except FileNotFoundError:
+                continue  # dropped meanwhile
+            stem = entry.name.split(".part-", 1)[0]
+            orphan = ".part-" in entry.name or not conn.execute(select(exists().where(
+                receipts.c.image_sha256 == stem))).scalar()
+            if orphan:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                removed += 1
+        return removed
 
 
 def upload_store(uploads_dir: str, data_path: Path, database: str) -> UploadStore:

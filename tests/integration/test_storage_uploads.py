@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -133,3 +135,27 @@ def _now() -> Any:
     from service.storage.tables import utcnow
 
     return utcnow()
+
+
+def test_orphan_files_are_removed_once_old(
+        tmp_path: Path, db_engine: Engine, make_receipt: Callable[..., Any]) -> None:
+    store = DirectoryUploads(tmp_path / "uploads")
+    with_receipt = make_receipt(hash_pending=True)  # its image waits for hashing: kept
+    orphan, young = "ab" + "0" * 62, "ab" + "1" * 62
+    with db_engine.connect() as conn:
+        for sha in (with_receipt.image_sha256, orphan, young):
+            store.keep(conn, sha, b"bytes")
+    sub = tmp_path / "uploads" / "ab"
+    if with_receipt.image_sha256[:2] != "ab":  # put it in the swept subdirectory too
+        target = sub / with_receipt.image_sha256
+        (tmp_path / "uploads" / with_receipt.image_sha256[:2] / with_receipt.image_sha256
+         ).rename(target)
+    leftover = sub / f"{orphan}.part-1-2"  # a writer killed mid-file
+    leftover.write_bytes(b"half")
+    old = time.time() - 7200
+    for path in (sub / with_receipt.image_sha256, sub / orphan, leftover):
+        os.utime(path, (old, old))
+    with db_engine.connect() as conn:
+        assert store.remove_orphans(conn, 3600, subdirectory="ab") == 2
+    assert sorted(p.name for p in sub.iterdir()) == sorted([with_receipt.image_sha256, young])
+    assert DatabaseUploads().remove_orphans(None, 0) == 0  # type: ignore[arg-type]
