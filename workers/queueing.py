@@ -142,11 +142,16 @@ def _enqueue_flagged(services: Services, flag: str, enqueue: Callable[[], None],
 
 def enqueue_hash_job(services: Services) -> bool:
     """Enqueue a hashing job regardless of the flag (the sweeper); False if Redis failed."""
+    return _enqueue_or_log(lambda: _enqueue_hash_job(services), "a hashing job")
+
+
+def _enqueue_or_log(enqueue: Callable[[], None], what: str) -> bool:
+    """Run `enqueue`; False (logged) when Redis failed."""
     try:
-        _enqueue_hash_job(services)
+        enqueue()
         return True
     except redis.RedisError as exc:
-        log.warning("could not enqueue a hashing job: %s", exc)
+        log.warning("could not enqueue %s: %s", what, exc)
         return False
 
 
@@ -164,12 +169,7 @@ def _enqueue_hash_job(services: Services) -> None:
 
 def enqueue_stamp_job(services: Services) -> bool:
     """Enqueue a stamp job regardless of the flag (sweeper, follow-ups); False if Redis failed."""
-    try:
-        _enqueue_stamp_job(services)
-        return True
-    except redis.RedisError as exc:
-        log.warning("could not enqueue a stamp job: %s", exc)
-        return False
+    return _enqueue_or_log(lambda: _enqueue_stamp_job(services), "a stamp job")
 
 
 def clear_stamp_flag(services: Services) -> None:

@@ -1,8 +1,9 @@
 """Where an uploaded image waits for its perceptual hashes: a directory, or the database.
 
-The API keeps the upload inside the receipt's transaction (the receipt row carries
-hash_pending); a background worker loads it, stores the hashes and drops it unless
-CHRONOSEAL_KEEP_IMAGES. Uploads are keyed by SHA-256, so the same bytes are kept once.
+The API keeps the upload with its receipt (the receipt row carries hash_pending): rows inside
+the receipt's transaction, a file just before it, undone when the receipt does not commit
+(`undone_unless_committed`). A background worker loads it, stores the hashes and drops it
+unless CHRONOSEAL_KEEP_IMAGES. Uploads are keyed by SHA-256, so the same bytes are kept once.
 
 - `DirectoryUploads`: one file per image under a directory that the API and the hashing workers
   share. The default with SQLite, which already means one host: writing 100 KiB to a file costs
@@ -22,6 +23,8 @@ import secrets
 import shutil
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -57,6 +60,20 @@ class UploadStore(Protocol):
     def remove_orphans(self, conn: Connection, older_than_s: float,
                        subdirectory: str | None = None) -> int:
         """Delete kept bytes no receipt refers to, older than `older_than_s`; how many."""
+
+
+@contextmanager
+def undone_unless_committed(uploads: UploadStore) -> Iterator[list[str]]:
+    """A list for the digests a registration kept; on any error they are forgotten again.
+
+    Append a digest when `keep` returned True; wrap the receipt's transaction in the block."""
+    kept: list[str] = []
+    try:
+        yield kept
+    except BaseException:
+        for image_sha256 in kept:  # the receipt did not commit: neither may its image stay
+            uploads.forget(image_sha256)
+        raise
 
 
 def _stream(source: bytes | BinaryIO) -> BinaryIO:

@@ -21,6 +21,7 @@ from service.storage.group_commit import group_commit_for
 from service.storage.receipts import Receipt, get_receipt, insert_receipt, list_receipts
 from service.storage.tables import RECEIPT_STATUSES
 from service.storage.tokens import Token, list_tokens
+from service.storage.uploads import undone_unless_committed
 from service.tsa_chains import tsa_chain_pem
 from service.web.auth import require_key
 from service.web.context import current_services, signals
@@ -74,12 +75,8 @@ def _register(services: Services, key: str | None, sub: Submission) -> tuple[Res
     manifest = _manifest(sub)
     keep = sub.image_file is not None
     uploads = services.uploads
-    kept: list[str] = []  # images this request stored: to undo if its receipt does not commit
-    if keep and not uploads.transactional:
-        # A file is written before the shared transaction, not while holding the write lock.
-        assert sub.image_file is not None
-        if uploads.keep(None, sub.sha256, sub.image_file):
-            kept.append(sub.sha256)
+    api_key_id = g.api_key.id
+    fingerprint = request_fingerprint(sub) if key else None  # not under the write lock
 
     def write(conn: Connection) -> Receipt:
         receipt = insert_receipt(
@@ -95,7 +92,7 @@ def _register(services: Services, key: str | None, sub: Submission) -> tuple[Res
             warnings=sub.warnings,
             public=sub.public,
             idempotency_key=key,
-            request_fingerprint=request_fingerprint(sub) if key else None,
+            request_fingerprint=fingerprint,
             hash_pending=keep,
         )
         if keep and uploads.transactional and not receipt.replayed:
@@ -104,14 +101,14 @@ def _register(services: Services, key: str | None, sub: Submission) -> tuple[Res
                 kept.append(sub.sha256)
         return receipt
 
-    api_key_id = g.api_key.id
-    try:
+    with undone_unless_committed(uploads) as kept:
+        if keep and not uploads.transactional:
+            # A file is written before the shared transaction, not while holding the write lock.
+            assert sub.image_file is not None
+            if uploads.keep(None, sub.sha256, sub.image_file):
+                kept.append(sub.sha256)
         # Shared with other requests' inserts: one commit (and fsync) for the whole group.
         receipt = group_commit_for(services.engine).run(write)
-    except BaseException:
-        for sha256 in kept:  # the receipt did not commit: neither may its kept image stay
-            uploads.forget(sha256)
-        raise
     if receipt.replayed:
         for sha256 in kept:  # the first request's image was hashed already: nothing waits
             uploads.forget(sha256)

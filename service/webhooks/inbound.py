@@ -37,7 +37,7 @@ from service.storage.inbound import (
     retry_inbound,
 )
 from service.storage.receipts import get_receipt, insert_receipt
-from service.storage.uploads import DatabaseUploads, UploadStore
+from service.storage.uploads import DatabaseUploads, UploadStore, undone_unless_committed
 from service.webhooks.errors import ResolutionError, TransportError, WebhookError
 from service.webhooks.ssrf import Allowlist, Resolver, check_url, system_resolver
 from service.webhooks.transport import Timeouts, fetch
@@ -189,21 +189,16 @@ def register(engine: Engine, inbound_id: str, options: InboundOptions) -> str | 
             finish_inbound(conn, inbound_id, "failed", str(exc))
         return None
     sha256 = manifest.obj["image"]["sha256"]
-    kept = False
-    try:
-        with write_transaction(engine) as conn:
-            if get_receipt(conn, message.receipt_id, None) is None:
-                insert_receipt(
-                    conn, receipt_id=message.receipt_id, api_key_id=integration.api_key_id,
-                    image_sha256=sha256, image_size=len(image), hash_pending=True,
-                    media_type=manifest.obj["image"].get("media_type"),
-                    manifest_jcs=manifest.jcs, manifest_digest=manifest.digest.hex(),
-                    external_id=post.external_id, callback_url=post.callback_url,
-                )
-                kept = options.uploads.keep(conn, sha256, image)  # for perceptual hashing
-            finish_inbound(conn, inbound_id, "done")
-    except BaseException:
-        if kept:
-            options.uploads.forget(sha256)
-        raise
+    with undone_unless_committed(options.uploads) as kept, write_transaction(engine) as conn:
+        if get_receipt(conn, message.receipt_id, None) is None:
+            insert_receipt(
+                conn, receipt_id=message.receipt_id, api_key_id=integration.api_key_id,
+                image_sha256=sha256, image_size=len(image), hash_pending=True,
+                media_type=manifest.obj["image"].get("media_type"),
+                manifest_jcs=manifest.jcs, manifest_digest=manifest.digest.hex(),
+                external_id=post.external_id, callback_url=post.callback_url,
+            )
+            if options.uploads.keep(conn, sha256, image):  # for perceptual hashing
+                kept.append(sha256)
+        finish_inbound(conn, inbound_id, "done")
     return message.receipt_id
