@@ -38,7 +38,8 @@ from service.evidence.similarity import (  # noqa: E402
     closest_matches,
 )
 from service.storage import perceptual as perceptual_store  # noqa: E402
-from service.storage.engine import make_engine, upgrade  # noqa: E402
+from service.storage.engine import make_engine  # noqa: E402
+from service.storage.migrate import upgrade  # noqa: E402
 from service.storage.perceptual import PHASH_BANDS, find_candidates, hash_row  # noqa: E402
 from service.storage.tables import perceptual_hashes  # noqa: E402
 from tests.support.alterations import ALTERATIONS, encode  # noqa: E402

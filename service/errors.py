@@ -1,4 +1,9 @@
-"""One error hierarchy for Chronoseal; third-party exceptions are wrapped at the boundary."""
+"""One error hierarchy for Chronoseal; third-party exceptions are wrapped at the boundary.
+
+Every class here (and in the packages' own errors modules) has one row in the web layer's
+problem table (service.web.problems.DOMAIN_PROBLEMS): type, status, and whether its message
+is written for the client. tests/unit/test_problem_table.py walks the hierarchy to keep it so.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,22 @@ class VerificationError(ChronosealError):
 
 class MalformedInputError(ChronosealError):
     """Input cannot be parsed at all (not DER, not a token, wrong digest length...)."""
+
+
+class InvalidInputError(ChronosealError):
+    """A field is missing, out of range or not allowed here; the message says which (public)."""
+
+
+class NotFoundError(ChronosealError):
+    """No such resource for this caller (another key's resource is not found either)."""
+
+
+class NotReadyError(ChronosealError):
+    """The resource exists but is not in the state the request needs (a receipt not stamped)."""
+
+    def __init__(self, message: str, state: str) -> None:
+        super().__init__(message)
+        self.state = state
 
 
 class UploadTooLargeError(ChronosealError):
@@ -82,9 +103,35 @@ class TSAMalformedReplyError(TSAError):
     """The reply is not a TimeStampResp (wrong content type, garbage, truncated)."""
 
 
-class TSAVerificationError(TSAError):
+class TSAVerificationError(TSAError, VerificationError):
     """The reply parsed but did not verify (imprint, nonce, signature, chain...)."""
 
     def __init__(self, tsa: str, reasons: list[str]) -> None:
         super().__init__(tsa, "token did not verify: " + "; ".join(reasons))
         self.reasons = reasons
+
+
+class StorageError(ChronosealError):
+    """The database refused or could not serve a request (wraps SQLAlchemy errors)."""
+
+
+class DatabaseUnavailableError(StorageError):
+    """The database did not answer a health check."""
+
+
+class IdempotencyConflictError(StorageError):
+    """An Idempotency-Key was reused with a different request; the first receipt stands."""
+
+    def __init__(self, api_key_id: str, idempotency_key: str, receipt_id: str) -> None:
+        super().__init__(f"idempotency key {idempotency_key!r} already used for another request")
+        self.api_key_id = api_key_id
+        self.idempotency_key = idempotency_key
+        self.receipt_id = receipt_id
+
+
+class AmbiguousKeyError(StorageError):
+    """A key prefix matched more than one API key; give the key id instead."""
+
+
+class BatchStateError(StorageError):
+    """A batch operation does not fit the batch's state (unknown batch, different root...)."""

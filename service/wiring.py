@@ -34,7 +34,8 @@ class Services:
 
 def build_services(settings: Settings | None = None, *, migrate: bool = True) -> Services:
     """Create the engine (applying migrations unless told not to) and the Redis client."""
-    from service.storage.engine import make_engine, upgrade
+    from service.storage.engine import make_engine
+    from service.storage.migrate import upgrade
 
     settings = settings or load_settings()
     settings.data_path.mkdir(parents=True, exist_ok=True)

@@ -22,16 +22,13 @@ from typing import Any
 import redis
 from rq import SimpleWorker
 
-from service.settings import Settings
-from service.stamping import BatchOptions, RetryPolicy, Stamper, SweepReport, TokenRequester, sweep
-from service.timestamping.tsa_config import (
-    TSAConfig,
-    enabled_tsas,
-    load_tsa_configs_for,
-)
+from service.stamping import Stamper, SweepReport
+from service.usecases import queueing
+from service.usecases.outbox import pump_once
+from service.usecases.stamp import build_stamper
+from service.usecases.sweep import sweep
 from service.wiring import Services, build_services
-from workers import perceptual, queueing
-from workers.outbox import OutboxPump, pump_once
+from workers.outbox import OutboxPump
 from workers.sweeper import SweeperThread
 
 log = logging.getLogger(__name__)
@@ -50,41 +47,16 @@ class WorkerContext:
     name: str
 
     def sweep(self) -> SweepReport:
-        settings = self.services.settings
-        report = sweep(
-            self.services.engine,
-            stale_after_s=settings.stale_after_s,
-            give_up_after_s=settings.give_up_after_s,
-            enqueue_stamp=lambda: queueing.enqueue_stamp_job(self.services),
-            enqueue_retry=lambda batch_id, tsa: queueing.enqueue_tsa_retry(
-                self.services, batch_id, tsa),
-        )
-        perceptual.enqueue_unhashed(self.services)  # hashing jobs Redis lost
-        perceptual.remove_orphan_uploads(self.services)  # files of receipts that never committed
-        return report
+        return sweep(self.services)
 
 
 _context: WorkerContext | None = None
 
 
-def load_enabled_tsas(settings: Settings) -> list[TSAConfig]:
-    """The TSAs to ask, read as the API reads them (config files, then settings and env)."""
-    return enabled_tsas(load_tsa_configs_for(settings, os.environ))
-
-
 def build_context(services: Services, name: str | None = None) -> WorkerContext:
     """A context for this process; `name` labels batch leases (host, pid, random suffix)."""
     name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    settings = services.settings
-    tsas = load_enabled_tsas(settings)
-    if len(tsas) < settings.min_tokens:
-        log.error("min_tokens is %d but %d TSA(s) are enabled: receipts will stay pending "
-                  "until they fail after give_up_after_s", settings.min_tokens, len(tsas))
-    options = BatchOptions(settings.batch_max_size, settings.batch_max_wait_ms,
-                           settings.min_tokens)
-    stamper = Stamper(services.engine, tsas, TokenRequester(tsas), options=options,
-                      policy=RetryPolicy.from_settings(settings), owner=name)
-    return WorkerContext(services, stamper, name)
+    return WorkerContext(services, build_stamper(services, name), name)
 
 
 def install(context: WorkerContext) -> WorkerContext:

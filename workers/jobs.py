@@ -1,43 +1,25 @@
-"""RQ job functions: thin, idempotent, taking ids only; every result is written to the database.
+"""RQ job functions: thin, idempotent, taking ids only; each calls one use case.
 
-Enqueued by dotted name (workers.queueing) so the API never imports this module.
+Enqueued by dotted name (service.usecases.queueing) so the API never imports this module.
+Results live in the database; RQ keeps none.
 """
 
 from __future__ import annotations
 
-import logging
-
-from service.webhooks.delivery import deliver
-from service.webhooks.inbound import register
-from workers import queueing
+from service.usecases import queueing
+from service.usecases.deliver import DeliveryOptions, deliver
+from service.usecases.hashing import hash_pending
+from service.usecases.inbound import register_inbound as register_inbound_message
+from service.usecases.signals import immediate_signals
+from service.usecases.stamp import stamp_next
+from service.usecases.sweep import sweep as sweep_once
 from workers.bootstrap import current
-from workers.outbox import delivery_options, inbound_options
-
-log = logging.getLogger(__name__)
 
 
 def stamp_batch() -> str | None:
-    """Stamp the next batch of pending receipts, and take over one abandoned batch if any.
-
-    Clears the enqueue flag before claiming (see workers.queueing): any receipt committed
-    before this point is claimable now or later by this job, any later one enqueued its own.
-    Returns the id of the new batch (for logs; RQ keeps no result).
-    """
+    """Stamp the next batch of pending receipts (and one abandoned batch); the new batch's id."""
     context = current()
-    services, stamper = context.services, context.stamper
-    queueing.clear_stamp_flag(services)
-    batch = stamper.claim_next()
-    if batch is not None:
-        if len(batch.leaves) >= stamper.options.max_size:
-            # More may be waiting: let another worker claim them while we wait on TSAs.
-            queueing.enqueue_stamping(services)
-        stamper.stamp(batch)
-    abandoned = stamper.claim_expired()
-    if abandoned is not None:
-        queueing.enqueue_stamp_job(services)  # there may be more; keep them moving in parallel
-        log.info("taking over batch %s (lease expired)", abandoned.id)
-        stamper.stamp(abandoned)
-    return batch.id if batch is not None else None
+    return stamp_next(context.services, context.stamper)
 
 
 def retry_tsa(batch_id: str, tsa: str) -> bool:
@@ -46,21 +28,24 @@ def retry_tsa(batch_id: str, tsa: str) -> bool:
 
 
 def sweep() -> str:
-    """One sweep (see service.stamping.sweep), e.g. from `rq` or a scheduler."""
-    return str(current().sweep())
+    """One sweep (see service.usecases.sweep), e.g. from `rq` or a scheduler."""
+    return str(sweep_once(current().services))
 
 
 def deliver_webhook(delivery_id: str) -> str:
     """One attempt at a webhook delivery; the outcome and next attempt go to the database."""
     services = current().services
-    return deliver(services.engine, delivery_id, delivery_options(services.settings))
+    return deliver(services.engine, delivery_id, DeliveryOptions.from_settings(services.settings))
 
 
 def register_inbound(inbound_id: str) -> str | None:
-    """Create the receipt of an accepted post.published message, then enqueue stamping."""
+    """Create the receipt of an accepted post.published message (stamping is signalled)."""
     services = current().services
-    receipt_id = register(services.engine, inbound_id, inbound_options(services))
-    if receipt_id is not None:
-        queueing.enqueue_stamping(services)
-        queueing.enqueue_hashing(services)
-    return receipt_id
+    return register_inbound_message(services, inbound_id, immediate_signals(services))
+
+
+def hash_pending_images() -> int:
+    """Clear the hashing flag, then hash the work list (see usecases.hashing.hash_pending)."""
+    services = current().services
+    queueing.clear_hash_flag(services)
+    return hash_pending(services)

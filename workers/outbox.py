@@ -1,13 +1,5 @@
-"""The outbox pump: every worker polls the database for due webhook deliveries and inbound
-messages and enqueues one RQ job per row; a Redis key gives one worker the turn per interval.
-
-Why polling an outbox rather than enqueueing right after each commit: the rows are written in
-the transactions that change receipts (storage/tokens.py, storage/sweep.py), deep inside
-stamping code that must not know RQ; polling finds them whatever process committed them, also
-after Redis lost its jobs or a worker died mid-attempt (claims are leases: a row whose job
-vanished is due again when its lease passes). The cost is at most one poll interval (1 s by
-default) of latency on the "immediate" first attempt, and one indexed query per interval.
-"""
+"""The outbox pump thread: every worker polls for due deliveries and inbound messages
+(usecases.outbox); a Redis key gives one worker the turn per interval."""
 
 from __future__ import annotations
 
@@ -16,49 +8,10 @@ import threading
 
 import redis
 
-from service.settings import Settings
-from service.storage.engine import write_transaction
-from service.storage.inbound import claim_due_inbound, inbound_due
-from service.storage.webhooks import claim_due_deliveries, deliveries_due
-from service.webhooks.delivery import DeliveryOptions
-from service.webhooks.inbound import InboundOptions
-from service.webhooks.ssrf import Allowlist
-from service.webhooks.transport import Timeouts
+from service.usecases.outbox import pump_once, turn_key
 from service.wiring import Services
-from workers import queueing
 
 log = logging.getLogger(__name__)
-
-INBOUND_LEASE_S = 300.0  # an image download and a hash; a lost job is retried after this
-
-
-def delivery_options(settings: Settings) -> DeliveryOptions:
-    return DeliveryOptions.from_settings(settings)
-
-
-def inbound_options(services: Services) -> InboundOptions:
-    settings = services.settings
-    return InboundOptions(
-        Allowlist.parse(settings.webhook_allowlist), settings.max_upload_bytes,
-        Timeouts(settings.webhook_connect_timeout_s, settings.webhook_timeout_s),
-        settings.webhook_retry_schedule_s, uploads=services.uploads)
-
-
-def turn_key(services: Services) -> str:
-    return f"{queueing.key_prefix(services.settings)}:outbox-turn"
-
-
-def pump_once(services: Services) -> int:
-    """Claim what is due and enqueue it; returns how many jobs were enqueued."""
-    lease = delivery_options(services.settings).lease_s()
-    with services.engine.connect() as conn:  # most polls find nothing: read before locking
-        if not deliveries_due(conn) and not inbound_due(conn):
-            return 0
-    with write_transaction(services.engine) as conn:
-        deliveries = claim_due_deliveries(conn, lease)
-        inbound = claim_due_inbound(conn, INBOUND_LEASE_S)
-    count = sum(queueing.enqueue_delivery(services, d) for d in deliveries)
-    return count + sum(queueing.enqueue_inbound(services, i) for i in inbound)
 
 
 class OutboxPump(threading.Thread):

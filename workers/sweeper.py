@@ -18,7 +18,7 @@ from collections.abc import Callable
 import redis
 
 from service.wiring import Services
-from workers.queueing import key_prefix
+from service.usecases.queueing import key_prefix
 
 log = logging.getLogger(__name__)
 

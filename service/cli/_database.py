@@ -1,13 +1,11 @@
-"""The `--url` option and the migrated engine that the database-backed commands share."""
+"""The `--url` option and the Services that the database-backed commands share."""
 
 from __future__ import annotations
 
 import argparse
 
-from sqlalchemy import Engine
-
 from service.settings import load_settings
-from service.storage import make_engine, upgrade
+from service.wiring import Services, build_services
 
 
 def add_url_argument(parser: argparse.ArgumentParser) -> None:
@@ -20,8 +18,7 @@ def database_url(args: argparse.Namespace) -> str:
     return str(args.url or load_settings().effective_database_url)
 
 
-def migrated_engine(args: argparse.Namespace) -> Engine:
-    """An engine on the command's database with the schema brought up to date."""
-    engine = make_engine(database_url(args))
-    upgrade(engine)
-    return engine
+def command_services(args: argparse.Namespace) -> Services:
+    """Services on the command's database, with the schema brought up to date."""
+    overrides = {"database_url": args.url} if args.url else {}
+    return build_services(load_settings(**overrides))

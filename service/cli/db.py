@@ -10,12 +10,9 @@ import argparse
 import sys
 from typing import Any
 
-from sqlalchemy.engine import make_url
-
 from service.cli._database import add_url_argument, database_url
 from service.errors import ChronosealError
-from service.storage.engine import normalize_url
-from service.storage.migrate import current_revision, head_revision, upgrade
+from service.usecases import schema
 
 
 def register(subparsers: Any) -> None:
@@ -30,33 +27,22 @@ def register(subparsers: Any) -> None:
     current.set_defaults(func=_current)
 
 
-def _url(args: argparse.Namespace) -> str:
-    return normalize_url(database_url(args))
-
-
-def _shown(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
-
-
 def _upgrade(args: argparse.Namespace) -> int:
-    url = _url(args)
     try:
-        revision = upgrade(url, args.revision)
+        reached = schema.migrate(database_url(args), args.revision)
     except ChronosealError as exc:
         print(f"chronoseal db upgrade: {exc}", file=sys.stderr)
         return 1
-    print(f"{_shown(url)}: at revision {revision}")
+    print(f"{reached.shown_url}: at revision {reached.revision}")
     return 0
 
 
 def _current(args: argparse.Namespace) -> int:
-    url = _url(args)
     try:
-        revision = current_revision(url)
+        found = schema.state(database_url(args))
     except ChronosealError as exc:
         print(f"chronoseal db current: {exc}", file=sys.stderr)
         return 1
-    head = head_revision()
-    state = "up to date" if revision == head else f"behind (newest is {head})"
-    print(f"{_shown(url)}: revision {revision or '(empty)'}, {state}")
+    progress = "up to date" if found.up_to_date else f"behind (newest is {found.head})"
+    print(f"{found.shown_url}: revision {found.revision or '(empty)'}, {progress}")
     return 0

@@ -11,11 +11,10 @@ import argparse
 import sys
 from typing import Any
 
-from service.cli._database import add_url_argument, migrated_engine
+from service.cli._database import add_url_argument, command_services
 from service.errors import ChronosealError
-from service.storage import list_api_keys, write_transaction
-from service.storage.inbound import create_integration, list_integrations
-from service.storage.tables import NAME_LENGTH
+from service.usecases.integrations import add_integration, integrations_of
+from service.usecases.keys import NAME_LENGTH, single_active_key
 
 HOOK_PATH = "/v1/hooks/{id}"
 
@@ -41,18 +40,17 @@ def _create(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     try:
-        with write_transaction(migrated_engine(args)) as conn:
-            keys = [k for k in list_api_keys(conn, include_revoked=False)
-                    if args.key in (k.id, k.prefix)]
-            if len(keys) != 1:
-                print(f"chronoseal integrations create: no single active key {args.key!r}",
-                      file=sys.stderr)
-                return 1
-            integration, secret = create_integration(conn, keys[0].id, name)
+        services = command_services(args)
+        key = single_active_key(services, args.key)
+        if key is None:
+            print(f"chronoseal integrations create: no single active key {args.key!r}",
+                  file=sys.stderr)
+            return 1
+        integration, secret = add_integration(services, key.id, name)
     except ChronosealError as exc:
         print(f"chronoseal integrations create: {exc}", file=sys.stderr)
         return 1
-    print(f"created {integration.id} ({integration.name}) for {keys[0].id}: "
+    print(f"created {integration.id} ({integration.name}) for {key.id}: "
           f"POST {HOOK_PATH.format(id=integration.id)}; the secret is shown once:")
     print(secret)
     return 0
@@ -60,8 +58,7 @@ def _create(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     try:
-        with migrated_engine(args).connect() as conn:
-            items = list_integrations(conn)
+        items = integrations_of(command_services(args))
     except ChronosealError as exc:
         print(f"chronoseal integrations list: {exc}", file=sys.stderr)
         return 1

@@ -10,17 +10,9 @@ import argparse
 import sys
 from typing import Any
 
-from service.cli._database import add_url_argument, migrated_engine
+from service.cli._database import add_url_argument, command_services
 from service.errors import ChronosealError
-from service.settings import load_settings
-from service.storage import (
-    ApiKey,
-    create_api_key,
-    list_api_keys,
-    revoke_api_key,
-    write_transaction,
-)
-from service.storage.tables import NAME_LENGTH
+from service.usecases.keys import NAME_LENGTH, ApiKey, create_key, list_keys, revoke_key
 
 
 def register(subparsers: Any) -> None:
@@ -51,9 +43,7 @@ def _create(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     try:
-        engine = migrated_engine(args)
-        with write_transaction(engine) as conn:
-            key, secret = create_api_key(conn, name)
+        key, secret = create_key(command_services(args), name)
     except ChronosealError as exc:
         print(f"chronoseal keys create: {exc}", file=sys.stderr)
         return 1
@@ -64,8 +54,7 @@ def _create(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     try:
-        with migrated_engine(args).connect() as conn:
-            keys = list_api_keys(conn, include_revoked=not args.active)
+        keys = list_keys(command_services(args), include_revoked=not args.active)
     except ChronosealError as exc:
         print(f"chronoseal keys list: {exc}", file=sys.stderr)
         return 1
@@ -76,15 +65,15 @@ def _list(args: argparse.Namespace) -> int:
 
 def _revoke(args: argparse.Namespace) -> int:
     try:
-        with write_transaction(migrated_engine(args)) as conn:
-            key = revoke_api_key(conn, args.id)
+        services = command_services(args)
+        key = revoke_key(services, args.id)
     except ChronosealError as exc:
         print(f"chronoseal keys revoke: {exc}", file=sys.stderr)
         return 1
     if key is None:
         print(f"chronoseal keys revoke: no key {args.id!r}", file=sys.stderr)
         return 1
-    cache_s = load_settings().auth_cache_s
+    cache_s = services.settings.auth_cache_s
     if cache_s > 0:  # said before the last line, which stays the key's description
         print(f"API processes that used it in the last {cache_s:g} s accept it that much longer "
               "(CHRONOSEAL_AUTH_CACHE_S)", file=sys.stderr)

@@ -21,12 +21,8 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    from service.usecases.sweep import sweep
     from service.wiring import build_services
-    from workers.bootstrap import build_context
 
-    context = build_context(build_services())
-    try:
-        print(json.dumps(asdict(context.sweep())))
-    finally:
-        context.stamper.close()
+    print(json.dumps(asdict(sweep(build_services()))))
     return 0

@@ -21,7 +21,7 @@ from service.errors import ChronosealError
 from service.runtime.redis_server import ensure_redis
 from service.runtime.supervisor import Child, Supervisor
 from service.settings import load_settings
-from service.storage import upgrade
+from service.usecases.schema import migrate
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     data = settings.data_path
     try:
         data.mkdir(parents=True, exist_ok=True)
-        upgrade(settings.effective_database_url)
+        migrate(settings.effective_database_url)
         redis_handle = ensure_redis(settings.redis_url, data)
     except ChronosealError as exc:
         log.error("cannot start: %s", exc)

@@ -15,7 +15,7 @@ from typing import Any
 
 from service.errors import ChronosealError
 from service.runtime.priority import run_when_idle
-from workers.queueing import QUEUE_CHOICES
+from service.usecases.queueing import QUEUE_CHOICES
 
 log = logging.getLogger(__name__)
 

@@ -141,10 +141,3 @@ def ping(engine: Engine) -> None:
             conn.execute(text("SELECT 1")).scalar_one()
     except SQLAlchemyError as exc:
         raise DatabaseUnavailableError(f"database unavailable: {exc.__class__.__name__}") from exc
-
-
-def upgrade(engine_or_url: Engine | str, revision: str = "head") -> str | None:
-    """Apply migrations: `service.storage.migrate.upgrade`, also offered next to make_engine."""
-    from service.storage.migrate import upgrade as migrate_upgrade  # migrate imports this module
-
-    return migrate_upgrade(engine_or_url, revision)

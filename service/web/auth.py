@@ -1,6 +1,6 @@
 """Bearer API keys: `Authorization: Bearer <key>` on every /v1 route except the public ones.
 
-The secret is looked up by its SHA-256 (storage.keys), so comparing it takes the same time
+The secret is looked up by its SHA-256 (usecases.keys), so comparing it takes the same time
 whatever it is: there is no byte-by-byte comparison of secrets to time. Keys are never logged.
 Valid keys are remembered for CHRONOSEAL_AUTH_CACHE_S seconds per process (web.key_cache).
 """
@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from flask import g, request
 
-from service.storage.keys import ApiKey, find_api_key_by_hash, hash_secret
+from service.usecases.keys import ApiKey, find_key, hash_secret
 from service.web.context import current_services, key_cache
 from service.web.problems import UNAUTHORIZED, ApiError
 
@@ -50,8 +50,7 @@ def authenticate() -> ApiKey:
     key_hash = hash_secret(secret)
     key = cache.get(key_hash)
     if key is None:
-        with current_services().engine.connect() as conn:
-            key = find_api_key_by_hash(conn, key_hash)
+        key = find_key(current_services(), key_hash)
         if key is None:
             raise _unauthorized("The API key is unknown or revoked")
         cache.put(key_hash, key)

@@ -2,36 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-
-import redis
 from flask import Blueprint, Response, jsonify
 
-from service.storage.engine import ping
-from service.storage.errors import DatabaseUnavailableError
+from service.usecases.health import OK, check_parts
 from service.web.context import current_services
 from service.web.problems import UNAVAILABLE, problem_response
 
-log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)
-
-
-def _check_database() -> str:
-    try:
-        ping(current_services().engine)
-    except DatabaseUnavailableError as exc:
-        log.warning("health: %s", exc)
-        return "unavailable"
-    return "ok"
-
-
-def _check_redis() -> str:
-    try:
-        current_services().redis.ping()
-    except (redis.RedisError, OSError) as exc:
-        log.warning("health: redis unavailable: %s", exc.__class__.__name__)
-        return "unavailable"
-    return "ok"
 
 
 @bp.get("/healthz")
@@ -40,8 +17,8 @@ def healthz() -> Response:
 
     The 503 is problem+json like every error, with the same per-part members as the 200.
     """
-    parts = {"database": _check_database(), "redis": _check_redis()}
-    down = [name for name, state in parts.items() if state != "ok"]
+    parts = check_parts(current_services())
+    down = [name for name, state in parts.items() if state != OK]
     if down:
         response = problem_response(
             UNAVAILABLE, f"unavailable: {', '.join(down)}", unavailable=down, **parts

@@ -1,24 +1,25 @@
-"""Read POST /v1/stamps into a `Submission`: multipart with an image, or JSON with a digest.
+"""Read POST /v1/stamps into a `Registration`: multipart with an image, or JSON with a digest.
 
-Only parsing and field checks live here (HTTP in); the manifest and the receipt are made by
-stamps.py through the evidence and storage packages.
+Only parsing and field checks live here (HTTP in); probing the image, reading its record, the
+manifest and the receipt are the register use case's (service.usecases.register).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from typing import IO, Any
 from urllib.parse import urlsplit
 
 from flask import Request
 
-from service.evidence.hashing import BOMB, UNDECODABLE, probe_image, sniff_media_type
-from service.evidence.manifest import MAX_EXTERNAL_ID_CHARS
-from service.evidence.records import ExtractedRecord, read_generation_record
-from service.storage.tables import IDEMPOTENCY_KEY_LENGTH, NAME_LENGTH
-from service.web.multipart import FieldTooLargeError, FormError, StreamedForm, parse_form
+from service.usecases.register import (
+    MAX_EXTERNAL_ID,
+    MAX_IDEMPOTENCY_KEY_CHARS,
+    Registration,
+    SpooledImage,
+)
+from service.web.multipart import StreamedForm, parse_form
 from service.web.problems import (
     INVALID_CALLBACK_URL,
     INVALID_DIGEST,
@@ -32,48 +33,26 @@ from service.web.problems import (
 MAX_JSON_BODY_BYTES = 512 * 1024  # a digest and a generation record; far below an image upload
 FORM_OVERHEAD_BYTES = 1024 * 1024  # multipart framing plus the text fields, on top of the image
 MAX_CALLBACK_URL_CHARS = 2048  # the de facto URL limit of browsers and proxies
-# The manifest allows longer external ids than the column holds; the column decides.
-MAX_EXTERNAL_ID = min(MAX_EXTERNAL_ID_CHARS, NAME_LENGTH)
 IMAGE_FIELD = "image"
-RECORD_WARNING = "generation record: "  # prefixes the reader's warnings
 FORM_FIELDS = frozenset({"metadata", "callback_url", "external_id", "public"})
 JSON_FIELDS = frozenset({"sha256", "metadata", "callback_url", "external_id", "public"})
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
-_IDEMPOTENCY_KEY = re.compile(rf"[\x21-\x7e]{{1,{IDEMPOTENCY_KEY_LENGTH}}}")  # visible ASCII
+_IDEMPOTENCY_KEY = re.compile(rf"[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_CHARS}}}")  # visible ASCII
 
 
-@dataclass
-class Submission:
-    """What a client asked to register: the image (or its digest) and the request fields."""
+def read_registration(request: Request, limit: int, owner: str) -> Registration:
+    """Parse and check the request body for key `owner`; ApiError (problem+json) otherwise.
 
-    sha256: str
-    size: int | None
-    media_type: str | None
-    metadata: dict[str, Any]
-    external_id: str | None = None
-    callback_url: str | None = None
-    public: bool = False
-    image_name: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    # The generation record embedded in the uploaded file (None for digest-only uploads).
-    record: ExtractedRecord | None = None
-    # The spooled upload when Pillow can read it, kept for the perceptual-hashing job; the
-    # caller owns it from here (close()).
-    image_file: IO[bytes] | None = None
-
-    def close(self) -> None:
-        """Release the spooled upload (a temporary file once it outgrew memory)."""
-        if self.image_file is not None:
-            self.image_file.close()
-
-
-def read_submission(request: Request, limit: int) -> Submission:
-    """Parse and check the request body; ApiError (problem+json) for anything unacceptable."""
+    The caller closes the registration's image (a spool that may be a temporary file)."""
     if request.mimetype == "multipart/form-data":
-        return _from_form(request, limit)
-    if request.mimetype == "application/json":
-        return _from_json(request)
-    raise ApiError(UNSUPPORTED_MEDIA_TYPE, "Send multipart/form-data or application/json")
+        reg = _from_form(request, limit)
+    elif request.mimetype == "application/json":
+        reg = _from_json(request)
+    else:
+        raise ApiError(UNSUPPORTED_MEDIA_TYPE, "Send multipart/form-data or application/json")
+    reg.owner = owner
+    reg.idempotency_key = idempotency_key(request)
+    return reg
 
 
 def idempotency_key(request: Request) -> str | None:
@@ -84,47 +63,36 @@ def idempotency_key(request: Request) -> str | None:
     if not _IDEMPOTENCY_KEY.fullmatch(value):
         raise ApiError(
             INVALID_FIELD,
-            f"Idempotency-Key must be 1..{IDEMPOTENCY_KEY_LENGTH} visible ASCII characters",
+            f"Idempotency-Key must be 1..{MAX_IDEMPOTENCY_KEY_CHARS} visible ASCII characters",
         )
     return value
 
 
-def _from_form(request: Request, limit: int) -> Submission:
-    boundary = request.mimetype_params.get("boundary", "")
-    if not boundary:
-        raise ApiError(INVALID_FIELD, "multipart/form-data without a boundary")
-    try:
-        form = parse_form(
-            request.stream, boundary.encode("latin-1"), file_field=IMAGE_FIELD,
-            text_fields=FORM_FIELDS, limit=limit,
-        )
-    except FieldTooLargeError as exc:
-        raise ApiError(PAYLOAD_TOO_LARGE, str(exc)) from exc
-    except FormError as exc:
-        raise ApiError(INVALID_FIELD, str(exc)) from exc
+def _from_form(request: Request, limit: int) -> Registration:
+    form = read_form(request, limit, FORM_FIELDS)
     try:
         if form.file is None or form.spool is None:
             raise ApiError(INVALID_FIELD, f"the {IMAGE_FIELD!r} file part is required")
         fields = form.fields
-        metadata = _metadata_from_text(fields.get("metadata"))
-        probe = probe_image(form.spool)  # type: ignore[arg-type]
-        record = read_generation_record(form.spool)  # type: ignore[arg-type]
-        decodable = not {UNDECODABLE, BOMB} & set(probe.warnings)
-        return Submission(
-            sha256=form.file.sha256.hex(),
-            size=form.file.size,
-            media_type=sniff_media_type(form.file.head),
-            metadata=metadata,
+        return Registration(
+            owner="",
+            metadata=_metadata_from_text(fields.get("metadata")),
             external_id=_external_id(fields.get("external_id")),
             callback_url=_callback_url(fields.get("callback_url")),
             public=_form_bool(fields.get("public")),
-            image_name=form.filename,
-            warnings=[*probe.warnings, *(RECORD_WARNING + w for w in record.warnings)],
-            record=record,
-            image_file=_handed_over(form) if decodable else None,
+            image=SpooledImage(_handed_over(form), form.file, form.filename),
         )
     finally:
         form.close()
+
+
+def read_form(request: Request, limit: int, text_fields: frozenset[str]) -> StreamedForm:
+    """The multipart body with its IMAGE_FIELD file hashed into a spool (closed by the caller)."""
+    boundary = request.mimetype_params.get("boundary", "")
+    if not boundary:
+        raise ApiError(INVALID_FIELD, "multipart/form-data without a boundary")
+    return parse_form(request.stream, boundary.encode("latin-1"), file_field=IMAGE_FIELD,
+                      text_fields=text_fields, limit=limit)
 
 
 def _handed_over(form: StreamedForm) -> IO[bytes]:
@@ -136,18 +104,22 @@ def _handed_over(form: StreamedForm) -> IO[bytes]:
     return spool
 
 
-def read_json_body(request: Request, limit: int) -> Any:
-    """The request body parsed as JSON, at most `limit` bytes; ApiError otherwise."""
+def read_json_body(request: Request, limit: int, empty: Any = None) -> Any:
+    """The request body parsed as JSON, at most `limit` bytes; ApiError otherwise.
+
+    An empty body is `empty` when that is given (a POST whose fields are all optional)."""
     body = request.stream.read(limit + 1)
     if len(body) > limit:
         raise ApiError(PAYLOAD_TOO_LARGE, f"JSON bodies are limited to {limit} bytes")
+    if not body and empty is not None:
+        return empty
     try:
         return json.loads(body)
     except (ValueError, RecursionError) as exc:
         raise ApiError(INVALID_FIELD, "the body is not valid JSON") from exc
 
 
-def _from_json(request: Request) -> Submission:
+def _from_json(request: Request) -> Registration:
     data = read_json_body(request, MAX_JSON_BODY_BYTES)
     if not isinstance(data, dict):
         raise ApiError(INVALID_FIELD, "the body must be a JSON object")
@@ -163,10 +135,9 @@ def _from_json(request: Request) -> Submission:
     public = data.get("public", False)
     if not isinstance(public, bool):
         raise ApiError(INVALID_FIELD, "public must be true or false")
-    return Submission(
+    return Registration(
+        owner="",
         sha256=digest.lower(),
-        size=None,
-        media_type=None,
         metadata=metadata,
         external_id=_external_id(data.get("external_id")),
         callback_url=_callback_url(data.get("callback_url")),

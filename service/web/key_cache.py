@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 
-from service.storage.keys import ApiKey
+from service.usecases.keys import ApiKey
 
 MAX_ENTRIES = 4096  # keys in use at once per process; past this the cache starts over
 

@@ -15,6 +15,7 @@ from typing import IO, Any
 
 from werkzeug.http import parse_options_header
 
+from service.errors import InvalidInputError
 from service.evidence.hashing import HashedUpload, hash_stream
 
 READ_CHUNK_BYTES = 64 * 1024  # one socket read at a time
@@ -25,7 +26,7 @@ MAX_FIELD_BYTES = 256 * 1024  # text fields (metadata is the big one): generous 
 SPOOL_MEMORY_BYTES = 1024 * 1024  # larger images spill to disk: memory stays bounded
 
 
-class FormError(ValueError):
+class FormError(InvalidInputError):
     """The body is not acceptable multipart/form-data; the message is safe to show."""
 
 

@@ -13,7 +13,11 @@ from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
 from service import errors
-from service.storage.errors import DatabaseUnavailableError, IdempotencyConflictError
+from service.timestamping.der import DERError
+from service.timestamping.tsa_query import QueryRejectedError
+from service.stamping.requester import TrustUnavailableError
+from service.web.multipart import FieldTooLargeError, FormError
+from service.webhooks import errors as webhook_errors
 
 log = logging.getLogger(__name__)
 PROBLEM_BASE = "urn:chronoseal:problem:"
@@ -62,13 +66,17 @@ IMAGE_TOO_MANY_PIXELS = Problem(
 )
 NOT_READY = Problem("not-ready", 409, "The receipt is not stamped yet")
 UNAVAILABLE = Problem("unavailable", 503, "A backing service is unavailable")
+MISCONFIGURED = Problem("misconfigured", 503, "The service is misconfigured")
+UPSTREAM_FAILED = Problem("upstream-failed", 502, "A remote server did not answer usably")
+VERIFICATION_FAILED = Problem("verification-failed", 422, "A check on the evidence failed")
 INTERNAL = Problem("internal", 500, "Internal error")
 
 ALL_PROBLEMS: tuple[Problem, ...] = (
     BAD_REQUEST, INVALID_METADATA, INVALID_DIGEST, INVALID_CALLBACK_URL, INVALID_FIELD,
     UNAUTHORIZED, NOT_FOUND, METHOD_NOT_ALLOWED, IDEMPOTENCY_CONFLICT, NOT_READY,
     PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, UNAVAILABLE, INTERNAL, INVALID_SIGNATURE,
-    URL_REFUSED, UNREADABLE_IMAGE, IMAGE_TOO_MANY_PIXELS,
+    URL_REFUSED, UNREADABLE_IMAGE, IMAGE_TOO_MANY_PIXELS, MISCONFIGURED, UPSTREAM_FAILED,
+    VERIFICATION_FAILED,
 )
 _BY_STATUS = {p.status: p for p in (
     BAD_REQUEST, UNAUTHORIZED, NOT_FOUND, METHOD_NOT_ALLOWED, PAYLOAD_TOO_LARGE,
@@ -111,17 +119,61 @@ def problem_response(
     return response
 
 
-# Domain errors the web layer presents, by type (first match wins), and whether the exception's
-# own message is written for the client (`detail`) or only for the log. Anything else is a 500.
-DOMAIN_PROBLEMS: tuple[tuple[type[BaseException], Problem, bool], ...] = (
-    (errors.MalformedInputError, BAD_REQUEST, True),
-    (errors.MetadataError, INVALID_METADATA, True),
-    (errors.UploadTooLargeError, PAYLOAD_TOO_LARGE, True),
-    (errors.ImageBombError, IMAGE_TOO_MANY_PIXELS, True),
-    (errors.ImageDecodeError, UNREADABLE_IMAGE, True),
-    (IdempotencyConflictError, IDEMPOTENCY_CONFLICT, False),
-    (DatabaseUnavailableError, UNAVAILABLE, False),
-)
+# Every error class of the hierarchy -> the problem it becomes, and whether the exception's own
+# message is written for the client (`detail`) or only for the log. The most specific class
+# of an exception wins (its MRO is walked); tests/unit/test_problem_table.py checks that every
+# ChronosealError subclass has its row. Anything outside the hierarchy is a 500.
+DOMAIN_PROBLEMS: dict[type[errors.ChronosealError], tuple[Problem, bool]] = {
+    errors.ChronosealError: (INTERNAL, False),
+    errors.ConfigError: (MISCONFIGURED, False),
+    errors.VerificationError: (VERIFICATION_FAILED, True),
+    errors.MalformedInputError: (BAD_REQUEST, True),
+    DERError: (BAD_REQUEST, True),
+    errors.InvalidInputError: (INVALID_FIELD, True),
+    FormError: (INVALID_FIELD, True),
+    FieldTooLargeError: (PAYLOAD_TOO_LARGE, True),
+    errors.NotFoundError: (NOT_FOUND, True),
+    errors.NotReadyError: (NOT_READY, True),
+    errors.MetadataError: (INVALID_METADATA, True),
+    errors.UploadTooLargeError: (PAYLOAD_TOO_LARGE, True),
+    errors.ImageDecodeError: (UNREADABLE_IMAGE, True),
+    errors.ImageBombError: (IMAGE_TOO_MANY_PIXELS, True),
+    errors.TSAError: (UPSTREAM_FAILED, False),
+    errors.TSATransportError: (UPSTREAM_FAILED, False),
+    errors.TSAHTTPStatusError: (UPSTREAM_FAILED, False),
+    errors.TSARejectedError: (UPSTREAM_FAILED, False),
+    errors.TSAMalformedReplyError: (UPSTREAM_FAILED, False),
+    errors.TSAVerificationError: (UPSTREAM_FAILED, False),
+    TrustUnavailableError: (MISCONFIGURED, False),
+    QueryRejectedError: (BAD_REQUEST, True),
+    errors.StorageError: (UNAVAILABLE, False),
+    errors.DatabaseUnavailableError: (UNAVAILABLE, False),
+    errors.IdempotencyConflictError: (IDEMPOTENCY_CONFLICT, False),
+    errors.AmbiguousKeyError: (INVALID_FIELD, True),
+    errors.BatchStateError: (INTERNAL, False),
+    webhook_errors.WebhookError: (BAD_REQUEST, True),
+    webhook_errors.URLRefusedError: (URL_REFUSED, True),
+    webhook_errors.ResolutionError: (URL_REFUSED, True),
+    webhook_errors.SignatureError: (INVALID_SIGNATURE, False),
+    webhook_errors.TransportError: (UPSTREAM_FAILED, False),
+    webhook_errors.TooLargeError: (PAYLOAD_TOO_LARGE, True),
+}
+
+
+def problem_for(exc: errors.ChronosealError) -> tuple[Problem, bool]:
+    """The row of the exception's most specific class in DOMAIN_PROBLEMS."""
+    for cls in type(exc).__mro__:
+        row = DOMAIN_PROBLEMS.get(cls)  # type: ignore[call-overload]
+        if row is not None:
+            return row
+    return INTERNAL, False
+
+
+def _extra(exc: errors.ChronosealError) -> dict[str, Any]:
+    """Members a problem carries beside its detail (the state of a resource not ready)."""
+    if isinstance(exc, errors.NotReadyError):
+        return {"receipt_status": exc.state}
+    return {}
 
 
 def install(app: Flask) -> None:
@@ -139,12 +191,16 @@ def install(app: Flask) -> None:
         headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
         return problem_response(problem, headers=headers)
 
+    @app.errorhandler(errors.ChronosealError)
+    def _domain_error(exc: errors.ChronosealError) -> Response:
+        problem, public = problem_for(exc)
+        if problem.status >= 500 and problem is INTERNAL:
+            log.error("%s: %s", problem.slug, exc, exc_info=exc)
+        elif not public:
+            log.warning("%s: %s", problem.slug, exc)
+        return problem_response(problem, str(exc) if public else None, **_extra(exc))
+
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
-        for exc_type, problem, public in DOMAIN_PROBLEMS:
-            if isinstance(exc, exc_type):
-                if not public:
-                    log.warning("%s: %s", problem.slug, exc)
-                return problem_response(problem, str(exc) if public else None)
         log.exception("unhandled error")
         return problem_response(INTERNAL)

@@ -12,8 +12,7 @@ from typing import Any, Protocol
 from flask import url_for
 
 from service.evidence.manifest import format_timestamp
-from service.storage.receipts import Receipt
-from service.timestamping.merkle import proof_to_json
+from service.usecases.receipts import Receipt, proof_json
 from service.web.problems import INVALID_FIELD, ApiError
 
 CURSOR_VERSION = "v1:"  # cursors are opaque to clients; a version lets their format change
@@ -49,22 +48,6 @@ def token_json(receipt_id: str, token: TokenRow) -> dict[str, Any]:
             "self": url_for("stamps.get_token", receipt_id=receipt_id, tsa=token.tsa),
         },
     }
-
-
-def proof_json(receipt: Receipt) -> dict[str, Any] | None:
-    """The inclusion proof in proof.json form, once the receipt is in a stamped batch."""
-    if (
-        receipt.status != "stamped" or receipt.proof is None or receipt.root is None
-        or receipt.leaf_index is None or receipt.tree_size is None
-    ):
-        return None
-    return proof_to_json(
-        bytes.fromhex(receipt.manifest_digest),
-        receipt.leaf_index,
-        receipt.tree_size,
-        [bytes.fromhex(node) for node in receipt.proof],
-        bytes.fromhex(receipt.root),
-    )
 
 
 def summary_json(receipt: Receipt) -> dict[str, Any]:

@@ -18,22 +18,18 @@ from typing import IO, Any
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.datastructures import FileStorage
 
-from service.errors import MalformedInputError
-from service.evidence.bundle_check import MAX_BUNDLE_BYTES, BundleVerdict, check_bundle
-from service.storage.receipts import Receipt, get_receipt
-from service.tsa_chains import trusted_roots
+from service.evidence.bundle_check import MAX_BUNDLE_BYTES, BundleVerdict
+from service.usecases.verify import verify_bundle, verify_receipt
 from service.web.auth import authenticate
 from service.web.context import current_services
 from service.web.intake import FORM_OVERHEAD_BYTES, read_json_body
 from service.web.problems import (
     INVALID_DIGEST,
     INVALID_FIELD,
-    NOT_FOUND,
     PAYLOAD_TOO_LARGE,
     UNSUPPORTED_MEDIA_TYPE,
     ApiError,
 )
-from service.web.stamps import receipt_bundle
 
 bp = Blueprint("verify", __name__, url_prefix="/v1")
 
@@ -58,16 +54,13 @@ def verify() -> Response:
         raise ApiError(UNSUPPORTED_MEDIA_TYPE, "Send multipart/form-data or application/json")
     if (bundle is None) == (receipt_id is None):
         raise ApiError(INVALID_FIELD, "Send exactly one of 'bundle' (a file) or 'receipt_id'")
-    full = True
+    services = current_services()
     if receipt_id is not None:
-        receipt, full = _readable_receipt(receipt_id)
-        bundle = receipt_bundle(receipt)
-    assert bundle is not None
-    try:
-        verdict = check_bundle(bundle, image_sha256=digest,
-                               roots=trusted_roots(current_services()))
-    except MalformedInputError as exc:
-        raise ApiError(INVALID_FIELD, f"bundle: {exc}") from exc
+        caller = authenticate().id if request.headers.get("Authorization") else None
+        verdict, full = verify_receipt(services, receipt_id, caller, digest)
+    else:
+        assert bundle is not None
+        verdict, full = verify_bundle(services, bundle, digest), True
     return jsonify(verdict.as_dict() if full else redacted(verdict))
 
 
@@ -80,20 +73,6 @@ def redacted(verdict: BundleVerdict) -> dict[str, Any]:
         "timestamps": [{"tsa": s.tsa, "valid": s.valid, "gen_time": s.as_dict()["gen_time"]}
                        for s in verdict.stamps],
     }
-
-
-def _readable_receipt(receipt_id: str) -> tuple[Receipt, bool]:
-    """(receipt, full view?); 404 unless it is public or the caller's key owns it."""
-    key_id = authenticate().id if request.headers.get("Authorization") else None
-    with current_services().engine.connect() as conn:
-        receipt = get_receipt(conn, receipt_id, None)
-    if receipt is None:
-        raise ApiError(NOT_FOUND, "No receipt with this id")
-    if key_id is not None and receipt.api_key_id == key_id:
-        return receipt, True
-    if not receipt.public:
-        raise ApiError(NOT_FOUND, "No receipt with this id")
-    return receipt, False
 
 
 def _from_form(image_limit: int) -> tuple[str | None, bytes | None, str | None]:

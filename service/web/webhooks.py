@@ -6,55 +6,25 @@ the key's owner needs it to verify callbacks); listings never include them.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request, url_for
 
+from service.errors import InvalidInputError
 from service.evidence.manifest import format_timestamp
-from service.storage.engine import write_transaction
-from service.storage.inbound import (
-    create_integration,
-    list_integrations,
-    rotate_integration_secret,
-)
-from service.storage.tables import DELIVERY_STATES, NAME_LENGTH
-from service.storage.webhooks import (
-    EVENTS,
-    MAX_ENDPOINTS_PER_KEY,
-    Delivery,
-    Endpoint,
-    callback_secret,
-    create_endpoint,
-    delete_endpoint,
-    get_delivery,
-    list_deliveries,
-    list_endpoints,
-    redeliver,
-    rotate_callback_secret,
-    rotate_endpoint_secret,
-)
+from service.usecases import endpoints, integrations
+from service.usecases.endpoints import EVENTS, Delivery, Endpoint
 from service.web.auth import require_key
 from service.web.context import current_services
-from service.web.intake import MAX_JSON_BODY_BYTES
-from service.web.problems import INVALID_FIELD, NOT_FOUND, PAYLOAD_TOO_LARGE, URL_REFUSED, ApiError
-from service.webhooks.errors import URLRefusedError
-from service.webhooks.ssrf import Allowlist, check_url
+from service.web.intake import MAX_JSON_BODY_BYTES, read_json_body
 
 bp = Blueprint("webhooks", __name__)
-MAX_LOG_PAGE = 100  # delivery log entries per answer
 
 
 def _body() -> dict[str, Any]:
-    raw = request.stream.read(MAX_JSON_BODY_BYTES + 1)
-    if len(raw) > MAX_JSON_BODY_BYTES:
-        raise ApiError(PAYLOAD_TOO_LARGE, f"JSON bodies are limited to {MAX_JSON_BODY_BYTES} bytes")
-    try:
-        data = json.loads(raw or b"{}")
-    except (ValueError, RecursionError) as exc:
-        raise ApiError(INVALID_FIELD, "the body is not valid JSON") from exc
+    data = read_json_body(request, MAX_JSON_BODY_BYTES, empty={})
     if not isinstance(data, dict):
-        raise ApiError(INVALID_FIELD, "the body must be a JSON object")
+        raise InvalidInputError("the body must be a JSON object")
     return data
 
 
@@ -78,15 +48,13 @@ def _delivery_json(d: Delivery) -> dict[str, Any]:
 @require_key
 def get_secret() -> Response:
     """The key's secret for callbacks to receipts' callback_url (made on first request)."""
-    with write_transaction(current_services().engine) as conn:
-        return jsonify({"secret": callback_secret(conn, g.api_key.id)})
+    return jsonify({"secret": endpoints.get_callback_secret(current_services(), g.api_key.id)})
 
 
 @bp.post("/v1/webhooks/secret/rotate")
 @require_key
 def rotate_secret() -> Response:
-    with write_transaction(current_services().engine) as conn:
-        return jsonify({"secret": rotate_callback_secret(conn, g.api_key.id)})
+    return jsonify({"secret": endpoints.new_callback_secret(current_services(), g.api_key.id)})
 
 
 @bp.post("/v1/webhooks/endpoints")
@@ -96,45 +64,31 @@ def create_webhook_endpoint() -> tuple[Response, int]:
     data = _body()
     url, events = data.get("url"), data.get("events", list(EVENTS))
     if not isinstance(url, str):
-        raise ApiError(INVALID_FIELD, "url must be a string")
-    if (not isinstance(events, list) or not events
-            or not all(isinstance(e, str) and e in EVENTS for e in events)):
-        raise ApiError(INVALID_FIELD, f"events must be a non-empty list of {', '.join(EVENTS)}")
-    services = current_services()
-    try:
-        check_url(url, Allowlist.parse(services.settings.webhook_allowlist))
-    except URLRefusedError as exc:
-        raise ApiError(URL_REFUSED, str(exc)) from exc
-    with write_transaction(services.engine) as conn:
-        if len(list_endpoints(conn, g.api_key.id)) >= MAX_ENDPOINTS_PER_KEY:
-            raise ApiError(INVALID_FIELD, f"at most {MAX_ENDPOINTS_PER_KEY} endpoints per key")
-        endpoint, secret = create_endpoint(conn, g.api_key.id, url, events)
+        raise InvalidInputError("url must be a string")
+    if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
+        raise InvalidInputError(f"events must be a non-empty list of {', '.join(EVENTS)}")
+    endpoint, secret = endpoints.add_endpoint(current_services(), g.api_key.id, url, events)
     return jsonify({**_endpoint_json(endpoint), "secret": secret}), 201
 
 
 @bp.get("/v1/webhooks/endpoints")
 @require_key
 def list_webhook_endpoints() -> Response:
-    with current_services().engine.connect() as conn:
-        return jsonify({"items": [_endpoint_json(e) for e in list_endpoints(conn, g.api_key.id)]})
+    items = endpoints.endpoints_of(current_services(), g.api_key.id)
+    return jsonify({"items": [_endpoint_json(e) for e in items]})
 
 
 @bp.delete("/v1/webhooks/endpoints/<endpoint_id>")
 @require_key
 def delete_webhook_endpoint(endpoint_id: str) -> tuple[str, int]:
-    with write_transaction(current_services().engine) as conn:
-        if not delete_endpoint(conn, g.api_key.id, endpoint_id):
-            raise ApiError(NOT_FOUND, "No endpoint with this id")
+    endpoints.remove_endpoint(current_services(), g.api_key.id, endpoint_id)
     return "", 204
 
 
 @bp.post("/v1/webhooks/endpoints/<endpoint_id>/rotate")
 @require_key
 def rotate_webhook_endpoint(endpoint_id: str) -> Response:
-    with write_transaction(current_services().engine) as conn:
-        secret = rotate_endpoint_secret(conn, g.api_key.id, endpoint_id)
-    if secret is None:
-        raise ApiError(NOT_FOUND, "No endpoint with this id")
+    secret = endpoints.new_endpoint_secret(current_services(), g.api_key.id, endpoint_id)
     return jsonify({"id": endpoint_id, "secret": secret})
 
 
@@ -142,18 +96,13 @@ def rotate_webhook_endpoint(endpoint_id: str) -> Response:
 @require_key
 def list_webhook_deliveries() -> Response:
     """The delivery log, newest first; `endpoint_id`, `status` and `limit` narrow it."""
-    status = request.args.get("status")
-    if status is not None and status not in DELIVERY_STATES:
-        raise ApiError(INVALID_FIELD, f"status must be one of {', '.join(DELIVERY_STATES)}")
     try:
         limit = int(request.args.get("limit", 50))
     except ValueError:
         limit = 0
-    if not 1 <= limit <= MAX_LOG_PAGE:
-        raise ApiError(INVALID_FIELD, f"limit must be an integer in 1..{MAX_LOG_PAGE}")
-    with current_services().engine.connect() as conn:
-        rows = list_deliveries(conn, g.api_key.id, endpoint_id=request.args.get("endpoint_id"),
-                               status=status, limit=limit)
+    rows = endpoints.delivery_log(current_services(), g.api_key.id,
+                                  endpoint_id=request.args.get("endpoint_id"),
+                                  status=request.args.get("status"), limit=limit)
     return jsonify({"items": [_delivery_json(d) for d in rows]})
 
 
@@ -161,11 +110,8 @@ def list_webhook_deliveries() -> Response:
 @require_key
 def get_webhook_delivery(delivery_id: str) -> Response:
     """One delivery with every attempt: when, how long, what the receiver answered."""
-    with current_services().engine.connect() as conn:
-        found = get_delivery(conn, g.api_key.id, delivery_id)
-    if found is None:
-        raise ApiError(NOT_FOUND, "No delivery with this id")
-    delivery, attempts = found
+    delivery, attempts = endpoints.delivery_with_attempts(current_services(), g.api_key.id,
+                                                          delivery_id)
     return jsonify({**_delivery_json(delivery), "attempts_log": [
         {"attempt": a.attempt, "started_at": format_timestamp(a.started_at),
          "duration_ms": a.duration_ms, "status_code": a.status_code, "error": a.error}
@@ -176,10 +122,7 @@ def get_webhook_delivery(delivery_id: str) -> Response:
 @require_key
 def redeliver_webhook(delivery_id: str) -> tuple[Response, int]:
     """Send a delivery again (same webhook-id and body), from the start of the schedule."""
-    with write_transaction(current_services().engine) as conn:
-        delivery = redeliver(conn, g.api_key.id, delivery_id)
-    if delivery is None:
-        raise ApiError(NOT_FOUND, "No delivery with this id")
+    delivery = endpoints.send_again(current_services(), g.api_key.id, delivery_id)
     return jsonify(_delivery_json(delivery)), 202
 
 
@@ -188,10 +131,9 @@ def redeliver_webhook(delivery_id: str) -> tuple[Response, int]:
 def create_posting_integration() -> tuple[Response, int]:
     """An inbound hook for a posting tool; answers its id, URL and secret (shown once)."""
     name = _body().get("name")
-    if not isinstance(name, str) or not 0 < len(name.strip()) <= NAME_LENGTH:
-        raise ApiError(INVALID_FIELD, f"name must be a string of 1..{NAME_LENGTH} characters")
-    with write_transaction(current_services().engine) as conn:
-        integration, secret = create_integration(conn, g.api_key.id, name.strip())
+    if not isinstance(name, str):
+        raise InvalidInputError("name must be a string")
+    integration, secret = integrations.add_integration(current_services(), g.api_key.id, name)
     url = url_for("hooks.receive", integration_id=integration.id)
     return jsonify({"id": integration.id, "name": integration.name, "url": url,
                     "secret": secret}), 201
@@ -201,18 +143,15 @@ def create_posting_integration() -> tuple[Response, int]:
 @require_key
 def rotate_posting_integration(integration_id: str) -> Response:
     """A new secret for the integration; the old one stops verifying at once."""
-    with write_transaction(current_services().engine) as conn:
-        secret = rotate_integration_secret(conn, g.api_key.id, integration_id)
-    if secret is None:
-        raise ApiError(NOT_FOUND, "No integration with this id")
+    secret = integrations.new_integration_secret(current_services(), g.api_key.id,
+                                                 integration_id)
     return jsonify({"id": integration_id, "secret": secret})
 
 
 @bp.get("/v1/integrations")
 @require_key
 def list_posting_integrations() -> Response:
-    with current_services().engine.connect() as conn:
-        items = list_integrations(conn, g.api_key.id)
+    items = integrations.integrations_of(current_services(), g.api_key.id)
     return jsonify({"items": [
         {"id": i.id, "name": i.name, "url": url_for("hooks.receive", integration_id=i.id),
          "created_at": format_timestamp(i.created_at)} for i in items]})

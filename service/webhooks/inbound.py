@@ -1,9 +1,9 @@
 """Inbound `post.published` messages from posting tools: parse them, then register the image.
 
 Parsing happens in the request (a malformed or refused message is answered at once and nothing
-is stored); registering happens in a job: decode or download the image, hash it, build the
-manifest with the publication as the tool reported it, and insert the receipt under the id
-reserved when the message was accepted, in the transaction that marks the message done.
+is stored); registering happens in a job (service.usecases.inbound): the image is streamed from
+`image_stream` into the register use case, like an upload, with the publication as the tool
+reported it, under the receipt id reserved when the message was accepted.
 
 Body (Standard Webhooks payload structure):
     {"type": "post.published", "timestamp": "...",
@@ -16,39 +16,23 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
-import logging
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine
-
-from service.errors import ChronosealError, MalformedInputError, UploadTooLargeError
-from service.evidence.generation import normalize_request_metadata
-from service.evidence.hashing import HEAD_SIZE, sniff_media_type
-from service.evidence.manifest import build_manifest
-from service.storage.engine import write_transaction
-from service.storage.inbound import (
-    finish_inbound,
-    get_inbound,
-    integration_secret,
-    retry_inbound,
-)
-from service.storage.receipts import get_receipt, insert_receipt
-from service.storage.uploads import DatabaseUploads, UploadStore, undone_unless_committed
-from service.webhooks.errors import ResolutionError, TransportError, WebhookError
+from service.errors import MalformedInputError, UploadTooLargeError
+from service.evidence.hashing import Readable
+from service.settings import Settings
 from service.webhooks.ssrf import Allowlist, Resolver, check_url, system_resolver
-from service.webhooks.transport import Timeouts, fetch
-
-log = logging.getLogger(__name__)
+from service.webhooks.transport import Timeouts, download
 
 EVENT = "post.published"
 IMAGE_SCHEMES = ("https",)  # the issue's contract: images are fetched over https only
 MAX_TEXT_CHARS = 2048  # platform, post URL, published_at, callback URL: labels and URLs
 PUBLICATION_FIELDS = ("platform", "post_url", "published_at")
-KEY_REVOKED = "the integration's API key was revoked"
+MAX_MESSAGE_ID_CHARS = 255  # the webhook-id column; Standard Webhooks ids are ~30 characters
 
 
 def max_body_bytes(max_image_bytes: int) -> int:
@@ -129,76 +113,38 @@ class InboundOptions:
     timeouts: Timeouts
     schedule_s: tuple[float, ...] = (0.0,)
     resolver: Resolver = system_resolver
-    uploads: UploadStore = field(default_factory=DatabaseUploads)  # where the image waits
+
+    @classmethod
+    def from_settings(cls, settings: Settings, resolver: Resolver = system_resolver
+                      ) -> InboundOptions:
+        return cls(Allowlist.parse(settings.webhook_allowlist), settings.max_upload_bytes,
+                   Timeouts(settings.webhook_connect_timeout_s, settings.webhook_timeout_s),
+                   settings.webhook_retry_schedule_s, resolver)
 
 
-def _image_bytes(post: PostPublished, options: InboundOptions) -> bytes:
+class _Base64Stream:
+    """Decodes base64 text a slice at a time: the decoded image never sits whole in memory."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._at = 0
+
+    def read(self, n: int = 1 << 16, /) -> bytes:
+        chars = max(4, (n + 2) // 3 * 4)  # whole 4-character groups: each decodes alone
+        piece = self._text[self._at:self._at + chars]
+        self._at += len(piece)
+        return base64.b64decode(piece, validate=True)
+
+
+@contextmanager
+def image_stream(post: PostPublished, options: InboundOptions) -> Iterator[Readable]:
+    """The message's image as a stream: decoded from base64, or downloaded over https after
+    the SSRF guard checked the URL again (its host may resolve elsewhere now)."""
     if post.image_b64 is not None:
-        data = base64.b64decode(post.image_b64, validate=True)
-        if len(data) > options.max_image_bytes:
-            raise UploadTooLargeError(options.max_image_bytes)
-        return data
+        yield _Base64Stream(post.image_b64)
+        return
     assert post.image_url is not None
     target = check_url(post.image_url, options.allowlist, resolver=options.resolver,
                        schemes=IMAGE_SCHEMES)
-    return fetch(target, options.max_image_bytes, options.timeouts)
-
-
-def register(engine: Engine, inbound_id: str, options: InboundOptions) -> str | None:
-    """Create the receipt of an accepted message; returns its id (None when the message failed).
-
-    Idempotent: a message already done returns its receipt, one that failed stays failed.
-    """
-    with engine.connect() as conn:
-        message = get_inbound(conn, inbound_id)
-        found = integration_secret(conn, message.integration_id) if message else None
-    if message is None:
-        return None
-    if message.status != "accepted":
-        return message.receipt_id if message.status == "done" else None
-    if found is None:  # its API key was revoked after the message was accepted
-        with write_transaction(engine) as conn:
-            finish_inbound(conn, inbound_id, "failed", KEY_REVOKED)
-        return None
-    integration = found[0]
-    try:
-        post = parse(message.body or b"", options.max_image_bytes)
-        image = _image_bytes(post, options)
-        manifest = build_manifest(
-            image_sha256=hashlib.sha256(image).hexdigest(), size=len(image),
-            media_type=sniff_media_type(image[:HEAD_SIZE]),
-            generation=normalize_request_metadata(post.generation),
-            submitted_at=datetime.now(UTC), external_id=post.external_id,
-            publication={**post.publication, "reported_by": integration.id},
-        )
-    except (TransportError, ResolutionError) as exc:  # the image host may be back later
-        attempt = message.attempts + 1
-        if attempt < len(options.schedule_s):
-            log.info("inbound %s: download attempt %d failed: %s", inbound_id, attempt, exc)
-            due = datetime.now(UTC) + timedelta(seconds=options.schedule_s[attempt])
-            with write_transaction(engine) as conn:
-                retry_inbound(conn, inbound_id, str(exc), due)
-            return None
-        log.warning("inbound %s failed after %d attempts: %s", inbound_id, attempt, exc)
-        with write_transaction(engine) as conn:
-            finish_inbound(conn, inbound_id, "failed", str(exc))
-        return None
-    except (ChronosealError, WebhookError) as exc:
-        log.warning("inbound %s failed: %s", inbound_id, exc)
-        with write_transaction(engine) as conn:
-            finish_inbound(conn, inbound_id, "failed", str(exc))
-        return None
-    sha256 = manifest.obj["image"]["sha256"]
-    with undone_unless_committed(options.uploads) as kept, write_transaction(engine) as conn:
-        if get_receipt(conn, message.receipt_id, None) is None:
-            insert_receipt(
-                conn, receipt_id=message.receipt_id, api_key_id=integration.api_key_id,
-                image_sha256=sha256, image_size=len(image), hash_pending=True,
-                media_type=manifest.obj["image"].get("media_type"),
-                manifest_jcs=manifest.jcs, manifest_digest=manifest.digest.hex(),
-                external_id=post.external_id, callback_url=post.callback_url,
-            )
-            if options.uploads.keep(conn, sha256, image):  # for perceptual hashing
-                kept.append(sha256)
-        finish_inbound(conn, inbound_id, "done")
-    return message.receipt_id
+    with download(target, options.timeouts) as body:
+        yield body

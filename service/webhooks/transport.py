@@ -1,7 +1,7 @@
 """HTTP to checked targets: connect to the pinned address, no redirects, bounded time and size.
 
-`post` sends a webhook and reads at most MAX_RESPONSE_BYTES of the answer; `fetch` downloads an
-image up to a caller's limit. Both connect to `Target.address` (see ssrf.py), send the original
+`post` sends a webhook and reads at most MAX_RESPONSE_BYTES of the answer; `download` streams
+an image to a caller that bounds its size. Both connect to `Target.address` (see ssrf.py), send the original
 host in `Host` and, for https, verify the certificate for that host name (SNI too). Redirects
 are never followed: a 3xx is just a non-2xx answer. The whole exchange has one deadline.
 """
@@ -9,6 +9,8 @@ are never followed: a 3xx is just a non-2xx answer. The whole exchange has one d
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import urllib3
@@ -49,28 +51,21 @@ def _pool(target: Target, timeouts: Timeouts) -> urllib3.HTTPConnectionPool:
                                       retries=False, maxsize=1)
 
 
-def _read(response: urllib3.BaseHTTPResponse, limit: int, deadline: float, *,
-          truncate: bool) -> bytes:
+def _read_head(response: urllib3.BaseHTTPResponse, limit: int, deadline: float) -> bytes:
+    """The first `limit` bytes of the answer; the rest is not read."""
+    body, size = _BodyStream(response, deadline), 0
     chunks: list[bytes] = []
-    size = 0
-    while True:
-        if time.monotonic() > deadline:
-            raise TransportError("deadline passed while reading the answer")
-        # read1: whatever one socket read gives, so a trickle cannot hold us past the deadline
-        # (each socket read is itself bounded by the timeout set on the connection).
-        chunk = response.read1(min(READ_CHUNK_BYTES, limit + 1 - size))
-        if not chunk:
-            return b"".join(chunks)
+    while size <= limit and (chunk := body.read(limit + 1 - size)):
         chunks.append(chunk)
         size += len(chunk)
-        if size > limit:
-            if truncate:
-                return b"".join(chunks)[:limit]
-            raise TooLargeError(f"body exceeds {limit} bytes")
+    return b"".join(chunks)[:limit]
 
 
-def _exchange(target: Target, method: str, headers: dict[str, str], body: bytes | None,
-              limit: int, timeouts: Timeouts, *, truncate: bool) -> Answer:
+@contextmanager
+def _opened(target: Target, method: str, headers: dict[str, str], body: bytes | None,
+            timeouts: Timeouts) -> Iterator[tuple[urllib3.BaseHTTPResponse, float]]:
+    """The response (body not read yet) and the exchange's deadline; transport errors raised
+    while it is open, reading included, become TransportError."""
     deadline = time.monotonic() + timeouts.total_s
     pool = _pool(target, timeouts)
     try:
@@ -80,12 +75,10 @@ def _exchange(target: Target, method: str, headers: dict[str, str], body: bytes 
             redirect=False, retries=False, preload_content=False, assert_same_host=False,
         )
         try:
-            return Answer(response.status, _read(response, limit, deadline, truncate=truncate))
+            yield response, deadline
         finally:
             response.close()
-    except Urllib3Error as exc:
-        raise TransportError(f"{exc.__class__.__name__} talking to {target.host}") from exc
-    except OSError as exc:
+    except (Urllib3Error, OSError) as exc:
         raise TransportError(f"{exc.__class__.__name__} talking to {target.host}") from exc
     finally:
         pool.close()
@@ -94,13 +87,42 @@ def _exchange(target: Target, method: str, headers: dict[str, str], body: bytes 
 def post(target: Target, headers: dict[str, str], body: bytes, timeouts: Timeouts) -> Answer:
     """POST `body` as JSON to the checked target; any HTTP answer is returned, never raised."""
     headers = {"Content-Type": "application/json", **headers}
-    return _exchange(target, "POST", headers, body, MAX_RESPONSE_BYTES, timeouts, truncate=True)
+    with _opened(target, "POST", headers, body, timeouts) as (response, deadline):
+        return Answer(response.status, _read_head(response, MAX_RESPONSE_BYTES, deadline))
+
+
+class _BodyStream:
+    """A response body as a stream: one socket read per `read`, none past the deadline."""
+
+    def __init__(self, response: urllib3.BaseHTTPResponse, deadline: float) -> None:
+        self._response = response
+        self._deadline = deadline
+
+    def read(self, n: int = READ_CHUNK_BYTES, /) -> bytes:
+        # read1: whatever one socket read gives, so a trickle cannot hold us past the deadline
+        # (each socket read is itself bounded by the timeout set on the connection).
+        if time.monotonic() > self._deadline:
+            raise TransportError("deadline passed while reading the answer")
+        return self._response.read1(min(n if n > 0 else READ_CHUNK_BYTES, READ_CHUNK_BYTES))
+
+
+@contextmanager
+def download(target: Target, timeouts: Timeouts) -> Iterator[_BodyStream]:
+    """GET the checked target (2xx only) and stream its body; the reader bounds its size."""
+    with _opened(target, "GET", {"Accept": "image/*"}, None, timeouts) as (response, deadline):
+        if not 200 <= response.status < 300:
+            raise TransportError(f"{target.host} answered HTTP {response.status}")
+        yield _BodyStream(response, deadline)
 
 
 def fetch(target: Target, limit: int, timeouts: Timeouts) -> bytes:
-    """GET the target's body (2xx only), refusing more than `limit` bytes (TooLargeError)."""
-    answer = _exchange(target, "GET", {"Accept": "image/*"}, None, limit, timeouts,
-                       truncate=False)
-    if not 200 <= answer.status < 300:
-        raise TransportError(f"{target.host} answered HTTP {answer.status}")
-    return answer.body_head
+    """GET the target's body (2xx only) into memory, refusing more than `limit` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    with download(target, timeouts) as body:
+        while chunk := body.read(min(READ_CHUNK_BYTES, limit + 1 - size)):
+            size += len(chunk)
+            if size > limit:
+                raise TooLargeError(f"body exceeds {limit} bytes")
+            chunks.append(chunk)
+    return b"".join(chunks)

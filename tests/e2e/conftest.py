@@ -28,7 +28,7 @@ from service.web.app import create_app
 from service.web.context import signals_of
 from service.wiring import Services
 from tests.integration import conftest as _db
-from workers.queueing import hash_flag_key, stamp_flag_key
+from service.usecases.queueing import hash_flag_key, stamp_flag_key
 
 # The database fixtures of tests/integration (SQLite and PostgreSQL), offered here as well.
 db_backend = _db.db_backend

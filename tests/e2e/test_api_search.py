@@ -24,8 +24,8 @@ from tests.support.alterations import ALTERATIONS, encode
 from tests.support.images import bomb_png
 from tests.support.pictures import picture, picture_png
 from workers import bootstrap
-from workers.perceptual import hash_pending, hash_receipt_image
-from workers.queueing import HASH_JOB, background_queue_for, hash_flag_key
+from service.usecases.hashing import hash_pending, hash_receipt_image
+from service.usecases.queueing import HASH_JOB, background_queue_for, hash_flag_key
 
 UPLOAD_LIMIT = 4 * 1024 * 1024  # generated pictures are a few hundred KiB
 ORIGINAL, OTHERS = 7, (101, 102, 103)  # seeds: the picture searched for, unrelated ones
@@ -325,7 +325,7 @@ class _Clock:
 @pytest.mark.parametrize(("share", "backs_off"), [(0.1, True), (0.9, False)])
 def test_hashing_backs_off_while_the_machine_is_busy(
         search_api: Api, monkeypatch: pytest.MonkeyPatch, share: float, backs_off: bool) -> None:
-    import workers.perceptual as perceptual
+    import service.usecases.hashing as perceptual
 
     ids = [register(search_api, picture_png(seed), hash_now=False) for seed in OTHERS]
     clock = _Clock(share)

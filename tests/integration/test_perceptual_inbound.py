@@ -8,7 +8,7 @@ from service.storage.perceptual import hashes_of, receipts_to_hash
 from service.webhooks.inbound import register
 from tests.integration.test_webhooks_inbound import OPTIONS, _accepted, _message
 from tests.support.pictures import picture_png
-from workers.perceptual import hash_receipt_image
+from service.usecases.hashing import hash_receipt_image
 
 
 def test_an_inbound_image_is_kept_then_hashed(db_engine, make_api_key) -> None:

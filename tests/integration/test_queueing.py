@@ -13,7 +13,7 @@ from sqlalchemy import create_engine
 
 from service.settings import load_settings
 from service.wiring import Services
-from workers import queueing
+from service.usecases import queueing
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

@@ -29,7 +29,7 @@ from service.storage.webhooks import (
     list_deliveries,
     redeliver,
 )
-from service.webhooks.delivery import DeliveryOptions, deliver
+from service.usecases.deliver import DeliveryOptions, deliver
 from service.webhooks.ssrf import Allowlist
 from service.webhooks.transport import Timeouts
 from tests.support.webhook_receiver import webhook_receiver

@@ -19,7 +19,7 @@ from rq import Queue
 
 from service.runtime.redis_server import free_port
 from service.settings import load_settings
-from workers.queueing import worker_queue_names
+from service.usecases.queueing import worker_queue_names
 
 CLI = "import sys; from service.cli import main; sys.exit(main())"
 REPO = Path(__file__).resolve().parents[2]

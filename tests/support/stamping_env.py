@@ -7,7 +7,7 @@
     env.wait_until(lambda: env.counts().get("stamped") == 200)
     env.check_stamped_once()         # one batch each, proofs and tokens verify
 
-The test process plays the API (storage calls + workers.queueing.enqueue_stamping).
+The test process plays the API (storage calls + service.usecases.queueing.enqueue_stamping).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from service.timestamping.merkle import MerkleTree, verify_inclusion
 from service.timestamping.verify import verify_timestamp
 from service.web.tsa import create_app, serve_in_thread
 from service.wiring import Services
-from workers.queueing import enqueue_stamping, key_prefix
+from service.usecases.queueing import enqueue_stamping, key_prefix
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 REPO = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from workers.coalesce import CoalescedCall
+from service.usecases.coalesce import CoalescedCall
 
 SETTLE_S = 2.0
 

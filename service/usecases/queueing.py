@@ -13,7 +13,7 @@ Protocol (the database stays the source of truth; Redis only says "look at the d
    whatever Redis lost for longer.
 
 Perceptual hashing uses the same protocol with its own flag and job (`enqueue_hashing`, the
-job `workers.perceptual.hash_pending_images` on the background queue); its work list is the
+job `service.usecases.hashing.hash_pending_images` on the background queue); its work list is the
 receipts' hash_pending flag in the database.
 
 Keys are namespaced by the queue name, so several deployments (or tests) can share one Redis.
@@ -47,7 +47,7 @@ RETRY_FAILURE_TTL_S = 300
 JOB_TIMEOUT_S = 600
 # Job functions by dotted name: enqueuing must not import the worker side (TSA client etc.).
 STAMP_JOB = "workers.jobs.stamp_batch"
-HASH_JOB = "workers.perceptual.hash_pending_images"
+HASH_JOB = "workers.jobs.hash_pending_images"
 # Hashing a 50-megapixel image takes about a second; a job hashes until the work list is empty,
 # so its timeout only frees a stuck worker.
 HASH_JOB_TIMEOUT_S = 3600

@@ -1,11 +1,11 @@
-"""Perceptual hashing of registered images: the RQ job that works through the hash_pending list.
+"""Hash pending images: the use case that works through the hash_pending list.
 
 The API keeps the upload (service.storage.uploads, in the receipt's transaction, with the
 receipt's hash_pending flag set) and pokes a coalesced signal; the signal enqueues one
-`hash_pending_images` job per burst through the flag protocol of workers.queueing. The job
-hashes receipts until the work list is empty, each claimed in Redis first so that several
-background workers never decode the same image twice. Decoding happens here, never in the
-request: it costs tens of milliseconds per image and the registration must answer fast.
+hashing job (workers.jobs.hash_pending_images) per burst through the flag protocol of
+usecases.queueing. The job hashes receipts until the work list is empty, each claimed in Redis first so that several
+background workers never decode the same image twice. Decoding happens in the job, never in
+the request: it costs tens of milliseconds per image and the registration must answer fast.
 Jobs Redis lost are replaced by the sweep (`enqueue_unhashed`).
 """
 
@@ -32,7 +32,7 @@ from service.storage.perceptual import (
 from service.storage.receipts import get_receipt
 from service.storage.uploads import UploadStore
 from service.wiring import Services
-from workers import queueing
+from service.usecases import queueing
 
 log = logging.getLogger(__name__)
 
@@ -178,12 +178,3 @@ def hash_pending(services: Services) -> int:
             time.sleep(BACKOFF_S)
         else:
             size = STORE_EVERY
-
-
-def hash_pending_images() -> int:
-    """RQ job: clear the hashing flag, then hash the work list (see hash_pending)."""
-    from workers.bootstrap import current  # the worker side only: TSA clients and the stamper
-
-    services = current().services
-    queueing.clear_hash_flag(services)
-    return hash_pending(services)

@@ -1,0 +1,113 @@
+"""Read receipts: one, a page of them, their tokens, their inclusion proof and evidence bundle.
+
+A key sees only its own receipts: another key's id is not found, exactly like an unknown id,
+so ids cannot be probed. Public receipts can be read by anyone, in a reduced form (verify).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from service.errors import InvalidInputError, NotFoundError, NotReadyError
+from service.evidence.bundle import build_bundle
+from service.storage.receipts import Receipt, get_receipt, list_receipts
+from service.storage.tables import RECEIPT_STATUSES
+from service.storage.tokens import Token, list_tokens
+from service.timestamping.merkle import proof_to_json
+from service.timestamping.tsa_config import tsa_chain_pem
+from service.wiring import Services
+
+MAX_PAGE_SIZE = 100  # each item is small, but a page is built in memory: keep it bounded
+NO_RECEIPT = "No receipt with this id"
+__all__ = ["MAX_PAGE_SIZE", "RECEIPT_STATUSES", "Page", "Receipt", "Token", "list_own",
+           "own_receipt", "proof_json", "readable_receipt", "receipt_bundle", "tokens_of"]
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of receipts, newest first, and the id to continue after (None: last page)."""
+
+    items: list[Receipt]
+    last_id: str | None
+
+
+def own_receipt(services: Services, receipt_id: str, owner: str) -> Receipt:
+    """The receipt if key `owner` owns it; NotFoundError otherwise."""
+    with services.engine.connect() as conn:
+        receipt = get_receipt(conn, receipt_id, owner)
+    if receipt is None:
+        raise NotFoundError(NO_RECEIPT)
+    return receipt
+
+
+def readable_receipt(services: Services, receipt_id: str, caller: str | None
+                     ) -> tuple[Receipt, bool]:
+    """(receipt, full view?) for `caller` (a key id, or None when anonymous).
+
+    The owner gets the full view; anyone else only a public receipt, reduced; a private
+    receipt of another key is not found, exactly like an unknown id.
+    """
+    with services.engine.connect() as conn:
+        receipt = get_receipt(conn, receipt_id, None)
+    if receipt is None:
+        raise NotFoundError(NO_RECEIPT)
+    if caller is not None and receipt.api_key_id == caller:
+        return receipt, True
+    if not receipt.public:
+        raise NotFoundError(NO_RECEIPT)
+    return receipt, False
+
+
+def list_own(services: Services, owner: str, *, status: str | None, external_id: str | None,
+             limit: int, after: str | None) -> Page:
+    """The key's receipts, newest first, `limit` (1..MAX_PAGE_SIZE) after receipt `after`."""
+    if status is not None and status not in RECEIPT_STATUSES:
+        raise InvalidInputError(f"status must be one of {', '.join(RECEIPT_STATUSES)}")
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidInputError(f"limit must be an integer in 1..{MAX_PAGE_SIZE}")
+    with services.engine.connect() as conn:
+        rows, last_id = list_receipts(conn, owner, status=status, external_id=external_id,
+                                      limit=limit, cursor=after)
+    return Page(rows, last_id)
+
+
+def tokens_of(services: Services, receipt: Receipt) -> list[Token]:
+    """The receipt's tokens (empty until it is stamped)."""
+    if receipt.status != "stamped" or receipt.batch_id is None:
+        return []
+    with services.engine.connect() as conn:
+        return list_tokens(conn, receipt.batch_id)
+
+
+def proof_json(receipt: Receipt) -> dict[str, Any] | None:
+    """The inclusion proof in proof.json form, once the receipt is in a stamped batch."""
+    if (
+        receipt.status != "stamped" or receipt.proof is None or receipt.root is None
+        or receipt.leaf_index is None or receipt.tree_size is None
+    ):
+        return None
+    return proof_to_json(
+        bytes.fromhex(receipt.manifest_digest),
+        receipt.leaf_index,
+        receipt.tree_size,
+        [bytes.fromhex(node) for node in receipt.proof],
+        bytes.fromhex(receipt.root),
+    )
+
+
+def receipt_bundle(services: Services, receipt: Receipt) -> bytes:
+    """The receipt's evidence bundle (ZIP bytes); NotReadyError until it is stamped."""
+    tokens = tokens_of(services, receipt)
+    proof = proof_json(receipt)
+    if receipt.status != "stamped" or proof is None or not tokens:
+        raise NotReadyError(f"The receipt is {receipt.status}", receipt.status)
+    settings = services.settings
+    return build_bundle(
+        manifest_jcs=receipt.manifest_jcs,
+        proof=proof,
+        tokens={t.tsa: t.reply_der for t in tokens},
+        chains={t.tsa: t.chain_pem or tsa_chain_pem(settings, t.tsa) for t in tokens},
+        receipt_id=receipt.id,
+        image_name=None,
+    )

@@ -1,0 +1,208 @@
+"""Register an image or a digest: the one path for uploads, inbound posts and, later, batches.
+
+Steps, in this order: probe the image and read its embedded generation record (uploads only),
+merge that record with the caller's, build the manifest, then in one write transaction shared
+with other registrations (group commit) insert the receipt (idempotently) and keep the image
+for perceptual hashing; after the commit, signal stamping and hashing. Nothing before the
+commit is visible to anyone, and nothing after it may fail the registration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from sqlalchemy import Connection
+
+from service.errors import MetadataError
+from service.evidence.generation import merge_generation, normalize_request_metadata
+from service.evidence.hashing import (
+    BOMB,
+    UNDECODABLE,
+    HashedUpload,
+    Readable,
+    hash_stream,
+    probe_image,
+    sniff_media_type,
+)
+from service.evidence.manifest import MAX_EXTERNAL_ID_CHARS, Manifest, build_manifest, canonicalize
+from service.evidence.records import read_generation_record
+from service.storage.group_commit import group_commit_for
+from service.storage.receipts import Receipt, get_receipt, insert_receipt
+from service.storage.tables import IDEMPOTENCY_KEY_LENGTH, NAME_LENGTH
+from service.storage.uploads import undone_unless_committed
+from service.usecases.signals import Signals
+from service.wiring import Services
+
+# An image up to this size is spooled in memory, larger ones in a temporary file: web-sized
+# images never touch the disk, a 50 MiB upload never sits in the API's memory.
+SPOOL_MEMORY_BYTES = 1024 * 1024
+RECORD_WARNING = "generation record: "  # prefixes the reader's warnings
+RECORD_TOO_LARGE = "generation record: does not fit the manifest beside the request's; left out"
+# The manifest allows longer external ids than the column holds; the column decides.
+MAX_EXTERNAL_ID = min(MAX_EXTERNAL_ID_CHARS, NAME_LENGTH)
+MAX_IDEMPOTENCY_KEY_CHARS = IDEMPOTENCY_KEY_LENGTH  # the column's width
+
+
+@dataclass
+class SpooledImage:
+    """An image's bytes, spooled and hashed on the way in; the registration's caller closes it."""
+
+    file: IO[bytes]
+    hashed: HashedUpload
+    name: str | None = None
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def spool_image(stream: Readable, limit: int, name: str | None = None) -> SpooledImage:
+    """Hash `stream` into a spool (UploadTooLargeError past `limit` bytes), rewound."""
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)  # noqa: SIM115
+    try:
+        hashed = hash_stream(stream, limit=limit, spool=spool)  # type: ignore[arg-type]
+    except BaseException:
+        spool.close()
+        raise
+    return SpooledImage(spool, hashed, name)  # type: ignore[arg-type]
+
+
+@dataclass
+class Registration:
+    """What a caller asks to register: an image (or only its digest) and its fields."""
+
+    owner: str  # the API key id the receipt belongs to
+    image: SpooledImage | None = None
+    sha256: str | None = None  # lower-case hex; digest-only registrations
+    metadata: dict[str, Any] = field(default_factory=dict)  # the caller's generation record
+    external_id: str | None = None
+    callback_url: str | None = None
+    public: bool = False
+    idempotency_key: str | None = None
+    publication: dict[str, str] | None = None  # as a posting tool reported it
+    receipt_id: str | None = None  # reserved beforehand (inbound messages)
+
+    @property
+    def image_sha256(self) -> str:
+        if self.image is not None:
+            return self.image.hashed.sha256.hex()
+        assert self.sha256 is not None, "a registration needs an image or a digest"
+        return self.sha256
+
+    def fingerprint(self) -> str:
+        """SHA-256 over the canonical request (JCS): a repeat with another body is a conflict."""
+        canonical = {
+            "sha256": self.image_sha256,
+            "size": self.image.hashed.size if self.image is not None else None,
+            "metadata": self.metadata,
+            "external_id": self.external_id,
+            "callback_url": self.callback_url,
+            "public": self.public,
+        }
+        return hashlib.sha256(canonicalize(canonical)).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """Everything decided before the transaction: manifest, warnings, whether to keep."""
+
+    manifest: Manifest
+    media_type: str | None
+    size: int | None
+    warnings: list[str]
+    keep: bool
+
+
+def _prepare(reg: Registration) -> _Prepared:
+    """Probe the image, read its record and build the manifest (outside any lock)."""
+    request_generation = normalize_request_metadata(reg.metadata)
+    warnings: list[str] = []
+    file_generation = None
+    media_type = size = None
+    keep = False
+    if reg.image is not None:
+        image = reg.image
+        probe = probe_image(image.file)  # type: ignore[arg-type]
+        record = read_generation_record(image.file)  # type: ignore[arg-type]
+        image.file.seek(0)
+        warnings = [*probe.warnings, *(RECORD_WARNING + w for w in record.warnings)]
+        file_generation = record.as_generation() if record.found else None
+        media_type, size = sniff_media_type(image.hashed.head), image.hashed.size
+        keep = not {UNDECODABLE, BOMB} & set(probe.warnings)  # pixels to hash later
+
+    def build(generation: dict[str, Any]) -> Manifest:
+        return build_manifest(
+            image_sha256=reg.image_sha256, size=size, media_type=media_type,
+            generation=generation, submitted_at=datetime.now(UTC),
+            external_id=reg.external_id, publication=reg.publication,
+        )
+
+    try:
+        manifest = build(merge_generation(request_generation, file_generation))
+    except MetadataError:
+        if file_generation is None:
+            raise
+        # Both together exceed the manifest's bounds: the request's alone (the file's record
+        # stays in the hashed bytes).
+        warnings.append(RECORD_TOO_LARGE)
+        manifest = build(request_generation)
+    return _Prepared(manifest, media_type, size, warnings, keep)
+
+
+def register(services: Services, reg: Registration, signals: Signals, *,
+             also: Callable[[Connection], None] | None = None) -> Receipt:
+    """Register `reg` and signal the work that follows; the receipt as stored.
+
+    `also` runs in the receipt's transaction (an inbound message marked done with it). A
+    repeated Idempotency-Key, or a reserved receipt id that exists already, returns the first
+    receipt with `replayed` set. Raises MetadataError, IdempotencyConflictError.
+    """
+    prepared = _prepare(reg)
+    manifest, image = prepared.manifest, reg.image
+    uploads = services.uploads
+    sha256 = reg.image_sha256
+    fingerprint = reg.fingerprint() if reg.idempotency_key else None  # not under the lock
+
+    def write(conn: Connection) -> Receipt:
+        existing = get_receipt(conn, reg.receipt_id, None) if reg.receipt_id else None
+        if existing is not None:
+            receipt = replace(existing, replayed=True)
+        else:
+            receipt = insert_receipt(
+                conn, api_key_id=reg.owner, image_sha256=sha256, image_size=prepared.size,
+                media_type=prepared.media_type, manifest_jcs=manifest.jcs,
+                manifest_digest=manifest.digest.hex(), external_id=reg.external_id,
+                callback_url=reg.callback_url, warnings=prepared.warnings, public=reg.public,
+                idempotency_key=reg.idempotency_key, request_fingerprint=fingerprint,
+                receipt_id=reg.receipt_id, hash_pending=prepared.keep,
+            )
+        if prepared.keep and uploads.transactional and not receipt.replayed:
+            assert image is not None
+            if uploads.keep(conn, sha256, image.file):
+                kept.append(sha256)
+        if also is not None:
+            also(conn)
+        return receipt
+
+    with undone_unless_committed(uploads) as kept:
+        if prepared.keep and not uploads.transactional:
+            # A file is written before the shared transaction, not while holding the write lock.
+            assert image is not None
+            if uploads.keep(None, sha256, image.file):
+                kept.append(sha256)
+        # Shared with other registrations' inserts: one commit (and fsync) for the whole group.
+        receipt = group_commit_for(services.engine).run(write)
+    if receipt.replayed:
+        for digest in kept:  # the first request's image was hashed already: nothing waits
+            uploads.forget(digest)
+    # Committed above; from here on nothing may fail the registration: the signals never
+    # raise, and the sweeper re-enqueues anything Redis did not take (latency, never a loss).
+    if receipt.status == "pending":
+        signals.stamping.poke()
+    if prepared.keep and not receipt.replayed:
+        signals.hashing.poke()
+    return receipt

@@ -1,0 +1,40 @@
+"""The database schema: migrate it ahead of a deploy, or tell which revision it is at."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import make_url
+
+from service.storage.engine import normalize_url
+from service.storage.migrate import current_revision, head_revision, upgrade
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """Where a database is: its URL with any password hidden, its revision and the newest."""
+
+    shown_url: str
+    revision: str | None
+    head: str | None
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.revision == self.head
+
+
+def _shown(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def migrate(url: str, revision: str = "head") -> SchemaState:
+    """Apply the migrations up to `revision`."""
+    url = normalize_url(url)
+    reached = upgrade(url, revision)
+    return SchemaState(_shown(url), reached, head_revision())
+
+
+def state(url: str) -> SchemaState:
+    """The database's revision, beside the newest one."""
+    url = normalize_url(url)
+    return SchemaState(_shown(url), current_revision(url), head_revision())

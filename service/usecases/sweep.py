@@ -1,0 +1,29 @@
+"""The sweep: re-find the work Redis lost or a dead worker left, give up in the end, tidy up.
+
+One sweep: the stamping sweep (usecases.stamping.sweep: overdue receipts failed, stale ones
+re-enqueued, due TSA retries enqueued), a hashing job when images wait for perceptual hashes,
+and one slice of kept uploads whose receipt never committed deleted.
+"""
+
+from __future__ import annotations
+
+from service.stamping import SweepReport
+from service.stamping import sweep as sweep_stamping
+from service.usecases import queueing
+from service.usecases.hashing import enqueue_unhashed, remove_orphan_uploads
+from service.wiring import Services
+
+
+def sweep(services: Services) -> SweepReport:
+    """One sweep (idempotent: running two at once costs a duplicate query, not a wrong result)."""
+    settings = services.settings
+    report = sweep_stamping(
+        services.engine,
+        stale_after_s=settings.stale_after_s,
+        give_up_after_s=settings.give_up_after_s,
+        enqueue_stamp=lambda: queueing.enqueue_stamp_job(services),
+        enqueue_retry=lambda batch_id, tsa: queueing.enqueue_tsa_retry(services, batch_id, tsa),
+    )
+    enqueue_unhashed(services)  # hashing jobs Redis lost
+    remove_orphan_uploads(services)  # files of receipts that never committed
+    return report
