@@ -92,7 +92,7 @@ def test_plain_image_keeps_the_request_shape(api):
 
 
 def test_record_too_large_beside_the_request_is_left_out(make_api):
-    from service.web.stamps import RECORD_TOO_LARGE
+    from service.usecases.register import RECORD_TOO_LARGE
 
     api = make_api(max_upload_bytes=4 * MAX_ITEM_BYTES)
     prompt = "p" * 8000

@@ -20,7 +20,7 @@ from tests.support.images import png_bytes
 from tests.support.stamping_env import builtin_tsa
 from tests.support.webhook_receiver import self_signed_tls, webhook_receiver
 from workers import bootstrap
-from workers.outbox import pump_once
+from service.usecases.outbox import pump_once
 
 LOOPBACK = ("127.0.0.1/32",)
 

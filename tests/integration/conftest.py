@@ -7,7 +7,8 @@ answer the PostgreSQL tests are skipped with the reason, or fail when CI=true.
 
 Reusable fixtures: `db_backend` ("sqlite" | "postgresql"), `db_url` (migrated, empty),
 `db_engine` (an Engine on it), `empty_db_url` (no schema at all), and the factories
-`make_api_key(name=...)` and `make_receipt(api_key_id=None, **fields)`.
+`make_api_key(name=...)` and `make_receipt(api_key_id=None, **fields)`; `services` (the
+wired Services over `db_engine`, the real Redis and a queue of its own) for use-case tests.
 """
 
 from __future__ import annotations
@@ -24,7 +25,11 @@ from typing import Any
 
 import psycopg
 import pytest
+import redis
+from rq import Queue
 from sqlalchemy import Engine, make_url
+
+from service.settings import load_settings
 
 from service.storage import (
     ApiKey,
@@ -36,10 +41,12 @@ from service.storage import (
     write_transaction,
 )
 from service.storage.tables import metadata as schema_metadata
+from service.wiring import Services
 
 BACKENDS = ("sqlite", "postgresql")
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PG_PROBE_TIMEOUT_S = 3  # a local server answers at once; don't stall the suite on a dead one
+REDIS_URL = os.environ.get("CHRONOSEAL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_START_WAIT_S = 15  # a cluster started by the fixture needs a few seconds for recovery
 # Every table of the schema, so TRUNCATE keeps up as migrations add tables.
 TABLES = tuple(t.name for t in reversed(schema_metadata.sorted_tables))
@@ -195,3 +202,18 @@ def make_receipt(
             return insert_receipt(conn, api_key_id=api_key_id, **values)
 
     return factory
+
+
+@pytest.fixture
+def services(db_engine: Engine, tmp_path: Path) -> Iterator[Services]:
+    """Services over `db_engine` and the real Redis, with a queue (and key prefix) of its own."""
+    queue = f"test-{secrets.token_hex(4)}"
+    settings = load_settings(env={}, config_file=tmp_path / "absent.toml", queue_name=queue,
+                             data_dir=str(tmp_path / "data"))
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
+    yield Services(settings, db_engine, client)
+    for name in (queue, f"{queue}-background"):
+        Queue(name, connection=client).delete()
+    for key in client.scan_iter(f"chronoseal:{queue}:*"):
+        client.delete(key)
+    client.close()

@@ -2,33 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 import time
 
 import pytest
-import redis
 from rq import Queue
 from sqlalchemy import text
 
-from service.settings import load_settings
 from service.storage import mark_failed, write_transaction
-from service.wiring import Services
-from workers.outbox import pump_once
-
-REDIS_URL = os.environ.get("CHRONOSEAL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-@pytest.fixture
-def services(db_engine, tmp_path):
-    queue = f"test-outbox-{secrets.token_hex(4)}"
-    settings = load_settings(env={}, config_file=tmp_path / "absent.toml", queue_name=queue,
-                             data_dir=str(tmp_path / "data"))
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
-    yield Services(settings, db_engine, client)
-    Queue(queue, connection=client).delete()
-    client.close()
-
+from service.usecases.outbox import pump_once
 
 def test_due_deliveries_are_enqueued_once(services, make_receipt) -> None:
     ids = [make_receipt(callback_url="https://example.com/h").id for _ in range(3)]
