@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from cryptography import x509  # noqa: E402
 
-from service.timestamping import der  # noqa: E402
+from service.timestamping import der, tlv  # noqa: E402
 from service.timestamping.tsa_query import ACCEPTED_HASHES  # noqa: E402
 
 SECONDS = 4.0  # per measurement: long enough to average out scheduling, short enough to rerun
@@ -76,8 +76,8 @@ def fresh_query() -> bytes:
 
 
 def granted(reply: bytes) -> bool:
-    _, start, _ = der.read(reply, 0, len(reply))
-    return reply[start:start + 5] == b"\x30\x03\x02\x01\x00"
+    body = tlv.read(reply).body
+    return reply[body:body + 5] == b"\x30\x03\x02\x01\x00"
 
 
 def run_clients(work: Callable[[int], Callable[[], bytes]], clients: int, seconds: float,
