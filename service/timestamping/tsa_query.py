@@ -1,4 +1,9 @@
-"""Parse an RFC 3161 TimeStampReq strictly, saying which PKIFailureInfo bit a bad one earns.
+"""RFC 3161 TimeStampReq, both ways: the client's encoder and the built-in TSA's strict parser.
+
+One module owns the query so a request the client builds is, by construction, one the
+built-in TSA parses: `encode_query` only takes what `parse_query` accepts (the hashes in
+ACCEPTED_HASHES, their digest sizes, nonces up to MAX_NONCE_OCTETS), and a test round-trips
+every accepted hash. A bad query earns the PKIFailureInfo bit `parse_query` names.
 
     TimeStampReq ::= SEQUENCE {
         version        INTEGER { v1(1) },
@@ -13,6 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+
+import rfc3161ng
+from pyasn1.codec.der import encoder
+from pyasn1.error import PyAsn1Error
 
 from service.errors import ChronosealError, MalformedInputError
 from service.timestamping import der, tlv
@@ -72,6 +81,34 @@ class TimeStampQuery:
         if self.nonce_der is None:
             return None
         return tlv.integer(self.nonce_der, tlv.read(self.nonce_der, strict=True), strict=True)
+
+
+def encode_query(digest: bytes, *, hash_name: str, nonce: int | None, cert_req: bool,
+                 policy: str | None) -> bytes:
+    """The DER TimeStampReq a client sends: v1, the imprint `digest` under `hash_name`
+    (parameters absent, RFC 5754), `nonce` and `reqPolicy` when given, certReq as asked.
+
+    Every parameter is explicit: rfc3161ng's defaults (SHA-1, no nonce) never apply. Encoded
+    with rfc3161ng's schema and pyasn1's DER encoder (the team's RFC 3161 dependency, and off
+    the hot path: one query per TSA per batch), so `parse_query` is checked against an
+    independent encoder rather than its own writer.
+    """
+    sizes = dict(ACCEPTED_HASHES.values())
+    if hash_name not in sizes:
+        raise MalformedInputError(f"hash algorithm {hash_name!r} is not one of {sorted(sizes)}")
+    if len(digest) != sizes[hash_name]:
+        raise MalformedInputError(f"a {hash_name} digest is {sizes[hash_name]} bytes")
+    # Octets of the nonce INTEGER's content, as der.integer writes it and parse_query bounds it.
+    if nonce is not None and (nonce + (nonce < 0)).bit_length() // 8 + 1 > MAX_NONCE_OCTETS:
+        raise MalformedInputError(f"nonce longer than {MAX_NONCE_OCTETS} octets")
+    try:
+        request = rfc3161ng.make_timestamp_request(
+            digest=digest, hashname=hash_name, nonce=nonce, tsa_policy_id=policy,
+            include_tsa_certificate=cert_req,  # certReq; FALSE is the DEFAULT, so omitted
+        )
+        return bytes(encoder.encode(request))
+    except PyAsn1Error as exc:  # a policy that is not a dotted OID
+        raise MalformedInputError(f"cannot encode the query: {exc}") from exc
 
 
 def _malformed(message: str) -> QueryRejectedError:
