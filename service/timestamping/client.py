@@ -18,7 +18,7 @@ from datetime import datetime
 import requests
 import rfc3161ng
 from cryptography import x509
-from pyasn1.codec.der import decoder, encoder
+from pyasn1.codec.der import decoder
 from pyasn1.error import PyAsn1Error
 from pyasn1.type import namedtype, univ
 
@@ -31,6 +31,7 @@ from service.errors import (
     TSAVerificationError,
 )
 from service.timestamping.tsa_config import HASH_SIZES, TSAConfig
+from service.timestamping.tsa_query import encode_query
 from service.timestamping.verdict import Verdict
 from service.timestamping.verify import verify_timestamp
 
@@ -53,7 +54,7 @@ _FAIL_INFO_NAMES = {int(v): n for n, v in rfc3161ng.PKIFailureInfo.namedValues.i
 
 @dataclass(frozen=True)
 class TimestampQuery:
-    """A DER TimeStampReq and what we must find echoed in the token."""
+    """A DER TimeStampReq (tsa_query.encode_query) and what we must find echoed in the token."""
 
     der: bytes
     digest: bytes
@@ -81,14 +82,14 @@ def build_query(tsa: TSAConfig, digest: bytes, *, nonce: int | None = None) -> T
         raise MalformedInputError(f"{tsa.name}: a {tsa.hash_alg} digest is {expected} bytes")
     if nonce is None:
         nonce = secrets.randbits(NONCE_BITS)
-    request = rfc3161ng.make_timestamp_request(
-        digest=digest,
-        hashname=tsa.hash_alg,
-        include_tsa_certificate=True,  # certReq: the token must carry the TSA certificate
+    query = encode_query(
+        digest,
+        hash_name=tsa.hash_alg,
         nonce=nonce,
-        tsa_policy_id=tsa.policy,
+        cert_req=True,  # the token must carry the TSA certificate
+        policy=tsa.policy,
     )
-    return TimestampQuery(encoder.encode(request), digest, tsa.hash_alg, nonce, tsa.policy)
+    return TimestampQuery(query, digest, tsa.hash_alg, nonce, tsa.policy)
 
 
 def fetch_reply(

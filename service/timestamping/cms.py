@@ -18,6 +18,7 @@ from pyasn1_modules import rfc3161
 
 from service.errors import MalformedInputError
 from service.timestamping import tlv
+from service.timestamping.der import CONSTRUCTED_CONTEXT, OCTET_STRING, SEQUENCE, SET
 from service.timestamping.tlv import Tlv
 
 # A token with a full chain is under 20 KiB; 256 KiB leaves room for long chains while keeping
@@ -28,7 +29,7 @@ MAX_CERTIFICATES = 16
 # Real signed attributes are five or six; the bound stops quadratic work on hostile input.
 MAX_SIGNED_ATTRIBUTES = 32
 
-SEQUENCE, SET, OCTET_STRING, CTX0, CTX1 = 0x30, 0x31, 0x04, 0xA0, 0xA1
+CTX0, CTX1 = CONSTRUCTED_CONTEXT | 0, CONSTRUCTED_CONTEXT | 1
 
 
 @dataclass(frozen=True)
@@ -151,9 +152,9 @@ def parse_signed_data(buf: bytes, sd: Tlv) -> SignedData:
     econtent = None
     if len(encap) == 2:
         wrapped = tlv.children(buf, tlv.expect(encap[1], CTX0, "eContent"))
-        if len(wrapped) != 1 or wrapped[0].tag & ~0x20 != OCTET_STRING:
+        if len(wrapped) != 1:
             raise MalformedInputError("eContent is not an OCTET STRING")
-        econtent = tlv.content(buf, wrapped[0])
+        econtent = tlv.octet_string(buf, wrapped[0])
     rest = parts[3:]
     certs: list[bytes] = []
     if rest and rest[0].tag == CTX0:

@@ -1,16 +1,14 @@
-"""A small DER writer and a strict TLV reader for the built-in TSA's hot path.
+"""A small DER writer for the built-in TSA's hot path, and the universal tag numbers.
 
 pyasn1 spends most of a request building and encoding objects; the TSA only needs a handful of
 fixed shapes, so it writes them with these helpers (and precomputes the constant parts) instead.
-The reader accepts DER only: single-byte tags, definite minimal lengths, no trailing bytes.
+Reading, BER or strict DER, is `tlv.py`'s job.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import UTC, datetime
-
-from service.errors import MalformedInputError
 
 # Universal tags (X.690) and the context-specific bases the TSA uses.
 BOOLEAN = 0x01
@@ -27,15 +25,6 @@ GENERALIZED_TIME = 0x18
 CONTEXT = 0x80
 CONSTRUCTED_CONTEXT = 0xA0
 
-# Lengths above this are refused by the reader: TSA queries are tiny (see web.tsa body limit).
-MAX_READ_LENGTH = 1 << 20
-
-
-class DERError(MalformedInputError):
-    """The bytes are not the DER this reader accepts."""
-
-
-# --- writer ---------------------------------------------------------------------------------
 
 def length(n: int) -> bytes:
     """Definite length octets in the minimal form DER requires."""
@@ -127,69 +116,3 @@ def generalized_time(moment: datetime) -> bytes:
 def utc_time(moment: datetime) -> bytes:
     """UTCTime 'YYMMDDHHMMSSZ' (CMS signing-time for years 1950-2049)."""
     return tlv(UTC_TIME, moment.astimezone(UTC).strftime("%y%m%d%H%M%SZ").encode("ascii"))
-
-
-# --- reader ---------------------------------------------------------------------------------
-
-def read(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
-    """Read the element at `pos`: returns (tag, content start, content end). Strict DER."""
-    if pos + 2 > end:
-        raise DERError("truncated element")
-    tag = data[pos]
-    if tag & 0x1F == 0x1F:
-        raise DERError("multi-byte tags are not used here")
-    first = data[pos + 1]
-    pos += 2
-    if first < 0x80:
-        size = first
-    else:
-        count = first & 0x7F
-        if count == 0 or count > 4 or pos + count > end:
-            raise DERError("indefinite or oversized length")
-        size = int.from_bytes(data[pos:pos + count], "big")
-        if size < 0x80 or size >> (8 * (count - 1)) == 0:
-            raise DERError("non-minimal length")
-        pos += count
-    if size > MAX_READ_LENGTH or pos + size > end:
-        raise DERError("length runs past the end")
-    return tag, pos, pos + size
-
-
-def children(data: bytes, start: int, end: int) -> Iterator[tuple[int, int, int, int]]:
-    """Elements inside [start, end): yields (tag, element start, content start, content end)."""
-    pos = start
-    while pos < end:
-        tag, c_start, c_end = read(data, pos, end)
-        yield tag, pos, c_start, c_end
-        pos = c_end
-
-
-def parse_integer(content: bytes) -> int:
-    """INTEGER content, refusing the padded encodings DER forbids."""
-    if not content:
-        raise DERError("empty INTEGER")
-    if len(content) > 1 and (
-        (content[0] == 0 and content[1] < 0x80) or (content[0] == 0xFF and content[1] >= 0x80)
-    ):
-        raise DERError("non-minimal INTEGER")
-    return int.from_bytes(content, "big", signed=True)
-
-
-def parse_oid(content: bytes) -> str:
-    """OBJECT IDENTIFIER content to its dotted form."""
-    if not content or content[-1] & 0x80:
-        raise DERError("truncated OBJECT IDENTIFIER")
-    arcs: list[int] = []
-    value = 0
-    fresh = True
-    for byte in content:
-        if fresh and byte == 0x80:
-            raise DERError("non-minimal OBJECT IDENTIFIER arc")
-        value = (value << 7) | (byte & 0x7F)
-        fresh = not byte & 0x80
-        if fresh:
-            arcs.append(value)
-            value = 0
-    first = min(arcs[0] // 40, 2)
-    return ".".join(str(a) for a in (first, arcs[0] - 40 * first, *arcs[1:]))
-

@@ -1,8 +1,18 @@
-"""A tiny BER tag-length-value walker that keeps exact byte positions.
+"""The one ASN.1 reader: a tag-length-value walker that keeps exact byte positions, BER or DER.
 
-CMS signatures cover exact encodings (certificates, signed attributes), and real TSAs emit BER
-where DER was expected (unsorted SET OF, long-form or indefinite lengths). Schema decoders lose
-the original bytes; this walker keeps them, and `to_der_lengths` rewrites lengths canonically.
+It is called `tlv` because walking tag-length-value elements is all it does, under either rule
+set; `der.py` is the writer, and everything it writes is DER. Two callers need two rule sets:
+
+* lenient (BER, the default) for the verifier. CMS signatures cover exact encodings
+  (certificates, signed attributes) and real TSAs emit BER where DER was expected (long-form
+  or indefinite lengths, constructed strings, unsorted SET OF). Schema decoders lose the
+  original bytes; this walker keeps them, and `to_der_lengths` rewrites lengths canonically.
+* `strict=True` (DER) for the built-in TSA reading queries: minimal definite lengths, minimal
+  INTEGERs and OID arcs, BOOLEAN 00 or FF, primitive strings. A query that is not DER is
+  refused (badDataFormat), never guessed at.
+
+Both refuse multi-byte tags (no RFC 3161 or CMS structure uses one) and every error is a
+MalformedInputError.
 """
 
 from __future__ import annotations
@@ -10,11 +20,14 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from service.errors import MalformedInputError
+from service.timestamping.der import BOOLEAN, INTEGER, OBJECT_IDENTIFIER, OCTET_STRING, length
 
 # Nesting deeper than this is not found in tokens or certificates; it bounds recursion.
 MAX_DEPTH = 64
 # Length fields above 4 octets would describe more than 4 GiB, far beyond any reply we accept.
 MAX_LENGTH_OCTETS = 4
+# No query, reply (cms caps those at 256 KiB) or certificate comes near 1 MiB in one element.
+MAX_ELEMENT_BYTES = 1 << 20
 
 CONSTRUCTED = 0x20
 
@@ -33,7 +46,9 @@ class Tlv(NamedTuple):
         return bool(self.tag & CONSTRUCTED)
 
 
-def read_header(buf: bytes, pos: int, limit: int, depth: int) -> tuple[int, int, int | None]:
+def read_header(
+    buf: bytes, pos: int, limit: int, depth: int, *, strict: bool = False
+) -> tuple[int, int, int | None]:
     """(tag, first content byte, length or None if indefinite) of the element at buf[pos]."""
     if depth > MAX_DEPTH:
         raise MalformedInputError("ASN.1 nesting too deep")
@@ -45,27 +60,33 @@ def read_header(buf: bytes, pos: int, limit: int, depth: int) -> tuple[int, int,
     first = buf[pos + 1]
     body = pos + 2
     if first == 0x80:  # indefinite length: children until the end-of-contents marker 00 00
+        if strict:
+            raise MalformedInputError("indefinite length (not DER)")
         if not tag & CONSTRUCTED:
             raise MalformedInputError("indefinite length on a primitive element")
         return tag, body, None
-    length = first
+    size = first
     if first & 0x80:
         count = first & 0x7F
         if count > MAX_LENGTH_OCTETS or body + count > limit:
             raise MalformedInputError("bad ASN.1 length")
-        length = int.from_bytes(buf[body : body + count], "big")
+        size = int.from_bytes(buf[body : body + count], "big")
+        if strict and (size < 0x80 or size >> (8 * (count - 1)) == 0):
+            raise MalformedInputError("non-minimal length (not DER)")
         body += count
-    if body + length > limit:
+    if size > MAX_ELEMENT_BYTES or body + size > limit:
         raise MalformedInputError("ASN.1 length runs past its container")
-    return tag, body, length
+    return tag, body, size
 
 
-def read(buf: bytes, pos: int = 0, limit: int | None = None, depth: int = 0) -> Tlv:
+def read(
+    buf: bytes, pos: int = 0, limit: int | None = None, depth: int = 0, *, strict: bool = False
+) -> Tlv:
     """Read the element starting at buf[pos], which must end by `limit` (default: len(buf))."""
     limit = len(buf) if limit is None else limit
-    tag, body, length = read_header(buf, pos, limit, depth)
-    if length is not None:
-        return Tlv(tag, pos, body, body + length, body + length)
+    tag, body, size = read_header(buf, pos, limit, depth, strict=strict)
+    if size is not None:
+        return Tlv(tag, pos, body, body + size, body + size)
     cur = body
     while True:
         if cur + 2 > limit:
@@ -75,13 +96,13 @@ def read(buf: bytes, pos: int = 0, limit: int | None = None, depth: int = 0) -> 
         cur = read(buf, cur, limit, depth + 1).end
 
 
-def children(buf: bytes, parent: Tlv, depth: int = 0) -> list[Tlv]:
+def children(buf: bytes, parent: Tlv, depth: int = 0, *, strict: bool = False) -> list[Tlv]:
     """The elements inside a constructed element, in encoded order."""
     if not parent.constructed:
         raise MalformedInputError("expected a constructed ASN.1 element")
     out, cur = [], parent.body
     while cur < parent.body_end:
-        child = read(buf, cur, parent.body_end, depth + 1)
+        child = read(buf, cur, parent.body_end, depth + 1, strict=strict)
         out.append(child)
         cur = child.end
     return out
@@ -94,21 +115,15 @@ def expect(tlv: Tlv, tag: int, what: str) -> Tlv:
     return tlv
 
 
-def content(buf: bytes, tlv: Tlv) -> bytes:
+def content(buf: bytes, tlv: Tlv, *, strict: bool = False) -> bytes:
     """Content octets; a BER constructed string is the concatenation of its segments."""
     if not tlv.constructed:
         return buf[tlv.body : tlv.body_end]
+    if strict:
+        raise MalformedInputError("constructed string (not DER)")
     out: list[bytes] = []
     _walk(buf, tlv.start, tlv.end, 0, out, None, segments_only=True)
     return b"".join(out)
-
-
-def encode_length(length: int) -> bytes:
-    """DER length octets: short form below 128, else the minimal long form."""
-    if length < 0x80:
-        return bytes([length])
-    raw = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(raw)]) + raw
 
 
 def to_der_lengths(buf: bytes, tlv: Tlv | None = None, tag: int | None = None) -> bytes:
@@ -130,53 +145,77 @@ def _walk(
     """One pass over the element at pos, appending its DER-length encoding (or, with
     segments_only, its primitive contents) to out; returns its end. Visiting each element once
     keeps hostile nested indefinite lengths linear rather than quadratic."""
-    head = read_header(buf, pos, limit, depth)
-    el_tag, body, length = head
+    el_tag, body, size = read_header(buf, pos, limit, depth)
     if not el_tag & CONSTRUCTED:
-        end = body + length  # type: ignore[operator]  # primitives always have a length
+        end = body + size  # type: ignore[operator]  # primitives always have a length
         value = buf[body:end]
-        out.append(value if segments_only else bytes([tag or el_tag]) + encode_length(len(value))
+        out.append(value if segments_only else bytes([tag or el_tag]) + length(len(value))
                    + value)
         return end
     parts: list[bytes] = []
-    stop = limit if length is None else body + length
+    stop = limit if size is None else body + size
     cur = body
     while True:
-        if length is None and buf[cur : cur + 2] == b"\x00\x00":
+        if size is None and buf[cur : cur + 2] == b"\x00\x00":
             end = cur + 2
             break
-        if length is not None and cur >= stop:
+        if size is not None and cur >= stop:
             end = stop
             break
         if cur >= stop:
             raise MalformedInputError("missing end-of-contents")
         cur = _walk(buf, cur, stop, depth + 1, parts, None, segments_only=segments_only)
     inner = b"".join(parts)
-    out.extend(parts if segments_only else [bytes([tag or el_tag]) + encode_length(len(inner))
+    out.extend(parts if segments_only else [bytes([tag or el_tag]) + length(len(inner))
                                             + inner])
     return end
 
 
-def integer(buf: bytes, tlv: Tlv) -> int:
-    """Decode an INTEGER element (two's complement)."""
-    expect(tlv, 0x02, "INTEGER")
+def integer(buf: bytes, tlv: Tlv, *, strict: bool = False) -> int:
+    """Decode an INTEGER element (two's complement); strict refuses padded encodings."""
+    expect(tlv, INTEGER, "INTEGER")
     raw = buf[tlv.body : tlv.body_end]
     if not raw:
         raise MalformedInputError("empty INTEGER")
+    if strict and len(raw) > 1 and (
+        (raw[0] == 0 and raw[1] < 0x80) or (raw[0] == 0xFF and raw[1] >= 0x80)
+    ):
+        raise MalformedInputError("non-minimal INTEGER (not DER)")
     return int.from_bytes(raw, "big", signed=True)
 
 
-def oid(buf: bytes, tlv: Tlv) -> str:
-    """Decode an OBJECT IDENTIFIER element to dotted form."""
-    expect(tlv, 0x06, "OBJECT IDENTIFIER")
+def oid(buf: bytes, tlv: Tlv, *, strict: bool = False) -> str:
+    """Decode an OBJECT IDENTIFIER element to dotted form; strict refuses padded arcs."""
+    expect(tlv, OBJECT_IDENTIFIER, "OBJECT IDENTIFIER")
     raw = buf[tlv.body : tlv.body_end]
     if not raw or raw[-1] & 0x80:
         raise MalformedInputError("bad OBJECT IDENTIFIER")
-    arcs, value = [], 0
+    arcs, value, fresh = [], 0, True
     for byte in raw:
+        if strict and fresh and byte == 0x80:
+            raise MalformedInputError("non-minimal OBJECT IDENTIFIER arc (not DER)")
         value = (value << 7) | (byte & 0x7F)
-        if not byte & 0x80:
+        fresh = not byte & 0x80
+        if fresh:
             arcs.append(value)
             value = 0
     first = min(arcs[0] // 40, 2)
     return ".".join(map(str, [first, arcs[0] - 40 * first, *arcs[1:]]))
+
+
+def boolean(buf: bytes, tlv: Tlv, *, strict: bool = False) -> bool:
+    """Decode a BOOLEAN element: one octet, any non-zero TRUE in BER, only FF in DER."""
+    expect(tlv, BOOLEAN, "BOOLEAN")
+    raw = buf[tlv.body : tlv.body_end]
+    if len(raw) != 1:
+        raise MalformedInputError("BOOLEAN is not 1 octet")
+    if strict and raw not in (b"\x00", b"\xff"):
+        raise MalformedInputError("BOOLEAN is neither 00 nor FF (not DER)")
+    return raw != b"\x00"
+
+
+def octet_string(buf: bytes, tlv: Tlv, *, strict: bool = False) -> bytes:
+    """Decode an OCTET STRING element; BER also allows the constructed (segmented) form."""
+    if tlv.tag & ~CONSTRUCTED != OCTET_STRING:
+        raise MalformedInputError(f"OCTET STRING: expected tag 0x04, got 0x{tlv.tag:02x}")
+    return content(buf, tlv, strict=strict)  # strict refuses the constructed form

@@ -1,4 +1,9 @@
-"""Parse an RFC 3161 TimeStampReq strictly, saying which PKIFailureInfo bit a bad one earns.
+"""RFC 3161 TimeStampReq, both ways: the client's encoder and the built-in TSA's strict parser.
+
+One module owns the query so a request the client builds is, by construction, one the
+built-in TSA parses: `encode_query` only takes what `parse_query` accepts (the hashes in
+ACCEPTED_HASHES, their digest sizes, nonces up to MAX_NONCE_OCTETS), and a test round-trips
+every accepted hash. A bad query earns the PKIFailureInfo bit `parse_query` names.
 
     TimeStampReq ::= SEQUENCE {
         version        INTEGER { v1(1) },
@@ -14,8 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from service.errors import ChronosealError
-from service.timestamping import der
+import rfc3161ng
+from pyasn1.codec.der import encoder
+from pyasn1.error import PyAsn1Error
+
+from service.errors import ChronosealError, MalformedInputError
+from service.timestamping import der, tlv
+from service.timestamping.tlv import Tlv
 
 # Hash algorithms the TSA stamps, by OID, with their digest length: the SHA-2 sizes our verifier
 # (oids.py) and `openssl ts` both handle. SHA-1 and MD5 are refused (badAlg): a collision-prone
@@ -70,25 +80,52 @@ class TimeStampQuery:
     def nonce(self) -> int | None:
         if self.nonce_der is None:
             return None
-        _, start, end = der.read(self.nonce_der, 0, len(self.nonce_der))
-        return der.parse_integer(self.nonce_der[start:end])
+        return tlv.integer(self.nonce_der, tlv.read(self.nonce_der, strict=True), strict=True)
+
+
+def encode_query(digest: bytes, *, hash_name: str, nonce: int | None, cert_req: bool,
+                 policy: str | None) -> bytes:
+    """The DER TimeStampReq a client sends: v1, the imprint `digest` under `hash_name`
+    (parameters absent, RFC 5754), `nonce` and `reqPolicy` when given, certReq as asked.
+
+    Every parameter is explicit: rfc3161ng's defaults (SHA-1, no nonce) never apply. Encoded
+    with rfc3161ng's schema and pyasn1's DER encoder (the team's RFC 3161 dependency, and off
+    the hot path: one query per TSA per batch), so `parse_query` is checked against an
+    independent encoder rather than its own writer.
+    """
+    sizes = dict(ACCEPTED_HASHES.values())
+    if hash_name not in sizes:
+        raise MalformedInputError(f"hash algorithm {hash_name!r} is not one of {sorted(sizes)}")
+    if len(digest) != sizes[hash_name]:
+        raise MalformedInputError(f"a {hash_name} digest is {sizes[hash_name]} bytes")
+    # Octets of the nonce INTEGER's content, as der.integer writes it and parse_query bounds it.
+    if nonce is not None and (nonce + (nonce < 0)).bit_length() // 8 + 1 > MAX_NONCE_OCTETS:
+        raise MalformedInputError(f"nonce longer than {MAX_NONCE_OCTETS} octets")
+    try:
+        request = rfc3161ng.make_timestamp_request(
+            digest=digest, hashname=hash_name, nonce=nonce, tsa_policy_id=policy,
+            include_tsa_certificate=cert_req,  # certReq; FALSE is the DEFAULT, so omitted
+        )
+        return bytes(encoder.encode(request))
+    except PyAsn1Error as exc:  # a policy that is not a dotted OID
+        raise MalformedInputError(f"cannot encode the query: {exc}") from exc
 
 
 def _malformed(message: str) -> QueryRejectedError:
     return QueryRejectedError(FailInfo.BAD_DATA_FORMAT, message)
 
 
-def _parse_imprint(data: bytes, start: int, end: int) -> tuple[str, bytes]:
-    parts = list(der.children(data, start, end))
-    if len(parts) != 2 or parts[0][0] != der.SEQUENCE or parts[1][0] != der.OCTET_STRING:
+def _parse_imprint(data: bytes, imprint: Tlv) -> tuple[str, bytes]:
+    parts = tlv.children(data, imprint, strict=True)
+    if len(parts) != 2 or parts[0].tag != der.SEQUENCE or parts[1].tag != der.OCTET_STRING:
         raise _malformed("messageImprint is not SEQUENCE { AlgorithmIdentifier, OCTET STRING }")
-    alg = list(der.children(data, parts[0][2], parts[0][3]))
-    if not alg or alg[0][0] != der.OBJECT_IDENTIFIER:
+    alg = tlv.children(data, parts[0], strict=True)
+    if not alg or alg[0].tag != der.OBJECT_IDENTIFIER:
         raise _malformed("hashAlgorithm has no OID")
-    if len(alg) > 2 or (len(alg) == 2 and data[alg[1][1]:alg[1][3]] != der.null()):
+    if len(alg) > 2 or (len(alg) == 2 and data[alg[1].start:alg[1].end] != der.null()):
         raise _malformed("hashAlgorithm parameters must be absent or NULL")
-    hash_oid = der.parse_oid(data[alg[0][2]:alg[0][3]])
-    digest = data[parts[1][2]:parts[1][3]]
+    hash_oid = tlv.oid(data, alg[0], strict=True)
+    digest = tlv.octet_string(data, parts[1], strict=True)
     if hash_oid not in ACCEPTED_HASHES:
         raise QueryRejectedError(FailInfo.BAD_ALG, f"hash algorithm {hash_oid} is not accepted")
     if len(digest) != ACCEPTED_HASHES[hash_oid][1]:
@@ -101,42 +138,39 @@ def parse_query(data: bytes) -> TimeStampQuery:
     """Parse a DER TimeStampReq; raises QueryRejectedError with the failInfo to answer."""
     try:
         return _parse(data)
-    except der.DERError as exc:
+    except MalformedInputError as exc:
         raise _malformed(f"not a DER TimeStampReq: {exc}") from exc
 
 
 def _parse(data: bytes) -> TimeStampQuery:
-    tag, start, end = der.read(data, 0, len(data))
-    if tag != der.SEQUENCE or end != len(data):
+    outer = tlv.read(data, strict=True)
+    if outer.tag != der.SEQUENCE or outer.end != len(data):
         raise _malformed("not a single DER SEQUENCE")
-    fields = list(der.children(data, start, end))
-    if len(fields) < 2 or fields[0][0] != der.INTEGER or fields[1][0] != der.SEQUENCE:
+    fields = tlv.children(data, outer, strict=True)
+    if len(fields) < 2 or fields[0].tag != der.INTEGER or fields[1].tag != der.SEQUENCE:
         raise _malformed("missing version or messageImprint")
-    if der.parse_integer(data[fields[0][2]:fields[0][3]]) != 1:
+    if tlv.integer(data, fields[0], strict=True) != 1:
         raise _malformed("version is not v1")
-    hash_oid, digest = _parse_imprint(data, fields[1][2], fields[1][3])
-    imprint_der = data[fields[1][1]:fields[1][3]]
+    hash_oid, digest = _parse_imprint(data, fields[1])
+    imprint_der = data[fields[1].start:fields[1].end]
     req_policy: str | None = None
     nonce_der: bytes | None = None
     cert_req = False
     # The optional fields must come in schema order; `expected` is what may still follow.
     expected = [der.OBJECT_IDENTIFIER, der.INTEGER, der.BOOLEAN, der.CONSTRUCTED_CONTEXT]
-    for tag, el_start, c_start, c_end in fields[2:]:
-        if tag not in expected:
-            raise _malformed(f"unexpected or out-of-order field with tag 0x{tag:02x}")
-        expected = expected[expected.index(tag) + 1:]
-        content = data[c_start:c_end]
-        if tag == der.OBJECT_IDENTIFIER:
-            req_policy = der.parse_oid(content)
-        elif tag == der.INTEGER:
-            der.parse_integer(content)
-            if len(content) > MAX_NONCE_OCTETS:
+    for field in fields[2:]:
+        if field.tag not in expected:
+            raise _malformed(f"unexpected or out-of-order field with tag 0x{field.tag:02x}")
+        expected = expected[expected.index(field.tag) + 1:]
+        if field.tag == der.OBJECT_IDENTIFIER:
+            req_policy = tlv.oid(data, field, strict=True)
+        elif field.tag == der.INTEGER:
+            tlv.integer(data, field, strict=True)
+            if field.body_end - field.body > MAX_NONCE_OCTETS:
                 raise _malformed(f"nonce longer than {MAX_NONCE_OCTETS} octets")
-            nonce_der = data[el_start:c_end]
-        elif tag == der.BOOLEAN:
-            if content not in (b"\x00", b"\xff"):
-                raise _malformed("certReq is not a DER BOOLEAN")
-            cert_req = content == b"\xff"
+            nonce_der = data[field.start:field.end]
+        elif field.tag == der.BOOLEAN:
+            cert_req = tlv.boolean(data, field, strict=True)
         else:
             raise QueryRejectedError(FailInfo.UNACCEPTED_EXTENSION, "no request extension is "
                                      "supported")

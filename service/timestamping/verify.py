@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 
 from service.errors import MalformedInputError, VerificationError
-from service.timestamping import chain, cms, ess, oids, tlv
+from service.timestamping import chain, cms, der, ess, oids
 from service.timestamping.signature import check_signature
 from service.timestamping.tstinfo import TSTInfo, parse_tst_info
 from service.timestamping.verdict import TokenFacts, Verdict
@@ -193,7 +193,7 @@ def step5_signed_attributes(run: _Run) -> None:
         run.warnings.append(f"signature uses {digest_name}, which is no longer collision resistant")
     # The message-digest attribute covers the eContent octets, without their OCTET STRING header.
     actual = hashlib.new(digest_name, run.signed.econtent).digest()
-    wanted = b"\x04" + tlv.encode_length(len(actual)) + actual
+    wanted = der.octet_string(actual)
     if signer.signed_attrs.get(oids.ID_MESSAGE_DIGEST, []) != [wanted]:
         run.reasons.append("message-digest attribute does not match the TSTInfo")
 
@@ -202,9 +202,9 @@ def step6_signer_certificate(run: _Run) -> None:
     """Find the certificate the SignerIdentifier names, in the token or the supplied ones."""
     assert run.signed is not None
     signer = run.signed.signers[0]
-    for der in run.signed.certificates:
+    for cert_der in run.signed.certificates:
         try:
-            run.token_certs.append(chain.load_certificate(der))
+            run.token_certs.append(chain.load_certificate(cert_der))
         except ValueError:
             run.reasons.append("token carries a certificate that does not parse")
     for cert in [*run.token_certs, *run.untrusted, *run.store.roots]:

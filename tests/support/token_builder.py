@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from service.timestamping import oids
-from service.timestamping.tlv import encode_length
+from service.timestamping.der import length
 
 NOW = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
 _KEYS: dict[str, Any] = {}
@@ -27,7 +27,7 @@ _KEYS: dict[str, Any] = {}
 # --- DER building blocks -------------------------------------------------------------------
 def tlv(tag: int, *parts: bytes) -> bytes:
     body = b"".join(parts)
-    return bytes([tag]) + encode_length(len(body)) + body
+    return bytes([tag]) + length(len(body)) + body
 
 
 def seq(*parts: bytes) -> bytes:

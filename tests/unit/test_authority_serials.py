@@ -12,20 +12,18 @@ from pyasn1.codec.der import decoder
 from pyasn1_modules import rfc3161, rfc5652
 
 from service.errors import ConfigError
-from service.timestamping import der
 from service.timestamping.authority import AuthoritySettings, TimeStampAuthority
 from service.timestamping.serials import COUNTER_BITS, GENERATION_FILE, SerialAllocator
 from service.timestamping.tsa_keys import load_or_create
+from service.timestamping.tsa_query import encode_query
 
 FORK = multiprocessing.get_context("fork")
 PER_WORKER = 2000
 
 
 def query_der() -> bytes:
-    """A minimal valid TimeStampReq (SHA-256 imprint, nonce, certReq)."""
-    imprint = der.sequence(der.sequence(der.oid("2.16.840.1.101.3.4.2.1")),
-                           der.octet_string(bytes(32)))
-    return der.sequence(der.integer(1), imprint, der.integer(7), der.boolean(True))
+    """A minimal valid TimeStampReq (SHA-256 imprint, nonce, certReq), as the client builds it."""
+    return encode_query(bytes(32), hash_name="sha256", nonce=7, cert_req=True, policy=None)
 
 
 def token_serial(reply: bytes) -> int:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.timestamping import tlv
+from service.timestamping import der, tlv
 from service.timestamping.verify import Verdict, verify_timestamp
 from tests.support import token_builder as tb
 
@@ -53,7 +53,7 @@ def test_random_bytes_are_invalid(data: bytes) -> None:
 @settings(FAST, max_examples=300)
 @given(st.binary(max_size=200))
 def test_random_bytes_inside_a_sequence_are_invalid(data: bytes) -> None:
-    assert not verify(b"\x30" + tlv.encode_length(len(data)) + data).valid
+    assert not verify(b"\x30" + der.length(len(data)) + data).valid
 
 
 @settings(FAST, max_examples=400)
