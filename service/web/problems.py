@@ -13,7 +13,6 @@ from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
 from service import errors
-from service.timestamping.der import DERError
 from service.timestamping.tsa_query import QueryRejectedError
 from service.stamping.requester import TrustUnavailableError
 from service.web.multipart import FieldTooLargeError, FormError
@@ -128,7 +127,6 @@ DOMAIN_PROBLEMS: dict[type[errors.ChronosealError], tuple[Problem, bool]] = {
     errors.ConfigError: (MISCONFIGURED, False),
     errors.VerificationError: (VERIFICATION_FAILED, True),
     errors.MalformedInputError: (BAD_REQUEST, True),
-    DERError: (BAD_REQUEST, True),
     errors.InvalidInputError: (INVALID_FIELD, True),
     FormError: (INVALID_FIELD, True),
     FieldTooLargeError: (PAYLOAD_TOO_LARGE, True),

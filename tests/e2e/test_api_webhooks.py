@@ -17,6 +17,7 @@ from standardwebhooks import Webhook
 from service.storage.tables import inbound_messages, receipts, webhook_endpoints
 from service.web.context import signals_of
 from tests.support.images import png_bytes
+from tests.support.records import png_texts
 from tests.support.stamping_env import builtin_tsa
 from tests.support.webhook_receiver import self_signed_tls, webhook_receiver
 from workers import bootstrap
@@ -231,6 +232,35 @@ def test_inbound_post_is_registered_stamped_and_called_back(worker_api) -> None:
     log = api.client.get("/v1/webhooks/deliveries", headers=api.auth).get_json()["items"]
     assert [(d["status"], d["attempts"]) for d in log] == [("succeeded", 1)]
     assert log[0]["created_at"].endswith("Z") and log[0]["delivered_at"].endswith("Z")
+
+
+A1111_PARAMETERS = ("a lighthouse at dusk\nNegative prompt: blurry\nSteps: 28, Sampler: DPM++ 2M, "
+                    "CFG scale: 6.5, Seed: 1234567, Size: 8x8, Model hash: 0123abcd, "
+                    "Model: dreamshaper_8")
+
+
+def test_upload_and_inbound_post_of_one_file_give_the_same_image_and_record(worker_api) -> None:
+    """One registration path: the record embedded in the file is read for inbound posts too."""
+    api = worker_api
+    image = png_texts({"parameters": A1111_PARAMETERS})
+    record = {"prompt": "a lighthouse", "seed": "42"}  # the caller's, as both paths send it
+    uploaded = api.post_image(image, metadata=json.dumps(record)).get_json()
+    _, url, secret = _integration(api)
+    body = json.dumps({"type": "post.published", "data": {
+        "image": {"base64": base64.b64encode(image).decode()}, "generation": record,
+        "publication": {"platform": "blog", "post_url": "https://b.example/1",
+                        "published_at": "2026-12-01T10:00:00Z"}}}).encode()
+    posted = _hook(api, url, body, _signed(secret, body, msg_id="evt_a1111")).get_json()
+    api.run()
+    manifests = [api.client.get(f"/v1/stamps/{r['id']}", headers=api.auth).get_json()["manifest"]
+                 for r in (uploaded, posted)]
+    by_upload, by_post = manifests
+    assert by_upload["image"] == by_post["image"]
+    assert by_upload["image"]["media_type"] == "image/png"
+    assert by_upload["generation"] == by_post["generation"]
+    assert by_post["generation"]["sampler"] == "DPM++ 2M"  # read from the file's chunk
+    assert by_post["generation"]["steps"] == 28
+    assert "publication" in by_post and "publication" not in by_upload
 
 
 def test_callback_url_of_a_stamp_gets_receipt_stamped(worker_api) -> None:
