@@ -36,11 +36,11 @@ sys.path.insert(0, str(REPO))
 from bench import wallpapers  # noqa: E402
 from service.settings import load_settings  # noqa: E402
 from service.storage import create_api_key, write_transaction  # noqa: E402
+from service.usecases.hashing import hash_receipt_image  # noqa: E402
 from service.web.app import create_app  # noqa: E402
 from service.wiring import build_services  # noqa: E402
 from tests.support.alterations import ALTERATIONS, encode  # noqa: E402
 from tests.support.pictures import picture  # noqa: E402
-from service.usecases.hashing import hash_receipt_image  # noqa: E402
 
 GOALS = {  # the targets
     "jpeg_q50": 0.95, "jpeg_q70": 0.95, "jpeg_q90": 0.95, "resize_50": 0.95,

@@ -17,8 +17,8 @@ from collections.abc import Callable
 
 import redis
 
-from service.wiring import Services
 from service.usecases.queueing import key_prefix
+from service.wiring import Services
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Run a "look at the database" signal once per burst of callers, off the caller's thread.
 
-The API signals stamping after every receipt commit (service.usecases.queueing's flag protocol). Done in
-the request, that Redis round trip cost about 0.6 ms of CPU per upload, a sixth of the upload's
+The API signals stamping after every receipt commit (usecases.queueing's flag protocol). Done
+in the request, that Redis round trip cost about 0.6 ms of CPU per upload, a sixth of the upload's
 whole cost; almost every one of those calls found the flag already set. A `CoalescedCall` runs
 its function on a thread of its own instead: `poke()` only sets an event, and the thread,
 `delay_s` after the first poke, runs the function once for all pokes since its last run.

@@ -3,9 +3,10 @@
 The API keeps the upload (service.storage.uploads, in the receipt's transaction, with the
 receipt's hash_pending flag set) and pokes a coalesced signal; the signal enqueues one
 hashing job (workers.jobs.hash_pending_images) per burst through the flag protocol of
-usecases.queueing. The job hashes receipts until the work list is empty, each claimed in Redis first so that several
-background workers never decode the same image twice. Decoding happens in the job, never in
-the request: it costs tens of milliseconds per image and the registration must answer fast.
+usecases.queueing. The job hashes receipts until the work list is empty, each claimed in Redis
+first so that several background workers never decode the same image twice. Decoding happens
+in the job, never in the request: it costs tens of milliseconds per image and the registration
+must answer fast.
 Jobs Redis lost are replaced by the sweep (`enqueue_unhashed`).
 """
 
@@ -31,8 +32,8 @@ from service.storage.perceptual import (
 )
 from service.storage.receipts import get_receipt
 from service.storage.uploads import UploadStore
-from service.wiring import Services
 from service.usecases import queueing
+from service.wiring import Services
 
 log = logging.getLogger(__name__)
 

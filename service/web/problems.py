@@ -13,8 +13,8 @@ from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
 from service import errors
-from service.timestamping.tsa_query import QueryRejectedError
 from service.stamping.requester import TrustUnavailableError
+from service.timestamping.tsa_query import QueryRejectedError
 from service.web.multipart import FieldTooLargeError, FormError
 from service.webhooks import errors as webhook_errors
 

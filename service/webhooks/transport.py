@@ -1,9 +1,10 @@
 """HTTP to checked targets: connect to the pinned address, no redirects, bounded time and size.
 
 `post` sends a webhook and reads at most MAX_RESPONSE_BYTES of the answer; `download` streams
-an image to a caller that bounds its size. Both connect to `Target.address` (see ssrf.py), send the original
-host in `Host` and, for https, verify the certificate for that host name (SNI too). Redirects
-are never followed: a 3xx is just a non-2xx answer. The whole exchange has one deadline.
+an image to a caller that bounds its size. Both connect to `Target.address` (see ssrf.py),
+send the original host in `Host` and, for https, verify the certificate for that host name
+(SNI too). Redirects are never followed: a 3xx is just a non-2xx answer. The whole exchange
+has one deadline.
 """
 
 from __future__ import annotations

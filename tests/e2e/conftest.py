@@ -24,11 +24,11 @@ from sqlalchemy import Engine, func, select
 from service.settings import load_settings
 from service.storage import create_api_key, revoke_api_key, write_transaction
 from service.storage.tables import api_keys, batches, receipts, tokens
+from service.usecases.queueing import hash_flag_key, stamp_flag_key
 from service.web.app import create_app
 from service.web.context import signals_of
 from service.wiring import Services
 from tests.integration import conftest as _db
-from service.usecases.queueing import hash_flag_key, stamp_flag_key
 
 # The database fixtures of tests/integration (SQLite and PostgreSQL), offered here as well.
 db_backend = _db.db_backend

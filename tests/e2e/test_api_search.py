@@ -18,14 +18,14 @@ import pytest
 from rq import Queue
 
 from service.storage.perceptual import hashes_of, receipts_to_hash
+from service.usecases.hashing import hash_pending, hash_receipt_image
+from service.usecases.queueing import HASH_JOB, background_queue_for, hash_flag_key
 from service.web.context import signals_of
 from tests.e2e.conftest import Api
 from tests.support.alterations import ALTERATIONS, encode
 from tests.support.images import bomb_png
 from tests.support.pictures import picture, picture_png
 from workers import bootstrap
-from service.usecases.hashing import hash_pending, hash_receipt_image
-from service.usecases.queueing import HASH_JOB, background_queue_for, hash_flag_key
 
 UPLOAD_LIMIT = 4 * 1024 * 1024  # generated pictures are a few hundred KiB
 ORIGINAL, OTHERS = 7, (101, 102, 103)  # seeds: the picture searched for, unrelated ones

@@ -15,13 +15,13 @@ from sqlalchemy import func, select
 from standardwebhooks import Webhook
 
 from service.storage.tables import inbound_messages, receipts, webhook_endpoints
+from service.usecases.outbox import pump_once
 from service.web.context import signals_of
 from tests.support.images import png_bytes
 from tests.support.records import png_texts
 from tests.support.stamping_env import builtin_tsa
 from tests.support.webhook_receiver import self_signed_tls, webhook_receiver
 from workers import bootstrap
-from service.usecases.outbox import pump_once
 
 LOOPBACK = ("127.0.0.1/32",)
 

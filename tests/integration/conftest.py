@@ -30,7 +30,6 @@ from rq import Queue
 from sqlalchemy import Engine, make_url
 
 from service.settings import load_settings
-
 from service.storage import (
     ApiKey,
     Receipt,

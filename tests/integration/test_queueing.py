@@ -12,8 +12,8 @@ from rq import Queue
 from sqlalchemy import create_engine
 
 from service.settings import load_settings
-from service.wiring import Services
 from service.usecases import queueing
+from service.wiring import Services
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

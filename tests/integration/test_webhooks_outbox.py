@@ -11,6 +11,7 @@ from sqlalchemy import text
 from service.storage import mark_failed, write_transaction
 from service.usecases.outbox import pump_once
 
+
 def test_due_deliveries_are_enqueued_once(services, make_receipt) -> None:
     ids = [make_receipt(callback_url="https://example.com/h").id for _ in range(3)]
     with write_transaction(services.engine) as conn:

@@ -42,9 +42,9 @@ from service.storage.tables import batches, receipts
 from service.timestamping.authority import AuthoritySettings, TimeStampAuthority
 from service.timestamping.merkle import MerkleTree, verify_inclusion
 from service.timestamping.verify import verify_timestamp
+from service.usecases.queueing import enqueue_stamping, key_prefix
 from service.web.tsa import create_app, serve_in_thread
 from service.wiring import Services
-from service.usecases.queueing import enqueue_stamping, key_prefix
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 REPO = Path(__file__).resolve().parents[2]
