@@ -22,7 +22,7 @@ from service.storage.receipts import Receipt, get_receipt, insert_receipt, list_
 from service.storage.tables import RECEIPT_STATUSES
 from service.storage.tokens import Token, list_tokens
 from service.storage.uploads import undone_unless_committed
-from service.tsa_chains import tsa_chain_pem
+from service.timestamping.tsa_config import tsa_chain_pem
 from service.web.auth import require_key
 from service.web.context import current_services, signals
 from service.web.intake import Submission, idempotency_key, read_submission
@@ -232,7 +232,7 @@ def receipt_bundle(receipt: Receipt) -> bytes:
         manifest_jcs=receipt.manifest_jcs,
         proof=proof,
         tokens={t.tsa: t.reply_der for t in tokens},
-        chains={t.tsa: t.chain_pem or tsa_chain_pem(services, t.tsa) for t in tokens},
+        chains={t.tsa: t.chain_pem or tsa_chain_pem(services.settings, t.tsa) for t in tokens},
         receipt_id=receipt.id,
         image_name=None,
     )

@@ -21,7 +21,7 @@ from werkzeug.datastructures import FileStorage
 from service.errors import MalformedInputError
 from service.evidence.bundle_check import MAX_BUNDLE_BYTES, BundleVerdict, check_bundle
 from service.storage.receipts import Receipt, get_receipt
-from service.tsa_chains import trusted_roots
+from service.timestamping.tsa_config import trusted_roots
 from service.web.auth import authenticate
 from service.web.context import current_services
 from service.web.intake import FORM_OVERHEAD_BYTES, read_json_body
@@ -65,7 +65,7 @@ def verify() -> Response:
     assert bundle is not None
     try:
         verdict = check_bundle(bundle, image_sha256=digest,
-                               roots=trusted_roots(current_services()))
+                               roots=trusted_roots(current_services().settings))
     except MalformedInputError as exc:
         raise ApiError(INVALID_FIELD, f"bundle: {exc}") from exc
     return jsonify(verdict.as_dict() if full else redacted(verdict))
