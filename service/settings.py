@@ -7,7 +7,9 @@ default; the README's configuration reference is generated from the same table
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -20,88 +22,157 @@ REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 MiB = 1024 * 1024
 
 
+# A parser takes the text of an environment variable or a value from the TOML file: strings go
+# through the same code either way, native TOML values only where their type is the setting's
+# own (bools are never numbers). It raises ValueError with what is wrong ("is not an integer").
+Parse = Callable[[object], Any]
+
+
 @dataclass(frozen=True)
 class Setting:
     """One setting: its name, environment variable, parser, default and why that default."""
 
     name: str
     env: str
-    parse: Callable[[str], Any]
+    parse: Parse
     default: Any
     reason: str
 
 
-def _bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in {"1", "true", "yes", "on"}:
-        return True
-    if value in {"0", "false", "no", "off", ""}:
-        return False
-    raise ValueError(f"not a boolean: {text!r}")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
 
 
-def _opt_str(text: str) -> str | None:
-    return text or None
-
-
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise ValueError(f"must not be negative: {text!r}")
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("is not a string")
     return value
 
 
-def _csv(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
+def _opt_str(value: object) -> str | None:
+    return _text(value) or None
 
 
-def _delays(text: str) -> tuple[float, ...]:
-    values = tuple(_non_negative(part) for part in _csv(text))
-    if not values:
-        raise ValueError("give at least one delay")
-    return values
+def _bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+    raise ValueError("is not a boolean (true/false, yes/no, on/off, 1/0)")
+
+
+def _integer(minimum: int, maximum: int | None = None) -> Parse:
+    """An int parser bounded to [minimum, maximum]: sizes, counts and ports below 1 mean nothing."""
+
+    def parse(value: object) -> int:
+        if isinstance(value, str):
+            try:
+                number = int(value.strip())
+            except ValueError:
+                raise ValueError("is not an integer") from None
+        elif isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        else:
+            raise ValueError("is not an integer")
+        if number < minimum:
+            raise ValueError(f"must be at least {minimum}")
+        if maximum is not None and number > maximum:
+            raise ValueError(f"must be at most {maximum}")
+        return number
+
+    return parse
+
+
+_port = _integer(1, 65535)
+_positive_int = _integer(1)
+_non_negative_int = _integer(0)
+
+
+def _non_negative(value: object) -> float:
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError("is not a number") from None
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        raise ValueError("is not a number")
+    if not math.isfinite(number) or number < 0:  # nan and inf would disable timeouts silently
+        raise ValueError("must be a finite number, not negative")
+    return number
+
+
+def _csv(value: object) -> tuple[str, ...]:
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        value = ",".join(value)  # a TOML list means what its items joined by commas mean
+    if not isinstance(value, str):
+        raise ValueError("is not a comma-separated string or a list of strings")
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _delays(value: object) -> tuple[float, ...]:
+    if isinstance(value, str):
+        items: list[object] = list(_csv(value))
+    elif isinstance(value, list):
+        items = value
+    else:
+        raise ValueError("is not a comma-separated string or a list of delays")
+    if not items:
+        raise ValueError("holds no delay; give at least one")
+    delays = []
+    for item in items:
+        try:
+            delays.append(_non_negative(item))
+        except ValueError as exc:
+            raise ValueError(f"holds {item!r}, which {exc}") from None
+    return tuple(delays)
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("data_dir", "CHRONOSEAL_DATA_DIR", str, "./data",
+    Setting("data_dir", "CHRONOSEAL_DATA_DIR", _text, "./data",
             "SQLite file and built-in TSA keys live here; relative to the working directory"),
     Setting("database_url", "DATABASE_URL", _opt_str, None,
             "unset means SQLite at DATA_DIR/chronoseal.db; PostgreSQL: postgresql+psycopg://..."),
     Setting("redis_url", "REDIS_URL", _opt_str, None,
             "unset means redis://127.0.0.1:6379/0, started by `chronoseal up` when none answers"),
-    Setting("api_host", "CHRONOSEAL_API_HOST", str, "127.0.0.1",
+    Setting("api_host", "CHRONOSEAL_API_HOST", _text, "127.0.0.1",
             "loopback by default: exposing the API is a deliberate choice"),
-    Setting("api_port", "CHRONOSEAL_API_PORT", int, 8318, "an unassigned port next to the TSA's"),
-    Setting("api_workers", "CHRONOSEAL_API_WORKERS", int, 2, "one gunicorn process per core here"),
-    Setting("tsa_host", "CHRONOSEAL_TSA_HOST", str, "127.0.0.1", "the built-in TSA's bind address"),
-    Setting("tsa_port", "CHRONOSEAL_TSA_PORT", int, 8319, "the built-in TSA's port"),
-    Setting("tsa_key_type", "CHRONOSEAL_TSA_KEY_TYPE", str, "ec-p256",
+    Setting("api_port", "CHRONOSEAL_API_PORT", _port, 8318, "an unassigned port next to the TSA's"),
+    Setting("api_workers", "CHRONOSEAL_API_WORKERS", _positive_int, 2,
+            "one gunicorn process per core here"),
+    Setting("tsa_host", "CHRONOSEAL_TSA_HOST", _text, "127.0.0.1",
+            "the built-in TSA's bind address"),
+    Setting("tsa_port", "CHRONOSEAL_TSA_PORT", _port, 8319, "the built-in TSA's port"),
+    Setting("tsa_key_type", "CHRONOSEAL_TSA_KEY_TYPE", _text, "ec-p256",
             "ECDSA P-256 signs fast and small; rsa-3072 for relying parties that need RSA"),
     Setting("tsa_config", "CHRONOSEAL_TSA_CONFIG", _csv, (),
             "extra TSA definition files (TOML) on top of config/tsa.toml"),
     Setting("tsas", "CHRONOSEAL_TSAS", _csv, (),
             "names of the TSAs to use; empty means those marked enabled in config"),
-    Setting("min_tokens", "CHRONOSEAL_MIN_TOKENS", int, 1,
+    Setting("min_tokens", "CHRONOSEAL_MIN_TOKENS", _positive_int, 1,
             "a receipt counts as stamped once this many TSAs gave verified tokens"),
-    Setting("max_upload_bytes", "CHRONOSEAL_MAX_UPLOAD_BYTES", int, 50 * MiB,
+    Setting("max_upload_bytes", "CHRONOSEAL_MAX_UPLOAD_BYTES", _positive_int, 50 * MiB,
             "larger than any generated image in practice; bounds disk and hashing time"),
     Setting("keep_images", "CHRONOSEAL_KEEP_IMAGES", _bool, False,
             "uploads are kept only until a worker has their perceptual hashes; true keeps them"),
-    Setting("uploads_dir", "CHRONOSEAL_UPLOADS_DIR", str, "",
+    Setting("uploads_dir", "CHRONOSEAL_UPLOADS_DIR", _text, "",
             "where uploads wait for hashing: a directory API and workers share, or `database`; "
             "empty means DATA_DIR/uploads with SQLite, the database with PostgreSQL"),
     Setting("auth_cache_s", "CHRONOSEAL_AUTH_CACHE_S", _non_negative, 2.0,
             "an API process remembers a valid key this long, so a revoked key works at most "
             "this much longer; 0 looks every request up"),
-    Setting("batch_max_size", "CHRONOSEAL_BATCH_MAX_SIZE", int, 256,
+    Setting("batch_max_size", "CHRONOSEAL_BATCH_MAX_SIZE", _positive_int, 256,
             "receipts per Merkle tree: one TSA round trip for many receipts, proofs stay short"),
-    Setting("batch_max_wait_ms", "CHRONOSEAL_BATCH_MAX_WAIT_MS", int, 200,
+    Setting("batch_max_wait_ms", "CHRONOSEAL_BATCH_MAX_WAIT_MS", _non_negative_int, 200,
             "how long a receipt may wait for its batch to fill; see bench/e2e.py"),
-    Setting("sweep_interval_s", "CHRONOSEAL_SWEEP_INTERVAL_S", int, 30,
+    Setting("sweep_interval_s", "CHRONOSEAL_SWEEP_INTERVAL_S", _positive_int, 30,
             "how often the sweeper looks for receipts Redis lost"),
-    Setting("stale_after_s", "CHRONOSEAL_STALE_AFTER_S", int, 60,
+    Setting("stale_after_s", "CHRONOSEAL_STALE_AFTER_S", _non_negative_int, 60,
             "a receipt pending this long is re-enqueued"),
-    Setting("give_up_after_s", "CHRONOSEAL_GIVE_UP_AFTER_S", int, 7 * 24 * 3600,
+    Setting("give_up_after_s", "CHRONOSEAL_GIVE_UP_AFTER_S", _non_negative_int, 7 * 24 * 3600,
             "a receipt pending this long is marked failed with the last reason"),
     Setting("tsa_retry_base_s", "CHRONOSEAL_TSA_RETRY_BASE_S", _non_negative,
             2.0, "first retry of a failed TSA; most failures are blips"),
@@ -109,12 +180,12 @@ SETTINGS: tuple[Setting, ...] = (
             "backoff ceiling: a TSA down for hours is still asked every ten minutes"),
     Setting("tsa_rejected_retry_s", "CHRONOSEAL_TSA_REJECTED_RETRY_S", _non_negative,
             900.0, "a rejection rarely heals by itself; ask again much later"),
-    Setting("tsa_rejected_max_attempts", "CHRONOSEAL_TSA_REJECTED_MAX_ATTEMPTS", int,
+    Setting("tsa_rejected_max_attempts", "CHRONOSEAL_TSA_REJECTED_MAX_ATTEMPTS", _positive_int,
             3, "then that TSA is given up for that batch"),
     Setting("batch_lease_margin_s", "CHRONOSEAL_BATCH_LEASE_MARGIN_S", _non_negative,
             30.0,
             "a dead worker's batch is taken over this long after its TSAs' timeouts"),
-    Setting("queue_name", "CHRONOSEAL_QUEUE", str, "chronoseal",
+    Setting("queue_name", "CHRONOSEAL_QUEUE", _text, "chronoseal",
             "the RQ queue the workers listen on"),
     Setting("webhook_allowlist", "CHRONOSEAL_WEBHOOK_ALLOWLIST", _csv, (),
             "CIDRs and host names webhooks may reach although private (SSRF guard); none"),
@@ -185,33 +256,62 @@ def load_settings(
     config_file: Path | None = None,
     **overrides: Any,
 ) -> Settings:
-    """Defaults, then config/chronoseal.toml (if present), then the environment, then overrides."""
+    """Defaults, then config/chronoseal.toml (if present), then the environment, then overrides.
+
+    File and environment values go through the same parser, so a setting means the same
+    wherever it is written; a bad one raises ConfigError naming the setting, where it was
+    written and the value. Overrides (tests) are taken as they are, already typed.
+    """
     env = os.environ if env is None else env
     path = config_file or Path(env.get("CHRONOSEAL_CONFIG", REPO_CONFIG_DIR / "chronoseal.toml"))
-    file_values: dict[str, Any] = {}
-    if path.is_file():
-        try:
-            file_values = tomllib.loads(path.read_text()).get("chronoseal", {})
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read {path}: {exc}") from exc
+    file_values = _read_file(path)
     known = {s.name for s in SETTINGS}
     unknown = set(file_values) - known - set(overrides)
     if unknown:
         raise ConfigError(f"unknown setting(s) in {path}: {', '.join(sorted(unknown))}")
     values: dict[str, Any] = {}
     for setting in SETTINGS:
-        value = file_values.get(setting.name, setting.default)
-        if isinstance(value, list):
-            value = tuple(value)
+        value = setting.default
+        # The file's value is checked even where the environment replaces it: a bad file
+        # must not wait for the day its env var is removed.
+        if setting.name in file_values:
+            value = _parsed(setting, file_values[setting.name], str(path))
         if setting.env in env:
-            try:
-                value = setting.parse(env[setting.env])
-            except ValueError as exc:
-                raise ConfigError(f"{setting.env}: {exc}") from exc
+            value = _parsed(setting, env[setting.env], f"env {setting.env}")
         values[setting.name] = value
     values.update(overrides)
     assert {f.name for f in fields(Settings)} == known
     return Settings(**values)
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    """The [chronoseal] table of `path`; empty when there is no such file."""
+    if not path.is_file():
+        return {}
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8")).get("chronoseal", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: chronoseal must be a table ([chronoseal])")
+    return table
+
+
+def _parsed(setting: Setting, value: object, source: str) -> Any:
+    try:
+        return setting.parse(value)
+    except ValueError as exc:
+        raise ConfigError(f"{setting.name} in {source}: {_shown(setting, value)} {exc}") from exc
+
+
+# user:password@ in a URL; the password part is replaced by *** before a value is shown.
+_URL_PASSWORD = re.compile(r"(://[^/:@\s'\"]*:)[^\s'\"]*@")
+
+
+def _shown(setting: Setting, value: object) -> str:
+    """`value` as an error message shows it: repr, with URL passwords hidden."""
+    text = repr(value)
+    return _URL_PASSWORD.sub(r"\1***@", text) if "url" in setting.name else text
 
 
 def default_of(name: str) -> Any:

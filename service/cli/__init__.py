@@ -7,6 +7,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from service.errors import ConfigError
+
 # Each module defines `register(subparsers)`, adding its sub-command(s) with `func` set.
 COMMAND_MODULES = (
     "service.cli.verify_token",
@@ -35,7 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    code = args.func(args)
+    try:
+        code = args.func(args)
+    except ConfigError as exc:
+        # Any command (up, tsa, keys...) reading a bad setting stops here with its message:
+        # it is the operator's to fix, so no traceback.
+        print(f"chronoseal {args.command}: {exc}", file=sys.stderr)
+        return 2
     return int(code or 0)
 
 

@@ -8,14 +8,19 @@ on first start (so it is resolved here but read only when used). Secrets never s
 
 Environment: CHRONOSEAL_TSA_CONFIG adds files (comma-separated), CHRONOSEAL_TSAS (comma-separated
 names) replaces every `enabled` flag.
+
+Also here: each configured TSA's PEM chain as evidence bundles ship it (certs/<tsa>.pem), and the
+roots the service itself trusts when it verifies a bundle (`tsa_chain_pem`, `trusted_roots`).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,6 +42,7 @@ MAX_CERT_FILE_BYTES = 1024 * 1024  # a few certificates are kilobytes; refuse an
 BUILTIN_ROOTS = "builtin"  # roots value meaning "the built-in TSA's root CA"
 # Where the built-in TSA keeps its root: <data_dir>/tsa (cli/tsa.py TSA_SUBDIR), tsa_keys.py names.
 BUILTIN_ROOT_FILE = "tsa/root-cert.pem"
+BUILTIN_TSA_CERT_FILE = "tsa-cert.pem"  # beside the built-in root (tsa_keys.py FILES)
 BUILTIN_URL = "builtin"  # url value meaning "the built-in TSA at CHRONOSEAL_TSA_HOST:PORT"
 DEFAULT_BUILTIN_HOST = "127.0.0.1"  # same defaults as service/settings.py tsa_host/tsa_port
 DEFAULT_BUILTIN_PORT = 8319
@@ -178,6 +184,59 @@ def load_trust(tsa: TSAConfig) -> tuple[list[x509.Certificate], list[x509.Certif
     return roots, untrusted
 
 
+def chain_paths(tsa: TSAConfig, data_dir: Path) -> list[Path]:
+    """The PEM files of `tsa`'s chain in order: TSA certificate, intermediates, roots."""
+    paths = [*tsa.untrusted, *tsa.roots]
+    builtin_root = data_dir / BUILTIN_ROOT_FILE
+    if builtin_root in tsa.roots:  # the built-in TSA: its own certificate sits beside its root
+        paths.insert(0, builtin_root.parent / BUILTIN_TSA_CERT_FILE)
+    return paths
+
+
+def tsa_chain_pem(settings: Settings, tsa_name: str, env: Mapping[str, str] | None = None) -> str:
+    """The PEM chain bundles ship for tokens of `tsa_name` (certs/<tsa>.pem), TSA certificate
+    first, root last, so `openssl ts -verify` checks a token offline.
+
+    `env` (default os.environ) is what the TSA definitions read passwords from; ConfigError
+    when that TSA is not configured or a file of its chain is unusable.
+    """
+    tsa = _configs_by_name(settings, os.environ if env is None else env).get(tsa_name)
+    if tsa is None:
+        raise ConfigError(f"TSA {tsa_name!r} is not configured; its chain is unknown")
+    return "".join(_read_pem(p, tsa.name) for p in chain_paths(tsa, settings.data_path))
+
+
+def trusted_roots(
+    settings: Settings, env: Mapping[str, str] | None = None
+) -> list[x509.Certificate]:
+    """The roots of every configured TSA, enabled or not (old tokens stay verifiable).
+
+    What the service itself trusts when it verifies a bundle (POST /v1/verify): never the roots
+    a bundle brings along. A TSA whose root file cannot be read (the built-in TSA before its
+    first start) adds nothing.
+    """
+    roots: list[x509.Certificate] = []
+    for tsa in _configs_by_name(settings, os.environ if env is None else env).values():
+        try:
+            roots += load_trust(tsa)[0]
+        except ConfigError:
+            continue
+    return roots
+
+
+def _configs_by_name(settings: Settings, env: Mapping[str, str]) -> Mapping[str, TSAConfig]:
+    # Keyed on everything the definitions depend on, settings and the whole environment
+    # (password_env lookups), so a changed environment never meets a stale entry.
+    return _cached_configs(settings, frozenset(env.items()))
+
+
+@lru_cache(maxsize=8)
+def _cached_configs(
+    settings: Settings, env: frozenset[tuple[str, str]]
+) -> Mapping[str, TSAConfig]:
+    return {c.name: c for c in load_tsa_configs_for(settings, dict(env))}
+
+
 def _parse(table: Any, path: Path, index: int, env: Mapping[str, str], data_dir: Path) -> TSAConfig:
     where = f"{path}: [[tsa]] #{index + 1}"
     if not isinstance(table, dict):
@@ -306,8 +365,7 @@ def _read_tables(path: Path) -> list[Any]:
     return tables
 
 
-def _read_certs(path: Path, tsa: str, where: str | None = None) -> list[x509.Certificate]:
-    where = where or f"TSA {tsa!r}"
+def _read_cert_file(path: Path, where: str) -> bytes:
     try:
         with path.open("rb") as fh:
             data = fh.read(MAX_CERT_FILE_BYTES + 1)
@@ -315,6 +373,25 @@ def _read_certs(path: Path, tsa: str, where: str | None = None) -> list[x509.Cer
         raise ConfigError(f"{where}: cannot read {path}: {exc.strerror or exc}") from exc
     if len(data) > MAX_CERT_FILE_BYTES:
         raise ConfigError(f"{where}: {path} is larger than {MAX_CERT_FILE_BYTES} bytes")
+    return data
+
+
+def _read_pem(path: Path, tsa: str) -> str:
+    """One file of a chain as text, as it goes into a bundle: PEM, ending with a newline."""
+    where = f"TSA {tsa!r}"
+    data = _read_cert_file(path, where)
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        text = ""
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise ConfigError(f"{where}: {path} is not a PEM certificate file")
+    return text if text.endswith("\n") else text + "\n"
+
+
+def _read_certs(path: Path, tsa: str, where: str | None = None) -> list[x509.Certificate]:
+    where = where or f"TSA {tsa!r}"
+    data = _read_cert_file(path, where)
     try:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError as exc:

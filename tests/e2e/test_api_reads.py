@@ -17,8 +17,7 @@ from service.storage import NewToken, claim_batch, store_batch_result
 from service.timestamping.authority import AuthoritySettings, TimeStampAuthority
 from service.timestamping.client import build_query, verify
 from service.timestamping.merkle import MerkleTree, verify_inclusion
-from service.timestamping.tsa_config import TSAConfig
-from service.tsa_chains import tsa_chain_pem
+from service.timestamping.tsa_config import TSAConfig, tsa_chain_pem
 from tests.e2e.test_api_errors import assert_problem
 from tests.support.images import png_bytes
 
@@ -119,7 +118,8 @@ def test_stamped_receipt_shows_proof_tokens_and_bundle(api):
         assert {"manifest.json", "proof.json", "tokens/builtin.tsr", "certs/builtin.pem"} <= names
         manifest = archive.read("manifest.json")
         assert archive.read("tokens/builtin.tsr") == tsr.data
-        assert archive.read("certs/builtin.pem").decode() == tsa_chain_pem(api.services, "builtin")
+        chain = tsa_chain_pem(api.services.settings, "builtin")
+        assert archive.read("certs/builtin.pem").decode() == chain
     import hashlib
 
     assert hashlib.sha256(manifest).hexdigest() == receipt["manifest_digest"]
@@ -130,7 +130,7 @@ def test_stamped_receipt_shows_proof_tokens_and_bundle(api):
 def test_builtin_chain_is_tsa_certificate_then_root(api):
     tsa_dir: Path = api.services.settings.data_path / "tsa"
     authority = TimeStampAuthority.open(AuthoritySettings(data_dir=tsa_dir))
-    assert tsa_chain_pem(api.services, "builtin").encode() == authority.certs_pem()
+    assert tsa_chain_pem(api.services.settings, "builtin").encode() == authority.certs_pem()
 
 
 def test_bundle_ships_the_chain_stored_with_the_token_after_the_tsa_is_retired(api):
