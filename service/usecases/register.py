@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import Any, BinaryIO, cast
 
 from sqlalchemy import Connection
 
@@ -52,7 +52,7 @@ MAX_IDEMPOTENCY_KEY_CHARS = IDEMPOTENCY_KEY_LENGTH  # the column's width
 class SpooledImage:
     """An image's bytes, spooled and hashed on the way in; the registration's caller closes it."""
 
-    file: IO[bytes]
+    file: BinaryIO
     hashed: HashedUpload
     name: str | None = None
 
@@ -62,13 +62,13 @@ class SpooledImage:
 
 def spool_image(stream: Readable, limit: int, name: str | None = None) -> SpooledImage:
     """Hash `stream` into a spool (UploadTooLargeError past `limit` bytes), rewound."""
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)  # noqa: SIM115
+    spool = cast(BinaryIO, tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES))  # noqa: SIM115
     try:
-        hashed = hash_stream(stream, limit=limit, spool=spool)  # type: ignore[arg-type]
+        hashed = hash_stream(stream, limit=limit, spool=spool)
     except BaseException:
         spool.close()
         raise
-    return SpooledImage(spool, hashed, name)  # type: ignore[arg-type]
+    return SpooledImage(spool, hashed, name)
 
 
 @dataclass
@@ -126,8 +126,8 @@ def _prepare(reg: Registration) -> _Prepared:
     keep = False
     if reg.image is not None:
         image = reg.image
-        probe = probe_image(image.file)  # type: ignore[arg-type]
-        record = read_generation_record(image.file)  # type: ignore[arg-type]
+        probe = probe_image(image.file)
+        record = read_generation_record(image.file)
         image.file.seek(0)
         warnings = [*probe.warnings, *(RECORD_WARNING + w for w in record.warnings)]
         file_generation = record.as_generation() if record.found else None

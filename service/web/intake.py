@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import IO, Any
+from typing import IO, Any, BinaryIO, cast
 from urllib.parse import urlsplit
 
 from flask import Request
@@ -80,7 +80,7 @@ def _from_form(request: Request, limit: int) -> Registration:
             external_id=_external_id(fields.get("external_id")),
             callback_url=_callback_url(fields.get("callback_url")),
             public=_form_bool(fields.get("public")),
-            image=SpooledImage(_handed_over(form), form.file, form.filename),
+            image=SpooledImage(cast(BinaryIO, _handed_over(form)), form.file, form.filename),
         )
     finally:
         form.close()
