@@ -16,6 +16,7 @@ from service.errors import ChronosealError
 from service.storage import list_api_keys, write_transaction
 from service.storage.inbound import create_integration, list_integrations
 from service.storage.tables import NAME_LENGTH
+from service.webhooks.signing import new_secret
 
 HOOK_PATH = "/v1/hooks/{id}"
 
@@ -48,7 +49,8 @@ def _create(args: argparse.Namespace) -> int:
                 print(f"chronoseal integrations create: no single active key {args.key!r}",
                       file=sys.stderr)
                 return 1
-            integration, secret = create_integration(conn, keys[0].id, name)
+            integration, secret = create_integration(conn, keys[0].id, name,
+                                                     secret=new_secret())
     except ChronosealError as exc:
         print(f"chronoseal integrations create: {exc}", file=sys.stderr)
         return 1

@@ -20,7 +20,6 @@ from service.storage.inbound import (
 )
 from service.storage.tables import DELIVERY_STATES, NAME_LENGTH
 from service.storage.webhooks import (
-    EVENTS,
     MAX_ENDPOINTS_PER_KEY,
     Delivery,
     Endpoint,
@@ -39,6 +38,8 @@ from service.web.context import current_services
 from service.web.intake import MAX_JSON_BODY_BYTES
 from service.web.problems import INVALID_FIELD, NOT_FOUND, PAYLOAD_TOO_LARGE, URL_REFUSED, ApiError
 from service.webhooks.errors import URLRefusedError
+from service.webhooks.events import EVENTS
+from service.webhooks.signing import new_secret
 from service.webhooks.ssrf import Allowlist, check_url
 
 bp = Blueprint("webhooks", __name__)
@@ -79,14 +80,16 @@ def _delivery_json(d: Delivery) -> dict[str, Any]:
 def get_secret() -> Response:
     """The key's secret for callbacks to receipts' callback_url (made on first request)."""
     with write_transaction(current_services().engine) as conn:
-        return jsonify({"secret": callback_secret(conn, g.api_key.id)})
+        return jsonify({"secret": callback_secret(conn, g.api_key.id,
+                                                   secret_if_missing=new_secret())})
 
 
 @bp.post("/v1/webhooks/secret/rotate")
 @require_key
 def rotate_secret() -> Response:
     with write_transaction(current_services().engine) as conn:
-        return jsonify({"secret": rotate_callback_secret(conn, g.api_key.id)})
+        return jsonify({"secret": rotate_callback_secret(conn, g.api_key.id,
+                                                          secret=new_secret())})
 
 
 @bp.post("/v1/webhooks/endpoints")
@@ -108,7 +111,8 @@ def create_webhook_endpoint() -> tuple[Response, int]:
     with write_transaction(services.engine) as conn:
         if len(list_endpoints(conn, g.api_key.id)) >= MAX_ENDPOINTS_PER_KEY:
             raise ApiError(INVALID_FIELD, f"at most {MAX_ENDPOINTS_PER_KEY} endpoints per key")
-        endpoint, secret = create_endpoint(conn, g.api_key.id, url, events)
+        endpoint, secret = create_endpoint(conn, g.api_key.id, url, events,
+                                           secret=new_secret())
     return jsonify({**_endpoint_json(endpoint), "secret": secret}), 201
 
 
@@ -132,7 +136,8 @@ def delete_webhook_endpoint(endpoint_id: str) -> tuple[str, int]:
 @require_key
 def rotate_webhook_endpoint(endpoint_id: str) -> Response:
     with write_transaction(current_services().engine) as conn:
-        secret = rotate_endpoint_secret(conn, g.api_key.id, endpoint_id)
+        secret = rotate_endpoint_secret(conn, g.api_key.id, endpoint_id,
+                                        secret=new_secret())
     if secret is None:
         raise ApiError(NOT_FOUND, "No endpoint with this id")
     return jsonify({"id": endpoint_id, "secret": secret})
@@ -191,7 +196,8 @@ def create_posting_integration() -> tuple[Response, int]:
     if not isinstance(name, str) or not 0 < len(name.strip()) <= NAME_LENGTH:
         raise ApiError(INVALID_FIELD, f"name must be a string of 1..{NAME_LENGTH} characters")
     with write_transaction(current_services().engine) as conn:
-        integration, secret = create_integration(conn, g.api_key.id, name.strip())
+        integration, secret = create_integration(conn, g.api_key.id, name.strip(),
+                                                 secret=new_secret())
     url = url_for("hooks.receive", integration_id=integration.id)
     return jsonify({"id": integration.id, "name": integration.name, "url": url,
                     "secret": secret}), 201
@@ -202,7 +208,8 @@ def create_posting_integration() -> tuple[Response, int]:
 def rotate_posting_integration(integration_id: str) -> Response:
     """A new secret for the integration; the old one stops verifying at once."""
     with write_transaction(current_services().engine) as conn:
-        secret = rotate_integration_secret(conn, g.api_key.id, integration_id)
+        secret = rotate_integration_secret(conn, g.api_key.id, integration_id,
+                                           secret=new_secret())
     if secret is None:
         raise ApiError(NOT_FOUND, "No integration with this id")
     return jsonify({"id": integration_id, "secret": secret})

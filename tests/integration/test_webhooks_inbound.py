@@ -9,6 +9,7 @@ from service.storage import get_receipt, write_transaction
 from service.storage.inbound import accept_inbound, create_integration, get_inbound
 from service.webhooks.errors import ResolutionError
 from service.webhooks.inbound import InboundOptions, register
+from service.webhooks.signing import new_secret
 from service.webhooks.ssrf import Allowlist
 from service.webhooks.transport import Timeouts
 from tests.support.images import png_bytes
@@ -26,7 +27,7 @@ def _message(image: dict) -> bytes:
 def _accepted(db_engine, make_api_key, body: bytes):
     key, _ = make_api_key()
     with write_transaction(db_engine) as conn:
-        integration, _ = create_integration(conn, key.id, "blog")
+        integration, _ = create_integration(conn, key.id, "blog", secret=new_secret())
         message, created = accept_inbound(conn, integration.id, "evt_1", body, "rcp_TEST", 60)
         again, created_again = accept_inbound(conn, integration.id, "evt_1", b"{}", "rcp_X", 60)
     assert created and not created_again and again.receipt_id == "rcp_TEST"

@@ -12,7 +12,8 @@ from rq import Queue
 from sqlalchemy import text
 
 from service.settings import load_settings
-from service.storage import mark_failed, write_transaction
+from service.stamping.failures import fail_receipts
+from service.storage import write_transaction
 from service.wiring import Services
 from workers.outbox import pump_once
 
@@ -33,7 +34,7 @@ def services(db_engine, tmp_path):
 def test_due_deliveries_are_enqueued_once(services, make_receipt) -> None:
     ids = [make_receipt(callback_url="https://example.com/h").id for _ in range(3)]
     with write_transaction(services.engine) as conn:
-        mark_failed(conn, ids, "gave up")
+        fail_receipts(conn, ids, "gave up")
     assert pump_once(services) == 3
     assert pump_once(services) == 0  # claimed: not due again until the lease passes
     jobs = Queue(services.settings.queue_name, connection=services.redis).jobs

@@ -1,10 +1,12 @@
-"""Webhook events: the exact JSON receivers get, and the receipt links."""
+"""Webhook events: the exact JSON receivers get, the receipt links, and the storage boundary."""
 
 from __future__ import annotations
 
+import ast
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +21,7 @@ from service.webhooks.events import (
     token_link,
 )
 
+STORAGE = Path(__file__).resolve().parents[2] / "service" / "storage"
 NOW = datetime(2026, 5, 2, 8, 0, tzinfo=UTC)
 GEN = datetime(2026, 5, 1, 12, 0, 0, 123000, tzinfo=UTC)
 
@@ -86,3 +89,24 @@ def test_unknown_events_and_unstamped_receipts_are_refused() -> None:
         event_data("receipt.deleted", FakeReceipt())
     with pytest.raises(ValueError):
         event_data(STAMPED, FakeReceipt(stamped_at=None))
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)  # `from service import webhooks` names the package too
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_storage_imports_nothing_from_webhooks() -> None:
+    """Storage persists what it is given: event payloads and secrets come from its callers."""
+    files = sorted(STORAGE.rglob("*.py"))
+    assert files
+    offending = {str(p.relative_to(STORAGE)): sorted(
+        n for n in _imports(p) if n == "service.webhooks" or n.startswith("service.webhooks."))
+        for p in files}
+    assert {p: n for p, n in offending.items() if n} == {}
