@@ -24,13 +24,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from service.stamping.results import store_batch_result  # noqa: E402
 from service.storage import (  # noqa: E402
     NewToken,
     claim_batch,
     create_api_key,
     insert_receipt,
     make_engine,
-    store_batch_result,
     upgrade,
     write_transaction,
 )
@@ -68,7 +68,8 @@ def main() -> int:
             plain_key = create_api_key(conn, "plain")[0].id
             hooked_key = create_api_key(conn, "endpoints")[0].id
             for _ in range(ENDPOINTS):
-                create_endpoint(conn, hooked_key, "https://example.com/hook", ["receipt.stamped"])
+                create_endpoint(conn, hooked_key, "https://example.com/hook", ["receipt.stamped"],
+                                secret=new_secret())
         result = {
             "plain_ms": statistics.median(_batch_ms(engine, plain_key, None)
                                           for _ in range(ROUNDS)),

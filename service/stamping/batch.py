@@ -3,8 +3,8 @@
 One batch = one Merkle tree over its receipts' manifest digests (leaf order = leaf_index) and
 one RFC 3161 request per enabled TSA over the 32-byte SHA-256 root, all TSAs asked at once.
 Receipts become `stamped` in the transaction that stores the min_tokens-th verified token
-(service.storage.tokens enforces it); later tokens are added as they arrive. A TSA that fails
-is recorded in batch_tsa_attempts with its next attempt time, and retried by `retry`.
+(service.stamping.results applies that rule); later tokens are added as they arrive. A TSA that
+fails is recorded in batch_tsa_attempts with its next attempt time, and retried by `retry`.
 
 Everything here is idempotent: a batch taken over after its lease expired yields the same
 tree (same digests, same order, so the same root), and storing a TSA's token twice keeps one.
@@ -24,18 +24,17 @@ from sqlalchemy import Engine
 from service.stamping import queries
 from service.stamping.failures import FailureRecorder
 from service.stamping.policy import RetryPolicy, fill_poll_s
+from service.stamping.results import add_token, store_batch_result
 from service.storage import (
     Batch,
     BatchStateError,
     NewToken,
     TsaAttempt,
-    add_token,
     claim_batch,
     claim_expired_batch,
     get_batch,
     record_batch_error,
     renew_lease,
-    store_batch_result,
 )
 from service.storage.tables import utcnow
 from service.timestamping.merkle import MerkleTree

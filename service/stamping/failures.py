@@ -6,25 +6,39 @@ enforced by the sweeper). A rejection with failInfo is asked again only a few ti
 then that TSA is given up for that batch; when no TSA left can bring the batch to min_tokens,
 its receipts fail at once with the reason instead of waiting out give_up_after_s.
 Every failure is written to batch_tsa_attempts and shown as last_error on the receipts.
+Failing receipts (here or in the sweep) goes through `fail_receipts`, which writes their
+receipt.failed events in the same transaction.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from service.errors import TSAError
 from service.stamping import queries
+from service.stamping.notify import record_events
 from service.stamping.policy import RetryPolicy
 from service.storage import mark_failed, record_batch_error, write_transaction
 from service.storage.tables import utcnow
 from service.timestamping.tsa_config import TSAConfig
+from service.webhooks.events import FAILED
 
 log = logging.getLogger(__name__)
 
 HOPELESS_REASON = "no configured TSA will stamp this batch"
+
+
+def fail_receipts(conn: Connection, receipt_ids: Sequence[str], reason: str,
+                  now: datetime | None = None) -> list[str]:
+    """Fail the still-pending receipts among `receipt_ids` and write their receipt.failed
+    events, in the caller's transaction; returns the receipts failed, sorted."""
+    failed = mark_failed(conn, receipt_ids, reason)
+    record_events(conn, FAILED, failed, now=now or utcnow())
+    return failed
 
 
 class FailureRecorder:
@@ -66,7 +80,8 @@ class FailureRecorder:
             trying = [name for name in self.tsas if name not in have and name not in given_up]
             if len(have) + len(trying) >= self.min_tokens:
                 return []
-            failed = mark_failed(conn, queries.batch_receipt_ids(conn, batch_id), HOPELESS_REASON)
+            failed = fail_receipts(conn, queries.batch_receipt_ids(conn, batch_id),
+                                   HOPELESS_REASON)
         log.warning("batch %s: %d receipt(s) failed: %s", batch_id, len(failed), HOPELESS_REASON)
         return failed
 

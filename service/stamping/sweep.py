@@ -18,11 +18,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
+from service.stamping.failures import fail_receipts
 from service.storage import (
     find_overdue_pending,
     find_stale_pending,
     list_due_attempts,
-    mark_failed,
     touch_enqueued,
     write_transaction,
 )
@@ -56,7 +56,7 @@ def sweep(
     now = now or utcnow()
     with write_transaction(engine) as conn:
         overdue = find_overdue_pending(conn, now - timedelta(seconds=give_up_after_s))
-        failed = mark_failed(conn, overdue, GIVE_UP_REASON) if overdue else []
+        failed = fail_receipts(conn, overdue, GIVE_UP_REASON) if overdue else []
     if failed:
         log.warning("sweep: %d receipt(s) failed after %ss", len(failed), give_up_after_s)
 

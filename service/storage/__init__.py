@@ -39,23 +39,28 @@ from service.storage.sweep import (
 )
 from service.storage.tokens import (
     NewToken,
-    StoreResult,
     Token,
     TsaAttempt,
-    add_token,
+    complete_batch,
+    count_tokens,
+    insert_tokens,
     list_due_attempts,
     list_tokens,
+    lock_batch,
+    mark_receipts_stamped,
     record_batch_error,
-    store_batch_result,
+    stamped_receipt_ids,
+    store_proofs,
 )
 
 __all__ = [
     "AmbiguousKeyError", "ApiKey", "Batch", "BatchStateError", "DatabaseUnavailableError",
-    "IdempotencyConflictError", "Leaf", "NewToken", "Receipt", "StorageError", "StoreResult",
-    "Token", "TsaAttempt", "add_token", "claim_batch", "claim_expired_batch", "create_api_key",
-    "current_revision", "find_api_key_by_secret", "find_overdue_pending", "find_stale_pending",
-    "get_batch", "get_receipt", "head_revision", "insert_receipt", "list_api_keys",
-    "list_due_attempts", "list_receipts", "list_tokens", "make_engine", "mark_failed",
-    "new_receipt_id", "normalize_url", "ping", "record_batch_error", "renew_lease",
-    "revoke_api_key", "store_batch_result", "touch_enqueued", "upgrade", "write_transaction",
+    "IdempotencyConflictError", "Leaf", "NewToken", "Receipt", "StorageError", "Token",
+    "TsaAttempt", "claim_batch", "claim_expired_batch", "complete_batch", "count_tokens",
+    "create_api_key", "current_revision", "find_api_key_by_secret", "find_overdue_pending",
+    "find_stale_pending", "get_batch", "get_receipt", "head_revision", "insert_receipt",
+    "insert_tokens", "list_api_keys", "list_due_attempts", "list_receipts", "list_tokens",
+    "lock_batch", "make_engine", "mark_failed", "mark_receipts_stamped", "new_receipt_id",
+    "normalize_url", "ping", "record_batch_error", "renew_lease", "revoke_api_key",
+    "stamped_receipt_ids", "store_proofs", "touch_enqueued", "upgrade", "write_transaction",
 ]

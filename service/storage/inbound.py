@@ -15,7 +15,6 @@ from sqlalchemy.exc import IntegrityError
 
 from service.storage.ids import new_id
 from service.storage.tables import api_keys, inbound_messages, integrations, utcnow
-from service.webhooks.signing import new_secret
 
 INTEGRATION_PREFIX = "itg_"
 INBOUND_PREFIX = "inb_"
@@ -43,21 +42,20 @@ class InboundMessage:
     attempts: int = 0
 
 
-def create_integration(conn: Connection, api_key_id: str, name: str,
+def create_integration(conn: Connection, api_key_id: str, name: str, *, secret: str,
                        now: datetime | None = None) -> tuple[Integration, str]:
-    """A posting tool's inbound hook for this key; returns it with its secret (shown once)."""
+    """A posting tool's inbound hook for this key, verified with `secret` (made by the caller);
+    returns it with the secret (shown once)."""
     integration = Integration(new_id(INTEGRATION_PREFIX), api_key_id, name, now or utcnow())
-    secret = new_secret()
     conn.execute(integrations.insert().values(
         id=integration.id, api_key_id=api_key_id, name=name, secret=secret,
         created_at=integration.created_at))
     return integration, secret
 
 
-def rotate_integration_secret(conn: Connection, api_key_id: str,
-                              integration_id: str) -> str | None:
-    """A new secret for the key's integration (None: no such integration for this key)."""
-    secret = new_secret()
+def rotate_integration_secret(conn: Connection, api_key_id: str, integration_id: str, *,
+                              secret: str) -> str | None:
+    """Give the key's integration `secret`; returns it (None: no such integration for this key)."""
     result = conn.execute(update(integrations).where(
         integrations.c.id == integration_id, integrations.c.api_key_id == api_key_id
     ).values(secret=secret))

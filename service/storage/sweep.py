@@ -13,7 +13,6 @@ from datetime import datetime
 from sqlalchemy import Connection, and_, case, literal, or_, select, update
 
 from service.storage.tables import batches, receipts, utcnow
-from service.storage.webhooks import record_receipt_events
 
 DEFAULT_SWEEP_LIMIT = 500  # ids per sweep pass: bounds one query's IN list and one RQ burst
 MAX_IDS_PER_STATEMENT = 500  # SQLite allows 32766 bound parameters; stay far below
@@ -64,7 +63,8 @@ def _chunks(ids: Sequence[str]) -> list[list[str]]:
 
 
 def mark_failed(conn: Connection, ids: Sequence[str], reason: str) -> list[str]:
-    """Fail the still-pending receipts among `ids`; returns those changed (to notify callbacks).
+    """Fail the still-pending receipts among `ids`; returns those changed, sorted (the caller
+    writes their receipt.failed events in this same transaction).
 
     The failure text keeps the last transient error, so the client learns why, not only that.
     """
@@ -80,7 +80,6 @@ def mark_failed(conn: Connection, ids: Sequence[str], reason: str) -> list[str]:
             .values(status="failed", failure=failure)
             .returning(receipts.c.id)
         ).scalars()
-    record_receipt_events(conn, "receipt.failed", changed)  # outbox, in this transaction
     return sorted(changed)
 
 

@@ -1,9 +1,10 @@
-"""Tokens and per-TSA attempts: storing a batch's result is what marks receipts stamped.
+"""Tokens and per-TSA attempts: the plain operations a batch's result is stored with.
 
-The rule from DESIGN.md is enforced here: receipts become `stamped` only in the transaction
-that finds at least `min_tokens` verified tokens stored for their batch (the caller verifies
-tokens before passing them in). Tokens are unique per (batch, TSA), so a worker that took over
-a batch can store the same TSA's token again without harm.
+Storing root, proofs and tokens, counting tokens, marking receipts stamped and the batch
+complete are separate steps here; when they happen, in one transaction, is decided by the
+stamping code (service.stamping.results: stamped iff min_tokens verified tokens are stored).
+Tokens are unique per (batch, TSA), so a worker that took over a batch can store the same TSA's
+token again without harm.
 """
 
 from __future__ import annotations
@@ -14,14 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, RowMapping, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from service.storage.engine import connection_for, is_sqlite
 from service.storage.errors import BatchStateError
 from service.storage.tables import batch_tsa_attempts, batches, receipts, tokens, utcnow
-from service.storage.webhooks import record_receipt_events
 
 MAX_ERROR_LENGTH = 2000  # error texts come from remote servers: keep rows and API answers small
 DEFAULT_DUE_LIMIT = 100  # attempts handed to one scheduler pass
@@ -50,16 +50,6 @@ class Token:
 
 
 @dataclass(frozen=True)
-class StoreResult:
-    """What a store did: tokens now held, and the receipts this call marked stamped."""
-
-    batch_id: str
-    token_count: int
-    complete: bool
-    stamped_receipt_ids: list[str]
-
-
-@dataclass(frozen=True)
 class TsaAttempt:
     batch_id: str
     tsa: str
@@ -73,18 +63,46 @@ def _insert(conn: Connection, table: Any) -> Any:
     return sqlite_insert(table) if is_sqlite(conn) else pg_insert(table)
 
 
-def _lock_batch(conn: Connection, batch_id: str) -> RowMapping:
-    # FOR UPDATE serialises two stores for one batch on PostgreSQL (SQLite: BEGIN IMMEDIATE).
-    query = select(batches.c.root, batches.c.status).where(batches.c.id == batch_id)
-    row = conn.execute(query if is_sqlite(conn) else query.with_for_update()).mappings().first()
+def lock_batch(conn: Connection, batch_id: str) -> str | None:
+    """Lock the batch for this transaction, so two stores for it serialise; its stored root."""
+    # FOR UPDATE on PostgreSQL; SQLite's write transactions (BEGIN IMMEDIATE) already serialise.
+    query = select(batches.c.root).where(batches.c.id == batch_id)
+    row = conn.execute(query if is_sqlite(conn) else query.with_for_update()).first()
     if row is None:
         raise BatchStateError(f"no batch {batch_id!r}")
-    return row
+    root: str | None = row.root
+    return root
 
 
-def _insert_tokens(conn: Connection, batch_id: str, new: Iterable[NewToken],
-                   now: datetime) -> list[str]:
-    """Insert tokens not stored yet; returns the TSAs whose token is new (for webhook events)."""
+def store_proofs(conn: Connection, batch_id: str, root_hex: str,
+                 proofs: Mapping[str, Sequence[str]]) -> None:
+    """Store the batch's root and every leaf's audit path (the batch is locked first).
+
+    `proofs` must cover exactly the batch's receipts; storing again (after a takeover) must
+    give the same root, or BatchStateError: the stored proofs would no longer match.
+    """
+    stored = lock_batch(conn, batch_id)
+    if stored is not None and stored != root_hex:
+        raise BatchStateError(f"batch {batch_id} has root {stored}, not {root_hex}")
+    members = set(
+        conn.execute(select(receipts.c.id).where(receipts.c.batch_id == batch_id)).scalars()
+    )
+    if set(proofs) != members:
+        raise BatchStateError(f"proofs do not match the receipts of batch {batch_id}")
+    conn.execute(update(batches).where(batches.c.id == batch_id).values(root=root_hex))
+    conn.execute(
+        update(receipts)
+        .where(receipts.c.id == bindparam("rid"))
+        .values(proof=bindparam("path")),
+        [{"rid": rid, "path": json.dumps(list(path))} for rid, path in proofs.items()],
+    )
+
+
+def insert_tokens(conn: Connection, batch_id: str, new: Iterable[NewToken],
+                  now: datetime | None = None) -> list[str]:
+    """Insert the (verified) tokens not stored yet and mark their TSAs' attempts done; returns
+    the TSAs whose token is new (a repeated TSA keeps its first token)."""
+    now = now or utcnow()
     inserted: list[str] = []
     for token in new:
         tsa, reply_der, gen_time, serial, chain_pem = token
@@ -109,89 +127,37 @@ def _insert_tokens(conn: Connection, batch_id: str, new: Iterable[NewToken],
     return inserted
 
 
-def _finish(conn: Connection, batch_id: str, min_tokens: int, now: datetime,
-            new_tsas: Sequence[str] = ()) -> StoreResult:
-    count = conn.execute(
+def count_tokens(conn: Connection, batch_id: str) -> int:
+    """How many tokens the batch holds."""
+    return int(conn.execute(
         select(func.count()).select_from(tokens).where(tokens.c.batch_id == batch_id)
-    ).scalar_one()
-    if count < min_tokens:
-        return StoreResult(batch_id, count, False, [])
-    stamped = conn.execute(
+    ).scalar_one())
+
+
+def mark_receipts_stamped(conn: Connection, batch_id: str, now: datetime | None = None
+                          ) -> list[str]:
+    """Mark the batch's pending receipts stamped at `now`; returns their ids, sorted."""
+    return sorted(conn.execute(
         update(receipts)
         .where(receipts.c.batch_id == batch_id, receipts.c.status == "pending")
-        .values(status="stamped", stamped_at=now, last_error=None)
+        .values(status="stamped", stamped_at=now or utcnow(), last_error=None)
         .returning(receipts.c.id)
-    ).scalars().all()
+    ).scalars())
+
+
+def stamped_receipt_ids(conn: Connection, batch_id: str) -> list[str]:
+    """The batch's stamped receipts, sorted."""
+    return sorted(conn.execute(select(receipts.c.id).where(
+        receipts.c.batch_id == batch_id, receipts.c.status == "stamped")).scalars())
+
+
+def complete_batch(conn: Connection, batch_id: str, now: datetime | None = None) -> None:
+    """Close an open batch (its lease is no longer needed); a complete batch stays as it is."""
     conn.execute(
         update(batches)
         .where(batches.c.id == batch_id, batches.c.status == "open")
-        .values(status="complete", completed_at=now, lease_until=None)
+        .values(status="complete", completed_at=now or utcnow(), lease_until=None)
     )
-    # Webhook outbox rows in this same transaction: an event exists iff its change committed.
-    record_receipt_events(conn, "receipt.stamped", stamped, now=now)
-    if new_tsas:
-        earlier = conn.execute(select(receipts.c.id).where(
-            receipts.c.batch_id == batch_id, receipts.c.status == "stamped",
-            receipts.c.id.not_in(stamped) if stamped else receipts.c.id.is_not(None),
-        )).scalars().all()
-        record_receipt_events(conn, "receipt.token_added", earlier, new_tsas=new_tsas, now=now)
-    return StoreResult(batch_id, count, True, sorted(stamped))
-
-
-def store_batch_result(
-    bind: Engine | Connection,
-    batch_id: str,
-    root_hex: str,
-    proofs: Mapping[str, Sequence[str]],
-    new_tokens: Sequence[NewToken | tuple[str, bytes, datetime, int | str]],
-    min_tokens: int,
-    now: datetime | None = None,
-) -> StoreResult:
-    """In one transaction: store root, every leaf's audit path and the tokens; then, if the batch
-    holds at least `min_tokens` tokens, mark its pending receipts stamped.
-
-    `proofs` must cover exactly the batch's receipts. Storing again (after a takeover) must give
-    the same root; duplicate tokens for a TSA are ignored, the first one stays.
-    """
-    if min_tokens < 1:
-        raise ValueError("min_tokens must be at least 1: a receipt is never stamped tokenless")
-    now = now or utcnow()
-    with connection_for(bind) as conn:
-        batch = _lock_batch(conn, batch_id)
-        if batch["root"] is not None and batch["root"] != root_hex:
-            raise BatchStateError(f"batch {batch_id} has root {batch['root']}, not {root_hex}")
-        members = set(
-            conn.execute(select(receipts.c.id).where(receipts.c.batch_id == batch_id)).scalars()
-        )
-        if set(proofs) != members:
-            raise BatchStateError(f"proofs do not match the receipts of batch {batch_id}")
-        conn.execute(update(batches).where(batches.c.id == batch_id).values(root=root_hex))
-        conn.execute(
-            update(receipts)
-            .where(receipts.c.id == bindparam("rid"))
-            .values(proof=bindparam("path")),
-            [{"rid": rid, "path": json.dumps(list(path))} for rid, path in proofs.items()],
-        )
-        added = _insert_tokens(conn, batch_id, (NewToken(*token) for token in new_tokens), now)
-        return _finish(conn, batch_id, min_tokens, now, added)
-
-
-def add_token(
-    bind: Engine | Connection,
-    batch_id: str,
-    token: NewToken,
-    min_tokens: int,
-    now: datetime | None = None,
-) -> StoreResult:
-    """Add a later TSA's token to a batch whose root is stored; may complete the batch."""
-    if min_tokens < 1:
-        raise ValueError("min_tokens must be at least 1")
-    now = now or utcnow()
-    with connection_for(bind) as conn:
-        if _lock_batch(conn, batch_id)["root"] is None:
-            raise BatchStateError(f"batch {batch_id} has no stored root yet")
-        added = _insert_tokens(conn, batch_id, [NewToken(*token)], now)
-        return _finish(conn, batch_id, min_tokens, now, added)
 
 
 def record_batch_error(

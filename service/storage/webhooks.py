@@ -1,10 +1,13 @@
 """Webhook storage: callback secrets, endpoints, and the delivery outbox and log.
 
-Outbox: `record_receipt_events` writes one `webhook_deliveries` row per receipt and target in
-the caller's transaction — the one that marks receipts stamped or failed or adds a token — so
-an event exists exactly when its state change was committed. Workers poll for due rows
-(`claim_due_deliveries`) and send them from RQ jobs; nothing is lost when Redis is.
-Secrets are stored in clear because signing needs them (HMAC), and never logged.
+Outbox: `receipts_to_notify` reads what an event needs (the receipt, its batch's tokens, where
+to send it) and `insert_deliveries` writes the payloads built from it (service.webhooks.events),
+one `webhook_deliveries` row per receipt and target, in the caller's transaction — the one that
+marks receipts stamped or failed or adds a token — so an event exists exactly when its state
+change was committed. Workers poll for due rows (`claim_due_deliveries`) and send them from RQ
+jobs; nothing is lost when Redis is.
+Secrets are made by the caller and stored in clear because signing needs them (HMAC); they are
+never logged. Which events exist and what they say is not decided here.
 """
 
 from __future__ import annotations
@@ -13,12 +16,11 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, RowMapping, and_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from service.evidence.manifest import format_timestamp
 from service.storage.ids import new_id
 from service.storage.tables import (
     callback_secrets,
@@ -29,11 +31,9 @@ from service.storage.tables import (
     webhook_deliveries,
     webhook_endpoints,
 )
-from service.webhooks.signing import new_secret
 
 ENDPOINT_PREFIX = "whe_"
 DELIVERY_PREFIX = "msg_"  # delivery ids are the webhook-id header: a message, as the spec says
-EVENTS = ("receipt.stamped", "receipt.failed", "receipt.token_added")
 MAX_ENDPOINTS_PER_KEY = 20  # every state change fans out to each one: keep the fan-out small
 MAX_ERROR_LENGTH = 1000  # receivers' answers and errors, as shown in the delivery log
 DEFAULT_DUE_LIMIT = 100  # deliveries handed to one poll
@@ -70,27 +70,28 @@ class Delivery:
 
 # --- secrets and endpoints -------------------------------------------------------------------
 
-def callback_secret(conn: Connection, api_key_id: str, now: datetime | None = None) -> str:
-    """The key's secret for signing callbacks to receipts' callback_url; made on first use."""
+def callback_secret(conn: Connection, api_key_id: str, *, secret_if_missing: str,
+                    now: datetime | None = None) -> str:
+    """The key's secret for signing callbacks to receipts' callback_url; on first use it is
+    `secret_if_missing` (the caller makes one, so storage needs no key generator)."""
     found = conn.execute(select(callback_secrets.c.secret).where(
         callback_secrets.c.api_key_id == api_key_id)).scalar()
     if found is not None:
         return str(found)
-    secret = new_secret()
     try:
         with conn.begin_nested():
             conn.execute(callback_secrets.insert().values(
-                api_key_id=api_key_id, secret=secret, created_at=now or utcnow()))
+                api_key_id=api_key_id, secret=secret_if_missing, created_at=now or utcnow()))
     except IntegrityError:  # a concurrent first use won; its secret stands
         return str(conn.execute(select(callback_secrets.c.secret).where(
             callback_secrets.c.api_key_id == api_key_id)).scalar_one())
-    return secret
+    return secret_if_missing
 
 
-def rotate_callback_secret(conn: Connection, api_key_id: str, now: datetime | None = None) -> str:
-    """Replace the key's callback secret; returns the new one."""
-    callback_secret(conn, api_key_id, now)
-    secret = new_secret()
+def rotate_callback_secret(conn: Connection, api_key_id: str, *, secret: str,
+                           now: datetime | None = None) -> str:
+    """Replace the key's callback secret with `secret`; returns it."""
+    callback_secret(conn, api_key_id, secret_if_missing=secret, now=now)
     conn.execute(update(callback_secrets).where(callback_secrets.c.api_key_id == api_key_id)
                  .values(secret=secret, created_at=now or utcnow()))
     return secret
@@ -101,15 +102,14 @@ def _endpoint(row: RowMapping) -> Endpoint:
                     row["created_at"])
 
 
-def create_endpoint(conn: Connection, api_key_id: str, url: str, events: Sequence[str],
-                    now: datetime | None = None) -> tuple[Endpoint, str]:
-    """Register an endpoint; returns it with its secret (shown once to the client)."""
-    unknown = set(events) - set(EVENTS)
-    if unknown or not events:
-        raise ValueError(f"events must be a non-empty subset of {', '.join(EVENTS)}")
+def create_endpoint(conn: Connection, api_key_id: str, url: str, events: Sequence[str], *,
+                    secret: str, now: datetime | None = None) -> tuple[Endpoint, str]:
+    """Register an endpoint for `events` (checked by the caller) signed with `secret`; returns
+    it with the secret (shown once to the client)."""
+    if not events:
+        raise ValueError("an endpoint needs at least one event")
     endpoint = Endpoint(new_id(ENDPOINT_PREFIX), api_key_id, url, sorted(set(events)),
                         now or utcnow())
-    secret = new_secret()
     conn.execute(webhook_endpoints.insert().values(
         id=endpoint.id, api_key_id=api_key_id, url=url, events=json.dumps(endpoint.events),
         secret=secret, created_at=endpoint.created_at))
@@ -130,9 +130,9 @@ def _own_endpoint(api_key_id: str, endpoint_id: str) -> Any:
                 webhook_endpoints.c.deleted_at.is_(None))
 
 
-def rotate_endpoint_secret(conn: Connection, api_key_id: str, endpoint_id: str) -> str | None:
-    """A new secret for the key's endpoint (None: no such endpoint for this key)."""
-    secret = new_secret()
+def rotate_endpoint_secret(conn: Connection, api_key_id: str, endpoint_id: str, *,
+                           secret: str) -> str | None:
+    """Give the key's endpoint `secret`; returns it (None: no such endpoint for this key)."""
     result = conn.execute(update(webhook_endpoints)
                           .where(_own_endpoint(api_key_id, endpoint_id)).values(secret=secret))
     return secret if result.rowcount else None
@@ -148,81 +148,89 @@ def delete_endpoint(conn: Connection, api_key_id: str, endpoint_id: str,
 
 # --- the outbox ------------------------------------------------------------------------------
 
-def _links(receipt_id: str) -> dict[str, str]:
-    base = f"/v1/stamps/{receipt_id}"  # as the API's own links: path-absolute
-    return {"self": base, "tokens": f"{base}/tokens", "bundle": f"{base}/bundle"}
+class Destination(NamedTuple):
+    """Where an event goes: a registered endpoint, or (endpoint_id None) a callback_url."""
+
+    endpoint_id: str | None
+    url: str
 
 
-def _token_json(row: RowMapping, receipt_id: str) -> dict[str, Any]:
-    return {"tsa": row["tsa"], "gen_time": format_timestamp(row["gen_time"]),
-            "serial": row["serial"], "link": f"/v1/stamps/{receipt_id}/tokens/{row['tsa']}.tsr"}
+@dataclass(frozen=True)
+class EventToken:
+    tsa: str
+    gen_time: datetime
+    serial: str
 
 
-def _event_data(event: str, receipt: RowMapping, batch_tokens: list[RowMapping],
-                new_tsas: Sequence[str]) -> dict[str, Any]:
-    data: dict[str, Any] = {"id": receipt["id"], "status": receipt["status"],
-                            "manifest_digest": receipt["manifest_digest"],
-                            "external_id": receipt["external_id"]}
-    if event == "receipt.failed":
-        data["reason"] = receipt["failure"]
-        return data
-    data["stamped_at"] = format_timestamp(receipt["stamped_at"])
-    data["links"] = _links(receipt["id"])
-    shown = [t for t in batch_tokens if event == "receipt.stamped" or t["tsa"] in new_tsas]
-    data["tokens"] = [_token_json(t, receipt["id"]) for t in shown]
-    return data
+@dataclass(frozen=True)
+class EventReceipt:
+    """A receipt an event is about: what its payload shows, and where it is sent."""
+
+    id: str
+    api_key_id: str
+    status: str
+    manifest_digest: str
+    external_id: str | None
+    failure: str | None
+    stamped_at: datetime | None
+    tokens: tuple[EventToken, ...]  # its batch's, by TSA name
+    destinations: tuple[Destination, ...]  # callback_url first, then endpoints
 
 
-def record_receipt_events(conn: Connection, event: str, receipt_ids: Sequence[str], *,
-                          new_tsas: Sequence[str] = (), now: datetime | None = None) -> int:
-    """Write the deliveries for `event` on these receipts (callback_url and subscribed
-    endpoints), due now; returns how many. Call it in the state change's transaction."""
-    now = now or utcnow()
+def receipts_to_notify(conn: Connection, event: str, receipt_ids: Sequence[str]
+                       ) -> list[EventReceipt]:
+    """The receipts among `receipt_ids` with somewhere to send `event`: their callback_url, and
+    their key's live endpoints subscribed to it. Read in the transaction that changed them."""
     ids = list(receipt_ids)
     if len(ids) > MAX_IDS_PER_STATEMENT:
-        return sum(record_receipt_events(conn, event, ids[i:i + MAX_IDS_PER_STATEMENT],
-                                         new_tsas=new_tsas, now=now)
-                   for i in range(0, len(ids), MAX_IDS_PER_STATEMENT))
+        return [r for i in range(0, len(ids), MAX_IDS_PER_STATEMENT)
+                for r in receipts_to_notify(conn, event, ids[i:i + MAX_IDS_PER_STATEMENT])]
     if not ids:
-        return 0
+        return []
     rows = conn.execute(select(receipts.c.id, receipts.c.api_key_id, receipts.c.status,
                                receipts.c.manifest_digest, receipts.c.external_id,
                                receipts.c.callback_url, receipts.c.failure, receipts.c.batch_id,
                                receipts.c.stamped_at)
                         .where(receipts.c.id.in_(ids))).mappings().all()
     keys = {r["api_key_id"] for r in rows}
-    endpoints: dict[str, list[RowMapping]] = {}
+    endpoints: dict[str, list[Destination]] = {}
     for ep in conn.execute(select(webhook_endpoints.c.id, webhook_endpoints.c.api_key_id,
                                   webhook_endpoints.c.url, webhook_endpoints.c.events)
                            .where(webhook_endpoints.c.api_key_id.in_(keys),
                                   webhook_endpoints.c.deleted_at.is_(None))).mappings():
         if event in json.loads(ep["events"]):
-            endpoints.setdefault(ep["api_key_id"], []).append(ep)
+            endpoints.setdefault(ep["api_key_id"], []).append(Destination(ep["id"], ep["url"]))
     targets = [r for r in rows if r["callback_url"] or endpoints.get(r["api_key_id"])]
-    if not targets:
-        return 0
     batch_ids = {r["batch_id"] for r in targets if r["batch_id"]}
-    by_batch: dict[str, list[RowMapping]] = {}
-    if event != "receipt.failed" and batch_ids:
+    by_batch: dict[str, list[EventToken]] = {}
+    if batch_ids:
         for t in conn.execute(select(tokens.c.batch_id, tokens.c.tsa, tokens.c.gen_time,
                                      tokens.c.serial).where(tokens.c.batch_id.in_(batch_ids))
                               .order_by(tokens.c.tsa)).mappings():
-            by_batch.setdefault(t["batch_id"], []).append(t)
-    values = []
-    for receipt in targets:
-        data = _event_data(event, receipt, by_batch.get(receipt["batch_id"], []), new_tsas)
-        payload = json.dumps({"type": event, "timestamp": format_timestamp(now), "data": data},
-                             separators=(",", ":"), sort_keys=True)
-        dests = [(None, receipt["callback_url"])] if receipt["callback_url"] else []
-        dests += [(ep["id"], ep["url"]) for ep in endpoints.get(receipt["api_key_id"], [])]
-        for endpoint_id, url in dests:
-            values.append({
-                "id": new_id(DELIVERY_PREFIX), "api_key_id": receipt["api_key_id"],
-                "endpoint_id": endpoint_id, "receipt_id": receipt["id"], "event": event,
-                "url": url, "payload": payload, "status": "pending", "attempts": 0,
-                "next_attempt_at": now, "created_at": now, "updated_at": now,
-            })
-    conn.execute(webhook_deliveries.insert(), values)
+            by_batch.setdefault(t["batch_id"], []).append(
+                EventToken(t["tsa"], t["gen_time"], t["serial"]))
+    return [EventReceipt(
+        r["id"], r["api_key_id"], r["status"], r["manifest_digest"], r["external_id"],
+        r["failure"], r["stamped_at"], tuple(by_batch.get(r["batch_id"], ())),
+        tuple(([Destination(None, r["callback_url"])] if r["callback_url"] else [])
+              + endpoints.get(r["api_key_id"], [])),
+    ) for r in targets]
+
+
+def insert_deliveries(conn: Connection, event: str,
+                      payloads: Sequence[tuple[EventReceipt, str]], *,
+                      now: datetime | None = None) -> int:
+    """Write each (receipt, payload) as one pending delivery per destination, due now; returns
+    how many. Call it in the state change's transaction: that is what makes this an outbox."""
+    now = now or utcnow()
+    values = [{
+        "id": new_id(DELIVERY_PREFIX), "api_key_id": receipt.api_key_id,
+        "endpoint_id": dest.endpoint_id, "receipt_id": receipt.id, "event": event,
+        "url": dest.url, "payload": payload, "status": "pending", "attempts": 0,
+        "next_attempt_at": now, "created_at": now, "updated_at": now,
+    } for receipt, payload in payloads for dest in receipt.destinations]
+    if values:
+        conn.execute(webhook_deliveries.insert(), values)
     return len(values)
 
 
@@ -251,13 +259,16 @@ def claim_due_deliveries(conn: Connection, lease_s: float, now: datetime | None 
     return ids
 
 
-def delivery_for_attempt(conn: Connection, delivery_id: str) -> tuple[Delivery, str | None]:
-    """A delivery and the secret to sign it with (None when its endpoint was deleted)."""
+def delivery_for_attempt(conn: Connection, delivery_id: str, *, secret_if_missing: str
+                         ) -> tuple[Delivery, str | None]:
+    """A delivery and the secret to sign it with (None when its endpoint was deleted); a
+    callback to a key without a callback secret yet gets `secret_if_missing`, kept."""
     row = conn.execute(select(webhook_deliveries).where(
         webhook_deliveries.c.id == delivery_id)).mappings().one()
     delivery = _delivery(row)
     if delivery.endpoint_id is None:
-        return delivery, callback_secret(conn, delivery.api_key_id)
+        return delivery, callback_secret(conn, delivery.api_key_id,
+                                         secret_if_missing=secret_if_missing)
     secret = conn.execute(select(webhook_endpoints.c.secret).where(
         webhook_endpoints.c.id == delivery.endpoint_id,
         webhook_endpoints.c.deleted_at.is_(None))).scalar()

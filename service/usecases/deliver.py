@@ -20,7 +20,7 @@ from service.storage.engine import write_transaction
 from service.storage.tables import utcnow
 from service.storage.webhooks import delivery_for_attempt, record_attempt
 from service.webhooks.errors import ResolutionError, TransportError, URLRefusedError
-from service.webhooks.signing import sign_headers
+from service.webhooks.signing import new_secret, sign_headers
 from service.webhooks.ssrf import Allowlist, Resolver, check_url, system_resolver
 from service.webhooks.transport import Timeouts, post
 
@@ -61,7 +61,7 @@ def deliver(engine: Engine, delivery_id: str, options: DeliveryOptions) -> str:
     by webhook-id (the delivery id), as Standard Webhooks asks of them.
     """
     with write_transaction(engine) as conn:
-        delivery, secret = delivery_for_attempt(conn, delivery_id)
+        delivery, secret = delivery_for_attempt(conn, delivery_id, secret_if_missing=new_secret())
     if delivery.status != "pending":
         return delivery.status
     status_code: int | None = None

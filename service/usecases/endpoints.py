@@ -27,6 +27,7 @@ from service.storage.webhooks import (
     rotate_endpoint_secret,
 )
 from service.webhooks.events import EVENTS
+from service.webhooks.signing import new_secret
 from service.webhooks.ssrf import Allowlist, check_url
 from service.wiring import Services
 
@@ -39,12 +40,12 @@ __all__ = ["DELIVERY_STATES", "EVENTS", "MAX_LOG_PAGE", "Attempt", "Delivery", "
 def get_callback_secret(services: Services, owner: str) -> str:
     """The key's secret for callbacks to receipts' callback_url (made on first request)."""
     with write_transaction(services.engine) as conn:
-        return callback_secret(conn, owner)
+        return callback_secret(conn, owner, secret_if_missing=new_secret())
 
 
 def new_callback_secret(services: Services, owner: str) -> str:
     with write_transaction(services.engine) as conn:
-        return rotate_callback_secret(conn, owner)
+        return rotate_callback_secret(conn, owner, secret=new_secret())
 
 
 def add_endpoint(services: Services, owner: str, url: str, events: Sequence[str]
@@ -57,7 +58,7 @@ def add_endpoint(services: Services, owner: str, url: str, events: Sequence[str]
     with write_transaction(services.engine) as conn:
         if len(list_endpoints(conn, owner)) >= MAX_ENDPOINTS_PER_KEY:
             raise InvalidInputError(f"at most {MAX_ENDPOINTS_PER_KEY} endpoints per key")
-        return create_endpoint(conn, owner, url, events)
+        return create_endpoint(conn, owner, url, events, secret=new_secret())
 
 
 def endpoints_of(services: Services, owner: str) -> list[Endpoint]:
@@ -73,7 +74,7 @@ def remove_endpoint(services: Services, owner: str, endpoint_id: str) -> None:
 
 def new_endpoint_secret(services: Services, owner: str, endpoint_id: str) -> str:
     with write_transaction(services.engine) as conn:
-        secret = rotate_endpoint_secret(conn, owner, endpoint_id)
+        secret = rotate_endpoint_secret(conn, owner, endpoint_id, secret=new_secret())
     if secret is None:
         raise NotFoundError(NO_ENDPOINT)
     return secret

@@ -15,6 +15,7 @@ from service.storage.inbound import (
     rotate_integration_secret,
 )
 from service.usecases.keys import checked_name
+from service.webhooks.signing import new_secret
 from service.wiring import Services
 
 NO_INTEGRATION = "No integration with this id"
@@ -25,7 +26,7 @@ def add_integration(services: Services, owner: str, name: str) -> tuple[Integrat
     """A hook for key `owner`, with its secret (shown once)."""
     name = checked_name(name)
     with write_transaction(services.engine) as conn:
-        return create_integration(conn, owner, name)
+        return create_integration(conn, owner, name, secret=new_secret())
 
 
 def integrations_of(services: Services, owner: str | None = None) -> list[Integration]:
@@ -37,7 +38,8 @@ def integrations_of(services: Services, owner: str | None = None) -> list[Integr
 def new_integration_secret(services: Services, owner: str, integration_id: str) -> str:
     """A new secret; the old one stops verifying at once."""
     with write_transaction(services.engine) as conn:
-        secret = rotate_integration_secret(conn, owner, integration_id)
+        secret = rotate_integration_secret(conn, owner, integration_id,
+                                           secret=new_secret())
     if secret is None:
         raise NotFoundError(NO_INTEGRATION)
     return secret

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from service.web.problems import ALL_PROBLEMS, PROBLEM_MEDIA_TYPE
+from service.webhooks.events import EVENTS
 
 bp = Blueprint("openapi", __name__)
 
@@ -296,8 +297,7 @@ PATHS["/v1/search"] = {"post": {
 
 # Webhooks (issue 5): callback secret, endpoints, delivery log, integrations, inbound hooks.
 _SECRET = {"type": "string", "pattern": "^whsec_", "description": "Standard Webhooks secret"}
-_EVENTS = {"type": "array", "items": {"enum": ["receipt.stamped", "receipt.failed",
-                                               "receipt.token_added"]}}
+_EVENTS = {"type": "array", "items": {"enum": list(EVENTS)}}
 SCHEMAS["Secret"] = {"type": "object", "required": ["secret"],
                      "properties": {"id": {"type": "string"}, "secret": _SECRET}}
 SCHEMAS["Endpoint"] = {

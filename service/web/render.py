@@ -14,6 +14,7 @@ from flask import url_for
 from service.evidence.manifest import format_timestamp
 from service.usecases.receipts import Receipt, proof_json
 from service.web.problems import INVALID_FIELD, ApiError
+from service.webhooks.events import receipt_links
 
 CURSOR_VERSION = "v1:"  # cursors are opaque to clients; a version lets their format change
 
@@ -32,9 +33,8 @@ def _time(moment: datetime | None) -> str | None:
 
 
 def links(receipt_id: str) -> dict[str, str]:
-    """The receipt's own URLs (path-absolute)."""
-    own = url_for("stamps.get_stamp", receipt_id=receipt_id)  # one URL build per response
-    return {"self": own, "bundle": f"{own}/bundle", "tokens": f"{own}/tokens"}
+    """The receipt's own URLs (path-absolute), the same ones its webhook events carry."""
+    return receipt_links(receipt_id)
 
 
 def token_json(receipt_id: str, token: TokenRow) -> dict[str, Any]:

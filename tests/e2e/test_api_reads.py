@@ -13,7 +13,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from service.storage import NewToken, claim_batch, store_batch_result
+from service.stamping.results import store_batch_result
+from service.storage import NewToken, claim_batch
 from service.timestamping.authority import AuthoritySettings, TimeStampAuthority
 from service.timestamping.client import build_query, verify
 from service.timestamping.merkle import MerkleTree, verify_inclusion

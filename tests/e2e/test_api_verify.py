@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from service.evidence.templates.verify import token_facts
-from service.storage import NewToken, claim_batch, store_batch_result
+from service.stamping.results import store_batch_result
+from service.storage import NewToken, claim_batch
 from service.timestamping.merkle import MerkleTree
 from service.web.verify import MAX_JSON_BYTES
 from tests.e2e.conftest import Api

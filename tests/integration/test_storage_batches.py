@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from service.stamping.results import add_token, store_batch_result
 from service.storage import (
     BatchStateError,
     NewToken,
-    add_token,
     claim_batch,
     claim_expired_batch,
     get_batch,
@@ -22,7 +22,6 @@ from service.storage import (
     make_engine,
     record_batch_error,
     renew_lease,
-    store_batch_result,
 )
 from service.storage.tables import batch_tsa_attempts, receipts
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from service.stamping.results import store_batch_result
 from service.storage import (
     NewToken,
     claim_batch,
@@ -12,7 +13,6 @@ from service.storage import (
     get_receipt,
     mark_failed,
     record_batch_error,
-    store_batch_result,
     touch_enqueued,
     write_transaction,
 )

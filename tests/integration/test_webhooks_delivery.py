@@ -12,14 +12,9 @@ from datetime import UTC, datetime
 
 from standardwebhooks import Webhook
 
-from service.storage import (
-    NewToken,
-    add_token,
-    claim_batch,
-    mark_failed,
-    store_batch_result,
-    write_transaction,
-)
+from service.stamping.failures import fail_receipts
+from service.stamping.results import add_token, store_batch_result
+from service.storage import NewToken, claim_batch, write_transaction
 from service.storage.webhooks import (
     callback_secret,
     claim_due_deliveries,
@@ -30,6 +25,7 @@ from service.storage.webhooks import (
     redeliver,
 )
 from service.usecases.deliver import DeliveryOptions, deliver
+from service.webhooks.signing import new_secret
 from service.webhooks.ssrf import Allowlist
 from service.webhooks.transport import Timeouts
 from tests.support.webhook_receiver import webhook_receiver
@@ -79,7 +75,7 @@ def test_receipt_stamped_reaches_callback_url_signed_with_the_key_secret(
         _stamp(db_engine, receipt.id, tsas=("a", "b"))
         assert _run_all(db_engine, _options()) == ["succeeded"]
         with write_transaction(db_engine) as conn:
-            secret = callback_secret(conn, key.id)
+            secret = callback_secret(conn, key.id, secret_if_missing=new_secret())
     [request] = rx.requests
     payload = Webhook(secret).verify(request.body, request.headers)
     assert payload["type"] == "receipt.stamped"
@@ -99,8 +95,10 @@ def test_registered_endpoint_gets_its_events_with_its_own_secret(
     key, _ = make_api_key()
     with webhook_receiver() as rx, webhook_receiver() as only_failed:
         with write_transaction(db_engine) as conn:
-            _, secret = create_endpoint(conn, key.id, rx.url, ["receipt.stamped"])
-            create_endpoint(conn, key.id, only_failed.url, ["receipt.failed"])
+            _, secret = create_endpoint(conn, key.id, rx.url, ["receipt.stamped"],
+                                        secret=new_secret())
+            create_endpoint(conn, key.id, only_failed.url, ["receipt.failed"],
+                            secret=new_secret())
         receipt = make_receipt(api_key_id=key.id)
         other_key_receipt = make_receipt()  # another key's receipt: not ours to hear about
         _stamp(db_engine, receipt.id, other_key_receipt.id)
@@ -132,7 +130,8 @@ def test_always_failing_receiver_ends_failed_in_the_log(db_engine, make_api_key,
     key, _ = make_api_key()
     with webhook_receiver(statuses=[500]) as rx:
         with write_transaction(db_engine) as conn:
-            endpoint, _ = create_endpoint(conn, key.id, rx.url, ["receipt.stamped"])
+            endpoint, _ = create_endpoint(conn, key.id, rx.url, ["receipt.stamped"],
+                                          secret=new_secret())
         receipt = make_receipt(api_key_id=key.id)
         _stamp(db_engine, receipt.id)
         assert _run_all(db_engine, _options()) == ["pending", "pending", "failed"]
@@ -229,11 +228,12 @@ def test_failed_receipt_and_later_token_events(db_engine, make_api_key, make_rec
     with webhook_receiver() as rx:
         with write_transaction(db_engine) as conn:
             _, secret = create_endpoint(conn, key.id, rx.url,
-                                        ["receipt.failed", "receipt.token_added"])
+                                        ["receipt.failed", "receipt.token_added"],
+                                        secret=new_secret())
         failing = make_receipt(api_key_id=key.id)
         with write_transaction(db_engine) as conn:
-            assert mark_failed(conn, [failing.id], "no TSA answered") == [failing.id]
-            assert mark_failed(conn, [failing.id], "again") == []  # no second event
+            assert fail_receipts(conn, [failing.id], "no TSA answered") == [failing.id]
+            assert fail_receipts(conn, [failing.id], "again") == []  # no second event
         stamped = make_receipt(api_key_id=key.id)
         batch, _ = _stamp(db_engine, stamped.id, tsas=("a",))  # not subscribed: no event
         add_token(db_engine, batch.id, _token("b"), 1)
@@ -250,7 +250,8 @@ def test_no_targets_no_deliveries_and_deleted_endpoints_stop(db_engine, make_api
                                                              make_receipt) -> None:
     key, _ = make_api_key()
     with write_transaction(db_engine) as conn:
-        endpoint, _ = create_endpoint(conn, key.id, "http://127.0.0.1:9/x", ["receipt.stamped"])
+        endpoint, _ = create_endpoint(conn, key.id, "http://127.0.0.1:9/x", ["receipt.stamped"],
+                                      secret=new_secret())
         assert delete_endpoint(conn, key.id, endpoint.id)
     receipt = make_receipt(api_key_id=key.id)
     _stamp(db_engine, receipt.id)
@@ -280,7 +281,7 @@ def test_many_receipts_failing_at_once_each_get_their_event(db_engine, make_api_
     ids = [make_receipt(api_key_id=key.id, callback_url="https://example.com/h").id
            for _ in range(count)]
     with write_transaction(db_engine) as conn:
-        assert len(mark_failed(conn, ids, "gave up")) == count
+        assert len(fail_receipts(conn, ids, "gave up")) == count
     with db_engine.connect() as conn:
         log = list_deliveries(conn, key.id, limit=count + 10)
     assert sorted(d.receipt_id for d in log) == sorted(ids)

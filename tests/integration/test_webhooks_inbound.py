@@ -29,19 +29,11 @@ def _message(image: dict, generation: dict | None = None) -> bytes:
 def _accepted(db_engine, make_api_key, body: bytes, key=None):
     key = key or make_api_key()[0]
     with write_transaction(db_engine) as conn:
-        integration, _ = create_integration(conn, key.id, "blog", **_secret())
+        integration, _ = create_integration(conn, key.id, "blog", secret=new_secret())
         message, created = accept_inbound(conn, integration.id, "evt_1", body, "rcp_TEST", 60)
         again, created_again = accept_inbound(conn, integration.id, "evt_1", b"{}", "rcp_X", 60)
     assert created and not created_again and again.receipt_id == "rcp_TEST"
     return key, integration, message
-
-
-def _secret() -> dict:
-    """The integration's secret, made by the caller (storage persists what it is given)."""
-    import inspect
-
-    params = inspect.signature(create_integration).parameters
-    return {"secret": new_secret()} if "secret" in params else {}
 
 
 def _register(services, inbound_id: str, options: InboundOptions = OPTIONS):

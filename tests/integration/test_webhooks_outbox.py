@@ -8,14 +8,15 @@ import pytest
 from rq import Queue
 from sqlalchemy import text
 
-from service.storage import mark_failed, write_transaction
+from service.stamping.failures import fail_receipts
+from service.storage import write_transaction
 from service.usecases.outbox import pump_once
 
 
 def test_due_deliveries_are_enqueued_once(services, make_receipt) -> None:
     ids = [make_receipt(callback_url="https://example.com/h").id for _ in range(3)]
     with write_transaction(services.engine) as conn:
-        mark_failed(conn, ids, "gave up")
+        fail_receipts(conn, ids, "gave up")
     assert pump_once(services) == 3
     assert pump_once(services) == 0  # claimed: not due again until the lease passes
     jobs = Queue(services.settings.queue_name, connection=services.redis).jobs

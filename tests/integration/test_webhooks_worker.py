@@ -11,6 +11,7 @@ from standardwebhooks import Webhook
 
 from service.storage import write_transaction
 from service.storage.webhooks import create_endpoint, list_deliveries
+from service.webhooks.signing import new_secret
 from tests.support.stamping_env import StampingEnv, builtin_tsa
 from tests.support.webhook_receiver import webhook_receiver
 
@@ -34,8 +35,10 @@ def test_worker_delivers_and_retries_signed_events(tmp_path: Path, db_url: str) 
         env = StampingEnv(tmp_path, db_url, [tsa], **WEBHOOK_SETTINGS)
         try:
             with write_transaction(env.services.engine) as conn:
-                _, secret = create_endpoint(conn, env.api_key_id, ok.url, ["receipt.stamped"])
-                create_endpoint(conn, env.api_key_id, flaky.url, ["receipt.stamped"])
+                _, secret = create_endpoint(conn, env.api_key_id, ok.url, ["receipt.stamped"],
+                                            secret=new_secret())
+                create_endpoint(conn, env.api_key_id, flaky.url, ["receipt.stamped"],
+                                secret=new_secret())
             ids = env.add_receipts(3)
             env.start_worker()
             env.wait_all_stamped(3, timeout=60)
