@@ -13,6 +13,7 @@ from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
 from service import errors
+from service.client.api import ClientError
 from service.stamping.requester import TrustUnavailableError
 from service.timestamping.tsa_query import QueryRejectedError
 from service.web.multipart import FieldTooLargeError, FormError
@@ -155,6 +156,7 @@ DOMAIN_PROBLEMS: dict[type[errors.ChronosealError], tuple[Problem, bool]] = {
     webhook_errors.SignatureError: (INVALID_SIGNATURE, False),
     webhook_errors.TransportError: (UPSTREAM_FAILED, False),
     webhook_errors.TooLargeError: (PAYLOAD_TOO_LARGE, True),
+    ClientError: (UPSTREAM_FAILED, False),  # the client's, talking to another Chronoseal
 }
 
 
