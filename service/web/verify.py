@@ -11,14 +11,14 @@ never roots a bundle brings along. A receipt id alone reveals nothing private:
 
 from __future__ import annotations
 
-import hashlib
 import re
-from typing import IO, Any
+from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.datastructures import FileStorage
 
 from service.evidence.bundle_check import MAX_BUNDLE_BYTES, BundleVerdict
+from service.evidence.hashing import hash_stream
 from service.usecases.verify import verify_bundle, verify_receipt
 from service.web.auth import authenticate
 from service.web.context import current_services
@@ -35,7 +35,6 @@ bp = Blueprint("verify", __name__, url_prefix="/v1")
 
 MAX_JSON_BYTES = 4096  # {"sha256": ..., "receipt_id": ...}: two short strings
 MAX_RECEIPT_ID_CHARS = 100  # ids are ~30 characters; longer is not ours
-HASH_BLOCK_BYTES = 1 << 20  # the uploaded image is hashed in 1 MiB reads
 FORM_FIELDS = frozenset({"image", "sha256", "bundle", "receipt_id"})
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
@@ -82,7 +81,8 @@ def _from_form(image_limit: int) -> tuple[str | None, bytes | None, str | None]:
     image, text_digest = request.files.get("image"), request.form.get("sha256")
     if image is not None and text_digest is not None:
         raise ApiError(INVALID_FIELD, "Send 'image' or 'sha256', not both")
-    digest = _hash_image(image.stream, image_limit) if image is not None else None
+    digest = (hash_stream(image.stream, limit=image_limit).sha256.hex()
+              if image is not None else None)
     if text_digest is not None:
         digest = _digest(text_digest)
     bundle_file: FileStorage | None = request.files.get("bundle")
@@ -101,16 +101,6 @@ def _from_json() -> tuple[str | None, bytes | None, str | None]:
     digest = data.get("sha256")
     return (_digest(digest) if digest is not None else None), None, _receipt_id(
         data.get("receipt_id"))
-
-
-def _hash_image(stream: IO[bytes], limit: int) -> str:
-    digest, size = hashlib.sha256(), 0
-    while block := stream.read(HASH_BLOCK_BYTES):
-        size += len(block)
-        if size > limit:
-            raise ApiError(PAYLOAD_TOO_LARGE, f"the image exceeds {limit} bytes")
-        digest.update(block)
-    return digest.hexdigest()
 
 
 def _digest(value: Any) -> str:

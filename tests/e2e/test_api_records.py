@@ -6,7 +6,7 @@ import hashlib
 import json
 
 from service.evidence.records.limits import MAX_ITEM_BYTES
-from service.web.intake import RECORD_WARNING
+from service.usecases.register import RECORD_WARNING
 from tests.support.records import png_texts, png_with_chunks, text_chunk
 from tests.unit.test_records_comfyui import API_GRAPH, NEGATIVE, POSITIVE, UI_GRAPH
 

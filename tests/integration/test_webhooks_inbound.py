@@ -15,6 +15,7 @@ from service.webhooks.signing import new_secret
 from service.webhooks.ssrf import Allowlist
 from service.webhooks.transport import Timeouts
 from tests.support.images import png_bytes
+from tests.support.pictures import picture_png
 
 OPTIONS = InboundOptions(Allowlist.parse([]), 1024 * 1024, Timeouts(1.0, 2.0), (0.0, 0.0))
 
@@ -91,7 +92,7 @@ def test_an_image_url_that_now_resolves_privately_fails_at_once(services, make_a
 
 
 def test_an_image_larger_than_the_limit_fails_the_message(services, make_api_key) -> None:
-    image = png_bytes(256, 256)
+    image = picture_png(3)
     small = InboundOptions(OPTIONS.allowlist, 1000, OPTIONS.timeouts, OPTIONS.schedule_s)
     _, _, message = _accepted(services.engine, make_api_key,
                               _message({"base64": base64.b64encode(image).decode()}))
