@@ -12,7 +12,7 @@ test: venv
 
 lint: venv
 	.venv/bin/ruff check service workers tests bench examples
-	.venv/bin/mypy --strict --ignore-missing-imports service/timestamping service/evidence service/storage service/stamping service/webhooks service/usecases
+	.venv/bin/mypy --strict --ignore-missing-imports service/timestamping service/evidence service/storage service/webhooks service/usecases
 
 bench-tsa: venv
 	.venv/bin/python bench/tsa.py

@@ -24,7 +24,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from service.stamping.results import store_batch_result  # noqa: E402
 from service.storage import (  # noqa: E402
     NewToken,
     claim_batch,
@@ -35,6 +34,7 @@ from service.storage import (  # noqa: E402
     write_transaction,
 )
 from service.storage.webhooks import create_endpoint  # noqa: E402
+from service.usecases.stamping.results import store_batch_result  # noqa: E402
 from service.webhooks.signing import new_secret, sign_headers  # noqa: E402
 
 BATCH = 256  # batch_max_size's default

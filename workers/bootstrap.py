@@ -22,10 +22,10 @@ from typing import Any
 import redis
 from rq import SimpleWorker
 
-from service.stamping import Stamper, SweepReport
 from service.usecases import queueing
 from service.usecases.outbox import pump_once
 from service.usecases.stamp import build_stamper
+from service.usecases.stamping import Stamper, SweepReport
 from service.usecases.sweep import sweep
 from service.wiring import Services, build_services
 from workers.outbox import OutboxPump

@@ -2,7 +2,7 @@
 
 Storing root, proofs and tokens, counting tokens, marking receipts stamped and the batch
 complete are separate steps here; when they happen, in one transaction, is decided by the
-stamping code (service.stamping.results: stamped iff min_tokens verified tokens are stored).
+stamping code (usecases.stamping.results: stamped iff min_tokens verified tokens are stored).
 Tokens are unique per (batch, TSA), so a worker that took over a batch can store the same TSA's
 token again without harm.
 """

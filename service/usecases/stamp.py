@@ -10,9 +10,9 @@ import logging
 import os
 
 from service.settings import Settings
-from service.stamping import BatchOptions, RetryPolicy, Stamper, TokenRequester
 from service.timestamping.tsa_config import TSAConfig, enabled_tsas, load_tsa_configs_for
 from service.usecases import queueing
+from service.usecases.stamping import BatchOptions, RetryPolicy, Stamper, TokenRequester
 from service.wiring import Services
 
 log = logging.getLogger(__name__)

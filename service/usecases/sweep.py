@@ -7,10 +7,10 @@ and one slice of kept uploads whose receipt never committed deleted.
 
 from __future__ import annotations
 
-from service.stamping import SweepReport
-from service.stamping import sweep as sweep_stamping
 from service.usecases import queueing
 from service.usecases.hashing import enqueue_unhashed, remove_orphan_uploads
+from service.usecases.stamping import SweepReport
+from service.usecases.stamping import sweep as sweep_stamping
 from service.wiring import Services
 
 

@@ -14,8 +14,8 @@ from werkzeug.exceptions import HTTPException
 
 from service import errors
 from service.client.api import ClientError
-from service.stamping.requester import TrustUnavailableError
 from service.timestamping.tsa_query import QueryRejectedError
+from service.usecases.stamping.requester import TrustUnavailableError
 from service.web.multipart import FieldTooLargeError, FormError
 from service.webhooks import errors as webhook_errors
 

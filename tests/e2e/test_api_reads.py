@@ -13,12 +13,12 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from service.stamping.results import store_batch_result
 from service.storage import NewToken, claim_batch
 from service.timestamping.authority import AuthoritySettings, TimeStampAuthority
 from service.timestamping.client import build_query, verify
 from service.timestamping.merkle import MerkleTree, verify_inclusion
 from service.timestamping.tsa_config import TSAConfig, tsa_chain_pem
+from service.usecases.stamping.results import store_batch_result
 from tests.e2e.test_api_errors import assert_problem
 from tests.support.images import png_bytes
 

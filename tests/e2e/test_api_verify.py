@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from service.evidence.templates.verify import token_facts
-from service.stamping.results import store_batch_result
 from service.storage import NewToken, claim_batch
 from service.timestamping.merkle import MerkleTree
+from service.usecases.stamping.results import store_batch_result
 from service.web.verify import MAX_JSON_BYTES
 from tests.e2e.conftest import Api
 from tests.integration import test_bundle as _bundle_tests

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from service.stamping.results import add_token, store_batch_result
 from service.storage import (
     BatchStateError,
     NewToken,
@@ -24,6 +23,7 @@ from service.storage import (
     renew_lease,
 )
 from service.storage.tables import batch_tsa_attempts, receipts
+from service.usecases.stamping.results import add_token, store_batch_result
 
 CLAIMERS = 3  # processes claiming at once, as several workers do
 CLAIM_RECEIPTS = 60

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from service.stamping.results import store_batch_result
 from service.storage import (
     NewToken,
     claim_batch,
@@ -16,6 +15,7 @@ from service.storage import (
     touch_enqueued,
     write_transaction,
 )
+from service.usecases.stamping.results import store_batch_result
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 STALE_AFTER = timedelta(seconds=60)

@@ -12,8 +12,6 @@ from datetime import UTC, datetime
 
 from standardwebhooks import Webhook
 
-from service.stamping.failures import fail_receipts
-from service.stamping.results import add_token, store_batch_result
 from service.storage import NewToken, claim_batch, write_transaction
 from service.storage.webhooks import (
     callback_secret,
@@ -25,6 +23,8 @@ from service.storage.webhooks import (
     redeliver,
 )
 from service.usecases.deliver import DeliveryOptions, deliver
+from service.usecases.stamping.failures import fail_receipts
+from service.usecases.stamping.results import add_token, store_batch_result
 from service.webhooks.signing import new_secret
 from service.webhooks.ssrf import Allowlist
 from service.webhooks.transport import Timeouts

@@ -8,9 +8,9 @@ import pytest
 from rq import Queue
 from sqlalchemy import text
 
-from service.stamping.failures import fail_receipts
 from service.storage import write_transaction
 from service.usecases.outbox import pump_once
+from service.usecases.stamping.failures import fail_receipts
 
 
 def test_due_deliveries_are_enqueued_once(services, make_receipt) -> None:

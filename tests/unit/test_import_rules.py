@@ -18,7 +18,7 @@ ENTRY_POINTS = ("service.web", "service.cli", "workers")
 DOMAIN = ("service.evidence", "service.timestamping", "service.webhooks")
 # Third-party packages a domain package must not import, and our own layers above it.
 NOT_IN_DOMAIN = ("flask", "werkzeug", "rq", "redis", "sqlalchemy", "alembic", "service.storage",
-                 "service.usecases", "service.stamping", "service.web", "service.cli",
+                 "service.usecases", "service.web", "service.cli",
                  "service.wiring", "workers")
 # Entry-point modules allowed to import a storage module, with the reason: none today.
 STORAGE_EXCEPTIONS: dict[str, str] = {}

@@ -8,7 +8,7 @@ import pytest
 
 from service.errors import ConfigError
 from service.settings import load_settings
-from service.stamping.policy import RetryPolicy, fill_poll_s
+from service.usecases.stamping.policy import RetryPolicy, fill_poll_s
 
 
 def test_backoff_doubles_within_jitter_and_is_capped() -> None:

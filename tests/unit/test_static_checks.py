@@ -12,7 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 STRICT = [
-    "service/timestamping", "service/evidence", "service/storage", "service/stamping",
+    "service/timestamping", "service/evidence", "service/storage",
     "service/usecases",
     "service/webhooks", "service/client", "service/runtime", "service/settings.py",
     "service/errors.py", "service/wiring.py",

@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
-from service.stamping.failures import fail_receipts
 from service.storage import (
     find_overdue_pending,
     find_stale_pending,
@@ -27,6 +26,7 @@ from service.storage import (
     write_transaction,
 )
 from service.storage.tables import utcnow
+from service.usecases.stamping.failures import fail_receipts
 
 log = logging.getLogger(__name__)
 

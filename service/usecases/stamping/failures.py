@@ -19,12 +19,12 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine
 
 from service.errors import TSAError
-from service.stamping import queries
-from service.stamping.notify import record_events
-from service.stamping.policy import RetryPolicy
 from service.storage import mark_failed, record_batch_error, write_transaction
 from service.storage.tables import utcnow
 from service.timestamping.tsa_config import TSAConfig
+from service.usecases.stamping import queries
+from service.usecases.stamping.notify import record_events
+from service.usecases.stamping.policy import RetryPolicy
 from service.webhooks.events import FAILED
 
 log = logging.getLogger(__name__)

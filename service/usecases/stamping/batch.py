@@ -3,7 +3,7 @@
 One batch = one Merkle tree over its receipts' manifest digests (leaf order = leaf_index) and
 one RFC 3161 request per enabled TSA over the 32-byte SHA-256 root, all TSAs asked at once.
 Receipts become `stamped` in the transaction that stores the min_tokens-th verified token
-(service.stamping.results applies that rule); later tokens are added as they arrive. A TSA that
+(usecases.stamping.results applies that rule); later tokens are added as they arrive. A TSA that
 fails is recorded in batch_tsa_attempts with its next attempt time, and retried by `retry`.
 
 Everything here is idempotent: a batch taken over after its lease expired yields the same
@@ -21,10 +21,6 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
-from service.stamping import queries
-from service.stamping.failures import FailureRecorder
-from service.stamping.policy import RetryPolicy, fill_poll_s
-from service.stamping.results import add_token, store_batch_result
 from service.storage import (
     Batch,
     BatchStateError,
@@ -39,6 +35,10 @@ from service.storage import (
 from service.storage.tables import utcnow
 from service.timestamping.merkle import MerkleTree
 from service.timestamping.tsa_config import TSAConfig
+from service.usecases.stamping import queries
+from service.usecases.stamping.failures import FailureRecorder
+from service.usecases.stamping.policy import RetryPolicy, fill_poll_s
+from service.usecases.stamping.results import add_token, store_batch_result
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,6 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine
 
-from service.stamping.notify import record_events
 from service.storage import (
     BatchStateError,
     NewToken,
@@ -29,6 +28,7 @@ from service.storage import (
 )
 from service.storage.engine import connection_for
 from service.storage.tables import utcnow
+from service.usecases.stamping.notify import record_events
 from service.webhooks.events import STAMPED, TOKEN_ADDED
 
 
