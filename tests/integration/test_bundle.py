@@ -155,13 +155,26 @@ def test_verify_py_accepts_the_bundle_and_says_what_it_checked(bundle_dir: Path)
         assert f"[PASS] {name}: openssl ts -verify" in out
     assert out.count("bundled root certificate SHA-256 fingerprint") == 2
     assert "[FAIL]" not in out
-    assert "RESULT: VALID" in out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("RESULT: VALID") and "NOT CHECKED" not in last
 
 
 def test_without_image_the_image_is_reported_unchecked(bundle_dir: Path) -> None:
     code, out = run_verify(bundle_dir)
     assert code == 0, out
-    assert "[NOT CHECKED] image" in out
+    assert "[NOT CHECKED] the image" in out
+    # The last line, the one a lay reader takes away, says the image was not checked.
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("RESULT: VALID") and "NOT CHECKED: the image" in last
+
+
+def test_a_pass_line_carries_only_the_verdict(bundle_dir: Path) -> None:
+    code, out = run_verify(bundle_dir, *image_arg(bundle_dir))
+    assert code == 0, out
+    lines = out.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("[PASS]") and "openssl ts -verify" in line:
+            assert lines[i + 1].strip() == "Verification: OK"
 
 
 def test_a_changed_image_is_invalid(bundle_dir: Path) -> None:
