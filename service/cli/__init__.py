@@ -1,4 +1,4 @@
-"""The `chronoseal` command: one sub-command per module in this package."""
+"""The `chronoseal` command; each sub-command is a module of this package (COMMAND_MODULES)."""
 
 from __future__ import annotations
 
@@ -25,12 +25,38 @@ COMMAND_MODULES = (
 )
 
 
+DESCRIPTION = ("Chronoseal: RFC 3161 timestamps for AI-generated images and their generation "
+               "records, and evidence anyone can check. `chronoseal COMMAND --help` shows a "
+               "command's options.")
+
+
+class _DefaultsShown(argparse.HelpFormatter):
+    """Help that states each option's default, when it has a meaningful one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("default" in text.lower() or default in (None, False, argparse.SUPPRESS)
+                or not action.option_strings):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = _DefaultsShown
+    for action in parser._actions:  # noqa: SLF001 - argparse offers no public walk
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            for child in action.choices.values():
+                _show_defaults(child)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every sub-command registered."""
-    parser = argparse.ArgumentParser(prog="chronoseal", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="chronoseal", description=DESCRIPTION)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    _show_defaults(parser)
     return parser
 
 

@@ -1,6 +1,6 @@
 """`chronoseal verify BUNDLE`: check an evidence bundle offline and say what it proves.
 
-Exit codes (DESIGN.md): 0 valid, 1 invalid, 2 unusable input (unreadable file, not a bundle,
+Exit codes: 0 valid, 1 invalid, 2 unusable input (unreadable file, not a bundle,
 bad --digest or --ca).
 """
 
