@@ -43,6 +43,8 @@ from service.wiring import Services
 SPOOL_MEMORY_BYTES = 1024 * 1024
 RECORD_WARNING = "generation record: "  # prefixes the reader's warnings
 RECORD_TOO_LARGE = "generation record: does not fit the manifest beside the request's; left out"
+RECORD_CONFLICT = ("generation record: the file and the request state different {fields}; the "
+                   "file's values are used, both are kept in generation.conflicts")
 # The manifest allows longer external ids than the column holds; the column decides.
 MAX_EXTERNAL_ID = min(MAX_EXTERNAL_ID_CHARS, NAME_LENGTH)
 MAX_IDEMPOTENCY_KEY_CHARS = IDEMPOTENCY_KEY_LENGTH  # the column's width
@@ -150,6 +152,9 @@ def _prepare(reg: Registration) -> _Prepared:
         # stays in the hashed bytes).
         warnings.append(RECORD_TOO_LARGE)
         manifest = build(request_generation)
+    conflicts = manifest.obj["generation"].get("conflicts")
+    if conflicts:  # told in the answer, not only buried in the manifest
+        warnings.append(RECORD_CONFLICT.format(fields=", ".join(c["field"] for c in conflicts)))
     return _Prepared(manifest, media_type, size, warnings, keep)
 
 

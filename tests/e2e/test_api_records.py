@@ -6,7 +6,7 @@ import hashlib
 import json
 
 from service.evidence.records.limits import MAX_ITEM_BYTES
-from service.usecases.register import RECORD_WARNING
+from service.usecases.register import RECORD_CONFLICT, RECORD_WARNING
 from tests.support.records import png_texts, png_with_chunks, text_chunk
 from tests.unit.test_records_comfyui import API_GRAPH, NEGATIVE, POSITIVE, UI_GRAPH
 
@@ -59,6 +59,8 @@ def test_comfyui_png_upload_with_a_disagreeing_request(api):
     assert generation["source"] == "comfyui"
     assert generation["conflicts"] == [
         {"field": "seed", "file": 156680208700286, "request": 42}]
+    # The answer says so too: the creator sees at once that the request's seed was not used.
+    assert response.get_json()["warnings"] == [RECORD_CONFLICT.format(fields="seed")]
     assert generation["sources"]["request"] == {"prompt": POSITIVE.strip(), "seed": 42,
                                                 "source": "request"}
     assert generation["raw"]["request"] == metadata
