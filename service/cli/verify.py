@@ -11,16 +11,19 @@ import hashlib
 import json
 import re
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
 from service.cli.verify_token import read_certificates
 from service.errors import MalformedInputError
 from service.evidence.bundle_check import MAX_BUNDLE_BYTES, BundleVerdict, check_bundle
+from service.evidence.generation import record_rows
 
 EXIT_VALID, EXIT_INVALID, EXIT_UNUSABLE = 0, 1, 2
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _FILE_BLOCK = 1 << 20  # images are hashed in 1 MiB reads
+RECORD_VALUE_WIDTH = 72  # a prompt wraps into lines a terminal and a printout keep whole
 
 
 def register(subparsers: Any) -> None:
@@ -76,10 +79,7 @@ def render(verdict: BundleVerdict) -> str:
                      "generation record below existed no later than each time below")
     lines.append(f"  manifest digest: {verdict.manifest_digest}")
     lines.append(f"  submitted at (server clock): {manifest.get('submitted_at')}")
-    generation = _section(manifest, "generation")
-    record = {k: v for k, v in generation.items() if k != "raw" and v is not None}
-    lines.append("  generation record (as stated by the submitter): "
-                 + (json.dumps(record, ensure_ascii=False) if record else "(none)"))
+    lines += _record_lines(_section(manifest, "generation"))
     for stamp in verdict.stamps:
         when = f"{stamp.gen_time:%Y-%m-%d %H:%M:%S} UTC" if stamp.gen_time else "unknown time"
         lines.append(f"  timestamp {stamp.tsa}: {'valid' if stamp.valid else 'INVALID'}, "
@@ -98,6 +98,22 @@ def render(verdict: BundleVerdict) -> str:
         mark = {True: "PASS", False: "FAIL", None: "NOT CHECKED"}[check.ok]
         lines.append(f"    [{mark}] {check.name}: {check.detail}")
     return "\n".join(lines)
+
+
+def _record_lines(generation: dict[str, Any]) -> list[str]:
+    """The generation record as a table: field, value, where the value came from."""
+    rows = record_rows(generation)
+    if not rows:
+        return ["  generation record: (none)"]
+    width = max(len(name) for name, _, _ in rows)
+    lines = ["  generation record (every field is in manifest.json, exactly as timestamped):"]
+    for name, value, origin in rows:
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        wrapped = textwrap.wrap(text, RECORD_VALUE_WIDTH) or [""]
+        lines.append(f"    {name:<{width}}  {wrapped[0]}")
+        lines += [f"    {'':<{width}}  {more}" for more in wrapped[1:]]
+        lines.append(f"    {'':<{width}}  ({origin})")
+    return lines
 
 
 def _section(manifest: dict[str, Any], name: str) -> dict[str, Any]:

@@ -188,3 +188,33 @@ _COERCE: dict[str, Callable[[Any], Any]] = {
     "height": _count,
     "software": _text,
 }
+
+
+ORIGIN_FILE = "read from the image file"
+ORIGIN_REQUEST = "stated by the submitter"
+
+
+def record_rows(generation: Mapping[str, Any]) -> list[tuple[str, Any, str]]:
+    """(field, value, origin) for each normalised field of a manifest's `generation`, in the
+    vocabulary's order: where the value came from, and what the submitter stated otherwise.
+
+    Readers (a judge, `chronoseal verify`, the certificate) must tell a value the file carries
+    inside the timestamped bytes from one the submitter only claimed."""
+    sources = generation.get("sources")
+    from_file = sources.get("file", {}) if isinstance(sources, Mapping) else {}
+    file_format = generation.get("source")
+    conflicts = {c.get("field"): c.get("request") for c in generation.get("conflicts") or ()
+                 if isinstance(c, Mapping)}
+    rows = []
+    for name in GENERATION_FIELDS:
+        value = generation.get(name)
+        if value is None:
+            continue
+        if isinstance(from_file, Mapping) and from_file.get(name) is not None:
+            origin = f"{ORIGIN_FILE} ({file_format})" if file_format else ORIGIN_FILE
+            if name in conflicts:
+                origin += f"; the submitter stated {conflicts[name]!r}"
+        else:
+            origin = ORIGIN_REQUEST
+        rows.append((name, value, origin))
+    return rows

@@ -154,7 +154,12 @@ def test_the_cli_prints_a_summary_a_person_can_read(evidence: Evidence, tmp_path
     assert f"the image you gave with SHA-256 {digest}" in text
     assert "timestamp chronoseal-builtin: valid, 20" in text and "UTC, signed by CN=" in text
     assert "trusted: the root certificate shipped in the bundle" in text
-    assert text.count("SHA-256 ") >= 3 and '"prompt": "a <script>' in text
+    assert text.count("SHA-256 ") >= 3
+    # The record is a table: each field on its own line, then where its value came from.
+    lines = text.splitlines()
+    [row] = [i for i, line in enumerate(lines) if line.split()[:1] == ["prompt"]]
+    assert "a <script>" in lines[row]
+    assert any(line.strip() == "(stated by the submitter)" for line in lines[row + 1:row + 4])
 
 
 @pytest.mark.parametrize(
