@@ -193,15 +193,18 @@ def quantile(values: list[float], q: float) -> float:
 
 
 def wait_http(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until `url` answers; a /readyz URL must answer 200 (uploads will be stamped)."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited: {log.read_text()[-3000:]}")
         try:
-            requests.get(url, timeout=1)
-            return
+            status = requests.get(url, timeout=1).status_code
+            if status == 200 or not url.endswith("/readyz"):
+                return
         except requests.RequestException:
-            time.sleep(0.2)
+            pass
+        time.sleep(0.2)
     raise RuntimeError(f"{url} did not answer: {log.read_text()[-3000:]}")
 
 
@@ -341,7 +344,7 @@ def main() -> int:
 
     up_argv = [sys.executable, "-c", CLI, "up", "--workers", str(args.workers)]
     figures.update(run_server(up_argv, env, tmp / "up.log",
-                              f"http://127.0.0.1:{api_port}/healthz", service_run))
+                              f"http://127.0.0.1:{api_port}/readyz", service_run))
     _forget_queue(env)
     figures["ratio"] = round(float(figures["accept_per_s"]) / base.per_s, 3)  # type: ignore[arg-type]
     figures["log_dir"] = str(tmp)

@@ -20,6 +20,7 @@ from service.errors import ConfigError
 
 REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 MiB = 1024 * 1024
+GiB = 1024 * MiB
 
 
 # A parser takes the text of an environment variable or a value from the TOML file: strings go
@@ -154,6 +155,10 @@ SETTINGS: tuple[Setting, ...] = (
             "names of the TSAs to use; empty means those marked enabled in config"),
     Setting("min_tokens", "CHRONOSEAL_MIN_TOKENS", _positive_int, 1,
             "a receipt counts as stamped once this many TSAs gave verified tokens"),
+    Setting("min_free_disk_bytes", "CHRONOSEAL_MIN_FREE_DISK_BYTES", _non_negative_int, GiB,
+            "/readyz fails below this much free space in DATA_DIR (about 20 uploads of the "
+            "largest size): a full disk fails uploads, SQLite and the TSA's serial state; 0 "
+            "turns the check off"),
     Setting("max_upload_bytes", "CHRONOSEAL_MAX_UPLOAD_BYTES", _positive_int, 50 * MiB,
             "larger than any generated image in practice; bounds disk and hashing time"),
     Setting("keep_images", "CHRONOSEAL_KEEP_IMAGES", _bool, False,
@@ -217,6 +222,7 @@ class Settings:
     tsa_config: tuple[str, ...]
     tsas: tuple[str, ...]
     min_tokens: int
+    min_free_disk_bytes: int
     max_upload_bytes: int
     keep_images: bool
     uploads_dir: str
@@ -308,10 +314,15 @@ def _parsed(setting: Setting, value: object, source: str) -> Any:
 _URL_PASSWORD = re.compile(r"(://[^/:@\s'\"]*:)[^\s'\"]*@")
 
 
+def hide_url_passwords(text: str) -> str:
+    """`text` with the password of every user:password@ URL in it replaced by ***."""
+    return _URL_PASSWORD.sub(r"\1***@", text)
+
+
 def _shown(setting: Setting, value: object) -> str:
     """`value` as an error message shows it: repr, with URL passwords hidden."""
     text = repr(value)
-    return _URL_PASSWORD.sub(r"\1***@", text) if "url" in setting.name else text
+    return hide_url_passwords(text) if "url" in setting.name else text
 
 
 def default_of(name: str) -> Any:

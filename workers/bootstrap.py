@@ -33,9 +33,7 @@ from workers.sweeper import SweeperThread
 
 log = logging.getLogger(__name__)
 
-# RQ blocks on Redis for worker_ttl - 15 s between jobs; a minute keeps dead workers' entries
-# short-lived in `rq info` and lets a SIGTERM'd idle worker notice quickly.
-WORKER_TTL_S = 60
+WORKER_TTL_S = queueing.WORKER_TTL_S  # shared with /readyz's "recent heartbeat"
 
 
 @dataclass

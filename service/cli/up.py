@@ -3,7 +3,8 @@
 In order: the data dir, the database schema, Redis (REDIS_URL, else 127.0.0.1:6379, else a
 redis-server of our own), the built-in TSA (`chronoseal tsa`; we wait until GET /certs
 answers, since workers must trust its root), the API (`chronoseal serve`) and the workers
-(`chronoseal worker`). Ctrl-C or SIGTERM stops every child, then the Redis we started.
+(`chronoseal worker`); then one line once GET /readyz says uploads will be stamped. Ctrl-C or
+SIGTERM stops every child, then the Redis we started.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import requests
 
+from service.cli._ready import Endpoints, not_ready_line, ready_line, wait_for_readiness
 from service.cli.worker import child_argv, chronoseal_argv
 from service.errors import ChronosealError
 from service.runtime.redis_server import ensure_redis
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     data = settings.data_path
     try:
         data.mkdir(parents=True, exist_ok=True)
-        migrate(settings.effective_database_url)
+        schema = migrate(settings.effective_database_url)
         redis_handle = ensure_redis(settings.redis_url, data)
     except ChronosealError as exc:
         log.error("cannot start: %s", exc)
@@ -63,18 +65,32 @@ def run(args: argparse.Namespace) -> int:
         Child("background-worker", child_argv(queues="background", idle=True, sweeper=False),
               env),
     ]
-    urls = {
+    api_url = f"http://{settings.api_host}:{settings.api_port}"
+    urls = {  # each answers once its process serves; readiness is asked when all are started
         "tsa": f"http://{settings.tsa_host}:{settings.tsa_port}/certs",
-        "api": f"http://{settings.api_host}:{settings.api_port}/healthz",
+        "api": f"{api_url}/healthz",
     }
+    endpoints = Endpoints(api_url, schema.shown_url, redis_handle.url,
+                          redis_started=redis_handle.process is not None)
 
     def ready(child: Child) -> None:
         if child.name in urls:
             _wait_until_answers(child, urls[child.name])
 
     supervisor = Supervisor(children, on_stop=redis_handle.stop)
+
+    def running() -> bool:
+        return not supervisor.stopping and all(c.alive() for c in children)
+
+    def started() -> None:
+        not_ready = wait_for_readiness(api_url, running)
+        if not running():
+            return  # the supervisor reports which child exited
+        print(not_ready_line(not_ready) if not_ready is not None
+              else ready_line(settings, endpoints), flush=True)
+
     try:
-        code = supervisor.run(ready=ready)
+        code = supervisor.run(ready=ready, started=started)
     except ChronosealError as exc:
         log.error("%s", exc)
         return 1
@@ -89,7 +105,7 @@ def _wait_until_answers(child: Child, url: str) -> None:
             raise ChronosealError(f"{child.name} exited during start-up")
         try:
             requests.get(url, timeout=READY_POLL_S * 5)
-            log.info("%s is up (%s)", child.name, url)
+            log.info("%s answers (%s)", child.name, url)
             return
         except requests.RequestException:
             time.sleep(READY_POLL_S)

@@ -45,12 +45,19 @@ class Supervisor:
         self.on_stop = on_stop
         self._stopping = False
 
+    @property
+    def stopping(self) -> bool:
+        """True once a signal or a child's exit asked every child to stop."""
+        return self._stopping
+
     def _signal(self, signum: int, _frame: FrameType | None) -> None:
         log.info("received signal %s, stopping", signum)
         self._stopping = True
 
-    def run(self, ready: Callable[[Child], None] | None = None) -> int:
-        """Start every child (calling `ready(child)` after each), then supervise; exit code."""
+    def run(self, ready: Callable[[Child], None] | None = None,
+            started: Callable[[], None] | None = None) -> int:
+        """Start every child (calling `ready(child)` after each, `started()` after the last),
+        then supervise; exit code."""
         previous = {s: signal.signal(s, self._signal) for s in (signal.SIGINT, signal.SIGTERM)}
         code = 0
         try:
@@ -58,6 +65,8 @@ class Supervisor:
                 child.start()
                 if ready is not None:
                     ready(child)
+            if started is not None:
+                started()
             while not self._stopping:
                 for child in self.children:
                     if not child.alive():

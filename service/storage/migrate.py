@@ -10,6 +10,7 @@ start. Only one may run the migrations; the others wait and then find nothing le
 from __future__ import annotations
 
 import fcntl
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -29,6 +30,23 @@ ALEMBIC_INI = Path(__file__).resolve().parent / "alembic.ini"
 # pg_advisory_xact_lock key shared by every Chronoseal process: b"CHRONOSL" as a 64-bit integer.
 MIGRATION_LOCK_ID = int.from_bytes(b"CHRONOSL", "big")
 SQLITE_LOCK_SUFFIX = ".migrate.lock"
+# Alembic logs its set-up ("Context impl ...", "Will assume ...", plugins) at INFO on every
+# connection it configures; only the lines saying a migration ran are worth an operator's eye.
+_ALEMBIC_SETUP_LOGGERS = ("alembic.runtime.migration", "alembic.runtime.plugins")
+_MIGRATION_RAN = "Running "  # alembic.runtime.migration: "Running upgrade 0006 -> 0007, ..."
+
+
+def _migration_lines_only(record: logging.LogRecord) -> bool:
+    """Keep warnings and the lines naming a migration that ran; drop Alembic's set-up chatter."""
+    return record.levelno > logging.INFO or record.getMessage().startswith(_MIGRATION_RAN)
+
+
+def _quiet_alembic() -> None:
+    """Install the filter once on Alembic's own loggers (idempotent; the app owns the handlers)."""
+    for name in _ALEMBIC_SETUP_LOGGERS:
+        logger = logging.getLogger(name)
+        if _migration_lines_only not in logger.filters:
+            logger.addFilter(_migration_lines_only)
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -71,7 +89,12 @@ def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
 
 
 def upgrade(engine_or_url: Engine | str, revision: str = "head") -> str | None:
-    """Migrate the database to `revision` (default: the newest); returns the revision reached."""
+    """Migrate the database to `revision` (default: the newest); returns the revision reached.
+
+    A database already at the newest revision is left alone without asking Alembic, so the
+    many processes `chronoseal up` starts neither migrate nor log anything.
+    """
+    _quiet_alembic()
     try:
         with _engine_for(engine_or_url) as engine:
             sqlite = is_sqlite(engine)
@@ -81,6 +104,9 @@ def upgrade(engine_or_url: Engine | str, revision: str = "head") -> str | None:
                     conn.execute(
                         text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_ID}
                     )
+                reached = MigrationContext.configure(conn).get_current_revision()
+                if revision == "head" and reached == head_revision():
+                    return reached
                 command.upgrade(alembic_config(conn), revision)
                 return MigrationContext.configure(conn).get_current_revision()
     except (SQLAlchemyError, CommandError) as exc:
@@ -89,6 +115,7 @@ def upgrade(engine_or_url: Engine | str, revision: str = "head") -> str | None:
 
 def current_revision(engine_or_url: Engine | str) -> str | None:
     """The revision the database is at, or None for an empty database."""
+    _quiet_alembic()
     try:
         with _engine_for(engine_or_url) as engine, engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()

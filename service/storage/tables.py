@@ -193,6 +193,8 @@ batch_tsa_attempts = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
     CheckConstraint(_one_of("state", ATTEMPT_STATES), name="state"),
     Index(None, "state", "next_attempt_at"),
+    # /readyz: each TSA's newest token and newest failure (migration 0007).
+    Index(None, "tsa", "state", "updated_at"),
 )
 
 

@@ -59,6 +59,24 @@ class TsaAttempt:
     last_error: str | None
 
 
+@dataclass(frozen=True)
+class TsaOutcome:
+    """What the stamping code last recorded about one TSA: its newest token, its newest failure.
+
+    A TSA never asked (no attempt row) has neither; one whose failure is newer than its token
+    was failing when it was last asked.
+    """
+
+    tsa: str
+    token_at: datetime | None
+    failed_at: datetime | None
+    last_error: str | None
+
+
+# Attempt states that mean "this TSA failed, retry pending or given up" (not "done").
+_FAILED_STATES = ("pending", "rejected")
+
+
 def _insert(conn: Connection, table: Any) -> Any:
     return sqlite_insert(table) if is_sqlite(conn) else pg_insert(table)
 
@@ -226,3 +244,32 @@ def list_due_attempts(
                    r["last_error"])
         for r in rows
     ]
+
+
+def tsa_outcomes(conn: Connection, names: Iterable[str]) -> list[TsaOutcome]:
+    """Each named TSA's newest token time and newest failure, from batch_tsa_attempts.
+
+    A stored token marks its attempt `done` at the token's time (insert_tokens), so the
+    attempts table alone holds both outcomes; each lookup is one seek on the
+    (tsa, state, updated_at) index, not a scan of the tokens table, so /readyz stays cheap.
+    """
+    outcomes = []
+    for name in names:
+        newest = {
+            state: conn.execute(
+                select(batch_tsa_attempts.c.updated_at, batch_tsa_attempts.c.last_error)
+                .where(batch_tsa_attempts.c.tsa == name, batch_tsa_attempts.c.state == state)
+                .order_by(batch_tsa_attempts.c.updated_at.desc())
+                .limit(1)
+            ).first()
+            for state in ("done", *_FAILED_STATES)
+        }
+        done = newest["done"]
+        failures = [row for state in _FAILED_STATES if (row := newest[state]) is not None]
+        failed = max(failures, key=lambda row: row.updated_at, default=None)
+        outcomes.append(TsaOutcome(
+            name, done.updated_at if done is not None else None,
+            failed.updated_at if failed is not None else None,
+            failed.last_error if failed is not None else None,
+        ))
+    return outcomes

@@ -58,6 +58,12 @@ INBOUND_JOB = "workers.jobs.register_inbound"
 # A webhook attempt is bounded by its own timeouts (seconds); this only frees a stuck worker.
 WEBHOOK_JOB_TIMEOUT_S = 120
 BACKGROUND_SUFFIX = "-background"
+# RQ workers' worker_ttl (workers/bootstrap.py). RQ blocks on Redis for worker_ttl - 15 s
+# between jobs and heartbeats before each wait and each job, so a live worker's heartbeat is
+# younger than this unless one job outlasts it (a stamp job waits on TSAs for seconds); a minute
+# keeps dead workers' entries short-lived in `rq info` and lets a SIGTERM'd idle worker notice
+# quickly. /readyz counts a worker as live while its heartbeat is younger than this.
+WORKER_TTL_S = 60
 
 
 def key_prefix(settings: Settings) -> str:

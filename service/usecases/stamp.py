@@ -9,8 +9,16 @@ from __future__ import annotations
 import logging
 import os
 
+from cryptography.hazmat.primitives import hashes
+
+from service.errors import ConfigError
 from service.settings import Settings
-from service.timestamping.tsa_config import TSAConfig, enabled_tsas, load_tsa_configs_for
+from service.timestamping.tsa_config import (
+    TSAConfig,
+    enabled_tsas,
+    load_trust,
+    load_tsa_configs_for,
+)
 from service.usecases import queueing
 from service.usecases.stamping import BatchOptions, RetryPolicy, Stamper, TokenRequester
 from service.wiring import Services
@@ -21,6 +29,20 @@ log = logging.getLogger(__name__)
 def load_enabled_tsas(settings: Settings) -> list[TSAConfig]:
     """The TSAs to ask, read as the API reads them (config files, then settings and env)."""
     return enabled_tsas(load_tsa_configs_for(settings, os.environ))
+
+
+def root_fingerprints(settings: Settings) -> dict[str, list[str]]:
+    """Each enabled TSA's name and the SHA-256 fingerprints (hex) of the roots its tokens must
+    chain to, so an operator can check them against the CA's published ones; a TSA whose root
+    file cannot be read yet (the built-in TSA before its first start) has none."""
+    fingerprints: dict[str, list[str]] = {}
+    for tsa in load_enabled_tsas(settings):
+        try:
+            roots = load_trust(tsa)[0]
+        except ConfigError:
+            roots = []
+        fingerprints[tsa.name] = [root.fingerprint(hashes.SHA256()).hex() for root in roots]
+    return fingerprints
 
 
 def build_stamper(services: Services, owner: str) -> Stamper:

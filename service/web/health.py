@@ -1,10 +1,15 @@
-"""GET /healthz: is the database answering, is Redis answering. No key needed."""
+"""GET /healthz (liveness) and GET /readyz (readiness). No key needed.
+
+Liveness asks nothing: a process that answers is alive, and an orchestrator that restarts it
+because the database is down would only add restarts to the outage. Readiness says whether an
+upload made now will be stamped (service.usecases.health).
+"""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from service.usecases.health import OK, check_parts
+from service.usecases.health import readiness
 from service.web.context import current_services
 from service.web.problems import UNAVAILABLE, problem_response
 
@@ -13,17 +18,22 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/healthz")
 def healthz() -> Response:
-    """200 {"status": "ok", ...} when every part answers; else a 503 problem naming the parts down.
+    """200 {"status": "ok"} whenever the process answers; touches no backing service."""
+    response = jsonify({"status": "ok"})
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
-    The 503 is problem+json like every error, with the same per-part members as the 200.
-    """
-    parts = check_parts(current_services())
-    down = [name for name, state in parts.items() if state != OK]
-    if down:
-        response = problem_response(
-            UNAVAILABLE, f"unavailable: {', '.join(down)}", unavailable=down, **parts
-        )
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    """200 with every part's state when uploads will be stamped; else a 503 problem naming
+    the parts not ready, with the same per-part members as the 200."""
+    state = readiness(current_services())
+    if state.ready:
+        response = jsonify({"status": "ok", **state.as_json()})
     else:
-        response = jsonify({"status": "ok", **parts})
+        not_ready = state.not_ready
+        response = problem_response(UNAVAILABLE, f"not ready: {', '.join(not_ready)}",
+                                    not_ready=not_ready, **state.as_json())
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -96,8 +96,26 @@ SCHEMAS: dict[str, Any] = {
                        "next_cursor": _NULLABLE_STR},
     },
     "Health": {
-        "type": "object",
-        "properties": {k: {"type": "string"} for k in ("status", "database", "redis")},
+        "type": "object", "required": ["status"],
+        "properties": {"status": {"const": "ok"}},
+    },
+    "PartState": {
+        "type": "object", "required": ["state"],
+        "description": "reason says why when state is not ok; other members are facts "
+                       "(free_bytes, live workers, last_token_at, failed_at, ...)",
+        "properties": {"state": {"enum": ["ok", "down", "unknown"]},
+                       "reason": {"type": "string"}},
+    },
+    "Readiness": {
+        "type": "object", "required": ["status", "parts", "tsas"],
+        "properties": {
+            "status": {"const": "ok"},
+            "parts": {"type": "object", "description": "database, redis, workers, disk, tsas",
+                      "additionalProperties": {"$ref": _REF + "PartState"}},
+            "tsas": {"type": "object", "description": "each enabled TSA by name: its last "
+                                                      "recorded outcome (never probed)",
+                     "additionalProperties": {"$ref": _REF + "PartState"}},
+        },
     },
 }
 
@@ -154,9 +172,13 @@ def _binary(media_type: str, description: str) -> dict[str, Any]:
 
 
 PATHS: dict[str, Any] = {
-    "/healthz": _get("Database and Redis health", _json("Health", "Everything answers"),
-                     params=[], errors={"503": _problem("unavailable: names the parts down")},
-                     secured=False),
+    "/healthz": _get("Liveness: the process answers (asks no backing service)",
+                     _json("Health", "Alive"), params=[], errors={}, secured=False),
+    "/readyz": _get("Readiness: an upload made now will be stamped",
+                    _json("Readiness", "Every part is ready"), params=[],
+                    errors={"503": _problem("unavailable: not_ready names the parts, with the "
+                                            "same parts and tsas members as the 200")},
+                    secured=False),
     "/openapi.json": _get("This document", {"description": "OpenAPI 3.1",
                                             "content": {"application/json": {}}},
                           params=[], errors={}, secured=False),

@@ -1,5 +1,6 @@
-"""`chronoseal up` (what `make run` starts): every part comes up, an upload is stamped through
-the API, and SIGTERM stops every child. Redis: the shared one, with a queue of its own."""
+"""`chronoseal up` (what `make run` starts): every part comes up and says so in one line, an
+upload is stamped through the API, SIGTERM stops every child, and a second start on the same
+data dir migrates nothing and logs no migration. Redis: the shared one, with a queue of its own."""
 
 from __future__ import annotations
 
@@ -7,13 +8,27 @@ import time
 from pathlib import Path
 
 import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from tests.support.images import png_bytes
-from tests.support.running_up import START_TIMEOUT_S, running_up
+from tests.support.running_up import REDIS_URL, START_TIMEOUT_S, RunningUp, running_up
+
+
+def assert_ready_line(up: RunningUp, data: Path) -> None:
+    """The ready line names the API, the TSA and its root, the database, Redis, the key command."""
+    root = x509.load_pem_x509_certificate((data / "tsa" / "root-cert.pem").read_bytes())
+    line = up.ready_line
+    assert f"API {up.api} " in line, line
+    assert f"TSA builtin (root SHA-256 {root.fingerprint(hashes.SHA256()).hex()})" in line, line
+    assert f"database sqlite:///{data / 'chronoseal.db'} " in line, line
+    assert f"Redis {REDIS_URL} (found)" in line, line
+    assert line.endswith("in this directory: .venv/bin/chronoseal keys create --name NAME"), line
 
 
 def test_up_serves_stamps_and_stops_cleanly(tmp_path: Path) -> None:
     with running_up(tmp_path) as up:
+        assert_ready_line(up, tmp_path / "data")
         posted = requests.post(f"{up.api}/v1/stamps", headers=up.auth, timeout=30,
                                files={"image": ("a.png", png_bytes(16, 16), "image/png")})
         assert posted.status_code == 202, posted.text
@@ -32,3 +47,14 @@ def test_up_serves_stamps_and_stops_cleanly(tmp_path: Path) -> None:
             raise AssertionError(f"something still answers on port {port}")
         except requests.ConnectionError:
             pass
+
+
+def test_up_second_start_logs_no_migration(tmp_path: Path) -> None:
+    with running_up(tmp_path, log_name="first.log") as first:
+        pass
+    assert "Running upgrade" in first.log.read_text()  # the first start migrates, and says so
+    with running_up(tmp_path, log_name="second.log") as second:
+        assert_ready_line(second, tmp_path / "data")
+    log = second.log.read_text()
+    assert second.exit_code == 0, log[-3000:]
+    assert "alembic" not in log, [line for line in log.splitlines() if "alembic" in line]

@@ -212,3 +212,23 @@ def test_ids_made_in_one_millisecond_still_sort_in_creation_order() -> None:
 
     ids = [new_receipt_id() for _ in range(2000)]  # many share a millisecond
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+
+def test_tsa_outcomes_give_each_tsas_newest_token_and_failure(db_engine, make_receipt) -> None:
+    from service.storage import tsa_outcomes
+
+    make_receipt()
+    make_receipt()
+    first = claim_batch(db_engine, 1, "w1", LEASE_S, now=T0)
+    second = claim_batch(db_engine, 1, "w1", LEASE_S, now=T0)
+    later = T0 + timedelta(seconds=10)
+    store_batch_result(db_engine, first.id, ROOT, _proofs(first), [_token("up")], 1, now=T0)
+    record_batch_error(db_engine, second.id, "up", "timeout", later, rejected=False, now=T0)
+    record_batch_error(db_engine, second.id, "flaky", "HTTP 503", None, rejected=True, now=T0)
+    record_batch_error(db_engine, first.id, "flaky", "older", later, rejected=False,
+                       now=T0 - timedelta(seconds=1))
+    with db_engine.connect() as conn:
+        up, flaky, never = tsa_outcomes(conn, ["up", "flaky", "never"])
+    assert (up.token_at, up.failed_at, up.last_error) == (T0, T0, "timeout")
+    assert (flaky.token_at, flaky.failed_at, flaky.last_error) == (None, T0, "HTTP 503")
+    assert (never.token_at, never.failed_at, never.last_error) == (None, None, None)

@@ -25,6 +25,7 @@ CLI = "import sys; from service.cli import main; sys.exit(main())"
 REPO = Path(__file__).resolve().parents[2]
 REDIS_URL = "redis://127.0.0.1:6379/0"
 START_TIMEOUT_S = 90  # first start creates TSA keys and the schema; slow on a busy machine
+READY_LINE = "Chronoseal is ready: "  # service/cli/_ready.py ready_line
 STOP_TIMEOUT_S = 30  # children get SIGTERM, then SIGKILL after the supervisor's grace
 
 
@@ -39,10 +40,23 @@ class RunningUp:
     process: subprocess.Popen[bytes]
     auth: dict[str, str]
     exit_code: int | None = None
+    ready_line: str = ""  # the one line `up` prints once /readyz says uploads will be stamped
 
     @property
     def api(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
+
+
+def wait_for_line(prefix: str, timeout: float, process: subprocess.Popen[bytes], log: Path) -> str:
+    """The first line of the log starting with `prefix`, waiting for it to be written."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in log.read_text(errors="replace").splitlines():
+            if line.startswith(prefix):
+                return line
+        assert process.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.2)
+    raise AssertionError(f"no line starting {prefix!r}\n{log.read_text()[-3000:]}")
 
 
 def wait_until_ok(url: str, timeout: float, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -60,22 +74,25 @@ def wait_until_ok(url: str, timeout: float, process: subprocess.Popen[bytes], lo
 
 
 @contextmanager
-def running_up(tmp_path: Path, workers: int = 1) -> Iterator[RunningUp]:
-    """Start `chronoseal up`, create a key, yield; then SIGTERM it and record its exit code."""
+def running_up(tmp_path: Path, workers: int = 1, log_name: str = "up.log"
+               ) -> Iterator[RunningUp]:
+    """Start `chronoseal up`, wait for its ready line, create a key, yield; then SIGTERM it and
+    record its exit code. The same `tmp_path` again starts on the same data dir."""
     api, tsa = free_port(), free_port()
     queue = f"test-up-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "CHRONOSEAL_DATA_DIR": str(tmp_path / "data"),
            "CHRONOSEAL_API_PORT": str(api), "CHRONOSEAL_TSA_PORT": str(tsa),
            "REDIS_URL": REDIS_URL, "CHRONOSEAL_QUEUE": queue, "PYTHONPATH": str(REPO)}
     env.pop("DATABASE_URL", None)
-    log = tmp_path / "up.log"
+    log = tmp_path / log_name
     with log.open("wb") as out:
         process = subprocess.Popen([sys.executable, "-c", CLI, "up", "--workers", str(workers)],
                                    env=env, stdout=out, stderr=subprocess.STDOUT)
     run = RunningUp(api, tsa, env, log, process, {})
     try:
         wait_until_ok(f"http://127.0.0.1:{tsa}/certs", START_TIMEOUT_S, process, log)
-        wait_until_ok(f"{run.api}/healthz", START_TIMEOUT_S, process, log)
+        wait_until_ok(f"{run.api}/readyz", START_TIMEOUT_S, process, log)
+        run.ready_line = wait_for_line(READY_LINE, START_TIMEOUT_S, process, log)
         created = subprocess.run([sys.executable, "-c", CLI, "keys", "create", "--name", "up"],
                                  env=env, capture_output=True, text=True, check=True)
         secret = next(w for w in created.stdout.split() if w.startswith("cs_"))

@@ -1,4 +1,4 @@
-"""Webhook endpoints, deliveries and inbound integrations (issue 5).
+"""Webhook endpoints, deliveries and inbound integrations.
 
 Revision ID: 0003
 Revises: 0002

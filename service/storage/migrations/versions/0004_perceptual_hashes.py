@@ -1,4 +1,4 @@
-"""Perceptual hashes of registered images and their search index (issue 6).
+"""Perceptual hashes of registered images and their search index.
 
 Revision ID: 0004
 Revises: 0003

@@ -1,4 +1,4 @@
-"""Generation records read from image files (issue 4).
+"""Generation records read from image files.
 
 Revision ID: 0005
 Revises: 0004

@@ -1,4 +1,4 @@
-"""Receipts whose image waits for perceptual hashing (bench/e2e.py, issue 3).
+"""Receipts whose image waits for perceptual hashing.
 
 Revision ID: 0006
 Revises: 0005
