@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, Response, json
+from flask import Flask, Response, json, request
 from werkzeug.exceptions import HTTPException
 
 from service import errors
@@ -39,6 +39,10 @@ class Problem:
 
 BAD_REQUEST = Problem("bad-request", 400, "The request is malformed")
 INVALID_METADATA = Problem("invalid-metadata", 400, "metadata must be a JSON object")
+METADATA_OUT_OF_BOUNDS = Problem(
+    "metadata-out-of-bounds", 400,
+    "A generation record or manifest field is out of bounds (size, depth, precision or form)",
+)
 INVALID_DIGEST = Problem("invalid-digest", 400, "sha256 must be 64 hexadecimal characters")
 INVALID_CALLBACK_URL = Problem(
     "invalid-callback-url", 400, "callback_url must be an absolute http or https URL"
@@ -72,8 +76,8 @@ VERIFICATION_FAILED = Problem("verification-failed", 422, "A check on the eviden
 INTERNAL = Problem("internal", 500, "Internal error")
 
 ALL_PROBLEMS: tuple[Problem, ...] = (
-    BAD_REQUEST, INVALID_METADATA, INVALID_DIGEST, INVALID_CALLBACK_URL, INVALID_FIELD,
-    UNAUTHORIZED, NOT_FOUND, METHOD_NOT_ALLOWED, IDEMPOTENCY_CONFLICT, NOT_READY,
+    BAD_REQUEST, INVALID_METADATA, METADATA_OUT_OF_BOUNDS, INVALID_DIGEST, INVALID_CALLBACK_URL,
+    INVALID_FIELD, UNAUTHORIZED, NOT_FOUND, METHOD_NOT_ALLOWED, IDEMPOTENCY_CONFLICT, NOT_READY,
     PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, UNAVAILABLE, INTERNAL, INVALID_SIGNATURE,
     URL_REFUSED, UNREADABLE_IMAGE, IMAGE_TOO_MANY_PIXELS, MISCONFIGURED, UPSTREAM_FAILED,
     VERIFICATION_FAILED,
@@ -133,7 +137,7 @@ DOMAIN_PROBLEMS: dict[type[errors.ChronosealError], tuple[Problem, bool]] = {
     FieldTooLargeError: (PAYLOAD_TOO_LARGE, True),
     errors.NotFoundError: (NOT_FOUND, True),
     errors.NotReadyError: (NOT_READY, True),
-    errors.MetadataError: (INVALID_METADATA, True),
+    errors.MetadataError: (METADATA_OUT_OF_BOUNDS, True),
     errors.UploadTooLargeError: (PAYLOAD_TOO_LARGE, True),
     errors.ImageDecodeError: (UNREADABLE_IMAGE, True),
     errors.ImageBombError: (IMAGE_TOO_MANY_PIXELS, True),
@@ -189,7 +193,11 @@ def install(app: Flask) -> None:
         problem = _BY_STATUS.get(status, Problem(f"http-{status}", status, exc.name))
         # Keep headers such as Allow (405); the body is ours, so not its Content-Type.
         headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
-        return problem_response(problem, headers=headers)
+        detail = None
+        if status == 413:  # refused by its Content-Length: say the bound it exceeds
+            limit = request.max_content_length
+            detail = f"the request body exceeds {limit} bytes" if limit else None
+        return problem_response(problem, detail, headers=headers)
 
     @app.errorhandler(errors.ChronosealError)
     def _domain_error(exc: errors.ChronosealError) -> Response:

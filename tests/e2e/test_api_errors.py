@@ -44,6 +44,8 @@ def test_body_over_max_content_length_is_413(api, unchanged):
     response = api.client.post("/v1/stamps", data=body, headers=api.auth,
                                content_type="multipart/form-data; boundary=b")
     assert_problem(response, 413, "payload-too-large")
+    limit = api.app.config["MAX_CONTENT_LENGTH"]
+    assert response.get_json()["detail"] == f"the request body exceeds {limit} bytes"
 
 
 @pytest.mark.parametrize("metadata", ['["a", "list"]', '"a string"', "{not json", "42", "null"])
@@ -63,7 +65,9 @@ def test_deeply_nested_metadata_is_400(api, unchanged):
     response = api.post_image(png_bytes(), metadata="[" * 50_000 + "]" * 50_000)
     assert_problem(response, 400, "invalid-metadata")
     nested = '{"a":' * 100 + "1" + "}" * 100
-    assert_problem(api.post_image(png_bytes(), metadata=nested), 400, "invalid-metadata")
+    deep = api.post_image(png_bytes(), metadata=nested)
+    assert_problem(deep, 400, "metadata-out-of-bounds")
+    assert "nested deeper than" in deep.get_json()["detail"]  # the bound, stated
 
 
 @pytest.mark.parametrize("digest", ["ab" * 31 + "a", "zz" * 32, "ab" * 33, "", 12, None])

@@ -10,7 +10,7 @@ import pytest
 import service
 import workers
 from service import errors
-from service.web.problems import DOMAIN_PROBLEMS, INTERNAL, ApiError, problem_for
+from service.web.problems import ALL_PROBLEMS, DOMAIN_PROBLEMS, INTERNAL, ApiError, problem_for
 
 
 def _all_modules() -> None:
@@ -65,3 +65,12 @@ def test_unknown_subclasses_fall_back_to_their_parent_never_a_crash() -> None:
 
     assert problem_for(Odd("x"))[0].status == 404
     assert problem_for(errors.ChronosealError("x"))[0] is INTERNAL
+
+
+def test_each_problem_type_has_its_own_title() -> None:
+    assert len({p.title for p in ALL_PROBLEMS}) == len(ALL_PROBLEMS)
+    assert len({p.slug for p in ALL_PROBLEMS}) == len(ALL_PROBLEMS)
+
+
+def test_every_problem_of_the_table_is_documented() -> None:
+    assert {problem for problem, _ in DOMAIN_PROBLEMS.values()} <= set(ALL_PROBLEMS)
