@@ -149,7 +149,8 @@ REGISTER = {
     "responses": {
         "202": {**_json("Accepted", "Receipt created (or replayed), pending stamping"),
                 "headers": {"Location": {"schema": {"type": "string"}}}},
-        "400": _problem("invalid-metadata, metadata-out-of-bounds, invalid-digest, invalid-callback-url, invalid-field"),
+        "400": _problem("invalid-metadata, metadata-out-of-bounds, invalid-digest, "
+                        "invalid-callback-url, invalid-field"),
         **_AUTH_ERRORS,
         "409": _problem("idempotency-conflict: the key was used with another body"),
         "413": _problem("payload-too-large: the image exceeds max_upload_bytes"),
