@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, Select, select
+from sqlalchemy import Connection, RowMapping, Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from service.errors import MalformedInputError
@@ -82,6 +82,32 @@ def get_receipt(conn: Connection, receipt_id: str, api_key_id: str | None) -> Re
         query = query.where(receipts.c.api_key_id == api_key_id)
     row = conn.execute(query).mappings().first()
     return _receipt(row) if row else None
+
+
+@dataclass(frozen=True)
+class EarlierReceipt:
+    """A key's earlier registration of the same bytes: its id and when it was made."""
+
+    id: str
+    created_at: datetime
+    status: str
+
+
+# A prepared statement reused for every upload (the upload path runs it once per request).
+_EARLIER = (select(receipts.c.id, receipts.c.created_at, receipts.c.status)
+            .where(receipts.c.image_sha256 == bindparam("sha"),
+                   receipts.c.api_key_id == bindparam("key"),
+                   receipts.c.id != bindparam("exclude"))
+            .order_by(receipts.c.id).limit(bindparam("limit")))
+
+
+def earlier_receipts(conn: Connection, api_key_id: str, image_sha256: str, *, exclude: str,
+                     limit: int) -> list[EarlierReceipt]:
+    """The key's oldest `limit` receipts of these bytes other than `exclude` (receipts.image_sha256
+    is indexed: one index range per upload)."""
+    rows = conn.execute(_EARLIER, {"sha": image_sha256, "key": api_key_id, "exclude": exclude,
+                                   "limit": limit})
+    return [EarlierReceipt(*row) for row in rows]
 
 
 def _by_idempotency_key(conn: Connection, api_key_id: str, key: str) -> Receipt | None:

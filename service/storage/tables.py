@@ -142,8 +142,9 @@ receipts = Table(
     UniqueConstraint("batch_id", "leaf_index"),
     Index(None, "api_key_id", "id"),
     Index(None, "api_key_id", "external_id"),
-    # Same bytes, same perceptual hashes: the hashing job looks for an earlier receipt of them.
-    Index(None, "image_sha256"),
+    # Same bytes: the hashing job copies an earlier receipt's perceptual hashes, and a
+    # registration's answer names the key's earlier receipts, oldest first (migration 0008).
+    Index(None, "image_sha256", "api_key_id", "id"),
     # The claim query's work list: small because stamped receipts drop out of it.
     Index(
         "ix_receipts_unbatched",

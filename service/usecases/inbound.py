@@ -151,7 +151,7 @@ def register_inbound(services: Services, inbound_id: str, signals: Signals,
     )
     try:
         receipt = register(services, reg, signals,
-                           also=lambda conn: finish_inbound(conn, inbound_id, "done"))
+                           also=lambda conn: finish_inbound(conn, inbound_id, "done")).receipt
     except (MalformedInputError, InvalidInputError, MetadataError) as exc:
         log.warning("inbound %s failed: %s", inbound_id, exc)
         _fail(services, inbound_id, str(exc))

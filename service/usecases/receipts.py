@@ -11,7 +11,11 @@ from typing import Any
 
 from service.errors import InvalidInputError, NotFoundError, NotReadyError
 from service.evidence.bundle import build_bundle
-from service.storage.receipts import Receipt, get_receipt, list_receipts
+from service.storage.receipts import (
+    Receipt,
+    get_receipt,
+    list_receipts,
+)
 from service.storage.tables import RECEIPT_STATUSES
 from service.storage.tokens import Token, list_tokens
 from service.timestamping.merkle import proof_to_json

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g, jsonify, request
 
+from service.evidence.manifest import format_timestamp
 from service.usecases import receipts
 from service.usecases.receipts import Receipt, Token
 from service.usecases.register import register
@@ -29,17 +30,23 @@ def create_stamp() -> tuple[Response, int]:
     """Register: hash, build the manifest, commit the receipt, then enqueue (202)."""
     services = current_services()
     reg = read_registration(request, services.settings.max_upload_bytes, g.api_key.id)
+    reg.name_earlier = True
     try:
-        receipt = register(services, reg, signals())
+        registered = register(services, reg, signals())
     finally:
         if reg.image is not None:
             reg.image.close()
+    receipt = registered.receipt
     body = {
         "id": receipt.id,
         "status": receipt.status,
         "manifest_digest": receipt.manifest_digest,
         "links": links(receipt.id),
         "warnings": receipt.warnings,
+        # "Already registered at ...": the same bytes registered before by this key.
+        "earlier_receipts": [
+            {"id": e.id, "created_at": format_timestamp(e.created_at), "status": e.status,
+             "links": links(e.id)} for e in registered.earlier],
     }
     response = jsonify(body)
     response.headers["Location"] = body["links"]["self"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 
 from service.evidence.hashing import BOMB, UNDECODABLE
@@ -154,3 +155,20 @@ def test_image_part_without_filename_is_accepted(api):
     assert response.status_code == 202
     receipt = api.client.get(response.headers["Location"], headers=api.auth).get_json()
     assert receipt["manifest"]["image"]["sha256"] == hashlib.sha256(png_bytes()).hexdigest()
+
+
+def test_registering_the_same_bytes_again_names_the_earlier_receipts(api) -> None:
+    image = png_bytes(color=(1, 2, 3))
+    first = api.post_image(image).get_json()
+    assert first["earlier_receipts"] == []
+    second = api.post_image(image).get_json()
+    assert second["id"] != first["id"]
+    [earlier] = second["earlier_receipts"]
+    assert earlier["id"] == first["id"] and earlier["status"] == "pending"
+    assert earlier["created_at"].endswith("Z") and earlier["links"]["self"].endswith(first["id"])
+    # Another key's registration of the same bytes is its own business: never shown.
+    _, other_secret = api.new_key()
+    other = api.client.post("/v1/stamps", data={"image": (io.BytesIO(image), "a.png")},
+                            headers={"Authorization": f"Bearer {other_secret}"},
+                            content_type="multipart/form-data").get_json()
+    assert other["earlier_receipts"] == []
