@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ def openssl_pki(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., OpenS
         cache_key = tuple(sorted(params.items()))
         if cache_key not in cache:
             name = "pki-" + "-".join(f"{k}_{v}" for k, v in cache_key) if cache_key else "pki"
+            name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:80]  # config text as parameters
             cache[cache_key] = make_openssl_pki(tmp_path_factory.mktemp(name), **params)
         return cache[cache_key]
 

@@ -15,6 +15,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from service.cli._output import print_result
 from service.cli.verify_token import read_certificates
 from service.errors import MalformedInputError
 from service.evidence.bundle_check import MAX_BUNDLE_BYTES, BundleVerdict, check_bundle
@@ -36,6 +37,9 @@ def register(subparsers: Any) -> None:
     what.add_argument("--digest", help="the image's SHA-256 (hex) instead of the file")
     parser.add_argument("--ca", type=Path,
                         help="PEM file of the TSA roots you trust (default: the bundled roots)")
+    parser.add_argument("--partial-chain", action="store_true",
+                        help="trust --ca (or bundled) certificates that are not self-signed as "
+                        "anchors, like openssl -partial_chain")
     parser.add_argument("--json", action="store_true", help="print the verdict as JSON")
     parser.set_defaults(func=run)
 
@@ -47,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, MalformedInputError) as exc:
         print(f"chronoseal verify: error: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
-    print(json.dumps(verdict.as_dict(), indent=2) if args.json else render(verdict))
+    print_result(json.dumps(verdict.as_dict(), indent=2) if args.json else render(verdict))
     return EXIT_VALID if verdict.valid else EXIT_INVALID
 
 
@@ -63,7 +67,7 @@ def _verify(args: argparse.Namespace) -> BundleVerdict:
             raise MalformedInputError("--digest must be 64 hexadecimal characters (SHA-256)")
         digest = args.digest.lower()
     roots = read_certificates(args.ca, "--ca") if args.ca else None
-    return check_bundle(data, image_sha256=digest, roots=roots)
+    return check_bundle(data, image_sha256=digest, roots=roots, partial_chain=args.partial_chain)
 
 
 def render(verdict: BundleVerdict) -> str:

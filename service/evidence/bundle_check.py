@@ -110,8 +110,12 @@ def check_bundle(
     *,
     image_sha256: str | None = None,
     roots: Sequence[x509.Certificate] | None = None,
+    partial_chain: bool = False,
 ) -> BundleVerdict:
-    """Verify a bundle; MalformedInputError only when it is not a bundle ZIP at all."""
+    """Verify a bundle; MalformedInputError only when it is not a bundle ZIP at all.
+
+    `partial_chain` makes roots that are not self-signed trust anchors (see verify_timestamp).
+    """
     if image_sha256 is not None and not _is_hex64(image_sha256.lower()):
         raise MalformedInputError("the image digest must be 64 hexadecimal characters")
     files = read_bundle(zip_bytes)
@@ -137,7 +141,7 @@ def check_bundle(
     digest = hashlib.sha256(manifest_bytes).digest()
     root = _check_proof(checks, digest, proof)
     # 4. Every token imprints that root and is signed by a TSA chaining to a trusted root.
-    stamps = _check_tokens(checks, files, root, roots)
+    stamps = _check_tokens(checks, files, root, roots, partial_chain)
     valid = all(c.ok is not False for c in checks)
     return BundleVerdict(
         valid=valid, checks=tuple(checks), stamps=tuple(stamps), manifest=manifest,
@@ -191,7 +195,8 @@ def _check_proof(checks: list[Check], digest: bytes, proof: dict[str, Any] | Non
 
 
 def _check_tokens(checks: list[Check], files: dict[str, bytes], root: bytes | None,
-                  roots: Sequence[x509.Certificate] | None) -> list[StampResult]:
+                  roots: Sequence[x509.Certificate] | None,
+                  partial_chain: bool) -> list[StampResult]:
     names = sorted(p[len("tokens/"):-len(".tsr")] for p in files
                    if p.startswith("tokens/") and p.endswith(".tsr"))
     if not names:
@@ -200,11 +205,11 @@ def _check_tokens(checks: list[Check], files: dict[str, bytes], root: bytes | No
         if names:
             checks.append(Check("tokens", False, "not checked: no valid Merkle root to compare"))
         return []
-    return [_check_token(checks, name, files, root, roots) for name in names]
+    return [_check_token(checks, name, files, root, roots, partial_chain) for name in names]
 
 
 def _check_token(checks: list[Check], name: str, files: dict[str, bytes], root: bytes,
-                 roots: Sequence[x509.Certificate] | None) -> StampResult:
+                 roots: Sequence[x509.Certificate] | None, partial_chain: bool) -> StampResult:
     what = f"token:{name}"
     token = files[f"tokens/{name}.tsr"][: MAX_TOKEN_BYTES + 1]
     try:
@@ -219,7 +224,8 @@ def _check_token(checks: list[Check], name: str, files: dict[str, bytes], root: 
         return StampResult(name, False, None, None, None, None, None, bundled,
                            ("no certificate chain",), ())
     verdict = verify_timestamp(token, digest=root, hash_alg="sha256", roots=anchors,
-                               untrusted=chain[:-1] if bundled else chain)
+                               untrusted=chain[:-1] if bundled else chain,
+                               partial_chain=partial_chain)
     facts = verdict.facts
     # The bundled root is named even when the chain fails, so a reader can compare it.
     trusted = facts.chain[-1] if facts.chain else (anchors[0] if bundled else None)

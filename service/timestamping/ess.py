@@ -15,7 +15,9 @@ from pyasn1_modules import rfc2634, rfc5035
 
 from service.errors import MalformedInputError
 from service.timestamping import oids
+from service.timestamping.certificates import certificate_serial
 from service.timestamping.cms import decode, directory_name_der
+from service.timestamping.names import same_name
 
 # A chain is a handful of certificates; a longer ID list is abuse and is refused.
 MAX_CERT_IDS = 16
@@ -92,7 +94,7 @@ def _matches(cert_id: tuple[str | None, bytes, Any], cert: x509.Certificate) -> 
     except MalformedInputError:
         return False
     return (
-        issuer_der == cert.issuer.public_bytes()
-        and int(issuer_serial["serialNumber"]) == cert.serial_number
+        same_name(issuer_der, cert.issuer.public_bytes())
+        and int(issuer_serial["serialNumber"]) == certificate_serial(cert)
     )
 

@@ -9,6 +9,8 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from service.timestamping.certificates import certificate_serial
+
 
 @dataclass(frozen=True)
 class TokenFacts:
@@ -31,6 +33,11 @@ class TokenFacts:
     status_text: str | None = None
     fail_info: tuple[str, ...] = ()
 
+    @property
+    def anchor(self) -> x509.Certificate | None:
+        """The trust anchor the validated path ends at (a given root), None without a path."""
+        return self.chain[-1] if self.chain else None
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: times RFC 3339, bytes hex, the certificate summarised."""
         cert = self.signer_certificate
@@ -46,6 +53,7 @@ class TokenFacts:
             "ordering": self.ordering,
             "signature_algorithm": self.signature_algorithm,
             "signer_certificate": _certificate_summary(cert) if cert is not None else None,
+            "trust_anchor": _anchor_summary(self.anchor) if self.anchor is not None else None,
             "status": self.status,
             "status_text": self.status_text,
             "fail_info": list(self.fail_info),
@@ -71,11 +79,16 @@ class Verdict:
         }
 
 
+def _anchor_summary(cert: x509.Certificate) -> dict[str, Any]:
+    return {"subject": cert.subject.rfc4514_string(),
+            "sha256": cert.fingerprint(hashes.SHA256()).hex()}
+
+
 def _certificate_summary(cert: x509.Certificate) -> dict[str, Any]:
     return {
         "subject": cert.subject.rfc4514_string(),
         "issuer": cert.issuer.rfc4514_string(),
-        "serial": cert.serial_number,
+        "serial": certificate_serial(cert),
         "not_before": cert.not_valid_before_utc.isoformat().replace("+00:00", "Z"),
         "not_after": cert.not_valid_after_utc.isoformat().replace("+00:00", "Z"),
         "sha256": cert.fingerprint(hashes.SHA256()).hex(),

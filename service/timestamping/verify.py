@@ -17,12 +17,13 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 
 from service.errors import MalformedInputError, VerificationError
-from service.timestamping import chain, cms, der, ess, oids
+from service.timestamping import certificates, chain, cms, der, ess, oids
+from service.timestamping.names import same_name
 from service.timestamping.signature import check_signature
 from service.timestamping.tstinfo import TSTInfo, parse_tst_info
 from service.timestamping.verdict import TokenFacts, Verdict
 
-__all__ = ["TokenFacts", "Verdict", "digest_data", "verify_timestamp"]
+__all__ = ["TokenFacts", "Verdict", "digest_data", "imprint_algorithm", "verify_timestamp"]
 
 PKI_STATUS = {0: "granted", 1: "grantedWithMods", 2: "rejection", 3: "waiting",
               4: "revocationWarning", 5: "revocationNotification"}
@@ -75,11 +76,14 @@ def verify_timestamp(
     nonce: int | None = None,
     policy: str | None = None,
     now: datetime | None = None,
+    partial_chain: bool = False,
 ) -> Verdict:
     """Check that `reply` (TimeStampResp or bare TimeStampToken) timestamps `digest`.
 
     The signer certificate must chain to one of `roots` at the token's genTime; `untrusted`
-    may supply intermediates or the TSA certificate when the token carries none. `now` (naive
+    may supply intermediates or the TSA certificate when the token carries none. Only
+    self-signed `roots` are trust anchors unless `partial_chain` (OpenSSL's -partial_chain)
+    makes every one of them an anchor, a TSA certificate or an intermediate too. `now` (naive
     means UTC) only decides warnings such as "expired since genTime".
     """
     hash_name = _hash_name(hash_alg)
@@ -89,14 +93,32 @@ def verify_timestamp(
         raise MalformedInputError("no trusted root certificates given")
     now = datetime.now(UTC) if now is None else now
     now = now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
-    run = _Run(bytes(reply), bytes(digest), hash_name, chain.trust_store(tuple(roots)),
-               tuple(untrusted), nonce, policy, now)
+    store = chain.trust_store(tuple(roots), partial_chain)
+    run = _Run(bytes(reply), bytes(digest), hash_name, store, tuple(untrusted), nonce, policy,
+               now)
     try:
         for step in STEPS:
             step(run)
     except _Stop:
         pass
     return Verdict(not run.reasons, tuple(run.reasons), tuple(run.warnings), run.facts)
+
+
+def imprint_algorithm(reply: bytes) -> str | None:
+    """The hash name of the token's message imprint, None if unreadable or unsupported.
+
+    What `openssl ts -verify -data` does: the data is hashed with the token's own algorithm.
+    """
+    try:
+        env = cms.parse_envelope(reply)
+        if env.content is None:
+            return None
+        signed = cms.parse_signed_data(*env.content)
+        if signed.econtent is None:
+            return None
+        return oids.HASH_NAMES.get(parse_tst_info(signed.econtent).hash_oid)
+    except MalformedInputError:
+        return None
 
 
 def _hash_name(hash_alg: str) -> str:
@@ -204,9 +226,13 @@ def step6_signer_certificate(run: _Run) -> None:
     signer = run.signed.signers[0]
     for cert_der in run.signed.certificates:
         try:
-            run.token_certs.append(chain.load_certificate(cert_der))
+            run.token_certs.append(certificates.load_certificate(cert_der))
         except ValueError:
             run.reasons.append("token carries a certificate that does not parse")
+    for cert in run.token_certs:
+        if certificates.certificate_serial(cert) <= 0:  # parsed without cryptography's warning
+            run.warnings.append(f"certificate {cert.subject.rfc4514_string()} has a serial "
+                                "number that is not positive (RFC 5280 4.1.2.2)")
     for cert in [*run.token_certs, *run.untrusted, *run.store.roots]:
         if _identifies(signer, cert):
             run.signer_cert = cert
@@ -222,7 +248,9 @@ def _identifies(signer: cms.SignerInfo, cert: x509.Certificate) -> bool:
         except (x509.ExtensionNotFound, ValueError):
             return False
         return ski.value.digest == signer.subject_key_id
-    return signer.serial == cert.serial_number and signer.issuer == cert.issuer.public_bytes()
+    # RFC 5280 7.1 name comparison: TSAs re-encode the issuer (case, string type) in the sid.
+    return (signer.serial == certificates.certificate_serial(cert) and signer.issuer is not None
+            and same_name(signer.issuer, cert.issuer.public_bytes()))
 
 
 def step7_signature(run: _Run) -> None:
@@ -258,6 +286,7 @@ def step9_chain_and_ess(run: _Run) -> None:
         run.reasons.append(f"a chain certificate does not parse: {exc}")
     else:
         run.facts = replace(run.facts, chain=tuple(path))
+        run.warnings.extend(chain.weak_signatures(path))
         for depth, cert in enumerate(path):
             if cert.not_valid_after_utc < run.now:
                 who = "TSA certificate" if depth == 0 else cert.subject.rfc4514_string()

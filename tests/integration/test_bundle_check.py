@@ -240,3 +240,25 @@ def test_any_damage_gives_a_verdict_or_unusable_input(stored_bundle: bytes, data
         return
     assert not verdict.valid and verdict.reasons  # the image never matches: never valid
     json.dumps(verdict.as_dict())
+
+
+def test_a_chain_ending_below_a_root_needs_partial_chain(
+        evidence: Evidence, tmp_path: Path) -> None:
+    """Bundled certificates that stop at an intermediate anchor nothing unless asked to."""
+    from service.cli import main
+    from tests.support.openssl_pki import make_openssl_pki
+
+    pki = make_openssl_pki(tmp_path / "pki", key="ec-p256", intermediate=True)
+    token = pki.reply(make_query(digest=evidence.tree.root))
+    full = pki.chain_pem.read_text() + pki.root_pem.read_text()
+    bundle = rezip(evidence.bundle(tokens={"partial": token}, chains={"partial": full}),
+                   lambda files: files.update({"certs/partial.pem": pki.chain_pem.read_bytes()}))
+    strict = check_bundle(bundle)
+    assert not strict.valid
+    assert any("partial chain" in r for r in strict.reasons), strict.reasons
+    partial = check_bundle(bundle, partial_chain=True)
+    assert partial.valid, partial.reasons
+    assert partial.stamps[0].trusted_root == "CN=Test Intermediate CA,O=Chronoseal Test"
+    (tmp_path / "b.zip").write_bytes(bundle)
+    assert main(["verify", str(tmp_path / "b.zip")]) == 1
+    assert main(["verify", str(tmp_path / "b.zip"), "--partial-chain"]) == 0

@@ -50,13 +50,15 @@ basicConstraints = critical, CA:TRUE, pathlen:0
 keyUsage = critical, keyCertSign, cRLSign
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
+{intermediate_extra}
 
 [ v3_tsa ]
 basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature
+keyUsage = {tsa_key_usage}
 extendedKeyUsage = critical, timeStamping
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
+{tsa_extra}
 
 [ tsa ]
 default_tsa = tsa_default
@@ -77,6 +79,8 @@ ordering = yes
 tsa_name = yes
 ess_cert_id_chain = no
 ess_cert_id_alg = {ess_cert_id_alg}
+
+{extra_sections}
 """
 
 _serials = itertools.count(1000)
@@ -135,13 +139,14 @@ def _genkey(path: Path, key: str) -> None:
 
 
 def _issue(
-    d: Path, name: str, subject: str, ext: str, ca: tuple[Path, Path] | None, key: str, days: int
+    d: Path, name: str, subject: str, ext: str, ca: tuple[Path, Path] | None, key: str, days: int,
+    *, digest: str = "sha256", serial: int | None = None,
 ) -> tuple[Path, Path]:
     """Create a key and a certificate for it, self-signed when ca is None."""
     key_path, cert_path = d / f"{name}.key", d / f"{name}.pem"
     _genkey(key_path, key)
     cfg = d / "openssl.cnf"
-    common = ["-days", str(days), "-extfile", cfg, "-extensions", ext, "-sha256"]
+    common = ["-days", str(days), "-extfile", cfg, "-extensions", ext, f"-{digest}"]
     if ca is None:
         run_openssl(
             "req",
@@ -176,7 +181,7 @@ def _issue(
         ca[1],
         *common,
         "-set_serial",
-        str(next(_serials)),
+        str(next(_serials) if serial is None else serial),
         "-out",
         cert_path,
     )
@@ -191,11 +196,19 @@ def make_openssl_pki(
     digest: str = "sha256",
     not_after_days: int = 365,
     ess_cert_id_alg: str = "sha256",
+    cert_digest: str = "sha256",
+    tsa_key_usage: str = "critical, digitalSignature",
+    tsa_serial: int | None = None,
+    intermediate_extra: str = "",
+    tsa_extra: str = "",
+    extra_sections: str = "",
 ) -> OpenSSLPKI:
     """Create root CA (P-256), optional intermediate (P-256) and a TSA leaf with `key`.
 
     `digest` is the TSA's signer_digest; `ess_cert_id_alg` sha1 makes OpenSSL emit a
-    signing-certificate (v1) attribute, anything else signing-certificate-v2.
+    signing-certificate (v1) attribute, anything else signing-certificate-v2. `cert_digest`
+    signs the intermediate and TSA certificates; `intermediate_extra` / `tsa_extra` are extra
+    extension lines (config syntax) and `extra_sections` config sections they refer to.
     """
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
@@ -207,6 +220,10 @@ def make_openssl_pki(
             policy=DEFAULT_POLICY,
             other_policies=", ".join(OTHER_POLICIES),
             ess_cert_id_alg=ess_cert_id_alg,
+            intermediate_extra=intermediate_extra,
+            tsa_key_usage=tsa_key_usage,
+            tsa_extra=tsa_extra,
+            extra_sections=extra_sections,
         )
     )
     (d / "tsaserial").write_text("01\n")
@@ -221,10 +238,12 @@ def make_openssl_pki(
             root,
             "ec-p256",
             1825,
+            digest=cert_digest,
         )
         inter_pem = issuer[0]
     tsa_cert, tsa_key = _issue(
-        d, "tsa", f"/O=Chronoseal Test/CN=Test TSA {key}", "v3_tsa", issuer, key, not_after_days
+        d, "tsa", f"/O=Chronoseal Test/CN=Test TSA {key}", "v3_tsa", issuer, key, not_after_days,
+        digest=cert_digest, serial=tsa_serial,
     )
     chain = d / "chain.pem"
     chain.write_bytes(tsa_cert.read_bytes() + (inter_pem.read_bytes() if inter_pem else b""))
@@ -262,11 +281,14 @@ def openssl_ts_verify(
     query: bytes | None = None,
     token: bool = False,
     attime: int | None = None,
+    partial_chain: bool = False,
+    policy_check: bool = False,
 ) -> bool:
     """Run `openssl ts -verify`; True iff it prints "Verification: OK".
 
     `token` says reply is a bare TimeStampToken; `attime` (Unix time) sets the chain check time,
-    which OpenSSL otherwise takes as now, not genTime.
+    which OpenSSL otherwise takes as now, not genTime. `partial_chain` and `policy_check` pass
+    -partial_chain and -policy_check.
     """
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
@@ -283,6 +305,11 @@ def openssl_ts_verify(
             args += ["-untrusted", untrusted]
         if attime is not None:
             args += ["-attime", str(attime)]
+        if partial_chain:
+            args += ["-partial_chain"]
+        if policy_check:  # OpenSSL evaluates certificate policies only when asked to, and
+            # needs the initial policy set RFC 5280 6.1.1 (c) defaults to: any-policy.
+            args += ["-policy_check", "-policy", "2.5.29.32.0"]
         if query is not None:
             (t / "q").write_bytes(query)
             args += ["-queryfile", t / "q"]
