@@ -272,13 +272,17 @@ def check_token(report: Report, bundle: Path, name: str, root: bytes, ca: Path |
         report.note("NOTE", f"{name}: openssl also said: " + " / ".join(said) + leaf)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", type=Path, help="the image file to compare with the manifest")
     parser.add_argument("--ca", type=Path, help="PEM file of roots you trust (stronger check)")
     parser.add_argument("--bundle", type=Path, default=Path(__file__).resolve().parent,
                         help="the extracted bundle directory (default: this script's directory)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     report = Report()
     try:
         return _run(report, args)
