@@ -20,7 +20,6 @@ import argparse
 import re
 import runpy
 import shlex
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
