@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -120,7 +121,7 @@ def test_stamps_a_directory_then_skips_it(service: Service, tmp_path: Path) -> N
         bundle = tmp_path / "out" / f"{path.name}.chronoseal.zip"
         code, text = verify(bundle, path, service.tsa.roots)
         assert code == 0, text
-        assert '"prompt": "red squares"' in text
+        assert re.search(r"^\s+prompt\s+red squares$", text, re.M), text  # the record table
     uploads = [r for r in service.posts() if r[1] == "/v1/stamps"]
     assert len(uploads) == 3 and all(r[2].startswith("multipart/form-data") for r in uploads)
 

@@ -110,4 +110,5 @@ def test_the_same_bytes_lookup_reads_an_index_not_the_table(tmp_path: Path) -> N
             plan = " ".join(str(row) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
     finally:
         engine.dispose()
-    assert "USING INDEX ix_receipts_image_sha256" in plan
+    # Migration 0008 made it (image_sha256, api_key_id, id): a search on its first column.
+    assert "INDEX ix_receipts_image_sha256_api_key_id_id (image_sha256=?)" in plan
