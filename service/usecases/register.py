@@ -35,6 +35,7 @@ from service.storage.group_commit import group_commit_for
 from service.storage.receipts import Receipt, get_receipt, insert_receipt
 from service.storage.tables import IDEMPOTENCY_KEY_LENGTH, NAME_LENGTH
 from service.storage.uploads import undone_unless_committed
+from service.usecases.metrics import observe_upload
 from service.usecases.signals import Signals
 from service.wiring import Services
 
@@ -201,6 +202,8 @@ def register(services: Services, reg: Registration, signals: Signals, *,
                 kept.append(sha256)
         # Shared with other registrations' inserts: one commit (and fsync) for the whole group.
         receipt = group_commit_for(services.engine).run(write)
+    if prepared.size is not None and not receipt.replayed:
+        observe_upload(prepared.size)
     if receipt.replayed:
         for digest in kept:  # the first request's image was hashed already: nothing waits
             uploads.forget(digest)
