@@ -5,6 +5,7 @@ so CHRONOSEAL_API_HOST/PORT/WORKERS apply here too; the command line overrides b
 """
 
 from service.settings import load_settings
+from service.usecases.metrics import mark_process_dead
 
 _settings = load_settings()
 
@@ -28,3 +29,8 @@ proc_name = "chronoseal-api"
 # gunicorn >= 25 opens one control socket per user at a fixed path; several servers on one host
 # (API, TSA, tests) would fight over it.
 control_socket_disable = True
+
+
+def child_exit(_server, worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+    """A worker exited: drop its live-gauge metric files (prometheus_client multiprocess mode)."""
+    mark_process_dead(worker.pid)

@@ -203,6 +203,16 @@ SETTINGS: tuple[Setting, ...] = (
             "whole attempt (connect, send, answer); a slow receiver must not hold a worker"),
     Setting("webhook_poll_interval_s", "CHRONOSEAL_WEBHOOK_POLL_INTERVAL_S", _non_negative,
             1.0, "how often workers look for due deliveries and inbound messages"),
+    Setting("metrics_token", "CHRONOSEAL_METRICS_TOKEN", _opt_str, None,
+            "when set, /metrics answers only `Authorization: Bearer <token>`; unset leaves it "
+            "open, as Prometheus scrapes usually are on a private network"),
+    Setting("metrics_port", "CHRONOSEAL_METRICS_PORT", _integer(0, 65535), 0,
+            "0 serves /metrics on the API; N serves it only on its own port N (api_host), so "
+            "it can be firewalled apart from the API"),
+    Setting("metrics_dir", "CHRONOSEAL_METRICS_DIR", _text, "",
+            "where API and worker processes of one machine share their metric files "
+            "(PROMETHEUS_MULTIPROC_DIR); emptied when `up`/`serve` start; empty means "
+            "DATA_DIR/metrics"),
 )
 
 
@@ -243,6 +253,9 @@ class Settings:
     webhook_connect_timeout_s: float
     webhook_timeout_s: float
     webhook_poll_interval_s: float
+    metrics_token: str | None
+    metrics_port: int
+    metrics_dir: str
 
     @property
     def data_path(self) -> Path:
@@ -251,6 +264,10 @@ class Settings:
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_path / 'chronoseal.db'}"
+
+    @property
+    def metrics_path(self) -> Path:
+        return Path(self.metrics_dir).resolve() if self.metrics_dir else self.data_path / "metrics"
 
     @property
     def effective_redis_url(self) -> str:

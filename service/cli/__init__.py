@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from service.errors import ConfigError
+from service.runtime.metrics_dir import share_metrics
 
 # Each module defines `register(subparsers)`, adding its sub-command(s) with `func` set.
 COMMAND_MODULES = (
@@ -62,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "prometheus_client" not in sys.modules:  # it chooses its mode when first imported
+        share_metrics(next((word for word in argv if not word.startswith("-")), None))
     args = build_parser().parse_args(argv)
     try:
         code = args.func(args)

@@ -2,7 +2,10 @@
 
 The app (and so the settings, the engine with its migrations, and the Redis client) is built
 once in the master before forking, so a configuration problem stops the command before any
-worker starts; each worker then drops the database connections it inherited.
+worker starts; each worker then drops the database connections it inherited. Metrics: the
+workers record into the shared directory (service/runtime/metrics_dir.py), gunicorn's
+child_exit hook clears an exited worker's live gauges, and with metrics_port set the master
+serves /metrics on that port from a thread.
 """
 
 from __future__ import annotations
@@ -10,17 +13,21 @@ from __future__ import annotations
 import argparse
 import logging
 import runpy
+import threading
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.serving import BaseWSGIServer
 
 from service.errors import ChronosealError
 from service.settings import REPO_CONFIG_DIR, load_settings
 from service.web.app import create_app
+from service.web.metrics import metrics_server
 from service.wiring import Services, build_services
 
 GUNICORN_CONFIG = REPO_CONFIG_DIR / "gunicorn.conf.py"
+HOOKS = ("child_exit",)  # server hooks taken from the config file (other callables are imports)
 log = logging.getLogger(__name__)
 
 
@@ -40,7 +47,8 @@ def register(subparsers: Any) -> None:
 def gunicorn_options(args: argparse.Namespace) -> dict[str, Any]:
     """Options from the config file, overridden by the command line."""
     options = {k: v for k, v in runpy.run_path(str(args.config)).items()
-               if not k.startswith("_") and not callable(v) and not isinstance(v, type(runpy))}
+               if not k.startswith("_") and (not callable(v) or k in HOOKS)
+               and not isinstance(v, type(runpy))}
     settings = load_settings()
     host = args.host or settings.api_host
     port = settings.api_port if args.port is None else args.port
@@ -61,23 +69,39 @@ def run(args: argparse.Namespace) -> int:
     except ChronosealError as exc:
         log.error("cannot start the API: %s", exc)
         return 2
+    metrics = start_metrics_server(services)
     if args.dev:
         settings = services.settings
         app.run(host=args.host or settings.api_host,
                 port=settings.api_port if args.port is None else args.port,
                 threaded=True, use_reloader=False)
         return 0
-    serve(app, services, gunicorn_options(args))
+    serve(app, services, gunicorn_options(args), metrics)
     return 0
 
 
-def serve(app: Flask, services: Services, options: dict[str, Any]) -> None:
+def start_metrics_server(services: Services) -> BaseWSGIServer | None:
+    """With settings.metrics_port set, serve /metrics there from a thread of this process
+    (the gunicorn master: it reads every process's metric files, and outlives its workers)."""
+    if services.settings.metrics_port == 0:
+        return None
+    server = metrics_server(services)
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    log.info("metrics on http://%s:%d/metrics", services.settings.api_host,
+             services.settings.metrics_port)
+    return server
+
+
+def serve(app: Flask, services: Services, options: dict[str, Any],
+          metrics: BaseWSGIServer | None = None) -> None:
     """Run `app` under gunicorn with `options`."""
     from gunicorn.app.base import BaseApplication
 
     def post_fork(_server: Any, _worker: Any) -> None:
         # Pooled connections made in the master must not be shared with the children.
         services.engine.dispose(close=False)
+        if metrics is not None:  # the master's listening socket: only the master accepts
+            metrics.socket.close()
 
     class _Gunicorn(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:

@@ -4,7 +4,8 @@ In order: the data dir, the database schema, Redis (REDIS_URL, else 127.0.0.1:63
 redis-server of our own), the built-in TSA (`chronoseal tsa`; we wait until GET /certs
 answers, since workers must trust its root), the API (`chronoseal serve`) and the workers
 (`chronoseal worker`); then one line once GET /readyz says uploads will be stamped. Ctrl-C or
-SIGTERM stops every child, then the Redis we started.
+SIGTERM stops every child, then the Redis we started. The children share one metrics directory,
+emptied before they start (service/runtime/metrics_dir.py), so the API's /metrics shows all.
 """
 
 from __future__ import annotations

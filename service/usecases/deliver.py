@@ -19,6 +19,7 @@ from service.settings import Settings
 from service.storage.engine import write_transaction
 from service.storage.tables import utcnow
 from service.storage.webhooks import delivery_for_attempt, record_attempt
+from service.usecases.metrics import count_delivery
 from service.webhooks.errors import ResolutionError, TransportError, URLRefusedError
 from service.webhooks.signing import new_secret, sign_headers
 from service.webhooks.ssrf import Allowlist, Resolver, check_url, system_resolver
@@ -92,6 +93,7 @@ def deliver(engine: Engine, delivery_id: str, options: DeliveryOptions) -> str:
         status = record_attempt(conn, delivery.id, succeeded=ok, status_code=status_code,
                                 error=error, next_attempt_at=next_at, started_at=started_at,
                                 now=now)
+    count_delivery("succeeded" if ok else "retrying" if status == "pending" else "failed")
     if not ok:
         log.warning("delivery %s (%s) attempt %d: %s -> %s", delivery.id, delivery.event,
                     attempts, error, status)

@@ -41,6 +41,7 @@ from service.storage.receipts import (
 )
 from service.storage.tables import IDEMPOTENCY_KEY_LENGTH, NAME_LENGTH
 from service.storage.uploads import undone_unless_committed
+from service.usecases.metrics import observe_upload
 from service.usecases.signals import Signals
 from service.wiring import Services
 
@@ -224,6 +225,8 @@ def register(services: Services, reg: Registration, signals: Signals, *,
         # Shared with other registrations' inserts: one commit (and fsync) for the whole group.
         registered = group_commit_for(services.engine).run(write)
     receipt = registered.receipt
+    if prepared.size is not None and not receipt.replayed:
+        observe_upload(prepared.size)
     if receipt.replayed:
         for digest in kept:  # the first request's image was hashed already: nothing waits
             uploads.forget(digest)

@@ -12,6 +12,7 @@ from typing import BinaryIO
 from service.evidence.perceptual import query_hashes
 from service.evidence.similarity import MAX_PHASH_DISTANCE, Closeness, closest_matches
 from service.storage.perceptual import MatchedReceipt, find_candidates, matched_receipts
+from service.usecases.metrics import timed_search
 from service.wiring import Services
 
 MAX_MATCHES = 50  # a picture registered more often than this is not a dispute about one original
@@ -29,6 +30,11 @@ class Match:
 
 def search(services: Services, image: BinaryIO, caller: str | None) -> list[Match]:
     """Hash `image` (and its mirror image) and return the registrations it matches."""
+    with timed_search():
+        return _search(services, image, caller)
+
+
+def _search(services: Services, image: BinaryIO, caller: str | None) -> list[Match]:
     query = query_hashes(image)
     if not query:
         return []

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from flask import Flask
 
-from service.web import health, hooks, openapi, problems, search, stamps, verify, webhooks
+from service.web import (
+    health,
+    hooks,
+    metrics,
+    openapi,
+    problems,
+    search,
+    stamps,
+    verify,
+    webhooks,
+)
 from service.web.context import attach
 from service.web.intake import FORM_OVERHEAD_BYTES
 from service.wiring import Services, build_services
@@ -20,6 +30,7 @@ def create_app(services: Services | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     attach(app, services)
     problems.install(app)
+    metrics.install(app, services)
     for blueprint in (health.bp, openapi.bp, stamps.bp, verify.bp, webhooks.bp, hooks.bp,
                       search.bp):
         app.register_blueprint(blueprint)

@@ -183,6 +183,12 @@ PATHS: dict[str, Any] = {
     "/openapi.json": _get("This document", {"description": "OpenAPI 3.1",
                                             "content": {"application/json": {}}},
                           params=[], errors={}, secured=False),
+    "/metrics": _get("Prometheus metrics (text format); not served here when metrics_port is set",
+                     {"description": "Every metric family",
+                      "content": {"text/plain": {"schema": {"type": "string"}}}},
+                     params=[], errors={"401": _problem("unauthorized: metrics_token is set and "
+                                                        "the Bearer token is not it")},
+                     secured=False),
     "/v1/stamps": {
         "post": REGISTER,
         **_get("List the key's receipts, newest first", _json("ReceiptPage", "A page"), params=[

@@ -1,7 +1,8 @@
 """API fixtures: the Flask app over a real database (SQLite and PostgreSQL) and the real Redis.
 
 Each test session uses its own RQ queue name (so no running worker takes our jobs) and deletes
-only its own Redis keys afterwards. `api` gives a test client, keys and row counts.
+only its own Redis keys afterwards. `api` gives a test client, keys and row counts;
+`worker_api` adds a built-in TSA and `run()`, which works the queues in this process (burst).
 """
 
 from __future__ import annotations
@@ -24,11 +25,14 @@ from sqlalchemy import Engine, func, select
 from service.settings import load_settings
 from service.storage import create_api_key, revoke_api_key, write_transaction
 from service.storage.tables import api_keys, batches, receipts, tokens
+from service.usecases.outbox import pump_once
 from service.usecases.queueing import hash_flag_key, stamp_flag_key
 from service.web.app import create_app
 from service.web.context import signals_of
 from service.wiring import Services
 from tests.integration import conftest as _db
+from tests.support.stamping_env import builtin_tsa
+from workers import bootstrap
 
 # The database fixtures of tests/integration (SQLite and PostgreSQL), offered here as well.
 db_backend = _db.db_backend
@@ -42,6 +46,7 @@ sqlite_template = _db.sqlite_template
 REDIS_URL = os.environ.get("CHRONOSEAL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 CLOSED_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1: "Redis is down"
 SMALL_UPLOAD_LIMIT = 64 * 1024  # tests of the size limit use a small one
+LOOPBACK = ("127.0.0.1/32",)  # webhook receivers of the tests listen here
 
 
 def _redis_or_fail() -> redis.Redis:
@@ -156,3 +161,28 @@ def make_api(
 def api(make_api: Callable[..., Api]) -> Api:
     """The API with default settings except a small upload limit."""
     return make_api(max_upload_bytes=SMALL_UPLOAD_LIMIT)
+
+
+@pytest.fixture
+def worker_api(make_api: Callable[..., Api], tmp_path: Path) -> Iterator[Api]:
+    """An API whose settings name a running built-in TSA; `run()` works the queue (burst)."""
+    with builtin_tsa(tmp_path / "tsa") as tsa:
+        config = tmp_path / "tsa-test.toml"
+        config.write_text(tsa.toml())
+        api = make_api(tsa_config=(str(config),), tsas=(tsa.name,), batch_max_wait_ms=0,
+                       webhook_allowlist=(*LOOPBACK, "localhost"),
+                       webhook_retry_schedule_s=(0.0, 0.0))
+        context = bootstrap.install(bootstrap.build_context(api.services))
+
+        def run() -> None:
+            for _ in range(3):  # jobs enqueue jobs: register -> stamp; the outbox -> deliver
+                signals_of(api.app).flush()  # what the API's signal threads do soon
+                pump_once(api.services)
+                bootstrap.make_rq_worker(context).work(burst=True, logging_level="WARNING")
+
+        api.run = run  # type: ignore[attr-defined]
+        try:
+            yield api
+        finally:
+            context.stamper.close()
+            bootstrap._context = None  # noqa: SLF001 - the process-wide context of workers

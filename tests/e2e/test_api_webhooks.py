@@ -15,15 +15,10 @@ from sqlalchemy import func, select
 from standardwebhooks import Webhook
 
 from service.storage.tables import inbound_messages, receipts, webhook_endpoints
-from service.usecases.outbox import pump_once
-from service.web.context import signals_of
+from tests.e2e.conftest import LOOPBACK
 from tests.support.images import png_bytes
 from tests.support.records import png_texts
-from tests.support.stamping_env import builtin_tsa
 from tests.support.webhook_receiver import self_signed_tls, webhook_receiver
-from workers import bootstrap
-
-LOOPBACK = ("127.0.0.1/32",)
 
 
 def _rows(api, table) -> int:
@@ -173,31 +168,6 @@ def test_inbound_oversized_image_in_limit_body_is_refused(make_api) -> None:
 
 
 # --- inbound and outbound, end to end --------------------------------------------------------
-
-@pytest.fixture
-def worker_api(make_api, tmp_path: Path):
-    """An API whose settings name a running built-in TSA; `run()` works the queue (burst)."""
-    with builtin_tsa(tmp_path / "tsa") as tsa:
-        config = tmp_path / "tsa-test.toml"
-        config.write_text(tsa.toml())
-        api = make_api(tsa_config=(str(config),), tsas=(tsa.name,), batch_max_wait_ms=0,
-                       webhook_allowlist=(*LOOPBACK, "localhost"),
-                       webhook_retry_schedule_s=(0.0, 0.0))
-        context = bootstrap.install(bootstrap.build_context(api.services))
-
-        def run() -> None:
-            for _ in range(3):  # jobs enqueue jobs: register -> stamp; the outbox -> deliver
-                signals_of(api.app).flush()  # what the API's signal threads do soon
-                pump_once(api.services)
-                bootstrap.make_rq_worker(context).work(burst=True, logging_level="WARNING")
-
-        api.run = run  # type: ignore[attr-defined]
-        try:
-            yield api
-        finally:
-            context.stamper.close()
-            bootstrap._context = None  # noqa: SLF001 - the process-wide context of workers
-
 
 def test_inbound_post_is_registered_stamped_and_called_back(worker_api) -> None:
     api = worker_api

@@ -35,6 +35,7 @@ from service.storage import (
 from service.storage.tables import utcnow
 from service.timestamping.merkle import MerkleTree
 from service.timestamping.tsa_config import TSAConfig
+from service.usecases.metrics import observe_batch
 from service.usecases.stamping import queries
 from service.usecases.stamping.failures import FailureRecorder
 from service.usecases.stamping.policy import RetryPolicy, fill_poll_s
@@ -100,7 +101,10 @@ class Stamper:
         """Claim up to batch_max_size unbatched receipts (after waiting for the batch to fill)."""
         if self.wait_for_batch() == 0:
             return None
-        return claim_batch(self.engine, self.options.max_size, self.owner, self.lease_s)
+        batch = claim_batch(self.engine, self.options.max_size, self.owner, self.lease_s)
+        if batch is not None:  # a takeover (claim_expired) was counted by its first claim
+            observe_batch(len(batch.leaves))
+        return batch
 
     def claim_expired(self) -> Batch | None:
         """Take over one batch whose worker lost its lease (killed, or partitioned away)."""

@@ -9,6 +9,7 @@ one HTTP session per TSA and thread so connections are reused between batches.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 
 import requests
@@ -19,6 +20,7 @@ from service.errors import ConfigError, TSAError
 from service.storage.tokens import NewToken
 from service.timestamping.client import request_token
 from service.timestamping.tsa_config import TSAConfig, load_trust
+from service.usecases.metrics import observe_tsa
 
 
 class TrustUnavailableError(TSAError):
@@ -35,9 +37,15 @@ class TokenRequester:
         self._local = threading.local()
 
     def __call__(self, tsa: TSAConfig, root: bytes) -> NewToken:
-        roots, untrusted = self._trust_for(tsa)
-        result = request_token(tsa, root, roots=roots, untrusted=untrusted,
-                               session=self._session(tsa.name))
+        started = time.perf_counter()
+        try:
+            roots, untrusted = self._trust_for(tsa)
+            result = request_token(tsa, root, roots=roots, untrusted=untrusted,
+                                   session=self._session(tsa.name))
+        except Exception as exc:
+            observe_tsa(tsa.name, time.perf_counter() - started, exc)
+            raise
+        observe_tsa(tsa.name, time.perf_counter() - started, None)
         chain = "".join(c.public_bytes(Encoding.PEM).decode() for c in result.verdict.facts.chain)
         return NewToken(tsa.name, result.reply, result.gen_time, result.serial, chain or None)
 
