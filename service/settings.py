@@ -106,6 +106,18 @@ def _non_negative(value: object) -> float:
     return number
 
 
+def _choice(*choices: str) -> Parse:
+    """A parser accepting one of `choices` (case-insensitive), returned in lower case."""
+
+    def parse(value: object) -> str:
+        text = _text(value).strip().lower()
+        if text not in choices:
+            raise ValueError(f"is not one of {', '.join(choices)}")
+        return text
+
+    return parse
+
+
 def _csv(value: object) -> tuple[str, ...]:
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
         value = ",".join(value)  # a TOML list means what its items joined by commas mean
@@ -203,6 +215,14 @@ SETTINGS: tuple[Setting, ...] = (
             "whole attempt (connect, send, answer); a slow receiver must not hold a worker"),
     Setting("webhook_poll_interval_s", "CHRONOSEAL_WEBHOOK_POLL_INTERVAL_S", _non_negative,
             1.0, "how often workers look for due deliveries and inbound messages"),
+    Setting("log_format", "CHRONOSEAL_LOG_FORMAT", _choice("auto", "json", "text"), "auto",
+            "auto: human lines when stderr is a terminal, else one JSON object per line for "
+            "collectors; json or text forces either"),
+    Setting("log_level", "CHRONOSEAL_LOG_LEVEL", _choice("debug", "info", "warning", "error"),
+            "info", "info logs one line per API request, batch, TSA answer and delivery"),
+    Setting("log_uploads", "CHRONOSEAL_LOG_UPLOADS", _bool, True,
+            "the request line of each accepted upload; false skips it for 2xx uploads (others "
+            "and errors are always logged) where a line per upload costs too much"),
 )
 
 
@@ -243,6 +263,9 @@ class Settings:
     webhook_connect_timeout_s: float
     webhook_timeout_s: float
     webhook_poll_interval_s: float
+    log_format: str
+    log_level: str
+    log_uploads: bool
 
     @property
     def data_path(self) -> Path:

@@ -7,6 +7,7 @@ from flask import Flask
 from service.web import health, hooks, openapi, problems, search, stamps, verify, webhooks
 from service.web.context import attach
 from service.web.intake import FORM_OVERHEAD_BYTES
+from service.web.request_log import install as install_request_log
 from service.wiring import Services, build_services
 
 
@@ -20,6 +21,7 @@ def create_app(services: Services | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     attach(app, services)
     problems.install(app)
+    install_request_log(app, log_uploads=services.settings.log_uploads)
     for blueprint in (health.bp, openapi.bp, stamps.bp, verify.bp, webhooks.bp, hooks.bp,
                       search.bp):
         app.register_blueprint(blueprint)

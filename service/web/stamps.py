@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g, jsonify, request
 
+from service.logs import note
 from service.usecases import receipts
 from service.usecases.receipts import Receipt, Token
 from service.usecases.register import register
@@ -34,6 +35,7 @@ def create_stamp() -> tuple[Response, int]:
     finally:
         if reg.image is not None:
             reg.image.close()
+    note(receipt_id=receipt.id)
     body = {
         "id": receipt.id,
         "status": receipt.status,
