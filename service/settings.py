@@ -220,9 +220,6 @@ SETTINGS: tuple[Setting, ...] = (
             "collectors; json or text forces either"),
     Setting("log_level", "CHRONOSEAL_LOG_LEVEL", _choice("debug", "info", "warning", "error"),
             "info", "info logs one line per API request, batch, TSA answer and delivery"),
-    Setting("log_uploads", "CHRONOSEAL_LOG_UPLOADS", _bool, True,
-            "the request line of each accepted upload; false skips it for 2xx uploads (others "
-            "and errors are always logged) where a line per upload costs too much"),
 )
 
 
@@ -265,7 +262,6 @@ class Settings:
     webhook_poll_interval_s: float
     log_format: str
     log_level: str
-    log_uploads: bool
 
     @property
     def data_path(self) -> Path:

@@ -29,6 +29,8 @@ _SECRET = re.compile(
 # Cheap substring tests first: most lines hold none of these, and then no regex runs.
 _HINTS = ("cs_", "whsec_", "bearer", "basic", "authorization", "://")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # RQ colours some messages when stdout is a terminal
+# Built once: json.dumps with options builds an encoder per call. Compact, ASCII-only output.
+_ENCODER = json.JSONEncoder(default=str, separators=(",", ":"))
 
 
 def _masked(match: re.Match[str]) -> str:
@@ -45,10 +47,16 @@ def redact(text: str) -> str:
     return _SECRET.sub(_masked, text)
 
 
+_second: tuple[int, str] = (-1, "")  # the last second formatted: most lines share it
+
+
 def rfc3339(created: float) -> str:
     """A record's time as RFC 3339 UTC with milliseconds: 2026-12-01T21:16:43.123Z."""
-    whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
-    return f"{whole}.{int(created % 1 * 1000):03d}Z"
+    global _second
+    whole = int(created)
+    if _second[0] != whole:  # a tuple swap is atomic: threads at worst format a second twice
+        _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{_second[1]}.{int((created - whole) * 1000):03d}Z"
 
 
 def fields_of(record: logging.LogRecord) -> dict[str, Any]:
@@ -74,7 +82,7 @@ class JsonFormatter(logging.Formatter):
             entry["exc"] = self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
-        return redact(json.dumps(entry, default=str, separators=(",", ":")))
+        return redact(_ENCODER.encode(entry))
 
 
 class TextFormatter(logging.Formatter):

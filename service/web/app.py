@@ -21,7 +21,7 @@ def create_app(services: Services | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     attach(app, services)
     problems.install(app)
-    install_request_log(app, log_uploads=services.settings.log_uploads)
+    install_request_log(app)
     for blueprint in (health.bp, openapi.bp, stamps.bp, verify.bp, webhooks.bp, hooks.bp,
                       search.bp):
         app.register_blueprint(blueprint)

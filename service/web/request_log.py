@@ -28,7 +28,6 @@ MAX_REQUEST_ID_CHARS = 128
 # Visible ASCII only: no spaces, control characters or terminal escapes reach a log line.
 _ACCEPTED_ID = re.compile(rf"[\x21-\x7e]{{1,{MAX_REQUEST_ID_CHARS}}}")
 MAX_LOGGED_PATH_CHARS = 200  # an unrouted path (404) is logged, cut to this
-UPLOAD_ROUTE = ("POST", "/v1/stamps")  # settings.log_uploads may skip its 2xx lines
 # Probes ask every few seconds and a 503 from /readyz is an answer, not a fault (health.py logs
 # why it is not ready): their lines are DEBUG.
 PROBE_ROUTES = frozenset({"/healthz", "/readyz"})
@@ -47,10 +46,9 @@ def request_id(header: str | None) -> str:
 class RequestLog:
     """WSGI middleware around the Flask app: binds the id, sets the header, logs the line."""
 
-    def __init__(self, app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]],
-                 log_uploads: bool) -> None:
+    def __init__(self, app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+                 ) -> None:
         self.app = app
-        self.log_uploads = log_uploads
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse
                  ) -> Iterable[bytes]:
@@ -79,9 +77,6 @@ class RequestLog:
     def _line(self, environ: dict[str, Any], status: int, started: float) -> None:
         method = environ.get("REQUEST_METHOD", "-")
         route = current_fields().get("route")
-        if (not self.log_uploads and status < 300 and route == UPLOAD_ROUTE[1]
-                and method == UPLOAD_ROUTE[0]):
-            return
         extra: dict[str, Any] = {"method": method, "status": status,
                                  "duration_ms": round((time.perf_counter() - started) * 1000, 2)}
         if route is None:
@@ -101,7 +96,7 @@ def _note_route(_endpoint: str | None, values: dict[str, Any] | None) -> None:
         note(route=rule.rule)
 
 
-def install(app: Flask, *, log_uploads: bool = True) -> None:
-    """Request ids and request lines for `app` (settings.log_uploads: see UPLOAD_ROUTE)."""
-    app.wsgi_app = RequestLog(app.wsgi_app, log_uploads)  # type: ignore[method-assign]
+def install(app: Flask) -> None:
+    """Request ids and request lines for `app`."""
+    app.wsgi_app = RequestLog(app.wsgi_app)  # type: ignore[method-assign]
     app.url_value_preprocessor(_note_route)

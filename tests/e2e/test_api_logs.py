@@ -109,21 +109,3 @@ def test_a_wrong_key_is_not_logged(api: Api, log_output: io.StringIO) -> None:
     answer = api.client.get("/v1/stamps", headers={"Authorization": f"Bearer {wrong}"})
     assert answer.status_code == 401
     assert "WWWWWWWW" not in log_output.getvalue()
-
-
-def test_log_uploads_false_skips_accepted_uploads_only(make_api: Any) -> None:
-    quiet = make_api(log_uploads=False)
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    stream = io.StringIO()
-    configure_logging(quiet.services.settings, stream=stream)
-    try:
-        assert quiet.post_image(png_bytes(), headers={REQUEST_ID_HEADER: "ok-1"}
-                                ).status_code == 202
-        assert quiet.client.post("/v1/stamps", headers={REQUEST_ID_HEADER: "bad-1",
-                                                        **quiet.auth}).status_code >= 400
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-    ids = {line.get("request_id") for line in _lines(stream) if "status" in line}
-    assert ids == {"bad-1"}
