@@ -297,11 +297,13 @@ def main() -> int:
     figures: dict[str, object] = {"count": args.count, "clients": args.clients,
                                   "image_bytes": len(pool[0])}
 
-    # Baseline first, alone on the machine, under the API's gunicorn config.
+    # Baseline first, alone on the machine, under the API's gunicorn config. It writes one
+    # access line per request, as the API writes its request line (the config turns gunicorn's
+    # access log off for the API only because the app logs instead): like for like.
     base_port = free_port()
     baseline_argv = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONFIG),
                      "--bind", f"127.0.0.1:{base_port}", "--chdir", str(REPO / "bench"),
-                     "baseline_app:app"]
+                     "--access-logfile", "-", "baseline_app:app"]
     base = run_server(baseline_argv, env, tmp / "baseline.log",
                       f"http://127.0.0.1:{base_port}/",
                       lambda _pid: {"u": upload(f"http://127.0.0.1:{base_port}/v1/stamps", None,

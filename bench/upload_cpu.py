@@ -3,7 +3,8 @@
 bench/e2e.py is the figure that counts, but its ratio moves by ±0.05 between runs on two cores;
 this one isolates the application's own work per upload (Flask test client, real SQLite file,
 real Redis for the signals) so that a change to the upload path can be compared before/after
-within a few percent. The last line printed is JSON.
+within a few percent. Logging is configured as `chronoseal serve` configures it (JSON lines,
+one per request), written to /dev/null. The last line printed is JSON.
 
     .venv/bin/python bench/upload_cpu.py [--count 2000] [--warmup 100]
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import secrets
 import struct
 import sys
@@ -27,6 +29,7 @@ from rq import Queue
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from service.logs import configure_logging  # noqa: E402
 from service.settings import load_settings  # noqa: E402
 from service.storage import create_api_key, write_transaction  # noqa: E402
 from service.usecases.queueing import key_prefix, worker_queue_names  # noqa: E402
@@ -51,7 +54,9 @@ def main() -> None:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="chronoseal-upload-cpu-"))
     settings = load_settings(env={}, config_file=tmp / "absent.toml", data_dir=str(tmp),
-                             queue_name=f"bench-cpu-{secrets.token_hex(4)}")
+                             queue_name=f"bench-cpu-{secrets.token_hex(4)}", log_format="json")
+    log_sink = open(os.devnull, "w")  # noqa: SIM115 - open for the whole run
+    configure_logging(settings, stream=log_sink)
     services = build_services(settings)
     app = create_app(services)
     with write_transaction(services.engine) as conn:

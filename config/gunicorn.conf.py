@@ -20,10 +20,10 @@ graceful_timeout = 30  # in-flight uploads finish on SIGTERM, then the worker ex
 keepalive = 5  # clients uploading in a loop reuse connections; idle ones are released
 limit_request_line = 8190  # gunicorn's default, stated: URLs here are short
 limit_request_fields = 100
-# Access log to stdout, without the Authorization header (API keys are never logged):
-# remote address, request line, status, response bytes, duration (ms), user agent.
-accesslog = "-"
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
+# No access log: the app writes one line per request itself, with its request id and in the
+# service's log format (service/web/request_log.py); gunicorn's own lines go through the same
+# handler (service/cli/gunicorn_logs.py). A second access line would log every request twice.
+accesslog = None
 errorlog = "-"
 proc_name = "chronoseal-api"
 # gunicorn >= 25 opens one control socket per user at a fixed path; several servers on one host

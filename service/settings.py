@@ -106,6 +106,18 @@ def _non_negative(value: object) -> float:
     return number
 
 
+def _choice(*choices: str) -> Parse:
+    """A parser accepting one of `choices` (case-insensitive), returned in lower case."""
+
+    def parse(value: object) -> str:
+        text = _text(value).strip().lower()
+        if text not in choices:
+            raise ValueError(f"is not one of {', '.join(choices)}")
+        return text
+
+    return parse
+
+
 def _csv(value: object) -> tuple[str, ...]:
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
         value = ",".join(value)  # a TOML list means what its items joined by commas mean
@@ -213,6 +225,11 @@ SETTINGS: tuple[Setting, ...] = (
             "where API and worker processes of one machine share their metric files "
             "(PROMETHEUS_MULTIPROC_DIR); emptied when `up`/`serve` start; empty means "
             "DATA_DIR/metrics"),
+    Setting("log_format", "CHRONOSEAL_LOG_FORMAT", _choice("auto", "json", "text"), "auto",
+            "auto: human lines when stderr is a terminal, else one JSON object per line for "
+            "collectors; json or text forces either"),
+    Setting("log_level", "CHRONOSEAL_LOG_LEVEL", _choice("debug", "info", "warning", "error"),
+            "info", "info logs one line per API request, batch, TSA answer and delivery"),
 )
 
 
@@ -256,6 +273,8 @@ class Settings:
     metrics_token: str | None
     metrics_port: int
     metrics_dir: str
+    log_format: str
+    log_level: str
 
     @property
     def data_path(self) -> Path:

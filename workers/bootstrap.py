@@ -102,7 +102,7 @@ def run_worker(services: Services, *, burst: bool = False, sweeper: bool = True,
         else:
             pump.start()
     try:
-        worker.work(burst=burst, logging_level="INFO")
+        worker.work(burst=burst, logging_level=services.settings.log_level.upper())
     finally:
         if pump is not None:
             pump.stop()

@@ -21,6 +21,7 @@ from flask import Flask
 from werkzeug.serving import BaseWSGIServer
 
 from service.errors import ChronosealError
+from service.logs import configure_logging
 from service.settings import REPO_CONFIG_DIR, load_settings
 from service.web.app import create_app
 from service.web.metrics import metrics_server
@@ -62,19 +63,22 @@ def gunicorn_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Build the app, then serve it until interrupted."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = load_settings()
+    configure_logging(settings)
     try:
-        services = build_services()
+        services = build_services(settings)
         app = create_app(services)
     except ChronosealError as exc:
         log.error("cannot start the API: %s", exc)
         return 2
     metrics = start_metrics_server(services)
     if args.dev:
-        settings = services.settings
-        app.run(host=args.host or settings.api_host,
-                port=settings.api_port if args.port is None else args.port,
-                threaded=True, use_reloader=False)
+        host = args.host or settings.api_host
+        port = settings.api_port if args.port is None else args.port
+        # The app logs each request itself (web.request_log); werkzeug's lines would repeat it.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        log.info("development server on http://%s:%s", host, port)
+        app.run(host=host, port=port, threaded=True, use_reloader=False)
         return 0
     serve(app, services, gunicorn_options(args), metrics)
     return 0
@@ -97,6 +101,8 @@ def serve(app: Flask, services: Services, options: dict[str, Any],
     """Run `app` under gunicorn with `options`."""
     from gunicorn.app.base import BaseApplication
 
+    from service.cli.gunicorn_logs import RootLogger
+
     def post_fork(_server: Any, _worker: Any) -> None:
         # Pooled connections made in the master must not be shared with the children.
         services.engine.dispose(close=False)
@@ -105,7 +111,8 @@ def serve(app: Flask, services: Services, options: dict[str, Any],
 
     class _Gunicorn(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
-            for key, value in {**options, "post_fork": post_fork}.items():
+            for key, value in {**options, "post_fork": post_fork,
+                                "logger_class": RootLogger}.items():
                 if key in self.cfg.settings:  # older gunicorn lacks some settings
                     self.cfg.set(key, value)
 

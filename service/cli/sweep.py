@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 from dataclasses import asdict
 from typing import Any
 
@@ -20,9 +19,12 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    from service.logs import configure_logging
+    from service.settings import load_settings
     from service.usecases.sweep import sweep
     from service.wiring import build_services
 
-    print(json.dumps(asdict(sweep(build_services()))))
+    settings = load_settings()
+    configure_logging(settings, level="warning")  # stdout is the report; stderr only problems
+    print(json.dumps(asdict(sweep(build_services(settings)))))
     return 0

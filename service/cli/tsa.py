@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from service.errors import ConfigError
+from service.logs import configure_logging
 from service.settings import load_settings
 from service.timestamping.authority import AuthoritySettings, TimeStampAuthority
 from service.timestamping.tsa_keys import KeyType
@@ -59,8 +60,8 @@ def build_authority(args: argparse.Namespace) -> TimeStampAuthority:
 
 def run(args: argparse.Namespace) -> int:
     """Build the authority, then serve it until interrupted."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = load_settings()
+    configure_logging(settings)
     host = args.host or settings.tsa_host
     port = settings.tsa_port if args.port is None else args.port
     try:
@@ -84,11 +85,12 @@ def serve(app: TSAApp, host: str, port: int, workers: int) -> None:
         log.warning("gunicorn is not available; serving with werkzeug's threaded server")
         run_simple(host, port, app, threaded=True)
         return
+    from service.cli.gunicorn_logs import RootLogger
 
     options = {
         "bind": f"{host}:{port}", "workers": workers, "worker_class": "gthread",
         "threads": THREADS_PER_WORKER, "keepalive": KEEPALIVE_S, "preload_app": True,
-        "accesslog": None, "proc_name": "chronoseal-tsa",
+        "accesslog": None, "proc_name": "chronoseal-tsa", "logger_class": RootLogger,
         # gunicorn >= 25 opens one control socket per user at a fixed path; several servers on
         # one host (API, TSA, tests) would fight over it.
         "control_socket_disable": True,

@@ -21,6 +21,7 @@ import requests
 from service.cli._ready import Endpoints, not_ready_line, ready_line, wait_for_readiness
 from service.cli.worker import child_argv, chronoseal_argv
 from service.errors import ChronosealError
+from service.logs import configure_logging
 from service.runtime.redis_server import ensure_redis
 from service.runtime.supervisor import Child, Supervisor
 from service.settings import load_settings
@@ -45,8 +46,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = load_settings()
+    configure_logging(settings)
     data = settings.data_path
     try:
         data.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,9 @@ import sys
 from typing import Any
 
 from service.errors import ChronosealError
+from service.logs import configure_logging
 from service.runtime.priority import run_when_idle
+from service.settings import load_settings
 from service.usecases.queueing import QUEUE_CHOICES
 
 log = logging.getLogger(__name__)
@@ -57,7 +59,7 @@ def child_argv(*, burst: bool = False, sweeper: bool = True, queues: str = "all"
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_logging(load_settings())
     if args.count > 1:
         from service.runtime.supervisor import Child, Supervisor
 

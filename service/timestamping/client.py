@@ -179,7 +179,7 @@ def request_token(
     facts = verdict.facts
     if not verdict.valid or facts.gen_time is None or facts.serial is None:
         raise TSAVerificationError(tsa.name, list(verdict.reasons) or ["no genTime or serial"])
-    log.info("token from %s: serial %s, genTime %s", tsa.name, facts.serial, facts.gen_time)
+    log.debug("token from %s: serial %s, genTime %s", tsa.name, facts.serial, facts.gen_time)
     return TimestampResult(tsa.name, reply, verdict, query.nonce, facts.gen_time, facts.serial)
 
 

@@ -10,6 +10,7 @@ refused on every attempt, and no traffic is sent to it.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -66,7 +67,7 @@ def deliver(engine: Engine, delivery_id: str, options: DeliveryOptions) -> str:
     if delivery.status != "pending":
         return delivery.status
     status_code: int | None = None
-    started_at = utcnow()
+    started_at, started = utcnow(), time.perf_counter()
     try:
         if secret is None:
             raise URLRefusedError(ENDPOINT_GONE)
@@ -84,6 +85,7 @@ def deliver(engine: Engine, delivery_id: str, options: DeliveryOptions) -> str:
         ok, error, final = False, f"refused: {exc}", True
     except TransportError as exc:
         ok, error, final = False, str(exc), False
+    duration_ms = round((time.perf_counter() - started) * 1000, 1)  # the attempt, not the writes
     now = utcnow()
     attempts = delivery.attempts + 1
     next_at = None
@@ -94,7 +96,11 @@ def deliver(engine: Engine, delivery_id: str, options: DeliveryOptions) -> str:
                                 error=error, next_attempt_at=next_at, started_at=started_at,
                                 now=now)
     count_delivery("succeeded" if ok else "retrying" if status == "pending" else "failed")
-    if not ok:
-        log.warning("delivery %s (%s) attempt %d: %s -> %s", delivery.id, delivery.event,
-                    attempts, error, status)
+    # The receiver's answer (error's body head) stays in the delivery log, not in ours.
+    log.log(logging.INFO if ok else logging.WARNING, "delivery %s (%s) attempt %d: %s",
+            delivery.id, delivery.event, attempts, status, extra={
+                "delivery_id": delivery.id, "event": delivery.event, "attempt": attempts,
+                "outcome": "delivered" if ok else status, "http_status": status_code,
+                "reason": None if ok or status_code is not None else error,
+                "duration_ms": duration_ms})
     return status

@@ -12,6 +12,7 @@ transaction that marks the message done.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -81,7 +82,8 @@ def accept(services: Services, integration_id: str, read_body: Callable[[int], b
     try:
         message_id = verify(secret, body, headers)
     except SignatureError as exc:
-        log.info("inbound %s: signature refused: %s", integration_id, exc)
+        log.info("inbound %s: signature refused: %s", integration_id, exc,
+                 extra={"integration_id": integration_id})
         raise
     if len(message_id) > MAX_MESSAGE_ID_CHARS:
         raise MalformedInputError("webhook-id is too long")
@@ -112,6 +114,7 @@ def register_inbound(services: Services, inbound_id: str, signals: Signals,
     Idempotent: a message already done returns its receipt, one that failed stays failed.
     A download that fails in transit is retried on the options' schedule, then fails.
     """
+    started = time.perf_counter()
     options = options or InboundOptions.from_settings(services.settings)
     with services.engine.connect() as conn:
         message = get_inbound(conn, inbound_id)
@@ -131,16 +134,18 @@ def register_inbound(services: Services, inbound_id: str, signals: Signals,
     except (TransportError, ResolutionError) as exc:  # the image host may be back later
         attempt = message.attempts + 1
         if attempt < len(options.schedule_s):
-            log.info("inbound %s: download attempt %d failed: %s", inbound_id, attempt, exc)
+            log.info("inbound %s: download attempt %d failed: %s", inbound_id, attempt, exc,
+                     extra={"inbound_id": inbound_id})
             due = datetime.now(UTC) + timedelta(seconds=options.schedule_s[attempt])
             with write_transaction(services.engine) as conn:
                 retry_inbound(conn, inbound_id, str(exc), due)
             return None
-        log.warning("inbound %s failed after %d attempts: %s", inbound_id, attempt, exc)
+        log.warning("inbound %s failed after %d attempts: %s", inbound_id, attempt, exc,
+                    extra={"inbound_id": inbound_id})
         _fail(services, inbound_id, str(exc))
         return None
     except ChronosealError as exc:  # malformed, too large, refused URL: final
-        log.warning("inbound %s failed: %s", inbound_id, exc)
+        log.warning("inbound %s failed: %s", inbound_id, exc, extra={"inbound_id": inbound_id})
         _fail(services, inbound_id, str(exc))
         return None
     reg = Registration(
@@ -153,9 +158,12 @@ def register_inbound(services: Services, inbound_id: str, signals: Signals,
         receipt = register(services, reg, signals,
                            also=lambda conn: finish_inbound(conn, inbound_id, "done")).receipt
     except (MalformedInputError, InvalidInputError, MetadataError) as exc:
-        log.warning("inbound %s failed: %s", inbound_id, exc)
+        log.warning("inbound %s failed: %s", inbound_id, exc, extra={"inbound_id": inbound_id})
         _fail(services, inbound_id, str(exc))
         return None
     finally:
         image.close()
+    log.info("inbound %s registered as %s", inbound_id, receipt.id, extra={
+        "inbound_id": inbound_id, "receipt_id": receipt.id, "replayed": receipt.replayed,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 1)})
     return receipt.id

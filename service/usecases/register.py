@@ -10,6 +10,7 @@ commit is visible to anyone, and nothing after it may fail the registration.
 from __future__ import annotations
 
 import hashlib
+import logging
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -58,6 +59,8 @@ RECORD_CONFLICT = ("generation record: the file and the request state different 
 # The manifest allows longer external ids than the column holds; the column decides.
 MAX_EXTERNAL_ID = min(MAX_EXTERNAL_ID_CHARS, NAME_LENGTH)
 MAX_IDEMPOTENCY_KEY_CHARS = IDEMPOTENCY_KEY_LENGTH  # the column's width
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -227,6 +230,9 @@ def register(services: Services, reg: Registration, signals: Signals, *,
     receipt = registered.receipt
     if prepared.size is not None and not receipt.replayed:
         observe_upload(prepared.size)
+    # DEBUG: the API's request line (or inbound's line) already names the receipt at INFO.
+    log.debug("receipt %s registered", receipt.id, extra={
+        "receipt_id": receipt.id, "replayed": receipt.replayed, "size": prepared.size})
     if receipt.replayed:
         for digest in kept:  # the first request's image was hashed already: nothing waits
             uploads.forget(digest)

@@ -17,6 +17,7 @@ from service.web import (
 )
 from service.web.context import attach
 from service.web.intake import FORM_OVERHEAD_BYTES
+from service.web.request_log import install as install_request_log
 from service.wiring import Services, build_services
 
 
@@ -31,6 +32,7 @@ def create_app(services: Services | None = None) -> Flask:
     attach(app, services)
     problems.install(app)
     metrics.install(app, services)
+    install_request_log(app)
     for blueprint in (health.bp, openapi.bp, stamps.bp, verify.bp, webhooks.bp, hooks.bp,
                       search.bp):
         app.register_blueprint(blueprint)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from service.errors import UploadTooLargeError
+from service.logs import note
 from service.usecases.inbound import accept
 from service.web.context import current_services
 from service.web.render import links
@@ -35,6 +36,7 @@ def receive(integration_id: str) -> tuple[Response, int]:
     """Accept a signed post.published message (202) and register its image in the queue."""
     headers = {k.lower(): v for k, v in request.headers.items()}
     accepted = accept(current_services(), integration_id, _read_body, headers)
+    note(receipt_id=accepted.receipt_id)
     response = jsonify({"id": accepted.receipt_id, "status": "pending",
                         "links": links(accepted.receipt_id), "warnings": []})
     if accepted.replayed:

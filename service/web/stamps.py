@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, g, jsonify, request
 
 from service.evidence.manifest import format_timestamp
+from service.logs import note
 from service.usecases import receipts
 from service.usecases.receipts import Receipt, Token
 from service.usecases.register import register
@@ -37,6 +38,7 @@ def create_stamp() -> tuple[Response, int]:
         if reg.image is not None:
             reg.image.close()
     receipt = registered.receipt
+    note(receipt_id=receipt.id)
     body = {
         "id": receipt.id,
         "status": receipt.status,

@@ -1,7 +1,9 @@
-"""`chronoseal serve` under gunicorn: answers, and its access log never contains the API key."""
+"""`chronoseal serve` under gunicorn: answers; to a non-terminal it logs JSON lines (gunicorn's
+own lines too), one per request with the request id, and never the API key."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -47,14 +49,19 @@ def test_serve_answers_and_keeps_keys_out_of_the_log(tmp_path, queue_name):
                 time.sleep(0.2)
         assert health.json() == {"status": "ok"}
         headers = {"Authorization": f"Bearer {secret}"}
-        posted = requests.post(f"{base}/v1/stamps", headers=headers, timeout=10,
-                               files={"image": ("a.bin", b"\x00" * 1000)})
+        posted = requests.post(f"{base}/v1/stamps", headers={**headers, "X-Request-Id": "srv-1"},
+                               timeout=10, files={"image": ("a.bin", b"\x00" * 1000)})
         assert posted.status_code == 202
+        assert posted.headers["X-Request-Id"] == "srv-1"
         assert requests.get(f"{base}/v1/stamps", headers=headers, timeout=10).status_code == 200
         assert requests.get(f"{base}/v1/stamps", timeout=10).status_code == 401
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
     log_text = log_path.read_text()
-    assert '"POST /v1/stamps HTTP/1.1" 202' in log_text
+    lines = [json.loads(line) for line in log_text.splitlines()]  # every line is JSON
+    assert any(line["logger"].startswith("gunicorn") for line in lines)
+    (upload,) = [line for line in lines if line.get("request_id") == "srv-1"]
+    assert (upload["method"], upload["route"], upload["status"]) == ("POST", "/v1/stamps", 202)
+    assert upload["receipt_id"] == posted.json()["id"]
     assert secret not in log_text and secret[len("cs_"):] not in log_text

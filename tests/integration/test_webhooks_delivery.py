@@ -8,6 +8,7 @@ refusal tests never reach any network (the guard refuses before connecting).
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 
 from standardwebhooks import Webhook
@@ -286,3 +287,24 @@ def test_many_receipts_failing_at_once_each_get_their_event(db_engine, make_api_
         log = list_deliveries(conn, key.id, limit=count + 10)
     assert sorted(d.receipt_id for d in log) == sorted(ids)
     assert {d.event for d in log} == {"receipt.failed"}
+
+
+def test_each_attempt_logs_its_delivery_id_outcome_and_duration(
+        db_engine, make_api_key, make_receipt, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="service.usecases.deliver")
+    key, _ = make_api_key()
+    with webhook_receiver(statuses=[500, 200]) as rx:
+        receipt = make_receipt(api_key_id=key.id, callback_url=rx.url)
+        _stamp(db_engine, receipt.id)
+        assert _run_all(db_engine, _options()) == ["pending", "succeeded"]
+        with write_transaction(db_engine) as conn:
+            secret = callback_secret(conn, key.id, secret_if_missing=new_secret())
+    lines = [r for r in caplog.records if r.name == "service.usecases.deliver"]
+    assert [(r.attempt, r.outcome, r.http_status) for r in lines] == [
+        (1, "pending", 500), (2, "delivered", 200)]
+    assert [r.levelname for r in lines] == ["WARNING", "INFO"]
+    assert len({r.delivery_id for r in lines}) == 1 and all(r.duration_ms > 0 for r in lines)
+    assert lines[0].delivery_id == rx.requests[0].headers["webhook-id"]
+    text = caplog.text + " ".join(str(r.__dict__) for r in lines)
+    assert secret not in text and secret.removeprefix("whsec_") not in text
+    assert rx.requests[0].body.decode() not in text  # nor the payload

@@ -118,9 +118,10 @@ class Stamper:
                   for leaf in batch.leaves}
         if batch.root is not None and batch.root != root.hex():
             raise BatchStateError(f"batch {batch.id}: stored root differs from the rebuilt tree")
+        started = time.perf_counter()
         to_ask, have = self._owing(batch.id)
         futures: dict[Future[NewToken], TSAConfig] = {
-            self._pool.submit(self._request, tsa, root): tsa for tsa in to_ask}
+            self._pool.submit(self._timed, batch.id, tsa, root): tsa for tsa in to_ask}
         got: list[NewToken] = []
         handled: set[Future[NewToken]] = set()
         for future, tsa in self._as_completed(batch.id, futures):
@@ -138,8 +139,24 @@ class Stamper:
             if future not in handled:
                 self._finish_late(batch.id, tsa, future)
         log.info("batch %s: %d receipts, %d token(s) in time", batch.id, len(batch.leaves),
-                 len(got))
+                 len(got), extra={"batch_id": batch.id, "size": len(batch.leaves),
+                                  "tokens": len(got), "duration_ms": _ms_since(started)})
         return len(got)
+
+    def _timed(self, batch_id: str, tsa: TSAConfig, root: bytes) -> NewToken:
+        """Ask `tsa`; one log line per answer or failure, with how long the TSA took."""
+        started = time.perf_counter()
+        fields = {"batch_id": batch_id, "tsa": tsa.name}
+        try:
+            token = self._request(tsa, root)
+        except Exception as exc:  # recorded (and logged with its reason) by FailureRecorder
+            log.info("batch %s: %s failed", batch_id, tsa.name, extra={
+                **fields, "outcome": type(exc).__name__, "duration_ms": _ms_since(started)})
+            raise
+        log.info("batch %s: token from %s", batch_id, tsa.name, extra={
+            **fields, "outcome": "token", "serial": str(token.serial),
+            "duration_ms": _ms_since(started)})
+        return token
 
     def _finish_late(self, batch_id: str, tsa: TSAConfig, future: Future[NewToken]) -> None:
         """Let a TSA that answers after the receipts were stamped add its token in the background.
@@ -177,7 +194,7 @@ class Stamper:
         if attempt is not None and attempt.state != "pending":
             return False
         try:
-            token = self._request(tsa, bytes.fromhex(batch.root))
+            token = self._timed(batch_id, tsa, bytes.fromhex(batch.root))
         except Exception as exc:
             self._failures.record(batch_id, tsa, exc)
             return False
@@ -208,6 +225,10 @@ class Stamper:
             if pending and time.monotonic() - renewed >= renew_every:
                 renew_lease(self.engine, batch_id, self.owner, self.lease_s)
                 renewed = time.monotonic()
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
 
 
 def _due(attempt: TsaAttempt | None, now: datetime) -> bool:

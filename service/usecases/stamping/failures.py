@@ -55,10 +55,12 @@ class FailureRecorder:
         """Store the failure and the next attempt time (None: given up on this TSA)."""
         if isinstance(exc, TSAError):
             message, retryable = str(exc), exc.retryable
-            log.warning("batch %s: %s", batch_id, message)
+            log.warning("batch %s: %s", batch_id, message,
+                        extra={"batch_id": batch_id, "tsa": tsa.name})
         else:  # a bug or an unexpected library error: keep retrying, but make it loud
             message, retryable = f"{tsa.name}: internal error ({type(exc).__name__})", True
-            log.error("batch %s: asking %s failed", batch_id, tsa.name, exc_info=exc)
+            log.error("batch %s: asking %s failed", batch_id, tsa.name, exc_info=exc,
+                      extra={"batch_id": batch_id, "tsa": tsa.name})
         with self.engine.connect() as conn:
             previous = queries.batch_attempts(conn, batch_id).get(tsa.name)
         attempts = (previous.attempts if previous else 0) + 1
@@ -68,7 +70,7 @@ class FailureRecorder:
                            next_at, rejected=delay is None)
         if delay is None:
             log.warning("batch %s: giving up on %s after %d attempts", batch_id, tsa.name,
-                        attempts)
+                        attempts, extra={"batch_id": batch_id, "tsa": tsa.name})
             self.fail_if_hopeless(batch_id)
 
     def fail_if_hopeless(self, batch_id: str) -> list[str]:
@@ -82,7 +84,8 @@ class FailureRecorder:
                 return []
             failed = fail_receipts(conn, queries.batch_receipt_ids(conn, batch_id),
                                    HOPELESS_REASON)
-        log.warning("batch %s: %d receipt(s) failed: %s", batch_id, len(failed), HOPELESS_REASON)
+        log.warning("batch %s: %d receipt(s) failed: %s", batch_id, len(failed), HOPELESS_REASON,
+                    extra={"batch_id": batch_id, "size": len(failed)})
         return failed
 
 
