@@ -230,9 +230,11 @@ def register(services: Services, reg: Registration, signals: Signals, *,
     receipt = registered.receipt
     if prepared.size is not None and not receipt.replayed:
         observe_upload(prepared.size)
-    # DEBUG: the API's request line (or inbound's line) already names the receipt at INFO.
-    log.debug("receipt %s registered", receipt.id, extra={
-        "receipt_id": receipt.id, "replayed": receipt.replayed, "size": prepared.size})
+    # DEBUG: the API's request line (or inbound's line) already names the receipt at INFO. The
+    # check first: this runs on every upload, and the fields are built only when they are kept.
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("receipt %s registered", receipt.id, extra={
+            "receipt_id": receipt.id, "replayed": receipt.replayed, "size": prepared.size})
     if receipt.replayed:
         for digest in kept:  # the first request's image was hashed already: nothing waits
             uploads.forget(digest)

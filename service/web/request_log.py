@@ -75,14 +75,16 @@ class RequestLog:
             unbind(token)
 
     def _line(self, environ: dict[str, Any], status: int, started: float) -> None:
-        method = environ.get("REQUEST_METHOD", "-")
         route = current_fields().get("route")
+        level = (logging.DEBUG if route in PROBE_ROUTES
+                 else logging.WARNING if status >= 500 else logging.INFO)
+        if not log.isEnabledFor(level):  # once per request: build nothing that is not logged
+            return
+        method = environ.get("REQUEST_METHOD", "-")
         extra: dict[str, Any] = {"method": method, "status": status,
                                  "duration_ms": round((time.perf_counter() - started) * 1000, 2)}
         if route is None:
             extra["path"] = environ.get("PATH_INFO", "")[:MAX_LOGGED_PATH_CHARS]
-        level = (logging.DEBUG if route in PROBE_ROUTES
-                 else logging.WARNING if status >= 500 else logging.INFO)
         log.log(level, "%s %s %s", method, route or extra.get("path"), status, extra=extra)
 
 
