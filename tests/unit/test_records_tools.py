@@ -198,9 +198,11 @@ def test_xmp_attributes_in_jpeg_app1() -> None:
 def test_xmp_elements_in_png_itxt() -> None:
     data = png_with_chunks([itxt_chunk("XML:com.adobe.xmp", MIDJOURNEY_XMP.encode())])
     record = read_generation_record(io.BytesIO(data))
-    assert record.source == "xmp"
-    assert record.fields == {"prompt": "a paper boat on a puddle --ar 16:9 --v 6.1 "
-                                       "Job ID: 1f9c8a2e-1111-4c2b-9e2d-5b8f0a7c3d21"}
+    assert record.source == "midjourney"  # its description names the job: Midjourney's layout
+    assert record.fields == {"prompt": "a paper boat on a puddle --ar 16:9 --v 6.1",
+                             "software": "Midjourney"}
+    assert record.details["job_id"] == "1f9c8a2e-1111-4c2b-9e2d-5b8f0a7c3d21"
+    assert record.details["version"] == "v 6.1"
     assert record.provenance["xmp"]["creator"] == "someone"
 
 
@@ -235,7 +237,8 @@ def test_c2pa_in_jpeg_app11_with_claim_generator() -> None:
     data = jpeg_with_segments([(0xEB, segment)])
     record = read_generation_record(io.BytesIO(data))
     assert record.source == "c2pa"
-    assert record.provenance == {"c2pa": {"present": True,
+    assert record.provenance == {"c2pa": {"present": True, "manifests": 1,
+                                          "active_manifest": "urn:uuid:active",
                                           "claim_generator": "ChatGPT c2pa-rs/0.31.3"}}
     assert record.fields == {"software": "ChatGPT c2pa-rs/0.31.3"}
 
@@ -246,7 +249,10 @@ def test_c2pa_v2_claim_in_png_cabx_next_to_a1111() -> None:
     data = png_with_chunks([(b"caBX", store), (b"tEXt", b"parameters\x00" + infotext.encode())])
     record = read_generation_record(io.BytesIO(data))
     assert record.source == "a1111"  # the tool's own record leads; C2PA is provenance
-    assert record.provenance["c2pa"] == {"present": True, "claim_generator": "Adobe Firefly"}
+    assert record.provenance["c2pa"] == {
+        "present": True, "manifests": 1, "active_manifest": "urn:uuid:active",
+        "claim_generator": "Adobe Firefly",
+        "claim_generator_info": {"name": "Adobe Firefly", "version": "1.0"}}
 
 
 def test_c2pa_in_webp_without_readable_generator() -> None:
