@@ -162,3 +162,30 @@ def c2pa_store(claim_cbor: bytes, *, earlier: list[bytes] = ()) -> bytes:  # typ
     manifests = [c2pa_manifest(f"urn:uuid:{i:04d}", claim) for i, claim in enumerate(earlier)]
     manifests.append(c2pa_manifest("urn:uuid:active", claim_cbor))
     return jumbf_superbox("c2pa", *manifests)
+
+
+def stealth_png(payload: bytes, *, compressed: bool = True, size: tuple[int, int] = (64, 64),
+                texts: dict[str, str] | None = None) -> bytes:
+    """An RGBA PNG carrying `payload` in the alpha LSBs as sd-webui-stealth-pnginfo writes it:
+    column by column (x outer, y inner), signature, 32-bit bit length, then the (gzip) data."""
+    import gzip
+
+    import numpy as np
+
+    data = gzip.compress(payload) if compressed else payload
+    signature = b"stealth_pngcomp" if compressed else b"stealth_pnginfo"
+    bits = np.unpackbits(np.frombuffer(
+        signature + (len(data) * 8).to_bytes(4, "big") + data, dtype=np.uint8))
+    width, height = size
+    assert bits.size <= width * height, "image too small for the payload"
+    pixels = np.full((height, width, 4), 200, dtype=np.uint8)
+    pixels[..., 3] = 255
+    column_major = pixels[..., 3].T.copy().ravel()  # index = x * height + y
+    column_major[: bits.size] = (column_major[: bits.size] & 0xFE) | bits
+    pixels[..., 3] = column_major.reshape(width, height).T
+    info = PngInfo()
+    for key, value in (texts or {}).items():
+        info.add_text(key, value)
+    out = io.BytesIO()
+    Image.fromarray(pixels, "RGBA").save(out, "PNG", pnginfo=info)
+    return out.getvalue()
