@@ -140,7 +140,7 @@ C2PA_UUID = bytes.fromhex("6332706100110010800000aa00389b71")  # "c2pa" + the JU
 
 
 def jumbf_superbox(label: str, *children: bytes) -> bytes:
-    """A jumb box: its jumd (16-byte type UUID, toggles 0x03: requestable + label), then children."""
+    """A jumb box: its jumd (type UUID, toggles 0x03: requestable, labelled), then children."""
     description = jumbf_box(b"jumd", C2PA_UUID + b"\x03" + label.encode() + b"\x00")
     return jumbf_box(b"jumb", description + b"".join(children))
 

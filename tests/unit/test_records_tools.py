@@ -319,3 +319,43 @@ def test_flat_text_chunks_of_an_unknown_tool() -> None:
                              "steps": 20, "software": "SomeApp 1.2"}
     assert "the embedded generation record is in no format known here; kept raw" in (
         record.warnings)
+
+
+def _actions(*actions: tuple[str, str]) -> bytes:
+    """c2pa.actions CBOR: {"actions": [{"action": a, "softwareAgent": agent}, ...]}."""
+    items = b"".join(b"\xa2" + cbor_text("action") + cbor_text(a) + cbor_text("softwareAgent")
+                     + cbor_text(agent) for a, agent in actions)
+    return b"\xa1" + cbor_text("actions") + bytes([0x80 + len(actions)]) + items
+
+
+def test_c2pa_active_manifest_is_the_last_not_the_first_found() -> None:
+    from tests.support.records import c2pa_manifest, jumbf_superbox
+
+    ingredient = c2pa_manifest("urn:uuid:ingredient", _claim_v1("DALL-E c2pa-rs/0.16"))
+    active = c2pa_manifest("urn:uuid:chatgpt", _claim_v2("ChatGPT"),
+                           _actions(("c2pa.opened", "DALL-E"), ("c2pa.converted", "ChatGPT")),
+                           claim_label="c2pa.claim.v2")
+    store = jumbf_superbox("c2pa", ingredient, active)
+    # JPEG: the store split over two APP11 segments, the second repeating the box header.
+    cut = len(store) // 2
+    first = b"JP\x00\x01\x00\x00\x00\x01" + store[:cut]
+    second = b"JP\x00\x01\x00\x00\x00\x02" + store[:8] + store[cut:]
+    record = read_generation_record(io.BytesIO(jpeg_with_segments([(0xEB, first),
+                                                                    (0xEB, second)])))
+    assert record.provenance["c2pa"] == {
+        "present": True, "manifests": 2, "active_manifest": "urn:uuid:chatgpt",
+        "claim_generator": "ChatGPT", "claim_generator_info": {"name": "ChatGPT",
+                                                               "version": "1.0"},
+        "actions": [{"action": "c2pa.opened", "softwareAgent": "DALL-E"},
+                    {"action": "c2pa.converted", "softwareAgent": "ChatGPT"}]}
+    assert record.fields == {"software": "ChatGPT"}
+
+
+def test_c2pa_damaged_store_is_present_without_a_generator() -> None:
+    store = c2pa_store(_claim_v1("ChatGPT c2pa-rs/0.31.3"))
+    for damaged in (store[: len(store) - 20], store[:8] + b"\xff" * 40,
+                    store.replace(b"\xa3", b"\xbf", 1)):  # cut, garbage, indefinite map
+        data = png_with_chunks([(b"caBX", damaged)])
+        record = read_generation_record(io.BytesIO(data))
+        assert record.provenance["c2pa"] == {"present": True} or "claim_generator" not in \
+            record.provenance["c2pa"], damaged[:20]

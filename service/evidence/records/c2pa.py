@@ -30,24 +30,30 @@ def read_c2pa(store: bytes) -> dict[str, Any]:
     parts found in the active manifest (only "present" when the store cannot be parsed)."""
     out: dict[str, Any] = {"present": True}
     try:
-        root = _boxes(store, 0, len(store), 0, [0])
-    except (ValueError, struct.error, cbor.CborError):
-        return out
+        out.update(_active_manifest(store))
+    except (ValueError, struct.error):  # CborError is a ValueError
+        return {"present": True}
+    return out
+
+
+def _active_manifest(store: bytes) -> dict[str, Any]:
+    root = _boxes(store, 0, len(store), 0, [0])
     top = next((b for b in root if b["label"] == "c2pa"), None)
     manifests = [b for b in (top or {}).get("children", []) if b["type"] == b"jumb"]
     if not manifests:
-        return out
+        return {}
     active = manifests[-1]
-    out["manifests"] = len(manifests)
-    out["active_manifest"] = active["label"]
+    out: dict[str, Any] = {"manifests": len(manifests), "active_manifest": active["label"]}
     for box in active["children"]:
         if box["label"] in ("c2pa.claim", "c2pa.claim.v2"):
             out.update(_claim(_cbor_of(box)))
         elif box["label"] == "c2pa.assertions":
             actions = [_cbor_of(a) for a in box["children"]
                        if a["label"].split("__")[0] in ("c2pa.actions", "c2pa.actions.v2")]
-            found = [_action(a) for claim in actions if isinstance(claim, dict)
-                     for a in claim.get("actions", [])[:MAX_ACTIONS] if isinstance(a, dict)]
+            lists = [c["actions"] for c in actions
+                     if isinstance(c, dict) and isinstance(c.get("actions"), list)]
+            found = [_action(a) for items in lists for a in items[:MAX_ACTIONS]
+                     if isinstance(a, dict)]
             if found:
                 out["actions"] = found[:MAX_ACTIONS]
     return out

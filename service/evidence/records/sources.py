@@ -27,7 +27,7 @@ class Sources:
         if key not in self._json:
             text = self.texts.get(key)
             self._json[key] = (parse_json(text, key, self.warnings)
-                               if is_json_object_text(text) else None)
+                               if text is not None and is_json_object_text(text) else None)
         return self._json[key]
 
 
