@@ -193,3 +193,20 @@ def test_parameters_chunk_fills_fields_the_graph_does_not_state() -> None:
         "model": {"comfyui": "v1-5-pruned-emaonly.safetensors", "a1111": "v1-5-pruned-emaonly"},
         "sampler": {"comfyui": "euler", "a1111": "Euler"},
     }
+
+
+def test_both_passes_of_a_hires_fix_saved() -> None:
+    # Each pass has its own SaveImage: whichever saved this file, the first pass is the same.
+    graph = _graph()
+    graph["10"] = {"class_type": "LatentUpscale", "inputs": {
+        "upscale_method": "nearest-exact", "width": 1024, "height": 1024, "crop": "disabled",
+        "samples": ["3", 0]}}
+    graph["11"] = {"class_type": "KSampler", "inputs": {
+        **graph["3"]["inputs"], "seed": 99, "steps": 10, "denoise": 0.5,
+        "latent_image": ["10", 0]}}
+    graph["12"] = {"class_type": "VAEDecode", "inputs": {"samples": ["11", 0], "vae": ["4", 2]}}
+    graph["13"] = {"class_type": "SaveImage", "inputs": {"filename_prefix": "hires",
+                                                          "images": ["12", 0]}}
+    record = read(graph)
+    assert record.details["sampler_node"] == "3"
+    assert record.fields["seed"] == 156680208700286 and record.fields["width"] == 512

@@ -218,11 +218,6 @@ class _Walker:
             pending.extend(i for i in map(_link, following) if i is not None)
         return found
 
-    def starts_empty(self, sampler: dict[str, Any]) -> bool:
-        node = self.node(sampler["inputs"].get("latent_image"))
-        return node is not None and (node["class_type"].startswith("Empty")
-                                     or "empty_latent_width" in node["inputs"])
-
 
 def _outputs(graph: Graph, markers: Iterable[str]) -> list[str]:
     markers = tuple(markers)
@@ -232,24 +227,22 @@ def _outputs(graph: Graph, markers: Iterable[str]) -> list[str]:
 
 
 def main_sampler(graph: Graph, walk: _Walker) -> str | None:
-    """The sampler that made the saved image: traced back from the save nodes (else previews,
-    else the whole graph); of a chain (hires fix), the first pass, which starts from an empty
-    latent. None when different samplers could have made it."""
-    candidates: set[str] | None = None
+    """The sampler whose values the saved image states: of the samplers upstream of a save
+    node (else a preview, else of the whole graph), the first pass of the chain (hires fix:
+    the sampler no other one feeds). With several save nodes (each pass saved) their chains
+    must agree on it; None when different samplers could have made the file."""
     for markers in (SAVE_MARKERS, PREVIEW_MARKERS):
         chains = {frozenset(walk.upstream_samplers(k)) for k in _outputs(graph, markers)}
         chains.discard(frozenset())
-        if len(chains) > 1:
-            return None
         if chains:
-            candidates = set(next(iter(chains)))
-            break
-    if candidates is None:
-        candidates = {k for k, n in graph.items() if is_sampler(n)}
-    if len(candidates) == 1:
-        return next(iter(candidates))
-    empty = [k for k in candidates if walk.starts_empty(graph[k])]
-    return empty[0] if len(empty) == 1 else None
+            firsts = {_first_pass(walk, chain) for chain in chains}
+            return firsts.pop() if len(firsts) == 1 else None
+    return _first_pass(walk, frozenset(k for k, n in graph.items() if is_sampler(n)))
+
+
+def _first_pass(walk: _Walker, chain: frozenset[str]) -> str | None:
+    firsts = [k for k in chain if not walk.upstream_samplers(k) & chain]
+    return firsts[0] if len(firsts) == 1 else None
 
 
 def read_graph(graph: Graph) -> tuple[dict[str, Any], dict[str, Any]]:
