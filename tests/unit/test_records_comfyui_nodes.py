@@ -210,3 +210,15 @@ def test_both_passes_of_a_hires_fix_saved() -> None:
     record = read(graph)
     assert record.details["sampler_node"] == "3"
     assert record.fields["seed"] == 156680208700286 and record.fields["width"] == 512
+
+
+def test_latents_composed_from_several_samplers_are_not_attributed() -> None:
+    graph = _graph()
+    graph["1"] = {"class_type": "KSampler", "inputs": {**graph["3"]["inputs"], "seed": 1}}
+    graph["10"] = {"class_type": "LatentComposite", "inputs": {
+        "samples_to": ["3", 0], "samples_from": ["1", 0], "x": 256, "y": 0, "feather": 0}}
+    graph["11"] = {"class_type": "KSampler", "inputs": {
+        **graph["3"]["inputs"], "seed": 0, "latent_image": ["10", 0], "denoise": 0.6}}
+    graph["8"]["inputs"]["samples"] = ["11", 0]
+    record = read(graph)
+    assert "seed" not in record.fields and "steps" not in record.fields

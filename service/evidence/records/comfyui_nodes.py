@@ -44,7 +44,8 @@ TYPE_INPUTS: dict[str, tuple[str, ...]] = {
     "CONDITIONING": ("conditioning", "conditioning_1", "conditioning_2", "conditioning_to",
                      "conditioning_from", "cond", "positive", "negative", "opt_positive",
                      "opt_negative"),
-    "LATENT": ("latent_image", "samples", "latent", "opt_latent", "latents"),
+    "LATENT": ("latent_image", "samples", "latent", "opt_latent", "latents", "samples_to",
+               "samples_from", "samples1", "samples2", "destination", "source"),
     "IMAGE": ("images", "image", "pixels", "opt_image"),
 }
 PIPE_INPUTS = ("pipe", "basic_pipe", "detailer_pipe", "opt_pipe", "context", "base_ctx")
