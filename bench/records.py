@@ -164,11 +164,13 @@ def score(root: Path, rounds: int) -> dict[str, Any]:
             "max_ms": round(max(per_file), 3)}
 
 
+PARSER = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+PARSER.add_argument("--rounds", type=int, default=200, help="reads per built file")
+PARSER.add_argument("--no-heldout", action="store_true", help="skip the held-out download")
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=200)
-    parser.add_argument("--no-heldout", action="store_true", help="skip the download")
-    args = parser.parse_args()
+    args = PARSER.parse_args()
     per_file = time_files(built_files(), args.rounds)
     result: dict[str, Any] = {"built": {"files": len(per_file),
                                         "median_ms": round(statistics.median(per_file), 3),
