@@ -186,8 +186,10 @@ def test_a1111_infotext_in_xmp_user_comment() -> None:
 
 
 def test_stealth_a1111_plain_and_compressed() -> None:
-    for compressed in (False, True):
-        record = read(stealth_png(A1111_TEXT.encode(), compressed=compressed))
+    # 64x64: the head runs over several columns; 200x300: the first column holds it, and only
+    # its rows are decoded before the whole image is.
+    for compressed, size in ((False, (64, 64)), (True, (64, 64)), (True, (200, 300))):
+        record = read(stealth_png(A1111_TEXT.encode(), compressed=compressed, size=size))
         assert record.source == "a1111", compressed
         assert record.fields["prompt"] == "a watercolor fox"
         assert record.fields["seed"] == 3141592 and record.fields["width"] == 512
