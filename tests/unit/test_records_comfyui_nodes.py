@@ -222,3 +222,30 @@ def test_latents_composed_from_several_samplers_are_not_attributed() -> None:
     graph["8"]["inputs"]["samples"] = ["11", 0]
     record = read(graph)
     assert "seed" not in record.fields and "steps" not in record.fields
+
+
+def test_generated_text_and_random_values_are_not_their_templates() -> None:
+    graph = _graph()
+    graph["6"]["inputs"]["text"] = ["20", 0]
+    graph["20"] = {"class_type": "DPRandomGenerator", "inputs": {
+        "text": "a {red|blue} bird", "seed": 3, "autorefresh": "No"}}
+    graph["3"]["inputs"]["steps"] = ["21", 0]
+    graph["21"] = {"class_type": "Random Int (WAS)", "inputs": {"seed": 30}}
+    record = read(graph)
+    assert "prompt" not in record.fields and "steps" not in record.fields
+    graph["20"] = {"class_type": "ImpactWildcardProcessor", "inputs": {
+        "wildcard_text": "a {red|blue} bird", "populated_text": "a red bird", "mode": "fixed",
+        "seed": 3}}
+    assert read(graph).fields["prompt"] == "a red bird"
+
+
+def test_flux_text_encoder_and_zeroed_negative() -> None:
+    graph = _graph()
+    graph["6"] = {"class_type": "CLIPTextEncodeFlux", "inputs": {
+        "clip_l": "a neon fox", "t5xxl": "a neon fox", "guidance": 3.5, "clip": ["4", 1]}}
+    graph["7"] = {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": ["6", 0]}}
+    record = read(graph)
+    assert record.fields["prompt"] == "a neon fox"
+    assert "negative_prompt" not in record.fields  # zeroed, not the positive prompt
+    graph["6"]["inputs"]["clip_l"] = "neon, fox"
+    assert read(graph).fields["prompt"] == "a neon fox\nneon, fox"

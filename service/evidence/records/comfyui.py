@@ -20,16 +20,20 @@ from collections.abc import Iterable
 from typing import Any
 
 from service.evidence.records.comfyui_nodes import (
+    COMPUTING_MARKERS,
     LATENT_SIZE,
     MODEL_NAMES,
     MUTED_MODES,
+    PASS_THROUGH_MARKERS,
     PIPE_INPUTS,
     PREVIEW_MARKERS,
     SAVE_MARKERS,
     SEED_NAMES,
     TEXT_NAMES,
+    TEXT_PAIRS,
     TYPE_INPUTS,
     WIDGETS,
+    ZERO_CONDITIONING,
 )
 from service.evidence.records.limits import MAX_GRAPH_NODES, MAX_LINK_HOPS
 
@@ -130,8 +134,8 @@ class _Walker:
 
     def scalar(self, value: Any, names: Iterable[str]) -> Any:
         """A literal value, or one found by following links to a node holding one of `names`
-        (or `value`, as primitive nodes do; or its only input). A node computing its output
-        from several inputs (math nodes) gives None: the value is not stated."""
+        (or `value`, as primitive nodes do; a reroute's only input). A node computing its
+        output (math, random, wildcard generators) gives None: the value is not stated."""
         names = (*names, "value")
         seen: set[str] = set()
         for _ in range(MAX_LINK_HOPS):
@@ -139,12 +143,14 @@ class _Walker:
             if node_id is None:
                 return value if isinstance(value, str | int | float) else None
             node = self.graph.get(node_id)
-            if node is None or node_id in seen:
+            kind = node["class_type"] if node is not None else ""
+            if node is None or node_id in seen or any(m in kind for m in COMPUTING_MARKERS):
                 return None
             seen.add(node_id)
             inputs = node["inputs"]
+            through = len(inputs) == 1 and any(m in kind for m in PASS_THROUGH_MARKERS)
             value = next((inputs[n] for n in names if n in inputs),
-                         next(iter(inputs.values()), None) if len(inputs) == 1 else None)
+                         next(iter(inputs.values())) if through else None)
         return None
 
     def path(self, value: Any, kind: str, role: str, stop: Iterable[str]) -> list[dict[str, Any]]:
@@ -175,15 +181,19 @@ class _Walker:
         if not path:
             return None
         inputs = path[-1]["inputs"]
+        if any(path_node["class_type"] in ZERO_CONDITIONING for path_node in path):
+            return None  # zeroed: no prompt text reaches the sampler
         if isinstance(inputs.get(role), str):  # Efficient Loader: `positive`/`negative` text
             return str(inputs[role])
         for name in TEXT_NAMES:
             if name in inputs:
-                text = self.scalar(inputs[name], (name,))
+                text = self.scalar(inputs[name], (name, "populated_text"))
                 if not isinstance(text, str):
                     return None
-                other = self.scalar(inputs.get("text_l"), ("text_l",)) if name == "text_g" else None
-                return text if not other or other == text else f"{text}\n{other}"
+                pair = TEXT_PAIRS.get(name)
+                other = self.scalar(inputs.get(pair), (pair,)) if pair else None
+                return text if not isinstance(other, str) or other in ("", text) else (
+                    f"{text}\n{other}")
         return None
 
     def model(self, value: Any) -> tuple[str | None, list[str]]:

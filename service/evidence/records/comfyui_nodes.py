@@ -52,7 +52,20 @@ PIPE_INPUTS = ("pipe", "basic_pipe", "detailer_pipe", "opt_pipe", "context", "ba
 # Inputs holding a model's file name, best first (Efficient Loader: ckpt_name too).
 MODEL_NAMES = ("ckpt_name", "unet_name", "model_name", "base_ckpt_name", "ckpt")
 # Inputs holding prompt text, best first: the wildcard encoder's populated text is what ran.
-TEXT_NAMES = ("populated_text", "text", "text_g", "string", "prompt", "text_positive", "value")
+TEXT_NAMES = ("populated_text", "text", "text_g", "t5xxl", "clip_g", "string", "prompt",
+              "text_positive", "value")
+# Encoders taking the prompt per text encoder (SDXL, Flux, SD3): the second is added when it
+# differs from the first.
+TEXT_PAIRS = {"text_g": "text_l", "t5xxl": "clip_l", "clip_g": "clip_l"}
+# Nodes whose output is computed from their inputs (random and wildcard generators, math):
+# a value reached through one is not stated in the file, so it is left out.
+COMPUTING_MARKERS = ("Random", "Math", "Expression", "Calc", "Eval", "Formula", "Operation",
+                     "Counter", "Increment", "DPCombinatorial", "DPJinja", "DPMagic",
+                     "DPFeelingLucky", "Concat", "Replace", "Join")
+# Nodes passing their one input through unchanged (frontend reroutes, pack variants).
+PASS_THROUGH_MARKERS = ("Reroute", "Primitive", "Constant")
+# Conditioning nodes whose output does not carry their input's prompt.
+ZERO_CONDITIONING = ("ConditioningZeroOut",)
 SEED_NAMES = ("seed", "noise_seed", "value", "int", "number", "seed_value")
 LATENT_SIZE = (("width", "height"), ("empty_latent_width", "empty_latent_height"))
 # Output nodes, best first: a saved file comes from a save node rather than a preview.

@@ -26,6 +26,8 @@ UNREADABLE = "the embedded generation record could not be read; registered witho
 UNRECOGNISED = "the embedded generation record is in no format known here; kept raw"
 # Keys only generating tools write: when one is present but unreadable, it is kept raw.
 RECORD_KEYS = frozenset({"parameters", "prompt", "workflow", "invokeai_metadata", "sd-metadata"})
+# Stands for a tool's chunk no registered reader reads (never run: its reading is made here).
+UNKNOWN_READER = Reader(UNKNOWN, 0, lambda src: None)
 # Fields whose disagreement is not a conflict: a reader's guess of the tool, not a statement.
 UNCONFLICTED = frozenset({"software"})
 
@@ -75,7 +77,7 @@ def _interpret(embedded: Embedded, fileobj: BinaryIO) -> ExtractedRecord:
         # A tool's record in no known layout (or broken): kept raw, bounded; flat text chunks
         # that name fields ("prompt": "a fox", "Steps": "20") still count, JSON does not.
         flat = {k: v for k, v in embedded.texts.items() if v.lstrip()[:1] not in ("{", "[")}
-        found = [(Reader(UNKNOWN, 0, read_all), Found(UNKNOWN, flat, {}))]  # type: ignore[arg-type]
+        found = [(UNKNOWN_READER, Found(UNKNOWN, flat, {}))]
         warnings.append(UNRECOGNISED)
     if not found:
         return ExtractedRecord(container=embedded.container, warnings=_cap(warnings))

@@ -34,7 +34,7 @@ SWARMUI, DRAWTHINGS, EASYDIFFUSION, MIDJOURNEY = ("swarmui", "drawthings", "easy
 class ExtractedRecord:
     """The generation record embedded in an image file.
 
-    `source` names the format (A1111...C2PA above), None when the file has none; `fields` are
+    `source` names the format (A1111...MIDJOURNEY above), None when the file has none; `fields` are
     the normalised GENERATION_FIELDS; `raw` every original text field by chunk keyword or tag
     name (bounded: see `bound_raw`); `details` parsed extras outside the vocabulary (LoRAs,
     hires, scheduler); `provenance` XMP/IPTC and C2PA facts; `warnings` what could not be read.
