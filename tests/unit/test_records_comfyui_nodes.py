@@ -249,3 +249,10 @@ def test_flux_text_encoder_and_zeroed_negative() -> None:
     assert "negative_prompt" not in record.fields  # zeroed, not the positive prompt
     graph["6"]["inputs"]["clip_l"] = "neon, fox"
     assert read(graph).fields["prompt"] == "a neon fox\nneon, fox"
+
+
+def test_ui_graph_read_when_the_api_graph_names_no_sampler() -> None:
+    api = {"1": {"class_type": "workflow>txt2img group", "inputs": {}}}  # a group node
+    record = read_generation_record(io.BytesIO(saved(api, UI_GRAPH)))
+    assert record.fields["seed"] == 42 and record.fields["steps"] == 20
+    assert record.warnings == ()

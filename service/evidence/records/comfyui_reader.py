@@ -44,13 +44,18 @@ def graphs(src: Sources) -> dict[str, Any]:
 
 
 def read(src: Sources) -> Found | None:
+    """The API graph's reading; the UI graph's when there is no API graph or it names no
+    sampler (group nodes and nodes the frontend expands are only whole in the UI graph)."""
     found = graphs(src)
-    graph = comfyui.api_graph(found.get("prompt"))
-    if graph is None:
-        graph = comfyui.ui_graph(found.get("workflow"))
-    if graph is None:
+    readings = []
+    for graph in (comfyui.api_graph(found.get("prompt")), comfyui.ui_graph(found.get("workflow"))):
+        if graph is not None:
+            readings.append(comfyui.read_graph(graph))
+            if "sampler_node" in readings[-1][1] or "ambiguous" in readings[-1][1]:
+                break
+    if not readings:
         return None
-    fields, details = comfyui.read_graph(graph)
+    fields, details = next((r for r in readings if "sampler_node" in r[1]), readings[0])
     if "ambiguous" in details:
         src.warnings.append(details.pop("ambiguous"))
     elif not fields:

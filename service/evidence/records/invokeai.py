@@ -12,11 +12,12 @@ from service.evidence.records.record import INVOKEAI
 from service.evidence.records.sources import Found, Reader, Sources
 
 MAX_DREAM_CHARS = 16 * 1024  # a Dream command line: a prompt and a dozen options
-# Dream options (InvokeAI 2.x ldm/invoke/args.py), short and long, -> the field they give.
+# Dream options (InvokeAI 2.x ldm/invoke/args.py), short and long, -> the field they give;
+# "-m" is left out: early versions meant the sampler by it, later ones the model.
 DREAM_OPTIONS = {"-s": "steps", "--steps": "steps", "-S": "seed", "--seed": "seed",
                  "-W": "width", "--width": "width", "-H": "height", "--height": "height",
                  "-C": "cfg_scale", "--cfg_scale": "cfg_scale", "-A": "sampler",
-                 "--sampler": "sampler", "-m": "sampler", "-f": "strength",
+                 "--sampler": "sampler", "-f": "strength",
                  "--strength": "strength"}
 
 _NEGATIVE = re.compile(r"\[([^\]]*)\]")  # 2.x prompts carry the negative prompt in [brackets]
