@@ -201,7 +201,7 @@ class _Walker:
         path = self.path(value, "MODEL", "model", MODEL_NAMES)
         loras = [n["inputs"]["lora_name"] for n in path
                  if isinstance(n["inputs"].get("lora_name"), str)
-                 and n["inputs"]["lora_name"] != "None"]
+                 and n["inputs"]["lora_name"] != "None" and n.get("mode") not in MUTED_MODES]
         inputs = path[-1]["inputs"] if path else {}
         for name in MODEL_NAMES:
             if name in inputs:
