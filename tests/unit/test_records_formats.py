@@ -35,7 +35,7 @@ def test_readers_are_registered_once_by_priority() -> None:
     names = [r.name for r in READERS]
     assert len(names) == len(set(names))
     assert [r.priority for r in READERS] == sorted((r.priority for r in READERS), reverse=True)
-    assert READERS[0].name == "comfyui" and READERS[-1].name == "c2pa"
+    assert READERS[0].name == "tensorart" and READERS[-1].name == "c2pa"
 
 
 def test_invokeai_2_sd_metadata_with_an_images_list() -> None:
@@ -244,3 +244,27 @@ def test_stealth_pixel_bound() -> None:
     Image.new("RGBA", (side, side)).save(big, "PNG", compress_level=1)
     record = read(big.getvalue())
     assert record.source is None and any("not read" in w for w in record.warnings)
+
+
+def test_tensor_art_generation_data_beside_its_comfyui_graph() -> None:
+    from tests.unit.test_records_comfyui import API_GRAPH
+
+    data = {"prompt": "ein Fuchs im Schnee, 雪", "negativePrompt": "blur", "width": 512,
+            "height": 512, "seed": "156680208700286", "steps": 20, "cfgScale": 8,
+            "clipSkip": 2, "baseModel": {"modelFileName": "v1-5-pruned-emaonly.safetensors",
+                                         "hash": "6ce0161689"}}
+    graph = json.loads(json.dumps(API_GRAPH))
+    graph["6"]["inputs"]["text"] = data["prompt"]
+    graph["7"]["inputs"]["text"] = "blur"
+    raw = json.dumps(data, ensure_ascii=False).encode()  # UTF-8 bytes in tEXt, as it writes
+    chunks = [(b"tEXt", b"generation_data\x00" + raw),
+              (b"tEXt", b"prompt\x00" + json.dumps(graph).encode())]
+    record = read(png_with_chunks(chunks))
+    assert record.source == "tensorart"
+    assert record.fields == {
+        "prompt": "ein Fuchs im Schnee, 雪", "negative_prompt": "blur", "seed": 156680208700286,
+        "steps": 20, "cfg_scale": 8, "width": 512, "height": 512, "sampler": "euler",
+        "model": "v1-5-pruned-emaonly.safetensors", "model_hash": "6ce0161689",
+        "software": "Tensor.art"}
+    assert record.details["formats"] == ["tensorart", "comfyui"]
+    assert "conflicts" not in record.details

@@ -26,8 +26,8 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # tool's chunk (e.g. `parameters`) that could not be read, kept raw.
 A1111, COMFYUI, INVOKEAI, NOVELAI, FOOOCUS, XMP, C2PA, UNKNOWN = (
     "a1111", "comfyui", "invokeai", "novelai", "fooocus", "xmp", "c2pa", "unknown")
-SWARMUI, DRAWTHINGS, EASYDIFFUSION, MIDJOURNEY = ("swarmui", "drawthings", "easydiffusion",
-                                                  "midjourney")
+SWARMUI, DRAWTHINGS, EASYDIFFUSION, MIDJOURNEY, TENSORART = (
+    "swarmui", "drawthings", "easydiffusion", "midjourney", "tensorart")
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,14 @@ from service.evidence.records import (
     midjourney,
     novelai,
     swarmui,
+    tensorart,
     xmp,
 )
 from service.evidence.records.sources import Reader
 
 READERS: tuple[Reader, ...] = tuple(sorted(
-    (comfyui_reader.READER, swarmui.READER, invokeai.READER, invokeai.DREAM_READER,
-     novelai.READER, fooocus.READER, drawthings.READER, easydiffusion.READER, a1111.READER,
-     midjourney.READER, xmp.READER, c2pa.READER),
+    (tensorart.READER, comfyui_reader.READER, swarmui.READER, invokeai.READER,
+     invokeai.DREAM_READER, novelai.READER, fooocus.READER, drawthings.READER,
+     easydiffusion.READER, a1111.READER, midjourney.READER, xmp.READER, c2pa.READER),
     key=lambda reader: -reader.priority,
 ))
