@@ -1,8 +1,10 @@
 """The evidence bundle: one ZIP that proves a receipt offline, without Chronoseal installed.
 
 Layout (DESIGN.md): manifest.json (the exact bytes hashed), proof.json, tokens/<tsa>.tsr (DER
-TimeStampResp), certs/<tsa>.pem (TSA certificate first, root last), verify.py, VERIFY.md,
-certificate.html. The ZIP is deterministic (fixed order, times and modes): the same evidence
+TimeStampResp), certs/<tsa>.pem (TSA certificate first, root last),
+revocation/<tsa>/<sha256 of the certificate's DER>.crl (the DER CRL fetched for that
+certificate of the chain when the token was stored; absent when none was available),
+verify.py, VERIFY.md, certificate.html. The ZIP is deterministic (fixed order, times and modes): the same evidence
 always gives the same bytes, so bundles can be compared and cached by digest.
 """
 
@@ -13,7 +15,7 @@ import io
 import json
 import re
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any
 
@@ -27,11 +29,13 @@ from service.evidence.instructions import render_verify_md
 from service.evidence.manifest import manifest_digest
 from service.evidence.templates.verify import token_facts
 from service.timestamping.merkle import verify_inclusion
+from service.timestamping.revocation import KIND_CRL, MAX_CRL_BYTES, RevocationEntry
 
 MAX_TSAS = 16  # receipts are stamped by a handful of TSAs; bounds bundle size and verify time
 MAX_TOKEN_BYTES = 64 * 1024  # RFC 3161 responses with embedded certificates are a few KiB
 MAX_CHAIN_CERTS = 8  # TSA, intermediates, root: real chains have 2-4
 MAX_NAME_CHARS = 64  # a file name, not a description
+HEX_SHA256_CHARS = 64
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest ZIP date: fixed, so equal evidence, equal bytes
 _ZIP_LEVEL = 9  # fixed too: the compression level changes the bytes
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -45,11 +49,13 @@ def build_bundle(
     chains: Mapping[str, str],
     receipt_id: str,
     image_name: str | None,
+    revocation: Mapping[str, Sequence[RevocationEntry]] | None = None,
 ) -> bytes:
     """The ZIP bytes for a receipt; MalformedInputError if the evidence does not fit together.
 
     `proof` is merkle.proof_to_json's form; `tokens` and `chains` are keyed by TSA name, each
-    chain a PEM string with the TSA certificate first and the root last.
+    chain a PEM string with the TSA certificate first and the root last; `revocation` (by TSA
+    name too) holds the revocation data stored with each token.
     """
     digest = manifest_digest(manifest_jcs)
     steps = _check_proof(digest, proof)
@@ -70,6 +76,7 @@ def build_bundle(
         token, pem, stamp = _read_tsa(name, tokens[tsa], chains[tsa])
         files.append((f"tokens/{name}.tsr", token))
         certs_files.append((f"certs/{name}.pem", pem))
+        certs_files += revocation_members(name, (revocation or {}).get(tsa, ()))
         stamps.append(stamp)
     facts = BundleFacts(
         receipt_id=receipt_id,
@@ -93,6 +100,17 @@ def safe_name(tsa: str) -> str:
     """A TSA name usable as a file name and in shell commands: [A-Za-z0-9._-], no leading . or -."""
     name = _UNSAFE.sub("_", tsa).lstrip(".-")[:MAX_NAME_CHARS]
     return name or "tsa"
+
+
+def revocation_members(name: str, entries: Sequence[RevocationEntry]
+                       ) -> list[tuple[str, bytes]]:
+    """revocation/<tsa>/<cert sha256>.crl for each stored CRL, by certificate digest."""
+    members = {}
+    for entry in entries:
+        if entry.kind == KIND_CRL and entry.der and len(entry.der) <= MAX_CRL_BYTES \
+                and len(entry.cert_sha256) == HEX_SHA256_CHARS:
+            members.setdefault(f"revocation/{name}/{entry.cert_sha256.lower()}.crl", entry.der)
+    return sorted(members.items())
 
 
 def _check_proof(digest: bytes, proof: Mapping[str, Any]) -> tuple[Any, ...]:

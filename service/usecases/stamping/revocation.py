@@ -1,0 +1,138 @@
+"""Fetching revocation data for a token's chain when it is stored, and filling gaps later.
+
+For every certificate of the validated chain below the root (timestamping.revocation.targets),
+GET its CRL distribution point through the webhooks' SSRF guard and transport: the URL is
+resolved once and checked against the same deny table, connected to at the checked address,
+no redirects, bounded in time and size. Hosts admitted: `webhook_allowlist`, plus the hosts of
+the configured TSA URLs — the operator already chose to reach those (the built-in TSA on
+127.0.0.1 serves its CRL itself). CRLs are cached per URL until their nextUpdate.
+
+A failure never fails stamping: the certificate is stored as 'none' with the reason, and
+`fill_missing` (run by `chronoseal revocation fill`, and after each sweep) fetches again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy import Engine
+
+from service.errors import ChronosealError
+from service.settings import Settings
+from service.storage import RevocationRow, store_revocation, tokens_missing_revocation
+from service.storage.tables import utcnow
+from service.timestamping.revocation import (
+    KIND_CRL,
+    KIND_NONE,
+    MAX_CRL_BYTES,
+    RevocationTarget,
+    crl_next_update,
+    targets,
+)
+from service.timestamping.tsa_config import TSAConfig
+from service.webhooks.ssrf import Allowlist, Resolver, check_url, system_resolver
+from service.webhooks.transport import Timeouts, fetch
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 3.0  # a CRL server that does not accept in 3 s is down; stamping waits on it
+FETCH_TIMEOUT_S = 10.0  # one whole CRL download, MAX_CRL_BYTES at ~100 KB/s
+BUDGET_S = 15.0  # all fetches for one token: the token waits for them before it is stored
+MAX_CACHED_URLS = 256  # distinct CRL URLs of the configured TSAs' chains: a handful in practice
+MAX_CACHE_S = 24 * 3600  # a CRL without a usable nextUpdate is cached for at most a day
+CRL_MEDIA_TYPES = "application/pkix-crl, application/x-pkcs7-crl;q=0.5, */*;q=0.1"
+FILL_BATCH = 100  # tokens re-fetched per pass; the cache makes tokens of one TSA cost one GET
+_PEM_CRL = b"-----BEGIN X509 CRL-----"
+
+Clock = Callable[[], datetime]
+
+
+def allowlist_for(settings: Settings, tsas: Iterable[TSAConfig]) -> Allowlist:
+    """The webhook allowlist plus the configured TSAs' own hosts (see the module docstring)."""
+    hosts = [urlsplit(t.url).hostname or "" for t in tsas]
+    return Allowlist.parse([*settings.webhook_allowlist, *hosts])
+
+
+class RevocationFetcher:
+    """`collect(chain)` returns one RevocationRow per certificate below the root; thread-safe."""
+
+    def __init__(self, allowlist: Allowlist, *, resolver: Resolver = system_resolver,
+                 timeouts: Timeouts = Timeouts(CONNECT_TIMEOUT_S, FETCH_TIMEOUT_S),
+                 clock: Clock = utcnow) -> None:
+        self.allowlist = allowlist
+        self._resolver = resolver
+        self._timeouts = timeouts
+        self._clock = clock
+        self._cache: dict[str, tuple[bytes, datetime]] = {}
+        self._lock = threading.Lock()
+
+    def collect(self, chain: Sequence[x509.Certificate]) -> tuple[RevocationRow, ...]:
+        deadline = time.monotonic() + BUDGET_S
+        return tuple(self._one(target, deadline) for target in targets(chain))
+
+    def _one(self, target: RevocationTarget, deadline: float) -> RevocationRow:
+        if not target.crl_urls:
+            return RevocationRow(target.cert_sha256, KIND_NONE, None, None,
+                                 "the certificate names no CRL distribution point")
+        errors = []
+        for url in target.crl_urls:
+            if time.monotonic() > deadline:
+                errors.append(f"{url}: time budget of {BUDGET_S:g} s used up")
+                break
+            try:
+                return RevocationRow(target.cert_sha256, KIND_CRL, url, self.crl(url))
+            except (ChronosealError, ValueError) as exc:
+                errors.append(f"{url}: {exc}")
+        note = "fetch failed: " + "; ".join(errors)
+        log.info("no revocation data for %s: %s", target.cert.subject.rfc4514_string(), note)
+        return RevocationRow(target.cert_sha256, KIND_NONE, target.crl_urls[0], None, note)
+
+    def crl(self, url: str) -> bytes:
+        """The DER CRL at `url`, from the cache while its nextUpdate has not passed."""
+        now = self._clock()
+        with self._lock:
+            cached = self._cache.get(url)
+            if cached is not None and now < cached[1]:
+                return cached[0]
+        target = check_url(url, self.allowlist, resolver=self._resolver)
+        body = fetch(target, MAX_CRL_BYTES, self._timeouts, accept=CRL_MEDIA_TYPES)
+        der = _der_crl(body)
+        expires = min(crl_next_update(der) or now, now + timedelta(seconds=MAX_CACHE_S))
+        with self._lock:
+            if len(self._cache) >= MAX_CACHED_URLS:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[url] = (der, expires)
+        return der
+
+
+def _der_crl(body: bytes) -> bytes:
+    """The body as a DER CRL (RFC 5280 says DER; some servers send PEM); ValueError if neither."""
+    if body.lstrip().startswith(_PEM_CRL):
+        return x509.load_pem_x509_crl(body).public_bytes(Encoding.DER)
+    x509.load_der_x509_crl(body)  # parsed to refuse anything else; the bytes are kept as sent
+    return body
+
+
+def fill_missing(engine: Engine, fetcher: RevocationFetcher, limit: int = FILL_BATCH) -> int:
+    """Fetch again for tokens stored with a failed fetch; returns how many rows were filled.
+
+    A CRL fetched now still speaks for an earlier genTime: it lists every revocation before it,
+    with its date (see timestamping.revocation).
+    """
+    with engine.connect() as conn:
+        missing = tokens_missing_revocation(conn, limit)
+    filled = 0
+    for token in missing:
+        if not token.chain_pem:
+            continue
+        rows = fetcher.collect(x509.load_pem_x509_certificates(token.chain_pem.encode()))
+        with engine.begin() as conn:
+            filled += store_revocation(conn, token.id, [r for r in rows if r.kind == KIND_CRL])
+    return filled

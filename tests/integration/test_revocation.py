@@ -1,0 +1,214 @@
+"""Revocation data at stamping time: an openssl-made CA revokes its TSA certificate; a token from
+before the revocation verifies, one from after does not — in check_bundle (chronoseal verify,
+POST /v1/verify) and in the bundle's own verify.py. CRLs are fetched over real HTTP, through the
+webhooks' SSRF guard, and stored with the token when a batch is stamped."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from sqlalchemy import select
+
+from service.evidence.bundle_check import check_bundle
+from service.storage.tables import token_revocations
+from service.timestamping.revocation import KIND_CRL, RevocationEntry, cert_sha256, ordered_blobs
+from service.timestamping.tsa_config import load_tsa_configs_for
+from service.usecases.receipts import own_receipt, receipt_bundle
+from service.usecases.stamp import build_stamper, stamp_next
+from service.usecases.stamping.revocation import RevocationFetcher, allowlist_for
+from service.webhooks.ssrf import Allowlist
+from tests.integration import test_bundle as _bundle_tests
+from tests.integration.test_bundle import Evidence, chain_of, run_verify
+from tests.support.openssl_pki import make_openssl_pki, make_query, openssl_ca_crl
+from tests.support.stamping_env import StampingEnv, builtin_tsa
+
+evidence = _bundle_tests.evidence
+TSA = "revocable"
+CLOCK_TICK_WAIT_S = 5.0  # genTime and revocation dates have whole seconds: wait for the next
+
+
+class CRLServer:
+    """Serves `crl` (DER) at /ca.crl on 127.0.0.1 and counts the GETs."""
+
+    def __init__(self) -> None:
+        self.crl = b""
+        self.gets = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.gets += 1
+                self.send_response(200 if self.path == "/ca.crl" else 404)
+                self.send_header("Content-Type", "application/pkix-crl")
+                self.send_header("Content-Length", str(len(outer.crl)))
+                self.end_headers()
+                self.wfile.write(outer.crl)
+
+            def log_message(self, format: str, *args: object) -> None:
+                """Quiet."""
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/ca.crl"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
+
+
+def _next_second(after: float) -> None:
+    """Poll until the wall clock is in a later whole second than `after`."""
+    deadline = time.monotonic() + CLOCK_TICK_WAIT_S
+    while int(time.time()) <= int(after):
+        assert time.monotonic() < deadline, "the clock did not advance"
+        time.sleep(0.02)
+
+
+@dataclass
+class Revoked:
+    server: CRLServer
+    chain: list[x509.Certificate]
+    chain_pem: str
+    before: bytes  # token from before the revocation
+    after: bytes  # token from after it
+    crl: bytes  # the CA's CRL listing the TSA certificate (cessationOfOperation)
+
+
+@pytest.fixture(scope="module")
+def revoked(evidence: Evidence, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Revoked]:
+    server = CRLServer()
+    pki = make_openssl_pki(tmp_path_factory.mktemp("revoking-ca"),
+                           tsa_extra=f"crlDistributionPoints = URI:{server.url}")
+    server.crl = openssl_ca_crl(pki)  # nothing revoked yet
+    before = pki.reply(make_query(digest=evidence.tree.root))
+    _next_second(time.time())  # the revocation date is a later second than genTime
+    crl = openssl_ca_crl(pki, revoke=pki.tsa_cert_pem, reason="cessationOfOperation")
+    after = pki.reply(make_query(digest=evidence.tree.root))
+    pem = chain_of(pki)
+    yield Revoked(server, x509.load_pem_x509_certificates(pem.encode()), pem, before, after, crl)
+    server.server.shutdown()
+
+
+def _bundle(evidence: Evidence, revoked: Revoked, token: bytes, *, crl: bool = True) -> bytes:
+    entries = [RevocationEntry(cert_sha256(revoked.chain[0]), KIND_CRL, None, revoked.crl)]
+    return evidence.bundle(tokens={TSA: token}, chains={TSA: revoked.chain_pem},
+                           revocation={TSA: entries if crl else []})
+
+
+def _extract(data: bytes, where: Path) -> Path:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        archive.extractall(where)
+    return where
+
+
+def test_the_fetcher_gets_the_crl_over_http_and_caches_it(revoked: Revoked) -> None:
+    revoked.server.crl = revoked.crl
+    fetcher = RevocationFetcher(Allowlist.parse(["127.0.0.1"]))
+    gets = revoked.server.gets
+    (row,) = fetcher.collect(revoked.chain)
+    assert (row.kind, row.url, row.der) == (KIND_CRL, revoked.server.url, revoked.crl)
+    assert row.cert_sha256 == cert_sha256(revoked.chain[0])
+    assert fetcher.collect(revoked.chain) == (row,)  # until nextUpdate, from the cache
+    assert revoked.server.gets == gets + 1
+
+
+def test_the_fetcher_keeps_the_ssrf_rules_and_never_raises(revoked: Revoked) -> None:
+    (row,) = RevocationFetcher(Allowlist()).collect(revoked.chain)
+    assert row.kind == "none" and row.der is None and "loopback" in (row.note or "")
+    assert row.url == revoked.server.url  # so a later retry knows where to ask
+
+
+def test_python_verifier_a_token_before_the_revocation_verifies_one_after_does_not(
+        evidence: Evidence, revoked: Revoked) -> None:
+    good = check_bundle(_bundle(evidence, revoked, revoked.before))
+    assert good.valid, good.reasons
+    (status,) = good.stamps[0].revocation
+    assert status.ok and status.reason == "cessationOfOperation" and "after genTime" in status.detail
+    bad = check_bundle(_bundle(evidence, revoked, revoked.after))
+    assert not bad.valid
+    assert any(r.startswith(f"revocation:{TSA}") and "at or before genTime" in r
+               for r in bad.reasons), bad.reasons
+
+
+def test_verify_py_a_token_before_the_revocation_verifies_one_after_does_not(
+        evidence: Evidence, revoked: Revoked, tmp_path: Path) -> None:
+    code, out = run_verify(_extract(_bundle(evidence, revoked, revoked.before), tmp_path / "a"))
+    assert code == 0, out
+    assert "openssl crl: the CRL is signed by the issuer" in out
+    assert "revoked after genTime, for a reason that keeps earlier tokens valid" in out
+    code, out = run_verify(_extract(_bundle(evidence, revoked, revoked.after), tmp_path / "b"))
+    assert code == 1, out
+    assert "[FAIL]" in out and "revoked at or before genTime" in out
+
+
+def test_a_bundle_without_revocation_data_says_so_plainly(
+        evidence: Evidence, revoked: Revoked, tmp_path: Path) -> None:
+    data = _bundle(evidence, revoked, revoked.after, crl=False)
+    verdict = check_bundle(data)
+    assert verdict.valid  # nothing known against it, and nothing claimed for it
+    (status,) = verdict.stamps[0].revocation
+    assert status.ok is None and status.detail.startswith("no revocation data available")
+    code, out = run_verify(_extract(data, tmp_path / "c"))
+    assert code == 0, out
+    assert "NOT CHECKED" in out and "no revocation data was available" in out.splitlines()[-2]
+
+
+def test_a_tampered_crl_fails_both_verifiers(evidence: Evidence, revoked: Revoked,
+                                             tmp_path: Path) -> None:
+    crl = bytearray(revoked.crl)
+    crl[-3] ^= 0x01  # inside the signature
+    entries = [RevocationEntry(cert_sha256(revoked.chain[0]), KIND_CRL, None, bytes(crl))]
+    data = evidence.bundle(tokens={TSA: revoked.before}, chains={TSA: revoked.chain_pem},
+                           revocation={TSA: entries})
+    verdict = check_bundle(data)
+    assert not verdict.valid and any("signature does not verify" in r for r in verdict.reasons)
+    code, out = run_verify(_extract(data, tmp_path / "d"))
+    assert code == 1 and "[FAIL]" in out and "openssl crl" in out, out
+
+
+def test_stamping_fetches_the_builtin_tsas_crl_and_bundles_carry_it(
+        tmp_path: Path, db_url: str) -> None:
+    with builtin_tsa(tmp_path / "tsa", crl=True) as tsa:
+        env = StampingEnv(tmp_path, db_url, [tsa], CHRONOSEAL_BATCH_MAX_WAIT_MS="0")
+        try:
+            (receipt_id,) = env.add_receipts(1, enqueue=False)
+            stamper = build_stamper(env.services, "revocation-test")
+            try:
+                stamp_next(env.services, stamper)
+            finally:
+                stamper.close()
+            with env.services.engine.connect() as conn:
+                rows = conn.execute(select(token_revocations)).mappings().all()
+            assert [(r["kind"], r["url"]) for r in rows] == [(KIND_CRL, tsa.url + "crl")]
+            receipt = own_receipt(env.services, receipt_id, env.api_key_id)
+            data = receipt_bundle(env.services, receipt)
+        finally:
+            env.stop()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        members = [n for n in archive.namelist() if n.startswith("revocation/")]
+    assert members == [f"revocation/{tsa.name}/{rows[0]['cert_sha256']}.crl"]
+    verdict = check_bundle(data)
+    # StampingEnv's receipts hold a stand-in manifest; everything else must pass.
+    assert [c.name for c in verdict.checks if c.ok is False] == ["manifest"]
+    assert verdict.stamps[0].valid and [s.ok for s in verdict.stamps[0].revocation] == [True]
+    assert ordered_blobs([RevocationEntry(r["cert_sha256"], r["kind"], r["url"], r["der"])
+                          for r in rows]) == [rows[0]["der"]]
+
+
+def test_the_configured_tsas_hosts_are_allowed_for_their_crls(tmp_path: Path) -> None:
+    from service.settings import load_settings
+
+    settings = load_settings(env={}, config_file=tmp_path / "absent.toml",
+                             data_dir=str(tmp_path / "data"))
+    tsas = load_tsa_configs_for(settings, {})
+    allow = allowlist_for(settings, tsas)
+    import ipaddress
+
+    assert allow.admits("127.0.0.1", ipaddress.ip_address("127.0.0.1"))  # the built-in TSA
+    assert not allow.admits("10.0.0.1", ipaddress.ip_address("10.0.0.1"))
