@@ -4,8 +4,9 @@ Layout (DESIGN.md): manifest.json (the exact bytes hashed), proof.json, tokens/<
 TimeStampResp), certs/<tsa>.pem (TSA certificate first, root last),
 revocation/<tsa>/<sha256 of the certificate's DER>.crl (the DER CRL fetched for that
 certificate of the chain when the token was stored; absent when none was available),
-verify.py, VERIFY.md, certificate.html. The ZIP is deterministic (fixed order, times and modes): the same evidence
-always gives the same bytes, so bundles can be compared and cached by digest.
+verify.py, VERIFY.md, certificate.html. The ZIP is deterministic (fixed order, times and
+modes): the same evidence always gives the same bytes, so bundles can be compared and cached
+by digest.
 """
 
 from __future__ import annotations
@@ -29,7 +30,12 @@ from service.evidence.instructions import render_verify_md
 from service.evidence.manifest import manifest_digest
 from service.evidence.templates.verify import token_facts
 from service.timestamping.merkle import verify_inclusion
-from service.timestamping.revocation import KIND_CRL, MAX_CRL_BYTES, RevocationEntry
+from service.timestamping.revocation import (
+    KIND_CRL,
+    MAX_CRL_BYTES,
+    RevocationEntry,
+    cert_sha256,
+)
 
 MAX_TSAS = 16  # receipts are stamped by a handful of TSAs; bounds bundle size and verify time
 MAX_TOKEN_BYTES = 64 * 1024  # RFC 3161 responses with embedded certificates are a few KiB
@@ -73,10 +79,11 @@ def build_bundle(
             raise MalformedInputError(f"TSA names {tsa!r} and another both map to {name!r}")
         if tsa not in chains:
             raise MalformedInputError(f"no certificate chain for TSA {tsa!r}")
-        token, pem, stamp = _read_tsa(name, tokens[tsa], chains[tsa])
+        crls = revocation_members(name, (revocation or {}).get(tsa, ()))
+        token, pem, stamp = _read_tsa(name, tokens[tsa], chains[tsa], {p for p, _ in crls})
         files.append((f"tokens/{name}.tsr", token))
         certs_files.append((f"certs/{name}.pem", pem))
-        certs_files += revocation_members(name, (revocation or {}).get(tsa, ()))
+        certs_files += crls
         stamps.append(stamp)
     facts = BundleFacts(
         receipt_id=receipt_id,
@@ -105,7 +112,7 @@ def safe_name(tsa: str) -> str:
 def revocation_members(name: str, entries: Sequence[RevocationEntry]
                        ) -> list[tuple[str, bytes]]:
     """revocation/<tsa>/<cert sha256>.crl for each stored CRL, by certificate digest."""
-    members = {}
+    members: dict[str, bytes] = {}
     for entry in entries:
         if entry.kind == KIND_CRL and entry.der and len(entry.der) <= MAX_CRL_BYTES \
                 and len(entry.cert_sha256) == HEX_SHA256_CHARS:
@@ -128,7 +135,8 @@ def _check_proof(digest: bytes, proof: Mapping[str, Any]) -> tuple[Any, ...]:
     return audit_steps(leaf, index, size, path)
 
 
-def _read_tsa(name: str, token: bytes, chain_pem: str) -> tuple[bytes, bytes, TimestampFacts]:
+def _read_tsa(name: str, token: bytes, chain_pem: str, crl_paths: set[str]
+              ) -> tuple[bytes, bytes, TimestampFacts]:
     if len(token) > MAX_TOKEN_BYTES:
         raise MalformedInputError(f"token from {name} is larger than {MAX_TOKEN_BYTES} bytes")
     try:
@@ -150,8 +158,18 @@ def _read_tsa(name: str, token: bytes, chain_pem: str) -> tuple[bytes, bytes, Ti
         policy=facts.policy,
         chain_length=len(certs),
         root_fingerprint=root.fingerprint(hashes.SHA256()).hex(":").upper(),
+        revocation=tuple(
+            (place, cert_sha256(cert), _serial_hex(cert.serial_number),
+             f"revocation/{name}/{cert_sha256(cert)}.crl" in crl_paths)
+            for place, cert in enumerate(certs[:-1], 1)),
     )
     return token, pem, stamp
+
+
+def _serial_hex(serial: int) -> str:
+    """As `openssl x509 -serial` and `openssl crl -text` print it: upper case, even length."""
+    text = f"{serial:X}"
+    return text.zfill(len(text) + len(text) % 2)
 
 
 def _zip(files: list[tuple[str, bytes]]) -> bytes:

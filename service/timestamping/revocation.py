@@ -28,7 +28,6 @@ from datetime import datetime
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import ExtensionOID
 
 KIND_CRL = "crl"
 KIND_NONE = "none"  # nothing could be stored for this certificate: `note` says why
@@ -75,7 +74,7 @@ class RevocationEntry:
 def crl_urls(cert: x509.Certificate) -> tuple[str, ...]:
     """The http(s) CRL distribution point URIs the certificate names (none if it names none)."""
     try:
-        points = cert.extensions.get_extension_for_oid(ExtensionOID.CRL_DISTRIBUTION_POINTS).value
+        points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
     except (x509.ExtensionNotFound, ValueError):
         return ()
     urls = [name.value for point in points for name in (point.full_name or ())

@@ -3,9 +3,10 @@
 Layout of the data dir: root-key.pem, root-cert.pem, tsa-key.pem, tsa-cert.pem (keys mode
 0600, every file written atomically), and revoked.json once a TSA certificate was revoked
 (tsa_crl.py). A TSA certificate created with a `crl_url` names it as its CRL distribution
-point; one found revoked at start is replaced by a new key and certificate from the same root. Creation runs under an exclusive flock on keys.lock, and
-tsa-cert.pem is written last, so a second process starting at the same time waits and then
-loads the CA the first one made, and a half-finished creation is simply redone.
+point; one found revoked at start is replaced by a new key and certificate from the same root.
+Creation runs under an exclusive flock on keys.lock, and tsa-cert.pem is written last, so a
+second process starting at the same time waits and then loads the CA the first one made, and a
+half-finished creation is simply redone.
 """
 
 from __future__ import annotations

@@ -129,7 +129,8 @@ def test_python_verifier_a_token_before_the_revocation_verifies_one_after_does_n
     good = check_bundle(_bundle(evidence, revoked, revoked.before))
     assert good.valid, good.reasons
     (status,) = good.stamps[0].revocation
-    assert status.ok and status.reason == "cessationOfOperation" and "after genTime" in status.detail
+    assert status.ok and status.reason == "cessationOfOperation"
+    assert "after genTime" in status.detail
     bad = check_bundle(_bundle(evidence, revoked, revoked.after))
     assert not bad.valid
     assert any(r.startswith(f"revocation:{TSA}") and "at or before genTime" in r
@@ -156,7 +157,9 @@ def test_a_bundle_without_revocation_data_says_so_plainly(
     assert status.ok is None and status.detail.startswith("no revocation data available")
     code, out = run_verify(_extract(data, tmp_path / "c"))
     assert code == 0, out
-    assert "NOT CHECKED" in out and "no revocation data was available" in out.splitlines()[-2]
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("RESULT: VALID") and "revocation of revocable" in last
+    assert "no revocation data was available" in last
 
 
 def test_a_tampered_crl_fails_both_verifiers(evidence: Evidence, revoked: Revoked,

@@ -47,6 +47,7 @@ FETCH_TIMEOUT_S = 10.0  # one whole CRL download, MAX_CRL_BYTES at ~100 KB/s
 BUDGET_S = 15.0  # all fetches for one token: the token waits for them before it is stored
 MAX_CACHED_URLS = 256  # distinct CRL URLs of the configured TSAs' chains: a handful in practice
 MAX_CACHE_S = 24 * 3600  # a CRL without a usable nextUpdate is cached for at most a day
+TIMEOUTS = Timeouts(CONNECT_TIMEOUT_S, FETCH_TIMEOUT_S)
 CRL_MEDIA_TYPES = "application/pkix-crl, application/x-pkcs7-crl;q=0.5, */*;q=0.1"
 FILL_BATCH = 100  # tokens re-fetched per pass; the cache makes tokens of one TSA cost one GET
 _PEM_CRL = b"-----BEGIN X509 CRL-----"
@@ -64,7 +65,7 @@ class RevocationFetcher:
     """`collect(chain)` returns one RevocationRow per certificate below the root; thread-safe."""
 
     def __init__(self, allowlist: Allowlist, *, resolver: Resolver = system_resolver,
-                 timeouts: Timeouts = Timeouts(CONNECT_TIMEOUT_S, FETCH_TIMEOUT_S),
+                 timeouts: Timeouts = TIMEOUTS,
                  clock: Clock = utcnow) -> None:
         self.allowlist = allowlist
         self._resolver = resolver
