@@ -202,11 +202,13 @@ def list_revocations(conn: Connection, token_ids: Iterable[int]) -> dict[int, li
     return found
 
 
-def tokens_missing_revocation(conn: Connection, limit: int = DEFAULT_DUE_LIMIT) -> list[Token]:
-    """Tokens with at least one certificate stored as 'none' although its CRL has a URL (the
-    fetch failed): what a later retry may fill, oldest first."""
+def tokens_missing_revocation(conn: Connection, tried_before: datetime,
+                              limit: int = DEFAULT_DUE_LIMIT) -> list[Token]:
+    """Tokens with a certificate stored as 'none' although it names a URL (the fetch failed),
+    last tried before `tried_before`: what a later retry may fill, oldest first."""
     missing = (select(token_revocations.c.token_id)
-               .where(token_revocations.c.kind == "none", token_revocations.c.url.is_not(None))
+               .where(token_revocations.c.kind == "none", token_revocations.c.url.is_not(None),
+                      token_revocations.c.fetched_at < tried_before)
                .distinct())
     rows = conn.execute(
         select(tokens).where(tokens.c.id.in_(missing)).order_by(tokens.c.id).limit(limit)

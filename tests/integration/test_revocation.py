@@ -6,11 +6,13 @@ webhooks' SSRF guard, and stored with the token when a batch is stamped."""
 from __future__ import annotations
 
 import io
+import ipaddress
 import threading
 import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -19,13 +21,22 @@ from cryptography import x509
 from sqlalchemy import select
 
 from service.evidence.bundle_check import check_bundle
-from service.storage.tables import token_revocations
+from service.settings import load_settings
+from service.storage import NewToken, insert_tokens, list_revocations, write_transaction
+from service.storage.tables import batches, token_revocations, tokens, utcnow
 from service.timestamping.revocation import KIND_CRL, RevocationEntry, cert_sha256, ordered_blobs
 from service.timestamping.tsa_config import load_tsa_configs_for
 from service.usecases.receipts import own_receipt, receipt_bundle
 from service.usecases.stamp import build_stamper, stamp_next
-from service.usecases.stamping.revocation import RevocationFetcher, allowlist_for
+from service.usecases.stamping.revocation import (
+    REFILL_AFTER_S,
+    RevocationFetcher,
+    allowlist_for,
+    fill_missing,
+)
+from service.usecases.sweep import fill_revocation
 from service.webhooks.ssrf import Allowlist
+from service.wiring import Services
 from tests.integration import test_bundle as _bundle_tests
 from tests.integration.test_bundle import Evidence, chain_of, run_verify
 from tests.support.openssl_pki import make_openssl_pki, make_query, openssl_ca_crl
@@ -205,13 +216,32 @@ def test_stamping_fetches_the_builtin_tsas_crl_and_bundles_carry_it(
 
 
 def test_the_configured_tsas_hosts_are_allowed_for_their_crls(tmp_path: Path) -> None:
-    from service.settings import load_settings
-
     settings = load_settings(env={}, config_file=tmp_path / "absent.toml",
                              data_dir=str(tmp_path / "data"))
     tsas = load_tsa_configs_for(settings, {})
     allow = allowlist_for(settings, tsas)
-    import ipaddress
-
     assert allow.admits("127.0.0.1", ipaddress.ip_address("127.0.0.1"))  # the built-in TSA
     assert not allow.admits("10.0.0.1", ipaddress.ip_address("10.0.0.1"))
+
+
+def test_a_failed_fetch_is_stored_as_none_and_the_sweep_fills_it_later(
+        revoked: Revoked, services: Services) -> None:
+    revoked.server.crl = b"not a CRL"  # the CA's server answers garbage at stamping time
+    down = RevocationFetcher(Allowlist.parse(["127.0.0.1"])).collect(revoked.chain)
+    assert [r.kind for r in down] == ["none"] and "fetch failed" in (down[0].note or "")
+    now = utcnow()
+    with write_transaction(services.engine) as conn:
+        conn.execute(batches.insert().values(id="bat_revocation", status="complete",
+                                             tree_size=3, created_at=now))
+        insert_tokens(conn, "bat_revocation", [NewToken(
+            TSA, revoked.before, now, 1, revoked.chain_pem, down)], now)
+        token_id = conn.execute(select(tokens.c.id)).scalar_one()
+    revoked.server.crl = revoked.crl  # back up
+    assert fill_revocation(services) == 0  # tried just now: waits REFILL_AFTER_S
+    later = now + timedelta(seconds=REFILL_AFTER_S + 1)
+    fetcher = RevocationFetcher(Allowlist.parse(["127.0.0.1"]))
+    assert fill_missing(services.engine, fetcher, now=later) == 1
+    with services.engine.connect() as conn:
+        (row,) = list_revocations(conn, [token_id])[token_id]
+    assert (row.kind, row.der) == (KIND_CRL, revoked.crl)
+    assert fill_missing(services.engine, fetcher, now=later) == 0  # nothing left to fill

@@ -8,7 +8,8 @@ the configured TSA URLs — the operator already chose to reach those (the built
 127.0.0.1 serves its CRL itself). CRLs are cached per URL until their nextUpdate.
 
 A failure never fails stamping: the certificate is stored as 'none' with the reason, and
-`fill_missing` (run by `chronoseal revocation fill`, and after each sweep) fetches again.
+`fill_missing` (run by every sweep) fetches again once REFILL_AFTER_S has passed; a CRL fetched
+later still speaks for the token's genTime (see timestamping.revocation).
 """
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ FETCH_TIMEOUT_S = 10.0  # one whole CRL download, MAX_CRL_BYTES at ~100 KB/s
 BUDGET_S = 15.0  # all fetches for one token: the token waits for them before it is stored
 MAX_CACHED_URLS = 256  # distinct CRL URLs of the configured TSAs' chains: a handful in practice
 MAX_CACHE_S = 24 * 3600  # a CRL without a usable nextUpdate is cached for at most a day
+# A URL that failed is not asked again this long: a dead CRL server must not make every token
+# of every batch wait for its connect timeout.
+FAILURE_CACHE_S = 60.0
+# A token stored without revocation data is fetched for again once this long has passed since
+# the last try (by the sweep): often enough to fill gaps within the day, rare enough to be cheap.
+REFILL_AFTER_S = 3600.0
 TIMEOUTS = Timeouts(CONNECT_TIMEOUT_S, FETCH_TIMEOUT_S)
 CRL_MEDIA_TYPES = "application/pkix-crl, application/x-pkcs7-crl;q=0.5, */*;q=0.1"
 FILL_BATCH = 100  # tokens re-fetched per pass; the cache makes tokens of one TSA cost one GET
@@ -72,6 +79,7 @@ class RevocationFetcher:
         self._timeouts = timeouts
         self._clock = clock
         self._cache: dict[str, tuple[bytes, datetime]] = {}
+        self._failed: dict[str, tuple[str, float]] = {}  # url -> (why, monotonic time to retry)
         self._lock = threading.Lock()
 
     def collect(self, chain: Sequence[x509.Certificate]) -> tuple[RevocationRow, ...]:
@@ -102,9 +110,18 @@ class RevocationFetcher:
             cached = self._cache.get(url)
             if cached is not None and now < cached[1]:
                 return cached[0]
-        target = check_url(url, self.allowlist, resolver=self._resolver)
-        body = fetch(target, MAX_CRL_BYTES, self._timeouts, accept=CRL_MEDIA_TYPES)
-        der = _der_crl(body)
+            failed = self._failed.get(url)
+            if failed is not None and time.monotonic() < failed[1]:
+                raise RevocationFetchError(f"{failed[0]} (not asked again for "
+                                           f"{FAILURE_CACHE_S:g} s)")
+        try:
+            target = check_url(url, self.allowlist, resolver=self._resolver)
+            body = fetch(target, MAX_CRL_BYTES, self._timeouts, accept=CRL_MEDIA_TYPES)
+            der = _der_crl(body)
+        except (ChronosealError, ValueError) as exc:
+            with self._lock:
+                self._failed[url] = (str(exc), time.monotonic() + FAILURE_CACHE_S)
+            raise
         expires = min(crl_next_update(der) or now, now + timedelta(seconds=MAX_CACHE_S))
         with self._lock:
             if len(self._cache) >= MAX_CACHED_URLS:
@@ -121,19 +138,29 @@ def _der_crl(body: bytes) -> bytes:
     return body
 
 
-def fill_missing(engine: Engine, fetcher: RevocationFetcher, limit: int = FILL_BATCH) -> int:
-    """Fetch again for tokens stored with a failed fetch; returns how many rows were filled.
+class RevocationFetchError(ChronosealError):
+    """A CRL could not be fetched (recorded as 'none' with this reason; never fails stamping)."""
+
+
+def fill_missing(engine: Engine, fetcher: RevocationFetcher, *, now: datetime | None = None,
+                 limit: int = FILL_BATCH) -> int:
+    """Fetch again for tokens whose fetch failed REFILL_AFTER_S or more ago; returns how many
+    certificates got a CRL. A failure is recorded again (its time too, so it waits again).
 
     A CRL fetched now still speaks for an earlier genTime: it lists every revocation before it,
     with its date (see timestamping.revocation).
     """
+    now = now or utcnow()
     with engine.connect() as conn:
-        missing = tokens_missing_revocation(conn, limit)
+        missing = tokens_missing_revocation(conn, now - timedelta(seconds=REFILL_AFTER_S), limit)
     filled = 0
     for token in missing:
         if not token.chain_pem:
             continue
         rows = fetcher.collect(x509.load_pem_x509_certificates(token.chain_pem.encode()))
         with engine.begin() as conn:
-            filled += store_revocation(conn, token.id, [r for r in rows if r.kind == KIND_CRL])
+            store_revocation(conn, token.id, rows, now)
+        filled += sum(row.kind == KIND_CRL for row in rows)
+    if filled:
+        log.info("revocation data filled for %d certificate(s)", filled)
     return filled
