@@ -78,7 +78,8 @@ def build_authority(args: argparse.Namespace) -> TimeStampAuthority:
     data_dir = args.data_dir or settings.data_path / TSA_SUBDIR
     host = args.host or settings.tsa_host
     port = settings.tsa_port if args.port is None else args.port
-    crl_url = builtin_tsa_url(host, port).rstrip("/") + CRL_PATH  # where this process serves it
+    # Where this process serves it, unless the operator names the URL others reach it by.
+    crl_url = settings.tsa_crl_url or builtin_tsa_url(host, port).rstrip("/") + CRL_PATH
     return TimeStampAuthority.open(AuthoritySettings(data_dir=data_dir.resolve(),
                                                      key_type=key_type, crl_url=crl_url, **extra))
 

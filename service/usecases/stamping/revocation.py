@@ -38,6 +38,7 @@ from service.timestamping.revocation import (
     targets,
 )
 from service.timestamping.tsa_config import TSAConfig
+from service.webhooks.errors import TransportError
 from service.webhooks.ssrf import Allowlist, Resolver, check_url, system_resolver
 from service.webhooks.transport import Timeouts, fetch
 
@@ -112,8 +113,7 @@ class RevocationFetcher:
                 return cached[0]
             failed = self._failed.get(url)
             if failed is not None and time.monotonic() < failed[1]:
-                raise RevocationFetchError(f"{failed[0]} (not asked again for "
-                                           f"{FAILURE_CACHE_S:g} s)")
+                raise TransportError(f"{failed[0]} (not asked again for {FAILURE_CACHE_S:g} s)")
         try:
             target = check_url(url, self.allowlist, resolver=self._resolver)
             body = fetch(target, MAX_CRL_BYTES, self._timeouts, accept=CRL_MEDIA_TYPES)
@@ -136,10 +136,6 @@ def _der_crl(body: bytes) -> bytes:
         return x509.load_pem_x509_crl(body).public_bytes(Encoding.DER)
     x509.load_der_x509_crl(body)  # parsed to refuse anything else; the bytes are kept as sent
     return body
-
-
-class RevocationFetchError(ChronosealError):
-    """A CRL could not be fetched (recorded as 'none' with this reason; never fails stamping)."""
 
 
 def fill_missing(engine: Engine, fetcher: RevocationFetcher, *, now: datetime | None = None,
