@@ -2,8 +2,8 @@
 
 Layout (DESIGN.md): manifest.json (the exact bytes hashed), proof.json, tokens/<tsa>.tsr (DER
 TimeStampResp), certs/<tsa>.pem (TSA certificate first, root last),
-revocation/<tsa>/<sha256 of the certificate's DER>.crl (the DER CRL fetched for that
-certificate of the chain when the token was stored; absent when none was available),
+revocation/<tsa>/<sha256 of the certificate's DER>.crl or .ocsp (the DER CRL or OCSP response
+fetched for that certificate of the chain when the token was stored; absent when none was),
 verify.py, VERIFY.md, certificate.html. The ZIP is deterministic (fixed order, times and
 modes): the same evidence always gives the same bytes, so bundles can be compared and cached
 by digest.
@@ -32,7 +32,9 @@ from service.evidence.templates.verify import token_facts
 from service.timestamping.merkle import verify_inclusion
 from service.timestamping.revocation import (
     KIND_CRL,
+    KIND_OCSP,
     MAX_CRL_BYTES,
+    MAX_OCSP_BYTES,
     RevocationEntry,
     cert_sha256,
 )
@@ -111,12 +113,15 @@ def safe_name(tsa: str) -> str:
 
 def revocation_members(name: str, entries: Sequence[RevocationEntry]
                        ) -> list[tuple[str, bytes]]:
-    """revocation/<tsa>/<cert sha256>.crl for each stored CRL, by certificate digest."""
+    """revocation/<tsa>/<cert sha256>.crl (or .ocsp) for each stored CRL or OCSP response, by
+    certificate digest."""
     members: dict[str, bytes] = {}
+    limits = {KIND_CRL: MAX_CRL_BYTES, KIND_OCSP: MAX_OCSP_BYTES}
     for entry in entries:
-        if entry.kind == KIND_CRL and entry.der and len(entry.der) <= MAX_CRL_BYTES \
+        if entry.kind in limits and entry.der and len(entry.der) <= limits[entry.kind] \
                 and len(entry.cert_sha256) == HEX_SHA256_CHARS:
-            members.setdefault(f"revocation/{name}/{entry.cert_sha256.lower()}.crl", entry.der)
+            path = f"revocation/{name}/{entry.cert_sha256.lower()}.{entry.kind}"
+            members.setdefault(path, entry.der)
     return sorted(members.items())
 
 
@@ -160,7 +165,9 @@ def _read_tsa(name: str, token: bytes, chain_pem: str, crl_paths: set[str]
         root_fingerprint=root.fingerprint(hashes.SHA256()).hex(":").upper(),
         revocation=tuple(
             (place, cert_sha256(cert), _serial_hex(cert.serial_number),
-             f"revocation/{name}/{cert_sha256(cert)}.crl" in crl_paths)
+             next((path for kind in (KIND_CRL, KIND_OCSP)
+                   if (path := f"revocation/{name}/{cert_sha256(cert)}.{kind}") in crl_paths),
+                  ""))
             for place, cert in enumerate(certs[:-1], 1)),
     )
     return token, pem, stamp

@@ -32,6 +32,7 @@ from service.evidence.bundle import MAX_CHAIN_CERTS, MAX_TOKEN_BYTES, MAX_TSAS
 from service.timestamping.merkle import MAX_PROOF_LENGTH, verify_inclusion
 from service.timestamping.revocation import (
     KIND_CRL,
+    KIND_OCSP,
     MAX_CRL_BYTES,
     CertificateStatus,
     RevocationEntry,
@@ -268,12 +269,13 @@ def _check_token(checks: list[Check], name: str, files: dict[str, bytes], root: 
 
 
 def _revocation_entries(files: dict[str, bytes], name: str) -> list[RevocationEntry]:
-    """revocation/<name>/<cert sha256>.crl members as entries (the name says which certificate)."""
+    """revocation/<name>/<cert sha256>.crl and .ocsp members as entries (the name says which
+    certificate, the suffix what kind)."""
     prefix, entries = f"revocation/{name}/", []
     for path, data in sorted(files.items()):
-        stem = path[len(prefix):-len(".crl")]
-        if path.startswith(prefix) and path.endswith(".crl") and _is_hex64(stem):
-            entries.append(RevocationEntry(stem, KIND_CRL, None, data[: MAX_CRL_BYTES + 1]))
+        stem, _, kind = path[len(prefix):].rpartition(".")
+        if path.startswith(prefix) and kind in (KIND_CRL, KIND_OCSP) and _is_hex64(stem):
+            entries.append(RevocationEntry(stem, kind, None, data[: MAX_CRL_BYTES + 1]))
     return entries
 
 

@@ -146,14 +146,27 @@ def _token_section(t: TimestampFacts, root: str) -> list[str]:
 def _revocation_lines(t: TimestampFacts) -> list[str]:
     """The revocation check of each certificate below the root, or plainly that there is none."""
     out = ["", f"Revocation at the token's time ({t.gen_time:%Y-%m-%d %H:%M:%S} UTC):"]
-    for place, sha256, serial, present in t.revocation:
+    for place, _sha256, serial, member in t.revocation:
         cert, issuer = f"{t.name}-cert{place}.pem", f"{t.name}-cert{place + 1}.pem"
-        if not present:
+        if not member:
             out += ["", f"Certificate {place} (serial {serial}): no revocation data was "
                     "available when the token was stored, so whether it was revoked is not "
                     "shown."]
             continue
-        crl = f"revocation/{t.name}/{sha256}.crl"
+        if member.endswith(".ocsp"):
+            out += [
+                "", f"Certificate {place} (serial {serial}), OCSP response `{member}`: openssl "
+                "must say `Response verify OK`; \"Next Update\" must not be before the token's "
+                "time, and the status `good`, or `revoked` after the token's time with reason "
+                "unspecified, affiliationChanged, superseded or cessationOfOperation (RFC 3161 "
+                "section 4; openssl may warn that the status times are not current: expected "
+                "for a response kept since the token's time):",
+                "",
+                f"    openssl ocsp -respin {member} -issuer {issuer} -cert {cert} -VAfile "
+                f"{issuer} -CAfile {t.name}-cert{t.chain_length}.pem -no_nonce",
+            ]
+            continue
+        crl = member
         out += [
             "", f"Certificate {place} (serial {serial}), CRL `{crl}`: it must be signed by the "
             "issuer (`verify OK`), its nextUpdate must not be before the token's time, and the "
@@ -164,7 +177,7 @@ def _revocation_lines(t: TimestampFacts) -> list[str]:
             f"    openssl crl -inform DER -in {crl} -noout -lastupdate -nextupdate",
             f"    openssl x509 -in {cert} -noout -serial",
             f"    openssl crl -inform DER -in {crl} -noout -text | grep -A 4 'Serial Number: "
-            f"{serial}'",
+            f"{serial}' || echo 'serial {serial} not listed'",
         ]
     if not t.revocation:
         out += ["", "The chain has no certificate below its root."]

@@ -49,7 +49,7 @@ SERIAL_LENGTH = 64  # RFC 3161 serials are up to 160 bits: at most 49 decimal di
 RECEIPT_STATUSES = ("pending", "stamped", "failed")
 BATCH_STATUSES = ("open", "complete")
 ATTEMPT_STATES = ("pending", "done", "rejected")
-REVOCATION_KINDS = ("crl", "none")  # service.timestamping.revocation KINDS
+REVOCATION_KINDS = ("crl", "ocsp", "none")  # service.timestamping.revocation KINDS
 
 
 class UTCDateTime(TypeDecorator[datetime]):

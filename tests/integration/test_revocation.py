@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import ipaddress
+import os
+import subprocess
 import threading
 import time
 import zipfile
@@ -24,7 +26,13 @@ from service.evidence.bundle_check import check_bundle
 from service.settings import load_settings
 from service.storage import NewToken, insert_tokens, list_revocations, write_transaction
 from service.storage.tables import batches, token_revocations, tokens, utcnow
-from service.timestamping.revocation import KIND_CRL, RevocationEntry, cert_sha256, ordered_blobs
+from service.timestamping.revocation import (
+    KIND_CRL,
+    KIND_OCSP,
+    RevocationEntry,
+    cert_sha256,
+    ordered_blobs,
+)
 from service.timestamping.tsa_config import load_tsa_configs_for
 from service.usecases.receipts import own_receipt, receipt_bundle
 from service.usecases.stamp import build_stamper, stamp_next
@@ -39,7 +47,12 @@ from service.webhooks.ssrf import Allowlist
 from service.wiring import Services
 from tests.integration import test_bundle as _bundle_tests
 from tests.integration.test_bundle import Evidence, chain_of, run_verify
-from tests.support.openssl_pki import make_openssl_pki, make_query, openssl_ca_crl
+from tests.support.openssl_pki import (
+    make_openssl_pki,
+    make_query,
+    openssl_ca_crl,
+    openssl_ocsp_response,
+)
 from tests.support.stamping_env import StampingEnv, builtin_tsa
 
 evidence = _bundle_tests.evidence
@@ -48,27 +61,37 @@ CLOCK_TICK_WAIT_S = 5.0  # genTime and revocation dates have whole seconds: wait
 
 
 class CRLServer:
-    """Serves `crl` (DER) at /ca.crl on 127.0.0.1 and counts the GETs."""
+    """Serves `crl` (DER) at /ca.crl and `ocsp` (a DER OCSP response) for any GET under /ocsp/
+    on 127.0.0.1, and counts the GETs (`ocsp_paths` keeps the OCSP ones)."""
 
     def __init__(self) -> None:
         self.crl = b""
+        self.ocsp = b""
         self.gets = 0
+        self.ocsp_paths: list[str] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 outer.gets += 1
-                self.send_response(200 if self.path == "/ca.crl" else 404)
-                self.send_header("Content-Type", "application/pkix-crl")
-                self.send_header("Content-Length", str(len(outer.crl)))
+                if self.path.startswith("/ocsp/"):
+                    outer.ocsp_paths.append(self.path)
+                    body, media = outer.ocsp, "application/ocsp-response"
+                else:
+                    body, media = outer.crl, "application/pkix-crl"
+                known = self.path == "/ca.crl" or self.path.startswith("/ocsp/")
+                self.send_response(200 if known else 404)
+                self.send_header("Content-Type", media)
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(outer.crl)
+                self.wfile.write(body)
 
             def log_message(self, format: str, *args: object) -> None:
                 """Quiet."""
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/ca.crl"
+        self.ocsp_url = f"http://127.0.0.1:{self.server.server_port}/ocsp"
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                          daemon=True).start()
 
@@ -245,3 +268,75 @@ def test_a_failed_fetch_is_stored_as_none_and_the_sweep_fills_it_later(
         (row,) = list_revocations(conn, [token_id])[token_id]
     assert (row.kind, row.der) == (KIND_CRL, revoked.crl)
     assert fill_missing(services.engine, fetcher, now=later) == 0  # nothing left to fill
+
+
+@pytest.fixture(scope="module")
+def revoked_ocsp(evidence: Evidence, tmp_path_factory: pytest.TempPathFactory
+                 ) -> Iterator[Revoked]:
+    """As `revoked`, for a TSA certificate that names only an OCSP responder; `crl` holds the
+    responder's answer after the revocation."""
+    server = CRLServer()
+    pki = make_openssl_pki(tmp_path_factory.mktemp("ocsp-ca"),
+                           tsa_extra=f"authorityInfoAccess = OCSP;URI:{server.ocsp_url}")
+    before = pki.reply(make_query(digest=evidence.tree.root))
+    _next_second(time.time())
+    openssl_ca_crl(pki, revoke=pki.tsa_cert_pem, reason="cessationOfOperation")
+    after = pki.reply(make_query(digest=evidence.tree.root))
+    server.ocsp = openssl_ocsp_response(pki)
+    pem = chain_of(pki)
+    yield Revoked(server, x509.load_pem_x509_certificates(pem.encode()), pem, before, after,
+                  server.ocsp)
+    server.server.shutdown()
+
+
+def _ocsp_bundle(evidence: Evidence, revoked: Revoked, token: bytes) -> bytes:
+    entries = [RevocationEntry(cert_sha256(revoked.chain[0]), KIND_OCSP, None, revoked.crl)]
+    return evidence.bundle(tokens={TSA: token}, chains={TSA: revoked.chain_pem},
+                           revocation={TSA: entries})
+
+
+def test_the_fetcher_asks_the_ocsp_responder_when_no_crl_is_named(revoked_ocsp: Revoked) -> None:
+    (row,) = RevocationFetcher(Allowlist.parse(["127.0.0.1"])).collect(revoked_ocsp.chain)
+    assert (row.kind, row.url, row.der) == (KIND_OCSP, revoked_ocsp.server.ocsp_url,
+                                            revoked_ocsp.crl)
+    (path,) = revoked_ocsp.server.ocsp_paths  # RFC 6960 A.1: GET {url}/{base64 request}
+    assert path.startswith("/ocsp/M")
+
+
+def test_ocsp_a_token_before_the_revocation_verifies_one_after_does_not_in_both_verifiers(
+        evidence: Evidence, revoked_ocsp: Revoked, tmp_path: Path) -> None:
+    good = check_bundle(_ocsp_bundle(evidence, revoked_ocsp, revoked_ocsp.before))
+    assert good.valid, good.reasons
+    assert [s.reason for s in good.stamps[0].revocation] == ["cessationOfOperation"]
+    bad = check_bundle(_ocsp_bundle(evidence, revoked_ocsp, revoked_ocsp.after))
+    assert not bad.valid and any("OCSP" in r and "at or before genTime" in r
+                                 for r in bad.reasons), bad.reasons
+    code, out = run_verify(_extract(_ocsp_bundle(evidence, revoked_ocsp, revoked_ocsp.before),
+                                    tmp_path / "a"))
+    assert code == 0, out
+    assert "openssl ocsp: the OCSP response is signed by the issuer" in out
+    code, out = run_verify(_extract(_ocsp_bundle(evidence, revoked_ocsp, revoked_ocsp.after),
+                                    tmp_path / "b"))
+    assert code == 1 and "revoked at or before genTime" in out, out
+
+
+def _run_verify_md(bundle_dir: Path) -> str:
+    """Every indented command of VERIFY.md, run in the bundle with bash -euo pipefail."""
+    text = (bundle_dir / "VERIFY.md").read_text()
+    script = "\n".join(line[4:] for line in text.splitlines() if line.startswith("    ")
+                       and "IMAGE_FILE" not in line)  # no image here: that step is not ours
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=bundle_dir,
+                          capture_output=True, text=True, timeout=120,
+                          env={"PATH": os.environ["PATH"]})
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout + proc.stderr
+
+
+def test_verify_md_shows_the_revocation_check_as_commands(
+        evidence: Evidence, revoked: Revoked, revoked_ocsp: Revoked, tmp_path: Path) -> None:
+    out = _run_verify_md(_extract(_bundle(evidence, revoked, revoked.before), tmp_path / "crl"))
+    assert "verify OK" in out and "nextUpdate=" in out
+    assert "Reason Code" in out or "Cessation Of Operation" in out  # the entry is listed
+    out = _run_verify_md(_extract(_ocsp_bundle(evidence, revoked_ocsp, revoked_ocsp.before),
+                                  tmp_path / "ocsp"))
+    assert "Response verify OK" in out and ": revoked" in out

@@ -358,3 +358,16 @@ def openssl_ca_crl(pki: OpenSSLPKI, *, revoke: Path | None = None,
     pem = pki.dir / "crl.pem"
     run_openssl("ca", "-config", config, "-gencrl", "-out", pem)
     return run_openssl("crl", "-in", pem, "-outform", "DER")
+
+
+def openssl_ocsp_response(pki: OpenSSLPKI) -> bytes:
+    """The DER OCSP response `openssl ocsp -index` gives for the TSA certificate, signed by its
+    issuer, from the CA database of openssl_ca_crl (revocations included), valid for a day."""
+    ca_cert = pki.intermediate_pem or pki.root_pem
+    if not (pki.dir / "ca.cnf").exists():
+        openssl_ca_crl(pki)
+    out = pki.dir / "ocsp.der"
+    run_openssl("ocsp", "-index", pki.dir / "ca-index.txt", "-CA", ca_cert, "-rsigner", ca_cert,
+                "-rkey", ca_cert.with_suffix(".key"), "-issuer", ca_cert, "-cert",
+                pki.tsa_cert_pem, "-no_nonce", "-ndays", "1", "-respout", out)
+    return out.read_bytes()

@@ -365,7 +365,8 @@ def check_revocation(report: Report, bundle: Path, name: str, certs: list[bytes]
             continue
         who = f"{name} certificate {index + 1} (serial {cert.serial:x})"
         crl_path = bundle / "revocation" / name / f"{hashlib.sha256(der).hexdigest()}.crl"
-        if not crl_path.is_file():
+        ocsp_path = crl_path.with_suffix(".ocsp")
+        if not crl_path.is_file() and not ocsp_path.is_file():
             report.note("NOT CHECKED", f"{who}: no revocation data was available when the token "
                         "was stored, so whether it was revoked is not known")
             missing.append(str(index + 1))
@@ -375,6 +376,9 @@ def check_revocation(report: Report, bundle: Path, name: str, certs: list[bytes]
         issuer = next((pem for pem, d in above if cert_facts(d).subject == cert.issuer), None)
         if issuer is None:
             report.check(False, f"{who}: its issuer is in certs/{name}.pem")
+            continue
+        if not crl_path.is_file():
+            check_ocsp(report, who, ocsp_path, certs[index], issuer, certs[-1], gen_time)
             continue
         with tempfile.TemporaryDirectory() as tmp:
             Path(tmp, "issuer.pem").write_bytes(issuer + b"\n")
@@ -420,6 +424,73 @@ def check_revocation(report: Report, bundle: Path, name: str, certs: list[bytes]
     if missing:
         report.not_checked.append(f"revocation of {name}'s certificate(s) {', '.join(missing)} "
                                   "(no revocation data was available)")
+
+
+_OCSP_STATUS = re.compile(r"cert\.pem: (good|revoked|unknown)")
+_OCSP_FIELD = re.compile(r"^\s*(This Update|Next Update|Reason|Revocation Time): (.+)$", re.M)
+
+
+def check_ocsp(report: Report, who: str, path: Path, cert: bytes, issuer: bytes, root: bytes,
+               gen_time: datetime) -> None:
+    """The certificate against its OCSP response at genTime: `openssl ocsp -respin` checks the
+    signature (by the issuer, or a responder the issuer authorised) and reads the status; the
+    period and revocation time are then judged as for a CRL."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for file, pem in (("cert.pem", cert), ("issuer.pem", issuer), ("root.pem", root)):
+            Path(tmp, file).write_bytes(pem + b"\n")
+        # -VAfile trusts the issuer as a responder; a delegated responder is chained to the
+        # root. Times are judged below, at genTime, not by openssl's clock.
+        args = ["openssl", "ocsp", "-respin", str(path), "-issuer", "issuer.pem", "-cert",
+                "cert.pem", "-VAfile", "issuer.pem", "-CAfile", "root.pem", "-no_nonce"]
+        try:
+            proc = subprocess.run(args, capture_output=True, text=True, cwd=tmp,
+                                  timeout=OPENSSL_TIMEOUT_S, check=False)
+        except subprocess.TimeoutExpired:
+            report.check(False, f"{who}: openssl ocsp answered in time")
+            return
+    said = (proc.stdout + proc.stderr).strip()
+    status = _OCSP_STATUS.search(proc.stdout)
+    if not report.check(proc.returncode == 0 and "Response verify OK" in said
+                        and status is not None, f"{who}: openssl ocsp: the OCSP response is "
+                        "signed by the issuer or its responder, for this certificate",
+                        said.replace("\n", "\n       ")):
+        return
+    assert status is not None
+    fields: dict[str, str] = dict(_OCSP_FIELD.findall(proc.stdout))
+    try:
+        this_update = _openssl_time(fields["This Update"])
+        next_update = _openssl_time(fields.get("Next Update", fields["This Update"]))
+    except (KeyError, ValueError) as exc:
+        report.check(False, f"{who}: the OCSP response states its period", str(exc))
+        return
+    stamp = f"{gen_time:%Y-%m-%d %H:%M:%S} UTC"
+    when = "current at genTime" if this_update <= gen_time else "produced after genTime"
+    if not report.check(next_update >= gen_time, f"{who}: the OCSP response speaks for genTime "
+                        f"{stamp} ({when})", f"thisUpdate {this_update:%Y-%m-%d %H:%M:%S}, "
+                        f"nextUpdate {next_update:%Y-%m-%d %H:%M:%S}"):
+        return
+    if status[1] != "revoked":
+        report.check(status[1] == "good", f"{who}: OCSP status {status[1]}")
+        return
+    try:
+        revoked_at = _openssl_time(fields["Revocation Time"])
+    except (KeyError, ValueError) as exc:
+        report.check(False, f"{who}: the OCSP response states the revocation time", str(exc))
+        return
+    reason_name = fields.get("Reason", "not given").strip()
+    codes = {v: k for k, v in REASON_NAMES.items()}
+    later = revoked_at > gen_time and codes.get(reason_name) in REASONS_KEEPING_EARLIER_TOKENS
+    report.check(later, f"{who}: " + (
+        "revoked after genTime, for a reason that keeps earlier tokens valid" if later else
+        "revoked at or before genTime, or for a reason that voids every token"),
+        f"revoked at {revoked_at:%Y-%m-%d %H:%M:%S} UTC, reason {reason_name}; genTime "
+        f"{stamp} (RFC 3161 section 4)")
+
+
+def _openssl_time(text: str) -> datetime:
+    """A time as openssl prints it ("Dec  1 23:41:00 2026 GMT"), aware UTC."""
+    utc = timezone.utc  # noqa: UP017 - see token_facts
+    return datetime.strptime(text.strip(), "%b %d %H:%M:%S %Y GMT").replace(tzinfo=utc)
 
 
 def build_parser() -> argparse.ArgumentParser:

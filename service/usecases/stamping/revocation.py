@@ -1,11 +1,12 @@
 """Fetching revocation data for a token's chain when it is stored, and filling gaps later.
 
 For every certificate of the validated chain below the root (timestamping.revocation.targets),
-GET its CRL distribution point through the webhooks' SSRF guard and transport: the URL is
-resolved once and checked against the same deny table, connected to at the checked address,
-no redirects, bounded in time and size. Hosts admitted: `webhook_allowlist`, plus the hosts of
-the configured TSA URLs — the operator already chose to reach those (the built-in TSA on
-127.0.0.1 serves its CRL itself). CRLs are cached per URL until their nextUpdate.
+GET its CRL distribution point (or, naming none, its OCSP responder: RFC 6960 GET) through the
+webhooks' SSRF guard and transport: the URL is resolved once and checked against the same deny
+table, connected to at the checked address, no redirects, bounded in time and size. Hosts
+admitted: `webhook_allowlist`, plus the hosts of the configured TSA URLs — the operator already
+chose to reach those (the built-in TSA on 127.0.0.1 serves its CRL itself). Answers are cached
+per URL until their nextUpdate.
 
 A failure never fails stamping: the certificate is stored as 'none' with the reason, and
 `fill_missing` (run by every sweep) fetches again once REFILL_AFTER_S has passed; a CRL fetched
@@ -14,15 +15,17 @@ later still speaks for the token's genTime (see timestamping.revocation).
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509 import ocsp
 from sqlalchemy import Engine
 
 from service.errors import ChronosealError
@@ -32,9 +35,12 @@ from service.storage.tables import utcnow
 from service.timestamping.revocation import (
     KIND_CRL,
     KIND_NONE,
+    KIND_OCSP,
     MAX_CRL_BYTES,
+    MAX_OCSP_BYTES,
     RevocationTarget,
-    crl_next_update,
+    next_update,
+    ocsp_request,
     targets,
 )
 from service.timestamping.tsa_config import TSAConfig
@@ -47,7 +53,8 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 3.0  # a CRL server that does not accept in 3 s is down; stamping waits on it
 FETCH_TIMEOUT_S = 10.0  # one whole CRL download, MAX_CRL_BYTES at ~100 KB/s
 BUDGET_S = 15.0  # all fetches for one token: the token waits for them before it is stored
-MAX_CACHED_URLS = 256  # distinct CRL URLs of the configured TSAs' chains: a handful in practice
+# Distinct CRL URLs and OCSP requests of the configured TSAs' chains: a handful in practice.
+MAX_CACHED_URLS = 256
 MAX_CACHE_S = 24 * 3600  # a CRL without a usable nextUpdate is cached for at most a day
 # A URL that failed is not asked again this long: a dead CRL server must not make every token
 # of every batch wait for its connect timeout.
@@ -56,6 +63,7 @@ FAILURE_CACHE_S = 60.0
 # the last try (by the sweep): often enough to fill gaps within the day, rare enough to be cheap.
 REFILL_AFTER_S = 3600.0
 TIMEOUTS = Timeouts(CONNECT_TIMEOUT_S, FETCH_TIMEOUT_S)
+OCSP_MEDIA_TYPE = "application/ocsp-response"  # RFC 6960 appendix A
 CRL_MEDIA_TYPES = "application/pkix-crl, application/x-pkcs7-crl;q=0.5, */*;q=0.1"
 FILL_BATCH = 100  # tokens re-fetched per pass; the cache makes tokens of one TSA cost one GET
 _PEM_CRL = b"-----BEGIN X509 CRL-----"
@@ -88,41 +96,55 @@ class RevocationFetcher:
         return tuple(self._one(target, deadline) for target in targets(chain))
 
     def _one(self, target: RevocationTarget, deadline: float) -> RevocationRow:
-        if not target.crl_urls:
+        # A CRL where the certificate names one (cached for every token of the TSA), else OCSP.
+        asks = [(KIND_CRL, url) for url in target.crl_urls] or [
+            (KIND_OCSP, url) for url in target.ocsp_urls]
+        if not asks:
             return RevocationRow(target.cert_sha256, KIND_NONE, None, None,
-                                 "the certificate names no CRL distribution point")
+                                 "the certificate names no CRL distribution point or OCSP "
+                                 "responder")
         errors = []
-        for url in target.crl_urls:
+        for kind, url in asks:
             if time.monotonic() > deadline:
                 errors.append(f"{url}: time budget of {BUDGET_S:g} s used up")
                 break
             try:
-                return RevocationRow(target.cert_sha256, KIND_CRL, url, self.crl(url))
+                der = self.crl(url) if kind == KIND_CRL else self.ocsp(url, target)
+                return RevocationRow(target.cert_sha256, kind, url, der)
             except (ChronosealError, ValueError) as exc:
                 errors.append(f"{url}: {exc}")
         note = "fetch failed: " + "; ".join(errors)
         log.info("no revocation data for %s: %s", target.cert.subject.rfc4514_string(), note)
-        return RevocationRow(target.cert_sha256, KIND_NONE, target.crl_urls[0], None, note)
+        return RevocationRow(target.cert_sha256, KIND_NONE, asks[0][1], None, note)
 
     def crl(self, url: str) -> bytes:
         """The DER CRL at `url`, from the cache while its nextUpdate has not passed."""
+        return self._get(url, url, KIND_CRL, MAX_CRL_BYTES, CRL_MEDIA_TYPES, _der_crl)
+
+    def ocsp(self, url: str, target: RevocationTarget) -> bytes:
+        """The DER OCSP response for the target, by GET (RFC 6960 A.1), cached likewise."""
+        request = base64.b64encode(ocsp_request(target)).decode()
+        get_url = url.rstrip("/") + "/" + quote(request, safe="")
+        return self._get(get_url, url, KIND_OCSP, MAX_OCSP_BYTES, OCSP_MEDIA_TYPE, _der_ocsp)
+
+    def _get(self, url: str, key: str, kind: str, limit: int, accept: str,
+             parse: Callable[[bytes], bytes]) -> bytes:
         now = self._clock()
         with self._lock:
             cached = self._cache.get(url)
             if cached is not None and now < cached[1]:
                 return cached[0]
-            failed = self._failed.get(url)
+            failed = self._failed.get(key)
             if failed is not None and time.monotonic() < failed[1]:
                 raise TransportError(f"{failed[0]} (not asked again for {FAILURE_CACHE_S:g} s)")
         try:
             target = check_url(url, self.allowlist, resolver=self._resolver)
-            body = fetch(target, MAX_CRL_BYTES, self._timeouts, accept=CRL_MEDIA_TYPES)
-            der = _der_crl(body)
+            der = parse(fetch(target, limit, self._timeouts, accept=accept))
         except (ChronosealError, ValueError) as exc:
             with self._lock:
-                self._failed[url] = (str(exc), time.monotonic() + FAILURE_CACHE_S)
+                self._failed[key] = (str(exc), time.monotonic() + FAILURE_CACHE_S)
             raise
-        expires = min(crl_next_update(der) or now, now + timedelta(seconds=MAX_CACHE_S))
+        expires = min(next_update(kind, der) or now, now + timedelta(seconds=MAX_CACHE_S))
         with self._lock:
             if len(self._cache) >= MAX_CACHED_URLS:
                 self._cache.pop(next(iter(self._cache)))
@@ -135,6 +157,14 @@ def _der_crl(body: bytes) -> bytes:
     if body.lstrip().startswith(_PEM_CRL):
         return x509.load_pem_x509_crl(body).public_bytes(Encoding.DER)
     x509.load_der_x509_crl(body)  # parsed to refuse anything else; the bytes are kept as sent
+    return body
+
+
+def _der_ocsp(body: bytes) -> bytes:
+    """The body if it is a successful OCSP response; ValueError (so not stored) otherwise."""
+    status = ocsp.load_der_ocsp_response(body).response_status
+    if status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
+        raise ValueError(f"the responder answered {status.name}")
     return body
 
 
@@ -156,7 +186,7 @@ def fill_missing(engine: Engine, fetcher: RevocationFetcher, *, now: datetime | 
         rows = fetcher.collect(x509.load_pem_x509_certificates(token.chain_pem.encode()))
         with engine.begin() as conn:
             store_revocation(conn, token.id, rows, now)
-        filled += sum(row.kind == KIND_CRL for row in rows)
+        filled += sum(row.kind in (KIND_CRL, KIND_OCSP) for row in rows)
     if filled:
         log.info("revocation data filled for %d certificate(s)", filled)
     return filled

@@ -4,9 +4,9 @@ Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-01
 
-token_revocations: one row per (token, certificate below the root), kind 'crl' with the DER
-CRL as fetched, or 'none' with the reason none could be stored. Tokens stored before this
-revision have no rows: their bundles say "no revocation data available".
+token_revocations: one row per (token, certificate below the root), kind 'crl' (DER CRL) or
+'ocsp' (DER OCSPResponse) as fetched, or 'none' with the reason none could be stored. Tokens
+stored before this revision have no rows: their bundles say "no revocation data available".
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def upgrade() -> None:
                                 name="fk_token_revocations_token_id_tokens"),
         sa.UniqueConstraint("token_id", "cert_sha256",
                             name="uq_token_revocations_token_id_cert_sha256"),
-        sa.CheckConstraint("kind IN ('crl', 'none')", name="ck_token_revocations_kind"),
+        sa.CheckConstraint("kind IN ('crl', 'ocsp', 'none')", name="ck_token_revocations_kind"),
     )
 
 
