@@ -16,7 +16,7 @@ from service.usecases.hashing import enqueue_unhashed, remove_orphan_uploads
 from service.usecases.stamp import load_enabled_tsas
 from service.usecases.stamping import SweepReport
 from service.usecases.stamping import sweep as sweep_stamping
-from service.usecases.stamping.revocation import RevocationFetcher, allowlist_for, fill_missing
+from service.usecases.stamping.revocation import fetcher_for, fill_missing
 from service.wiring import Services
 
 log = logging.getLogger(__name__)
@@ -45,5 +45,5 @@ def fill_revocation(services: Services) -> int:
     except ConfigError as exc:
         log.warning("sweep: revocation data not retried: %s", exc)
         return 0
-    fetcher = RevocationFetcher(allowlist_for(services.settings, tsas))
+    fetcher = fetcher_for(services.settings, tsas)
     return fill_missing(services.engine, fetcher)

@@ -6,7 +6,6 @@ webhooks' SSRF guard, and stored with the token when a batch is stamped."""
 from __future__ import annotations
 
 import io
-import ipaddress
 import os
 import subprocess
 import threading
@@ -39,7 +38,7 @@ from service.usecases.stamp import build_stamper, stamp_next
 from service.usecases.stamping.revocation import (
     REFILL_AFTER_S,
     RevocationFetcher,
-    allowlist_for,
+    fetcher_for,
     fill_missing,
 )
 from service.usecases.sweep import fill_revocation
@@ -238,13 +237,16 @@ def test_stamping_fetches_the_builtin_tsas_crl_and_bundles_carry_it(
                           for r in rows]) == [rows[0]["der"]]
 
 
-def test_the_configured_tsas_hosts_are_allowed_for_their_crls(tmp_path: Path) -> None:
+def test_a_tsas_own_host_is_allowed_for_its_chain_only(revoked: Revoked, tmp_path: Path) -> None:
     settings = load_settings(env={}, config_file=tmp_path / "absent.toml",
                              data_dir=str(tmp_path / "data"))
     tsas = load_tsa_configs_for(settings, {})
-    allow = allowlist_for(settings, tsas)
-    assert allow.admits("127.0.0.1", ipaddress.ip_address("127.0.0.1"))  # the built-in TSA
-    assert not allow.admits("10.0.0.1", ipaddress.ip_address("10.0.0.1"))
+    builtin = next(t for t in tsas if "127.0.0.1" in t.url)
+    revoked.server.crl = revoked.crl
+    fetcher = fetcher_for(settings, tsas)
+    (refused,) = fetcher.collect(revoked.chain, "another-tsa")  # loopback is not its host
+    assert refused.kind == "none" and "loopback" in (refused.note or "")
+    assert [r.kind for r in fetcher.collect(revoked.chain, builtin.name)] == [KIND_CRL]
 
 
 def test_a_failed_fetch_is_stored_as_none_and_the_sweep_fills_it_later(

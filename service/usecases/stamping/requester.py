@@ -53,7 +53,7 @@ class TokenRequester:
         chain = "".join(c.public_bytes(Encoding.PEM).decode() for c in certs)
         # Fetched after the token is verified and before it is stored, so the data is stored
         # with it; collect never raises for a fetch (a failure is stored as 'none').
-        revocation = self._revocation.collect(certs) if self._revocation else ()
+        revocation = self._revocation.collect(certs, tsa.name) if self._revocation else ()
         return NewToken(tsa.name, result.reply, result.gen_time, result.serial, chain or None,
                         revocation)
 

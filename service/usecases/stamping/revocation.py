@@ -4,8 +4,9 @@ For every certificate of the validated chain below the root (timestamping.revoca
 GET its CRL distribution point (or, naming none, its OCSP responder: RFC 6960 GET) through the
 webhooks' SSRF guard and transport: the URL is resolved once and checked against the same deny
 table, connected to at the checked address, no redirects, bounded in time and size. Hosts
-admitted: `webhook_allowlist`, plus the hosts of the configured TSA URLs — the operator already
-chose to reach those (the built-in TSA on 127.0.0.1 serves its CRL itself). Answers are cached
+admitted: `webhook_allowlist`, plus, for each configured TSA's chain, the host of that TSA's
+URL — the operator already chose to reach it (the built-in TSA on 127.0.0.1 serves its CRL
+itself). Answers are cached
 per URL until their nextUpdate.
 
 A failure never fails stamping: the certificate is stored as 'none' with the reason, and
@@ -19,7 +20,7 @@ import base64
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from urllib.parse import quote, urlsplit
 
@@ -71,19 +72,26 @@ _PEM_CRL = b"-----BEGIN X509 CRL-----"
 Clock = Callable[[], datetime]
 
 
-def allowlist_for(settings: Settings, tsas: Iterable[TSAConfig]) -> Allowlist:
-    """The webhook allowlist plus the configured TSAs' own hosts (see the module docstring)."""
-    hosts = [urlsplit(t.url).hostname or "" for t in tsas]
-    return Allowlist.parse([*settings.webhook_allowlist, *hosts])
+def fetcher_for(settings: Settings, tsas: Iterable[TSAConfig]) -> RevocationFetcher:
+    """A fetcher admitting the webhook allowlist, and for each TSA's chain that TSA's own host."""
+    return RevocationFetcher(Allowlist.parse(settings.webhook_allowlist),
+                             tsa_hosts={t.name: urlsplit(t.url).hostname or "" for t in tsas})
 
 
 class RevocationFetcher:
     """`collect(chain)` returns one RevocationRow per certificate below the root; thread-safe."""
 
-    def __init__(self, allowlist: Allowlist, *, resolver: Resolver = system_resolver,
+    def __init__(self, allowlist: Allowlist, *, tsa_hosts: Mapping[str, str] | None = None,
+                 resolver: Resolver = system_resolver,
                  timeouts: Timeouts = TIMEOUTS,
                  clock: Clock = utcnow) -> None:
         self.allowlist = allowlist
+        # URLs in a TSA's chain may reach that TSA's own host (the operator chose to reach it),
+        # not the host of another TSA: a certificate from one TSA cannot aim us at another's.
+        self._allowlists = {
+            name: Allowlist(allowlist.networks + extra.networks, allowlist.hosts | extra.hosts)
+            for name, host in (tsa_hosts or {}).items() if host
+            for extra in (Allowlist.parse([host]),)}
         self._resolver = resolver
         self._timeouts = timeouts
         self._clock = clock
@@ -91,11 +99,15 @@ class RevocationFetcher:
         self._failed: dict[str, tuple[str, float]] = {}  # url -> (why, monotonic time to retry)
         self._lock = threading.Lock()
 
-    def collect(self, chain: Sequence[x509.Certificate]) -> tuple[RevocationRow, ...]:
+    def collect(self, chain: Sequence[x509.Certificate], tsa: str | None = None
+                ) -> tuple[RevocationRow, ...]:
+        """One row per certificate of `chain` below the root; `tsa` names whose chain it is."""
         deadline = time.monotonic() + BUDGET_S
-        return tuple(self._one(target, deadline) for target in targets(chain))
+        allowlist = self._allowlists.get(tsa or "", self.allowlist)
+        return tuple(self._one(target, deadline, allowlist) for target in targets(chain))
 
-    def _one(self, target: RevocationTarget, deadline: float) -> RevocationRow:
+    def _one(self, target: RevocationTarget, deadline: float, allowlist: Allowlist
+             ) -> RevocationRow:
         # A CRL where the certificate names one (cached for every token of the TSA), else OCSP.
         asks = [(KIND_CRL, url) for url in target.crl_urls] or [
             (KIND_OCSP, url) for url in target.ocsp_urls]
@@ -109,7 +121,8 @@ class RevocationFetcher:
                 errors.append(f"{url}: time budget of {BUDGET_S:g} s used up")
                 break
             try:
-                der = self.crl(url) if kind == KIND_CRL else self.ocsp(url, target)
+                der = (self.crl(url, allowlist) if kind == KIND_CRL
+                       else self.ocsp(url, target, allowlist))
                 return RevocationRow(target.cert_sha256, kind, url, der)
             except (ChronosealError, ValueError) as exc:
                 errors.append(f"{url}: {exc}")
@@ -117,18 +130,20 @@ class RevocationFetcher:
         log.info("no revocation data for %s: %s", target.cert.subject.rfc4514_string(), note)
         return RevocationRow(target.cert_sha256, KIND_NONE, asks[0][1], None, note)
 
-    def crl(self, url: str) -> bytes:
+    def crl(self, url: str, allowlist: Allowlist) -> bytes:
         """The DER CRL at `url`, from the cache while its nextUpdate has not passed."""
-        return self._get(url, url, KIND_CRL, MAX_CRL_BYTES, CRL_MEDIA_TYPES, _der_crl)
+        return self._get(url, url, KIND_CRL, MAX_CRL_BYTES, CRL_MEDIA_TYPES, _der_crl,
+                         allowlist)
 
-    def ocsp(self, url: str, target: RevocationTarget) -> bytes:
+    def ocsp(self, url: str, target: RevocationTarget, allowlist: Allowlist) -> bytes:
         """The DER OCSP response for the target, by GET (RFC 6960 A.1), cached likewise."""
         request = base64.b64encode(ocsp_request(target)).decode()
         get_url = url.rstrip("/") + "/" + quote(request, safe="")
-        return self._get(get_url, url, KIND_OCSP, MAX_OCSP_BYTES, OCSP_MEDIA_TYPE, _der_ocsp)
+        return self._get(get_url, url, KIND_OCSP, MAX_OCSP_BYTES, OCSP_MEDIA_TYPE, _der_ocsp,
+                         allowlist)
 
     def _get(self, url: str, key: str, kind: str, limit: int, accept: str,
-             parse: Callable[[bytes], bytes]) -> bytes:
+             parse: Callable[[bytes], bytes], allowlist: Allowlist) -> bytes:
         now = self._clock()
         with self._lock:
             cached = self._cache.get(url)
@@ -137,8 +152,8 @@ class RevocationFetcher:
             failed = self._failed.get(key)
             if failed is not None and time.monotonic() < failed[1]:
                 raise TransportError(f"{failed[0]} (not asked again for {FAILURE_CACHE_S:g} s)")
+        target = check_url(url, allowlist, resolver=self._resolver)  # refusals cost no wait
         try:
-            target = check_url(url, self.allowlist, resolver=self._resolver)
             der = parse(fetch(target, limit, self._timeouts, accept=accept))
         except (ChronosealError, ValueError) as exc:
             with self._lock:
@@ -183,7 +198,8 @@ def fill_missing(engine: Engine, fetcher: RevocationFetcher, *, now: datetime | 
     for token in missing:
         if not token.chain_pem:
             continue
-        rows = fetcher.collect(x509.load_pem_x509_certificates(token.chain_pem.encode()))
+        rows = fetcher.collect(x509.load_pem_x509_certificates(token.chain_pem.encode()),
+                               token.tsa)
         with engine.begin() as conn:
             store_revocation(conn, token.id, rows, now)
         filled += sum(row.kind in (KIND_CRL, KIND_OCSP) for row in rows)
