@@ -78,13 +78,13 @@ class StampResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "revocation": [_status_dict(s) for s in self.revocation],
             "tsa": self.tsa, "valid": self.valid,
             "gen_time": self.gen_time.isoformat().replace("+00:00", "Z") if self.gen_time else None,
             "signer": self.signer, "serial": str(self.serial) if self.serial is not None else None,
             "trusted_root": self.trusted_root, "trusted_root_sha256": self.trusted_root_sha256,
             "bundled_root_trusted": self.bundled_root_trusted,
             "reasons": list(self.reasons), "warnings": list(self.warnings),
+            "revocation": [_status_dict(s) for s in self.revocation],
         }
 
 

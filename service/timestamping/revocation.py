@@ -231,7 +231,8 @@ def check_crl(target: RevocationTarget, der: bytes, gen_time: datetime) -> Certi
         return status(True, f"not revoked (CRL {when}, signed by its issuer)")
     revoked_at = entry.revocation_date_utc
     reason = _reason(entry)
-    said = f"revoked at {revoked_at:%Y-%m-%d %H:%M:%S} UTC, reason {reason or 'not given'}"
+    said = (f"revoked at {revoked_at:%Y-%m-%d %H:%M:%S} UTC, reason "
+            f"{reason.value if reason else 'not given'}")
     if revoked_at > gen_time and reason in REASONS_KEEPING_EARLIER_TOKENS:
         return status(True, f"{said}, after genTime: tokens from before remain valid "
                       f"(RFC 3161 section 4; CRL {when})", revoked_at=revoked_at,

@@ -5,6 +5,7 @@ webhooks' SSRF guard, and stored with the token when a batch is stamped."""
 
 from __future__ import annotations
 
+import argparse
 import io
 import os
 import subprocess
@@ -21,6 +22,7 @@ import pytest
 from cryptography import x509
 from sqlalchemy import select
 
+from service.cli.verify import run as verify_command
 from service.evidence.bundle_check import check_bundle
 from service.settings import load_settings
 from service.storage import NewToken, insert_tokens, list_revocations, write_transaction
@@ -342,3 +344,17 @@ def test_verify_md_shows_the_revocation_check_as_commands(
     out = _run_verify_md(_extract(_ocsp_bundle(evidence, revoked_ocsp, revoked_ocsp.before),
                                   tmp_path / "ocsp"))
     assert "Response verify OK" in out and ": revoked" in out
+
+
+def test_chronoseal_verify_says_revoked_after_or_before_and_exits_accordingly(
+        evidence: Evidence, revoked: Revoked, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    for token, expected_exit, words in ((revoked.before, 0, "not revoked at genTime"),
+                                        (revoked.after, 1, "REVOKED or unverifiable")):
+        path = tmp_path / "bundle.zip"
+        path.write_bytes(_bundle(evidence, revoked, token))
+        args = argparse.Namespace(bundle=path, image=None, digest=None, ca=None,
+                                  partial_chain=False, json=False)
+        assert verify_command(args) == expected_exit
+        out = capsys.readouterr().out
+        assert f"revocation ({words}): " in out and "cessationOfOperation" in out
