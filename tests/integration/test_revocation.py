@@ -195,6 +195,11 @@ def test_a_bundle_without_revocation_data_says_so_plainly(
     last = out.strip().splitlines()[-1]
     assert last.startswith("RESULT: VALID") and "revocation of revocable" in last
     assert "no revocation data was available" in last
+    html = (tmp_path / "c" / "certificate.html").read_text()
+    assert "no revocation data was available for 1 of 1 certificate(s)" in html
+    with_crl = _extract(_bundle(evidence, revoked, revoked.before), tmp_path / "e")
+    assert "revocation data from stamping time is in the bundle" in (
+        with_crl / "certificate.html").read_text()
 
 
 def test_a_tampered_crl_fails_both_verifiers(evidence: Evidence, revoked: Revoked,
