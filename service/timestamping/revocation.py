@@ -173,7 +173,8 @@ def check_chain(chain: Sequence[x509.Certificate], entries: Sequence[RevocationE
         if not stored:
             notes = [e.note for e in by_cert.get(target.cert_sha256, []) if e.note]
             why = notes[0] if notes else (
-                "the certificate names no CRL distribution point" if not target.crl_urls
+                "the certificate names no CRL distribution point or OCSP responder"
+                if not target.crl_urls and not target.ocsp_urls
                 else "none was stored with the token")
             statuses.append(CertificateStatus(
                 subject, target.cert_sha256, None,
