@@ -159,6 +159,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("tsa_host", "CHRONOSEAL_TSA_HOST", _text, "127.0.0.1",
             "the built-in TSA's bind address"),
     Setting("tsa_port", "CHRONOSEAL_TSA_PORT", _port, 8319, "the built-in TSA's port"),
+    Setting("tsa_crl_url", "CHRONOSEAL_TSA_CRL_URL", _opt_str, None,
+            "the built-in TSA's GET /crl URL written into a TSA certificate it creates; unset: "
+            "http://TSA_HOST:TSA_PORT/crl (set it when others reach the TSA by another name)"),
     Setting("tsa_key_type", "CHRONOSEAL_TSA_KEY_TYPE", _text, "ec-p256",
             "ECDSA P-256 signs fast and small; rsa-3072 for relying parties that need RSA"),
     Setting("tsa_config", "CHRONOSEAL_TSA_CONFIG", _csv, (),
@@ -245,6 +248,7 @@ class Settings:
     api_workers: int
     tsa_host: str
     tsa_port: int
+    tsa_crl_url: str | None
     tsa_key_type: str
     tsa_config: tuple[str, ...]
     tsas: tuple[str, ...]

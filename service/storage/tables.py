@@ -49,6 +49,7 @@ SERIAL_LENGTH = 64  # RFC 3161 serials are up to 160 bits: at most 49 decimal di
 RECEIPT_STATUSES = ("pending", "stamped", "failed")
 BATCH_STATUSES = ("open", "complete")
 ATTEMPT_STATES = ("pending", "done", "rejected")
+REVOCATION_KINDS = ("crl", "ocsp", "none")  # service.timestamping.revocation KINDS
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -180,6 +181,23 @@ tokens = Table(
     # PEM, TSA certificate first, root last: the chain validated when the token was stored.
     Column("chain_pem", Text, nullable=True),
     UniqueConstraint("batch_id", "tsa"),
+)
+
+# Revocation data fetched when the token was stored (migration 0009): one row per certificate
+# of the token's chain below the root, a DER CRL, or kind 'none' with the reason in `note`.
+token_revocations = Table(
+    "token_revocations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token_id", Integer, ForeignKey("tokens.id"), nullable=False),
+    Column("cert_sha256", String(HEX_SHA256_LENGTH), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("url", Text, nullable=True),
+    Column("der", LargeBinary, nullable=True),
+    Column("note", Text, nullable=True),
+    Column("fetched_at", UTCDateTime(), nullable=False),
+    CheckConstraint(_one_of("kind", REVOCATION_KINDS), name="kind"),
+    UniqueConstraint("token_id", "cert_sha256"),
 )
 
 batch_tsa_attempts = Table(

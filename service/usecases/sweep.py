@@ -2,16 +2,24 @@
 
 One sweep: the stamping sweep (usecases.stamping.sweep: overdue receipts failed, stale ones
 re-enqueued, due TSA retries enqueued), a hashing job when images wait for perceptual hashes,
-and one slice of kept uploads whose receipt never committed deleted.
+one slice of kept uploads whose receipt never committed deleted, and revocation data fetched
+again for tokens stored while a CRL server failed (usecases.stamping.revocation).
 """
 
 from __future__ import annotations
 
+import logging
+
+from service.errors import ConfigError
 from service.usecases import queueing
 from service.usecases.hashing import enqueue_unhashed, remove_orphan_uploads
+from service.usecases.stamp import load_enabled_tsas
 from service.usecases.stamping import SweepReport
 from service.usecases.stamping import sweep as sweep_stamping
+from service.usecases.stamping.revocation import fetcher_for, fill_missing
 from service.wiring import Services
+
+log = logging.getLogger(__name__)
 
 
 def sweep(services: Services) -> SweepReport:
@@ -26,4 +34,16 @@ def sweep(services: Services) -> SweepReport:
     )
     enqueue_unhashed(services)  # hashing jobs Redis lost
     remove_orphan_uploads(services)  # files of receipts that never committed
+    fill_revocation(services)
     return report
+
+
+def fill_revocation(services: Services) -> int:
+    """Fetch revocation data for tokens whose fetch failed earlier; certificates filled."""
+    try:
+        tsas = load_enabled_tsas(services.settings)
+    except ConfigError as exc:
+        log.warning("sweep: revocation data not retried: %s", exc)
+        return 0
+    fetcher = fetcher_for(services.settings, tsas)
+    return fill_missing(services.engine, fetcher)
