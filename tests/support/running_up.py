@@ -74,15 +74,16 @@ def wait_until_ok(url: str, timeout: float, process: subprocess.Popen[bytes], lo
 
 
 @contextmanager
-def running_up(tmp_path: Path, workers: int = 1, log_name: str = "up.log"
-               ) -> Iterator[RunningUp]:
+def running_up(tmp_path: Path, workers: int = 1, log_name: str = "up.log",
+               extra_env: dict[str, str] | None = None) -> Iterator[RunningUp]:
     """Start `chronoseal up`, wait for its ready line, create a key, yield; then SIGTERM it and
     record its exit code. The same `tmp_path` again starts on the same data dir."""
     api, tsa = free_port(), free_port()
     queue = f"test-up-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "CHRONOSEAL_DATA_DIR": str(tmp_path / "data"),
            "CHRONOSEAL_API_PORT": str(api), "CHRONOSEAL_TSA_PORT": str(tsa),
-           "REDIS_URL": REDIS_URL, "CHRONOSEAL_QUEUE": queue, "PYTHONPATH": str(REPO)}
+           "REDIS_URL": REDIS_URL, "CHRONOSEAL_QUEUE": queue, "PYTHONPATH": str(REPO),
+           **(extra_env or {})}
     env.pop("DATABASE_URL", None)
     log = tmp_path / log_name
     with log.open("wb") as out:
