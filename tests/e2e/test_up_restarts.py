@@ -182,3 +182,4 @@ def test_every_kind_of_child_killed_during_uploads_comes_back(tmp_path: Path) ->
         for name in ("worker-1", "background-worker", "tsa", "api"):
             assert f"{name} exited with -9; restarting it" in log, name
     assert up.exit_code == 0, up.log.read_text()[-3000:]
+    assert up.left_running == [], up.left_running
