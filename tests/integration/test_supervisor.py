@@ -4,6 +4,7 @@ and a stop ends every child and grandchild within the grace, twenty times in a r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -138,3 +139,19 @@ def test_twenty_stops_in_a_row_end_within_the_grace_and_leave_no_process(tmp_pat
         assert took < GRACE_S + 2.0, f"stop {attempt} took {took:.2f} s"
         assert port_free(port), f"stop {attempt} left port {port} held"
         assert all(gone(pid) for pid in pids(pidfile)), f"stop {attempt} left a process"
+
+
+def test_children_end_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    """`kill -9` of the supervisor itself leaves no child running (PR_SET_PDEATHSIG)."""
+    pidfile = tmp_path / "pids"
+    config = {"children": {"a": child("sleep", pidfile), "b": child("sleep", pidfile)}}
+    with supervised(config, tmp_path / "log") as supervisor:
+        orphans = wait_for("both children started", lambda: len(pids(pidfile)) == 2 and
+                           pids(pidfile), tmp_path / "log")
+        supervisor.send_signal(signal.SIGKILL)
+    try:
+        wait_for("the children ended", lambda: all(gone(p) for p in orphans), tmp_path / "log")
+    finally:
+        for pid in orphans:  # when the test fails, leave nothing behind either
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
