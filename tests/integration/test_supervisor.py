@@ -151,7 +151,9 @@ def test_children_end_when_the_supervisor_is_killed(tmp_path: Path) -> None:
         supervisor.send_signal(signal.SIGKILL)
     try:
         wait_for("the children ended", lambda: all(gone(p) for p in orphans), tmp_path / "log")
-    finally:
-        for pid in orphans:  # when the test fails, leave nothing behind either
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+    except AssertionError:
+        for pid in orphans:  # failed: leave nothing behind either
+            if not gone(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        raise
