@@ -41,7 +41,10 @@ BACKOFF_MAX_S = 8.0  # the longest wait between two starts of a child that keeps
 # are far rarer than that and are always restarted.
 CRASH_LOOP_EXITS = 5
 CRASH_LOOP_WINDOW_S = 60.0
-STATUS_FILE = "supervisor.json"  # in the data dir; /healthz reads the crash loops from it
+# In the data dir, where /healthz reads the crash loops from. A file, not Redis: the Redis `up`
+# started is one of the children that may be crash-looping, and every process `up` starts
+# shares its data dir by construction (a lone `serve` elsewhere finds no file and reports none).
+STATUS_FILE = "supervisor.json"
 RUNNING, RESTARTING, GAVE_UP, EXITED = "running", "restarting", "gave up", "exited"
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 KILL_WAIT_S = 2.0  # SIGKILL ends a process in milliseconds; past this something is stuck in D
