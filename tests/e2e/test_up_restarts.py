@@ -9,114 +9,19 @@ over seconds later instead of after the default lease (TSA timeouts plus 30 s)."
 
 from __future__ import annotations
 
-import hashlib
-import os
-import signal
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import requests
 from sqlalchemy import create_engine, select
 
-from service.runtime.supervisor import RUNNING, STATUS_FILE, read_status
 from service.storage.tables import batches, receipts
-from tests.support.running_up import CLI, RunningUp, running_up
+from tests.support.running_up import CLI, running_up
+from tests.support.up_children import KINDS, PROGRESS, Client, kill_and_wait, recovery_env
 
-RESTART_WAIT_S = 60.0  # the API and the TSA boot in seconds; generous on a busy 2-core machine
 STAMP_WAIT_S = 60.0  # a taken-over batch waits for its 5 s lease, retried TSAs for 2 s
-PROGRESS = 5  # uploads accepted after each restart, to show the service works again
-FAST_TSA = """[[tsa]]
-name = "fast"
-url = "builtin"
-roots = "builtin"
-connect_timeout_s = 1
-read_timeout_s = 3
-"""
-RECOVERY_ENV = {
-    "CHRONOSEAL_TSAS": "fast",
-    "CHRONOSEAL_BATCH_LEASE_MARGIN_S": "1",  # lease = 1 + 3 + 1 s
-    "CHRONOSEAL_SWEEP_INTERVAL_S": "1",
-    "CHRONOSEAL_STALE_AFTER_S": "5",
-}
-
-
-@dataclass
-class Client:
-    """Uploads digests one after another; keeps the 202s and when each refusal happened."""
-
-    up: RunningUp
-    accepted: list[str] = field(default_factory=list)
-    refused: list[tuple[float, str]] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        n = 0
-        while not self.stop.is_set():
-            n += 1
-            digest = hashlib.sha256(f"restart-{n}".encode()).hexdigest()
-            try:
-                answer = requests.post(f"{self.up.api}/v1/stamps", headers=self.up.auth,
-                                       json={"sha256": digest, "metadata": {"prompt": "x"}},
-                                       timeout=10)
-            except requests.RequestException as exc:
-                self.refused.append((time.monotonic(), exc.__class__.__name__))
-                time.sleep(0.05)
-                continue
-            if answer.status_code == 202:
-                self.accepted.append(answer.json()["id"])
-            else:
-                self.refused.append((time.monotonic(), f"{answer.status_code} {answer.text}"))
-
-    def wait_for_more(self, count: int, log: Path) -> None:
-        target = len(self.accepted) + count
-        deadline = time.monotonic() + RESTART_WAIT_S
-        while len(self.accepted) < target:
-            assert time.monotonic() < deadline, f"uploads stalled\n{log.read_text()[-3000:]}"
-            time.sleep(0.05)
-
-
-def child_pid(data: Path, name: str) -> int:
-    state = read_status(data / STATUS_FILE)[name]
-    assert state["state"] == RUNNING and state["pid"], state
-    return int(state["pid"])  # type: ignore[call-overload]
-
-
-def wait_restarted(data: Path, name: str, old_pid: int, log: Path) -> int:
-    deadline = time.monotonic() + RESTART_WAIT_S
-    while True:
-        state = read_status(data / STATUS_FILE).get(name, {})
-        if state.get("state") == RUNNING and state.get("pid") not in (None, old_pid):
-            return int(state["pid"])  # type: ignore[call-overload]
-        assert time.monotonic() < deadline, f"{name} not restarted\n{log.read_text()[-3000:]}"
-        time.sleep(0.05)
-
-
-def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
-                found.append(int(entry.name))
-    return found
-
-
-def wait_answers(url: str, log: Path) -> float:
-    deadline = time.monotonic() + RESTART_WAIT_S
-    while True:
-        try:
-            requests.get(url, timeout=2)
-            return time.monotonic()
-        except requests.RequestException:
-            assert time.monotonic() < deadline, f"{url} never answered\n{log.read_text()[-3000:]}"
-            time.sleep(0.05)
 
 
 def assert_stamped_exactly_once(data: Path, accepted: list[str], log: Path) -> None:
@@ -145,9 +50,7 @@ def assert_stamped_exactly_once(data: Path, accepted: list[str], log: Path) -> N
 
 
 def test_every_kind_of_child_killed_during_uploads_comes_back(tmp_path: Path) -> None:
-    (tmp_path / "tsa.toml").write_text(FAST_TSA)
-    env = {**RECOVERY_ENV, "CHRONOSEAL_TSA_CONFIG": str(tmp_path / "tsa.toml")}
-    with running_up(tmp_path, extra_env=env) as up:
+    with running_up(tmp_path, extra_env=recovery_env(tmp_path)) as up:
         data = tmp_path / "data"
         second = subprocess.run([sys.executable, "-c", CLI, "up"], env=up.env, timeout=60,
                                 capture_output=True, text=True)
@@ -156,30 +59,20 @@ def test_every_kind_of_child_killed_during_uploads_comes_back(tmp_path: Path) ->
         client = Client(up)
         thread = threading.Thread(target=client.run, daemon=True)
         thread.start()
-        api_windows: list[tuple[float, float]] = []
         try:
             client.wait_for_more(PROGRESS, up.log)
-            for name in ("worker-1", "background-worker", "tsa", "api-worker", "api"):
-                victim = (children_of(child_pid(data, "api"))[0] if name == "api-worker"
-                          else child_pid(data, name))
-                killed = time.monotonic()
-                os.kill(victim, signal.SIGKILL)
-                if name == "api-worker":  # gunicorn's master starts another itself
-                    api_windows.append((killed, wait_answers(f"{up.api}/healthz", up.log)))
-                else:
-                    wait_restarted(data, name, victim, up.log)
-                if name == "api":
-                    api_windows.append((killed, wait_answers(f"{up.api}/healthz", up.log)))
-                client.wait_for_more(PROGRESS, up.log)
+            kills = [kill_and_wait(up, client, kind) for kind in KINDS]
         finally:
             client.stop.set()
             thread.join(30)
         assert_stamped_exactly_once(data, client.accepted, up.log)
+        api_windows = [(k.killed_at, k.serving_at) for k in kills if k.kind.startswith("api")]
         outside = [(at, why) for at, why in client.refused
                    if not any(start <= at <= end + 1.0 for start, end in api_windows)]
         assert not outside, outside
         log = up.log.read_text()
-        for name in ("worker-1", "background-worker", "tsa", "api"):
-            assert f"{name} exited with -9; restarting it" in log, name
+        for kind in KINDS:
+            if kind != "api-worker":  # gunicorn's master replaces its worker itself
+                assert f"{kind} exited with -9; restarting it" in log, kind
     assert up.exit_code == 0, up.log.read_text()[-3000:]
     assert up.left_running == [], up.left_running
