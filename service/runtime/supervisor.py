@@ -241,6 +241,7 @@ class Supervisor:
                 log.warning("%s did not stop within %g s; killing it", child.name, child.grace_s)
             child.kill_group()  # the leader, or stragglers it left behind
             child.process.wait()
+            log.info("%s stopped (%.1f s)", child.name, time.monotonic() - started)
         if self.status_path is not None:
             self.status_path.unlink(missing_ok=True)
         if self.on_stop is not None:
