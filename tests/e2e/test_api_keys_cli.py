@@ -52,14 +52,17 @@ def test_create_refuses_an_empty_name(db_url, capsys):
 
 
 def test_keys_create_names_its_database_and_creates_none(tmp_path, monkeypatch, capsys):
-    """Run where no service's data dir is, `keys create` refuses instead of making a database
-    of its own (whose key the service would reject); on the service's, it says which one."""
+    """Run where no service's data dir is, `keys create` (and every keys and integrations
+    command) refuses instead of making a database of its own, whose key the service would
+    reject; on the service's, it says which one it wrote to."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.delenv("CHRONOSEAL_DATA_DIR", raising=False)
     monkeypatch.setenv("CHRONOSEAL_CONFIG", str(tmp_path / "absent.toml"))
-    for argv in (["create", "--name", "lost"], ["list"], ["revoke", "key_x"]):
-        assert main(["keys", *argv]) == 1
+    for argv in (["keys", "create", "--name", "lost"], ["keys", "list"], ["keys", "revoke", "k"],
+                 ["integrations", "create", "--name", "blog", "--key", "k"],
+                 ["integrations", "list"]):
+        assert main(argv) == 1
         database = tmp_path / "data" / "chronoseal.db"
         assert capsys.readouterr().err.strip().endswith(
             f"no Chronoseal database at sqlite:///{database}; start the service there or set "
