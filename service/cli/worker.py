@@ -65,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
 
         argv = child_argv(burst=args.burst, sweeper=not args.no_sweeper, queues=args.queues,
                           nice=args.nice, idle=args.idle)
-        children = [Child(f"worker-{i + 1}", argv) for i in range(args.count)]
+        # A burst worker's exit is its end; any other is restarted (runtime.supervisor).
+        children = [Child(f"worker-{i + 1}", argv, restart=not args.burst)
+                    for i in range(args.count)]
         return Supervisor(children).run()
     from service.wiring import build_services
     from workers.bootstrap import run_worker

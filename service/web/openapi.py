@@ -173,8 +173,12 @@ def _binary(media_type: str, description: str) -> dict[str, Any]:
 
 
 PATHS: dict[str, Any] = {
-    "/healthz": _get("Liveness: the process answers (asks no backing service)",
-                     _json("Health", "Alive"), params=[], errors={}, secured=False),
+    "/healthz": _get("Liveness: a stamping worker heartbeats and no child is in a crash loop "
+                     "(asks no database)",
+                     _json("Health", "Alive"), params=[],
+                     errors={"503": _problem("unavailable: failing names the parts (workers, "
+                                             "supervisor), detail says why")},
+                     secured=False),
     "/readyz": _get("Readiness: an upload made now will be stamped",
                     _json("Readiness", "Every part is ready"), params=[],
                     errors={"503": _problem("unavailable: not_ready names the parts, with the "
