@@ -1,8 +1,9 @@
 """Posting tools announce a publication (`post.published`): accept it, then register its image.
 
 Accepting happens in the request and checks, in this order, with nothing stored before every
-check passed: the integration exists, the body is within the limit, the signature and
-timestamp verify with the integration's secret, a repeated webhook-id answers the first
+check passed: the integration exists, the signature headers are present and the timestamp
+is within tolerance (before the body is read), the body is within the limit, the signature
+verifies with the integration's secret, a repeated webhook-id answers the first
 message's receipt, the body parses, an image URL passes the SSRF guard. Registering happens in
 a job and goes through the register use case, like an upload: the image is streamed, probed
 and its embedded generation record read, under the receipt id reserved at acceptance, in the
@@ -46,7 +47,7 @@ from service.webhooks.inbound import (
     max_body_bytes,
     parse,
 )
-from service.webhooks.signing import verify
+from service.webhooks.signing import check_headers, verify
 from service.webhooks.ssrf import Allowlist
 from service.wiring import Services
 
@@ -70,7 +71,8 @@ def accept(services: Services, integration_id: str, read_body: Callable[[int], b
     """Check and store a signed message, then enqueue its registration.
 
     `read_body(limit)` returns the body, raising UploadTooLargeError past `limit` bytes; it is
-    called only once the integration is known. Headers are keyed in lower case.
+    called only once the integration is known and the signature headers are well-formed and
+    current. Headers are keyed in lower case.
     """
     with services.engine.connect() as conn:
         found = integration_secret(conn, integration_id)
@@ -78,8 +80,9 @@ def accept(services: Services, integration_id: str, read_body: Callable[[int], b
         raise NotFoundError(NO_INTEGRATION)
     integration, secret = found
     settings = services.settings
-    body = read_body(max_body_bytes(settings.max_upload_bytes))
     try:
+        check_headers(headers)  # before the body is read: unsigned or stale costs no read
+        body = read_body(max_body_bytes(settings.max_upload_bytes))
         message_id = verify(secret, body, headers)
     except SignatureError as exc:
         log.info("inbound %s: signature refused: %s", integration_id, exc,
