@@ -36,6 +36,7 @@ from service.storage.inbound import (
     retry_inbound,
 )
 from service.usecases.queueing import enqueue_inbound
+from service.usecases.rate_limits import Counter, RateLimiter
 from service.usecases.register import Registration, register, spool_image
 from service.usecases.signals import Signals
 from service.webhooks.errors import ResolutionError, SignatureError, TransportError
@@ -67,12 +68,13 @@ class Accepted:
 
 
 def accept(services: Services, integration_id: str, read_body: Callable[[int], bytes],
-           headers: Mapping[str, str]) -> Accepted:
+           headers: Mapping[str, str], limiter: RateLimiter | None = None) -> Accepted:
     """Check and store a signed message, then enqueue its registration.
 
     `read_body(limit)` returns the body, raising UploadTooLargeError past `limit` bytes; it is
     called only once the integration is known and the signature headers are well-formed and
-    current. Headers are keyed in lower case.
+    current. Headers are keyed in lower case. With a `limiter`, a message whose signature
+    verified counts against its integration's rate limit (RateLimitedError past it).
     """
     with services.engine.connect() as conn:
         found = integration_secret(conn, integration_id)
@@ -88,6 +90,9 @@ def accept(services: Services, integration_id: str, read_body: Callable[[int], b
         log.info("inbound %s: signature refused: %s", integration_id, exc,
                  extra={"integration_id": integration_id})
         raise
+    rate = settings.rate_limit_inbound_per_integration
+    if limiter is not None and rate is not None:
+        limiter.hit([Counter("inbound", "integration", integration.id, rate)])
     if len(message_id) > MAX_MESSAGE_ID_CHARS:
         raise MalformedInputError("webhook-id is too long")
     with services.engine.connect() as conn:

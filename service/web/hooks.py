@@ -1,12 +1,13 @@
 """POST /v1/hooks/{integration}: posting tools announce a publication (Standard Webhooks).
 
-Checked in this order, and nothing is stored before every check passed: the integration
-exists (404), the three signature headers are there and the timestamp is within 5 minutes
-(401, before any of the body is read), the body is within the limit (413, with a
-Content-Length or chunked), the signature verifies with the integration's secret (401), a
-repeated webhook-id answers the first message's receipt (202, `Idempotent-Replayed`), the
-body parses (400), an image URL passes the SSRF guard (400 url-refused). Then the message
-is stored and its job enqueued; the answer is 202 at once.
+Checked in this order, and nothing is stored before every check passed: the client address
+is within its rate limit (429), the integration exists (404), the three signature headers are
+there and the timestamp is within 5 minutes (401, before any of the body is read), the body
+is within the limit (413, with a Content-Length or chunked), the signature verifies with the
+integration's secret (401), the integration is within its rate limit (429), a repeated
+webhook-id answers the first message's receipt (202, `Idempotent-Replayed`), the body parses
+(400), an image URL passes the SSRF guard (400 url-refused). Then the message is stored and
+its job enqueued; the answer is 202 at once.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from service.errors import UploadTooLargeError
 from service.logs import note
 from service.usecases.inbound import accept
-from service.web.context import current_services
+from service.web.context import current_services, rate_limiter
+from service.web.limits import address_counter
 from service.web.multipart import READ_CHUNK_BYTES
 from service.web.render import links
 
@@ -51,8 +53,10 @@ def _read_body(limit: int) -> bytes:
 @bp.post("/<integration_id>", endpoint="receive")
 def receive(integration_id: str) -> tuple[Response, int]:
     """Accept a signed post.published message (202) and register its image in the queue."""
+    services = current_services()
+    rate_limiter().hit(address_counter(services.settings, "inbound"))  # before any lookup
     headers = {k.lower(): v for k, v in request.headers.items()}
-    accepted = accept(current_services(), integration_id, _read_body, headers)
+    accepted = accept(services, integration_id, _read_body, headers, rate_limiter())
     note(receipt_id=accepted.receipt_id)
     response = jsonify({"id": accepted.receipt_id, "status": "pending",
                         "links": links(accepted.receipt_id), "warnings": []})
