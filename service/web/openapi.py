@@ -27,7 +27,16 @@ def _json(ref: str, description: str) -> dict[str, Any]:
             "content": {"application/json": {"schema": {"$ref": _REF + ref}}}}
 
 
-_AUTH_ERRORS = {"401": _problem("Missing, unknown or revoked API key (WWW-Authenticate: Bearer)")}
+def _rate_limited(description: str) -> dict[str, Any]:
+    return {**_problem(f"rate-limited: {description}"), "headers": {"Retry-After": {
+        "schema": {"type": "integer", "minimum": 1}, "description": "seconds to wait"}}}
+
+
+_AUTH_ERRORS = {"401": _problem("Missing, unknown or revoked API key (WWW-Authenticate: Bearer)"),
+                "429": _rate_limited("too many unknown keys from this address; keys from it "
+                                     "are not looked up until Retry-After")}
+_ROUTE_LIMITED = {"429": _rate_limited("over the route's limit for this key or address "
+                                       "(rate_limit_* settings), or too many unknown keys")}
 _NOT_FOUND = {"404": _problem("No such receipt for this key")}
 _NULLABLE_STR = {"type": ["string", "null"]}
 
@@ -155,6 +164,7 @@ REGISTER = {
         "409": _problem("idempotency-conflict: the key was used with another body"),
         "413": _problem("payload-too-large: the image exceeds max_upload_bytes"),
         "415": _problem("unsupported-media-type"),
+        **_ROUTE_LIMITED,
     },
 }
 
@@ -283,6 +293,7 @@ PATHS["/v1/verify"] = {"post": {
         "409": _problem("not-ready: the receipt is not stamped yet"),
         "413": _problem("payload-too-large"),
         "415": _problem("unsupported-media-type"),
+        **_ROUTE_LIMITED,
     },
 }}
 SCHEMAS["SearchMatch"] = {
@@ -321,6 +332,7 @@ PATHS["/v1/search"] = {"post": {
         **_AUTH_ERRORS,
         "413": _problem("payload-too-large, image-too-many-pixels (decompression bomb)"),
         "415": _problem("unsupported-media-type"),
+        **_ROUTE_LIMITED,
     },
 }}
 
@@ -447,7 +459,9 @@ PATHS["/v1/hooks/{integration_id}"] = {"post": _op(
      "400": _problem("bad-request, url-refused"),
      "401": _problem("invalid-signature: missing, stale (over 5 minutes) or wrong signature"),
      "404": _problem("not-found: no such integration"),
-     "413": _problem("payload-too-large")},
+     "413": _problem("payload-too-large"),
+     "429": _rate_limited("over rate_limit_inbound_per_address (every request) or "
+                          "rate_limit_inbound_per_integration (signed messages)")},
     params=[_path_id("integration_id")] + [
         {"name": h, "in": "header", "required": True, "schema": {"type": "string"}}
         for h in ("webhook-id", "webhook-timestamp", "webhook-signature")],
