@@ -130,8 +130,10 @@ SCHEMAS: dict[str, Any] = {
 
 _REGISTER_FIELDS = {
     "metadata": {"type": "string", "description": "the generation record: a JSON object"},
-    "callback_url": {"type": "string", "format": "uri", "maxLength": 2048},
-    "external_id": {"type": "string", "maxLength": 200},
+    "callback_url": {"anyOf": [{"type": "string", "format": "uri", "maxLength": 2048},
+                               {"const": ""}], "description": "empty or omitted for none"},
+    "external_id": {"type": "string", "minLength": 1, "maxLength": 200,
+                    "description": "omit it for none (null is refused)"},
 }
 
 REGISTER = {
@@ -261,7 +263,7 @@ SCHEMAS["PublicVerdict"] = {
 _VERIFY_FIELDS = {
     "sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$",
                "description": "the image's digest (instead of the image)"},
-    "receipt_id": {"type": "string", "maxLength": 100,
+    "receipt_id": {"type": "string", "minLength": 1, "maxLength": 100,
                    "description": "instead of a bundle: the service builds the receipt's bundle"},
 }
 PATHS["/v1/verify"] = {"post": {
@@ -410,7 +412,9 @@ PATHS["/v1/webhooks/endpoints"] = {
                 {"201": _json("Endpoint", "Created, with its secret"),
                  "400": _problem("invalid-field, url-refused (SSRF guard)")},
                 body={"type": "object", "required": ["url"],
-                      "properties": {"url": {"type": "string"}, "events": _EVENTS}}),
+                      "properties": {"url": {"type": "string", "format": "uri", "minLength": 1,
+                                             "maxLength": 2048},
+                                     "events": _EVENTS}}),
     "get": _op("The key's endpoints (no secrets)", {"200": _items("Endpoint", "Endpoints")}),
 }
 PATHS["/v1/webhooks/endpoints/{endpoint_id}"] = {"delete": _op(
@@ -444,7 +448,8 @@ PATHS["/v1/integrations"] = {
                 {"201": _json("Integration", "Created, with its secret"),
                  "400": _problem("invalid-field")},
                 body={"type": "object", "required": ["name"],
-                      "properties": {"name": {"type": "string", "maxLength": 200}}}),
+                      "properties": {"name": {"type": "string", "minLength": 1,
+                                              "maxLength": 200}}}),
     "get": _op("The key's integrations (no secrets)",
                {"200": _items("Integration", "Integrations")}),
 }
