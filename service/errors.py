@@ -32,6 +32,14 @@ class NotFoundError(ChronosealError):
     """No such resource for this caller (another key's resource is not found either)."""
 
 
+class RateLimitedError(ChronosealError):
+    """Too many requests for a key or an address in the current window; retry after a while."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class NotReadyError(ChronosealError):
     """The resource exists but is not in the state the request needs (a receipt not stamped)."""
 

@@ -68,6 +68,9 @@ UNREADABLE_IMAGE = Problem(
 IMAGE_TOO_MANY_PIXELS = Problem(
     "image-too-many-pixels", 413, "The image has more pixels than the decoding limit"
 )
+RATE_LIMITED = Problem(
+    "rate-limited", 429, "Too many requests; retry after the seconds in Retry-After"
+)
 NOT_READY = Problem("not-ready", 409, "The receipt is not stamped yet")
 UNAVAILABLE = Problem("unavailable", 503, "A backing service is unavailable")
 MISCONFIGURED = Problem("misconfigured", 503, "The service is misconfigured")
@@ -80,11 +83,11 @@ ALL_PROBLEMS: tuple[Problem, ...] = (
     INVALID_FIELD, UNAUTHORIZED, NOT_FOUND, METHOD_NOT_ALLOWED, IDEMPOTENCY_CONFLICT, NOT_READY,
     PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, UNAVAILABLE, INTERNAL, INVALID_SIGNATURE,
     URL_REFUSED, UNREADABLE_IMAGE, IMAGE_TOO_MANY_PIXELS, MISCONFIGURED, UPSTREAM_FAILED,
-    VERIFICATION_FAILED,
+    VERIFICATION_FAILED, RATE_LIMITED,
 )
 _BY_STATUS = {p.status: p for p in (
     BAD_REQUEST, UNAUTHORIZED, NOT_FOUND, METHOD_NOT_ALLOWED, PAYLOAD_TOO_LARGE,
-    UNSUPPORTED_MEDIA_TYPE, UNAVAILABLE, INTERNAL,
+    UNSUPPORTED_MEDIA_TYPE, UNAVAILABLE, INTERNAL, RATE_LIMITED,
 )}
 
 
@@ -137,6 +140,7 @@ DOMAIN_PROBLEMS: dict[type[errors.ChronosealError], tuple[Problem, bool]] = {
     FieldTooLargeError: (PAYLOAD_TOO_LARGE, True),
     errors.NotFoundError: (NOT_FOUND, True),
     errors.NotReadyError: (NOT_READY, True),
+    errors.RateLimitedError: (RATE_LIMITED, True),
     errors.MetadataError: (METADATA_OUT_OF_BOUNDS, True),
     errors.UploadTooLargeError: (PAYLOAD_TOO_LARGE, True),
     errors.ImageDecodeError: (UNREADABLE_IMAGE, True),
@@ -173,6 +177,13 @@ def problem_for(exc: errors.ChronosealError) -> tuple[Problem, bool]:
     return INTERNAL, False
 
 
+def _headers(exc: errors.ChronosealError) -> dict[str, str]:
+    """Headers a problem carries: when to retry a rate-limited request (RFC 9110 Retry-After)."""
+    if isinstance(exc, errors.RateLimitedError):
+        return {"Retry-After": str(exc.retry_after_s)}
+    return {}
+
+
 def _extra(exc: errors.ChronosealError) -> dict[str, Any]:
     """Members a problem carries beside its detail (the state of a resource not ready)."""
     if isinstance(exc, errors.NotReadyError):
@@ -206,7 +217,8 @@ def install(app: Flask) -> None:
             log.error("%s: %s", problem.slug, exc, exc_info=exc)
         elif not public:
             log.warning("%s: %s", problem.slug, exc)
-        return problem_response(problem, str(exc) if public else None, **_extra(exc))
+        return problem_response(problem, str(exc) if public else None, headers=_headers(exc),
+                                **_extra(exc))
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
