@@ -312,15 +312,19 @@ PATHS["/v1/search"] = {"post": {
         "multipart/form-data": {"schema": {"type": "object", "required": ["image"],
                                            "properties": {"image": {
             "type": "string", "contentMediaType": "application/octet-stream",
-            "description": "at most max_upload_bytes and 50 megapixels"}}}}}},
+            "description": "at most max_upload_bytes and 25 megapixels decoded (a JPEG "
+                           "is decoded reduced, so up to 50 megapixels)"}}}}}},
     "responses": {
         "200": {"description": "Matches, oldest first", "content": {"application/json": {
             "schema": {"type": "object", "required": ["matches"], "properties": {
                 "matches": {"type": "array", "items": {"$ref": _REF + "SearchMatch"}}}}}}},
         "400": _problem("unreadable-image (not an image), invalid-field"),
         **_AUTH_ERRORS,
-        "413": _problem("payload-too-large, image-too-many-pixels (decompression bomb)"),
+        "413": _problem("payload-too-large, image-too-many-pixels (over the query's "
+                        "pixel bound, or a decompression bomb)"),
         "415": _problem("unsupported-media-type"),
+        "503": _problem("decode-busy: this process is decoding all the pixels its memory "
+                        "allows; Retry-After says when to try again"),
     },
 }}
 
