@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
+from service.usecases.disk import OK, disk_room
 from service.usecases.health import readiness
 from service.web.context import current_services
 from service.web.problems import UNAVAILABLE, problem_response
@@ -18,8 +19,12 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/healthz")
 def healthz() -> Response:
-    """200 {"status": "ok"} whenever the process answers; touches no backing service."""
-    response = jsonify({"status": "ok"})
+    """200 whenever the process answers; touches no backing service. It reports the disk
+    registrations write to: "degraded" while its free space is low or under the reserve (a
+    restart would not free any, so the status code stays 200)."""
+    disk = disk_room(current_services())
+    status = "ok" if disk.state == OK else "degraded"
+    response = jsonify({"status": status, "disk": disk.as_json()})
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -155,6 +155,9 @@ REGISTER = {
         "409": _problem("idempotency-conflict: the key was used with another body"),
         "413": _problem("payload-too-large: the image exceeds max_upload_bytes"),
         "415": _problem("unsupported-media-type"),
+        "507": _problem("insufficient-storage: the data directory has no room left (under "
+                        "disk_reserve_bytes); nothing was stored, Retry-After says when to "
+                        "try again"),
     },
 }
 
@@ -173,7 +176,8 @@ def _binary(media_type: str, description: str) -> dict[str, Any]:
 
 
 PATHS: dict[str, Any] = {
-    "/healthz": _get("Liveness: the process answers (asks no backing service)",
+    "/healthz": _get("Liveness: the process answers (asks no backing service); status "
+                     "degraded while the disk is low or full",
                      _json("Health", "Alive"), params=[], errors={}, secured=False),
     "/readyz": _get("Readiness: an upload made now will be stamped",
                     _json("Readiness", "Every part is ready"), params=[],
