@@ -32,14 +32,6 @@ class NotFoundError(ChronosealError):
     """No such resource for this caller (another key's resource is not found either)."""
 
 
-class RateLimitedError(ChronosealError):
-    """Too many requests for a key or an address in the current window; retry after a while."""
-
-    def __init__(self, message: str, retry_after_s: int) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
-
-
 class NotReadyError(ChronosealError):
     """The resource exists but is not in the state the request needs (a receipt not stamped)."""
 
@@ -66,6 +58,33 @@ class ImageBombError(ImageDecodeError):
     def __init__(self, limit: int) -> None:
         super().__init__(f"image has more than {limit} pixels")
         self.limit = limit
+
+
+class RetryLaterError(ChronosealError):
+    """The request is fine but cannot be served now; `retry_after_s` says when to try again."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class RateLimitedError(RetryLaterError):
+    """Too many requests for a key or an address in the current window; retry after a while."""
+
+
+class DecodeBusyError(RetryLaterError):
+    """This process is decoding as many pixels as its memory budget allows; try again soon."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__("too many images are being decoded; try again shortly", retry_after_s)
+
+
+class DiskFullError(RetryLaterError):
+    """The data directory has no room for what the request would write; nothing was kept."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__("the data directory is out of space; nothing was stored",
+                         retry_after_s)
 
 
 class MetadataError(ChronosealError):

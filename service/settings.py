@@ -210,6 +210,12 @@ SETTINGS: tuple[Setting, ...] = (
             "/readyz fails below this much free space in DATA_DIR (about 20 uploads of the "
             "largest size): a full disk fails uploads, SQLite and the TSA's serial state; 0 "
             "turns the check off"),
+    Setting("disk_reserve_bytes", "CHRONOSEAL_DISK_RESERVE_BYTES", _non_negative_int,
+            100 * MiB,
+            "a registration that would leave less free in DATA_DIR (or the uploads "
+            "directory) gets 507: room kept to stamp what was accepted (tokens, proofs, "
+            "SQLite's WAL, the TSA's serials take a few KB a receipt); 0 refuses only a full "
+            "disk"),
     Setting("max_upload_bytes", "CHRONOSEAL_MAX_UPLOAD_BYTES", _positive_int, 50 * MiB,
             "larger than any generated image in practice; bounds disk and hashing time"),
     Setting("keep_images", "CHRONOSEAL_KEEP_IMAGES", _bool, False,
@@ -322,6 +328,7 @@ class Settings:
     tsas: tuple[str, ...]
     min_tokens: int
     min_free_disk_bytes: int
+    disk_reserve_bytes: int
     max_upload_bytes: int
     keep_images: bool
     uploads_dir: str

@@ -15,6 +15,7 @@ from typing import Any
 
 from service.errors import ChronosealError
 from service.logs import configure_logging
+from service.runtime.memory import return_freed_memory
 from service.runtime.priority import run_when_idle
 from service.settings import load_settings
 from service.usecases.queueing import QUEUE_CHOICES
@@ -76,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         os.nice(args.nice)
     if args.idle:
         run_when_idle()
+    return_freed_memory()  # hashing decodes images (runtime.memory)
 
     try:
         services = build_services()

@@ -105,8 +105,13 @@ SCHEMAS: dict[str, Any] = {
                        "next_cursor": _NULLABLE_STR},
     },
     "Health": {
-        "type": "object", "required": ["status"],
-        "properties": {"status": {"const": "ok"}},
+        "type": "object", "required": ["status", "disk"],
+        "properties": {"status": {"enum": ["ok", "degraded"]},
+                       "disk": {"type": "object", "required": ["state"],
+                                "description": "the disk registrations write to: ok, low "
+                                               "(under min_free_disk_bytes) or full (under "
+                                               "disk_reserve_bytes), with free_bytes",
+                                "properties": {"state": {"enum": ["ok", "low", "full"]}}}},
     },
     "PartState": {
         "type": "object", "required": ["state"],
@@ -167,6 +172,9 @@ REGISTER = {
         "413": _problem("payload-too-large: the image exceeds max_upload_bytes"),
         "415": _problem("unsupported-media-type"),
         **_ROUTE_LIMITED,
+        "507": _problem("insufficient-storage: the data directory has no room left (under "
+                        "disk_reserve_bytes); nothing was stored, Retry-After says when to "
+                        "try again"),
     },
 }
 
@@ -186,7 +194,7 @@ def _binary(media_type: str, description: str) -> dict[str, Any]:
 
 PATHS: dict[str, Any] = {
     "/healthz": _get("Liveness: a stamping worker heartbeats and no child is in a crash loop "
-                     "(asks no database)",
+                     "(asks no database); status degraded while the disk is low or full",
                      _json("Health", "Alive"), params=[],
                      errors={"503": _problem("unavailable: failing names the parts (workers, "
                                              "supervisor), detail says why")},
@@ -329,16 +337,20 @@ PATHS["/v1/search"] = {"post": {
         "multipart/form-data": {"schema": {"type": "object", "required": ["image"],
                                            "properties": {"image": {
             "type": "string", "contentMediaType": "application/octet-stream",
-            "description": "at most max_upload_bytes and 50 megapixels"}}}}}},
+            "description": "at most max_upload_bytes and 25 megapixels decoded (a JPEG "
+                           "is decoded reduced, so up to 50 megapixels)"}}}}}},
     "responses": {
         "200": {"description": "Matches, oldest first", "content": {"application/json": {
             "schema": {"type": "object", "required": ["matches"], "properties": {
                 "matches": {"type": "array", "items": {"$ref": _REF + "SearchMatch"}}}}}}},
         "400": _problem("unreadable-image (not an image), invalid-field"),
         **_AUTH_ERRORS,
-        "413": _problem("payload-too-large, image-too-many-pixels (decompression bomb)"),
+        "413": _problem("payload-too-large, image-too-many-pixels (over the query's "
+                        "pixel bound, or a decompression bomb)"),
         "415": _problem("unsupported-media-type"),
         **_ROUTE_LIMITED,
+        "503": _problem("decode-busy: this process is decoding all the pixels its memory "
+                        "allows; Retry-After says when to try again"),
     },
 }}
 

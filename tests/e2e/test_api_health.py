@@ -32,7 +32,11 @@ def test_healthz_says_no_stamping_worker_until_one_heartbeats(api):
     with stamping_worker(api.services):
         response = api.client.get("/healthz")
         assert response.status_code == 200
-        assert response.get_json() == {"status": "ok"}
+        body = response.get_json()
+    assert body["status"] == "ok"
+    disk = body["disk"]
+    assert disk["state"] == "ok" and disk["free_bytes"] > disk["min_free_bytes"]
+    assert disk["reserve_bytes"] == api.services.settings.disk_reserve_bytes
 
 
 def test_healthz_never_touches_the_database(make_api):
@@ -42,7 +46,7 @@ def test_healthz_never_touches_the_database(make_api):
     with stamping_worker(services), \
             patch.object(Engine, "connect", side_effect=AssertionError("touched the database")):
         response = app.test_client().get("/healthz")
-    assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+    assert response.status_code == 200 and response.get_json()["status"] == "ok"
 
 
 def test_healthz_without_redis_answers_at_once_that_no_worker_is_known(make_api):
