@@ -1,0 +1,320 @@
+"""gunicorn's gthread worker, made safe from slow clients; its own errors as problem+json.
+
+The stock gthread worker hands a connection to a thread as soon as it is readable, and the
+thread then blocks reading the rest of the head and body: forty clients sending a byte at a time
+held all 2 x 4 threads of the API. Here the worker's event loop (one selector per process, which
+gthread already runs) reads each request whole first (service/cli/request_buffer.py), with a
+deadline for the head and a minimum pace for the body, and only a complete request reaches a
+thread, which then reads it from memory or a spool file. Slow clients cost a connection slot
+(worker_connections per process) and a few KiB, never a thread. gunicorn's own answers to bad
+requests (400, 414, 431, ...) are RFC 9457 problem+json like the app's.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import selectors
+import socket
+import time
+from contextlib import suppress
+from functools import partial
+from http import HTTPStatus
+from typing import IO, Any
+
+from gunicorn import http as gunicorn_http
+from gunicorn import util
+from gunicorn.http import errors as http_errors
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+from service.cli.request_buffer import CONTINUE, Refusal, RequestBuffer
+from service.settings import load_settings
+from service.web.problems import problem_bytes, problem_for_status
+
+log = logging.getLogger(__name__)
+
+# A head (request line and headers) must arrive whole within this; browsers and clients send it
+# in one packet, so only a slow or idle connection waits that long.
+HEAD_TIMEOUT_S = 10.0
+# A body may pause this long between bytes (a phone on a bad link), and must average at least
+# MIN_BODY_BYTES_PER_S once BODY_GRACE_S have passed: a 50 MiB upload at 1 Mbit/s passes easily.
+BODY_IDLE_TIMEOUT_S = 30.0
+MIN_BODY_BYTES_PER_S = 1024
+BODY_GRACE_S = 10.0
+RECV_BYTES = 256 * 1024  # one read of the event loop: large enough for a fast upload
+DRAIN_BYTES = 1024 * 1024  # read before closing a refused connection; a client sends no more
+SWEEP_EVERY_S = 0.5  # how often deadlines are checked
+# Above anything the app accepts (an inbound image in base64 is 4/3 of it; /v1/verify adds a
+# 4 MiB bundle): a larger declared body is refused before it is read.
+BODY_SLACK_BYTES = 16 * 1024 * 1024
+
+
+class BufferedConn(TConn):  # type: ignore[misc]
+    """A connection whose next request is read by the event loop, then replayed to gunicorn."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.buffer: RequestBuffer | None = None
+        self.source: Replay | None = None  # what the thread's parser reads
+        self.started = 0.0
+        self.last_data = 0.0
+
+    def init(self) -> None:
+        if self.source is None or self.source.used:
+            super().init()
+            return
+        self.initialized = True
+        self.sock.setblocking(True)
+        self.source.used = True
+        self.parser = gunicorn_http.get_parser(self.cfg, self.source, self.client)
+
+    def close(self, graceful: bool = False) -> None:
+        if self.source is not None:
+            self.source.rest()  # closes its spool file
+            self.source = None
+        super().close(graceful)
+
+    def leftover(self) -> bytes:
+        """Bytes read past the last request (pipelined), from the parser and the replay."""
+        ahead = self.parser.unreader.take_buffered() if self.parser is not None else b""
+        rest = self.source.rest() if self.source is not None else b""
+        self.source = None
+        return ahead + rest
+
+
+class Replay:
+    """A socket-like source: the buffered request's bytes, then the real socket."""
+
+    def __init__(self, head: bytes, body: IO[bytes] | None, extra: bytes,
+                 sock: socket.socket) -> None:
+        self._parts: list[bytes] = [head]
+        self._body = body
+        self._extra = extra
+        self._sock = sock
+        self.used = False
+
+    def recv(self, size: int) -> bytes:
+        if self._parts:
+            part = self._parts.pop(0)
+            if len(part) > size:
+                self._parts.insert(0, part[size:])
+            return part[:size]
+        if self._body is not None:
+            data = self._body.read(size)
+            if data:
+                return data
+            self._body.close()
+            self._body = None
+        if self._extra:
+            data, self._extra = self._extra[:size], self._extra[size:]
+            return data
+        return self._sock.recv(size)
+
+    def rest(self) -> bytes:
+        """What the parser has not read yet (only `extra` can be left once a request is done)."""
+        data = b"".join(self._parts) + self._extra
+        if self._body is not None:
+            data = self._body.read() + data
+            self._body.close()
+        self._parts, self._body, self._extra = [], None, b""
+        return data
+
+
+class BufferingWorker(ThreadWorker):  # type: ignore[misc]
+    """`worker_class` of config/gunicorn.conf.py: gthread, with whole requests handed over."""
+
+    def init_process(self) -> None:
+        self.max_body_bytes = 2 * load_settings().max_upload_bytes + BODY_SLACK_BYTES
+        self.buffering: set[BufferedConn] = set()
+        self.next_sweep = 0.0
+        super().init_process()
+
+    def accept(self, listener: socket.socket) -> None:
+        try:
+            client_sock, client_addr = listener.accept()
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        conn = BufferedConn(self.cfg, client_sock, client_addr, listener.getsockname())
+        self.start_buffering(conn, b"")
+
+    def on_client_socket_readable(self, conn: BufferedConn, client: socket.socket) -> None:
+        """A kept-alive connection has its next request coming: read it in the loop too."""
+        self.poller.unregister(client)
+        self.keepalived_conns.remove(conn)
+        self.start_buffering(conn, b"")
+
+    def enqueue_req(self, conn: BufferedConn) -> None:
+        """Only a complete request goes to a thread; read-ahead bytes start the next one."""
+        if conn.source is not None and not conn.source.used:
+            super().enqueue_req(conn)
+            return
+        self.start_buffering(conn, conn.leftover())
+
+    def finish_request(self, conn: BufferedConn, fs: Any) -> None:
+        """Bytes pipelined behind the request go back to the parser, which gthread then sees as
+        read-ahead (and hands to enqueue_req, so to the loop) instead of waiting on the socket."""
+        if conn.source is not None and conn.parser is not None:
+            rest = conn.source.rest()
+            if rest:
+                conn.parser.unreader.unread(rest)
+        super().finish_request(conn, fs)
+
+    def start_buffering(self, conn: BufferedConn, data: bytes) -> None:
+        conn.buffer = RequestBuffer(self.max_body_bytes, self.cfg.limit_request_line)
+        conn.started = conn.last_data = time.monotonic()
+        conn.sock.setblocking(False)
+        if data:
+            self._take(conn, data)
+        if conn.buffer is not None:
+            self.buffering.add(conn)
+            self.poller.register(conn.sock, selectors.EVENT_READ,
+                                 partial(self.on_buffer_readable, conn))
+
+    def on_buffer_readable(self, conn: BufferedConn, client: socket.socket) -> None:
+        try:
+            data = client.recv(RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:  # the client went away
+            self._drop(conn)
+            return
+        conn.last_data = time.monotonic()
+        self._take(conn, data)
+
+    def _take(self, conn: BufferedConn, data: bytes) -> None:
+        """Feed `data`; a complete request goes to a thread, a refused one is answered."""
+        buffer = conn.buffer
+        assert buffer is not None
+        refusal = buffer.feed(data)
+        if refusal is not None:
+            self._refuse(conn, refusal)
+            return
+        if buffer.wants_continue and not buffer.complete:
+            buffer.wants_continue = False
+            _send_quietly(conn.sock, CONTINUE)
+        if not buffer.complete:
+            return
+        self._leave_loop(conn)
+        conn.source = Replay(*buffer.replay(), conn.sock)
+        conn.buffer = None
+        conn.data_ready = True  # gthread's own wait for a first byte is not needed
+        super().enqueue_req(conn)
+
+    def _refuse(self, conn: BufferedConn, refusal: Refusal) -> None:
+        addr = conn.client[0] if isinstance(conn.client, tuple) else ""
+        self.log.warning("Refused request from ip=%s: %s", addr, refusal.detail)
+        _send_quietly(conn.sock, _error_bytes(refusal.status, refusal.detail))
+        self._drop(conn)
+
+    def _leave_loop(self, conn: BufferedConn) -> None:
+        if conn in self.buffering:
+            self.buffering.discard(conn)
+            with suppress(KeyError, ValueError, OSError):
+                self.poller.unregister(conn.sock)
+
+    def _drop(self, conn: BufferedConn) -> None:
+        """Close a connection still in the loop: drain what it sent (so the kernel sends FIN,
+        not RST, and the client reads our answer), then close."""
+        self._leave_loop(conn)
+        if conn.buffer is not None:
+            conn.buffer.close()
+            conn.buffer = None
+        _drain_nonblocking(conn.sock)
+        with suppress(OSError):
+            conn.sock.shutdown(socket.SHUT_WR)
+        self.nr_conns -= 1
+        conn.close()
+
+    def murder_pending(self) -> None:
+        """gthread calls this every loop turn: also time out slow heads and bodies."""
+        super().murder_pending()
+        if not self.alive:  # stopping: requests not yet whole are not waited for
+            for conn in list(self.buffering):
+                self._drop(conn)
+            return
+        now = time.monotonic()
+        if now < self.next_sweep:
+            return
+        self.next_sweep = now + SWEEP_EVERY_S
+        for conn in list(self.buffering):
+            refusal = _too_slow(conn, now)
+            if refusal is not None:
+                self._refuse(conn, refusal)
+
+    def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: Exception) -> None:
+        """gunicorn's answer to a request it cannot parse, as problem+json instead of HTML."""
+        status = _parse_error_status(exc)
+        if status >= 500:
+            super().handle_error(req, client, addr, exc)  # logs the traceback; body below
+        else:
+            self.log.warning("Invalid request from ip=%s: %s", (addr or ("",))[0], exc)
+        try:
+            util.write_nonblock(client, _error_bytes(status, None))
+        except Exception:  # noqa: BLE001 - the client may be gone; nothing else to do
+            self.log.debug("Failed to send error message.")
+
+
+def _too_slow(conn: BufferedConn, now: float) -> Refusal | None:
+    buffer = conn.buffer
+    if buffer is None:
+        return None
+    if not buffer.head_done:
+        if now - conn.started > HEAD_TIMEOUT_S:
+            return Refusal(408, f"the request head did not arrive within {HEAD_TIMEOUT_S:g} s")
+        return None
+    if now - conn.last_data > BODY_IDLE_TIMEOUT_S:
+        return Refusal(408, f"the request body paused for over {BODY_IDLE_TIMEOUT_S:g} s")
+    elapsed = now - conn.started
+    if elapsed > BODY_GRACE_S and buffer.body_bytes < MIN_BODY_BYTES_PER_S * (
+            elapsed - BODY_GRACE_S):
+        return Refusal(408, f"the request body came slower than {MIN_BODY_BYTES_PER_S} B/s")
+    return None
+
+
+_STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
+    (http_errors.LimitRequestLine, 414),
+    (http_errors.LimitRequestHeaders, 431),
+    (http_errors.ExpectationFailed, 417),
+    (http_errors.UnsupportedTransferCoding, 501),
+    (http_errors.ForbiddenProxyRequest, 403),
+    (http_errors.ConfigurationProblem, 500),
+    (http_errors.InvalidResponseHeader, 500),
+    (http_errors.InvalidResponseHeaderName, 500),
+    (http_errors.ParseException, 400),
+)
+
+
+def _parse_error_status(exc: Exception) -> int:
+    """The status gunicorn gives `exc` (workers/base.py handle_error), 500 for the app's own."""
+    return next((status for cls, status in _STATUS_OF if isinstance(exc, cls)), 500)
+
+
+def _error_bytes(status: int, detail: str | None) -> bytes:
+    problem = problem_for_status(status)
+    body = problem_bytes(problem, detail)
+    head = (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nConnection: close\r\n"
+            f"Content-Type: application/problem+json\r\nContent-Length: {len(body)}\r\n\r\n")
+    return head.encode("latin-1", "replace") + body
+
+
+def _drain_nonblocking(sock: socket.socket) -> None:
+    """Read and discard what the kernel holds for `sock` (at most DRAIN_BYTES), without waiting."""
+    drained = 0
+    with suppress(OSError):
+        while drained < DRAIN_BYTES:
+            data = sock.recv(RECV_BYTES)
+            if not data:
+                return
+            drained += len(data)
+
+
+def _send_quietly(sock: socket.socket, data: bytes) -> None:
+    """One non-blocking send of a small answer; a client that does not read it loses it."""
+    with suppress(OSError):
+        sock.send(data)
+
