@@ -19,6 +19,7 @@ A probe that fails or takes longer than PROBE_TIMEOUT_S counts as failed, at tha
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -35,8 +36,16 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.e2e import CLI, _forget_queue, free_port, noise_pngs, quantile, stop, unique_png  # noqa: E402
-from bench.e2e import wait_http  # noqa: E402
+from bench.e2e import (  # noqa: E402
+    CLI,
+    _forget_queue,
+    free_port,
+    noise_pngs,
+    quantile,
+    stop,
+    unique_png,
+    wait_http,
+)
 
 PROBE_TIMEOUT_S = 10.0  # a probe slower than this is a failure; the symptom was 40 s
 TRICKLE_INTERVAL_S = 0.5  # each slow connection sends one byte this often
@@ -89,10 +98,8 @@ class SlowClients:
                         pass
                 sock.close()
                 self.reopened += 1
-                try:
+                with contextlib.suppress(OSError):
                     self.socks[i] = self._open(i)
-                except OSError:
-                    pass
 
     def stop(self) -> None:
         self.stopping.set()
