@@ -147,13 +147,15 @@ def probe(base: str, auth: dict[str, str], seconds: float) -> dict[str, dict[str
                    "failed": failed[kind]} for kind, v in times.items()}
 
 
+PARSER = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+PARSER.add_argument("--slow", type=int, nargs="+", default=[0, 50, 200])
+PARSER.add_argument("--seconds", type=float, default=20.0, help="probing time per round")
+PARSER.add_argument("--serve", action="store_true", help="chronoseal serve instead of up")
+PARSER.add_argument("--worker-class", help="with --serve: gunicorn worker class to compare")
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--slow", type=int, nargs="+", default=[0, 50, 200])
-    parser.add_argument("--seconds", type=float, default=20.0, help="probing time per round")
-    parser.add_argument("--serve", action="store_true", help="chronoseal serve instead of up")
-    parser.add_argument("--worker-class", help="with --serve: gunicorn worker class to compare")
-    args = parser.parse_args()
+    args = PARSER.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="chronoseal-abuse-"))
     api_port, tsa_port = free_port(), free_port()
