@@ -33,14 +33,12 @@ from service.web.problems import problem_bytes, problem_for_status
 
 log = logging.getLogger(__name__)
 
-# A head (request line and headers) must arrive whole within this; browsers and clients send it
-# in one packet, so only a slow or idle connection waits that long.
-HEAD_TIMEOUT_S = 10.0
-# A body may pause this long between bytes (a phone on a bad link), and must average at least
-# MIN_BODY_BYTES_PER_S once BODY_GRACE_S have passed: a 50 MiB upload at 1 Mbit/s passes easily.
-BODY_IDLE_TIMEOUT_S = 30.0
+# settings.api_request_timeout_s (T): a head (request line and headers) must arrive whole within
+# T; clients send it in one packet, so only a slow or idle connection waits that long. A body may
+# pause BODY_IDLE_FACTOR x T between bytes (a phone on a bad link), and must average at least
+# MIN_BODY_BYTES_PER_S once T has passed: a 50 MiB upload at 1 Mbit/s passes easily.
+BODY_IDLE_FACTOR = 3
 MIN_BODY_BYTES_PER_S = 1024
-BODY_GRACE_S = 10.0
 RECV_BYTES = 256 * 1024  # one read of the event loop: large enough for a fast upload
 DRAIN_BYTES = 1024 * 1024  # read before closing a refused connection; a client sends no more
 SWEEP_EVERY_S = 0.5  # how often deadlines are checked
@@ -111,10 +109,10 @@ class Replay:
         return self._sock.recv(size)
 
     def rest(self) -> bytes:
-        """What the parser has not read yet (only `extra` can be left once a request is done)."""
-        data = b"".join(self._parts) + self._extra
+        """Once the request is done: the bytes after it (a pipelined request), not yet read by
+        the parser. Any unread part of the request itself is dropped (gunicorn then closes)."""
+        data = self._extra
         if self._body is not None:
-            data = self._body.read() + data
             self._body.close()
         self._parts, self._body, self._extra = [], None, b""
         return data
@@ -124,7 +122,9 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
     """`worker_class` of config/gunicorn.conf.py: gthread, with whole requests handed over."""
 
     def init_process(self) -> None:
-        self.max_body_bytes = 2 * load_settings().max_upload_bytes + BODY_SLACK_BYTES
+        settings = load_settings()
+        self.max_body_bytes = 2 * settings.max_upload_bytes + BODY_SLACK_BYTES
+        self.request_timeout_s = float(settings.api_request_timeout_s)
         self.buffering: set[BufferedConn] = set()
         self.next_sweep = 0.0
         super().init_process()
@@ -242,7 +242,7 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
             return
         self.next_sweep = now + SWEEP_EVERY_S
         for conn in list(self.buffering):
-            refusal = _too_slow(conn, now)
+            refusal = _too_slow(conn, now, self.request_timeout_s)
             if refusal is not None:
                 self._refuse(conn, refusal)
 
@@ -250,7 +250,7 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         """gunicorn's answer to a request it cannot parse, as problem+json instead of HTML."""
         status = _parse_error_status(exc)
         if status >= 500:
-            super().handle_error(req, client, addr, exc)  # logs the traceback; body below
+            self.log.exception("Error handling request")
         else:
             self.log.warning("Invalid request from ip=%s: %s", (addr or ("",))[0], exc)
         try:
@@ -259,19 +259,18 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
             self.log.debug("Failed to send error message.")
 
 
-def _too_slow(conn: BufferedConn, now: float) -> Refusal | None:
+def _too_slow(conn: BufferedConn, now: float, timeout_s: float) -> Refusal | None:
     buffer = conn.buffer
     if buffer is None:
         return None
     if not buffer.head_done:
-        if now - conn.started > HEAD_TIMEOUT_S:
-            return Refusal(408, f"the request head did not arrive within {HEAD_TIMEOUT_S:g} s")
+        if now - conn.started > timeout_s:
+            return Refusal(408, f"the request head did not arrive within {timeout_s:g} s")
         return None
-    if now - conn.last_data > BODY_IDLE_TIMEOUT_S:
-        return Refusal(408, f"the request body paused for over {BODY_IDLE_TIMEOUT_S:g} s")
+    if now - conn.last_data > BODY_IDLE_FACTOR * timeout_s:
+        return Refusal(408, f"the request body paused for over {BODY_IDLE_FACTOR * timeout_s:g} s")
     elapsed = now - conn.started
-    if elapsed > BODY_GRACE_S and buffer.body_bytes < MIN_BODY_BYTES_PER_S * (
-            elapsed - BODY_GRACE_S):
+    if elapsed > timeout_s and buffer.body_bytes < MIN_BODY_BYTES_PER_S * (elapsed - timeout_s):
         return Refusal(408, f"the request body came slower than {MIN_BODY_BYTES_PER_S} B/s")
     return None
 
