@@ -67,10 +67,17 @@ class BufferedConn(TConn):  # type: ignore[misc]
         self.parser = gunicorn_http.get_parser(self.cfg, self.source, self.client)
 
     def close(self, graceful: bool = False) -> None:
+        """Close without waiting: gthread's graceful close lingers up to 2 s for the client's FIN
+        on the event loop's thread, which a client that never closes would stall for all."""
         if self.source is not None:
             self.source.rest()  # closes its spool file
             self.source = None
-        super().close(graceful)
+        if graceful:  # what the client sent is read first, so the kernel sends FIN, not RST
+            self.sock.setblocking(False)
+            _drain_nonblocking(self.sock)
+            with suppress(OSError):
+                self.sock.shutdown(socket.SHUT_WR)
+        util.close(self.sock)
 
     def leftover(self) -> bytes:
         """Bytes read past the last request (pipelined), from the parser and the replay."""
@@ -224,11 +231,8 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         if conn.buffer is not None:
             conn.buffer.close()
             conn.buffer = None
-        _drain_nonblocking(conn.sock)
-        with suppress(OSError):
-            conn.sock.shutdown(socket.SHUT_WR)
         self.nr_conns -= 1
-        conn.close()
+        conn.close(graceful=True)
 
     def murder_pending(self) -> None:
         """gthread calls this every loop turn: also time out slow heads and bodies."""

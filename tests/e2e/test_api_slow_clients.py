@@ -208,3 +208,23 @@ def test_pipelined_chunked_and_expect_continue_requests_are_served(server: Serve
         sock.sendall(verify)
         rest = b"".join(iter(lambda: sock.recv(65536), b""))
     assert rest.startswith(b"HTTP/1.1 404 ") and b"100 Continue" not in rest, rest
+
+
+def test_clients_that_never_close_do_not_stall_the_server(server: Server) -> None:
+    """After a `Connection: close` answer gunicorn's gthread lingered up to 2 s for the client's
+    FIN on its event loop; 20 clients that never close would then stall everyone for ~20 s."""
+    lingering = [socket.create_connection(("127.0.0.1", server.port), timeout=5)
+                 for _ in range(20)]
+    try:
+        for sock in lingering:
+            sock.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")  # HTTP/1.0: answered, then closed
+        started = time.monotonic()
+        for _ in range(5):
+            assert requests.get(f"{server.base}/healthz", timeout=PROBE_TIMEOUT_S).ok
+        assert time.monotonic() - started < 2 * PROBE_TIMEOUT_S
+        for sock in lingering:  # each got its answer and the server's FIN
+            answer = b"".join(iter(lambda s=sock: s.recv(65536), b""))
+            assert answer.startswith(b"HTTP/1.0 200 "), answer
+    finally:
+        for sock in lingering:
+            sock.close()
