@@ -88,14 +88,12 @@ class BufferedConn(TConn):  # type: ignore[misc]
 
 
 class Replay:
-    """A socket-like source: the buffered request's bytes, then the real socket."""
+    """A socket-like source for gunicorn's parser: the buffered request's bytes, then nothing."""
 
-    def __init__(self, head: bytes, body: IO[bytes] | None, extra: bytes,
-                 sock: socket.socket) -> None:
+    def __init__(self, head: bytes, body: IO[bytes] | None, extra: bytes) -> None:
         self._parts: list[bytes] = [head]
         self._body = body
         self._extra = extra
-        self._sock = sock
         self.used = False
 
     def recv(self, size: int) -> bytes:
@@ -113,7 +111,9 @@ class Replay:
         if self._extra:
             data, self._extra = self._extra[:size], self._extra[size:]
             return data
-        return self._sock.recv(size)
+        # Never the socket: a thread must not wait on a client. Past the request the loop read
+        # (only where its framing and gunicorn's disagree) the parser sees the end of input.
+        return b""
 
     def rest(self) -> bytes:
         """Once the request is done: the bytes after it (a pipelined request), not yet read by
@@ -207,7 +207,7 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         if not buffer.complete:
             return
         self._leave_loop(conn)
-        conn.source = Replay(*buffer.replay(), conn.sock)
+        conn.source = Replay(*buffer.replay())
         conn.buffer = None
         conn.data_ready = True  # gthread's own wait for a first byte is not needed
         super().enqueue_req(conn)

@@ -39,6 +39,7 @@ class RequestBuffer:
         self.max_line_bytes = max_line_bytes
         self.head = bytearray()
         self.head_done = False
+        self._line_end = -1  # where the request line ends, once seen
         self.complete = False
         self.wants_continue = False  # the client waits for "100 Continue" before its body
         self.extra = b""  # bytes after the request (a pipelined next request)
@@ -52,8 +53,14 @@ class RequestBuffer:
     def feed(self, data: bytes) -> Refusal | None:
         """Take `data`; a Refusal when the request must be answered with an error instead."""
         if not self.head_done:
+            searched = max(0, len(self.head) - 3)  # only new bytes are searched: no O(n^2)
             self.head += data
-            end = self.head.find(b"\r\n\r\n")
+            if self._line_end < 0:
+                while self.head.startswith(b"\r\n"):  # empty lines before a request mean nothing
+                    del self.head[:2]
+                    searched = 0
+                self._line_end = self.head.find(b"\r\n", max(0, searched - 1))
+            end = self.head.find(b"\r\n\r\n", searched)
             if end < 0:
                 return self._head_too_long()
             data = bytes(self.head[end + 4:])
@@ -76,8 +83,7 @@ class RequestBuffer:
             self.body.close()
 
     def _head_too_long(self) -> Refusal | None:
-        first_line_end = self.head.lstrip(b"\r\n").find(b"\r\n")
-        if first_line_end < 0 and len(self.head) > self.max_line_bytes + 4:
+        if self._line_end < 0 and len(self.head) > self.max_line_bytes + 4:
             return Refusal(414, f"the request line exceeds {self.max_line_bytes} bytes")
         if len(self.head) > MAX_HEAD_BYTES:
             return Refusal(431, f"the request head exceeds {MAX_HEAD_BYTES} bytes")

@@ -102,3 +102,9 @@ def test_a_bad_chunk_size_is_handed_over_for_gunicorn_to_refuse() -> None:
 def test_oversized_requests_are_refused(data: bytes, status: int) -> None:
     refusal = RequestBuffer(MAX_BODY, LINE).feed(data)
     assert refusal is not None and refusal.status == status
+
+
+def test_empty_lines_before_the_request_line_are_skipped() -> None:
+    buffer, seen = _feed(_bytewise(b"\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"))
+    assert seen[-1] and not any(seen[:-1])
+    assert bytes(buffer.head) == b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
