@@ -19,17 +19,15 @@ import socket
 import time
 from contextlib import suppress
 from functools import partial
-from http import HTTPStatus
-from typing import IO, Any
+from typing import Any
 
 from gunicorn import http as gunicorn_http
 from gunicorn import util
-from gunicorn.http import errors as http_errors
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
-from service.cli.request_buffer import CONTINUE, Refusal, RequestBuffer
+from service.cli.gunicorn_problems import error_bytes, parse_error_status
+from service.cli.request_buffer import CONTINUE, Refusal, Replay, RequestBuffer
 from service.settings import load_settings
-from service.web.problems import problem_bytes, problem_for_status
 
 log = logging.getLogger(__name__)
 
@@ -85,44 +83,6 @@ class BufferedConn(TConn):  # type: ignore[misc]
         rest = self.source.rest() if self.source is not None else b""
         self.source = None
         return ahead + rest
-
-
-class Replay:
-    """A socket-like source for gunicorn's parser: the buffered request's bytes, then nothing."""
-
-    def __init__(self, head: bytes, body: IO[bytes] | None, extra: bytes) -> None:
-        self._parts: list[bytes] = [head]
-        self._body = body
-        self._extra = extra
-        self.used = False
-
-    def recv(self, size: int) -> bytes:
-        if self._parts:
-            part = self._parts.pop(0)
-            if len(part) > size:
-                self._parts.insert(0, part[size:])
-            return part[:size]
-        if self._body is not None:
-            data = self._body.read(size)
-            if data:
-                return data
-            self._body.close()
-            self._body = None
-        if self._extra:
-            data, self._extra = self._extra[:size], self._extra[size:]
-            return data
-        # Never the socket: a thread must not wait on a client. Past the request the loop read
-        # (only where its framing and gunicorn's disagree) the parser sees the end of input.
-        return b""
-
-    def rest(self) -> bytes:
-        """Once the request is done: the bytes after it (a pipelined request), not yet read by
-        the parser. Any unread part of the request itself is dropped (gunicorn then closes)."""
-        data = self._extra
-        if self._body is not None:
-            self._body.close()
-        self._parts, self._body, self._extra = [], None, b""
-        return data
 
 
 class BufferingWorker(ThreadWorker):  # type: ignore[misc]
@@ -215,7 +175,7 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
     def _refuse(self, conn: BufferedConn, refusal: Refusal) -> None:
         addr = conn.client[0] if isinstance(conn.client, tuple) else ""
         self.log.warning("Refused request from ip=%s: %s", addr, refusal.detail)
-        _send_quietly(conn.sock, _error_bytes(refusal.status, refusal.detail))
+        _send_quietly(conn.sock, error_bytes(refusal.status, refusal.detail))
         self._drop(conn)
 
     def _leave_loop(self, conn: BufferedConn) -> None:
@@ -252,13 +212,13 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
 
     def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: Exception) -> None:
         """gunicorn's answer to a request it cannot parse, as problem+json instead of HTML."""
-        status = _parse_error_status(exc)
+        status = parse_error_status(exc)
         if status >= 500:
             self.log.exception("Error handling request")
         else:
             self.log.warning("Invalid request from ip=%s: %s", (addr or ("",))[0], exc)
         try:
-            util.write_nonblock(client, _error_bytes(status, None))
+            util.write_nonblock(client, error_bytes(status, None))
         except Exception:  # noqa: BLE001 - the client may be gone; nothing else to do
             self.log.debug("Failed to send error message.")
 
@@ -277,32 +237,6 @@ def _too_slow(conn: BufferedConn, now: float, timeout_s: float) -> Refusal | Non
     if elapsed > timeout_s and buffer.body_bytes < MIN_BODY_BYTES_PER_S * (elapsed - timeout_s):
         return Refusal(408, f"the request body came slower than {MIN_BODY_BYTES_PER_S} B/s")
     return None
-
-
-_STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
-    (http_errors.LimitRequestLine, 414),
-    (http_errors.LimitRequestHeaders, 431),
-    (http_errors.ExpectationFailed, 417),
-    (http_errors.UnsupportedTransferCoding, 501),
-    (http_errors.ForbiddenProxyRequest, 403),
-    (http_errors.ConfigurationProblem, 500),
-    (http_errors.InvalidResponseHeader, 500),
-    (http_errors.InvalidResponseHeaderName, 500),
-    (http_errors.ParseException, 400),
-)
-
-
-def _parse_error_status(exc: Exception) -> int:
-    """The status gunicorn gives `exc` (workers/base.py handle_error), 500 for the app's own."""
-    return next((status for cls, status in _STATUS_OF if isinstance(exc, cls)), 500)
-
-
-def _error_bytes(status: int, detail: str | None) -> bytes:
-    problem = problem_for_status(status)
-    body = problem_bytes(problem, detail)
-    head = (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nConnection: close\r\n"
-            f"Content-Type: application/problem+json\r\nContent-Length: {len(body)}\r\n\r\n")
-    return head.encode("latin-1", "replace") + body
 
 
 def _drain_nonblocking(sock: socket.socket) -> None:

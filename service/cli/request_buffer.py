@@ -5,7 +5,7 @@ ended by an empty line, then its body by `Content-Length` or by the last chunk o
 body (framing only: gunicorn decodes it again). A request whose framing gunicorn will reject
 anyway (several lengths, an unknown transfer coding) counts as complete at its head, so gunicorn
 answers it at once. Bodies above SPOOL_MEMORY_BYTES go to a temporary file, so a slow upload
-costs no thread and little memory.
+costs no thread and little memory. `Replay` then gives gunicorn's parser those bytes in order.
 """
 
 from __future__ import annotations
@@ -189,3 +189,41 @@ class RequestBuffer:
         assert self.body is not None
         self.body.write(piece)
         self.body_bytes += len(piece)
+
+
+class Replay:
+    """A socket-like source for gunicorn's parser: the buffered request's bytes, then nothing."""
+
+    def __init__(self, head: bytes, body: IO[bytes] | None, extra: bytes) -> None:
+        self._parts: list[bytes] = [head]
+        self._body = body
+        self._extra = extra
+        self.used = False
+
+    def recv(self, size: int) -> bytes:
+        if self._parts:
+            part = self._parts.pop(0)
+            if len(part) > size:
+                self._parts.insert(0, part[size:])
+            return part[:size]
+        if self._body is not None:
+            data = self._body.read(size)
+            if data:
+                return data
+            self._body.close()
+            self._body = None
+        if self._extra:
+            data, self._extra = self._extra[:size], self._extra[size:]
+            return data
+        # Never the socket: a thread must not wait on a client. Past the request the loop read
+        # (only where its framing and gunicorn's disagree) the parser sees the end of input.
+        return b""
+
+    def rest(self) -> bytes:
+        """Once the request is done: the bytes after it (a pipelined request), not yet read by
+        the parser. Any unread part of the request itself is dropped (gunicorn then closes)."""
+        data = self._extra
+        if self._body is not None:
+            self._body.close()
+        self._parts, self._body, self._extra = [], None, b""
+        return data
