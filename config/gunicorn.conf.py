@@ -11,8 +11,9 @@ _settings = load_settings()
 
 bind = f"{_settings.api_host}:{_settings.api_port}"
 workers = _settings.api_workers
-# Threads let one process wait on the database, Redis and slow uploads at once.
-worker_class = "gthread"
+# Threads let one process wait on the database, Redis and uploads at once; the worker class is
+# gthread reading each request whole in its event loop first, so slow clients hold no thread.
+worker_class = "service.cli.gunicorn_worker.BufferingWorker"
 threads = 4
 # A 50 MiB upload at ~1 Mbit/s takes about 7 minutes; a worker silent longer than this is stuck.
 timeout = 600

@@ -192,6 +192,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("api_port", "CHRONOSEAL_API_PORT", _port, 8318, "an unassigned port next to the TSA's"),
     Setting("api_workers", "CHRONOSEAL_API_WORKERS", _positive_int, 2,
             "one gunicorn process per core here"),
+    Setting("api_request_timeout_s", "CHRONOSEAL_API_REQUEST_TIMEOUT_S", _positive_int, 10,
+            "a request's head must arrive within this, and its body may come slower than "
+            "1 KiB/s (or pause 3 times this) no longer: slow clients are answered 408, never "
+            "holding a thread (docs/operations.md, Slow clients)"),
     Setting("tsa_host", "CHRONOSEAL_TSA_HOST", _text, "127.0.0.1",
             "the built-in TSA's bind address"),
     Setting("tsa_port", "CHRONOSEAL_TSA_PORT", _port, 8319, "the built-in TSA's port"),
@@ -320,6 +324,7 @@ class Settings:
     api_host: str
     api_port: int
     api_workers: int
+    api_request_timeout_s: int
     tsa_host: str
     tsa_port: int
     tsa_crl_url: str | None

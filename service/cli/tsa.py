@@ -5,9 +5,10 @@ lists it at once, and the next start issues a new TSA key and certificate from t
 (restart the TSA after revoking; until then it still signs with the revoked key, and tokens
 from after the revocation time do not verify).
 
-Served by gunicorn (gthread workers keep connections alive); the authority — keys loaded or
-created under a file lock — is built once in the master before forking, so a configuration
-problem stops the command before any worker starts. Each worker takes its own serial
+Served by gunicorn (gthread workers keep connections alive, and read each request whole
+before a thread sees it, as the API's do: service/cli/gunicorn_worker.py); the authority — keys
+loaded or created under a file lock — is built once in the master before forking, so a
+configuration problem stops the command before any worker starts. Each worker takes its own serial
 generation lazily after the fork (see service.timestamping.serials).
 """
 
@@ -32,6 +33,7 @@ from service.web.tsa import CRL_PATH, TSAApp, create_app
 
 DEFAULT_WORKERS = 2  # one process per core on the reference 2-core machine
 THREADS_PER_WORKER = 4  # signing releases the GIL only briefly; a few threads hide I/O waits
+BUFFERING_WORKER = "service.cli.gunicorn_worker.BufferingWorker"  # slow clients hold no thread
 KEEPALIVE_S = 5  # clients stamping in a loop reuse their connection; idle ones are let go
 TSA_SUBDIR = "tsa"  # keys live in <CHRONOSEAL_DATA_DIR>/tsa unless --data-dir says otherwise
 # A TSA retired without its key being compromised: RFC 3161 section 4 keeps earlier tokens.
@@ -134,7 +136,7 @@ def serve(app: TSAApp, host: str, port: int, workers: int) -> None:
     from service.cli.gunicorn_logs import RootLogger
 
     options = {
-        "bind": f"{host}:{port}", "workers": workers, "worker_class": "gthread",
+        "bind": f"{host}:{port}", "workers": workers, "worker_class": BUFFERING_WORKER,
         "threads": THREADS_PER_WORKER, "keepalive": KEEPALIVE_S, "preload_app": True,
         "accesslog": None, "proc_name": "chronoseal-tsa", "logger_class": RootLogger,
         # gunicorn >= 25 opens one control socket per user at a fixed path; several servers on

@@ -5,11 +5,12 @@ Public messages are constants chosen here; causes go to the log, never into the 
 
 from __future__ import annotations
 
+import json as stdlib_json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, Response, json, request
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from service import errors
@@ -83,18 +84,32 @@ MISCONFIGURED = Problem("misconfigured", 503, "The service is misconfigured")
 UPSTREAM_FAILED = Problem("upstream-failed", 502, "A remote server did not answer usably")
 VERIFICATION_FAILED = Problem("verification-failed", 422, "A check on the evidence failed")
 INTERNAL = Problem("internal", 500, "Internal error")
+# Answered by the HTTP server before the app sees the request (service/cli/gunicorn_worker.py).
+FORBIDDEN = Problem("forbidden", 403, "Forbidden")
+REQUEST_TIMEOUT = Problem("request-timeout", 408, "The request did not arrive in time")
+URI_TOO_LONG = Problem("uri-too-long", 414, "The request line is too long")
+EXPECTATION_FAILED = Problem("expectation-failed", 417, "The Expect header cannot be met")
+HEADERS_TOO_LARGE = Problem("header-fields-too-large", 431, "The request headers are too large")
+NOT_IMPLEMENTED = Problem("not-implemented", 501, "The request uses an unsupported feature")
 
 ALL_PROBLEMS: tuple[Problem, ...] = (
     BAD_REQUEST, INVALID_METADATA, METADATA_OUT_OF_BOUNDS, INVALID_DIGEST, INVALID_CALLBACK_URL,
     INVALID_FIELD, UNAUTHORIZED, NOT_FOUND, METHOD_NOT_ALLOWED, IDEMPOTENCY_CONFLICT, NOT_READY,
     PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, UNAVAILABLE, INTERNAL, INVALID_SIGNATURE,
     URL_REFUSED, UNREADABLE_IMAGE, IMAGE_TOO_MANY_PIXELS, MISCONFIGURED, UPSTREAM_FAILED,
-    VERIFICATION_FAILED, RATE_LIMITED, DECODE_BUSY, INSUFFICIENT_STORAGE,
+    VERIFICATION_FAILED, RATE_LIMITED, DECODE_BUSY, INSUFFICIENT_STORAGE, FORBIDDEN,
+    REQUEST_TIMEOUT, URI_TOO_LONG, EXPECTATION_FAILED, HEADERS_TOO_LARGE, NOT_IMPLEMENTED,
 )
 _BY_STATUS = {p.status: p for p in (
     BAD_REQUEST, UNAUTHORIZED, NOT_FOUND, METHOD_NOT_ALLOWED, PAYLOAD_TOO_LARGE,
-    UNSUPPORTED_MEDIA_TYPE, UNAVAILABLE, INTERNAL, RATE_LIMITED,
+    UNSUPPORTED_MEDIA_TYPE, UNAVAILABLE, INTERNAL, RATE_LIMITED, FORBIDDEN, REQUEST_TIMEOUT,
+    URI_TOO_LONG, EXPECTATION_FAILED, HEADERS_TOO_LARGE, NOT_IMPLEMENTED,
 )}
+
+
+def problem_for_status(status: int) -> Problem:
+    """The problem of an HTTP status with no domain error behind it (routing, the server)."""
+    return _BY_STATUS.get(status) or Problem(f"http-{status}", status, f"HTTP {status}")
 
 
 class ApiError(errors.ChronosealError):
@@ -123,13 +138,19 @@ def problem_response(
     **extra: Any,
 ) -> Response:
     """Render a problem as application/problem+json."""
+    response = Response(problem_bytes(problem, detail, **extra), status=problem.status,
+                        mimetype=PROBLEM_MEDIA_TYPE)
+    response.headers.update(headers or {})
+    return response
+
+
+def problem_bytes(problem: Problem, detail: str | None = None, **extra: Any) -> bytes:
+    """The problem+json body: also written by the HTTP server, outside any Flask request."""
     body: dict[str, Any] = {"type": problem.type, "title": problem.title, "status": problem.status}
     if detail:
         body["detail"] = detail
     body.update(extra)
-    response = Response(json.dumps(body), status=problem.status, mimetype=PROBLEM_MEDIA_TYPE)
-    response.headers.update(headers or {})
-    return response
+    return stdlib_json.dumps(body, sort_keys=True).encode()
 
 
 # Every error class of the hierarchy -> the problem it becomes, and whether the exception's own
@@ -210,7 +231,7 @@ def install(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
-        problem = _BY_STATUS.get(status, Problem(f"http-{status}", status, exc.name))
+        problem = _BY_STATUS.get(status) or Problem(f"http-{status}", status, exc.name)
         # Keep headers such as Allow (405); the body is ours, so not its Content-Type.
         headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
         detail = None
