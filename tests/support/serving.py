@@ -50,6 +50,7 @@ def serving(tmp_path: Path, queue: str, redis_url: str, **settings: str) -> Iter
     env.pop("DATABASE_URL", None)
     log_path = tmp_path / "serve.log"
     served = Served("", "", env, log_path)
+    served.cli("db", "upgrade")  # `keys` creates no database: the schema first, as a deploy does
     served.secret = served.cli("keys", "create", "--name", "serve").splitlines()[-1]
     port = free_port()
     with log_path.open("wb") as log:
