@@ -1,6 +1,7 @@
 """The evidence bundle: one ZIP that proves a receipt offline, without Chronoseal installed.
 
-Layout (DESIGN.md): manifest.json (the exact bytes hashed), proof.json, tokens/<tsa>.tsr (DER
+Layout (DESIGN.md): manifest.json (the exact bytes hashed), proof.json, batch-head.json (proof
+format 2: the exact bytes whose SHA-256 the tokens imprint), tokens/<tsa>.tsr (DER
 TimeStampResp), certs/<tsa>.pem (TSA certificate first, root last), verify.py, VERIFY.md,
 certificate.html. The ZIP is deterministic (fixed order, times and modes): the same evidence
 always gives the same bytes, so bundles can be compared and cached by digest.
@@ -26,6 +27,7 @@ from service.evidence.facts import BundleFacts, TimestampFacts, audit_steps
 from service.evidence.instructions import render_verify_md
 from service.evidence.manifest import manifest_digest
 from service.evidence.templates.verify import token_facts
+from service.timestamping.batch_head import PROOF_FORMAT_HEAD, BatchHead, parse_batch_head
 from service.timestamping.merkle import verify_inclusion
 
 MAX_TSAS = 16  # receipts are stamped by a handful of TSAs; bounds bundle size and verify time
@@ -45,19 +47,26 @@ def build_bundle(
     chains: Mapping[str, str],
     receipt_id: str,
     image_name: str | None,
+    batch_head: bytes | None = None,
 ) -> bytes:
     """The ZIP bytes for a receipt; MalformedInputError if the evidence does not fit together.
 
     `proof` is merkle.proof_to_json's form; `tokens` and `chains` are keyed by TSA name, each
-    chain a PEM string with the TSA certificate first and the root last.
+    chain a PEM string with the TSA certificate first and the root last. With `batch_head`
+    (the batch's stored batch-head.json) the bundle is proof format 2: proof.json says "v": 2
+    and the tokens imprint SHA-256 of those bytes; without, format 1 (they imprint the root).
     """
     digest = manifest_digest(manifest_jcs)
     steps = _check_proof(digest, proof)
     if not 1 <= len(tokens) <= MAX_TSAS:
         raise MalformedInputError(f"a bundle needs 1..{MAX_TSAS} tokens, got {len(tokens)}")
+    head = _check_head(batch_head, proof) if batch_head is not None else None
+    if head is not None:
+        proof = {**proof, "v": PROOF_FORMAT_HEAD}
     files: list[tuple[str, bytes]] = [
         ("manifest.json", manifest_jcs),
         ("proof.json", (json.dumps(dict(proof), indent=2, sort_keys=True) + "\n").encode()),
+        *([("batch-head.json", head.jcs)] if head is not None else []),
     ]
     stamps: list[TimestampFacts] = []
     certs_files: list[tuple[str, bytes]] = []
@@ -79,6 +88,7 @@ def build_bundle(
         proof=dict(proof),
         steps=steps,
         timestamps=tuple(stamps),
+        batch_head=head,
     )
     template = resources.files("service.evidence.templates").joinpath("verify.py").read_bytes()
     files += certs_files + [
@@ -108,6 +118,14 @@ def _check_proof(digest: bytes, proof: Mapping[str, Any]) -> tuple[Any, ...]:
     if leaf != hashlib.sha256(b"\x00" + digest).digest():
         raise MalformedInputError("the proof's leaf is not this manifest's leaf hash")
     return audit_steps(leaf, index, size, path)
+
+
+def _check_head(data: bytes, proof: Mapping[str, Any]) -> BatchHead:
+    """Refuse to ship a head that does not state this proof's root and tree size."""
+    head = parse_batch_head(data)
+    if head.root.hex() != proof["root"] or head.tree_size != proof["tree_size"]:
+        raise MalformedInputError("the batch head does not state the proof's root and tree size")
+    return head
 
 
 def _read_tsa(name: str, token: bytes, chain_pem: str) -> tuple[bytes, bytes, TimestampFacts]:

@@ -1,8 +1,10 @@
 """Check an evidence bundle (the ZIP of GET /v1/stamps/{id}/bundle) with Chronoseal's verifier.
 
 The same checks as the bundle's own verify.py, done in-process: image digest vs manifest,
-manifest digest -> Merkle leaf -> root (RFC 9162), and every token over that root
-(timestamping.verify: status, CMS, imprint, ESS, signature, chain at genTime). Each check is
+manifest digest -> Merkle leaf -> root (RFC 9162), for proof format 2 the batch head stating
+that root and the proof's tree size, and every token over SHA-256(batch-head.json) (format 1:
+over the root itself) (timestamping.verify: status, CMS, imprint, ESS, signature, chain at
+genTime). Each check is
 one `Check` with a reason a person can read; a bundle is valid iff every check passed.
 
 Trust: with `roots` only those certificates are trusted. Without, each TSA's bundled root
@@ -27,6 +29,11 @@ from cryptography.hazmat.primitives import hashes
 
 from service.errors import MalformedInputError
 from service.evidence.bundle import MAX_CHAIN_CERTS, MAX_TOKEN_BYTES, MAX_TSAS
+from service.timestamping.batch_head import (
+    PROOF_FORMAT_HEAD,
+    PROOF_FORMAT_ROOT,
+    parse_batch_head,
+)
 from service.timestamping.merkle import MAX_PROOF_LENGTH, verify_inclusion
 from service.timestamping.verify import verify_timestamp
 
@@ -140,8 +147,10 @@ def check_bundle(
     # 3. manifest digest -> leaf -> root: the bytes hashed are manifest.json exactly as stored.
     digest = hashlib.sha256(manifest_bytes).digest()
     root = _check_proof(checks, digest, proof)
-    # 4. Every token imprints that root and is signed by a TSA chaining to a trusted root.
-    stamps = _check_tokens(checks, files, root, roots, partial_chain)
+    # 4. Format 2: batch-head.json states that root and the proof's size; the tokens imprint it.
+    imprint = _check_head(checks, files, proof, root)
+    # 5. Every token imprints that value and is signed by a TSA chaining to a trusted root.
+    stamps = _check_tokens(checks, files, imprint, roots, partial_chain)
     valid = all(c.ok is not False for c in checks)
     return BundleVerdict(
         valid=valid, checks=tuple(checks), stamps=tuple(stamps), manifest=manifest,
@@ -194,6 +203,33 @@ def _check_proof(checks: list[Check], digest: bytes, proof: dict[str, Any] | Non
     return root if ok else None
 
 
+def _check_head(checks: list[Check], files: dict[str, bytes], proof: dict[str, Any] | None,
+                root: bytes | None) -> bytes | None:
+    """The imprint the tokens must carry: SHA-256(batch-head.json) (format 2) or the root (1)."""
+    if proof is None or root is None:
+        return None
+    version = proof.get("v", PROOF_FORMAT_ROOT)
+    data = files.get("batch-head.json")
+    if version == PROOF_FORMAT_ROOT and data is None:
+        return root
+    if version != PROOF_FORMAT_HEAD or data is None:
+        checks.append(Check("batch-head", False, f"proof.json format {version!r} "
+                            + ("with" if data is not None else "without") + " batch-head.json: "
+                            "format 1 has no head, format 2 needs one"))
+        return None
+    try:
+        head = parse_batch_head(data)
+    except MalformedInputError as exc:
+        checks.append(Check("batch-head", False, str(exc)))
+        return None
+    size = proof.get("tree_size")
+    ok = hmac.compare_digest(head.root, root) and head.tree_size == size
+    checks.append(Check("batch-head", ok, f"batch-head.json states root {head.root.hex()} and "
+                        f"tree size {head.tree_size}; " + ("equal to" if ok else "not") +
+                        f" the proof's {root.hex()} and {size}"))
+    return head.imprint if ok else None
+
+
 def _check_tokens(checks: list[Check], files: dict[str, bytes], root: bytes | None,
                   roots: Sequence[x509.Certificate] | None,
                   partial_chain: bool) -> list[StampResult]:
@@ -203,7 +239,8 @@ def _check_tokens(checks: list[Check], files: dict[str, bytes], root: bytes | No
         checks.append(Check("tokens", False, "the bundle holds no timestamp token"))
     if root is None:
         if names:
-            checks.append(Check("tokens", False, "not checked: no valid Merkle root to compare"))
+            checks.append(Check("tokens", False, "not checked: no valid Merkle root or batch head "
+                                "to compare"))
         return []
     return [_check_token(checks, name, files, root, roots, partial_chain) for name in names]
 
@@ -234,8 +271,10 @@ def _check_token(checks: list[Check], name: str, files: dict[str, bytes], root: 
     trust = ("the bundled root (compare its fingerprint with the TSA's)" if bundled
              else "your roots")
     if verdict.valid:
-        detail = (f"signed by {signer} at {facts.gen_time:%Y-%m-%d %H:%M:%S} UTC over the "
-                  f"Merkle root; chain to {trust} valid at that time")
+        over = ("SHA-256 of batch-head.json" if "batch-head.json" in files
+                else "the Merkle root")
+        detail = (f"signed by {signer} at {facts.gen_time:%Y-%m-%d %H:%M:%S} UTC over {over}; "
+                  f"chain to {trust} valid at that time")
     else:
         detail = "; ".join(verdict.reasons) + f" (trusting {trust})"
     checks.append(Check(what, verdict.valid, detail))

@@ -100,6 +100,9 @@ batches = Table(
     metadata,
     Column("id", String(ID_LENGTH), primary_key=True),
     Column("root", String(HEX_SHA256_LENGTH), nullable=True),
+    # The exact batch-head.json bytes whose SHA-256 the tokens imprint (migration 0009);
+    # NULL for batches stamped before it, whose tokens imprint the root itself.
+    Column("head_jcs", LargeBinary, nullable=True),
     Column("tree_size", Integer, nullable=False),
     Column("status", String(16), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),

@@ -114,4 +114,5 @@ def receipt_bundle(services: Services, receipt: Receipt) -> bytes:
         chains={t.tsa: t.chain_pem or tsa_chain_pem(settings, t.tsa) for t in tokens},
         receipt_id=receipt.id,
         image_name=None,
+        batch_head=receipt.head_jcs,
     )

@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Check a Chronoseal evidence bundle offline: image, manifest, Merkle proof and timestamps.
 
+Proof format 2 (proof.json "v": 2): the tokens imprint SHA-256 of batch-head.json, which states
+the Merkle root and tree size; format 1 (no "v", older bundles): they imprint the root itself.
+
     python3 verify.py [--image FILE] [--ca ROOTS.pem] [--bundle DIR]
 
 Needs Python 3.8+ (standard library only) and the `openssl` command; no network, no Chronoseal.
@@ -29,6 +32,8 @@ OPENSSL_TIMEOUT_S = 60  # one signature and chain check; generous for slow machi
 MAX_PROOF_LENGTH = 64  # an audit path for any tree of fewer than 2^64 leaves
 MAX_TREE_SIZE = 2**63  # tree_size and leaf_index beyond this are not from a real tree
 MAX_FILE_BYTES = 64 * 1024 * 1024  # bundle files are small; refuse to read anything huge
+PROOF_FORMAT_ROOT, PROOF_FORMAT_HEAD = 1, 2  # tokens imprint the root / SHA-256(batch-head.json)
+HEAD_KEYS = {"batch_id", "closed_at", "hash", "root", "tree_size", "type", "v"}
 _PEM_CERT = re.compile(
     rb"-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----"
 )
@@ -220,7 +225,45 @@ def check_proof(report: Report, manifest_bytes: bytes, proof: dict[str, Any]) ->
     return root if ok else None
 
 
-def check_token(report: Report, bundle: Path, name: str, root: bytes, ca: Path | None) -> None:
+def check_head(report: Report, bundle: Path, proof: dict[str, Any],
+               root: bytes) -> list[str] | None:
+    """The openssl arguments naming what the tokens imprint, or None if the head check fails.
+
+    Format 2: batch-head.json must state the root the audit path led to and proof.json's
+    tree_size, and openssl hashes its exact bytes (-data). Format 1: the root (-digest).
+    """
+    version = proof.get("v", PROOF_FORMAT_ROOT)
+    path = bundle / "batch-head.json"
+    if version == PROOF_FORMAT_ROOT and not path.exists():
+        report.note("INFO", "proof format 1 (made before batch heads): the tokens imprint the "
+                    "Merkle root; the tree size is not signed")
+        return ["-digest", root.hex()]
+    if not report.check(version == PROOF_FORMAT_HEAD and path.is_file(), "batch head: proof.json "
+                        "format 2 with batch-head.json", f"format {version!r}, batch-head.json "
+                        + ("present" if path.exists() else "missing")):
+        return None
+    data = _read(path)
+    head = _json(data)
+    ok = (isinstance(head, dict) and set(head) == HEAD_KEYS
+          and head.get("type") == "chronoseal.batch-head" and head.get("v") == 1
+          and head.get("hash") == "sha256")
+    if not report.check(ok, "batch head: batch-head.json is a v1 batch head"):
+        return None
+    assert isinstance(head, dict)
+    report.note("INFO", f"batch head: batch {head['batch_id']}, closed {head['closed_at']}; "
+                f"SHA-256(batch-head.json) = {hashlib.sha256(data).hexdigest()}")
+    same = (isinstance(head["root"], str) and hmac.compare_digest(head["root"], root.hex())
+            and type(head["tree_size"]) is int and head["tree_size"] == proof["tree_size"])
+    if not report.check(same, "batch head: states the root the audit path leads to and "
+                        "proof.json tree_size", f"head root {head['root']}, tree_size "
+                        f"{head['tree_size']}\n       proof root {root.hex()}, tree_size "
+                        f"{proof['tree_size']}"):
+        return None
+    return ["-data", str(path)]
+
+
+def check_token(report: Report, bundle: Path, name: str, imprint: list[str],
+                ca: Path | None) -> None:
     token, chain_file = bundle / "tokens" / f"{name}.tsr", bundle / "certs" / f"{name}.pem"
     print(f"--- timestamp from {name}")
     facts: TokenFacts | None = None
@@ -241,7 +284,7 @@ def check_token(report: Report, bundle: Path, name: str, root: bytes, ca: Path |
         anchors, untrusted = (ca, certs) if ca else (Path(tmp, "root.pem"), certs[:-1])
         if ca is None:
             anchors.write_bytes(bundled_root + b"\n")
-        args = ["openssl", "ts", "-verify", "-digest", root.hex(), "-in", str(token),
+        args = ["openssl", "ts", "-verify", *imprint, "-in", str(token),
                 "-CAfile", str(anchors)]
         if untrusted:
             Path(tmp, "untrusted.pem").write_bytes(b"\n".join(untrusted) + b"\n")
@@ -263,7 +306,8 @@ def check_token(report: Report, bundle: Path, name: str, root: bytes, ca: Path |
     # cert") is printed as a note of its own, never inside the PASS.
     said = [line for line in output.splitlines() if line.strip()
             and line != "Verification: OK" and not line.startswith("Using configuration from")]
-    report.check(ok, f"{name}: openssl ts -verify: token imprint equals the Merkle root, "
+    over = "SHA-256(batch-head.json)" if imprint[0] == "-data" else "the Merkle root"
+    report.check(ok, f"{name}: openssl ts -verify: token imprint equals {over}, "
                  f"signature and certificate chain valid, trusting {trust}",
                  "Verification: OK" if ok else output.replace("\n", "\n       "))
     if ok and said:
@@ -305,10 +349,11 @@ def _run(report: Report, args: argparse.Namespace) -> int:
         assert isinstance(manifest, dict) and isinstance(proof, dict)
         check_image(report, manifest, args.image)
         root = check_proof(report, manifest_bytes, proof)
+        imprint = check_head(report, bundle, proof, root) if root else None
         names = sorted(p.stem for p in (bundle / "tokens").glob("*.tsr"))
-        if report.check(bool(names), "the bundle holds at least one timestamp token") and root:
+        if report.check(bool(names), "the bundle holds at least one timestamp token") and imprint:
             for name in names:
-                check_token(report, bundle, name, root, args.ca)
+                check_token(report, bundle, name, imprint, args.ca)
     print(report.result())
     return EXIT_VALID if report.failed == 0 else EXIT_INVALID
 
