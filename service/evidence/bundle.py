@@ -14,7 +14,7 @@ import io
 import json
 import re
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any
 
@@ -26,9 +26,12 @@ from service.evidence.certificate import render_certificate
 from service.evidence.facts import BundleFacts, TimestampFacts, audit_steps
 from service.evidence.instructions import render_verify_md
 from service.evidence.manifest import manifest_digest
+from service.evidence.renewal_check import render_record
 from service.evidence.templates.verify import token_facts
+from service.timestamping import ers
 from service.timestamping.batch_head import PROOF_FORMAT_HEAD, BatchHead, parse_batch_head
 from service.timestamping.merkle import verify_inclusion
+from service.timestamping.tsa_token import granted_response
 
 MAX_TSAS = 16  # receipts are stamped by a handful of TSAs; bounds bundle size and verify time
 MAX_TOKEN_BYTES = 64 * 1024  # RFC 3161 responses with embedded certificates are a few KiB
@@ -48,6 +51,7 @@ def build_bundle(
     receipt_id: str,
     image_name: str | None,
     batch_head: bytes | None = None,
+    evidence_records: Mapping[str, tuple[bytes, Sequence[Mapping[str, Any]]]] | None = None,
 ) -> bytes:
     """The ZIP bytes for a receipt; MalformedInputError if the evidence does not fit together.
 
@@ -55,6 +59,8 @@ def build_bundle(
     chain a PEM string with the TSA certificate first and the root last. With `batch_head`
     (the batch's stored batch-head.json) the bundle is proof format 2: proof.json says "v": 2
     and the tokens imprint SHA-256 of those bytes; without, format 1 (they imprint the root).
+    `evidence_records` (by TSA name: RFC 4998 EvidenceRecord DER and each archive timestamp's
+    {"tsa", "chain_pem"}) become evidence-records/<tsa>.ers and its readable .json.
     """
     digest = manifest_digest(manifest_jcs)
     steps = _check_proof(digest, proof)
@@ -79,6 +85,8 @@ def build_bundle(
         token, pem, stamp = _read_tsa(name, tokens[tsa], chains[tsa])
         files.append((f"tokens/{name}.tsr", token))
         certs_files.append((f"certs/{name}.pem", pem))
+        if evidence_records and tsa in evidence_records:
+            certs_files += _record_files(name, *evidence_records[tsa])
         stamps.append(stamp)
     facts = BundleFacts(
         receipt_id=receipt_id,
@@ -118,6 +126,16 @@ def _check_proof(digest: bytes, proof: Mapping[str, Any]) -> tuple[Any, ...]:
     if leaf != hashlib.sha256(b"\x00" + digest).digest():
         raise MalformedInputError("the proof's leaf is not this manifest's leaf hash")
     return audit_steps(leaf, index, size, path)
+
+
+def _record_files(name: str, der: bytes, renewals: Sequence[Mapping[str, Any]]
+                  ) -> list[tuple[str, bytes]]:
+    chain = ers.decode_record(der)
+    if len(renewals) != len(chain):
+        raise MalformedInputError(f"the evidence record of {name} lists other renewals")
+    times = [token_facts(granted_response(ats.token)).gen_time for ats in chain]
+    rendering = render_record(name, chain, [dict(r) for r in renewals], times)
+    return [(f"evidence-records/{name}.ers", der), (f"evidence-records/{name}.json", rendering)]
 
 
 def _check_head(data: bytes, proof: Mapping[str, Any]) -> BatchHead:

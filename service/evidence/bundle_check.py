@@ -21,7 +21,7 @@ import json
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import hashes
 
 from service.errors import MalformedInputError
 from service.evidence.bundle import MAX_CHAIN_CERTS, MAX_TOKEN_BYTES, MAX_TSAS
+from service.evidence.renewal_check import check_renewals
 from service.timestamping.batch_head import (
     PROOF_FORMAT_HEAD,
     PROOF_FORMAT_ROOT,
@@ -38,7 +39,8 @@ from service.timestamping.merkle import MAX_PROOF_LENGTH, verify_inclusion
 from service.timestamping.verify import verify_timestamp
 
 MAX_BUNDLE_BYTES = 4 * 1024 * 1024  # real bundles are ~30 KiB (a record, proofs, a few tokens)
-MAX_MEMBERS = 2 * MAX_TSAS + 8  # tokens + chains + the fixed files; more is not our bundle
+# tokens, chains, evidence records and their renderings + the fixed files; more is not ours
+MAX_MEMBERS = 4 * MAX_TSAS + 8
 MAX_MEMBER_BYTES = 1024 * 1024  # per file, uncompressed: stops a ZIP bomb before inflating it
 MAX_PEM_BYTES = 64 * 1024  # a chain of MAX_CHAIN_CERTS certificates is a few KiB
 _SHA256_HEX_CHARS = 64
@@ -118,11 +120,15 @@ def check_bundle(
     image_sha256: str | None = None,
     roots: Sequence[x509.Certificate] | None = None,
     partial_chain: bool = False,
+    now: datetime | None = None,
 ) -> BundleVerdict:
     """Verify a bundle; MalformedInputError only when it is not a bundle ZIP at all.
 
     `partial_chain` makes roots that are not self-signed trust anchors (see verify_timestamp).
+    `now` (default: the clock) is when the evidence must still hold: a token whose chain has
+    expired by then needs an archive timestamp (renewal_check) made before it did.
     """
+    now = datetime.now(UTC) if now is None else now
     if image_sha256 is not None and not _is_hex64(image_sha256.lower()):
         raise MalformedInputError("the image digest must be 64 hexadecimal characters")
     files = read_bundle(zip_bytes)
@@ -150,7 +156,7 @@ def check_bundle(
     # 4. Format 2: batch-head.json states that root and the proof's size; the tokens imprint it.
     imprint = _check_head(checks, files, proof, root)
     # 5. Every token imprints that value and is signed by a TSA chaining to a trusted root.
-    stamps = _check_tokens(checks, files, imprint, roots, partial_chain)
+    stamps = _check_tokens(checks, files, imprint, roots, partial_chain, now)
     valid = all(c.ok is not False for c in checks)
     return BundleVerdict(
         valid=valid, checks=tuple(checks), stamps=tuple(stamps), manifest=manifest,
@@ -232,7 +238,7 @@ def _check_head(checks: list[Check], files: dict[str, bytes], proof: dict[str, A
 
 def _check_tokens(checks: list[Check], files: dict[str, bytes], root: bytes | None,
                   roots: Sequence[x509.Certificate] | None,
-                  partial_chain: bool) -> list[StampResult]:
+                  partial_chain: bool, now: datetime) -> list[StampResult]:
     names = sorted(p[len("tokens/"):-len(".tsr")] for p in files
                    if p.startswith("tokens/") and p.endswith(".tsr"))
     if not names:
@@ -242,11 +248,12 @@ def _check_tokens(checks: list[Check], files: dict[str, bytes], root: bytes | No
             checks.append(Check("tokens", False, "not checked: no valid Merkle root or batch head "
                                 "to compare"))
         return []
-    return [_check_token(checks, name, files, root, roots, partial_chain) for name in names]
+    return [_check_token(checks, name, files, root, roots, partial_chain, now) for name in names]
 
 
 def _check_token(checks: list[Check], name: str, files: dict[str, bytes], root: bytes,
-                 roots: Sequence[x509.Certificate] | None, partial_chain: bool) -> StampResult:
+                 roots: Sequence[x509.Certificate] | None, partial_chain: bool,
+                 now: datetime) -> StampResult:
     what = f"token:{name}"
     token = files[f"tokens/{name}.tsr"][: MAX_TOKEN_BYTES + 1]
     try:
@@ -278,6 +285,9 @@ def _check_token(checks: list[Check], name: str, files: dict[str, bytes], root: 
     else:
         detail = "; ".join(verdict.reasons) + f" (trusting {trust})"
     checks.append(Check(what, verdict.valid, detail))
+    if verdict.valid:  # 6. The evidence still holds at `now`, renewed if it had to be.
+        renewed, why = check_renewals(name, files, verdict, roots, partial_chain, now)
+        checks.append(Check(f"renewal:{name}", renewed, why))
     return StampResult(
         tsa=name, valid=verdict.valid, gen_time=facts.gen_time, signer=signer,
         serial=facts.serial, trusted_root=trusted.subject.rfc4514_string() if trusted else None,

@@ -185,6 +185,20 @@ tokens = Table(
     UniqueConstraint("batch_id", "tsa"),
 )
 
+# RFC 4998 evidence records (migration 0010): one per token, its archive timestamps in order.
+evidence_records = Table(
+    "evidence_records",
+    metadata,
+    Column("batch_id", String(ID_LENGTH), ForeignKey("batches.id"), primary_key=True),
+    Column("tsa", String(TSA_NAME_LENGTH), primary_key=True),
+    Column("record_der", LargeBinary, nullable=False),  # the EvidenceRecord, DER
+    # JSON list, one entry per archive timestamp: {"tsa": name, "chain_pem": PEM}.
+    Column("renewals", Text, nullable=False),
+    # When the last archive timestamp's certificate chain expires: the renewal job's key.
+    Column("expires_at", UTCDateTime(), nullable=False, index=True),
+    Column("renewed_at", UTCDateTime(), nullable=False),
+)
+
 batch_tsa_attempts = Table(
     "batch_tsa_attempts",
     metadata,

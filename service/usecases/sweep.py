@@ -2,16 +2,25 @@
 
 One sweep: the stamping sweep (usecases.stamping.sweep: overdue receipts failed, stale ones
 re-enqueued, due TSA retries enqueued), a hashing job when images wait for perceptual hashes,
-and one slice of kept uploads whose receipt never committed deleted.
+and one slice of kept uploads whose receipt never committed deleted; once per
+renew_interval_s (a Redis turn key across all sweepers), the evidence renewal (usecases.renew).
 """
 
 from __future__ import annotations
 
+import logging
+
+import redis
+
+from service.errors import ChronosealError
 from service.usecases import queueing
 from service.usecases.hashing import enqueue_unhashed, remove_orphan_uploads
+from service.usecases.renew import renew
 from service.usecases.stamping import SweepReport
 from service.usecases.stamping import sweep as sweep_stamping
 from service.wiring import Services
+
+log = logging.getLogger(__name__)
 
 
 def sweep(services: Services) -> SweepReport:
@@ -26,4 +35,23 @@ def sweep(services: Services) -> SweepReport:
     )
     enqueue_unhashed(services)  # hashing jobs Redis lost
     remove_orphan_uploads(services)  # files of receipts that never committed
+    renew_if_due(services)
     return report
+
+
+def renew_if_due(services: Services) -> bool:
+    """Run the renewal if no sweeper did in the last renew_interval_s; True if this one did.
+
+    A failed renewal (TSA down) is logged and tried again at the next turn.
+    """
+    key = f"{queueing.key_prefix(services.settings)}:renew-turn"
+    try:
+        if not services.redis.set(key, "1", nx=True, ex=services.settings.renew_interval_s):
+            return False
+    except redis.RedisError:
+        return False  # no turn without Redis; the next sweep tries again
+    try:
+        renew(services)
+    except ChronosealError as exc:
+        log.warning("evidence renewal failed: %s", exc)
+    return True

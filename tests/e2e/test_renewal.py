@@ -1,0 +1,139 @@
+"""RFC 4998 renewal: a TSA certificate valid one day, an archive timestamp before it expires.
+
+Two openssl TSAs over HTTP: "shortlived" (certificate valid one day) stamps a receipt; the
+renewal (usecases.renew, `chronoseal renew`) asks "archive" (a year) for an archive timestamp.
+Verified "two days later" (an injected clock), the bundle holds with the renewal and fails
+without it or with a tampered one, in check_bundle (POST /v1/verify, `chronoseal verify`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from service.evidence.bundle_check import check_bundle
+from service.evidence.templates.verify import token_facts
+from service.storage import NewToken, claim_batch
+from service.timestamping import ers
+from service.timestamping.batch_head import build_batch_head, head_imprint
+from service.timestamping.merkle import MerkleTree
+from service.usecases.receipts import own_receipt, receipt_bundle
+from service.usecases.renew import renew
+from service.usecases.stamping.results import store_batch_result
+from tests.e2e.conftest import Api
+from tests.integration.test_bundle_check import rezip
+from tests.support.openssl_pki import OpenSSLPKI, make_openssl_pki, make_query
+from tests.support.openssl_tsa_server import serve_openssl_tsa
+
+TWO_DAYS = timedelta(days=2)
+
+
+@pytest.fixture(scope="module")
+def pkis(tmp_path_factory: pytest.TempPathFactory) -> dict[str, OpenSSLPKI]:
+    base = tmp_path_factory.mktemp("renewal-pkis")
+    return {"shortlived": make_openssl_pki(base / "short", not_after_days=1),
+            "archive": make_openssl_pki(base / "archive")}
+
+
+@pytest.fixture
+def renewal_api(make_api: Callable[..., Api], tmp_path: Path,
+                pkis: dict[str, OpenSSLPKI]) -> Iterator[Api]:
+    with serve_openssl_tsa(pkis["archive"]) as url:
+        config = tmp_path / "tsas.toml"
+        config.write_text("".join(
+            f'[[tsa]]\nname = "{name}"\nurl = "{url if name == "archive" else "http://127.0.0.1:1/"}"'
+            f'\nroots = "{pki.root_pem}"\n' for name, pki in pkis.items()))
+        yield make_api(tsa_config=(str(config),), tsas=("shortlived", "archive"),
+                       renew_tsa="archive")
+
+
+def stamp_with(api: Api, pki: OpenSSLPKI, tsa: str, images: list[bytes]) -> list[str]:
+    """Register `images` and stamp them in one batch with a token from `pki` (format 2)."""
+    ids = []
+    for image in images:
+        posted = api.client.post("/v1/stamps", json={"sha256": hashlib.sha256(image).hexdigest()},
+                                 headers=api.auth)
+        assert posted.status_code == 202, posted.get_data(as_text=True)
+        ids.append(posted.get_json()["id"])
+    batch = claim_batch(api.services.engine, 100, "test", 60)
+    assert batch is not None
+    tree = MerkleTree([bytes.fromhex(d) for d in batch.manifest_digests])
+    head = build_batch_head(tree.root, tree.size, batch.id, batch.created_at)
+    reply = pki.reply(make_query(digest=head_imprint(head)))
+    facts = token_facts(reply)
+    proofs = {leaf.receipt_id: [p.hex() for p in tree.inclusion_proof(leaf.index)]
+              for leaf in batch.leaves}
+    chain = pki.chain_pem.read_text() + pki.root_pem.read_text()
+    store_batch_result(api.services.engine, batch.id, tree.root.hex(), proofs,
+                       [NewToken(tsa, reply, facts.gen_time, facts.serial, chain)], 1,
+                       head_jcs=head)
+    return ids
+
+
+def bundle_of(api: Api, receipt_id: str) -> bytes:
+    return receipt_bundle(api.services, own_receipt(api.services, receipt_id, api.key_id))
+
+
+def renewal_reasons(data: bytes, now: datetime) -> tuple[bool, list[str]]:
+    verdict = check_bundle(data, now=now)
+    return verdict.valid, [r for r in verdict.reasons if r.startswith("renewal:")]
+
+
+def test_a_renewal_before_expiry_keeps_the_evidence_valid(
+        renewal_api: Api, pkis: dict[str, OpenSSLPKI]) -> None:
+    first = stamp_with(renewal_api, pkis["shortlived"], "shortlived", [b"one", b"two", b"three"])
+    second = stamp_with(renewal_api, pkis["shortlived"], "shortlived", [b"four"])
+    later = datetime.now(UTC) + TWO_DAYS
+    unrenewed = bundle_of(renewal_api, first[1])
+    assert check_bundle(unrenewed).valid  # today the certificate is still valid
+    valid, reasons = renewal_reasons(unrenewed, later)
+    assert not valid and "no archive timestamp" in reasons[0], reasons
+
+    report = renew(renewal_api.services)
+    assert (report.renewed, report.tsa) == (2, "archive")  # two batches, one new token
+    assert renew(renewal_api.services).renewed == 0  # renewed evidence is not due again
+
+    for receipt_id in (first[1], second[0]):
+        renewed = bundle_of(renewal_api, receipt_id)
+        with zipfile.ZipFile(io.BytesIO(renewed)) as archive:
+            names = archive.namelist()
+            record = ers.decode_record(archive.read("evidence-records/shortlived.ers"))
+        assert {"evidence-records/shortlived.ers", "evidence-records/shortlived.json"} <= set(
+            names)
+        assert len(record) == 1 and len(record[0].lists) == 2  # 2 leaves: own list + sibling
+        verdict = check_bundle(renewed, now=later)
+        assert verdict.valid, verdict.reasons
+        check = next(c for c in verdict.checks if c.name == "renewal:shortlived")
+        assert "1 archive timestamp(s)" in check.detail
+    renewed = bundle_of(renewal_api, first[1])
+
+    # Without the renewal, two days later, the evidence has lapsed.
+    stripped = rezip(renewed, lambda f: [f.pop(n) for n in list(f)
+                                         if n.startswith("evidence-records/")])
+    assert not renewal_reasons(stripped, later)[0]
+
+    # A tampered renewal: one hash of the reduced tree, or the archive token, changed.
+    def flip_hash(files: dict[str, bytes]) -> None:
+        der = bytearray(files["evidence-records/shortlived.ers"])
+        first_hash = der.index(b"\x04\x20") + 2  # the first OCTET STRING: a tree hash
+        der[first_hash] ^= 0x01
+        files["evidence-records/shortlived.ers"] = bytes(der)
+
+    def flip_signature(files: dict[str, bytes]) -> None:
+        der = bytearray(files["evidence-records/shortlived.ers"])
+        der[-3] ^= 0x01
+        files["evidence-records/shortlived.ers"] = bytes(der)
+
+    for tamper in (flip_hash, flip_signature):
+        valid, reasons = renewal_reasons(rezip(renewed, tamper), later)
+        assert not valid and reasons, reasons
+
+    # Past the archive certificate's own expiry, the chain must be renewed again.
+    valid, reasons = renewal_reasons(renewed, later + timedelta(days=3 * 365))
+    assert not valid and "renew again" in reasons[0], reasons
