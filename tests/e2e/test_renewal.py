@@ -27,6 +27,8 @@ from service.usecases.receipts import own_receipt, receipt_bundle
 from service.usecases.renew import renew
 from service.usecases.stamping.results import store_batch_result
 from tests.e2e.conftest import Api
+from service.cli import main
+from tests.integration.test_bundle import run_verify
 from tests.integration.test_bundle_check import rezip
 from tests.support.openssl_pki import OpenSSLPKI, make_openssl_pki, make_query
 from tests.support.openssl_tsa_server import serve_openssl_tsa
@@ -85,8 +87,14 @@ def renewal_reasons(data: bytes, now: datetime) -> tuple[bool, list[str]]:
     return verdict.valid, [r for r in verdict.reasons if r.startswith("renewal:")]
 
 
+def extract_to(where: Path, data: bytes) -> Path:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        archive.extractall(where)
+    return where
+
+
 def test_a_renewal_before_expiry_keeps_the_evidence_valid(
-        renewal_api: Api, pkis: dict[str, OpenSSLPKI]) -> None:
+        renewal_api: Api, pkis: dict[str, OpenSSLPKI], tmp_path: Path) -> None:
     first = stamp_with(renewal_api, pkis["shortlived"], "shortlived", [b"one", b"two", b"three"])
     second = stamp_with(renewal_api, pkis["shortlived"], "shortlived", [b"four"])
     later = datetime.now(UTC) + TWO_DAYS
@@ -137,3 +145,17 @@ def test_a_renewal_before_expiry_keeps_the_evidence_valid(
     # Past the archive certificate's own expiry, the chain must be renewed again.
     valid, reasons = renewal_reasons(renewed, later + timedelta(days=3 * 365))
     assert not valid and "renew again" in reasons[0], reasons
+
+    # The bundle's own verify.py and `chronoseal verify --at` judge the same way.
+    at = later.strftime("%Y-%m-%dT%H:%M:%SZ")
+    for data, expected in ((renewed, 0), (stripped, 1), (rezip(renewed, flip_hash), 1),
+                           (rezip(renewed, flip_signature), 1)):
+        where = tmp_path / f"b{len(list(tmp_path.iterdir()))}"
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            archive.extractall(where)
+        code, out = run_verify(where, "--at", at)
+        assert code == expected, out
+        (where / "b.zip").write_bytes(data)
+        assert main(["verify", str(where / "b.zip"), "--at", at]) == expected
+    code, out = run_verify(extract_to(tmp_path / "now", renewed))
+    assert code == 0 and "archive timestamp 1: openssl ts -verify at its genTime" in out, out

@@ -3,8 +3,10 @@
 
 Proof format 2 (proof.json "v": 2): the tokens imprint SHA-256 of batch-head.json, which states
 the Merkle root and tree size; format 1 (no "v", older bundles): they imprint the root itself.
+A token holds while its TSA certificate chain is valid; past that, only with RFC 4998 archive
+timestamps (evidence-records/<tsa>.ers) made before each earlier chain expired (see --at).
 
-    python3 verify.py [--image FILE] [--ca ROOTS.pem] [--bundle DIR]
+    python3 verify.py [--image FILE] [--ca ROOTS.pem] [--bundle DIR] [--at TIME]
 
 Needs Python 3.8+ (standard library only) and the `openssl` command; no network, no Chronoseal.
 Every check is printed with its result. Exit status: 0 valid, 1 invalid, 2 unusable input
@@ -34,6 +36,7 @@ MAX_TREE_SIZE = 2**63  # tree_size and leaf_index beyond this are not from a rea
 MAX_FILE_BYTES = 64 * 1024 * 1024  # bundle files are small; refuse to read anything huge
 PROOF_FORMAT_ROOT, PROOF_FORMAT_HEAD = 1, 2  # tokens imprint the root / SHA-256(batch-head.json)
 HEAD_KEYS = {"batch_id", "closed_at", "hash", "root", "tree_size", "type", "v"}
+MAX_RENEWALS = 128  # archive timestamps read from one evidence record: a century of renewals
 _PEM_CERT = re.compile(
     rb"-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----"
 )
@@ -263,7 +266,7 @@ def check_head(report: Report, bundle: Path, proof: dict[str, Any],
 
 
 def check_token(report: Report, bundle: Path, name: str, imprint: list[str],
-                ca: Path | None) -> None:
+                ca: Path | None) -> bool:
     token, chain_file = bundle / "tokens" / f"{name}.tsr", bundle / "certs" / f"{name}.pem"
     print(f"--- timestamp from {name}")
     facts: TokenFacts | None = None
@@ -276,7 +279,7 @@ def check_token(report: Report, bundle: Path, name: str, imprint: list[str],
                     "serial {serial}; policy {policy}".format(**facts._asdict()))
     certs = _PEM_CERT.findall(_read(chain_file)) if chain_file.is_file() else []
     if not report.check(bool(certs), f"{name}: certs/{name}.pem holds the certificate chain"):
-        return
+        return False
     bundled_root = certs[-1]
     report.note("INFO", "bundled root certificate SHA-256 fingerprint: "
                 f"{_fingerprint(bundled_root)}\n       compare it with the one the TSA publishes")
@@ -298,7 +301,7 @@ def check_token(report: Report, bundle: Path, name: str, imprint: list[str],
                                   timeout=OPENSSL_TIMEOUT_S, check=False)
         except subprocess.TimeoutExpired:
             report.check(False, f"{name}: openssl ts -verify answered in time")
-            return
+            return False
     output = (proc.stdout + proc.stderr).strip()
     trust = f"your --ca {ca}" if ca else "the bundled root (weaker: compare its fingerprint)"
     ok = proc.returncode == 0 and "Verification: OK" in proc.stdout
@@ -314,6 +317,145 @@ def check_token(report: Report, bundle: Path, name: str, imprint: list[str],
         leaf = " (expected: the TSA's own certificate is a leaf, handed to openssl with the " \
                "chain)" if any("is not a CA cert" in line for line in said) else ""
         report.note("NOTE", f"{name}: openssl also said: " + " / ".join(said) + leaf)
+    return ok
+
+
+# --- RFC 4998 evidence records ----------------------------------------------------------------
+
+
+def _elements(data: bytes, start: int, end: int) -> list[tuple[int, int, int, int]]:
+    """(tag, element start, content start, content end) of each element in data[start:end]."""
+    out, pos = [], start
+    while pos < end:
+        tag, body, stop = _tlv(data, pos, end)
+        out.append((tag, pos, body, stop))
+        pos = stop
+    return out
+
+
+def read_evidence_record(der: bytes) -> list[tuple[list[list[bytes]], bytes]]:
+    """Each archive timestamp of a DER EvidenceRecord: (reduced hash tree, TimeStampToken)."""
+    _, start, end = _tlv(der, 0, len(der))
+    parts = _elements(der, start, end)  # version, digestAlgorithms, [cryptoInfos], sequence
+    chains = _elements(der, parts[-1][2], parts[-1][3])
+    if len(chains) != 1:
+        raise ValueError("one ArchiveTimeStampChain expected")
+    out = []
+    for _, _, ats_start, ats_end in _elements(der, chains[0][2], chains[0][3])[:MAX_RENEWALS]:
+        fields = _elements(der, ats_start, ats_end)
+        lists = []
+        for tag, _, body, stop in fields[:-1]:
+            if tag == 0xA2:  # reducedHashtree [2]
+                lists = [[der[h[2]:h[3]] for h in _elements(der, p[2], p[3])]
+                         for p in _elements(der, body, stop)]
+        out.append((lists, der[fields[-1][1]:fields[-1][3]]))  # timeStamp: the ContentInfo
+    return out
+
+
+def reduce_tree(h: bytes, lists: list[list[bytes]]) -> bytes | None:
+    """RFC 4998 4.3: from h through each list (sorted, concatenated, SHA-256) to the root."""
+    if not lists:
+        return h
+    if h not in lists[0]:
+        return None
+    value = hashlib.sha256(b"".join(sorted(lists[0]))).digest()
+    for hashes in lists[1:]:
+        hashes = hashes if value in hashes else [*hashes, value]
+        value = hashlib.sha256(b"".join(sorted(hashes))).digest()
+    return value
+
+
+def chain_expiry(certs: list[bytes]) -> datetime | None:
+    """The first notAfter of the PEM certificates, as `openssl x509 -enddate` states it."""
+    ends = []
+    for pem in certs:
+        proc = subprocess.run(["openssl", "x509", "-noout", "-enddate"], input=pem,
+                              capture_output=True, timeout=OPENSSL_TIMEOUT_S, check=False)
+        text = proc.stdout.decode().strip().split("=", 1)[-1]
+        try:
+            ends.append(datetime.strptime(text, "%b %d %H:%M:%S %Y GMT").replace(
+                tzinfo=timezone.utc))  # noqa: UP017 - 3.8+
+        except ValueError:
+            return None
+    return min(ends) if ends else None
+
+
+def check_renewal(report: Report, bundle: Path, name: str, ca: Path | None,
+                  at: datetime) -> None:
+    """The token's evidence still holds at `at`: its chain is valid then, or archive
+    timestamps carry it, each valid at its genTime, covering the previous, made in time."""
+    expires = chain_expiry(_PEM_CERT.findall(_read(bundle / "certs" / f"{name}.pem")))
+    record = bundle / "evidence-records" / f"{name}.ers"
+    what = f"{name}: evidence holds at {at:%Y-%m-%dT%H:%M:%SZ}"
+    if expires is None:
+        report.check(False, what, "the certificate chain's expiry could not be read")
+        return
+    if not record.is_file():
+        report.check(at < expires, what, "no archive timestamp; the TSA chain "
+                     + ("is valid until" if at < expires else "expired at")
+                     + f" {expires:%Y-%m-%dT%H:%M:%SZ}")
+        return
+    try:
+        chain = read_evidence_record(_read(record))
+        items = _json(_read(bundle / "evidence-records" / f"{name}.json"))
+        pems = [(i.get("chain_pem") or "").encode() for i in items["archive_timestamps"]]
+    except (ValueError, IndexError, TypeError, KeyError, AttributeError) as exc:
+        report.check(False, what, f"evidence-records/{name} is unreadable: {exc}")
+        return
+    if not report.check(len(pems) == len(chain) > 0, f"{name}: evidence-records/{name}.json "
+                        "lists every archive timestamp's certificate chain"):
+        return
+    covered = hashlib.sha256(_read(bundle / "tokens" / f"{name}.tsr")).digest()
+    with tempfile.TemporaryDirectory() as tmp:
+        # lengths checked above; zip(strict=) needs 3.10 and this script runs on 3.8+
+        for number, ((lists, token), pem) in enumerate(zip(chain, pems), 1):  # noqa: B905
+            root = reduce_tree(covered, lists)
+            label = f"{name}: archive timestamp {number}"
+            if not report.check(root is not None, f"{label} covers the "
+                                + ("token" if number == 1 else "previous archive timestamp")):
+                return
+            assert root is not None
+            resp = Path(tmp, f"ats{number}.tsr")
+            status = b"\x30\x03\x02\x01\x00"  # PKIStatusInfo granted: openssl reads a reply
+            body = status + token
+            resp.write_bytes(b"\x30" + _der_length(len(body)) + body)
+            facts = token_facts(resp.read_bytes())
+            certs = _PEM_CERT.findall(pem)
+            Path(tmp, "ats-chain.pem").write_bytes(b"\n".join(certs) + b"\n")
+            anchors = ca or Path(tmp, "ats-root.pem")
+            if ca is None and certs:
+                anchors.write_bytes(certs[-1] + b"\n")
+            args = ["openssl", "ts", "-verify", "-digest", root.hex(), "-in", str(resp),
+                    "-CAfile", str(anchors), "-untrusted", str(Path(tmp, "ats-chain.pem")),
+                    "-attime", str(int(facts.gen_time.timestamp()))]
+            proc = subprocess.run(args, capture_output=True, text=True,
+                                  timeout=OPENSSL_TIMEOUT_S, check=False)
+            ok = proc.returncode == 0 and "Verification: OK" in proc.stdout
+            if not report.check(ok, f"{label}: openssl ts -verify at its genTime "
+                                f"{facts.gen_time:%Y-%m-%dT%H:%M:%SZ}",
+                                (proc.stdout + proc.stderr).strip().replace("\n", "\n       ")):
+                return
+            if not report.check(facts.gen_time < expires, f"{label} was made before the chain "
+                                f"it renews expired ({expires:%Y-%m-%dT%H:%M:%SZ})"):
+                return
+            expires = chain_expiry(certs) or facts.gen_time
+            covered = hashlib.sha256(token).digest()
+    report.check(at < expires, what, f"{len(chain)} archive timestamp(s); the last chain "
+                 + ("is valid until" if at < expires else "expired at")
+                 + f" {expires:%Y-%m-%dT%H:%M:%SZ}" + ("" if at < expires else ": renew again"))
+
+
+def _der_length(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(raw)]) + raw
+
+
+def _moment(text: str) -> datetime:
+    """--at: an ISO 8601 time, UTC unless it says otherwise."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)  # noqa: UP017
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -322,6 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ca", type=Path, help="PEM file of roots you trust (stronger check)")
     parser.add_argument("--bundle", type=Path, default=Path(__file__).resolve().parent,
                         help="the extracted bundle directory (default: this script's directory)")
+    parser.add_argument("--at", type=_moment, default=None,
+                        help="judge certificate expiry as of this ISO 8601 time (default: now)")
     return parser
 
 
@@ -352,8 +496,10 @@ def _run(report: Report, args: argparse.Namespace) -> int:
         imprint = check_head(report, bundle, proof, root) if root else None
         names = sorted(p.stem for p in (bundle / "tokens").glob("*.tsr"))
         if report.check(bool(names), "the bundle holds at least one timestamp token") and imprint:
+            at = args.at or datetime.now(timezone.utc)  # noqa: UP017 - 3.8+
             for name in names:
-                check_token(report, bundle, name, imprint, args.ca)
+                if check_token(report, bundle, name, imprint, args.ca):
+                    check_renewal(report, bundle, name, args.ca, at)
     print(report.result())
     return EXIT_VALID if report.failed == 0 else EXIT_INVALID
 
