@@ -87,8 +87,8 @@ def build_tree(leaves: Sequence[Sequence[bytes]]) -> HashTree:
 def reduce(h: bytes, lists: Sequence[Sequence[bytes]]) -> bytes | None:
     """The root a reduced hash tree leads to from data hash `h`, or None if `h` is not in it.
 
-    RFC 4998 4.3: h must be in the first list; each list's value must be in the next one
-    (a list that omits it, as ours do, gets it added: the signed root decides either way).
+    RFC 4998 4.3: h must be in the first list; each list's value "becomes a member" of the
+    next one: lists above the first hold the siblings only, and the value is added to them.
     """
     if not lists:
         return h  # a single data object: the timestamp imprints its hash
@@ -96,7 +96,7 @@ def reduce(h: bytes, lists: Sequence[Sequence[bytes]]) -> bytes | None:
         return None
     value = list_value(lists[0])
     for hashes in lists[1:]:
-        value = list_value(list(hashes) if value in hashes else [*hashes, value])
+        value = list_value([*hashes, value])
     return value
 
 

@@ -39,14 +39,19 @@ def sweep(services: Services) -> SweepReport:
     return report
 
 
+def renew_turn_key(services: Services) -> str:
+    """The Redis key whose holder ran this interval's renewal (it expires on its own)."""
+    return f"{queueing.key_prefix(services.settings)}:renew-turn"
+
+
 def renew_if_due(services: Services) -> bool:
     """Run the renewal if no sweeper did in the last renew_interval_s; True if this one did.
 
     A failed renewal (TSA down) is logged and tried again at the next turn.
     """
-    key = f"{queueing.key_prefix(services.settings)}:renew-turn"
     try:
-        if not services.redis.set(key, "1", nx=True, ex=services.settings.renew_interval_s):
+        interval = services.settings.renew_interval_s
+        if not services.redis.set(renew_turn_key(services), "1", nx=True, ex=interval):
             return False
     except redis.RedisError:
         return False  # no turn without Redis; the next sweep tries again

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
+import os
+import subprocess
+import sys
 import zipfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from service.cli import main
 from service.evidence.bundle_check import check_bundle
 from service.evidence.templates.verify import token_facts
 from service.storage import NewToken, claim_batch
@@ -26,8 +31,8 @@ from service.timestamping.merkle import MerkleTree
 from service.usecases.receipts import own_receipt, receipt_bundle
 from service.usecases.renew import renew
 from service.usecases.stamping.results import store_batch_result
+from service.usecases.sweep import renew_if_due, renew_turn_key
 from tests.e2e.conftest import Api
-from service.cli import main
 from tests.integration.test_bundle import run_verify
 from tests.integration.test_bundle_check import rezip
 from tests.support.openssl_pki import OpenSSLPKI, make_openssl_pki, make_query
@@ -159,3 +164,24 @@ def test_a_renewal_before_expiry_keeps_the_evidence_valid(
         assert main(["verify", str(where / "b.zip"), "--at", at]) == expected
     code, out = run_verify(extract_to(tmp_path / "now", renewed))
     assert code == 0 and "archive timestamp 1: openssl ts -verify at its genTime" in out, out
+
+
+def test_chronoseal_renew_runs_it_now_and_the_sweeper_once_per_interval(
+        renewal_api: Api, pkis: dict[str, OpenSSLPKI], tmp_path: Path) -> None:
+    stamp_with(renewal_api, pkis["shortlived"], "shortlived", [b"cli"])
+    settings = renewal_api.services.settings
+    env = {**os.environ, "DATABASE_URL": renewal_api.services.engine.url.render_as_string(
+               hide_password=False),
+           "CHRONOSEAL_DATA_DIR": settings.data_dir, "REDIS_URL": settings.effective_redis_url,
+           "CHRONOSEAL_QUEUE": settings.queue_name,
+           "CHRONOSEAL_TSA_CONFIG": ",".join(settings.tsa_config),
+           "CHRONOSEAL_TSAS": ",".join(settings.tsas), "CHRONOSEAL_RENEW_TSA": "archive"}
+    proc = subprocess.run([sys.executable, "-m", "service.cli", "renew"], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["renewed"] == 1 and json.loads(proc.stdout)["tsa"] == "archive"
+    stamp_with(renewal_api, pkis["shortlived"], "shortlived", [b"swept"])
+    renewal_api.services.redis.delete(renew_turn_key(renewal_api.services))  # an earlier test's
+    assert renew_if_due(renewal_api.services)  # this sweeper took the day's turn and renewed
+    assert not renew_if_due(renewal_api.services)  # the next sweep within the interval does not
+    assert renew(renewal_api.services).renewed == 0  # both tokens were renewed

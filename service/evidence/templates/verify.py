@@ -360,8 +360,7 @@ def reduce_tree(h: bytes, lists: list[list[bytes]]) -> bytes | None:
         return None
     value = hashlib.sha256(b"".join(sorted(lists[0]))).digest()
     for hashes in lists[1:]:
-        hashes = hashes if value in hashes else [*hashes, value]
-        value = hashlib.sha256(b"".join(sorted(hashes))).digest()
+        value = hashlib.sha256(b"".join(sorted([*hashes, value]))).digest()  # siblings + value
     return value
 
 

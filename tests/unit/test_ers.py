@@ -1,0 +1,61 @@
+"""RFC 4998 hash trees and EvidenceRecord DER (timestamping.ers), without any service."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from service.errors import MalformedInputError
+from service.timestamping import ers
+from tests.support.token_builder import build_reply, make_pki
+
+
+def h(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def test_list_values_sort_before_concatenating() -> None:
+    a, b = h(b"a"), h(b"b")
+    assert ers.list_value([a, b]) == ers.list_value([b, a]) == h(min(a, b) + max(a, b))
+
+
+def test_a_three_leaf_tree_by_hand() -> None:
+    leaves = [[h(b"token0"), h(b"cert0")], [h(b"token1")], [h(b"token2")]]
+    v = [ers.list_value(leaf) for leaf in leaves]
+    tree = ers.build_tree(leaves)
+    assert tree.root == ers.list_value([ers.list_value([v[0], v[1]]), v[2]])
+    assert tree.reduced(0) == (tuple(leaves[0]), (v[1],), (v[2],))
+    assert tree.reduced(2) == (tuple(leaves[2]), (ers.list_value([v[0], v[1]]),))
+
+
+@given(st.lists(st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=3),
+                min_size=1, max_size=40))
+def test_every_leaf_reduces_to_the_root_and_nothing_else_does(leaves: list[list[bytes]]) -> None:
+    tree = ers.build_tree(leaves)
+    for i, leaf in enumerate(leaves):
+        assert ers.reduce(leaf[0], tree.reduced(i)) == tree.root
+    outsider = h(b"".join(b for leaf in leaves for b in leaf))  # in no list
+    if all(outsider not in leaf for leaf in leaves):
+        assert ers.reduce(outsider, tree.reduced(0)) is None
+
+
+def test_a_hash_not_in_the_first_list_is_not_covered() -> None:
+    tree = ers.build_tree([[h(b"x")], [h(b"y")]])
+    assert ers.reduce(h(b"z"), tree.reduced(0)) is None
+
+
+def test_records_round_trip_and_refuse_garbage() -> None:
+    pki = make_pki()
+    tree = ers.build_tree([[h(b"a")], [h(b"b")], [h(b"c")]])
+    token = ers.token_of(build_reply(pki, tree.root))
+    chain = [ers.ArchiveTimeStamp(tree.reduced(1), token),
+             ers.ArchiveTimeStamp((), ers.token_of(build_reply(pki, h(token))))]
+    der = ers.encode_record(chain)
+    assert ers.decode_record(der) == chain
+    assert ers.reduce(h(b"b"), ers.decode_record(der)[0].lists) == tree.root
+    for bad in (b"", b"\x30\x00", b"\x30\x03\x02\x01\x02", b"x" * (ers.MAX_RECORD_BYTES + 1)):
+        with pytest.raises(MalformedInputError):
+            ers.decode_record(bad)
