@@ -110,7 +110,8 @@ def test_a_format_2_bundle_verifies_in_all_three_verifiers(
     verdict = check_bundle(data)
     assert verdict.valid, verdict.reasons
     assert [c.name for c in verdict.checks if c.name == "batch-head"] == ["batch-head"]
-    assert "over SHA-256 of batch-head.json" in verdict.checks[-1].detail
+    token = next(c for c in verdict.checks if c.name == "token:tsa")
+    assert "over SHA-256 of batch-head.json" in token.detail
     bundle_dir = extract(data, tmp_path / "b")
     assert json.loads((bundle_dir / "proof.json").read_text())["v"] == 2
     code, out = run_verify(bundle_dir)

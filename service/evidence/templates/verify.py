@@ -396,7 +396,7 @@ def check_renewal(report: Report, bundle: Path, name: str, ca: Path | None,
         return
     try:
         chain = read_evidence_record(_read(record))
-        items = _json(_read(bundle / "evidence-records" / f"{name}.json"))
+        items: Any = _json(_read(bundle / "evidence-records" / f"{name}.json"))
         pems = [(i.get("chain_pem") or "").encode() for i in items["archive_timestamps"]]
     except (ValueError, IndexError, TypeError, KeyError, AttributeError) as exc:
         report.check(False, what, f"evidence-records/{name} is unreadable: {exc}")
