@@ -124,6 +124,12 @@ def render_verify_md(facts: BundleFacts) -> str:
         "token's time (`-attime`); whether a TSA key was later revoked needs the TSA's "
         "revocation information, which is not part of this offline check.",
         "",
+        "Once a TSA certificate chain has expired, a token holds only with an RFC 4998 "
+        "evidence record (`evidence-records/<tsa>.ers`, readable in `evidence-records/"
+        "<tsa>.json`): archive timestamps, each over a hash tree covering the one before, "
+        "each made before the earlier chain expired. `python3 verify.py` checks them (add "
+        "`--at TIME` to judge as of another time); the `.json` lists every hash list and chain.",
+        "",
     ]
     return "\n".join(out)
 

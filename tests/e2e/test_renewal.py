@@ -125,6 +125,10 @@ def test_a_renewal_before_expiry_keeps_the_evidence_valid(
         check = next(c for c in verdict.checks if c.name == "renewal:shortlived")
         assert "1 archive timestamp(s)" in check.detail
     renewed = bundle_of(renewal_api, first[1])
+    answer = renewal_api.client.post("/v1/verify", data={"bundle": (io.BytesIO(renewed), "b")},
+                                     content_type="multipart/form-data").get_json()
+    assert answer["valid"], answer  # POST /v1/verify checks the record too (as of its clock)
+    assert any(c["name"] == "renewal:shortlived" and c["ok"] for c in answer["checks"])
 
     # Without the renewal, two days later, the evidence has lapsed.
     stripped = rezip(renewed, lambda f: [f.pop(n) for n in list(f)

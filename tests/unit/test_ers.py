@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from service.errors import MalformedInputError
 from service.timestamping import ers
+from service.usecases.renew import uses_weak_hash
 from tests.support.token_builder import build_reply, make_pki
 
 
@@ -59,3 +60,14 @@ def test_records_round_trip_and_refuse_garbage() -> None:
     for bad in (b"", b"\x30\x00", b"\x30\x03\x02\x01\x02", b"x" * (ers.MAX_RECORD_BYTES + 1)):
         with pytest.raises(MalformedInputError):
             ers.decode_record(bad)
+
+
+def test_weak_imprints_and_certificate_hashes_make_a_token_due() -> None:
+    pki = make_pki()
+    strong = build_reply(pki, h(b"x"))
+    weak = build_reply(pki, hashlib.sha1(b"x").digest(), tst_kwargs={"hash_name": "sha1"})
+    chain = [pki.tsa]
+    assert not uses_weak_hash(strong, chain, ("md5", "sha1"))
+    assert uses_weak_hash(weak, chain, ("md5", "sha1"))
+    assert uses_weak_hash(strong, chain, ("SHA-256",))  # the certificates are signed with it
+    assert not uses_weak_hash(weak, chain, ())
