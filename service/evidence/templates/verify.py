@@ -37,6 +37,7 @@ MAX_FILE_BYTES = 64 * 1024 * 1024  # bundle files are small; refuse to read anyt
 PROOF_FORMAT_ROOT, PROOF_FORMAT_HEAD = 1, 2  # tokens imprint the root / SHA-256(batch-head.json)
 HEAD_KEYS = {"batch_id", "closed_at", "hash", "root", "tree_size", "type", "v"}
 MAX_RENEWALS = 128  # archive timestamps read from one evidence record: a century of renewals
+SHA256_OID = bytes.fromhex("0609608648016503040201")  # DER of 2.16.840.1.101.3.4.2.1
 _PEM_CERT = re.compile(
     rb"-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----"
 )
@@ -337,6 +338,11 @@ def read_evidence_record(der: bytes) -> list[tuple[list[list[bytes]], bytes]]:
     """Each archive timestamp of a DER EvidenceRecord: (reduced hash tree, TimeStampToken)."""
     _, start, end = _tlv(der, 0, len(der))
     parts = _elements(der, start, end)  # version, digestAlgorithms, [cryptoInfos], sequence
+    if der[parts[0][1]:parts[0][3]] != b"\x02\x01\x01":
+        raise ValueError("not a version 1 EvidenceRecord")
+    algorithms = der[parts[1][2]:parts[1][3]]
+    if SHA256_OID not in algorithms or algorithms.count(b"\x06") != 1:
+        raise ValueError("only SHA-256 evidence records are read")
     chains = _elements(der, parts[-1][2], parts[-1][3])
     if len(chains) != 1:
         raise ValueError("one ArchiveTimeStampChain expected")
@@ -344,7 +350,9 @@ def read_evidence_record(der: bytes) -> list[tuple[list[list[bytes]], bytes]]:
     for _, _, ats_start, ats_end in _elements(der, chains[0][2], chains[0][3])[:MAX_RENEWALS]:
         fields = _elements(der, ats_start, ats_end)
         lists = []
-        for tag, _, body, stop in fields[:-1]:
+        for tag, at, body, stop in fields[:-1]:
+            if tag == 0xA0 and SHA256_OID not in der[at:stop]:  # digestAlgorithm [0]
+                raise ValueError("an archive timestamp that is not SHA-256")
             if tag == 0xA2:  # reducedHashtree [2]
                 lists = [[der[h[2]:h[3]] for h in _elements(der, p[2], p[3])]
                          for p in _elements(der, body, stop)]
@@ -418,7 +426,11 @@ def check_renewal(report: Report, bundle: Path, name: str, ca: Path | None,
             status = b"\x30\x03\x02\x01\x00"  # PKIStatusInfo granted: openssl reads a reply
             body = status + token
             resp.write_bytes(b"\x30" + _der_length(len(body)) + body)
-            facts = token_facts(resp.read_bytes())
+            try:
+                facts = token_facts(resp.read_bytes())
+            except (ValueError, IndexError) as exc:
+                report.check(False, f"{label}: its timeStamp is a token", str(exc))
+                return
             certs = _PEM_CERT.findall(pem)
             Path(tmp, "ats-chain.pem").write_bytes(b"\n".join(certs) + b"\n")
             anchors = ca or Path(tmp, "ats-root.pem")
