@@ -27,8 +27,8 @@ ENV PATH=/opt/venv/bin:$PATH \
 USER chronoseal
 VOLUME /data
 EXPOSE 8318 8319
-# Liveness (/healthz): Docker marks the container unhealthy only when the process stops
-# answering; readiness to stamp (/readyz) is for load balancers and `chronoseal up`.
+# Liveness (/healthz): Docker marks the container unhealthy when the process stops answering
+# or no stamping worker heartbeats; readiness to stamp (/readyz) is for load balancers.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8318/healthz', timeout=4).status != 200)"
 CMD ["chronoseal", "serve"]

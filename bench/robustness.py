@@ -74,7 +74,7 @@ def run_set(name: str, originals: list[tuple[str, Image.Image]]) -> dict[str, An
         started = time.perf_counter()
         for label, image in originals:
             receipt_id = post("/v1/stamps", encode(image, "PNG"))["id"]
-            hash_receipt_image(services.engine, receipt_id, keep_images=False)
+            hash_receipt_image(services.engine, services.uploads, receipt_id, keep_images=False)
             receipt_of[receipt_id] = label
         register_s = time.perf_counter() - started
         found: dict[str, int] = dict.fromkeys(ALTERATIONS, 0)

@@ -60,6 +60,33 @@ class ImageBombError(ImageDecodeError):
         self.limit = limit
 
 
+class RetryLaterError(ChronosealError):
+    """The request is fine but cannot be served now; `retry_after_s` says when to try again."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class RateLimitedError(RetryLaterError):
+    """Too many requests for a key or an address in the current window; retry after a while."""
+
+
+class DecodeBusyError(RetryLaterError):
+    """This process is decoding as many pixels as its memory budget allows; try again soon."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__("too many images are being decoded; try again shortly", retry_after_s)
+
+
+class DiskFullError(RetryLaterError):
+    """The data directory has no room for what the request would write; nothing was kept."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__("the data directory is out of space; nothing was stored",
+                         retry_after_s)
+
+
 class MetadataError(ChronosealError):
     """A generation record or manifest field is out of bounds or not representable in JCS."""
 

@@ -144,6 +144,42 @@ def _delays(value: object) -> tuple[float, ...]:
     return tuple(delays)
 
 
+@dataclass(frozen=True)
+class Rate:
+    """A rate limit: at most `count` requests per fixed window of `period_s` seconds."""
+
+    count: int
+    period_s: int
+
+    def __str__(self) -> str:
+        """As the setting is written (`100/minute`), so the text parses back to this rate."""
+        units = {seconds: unit for unit, seconds in _PERIODS.items()}
+        unit = units.get(self.period_s)
+        return f"{self.count}/{unit}" if unit else f"{self.count}/{self.period_s} seconds"
+
+
+_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+_RATE = re.compile(r"(\d+)\s*/\s*(\d*)\s*(second|minute|hour|day)s?")
+MAX_RATE_PERIOD_S = 86400  # counters live one window in Redis: a day at most
+
+
+def _rate(value: object) -> Rate | None:
+    """`COUNT/UNIT` or `COUNT/N UNITs` (`100/minute`, `30/10 seconds`); `off` means no limit."""
+    if isinstance(value, Rate):  # a default, or a test's override
+        return value
+    text = _text(value).strip().lower()
+    if text in ("off", "none", ""):
+        return None
+    match = _RATE.fullmatch(text)
+    if match is None:
+        raise ValueError("is not COUNT/UNIT (e.g. 100/minute, 30/10 seconds) or off")
+    count, times, unit = int(match[1]), int(match[2] or 1), match[3]
+    period = times * _PERIODS[unit]
+    if count < 1 or not 1 <= period <= MAX_RATE_PERIOD_S:
+        raise ValueError(f"needs a count of at least 1 and a period of 1..{MAX_RATE_PERIOD_S} s")
+    return Rate(count, period)
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("data_dir", "CHRONOSEAL_DATA_DIR", _text, "./data",
             "SQLite file and built-in TSA keys live here; relative to the working directory"),
@@ -159,6 +195,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("tsa_host", "CHRONOSEAL_TSA_HOST", _text, "127.0.0.1",
             "the built-in TSA's bind address"),
     Setting("tsa_port", "CHRONOSEAL_TSA_PORT", _port, 8319, "the built-in TSA's port"),
+    Setting("tsa_crl_url", "CHRONOSEAL_TSA_CRL_URL", _opt_str, None,
+            "the built-in TSA's GET /crl URL written into a TSA certificate it creates; unset: "
+            "http://TSA_HOST:TSA_PORT/crl (set it when others reach the TSA by another name)"),
     Setting("tsa_key_type", "CHRONOSEAL_TSA_KEY_TYPE", _text, "ec-p256",
             "ECDSA P-256 signs fast and small; rsa-3072 for relying parties that need RSA"),
     Setting("tsa_config", "CHRONOSEAL_TSA_CONFIG", _csv, (),
@@ -171,6 +210,12 @@ SETTINGS: tuple[Setting, ...] = (
             "/readyz fails below this much free space in DATA_DIR (about 20 uploads of the "
             "largest size): a full disk fails uploads, SQLite and the TSA's serial state; 0 "
             "turns the check off"),
+    Setting("disk_reserve_bytes", "CHRONOSEAL_DISK_RESERVE_BYTES", _non_negative_int,
+            100 * MiB,
+            "a registration that would leave less free in DATA_DIR (or the uploads "
+            "directory) gets 507: room kept to stamp what was accepted (tokens, proofs, "
+            "SQLite's WAL, the TSA's serials take a few KB a receipt); 0 refuses only a full "
+            "disk"),
     Setting("max_upload_bytes", "CHRONOSEAL_MAX_UPLOAD_BYTES", _positive_int, 50 * MiB,
             "larger than any generated image in practice; bounds disk and hashing time"),
     Setting("keep_images", "CHRONOSEAL_KEEP_IMAGES", _bool, False,
@@ -181,6 +226,38 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("auth_cache_s", "CHRONOSEAL_AUTH_CACHE_S", _non_negative, 2.0,
             "an API process remembers a valid key this long, so a revoked key works at most "
             "this much longer; 0 looks every request up"),
+    Setting("trusted_proxies", "CHRONOSEAL_TRUSTED_PROXIES", _integer(0, 10), 0,
+            "how many proxies in front of the API append to X-Forwarded-For; 0 uses the peer "
+            "address, since the header is anyone's to write"),
+    Setting("rate_limit_register_per_key", "CHRONOSEAL_RATE_LIMIT_REGISTER_PER_KEY", _rate,
+            Rate(20000, 60), "POST /v1/stamps: 333/s over a minute, more than one API node on "
+            "2 cores accepts (about 500/s), so only a runaway client meets it; bench/e2e.py's "
+            "6,000 uploads fit in one window"),
+    Setting("rate_limit_register_per_address", "CHRONOSEAL_RATE_LIMIT_REGISTER_PER_ADDRESS",
+            _rate, Rate(30000, 60), "above the per-key limit: several keys may share one "
+            "address (a NAT, the bench's 127.0.0.1)"),
+    Setting("rate_limit_search_per_key", "CHRONOSEAL_RATE_LIMIT_SEARCH_PER_KEY", _rate,
+            Rate(600, 60), "POST /v1/search decodes an image of up to 50 megapixels: 10/s "
+            "per key is an integration checking every picture it sees"),
+    Setting("rate_limit_search_per_address", "CHRONOSEAL_RATE_LIMIT_SEARCH_PER_ADDRESS", _rate,
+            Rate(120, 60), "anonymous searches: 2/s per address is a person or a browser "
+            "extension, not a crawler"),
+    Setting("rate_limit_verify_per_key", "CHRONOSEAL_RATE_LIMIT_VERIFY_PER_KEY", _rate,
+            Rate(600, 60), "POST /v1/verify hashes an image and checks every token of a "
+            "bundle: 10/s per key"),
+    Setting("rate_limit_verify_per_address", "CHRONOSEAL_RATE_LIMIT_VERIFY_PER_ADDRESS", _rate,
+            Rate(120, 60), "anonymous verifications: 2/s per address, as for search"),
+    Setting("rate_limit_inbound_per_integration",
+            "CHRONOSEAL_RATE_LIMIT_INBOUND_PER_INTEGRATION", _rate, Rate(600, 60),
+            "signed post.published messages: 10/s per integration is a busy posting tool; "
+            "counted once the signature verifies, so others cannot use it up"),
+    Setting("rate_limit_inbound_per_address", "CHRONOSEAL_RATE_LIMIT_INBOUND_PER_ADDRESS",
+            _rate, Rate(1200, 60), "every /v1/hooks request, counted before the integration "
+            "is looked up: one posting service may send for several integrations"),
+    Setting("rate_limit_auth_failures_per_address",
+            "CHRONOSEAL_RATE_LIMIT_AUTH_FAILURES_PER_ADDRESS", _rate, Rate(30, 60),
+            "unknown or revoked keys: a client with a wrong key retries a few times, guessing "
+            "needs millions; past this no key from that address is looked up (429)"),
     Setting("batch_max_size", "CHRONOSEAL_BATCH_MAX_SIZE", _positive_int, 256,
             "receipts per Merkle tree: one TSA round trip for many receipts, proofs stay short"),
     Setting("batch_max_wait_ms", "CHRONOSEAL_BATCH_MAX_WAIT_MS", _non_negative_int, 200,
@@ -257,15 +334,27 @@ class Settings:
     api_workers: int
     tsa_host: str
     tsa_port: int
+    tsa_crl_url: str | None
     tsa_key_type: str
     tsa_config: tuple[str, ...]
     tsas: tuple[str, ...]
     min_tokens: int
     min_free_disk_bytes: int
+    disk_reserve_bytes: int
     max_upload_bytes: int
     keep_images: bool
     uploads_dir: str
     auth_cache_s: float
+    trusted_proxies: int
+    rate_limit_register_per_key: Rate | None
+    rate_limit_register_per_address: Rate | None
+    rate_limit_search_per_key: Rate | None
+    rate_limit_search_per_address: Rate | None
+    rate_limit_verify_per_key: Rate | None
+    rate_limit_verify_per_address: Rate | None
+    rate_limit_inbound_per_integration: Rate | None
+    rate_limit_inbound_per_address: Rate | None
+    rate_limit_auth_failures_per_address: Rate | None
     batch_max_size: int
     batch_max_wait_ms: int
     sweep_interval_s: int

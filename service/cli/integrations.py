@@ -40,7 +40,7 @@ def _create(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     try:
-        services = command_services(args)
+        services = command_services(args, existing=True)
         key = single_active_key(services, args.key)
         if key is None:
             print(f"chronoseal integrations create: no single active key {args.key!r}",
@@ -58,7 +58,7 @@ def _create(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     try:
-        items = integrations_of(command_services(args))
+        items = integrations_of(command_services(args, existing=True))
     except ChronosealError as exc:
         print(f"chronoseal integrations list: {exc}", file=sys.stderr)
         return 1

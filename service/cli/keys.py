@@ -1,7 +1,10 @@
 """`chronoseal keys`: create, list and revoke API keys.
 
 `keys create` prints the secret once, alone on its last line (scripts take `| tail -n 1`); only
-its SHA-256 is stored, so a lost key cannot be shown again: revoke it and create another.
+its SHA-256 is stored, so a lost key cannot be shown again: revoke it and create another. The
+line before names the database the key went into, and no keys command creates a database: run
+from a directory without the service's `./data`, it says so instead of making a key there that
+the running service never sees.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 from service.cli._database import add_url_argument, command_services
 from service.errors import ChronosealError
 from service.usecases.keys import NAME_LENGTH, ApiKey, create_key, list_keys, revoke_key
+from service.usecases.schema import shown_url
 
 
 def register(subparsers: Any) -> None:
@@ -43,18 +47,21 @@ def _create(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     try:
-        key, secret = create_key(command_services(args), name)
+        services = command_services(args, existing=True)
+        key, secret = create_key(services, name)
     except ChronosealError as exc:
         print(f"chronoseal keys create: {exc}", file=sys.stderr)
         return 1
-    print(f"created {key.id} ({key.name}); the key is shown once, store it now:")
+    where = shown_url(services.settings.effective_database_url)
+    print(f"created {key.id} ({key.name}) in {where}; the key is shown once, store it now:")
     print(secret)
     return 0
 
 
 def _list(args: argparse.Namespace) -> int:
     try:
-        keys = list_keys(command_services(args), include_revoked=not args.active)
+        keys = list_keys(command_services(args, existing=True),
+                         include_revoked=not args.active)
     except ChronosealError as exc:
         print(f"chronoseal keys list: {exc}", file=sys.stderr)
         return 1
@@ -65,7 +72,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _revoke(args: argparse.Namespace) -> int:
     try:
-        services = command_services(args)
+        services = command_services(args, existing=True)
         key = revoke_key(services, args.id)
     except ChronosealError as exc:
         print(f"chronoseal keys revoke: {exc}", file=sys.stderr)

@@ -22,6 +22,7 @@ from werkzeug.serving import BaseWSGIServer
 
 from service.errors import ChronosealError
 from service.logs import configure_logging
+from service.runtime.memory import return_freed_memory
 from service.settings import REPO_CONFIG_DIR, load_settings
 from service.web.app import create_app
 from service.web.metrics import metrics_server
@@ -65,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     """Build the app, then serve it until interrupted."""
     settings = load_settings()
     configure_logging(settings)
+    return_freed_memory()  # before the app and its forks decode anything (runtime.memory)
     try:
         services = build_services(settings)
         app = create_app(services)

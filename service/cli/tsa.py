@@ -1,5 +1,10 @@
 """`chronoseal tsa`: run the built-in RFC 3161 Time Stamp Authority over HTTP.
 
+`chronoseal tsa revoke` revokes its current TSA certificate: the CRL it serves at GET /crl
+lists it at once, and the next start issues a new TSA key and certificate from the same root
+(restart the TSA after revoking; until then it still signs with the revoked key, and tokens
+from after the revocation time do not verify).
+
 Served by gunicorn (gthread workers keep connections alive); the authority — keys loaded or
 created under a file lock — is built once in the master before forking, so a configuration
 problem stops the command before any worker starts. Each worker takes its own serial
@@ -10,20 +15,27 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 from typing import Any
+
+from cryptography import x509
 
 from service.errors import ConfigError
 from service.logs import configure_logging
 from service.settings import load_settings
 from service.timestamping.authority import AuthoritySettings, TimeStampAuthority
+from service.timestamping.tsa_config import builtin_tsa_url
+from service.timestamping.tsa_crl import REASON_NAMES, revoke
 from service.timestamping.tsa_keys import KeyType
-from service.web.tsa import TSAApp, create_app
+from service.web.tsa import CRL_PATH, TSAApp, create_app
 
 DEFAULT_WORKERS = 2  # one process per core on the reference 2-core machine
 THREADS_PER_WORKER = 4  # signing releases the GIL only briefly; a few threads hide I/O waits
 KEEPALIVE_S = 5  # clients stamping in a loop reuse their connection; idle ones are let go
 TSA_SUBDIR = "tsa"  # keys live in <CHRONOSEAL_DATA_DIR>/tsa unless --data-dir says otherwise
+# A TSA retired without its key being compromised: RFC 3161 section 4 keeps earlier tokens.
+DEFAULT_REVOKE_REASON = "cessationOfOperation"
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +55,16 @@ def register(subparsers: Any) -> None:
                         help="signature key type for a new TSA (default: settings tsa_key_type)")
     parser.add_argument("--policy", help="default TSA policy OID written into tokens")
     parser.set_defaults(func=run)
+    commands = parser.add_subparsers(dest="tsa_command", metavar="{revoke}")
+    revoke_parser = commands.add_parser(
+        "revoke", help="revoke the current TSA certificate (a new one is issued on next start)")
+    revoke_parser.add_argument("--data-dir", type=Path, help="the TSA's data dir "
+                               "(default: <data_dir>/tsa)")
+    revoke_parser.add_argument(
+        "--reason", choices=sorted(REASON_NAMES), default=DEFAULT_REVOKE_REASON,
+        help=f"CRL reason code (default {DEFAULT_REVOKE_REASON}: tokens from before stay "
+        "valid; keyCompromise voids them all, RFC 3161 section 4)")
+    revoke_parser.set_defaults(func=run_revoke)
 
 
 def build_authority(args: argparse.Namespace) -> TimeStampAuthority:
@@ -54,8 +76,32 @@ def build_authority(args: argparse.Namespace) -> TimeStampAuthority:
     except ValueError as exc:
         raise ConfigError(f"unknown TSA key type {settings.tsa_key_type!r}") from exc
     data_dir = args.data_dir or settings.data_path / TSA_SUBDIR
+    host = args.host or settings.tsa_host
+    port = settings.tsa_port if args.port is None else args.port
+    # Where this process serves it, unless the operator names the URL others reach it by.
+    crl_url = settings.tsa_crl_url or builtin_tsa_url(host, port).rstrip("/") + CRL_PATH
     return TimeStampAuthority.open(AuthoritySettings(data_dir=data_dir.resolve(),
-                                                     key_type=key_type, **extra))
+                                                     key_type=key_type, crl_url=crl_url, **extra))
+
+
+def run_revoke(args: argparse.Namespace) -> int:
+    """Record the current TSA certificate as revoked; print what was revoked."""
+    settings = load_settings()
+    data_dir = (args.data_dir or settings.data_path / TSA_SUBDIR).resolve()
+    if not (data_dir / "tsa-cert.pem").exists():
+        print(f"chronoseal tsa revoke: error: no TSA certificate in {data_dir}", file=sys.stderr)
+        return 2
+    try:
+        # The certificate on disk, not load_or_create: that would replace a revoked one first.
+        cert = x509.load_pem_x509_certificate((data_dir / "tsa-cert.pem").read_bytes())
+        entry = revoke(data_dir, cert, REASON_NAMES[args.reason])
+    except (ConfigError, ValueError, OSError) as exc:
+        print(f"chronoseal tsa revoke: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"revoked TSA certificate serial {entry.serial:x} at "
+          f"{entry.revoked_at.isoformat()} ({entry.reason.value}); restart the TSA to get a "
+          "new certificate")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:

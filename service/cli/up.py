@@ -3,8 +3,10 @@
 In order: the data dir, the database schema, Redis (REDIS_URL, else 127.0.0.1:6379, else a
 redis-server of our own), the built-in TSA (`chronoseal tsa`; we wait until GET /certs
 answers, since workers must trust its root), the API (`chronoseal serve`) and the workers
-(`chronoseal worker`); then one line once GET /readyz says uploads will be stamped. Ctrl-C or
-SIGTERM stops every child, then the Redis we started. The children share one metrics directory,
+(`chronoseal worker`); then one line once GET /readyz says uploads will be stamped. A child that
+dies is restarted (service/runtime/supervisor.py); Ctrl-C or SIGTERM stops every child, the
+Redis we started last. A second `up` on the same data dir says where the first one runs and
+exits 1 (service/runtime/instance_lock.py). The children share one metrics directory,
 emptied before they start (service/runtime/metrics_dir.py), so the API's /metrics shows all.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import time
 from typing import Any
 
@@ -22,9 +25,10 @@ from service.cli._ready import Endpoints, not_ready_line, ready_line, wait_for_r
 from service.cli.worker import child_argv, chronoseal_argv
 from service.errors import ChronosealError
 from service.logs import configure_logging
+from service.runtime.instance_lock import acquire
 from service.runtime.redis_server import ensure_redis
-from service.runtime.supervisor import Child, Supervisor
-from service.settings import load_settings
+from service.runtime.supervisor import STATUS_FILE, Child, Supervisor
+from service.settings import Settings, load_settings
 from service.usecases.schema import migrate
 
 log = logging.getLogger(__name__)
@@ -49,8 +53,22 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     configure_logging(settings)
     data = settings.data_path
+    api_url = f"http://{settings.api_host}:{settings.api_port}"
     try:
         data.mkdir(parents=True, exist_ok=True)
+        lock = acquire(data, api_url)  # before anything else: a second start touches nothing
+    except (ChronosealError, OSError) as exc:
+        print(f"chronoseal up: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return _run(args, settings, api_url)
+    finally:
+        lock.release()
+
+
+def _run(args: argparse.Namespace, settings: Settings, api_url: str) -> int:
+    data = settings.data_path
+    try:
         schema = migrate(settings.effective_database_url)
         redis_handle = ensure_redis(settings.redis_url, data)
     except ChronosealError as exc:
@@ -58,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     env = {**os.environ, "REDIS_URL": redis_handle.url, "CHRONOSEAL_DATA_DIR": str(data)}
     children = [
+        *([Child("redis", redis_handle.argv).adopt(redis_handle.process)]
+          if redis_handle.process is not None and redis_handle.argv else []),
         Child("tsa", chronoseal_argv("tsa"), env),
         Child("api", chronoseal_argv("serve"), env),
         *(Child(f"worker-{i + 1}", child_argv(queues="stamping"), env)
@@ -67,7 +87,6 @@ def run(args: argparse.Namespace) -> int:
         Child("background-worker", child_argv(queues="background", idle=True, sweeper=False),
               env),
     ]
-    api_url = f"http://{settings.api_host}:{settings.api_port}"
     urls = {  # each answers once its process serves; readiness is asked when all are started
         "tsa": f"http://{settings.tsa_host}:{settings.tsa_port}/certs",
         "api": f"{api_url}/healthz",
@@ -79,15 +98,17 @@ def run(args: argparse.Namespace) -> int:
         if child.name in urls:
             _wait_until_answers(child, urls[child.name])
 
-    supervisor = Supervisor(children, on_stop=redis_handle.stop)
+    supervisor = Supervisor(children, on_stop=redis_handle.stop,
+                            status_path=data / STATUS_FILE)
 
-    def running() -> bool:
-        return not supervisor.stopping and all(c.alive() for c in children)
+    def running() -> bool:  # called while waiting for readiness: children are tended meanwhile
+        supervisor.tend(time.monotonic())
+        return not supervisor.stopping
 
     def started() -> None:
         not_ready = wait_for_readiness(api_url, running)
         if not running():
-            return  # the supervisor reports which child exited
+            return  # stopping: the supervisor says why
         print(not_ready_line(not_ready) if not_ready is not None
               else ready_line(settings, endpoints), flush=True)
 

@@ -110,6 +110,10 @@ def render(verdict: BundleVerdict) -> str:
         if stamp.trusted_root_sha256:
             lines.append(f"    root {stamp.trusted_root}, SHA-256 {stamp.trusted_root_sha256}")
         lines += [f"    warning: {w}" for w in stamp.warnings]
+        for status in stamp.revocation:
+            mark = {True: "not revoked at genTime", False: "REVOKED or unverifiable",
+                    None: "NO REVOCATION DATA"}[status.ok]
+            lines.append(f"    revocation ({mark}): {status.detail}")
     lines.append("  checks:")
     for check in verdict.checks:
         mark = {True: "PASS", False: "FAIL", None: "NOT CHECKED"}[check.ok]

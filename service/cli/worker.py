@@ -15,6 +15,7 @@ from typing import Any
 
 from service.errors import ChronosealError
 from service.logs import configure_logging
+from service.runtime.memory import return_freed_memory
 from service.runtime.priority import run_when_idle
 from service.settings import load_settings
 from service.usecases.queueing import QUEUE_CHOICES
@@ -65,7 +66,9 @@ def run(args: argparse.Namespace) -> int:
 
         argv = child_argv(burst=args.burst, sweeper=not args.no_sweeper, queues=args.queues,
                           nice=args.nice, idle=args.idle)
-        children = [Child(f"worker-{i + 1}", argv) for i in range(args.count)]
+        # A burst worker's exit is its end; any other is restarted (runtime.supervisor).
+        children = [Child(f"worker-{i + 1}", argv, restart=not args.burst)
+                    for i in range(args.count)]
         return Supervisor(children).run()
     from service.wiring import build_services
     from workers.bootstrap import run_worker
@@ -74,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         os.nice(args.nice)
     if args.idle:
         run_when_idle()
+    return_freed_memory()  # hashing decodes images (runtime.memory)
 
     try:
         services = build_services()

@@ -2,7 +2,10 @@
 
 Layout (DESIGN.md): manifest.json (the exact bytes hashed), proof.json, batch-head.json (proof
 format 2: the exact bytes whose SHA-256 the tokens imprint), tokens/<tsa>.tsr (DER
-TimeStampResp), certs/<tsa>.pem (TSA certificate first, root last), verify.py, VERIFY.md,
+TimeStampResp), certs/<tsa>.pem (TSA certificate first, root last),
+revocation/<tsa>/<sha256 of the certificate's DER>.crl or .ocsp (the DER CRL or OCSP response
+fetched for that certificate of the chain when the token was stored; absent when none was),
+evidence-records/<tsa>.ers and .json (RFC 4998, once renewed), verify.py, VERIFY.md,
 certificate.html. The ZIP is deterministic (fixed order, times and modes): the same evidence
 always gives the same bytes, so bundles can be compared and cached by digest.
 """
@@ -31,12 +34,21 @@ from service.evidence.templates.verify import token_facts
 from service.timestamping import ers
 from service.timestamping.batch_head import PROOF_FORMAT_HEAD, BatchHead, parse_batch_head
 from service.timestamping.merkle import verify_inclusion
+from service.timestamping.revocation import (
+    KIND_CRL,
+    KIND_OCSP,
+    MAX_CRL_BYTES,
+    MAX_OCSP_BYTES,
+    RevocationEntry,
+    cert_sha256,
+)
 from service.timestamping.tsa_token import granted_response
 
 MAX_TSAS = 16  # receipts are stamped by a handful of TSAs; bounds bundle size and verify time
 MAX_TOKEN_BYTES = 64 * 1024  # RFC 3161 responses with embedded certificates are a few KiB
 MAX_CHAIN_CERTS = 8  # TSA, intermediates, root: real chains have 2-4
 MAX_NAME_CHARS = 64  # a file name, not a description
+HEX_SHA256_CHARS = 64
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest ZIP date: fixed, so equal evidence, equal bytes
 _ZIP_LEVEL = 9  # fixed too: the compression level changes the bytes
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -52,6 +64,7 @@ def build_bundle(
     image_name: str | None,
     batch_head: bytes | None = None,
     evidence_records: Mapping[str, tuple[bytes, Sequence[Mapping[str, Any]]]] | None = None,
+    revocation: Mapping[str, Sequence[RevocationEntry]] | None = None,
 ) -> bytes:
     """The ZIP bytes for a receipt; MalformedInputError if the evidence does not fit together.
 
@@ -59,6 +72,7 @@ def build_bundle(
     chain a PEM string with the TSA certificate first and the root last. With `batch_head`
     (the batch's stored batch-head.json) the bundle is proof format 2: proof.json says "v": 2
     and the tokens imprint SHA-256 of those bytes; without, format 1 (they imprint the root).
+    `revocation` (by TSA name too) holds the revocation data stored with each token.
     `evidence_records` (by TSA name: RFC 4998 EvidenceRecord DER and each archive timestamp's
     {"tsa", "chain_pem"}) become evidence-records/<tsa>.ers and its readable .json.
     """
@@ -82,9 +96,11 @@ def build_bundle(
             raise MalformedInputError(f"TSA names {tsa!r} and another both map to {name!r}")
         if tsa not in chains:
             raise MalformedInputError(f"no certificate chain for TSA {tsa!r}")
-        token, pem, stamp = _read_tsa(name, tokens[tsa], chains[tsa])
+        crls = revocation_members(name, (revocation or {}).get(tsa, ()))
+        token, pem, stamp = _read_tsa(name, tokens[tsa], chains[tsa], {p for p, _ in crls})
         files.append((f"tokens/{name}.tsr", token))
         certs_files.append((f"certs/{name}.pem", pem))
+        certs_files += crls
         if evidence_records and tsa in evidence_records:
             certs_files += _record_files(name, *evidence_records[tsa])
         stamps.append(stamp)
@@ -111,6 +127,20 @@ def safe_name(tsa: str) -> str:
     """A TSA name usable as a file name and in shell commands: [A-Za-z0-9._-], no leading . or -."""
     name = _UNSAFE.sub("_", tsa).lstrip(".-")[:MAX_NAME_CHARS]
     return name or "tsa"
+
+
+def revocation_members(name: str, entries: Sequence[RevocationEntry]
+                       ) -> list[tuple[str, bytes]]:
+    """revocation/<tsa>/<cert sha256>.crl (or .ocsp) for each stored CRL or OCSP response, by
+    certificate digest."""
+    members: dict[str, bytes] = {}
+    limits = {KIND_CRL: MAX_CRL_BYTES, KIND_OCSP: MAX_OCSP_BYTES}
+    for entry in entries:
+        if entry.kind in limits and entry.der and len(entry.der) <= limits[entry.kind] \
+                and len(entry.cert_sha256) == HEX_SHA256_CHARS:
+            path = f"revocation/{name}/{entry.cert_sha256.lower()}.{entry.kind}"
+            members.setdefault(path, entry.der)
+    return sorted(members.items())
 
 
 def _check_proof(digest: bytes, proof: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -146,7 +176,8 @@ def _check_head(data: bytes, proof: Mapping[str, Any]) -> BatchHead:
     return head
 
 
-def _read_tsa(name: str, token: bytes, chain_pem: str) -> tuple[bytes, bytes, TimestampFacts]:
+def _read_tsa(name: str, token: bytes, chain_pem: str, crl_paths: set[str]
+              ) -> tuple[bytes, bytes, TimestampFacts]:
     if len(token) > MAX_TOKEN_BYTES:
         raise MalformedInputError(f"token from {name} is larger than {MAX_TOKEN_BYTES} bytes")
     try:
@@ -168,8 +199,20 @@ def _read_tsa(name: str, token: bytes, chain_pem: str) -> tuple[bytes, bytes, Ti
         policy=facts.policy,
         chain_length=len(certs),
         root_fingerprint=root.fingerprint(hashes.SHA256()).hex(":").upper(),
+        revocation=tuple(
+            (place, cert_sha256(cert), _serial_hex(cert.serial_number),
+             next((path for kind in (KIND_CRL, KIND_OCSP)
+                   if (path := f"revocation/{name}/{cert_sha256(cert)}.{kind}") in crl_paths),
+                  ""))
+            for place, cert in enumerate(certs[:-1], 1)),
     )
     return token, pem, stamp
+
+
+def _serial_hex(serial: int) -> str:
+    """As `openssl x509 -serial` and `openssl crl -text` print it: upper case, even length."""
+    text = f"{serial:X}"
+    return text.zfill(len(text) + len(text) % 2)
 
 
 def _zip(files: list[tuple[str, bytes]]) -> bytes:

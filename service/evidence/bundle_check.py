@@ -4,7 +4,10 @@ The same checks as the bundle's own verify.py, done in-process: image digest vs 
 manifest digest -> Merkle leaf -> root (RFC 9162), for proof format 2 the batch head stating
 that root and the proof's tree size, and every token over SHA-256(batch-head.json) (format 1:
 over the root itself) (timestamping.verify: status, CMS, imprint, ESS, signature, chain at
-genTime). Each check is
+genTime), then each chain certificate's revocation status at genTime from
+revocation/<tsa>/*.crl|.ocsp (timestamping.revocation; none stored is "not checked", said
+plainly, not a failure), and the token's evidence as of `now` (renewal_check: RFC 4998 archive
+timestamps once its chain has expired). Each check is
 one `Check` with a reason a person can read; a bundle is valid iff every check passed.
 
 Trust: with `roots` only those certificates are trusted. Without, each TSA's bundled root
@@ -36,11 +39,20 @@ from service.timestamping.batch_head import (
     parse_batch_head,
 )
 from service.timestamping.merkle import MAX_PROOF_LENGTH, verify_inclusion
+from service.timestamping.revocation import (
+    KIND_CRL,
+    KIND_OCSP,
+    MAX_CRL_BYTES,
+    CertificateStatus,
+    RevocationEntry,
+    check_chain,
+)
 from service.timestamping.verify import verify_timestamp
 
 MAX_BUNDLE_BYTES = 4 * 1024 * 1024  # real bundles are ~30 KiB (a record, proofs, a few tokens)
-# tokens, chains, evidence records and their renderings + the fixed files; more is not ours
-MAX_MEMBERS = 4 * MAX_TSAS + 8
+# tokens, chains, evidence records and their renderings, a CRL or OCSP response per
+# certificate below each root, + the fixed files; more is not ours
+MAX_MEMBERS = 4 * MAX_TSAS + MAX_TSAS * (MAX_CHAIN_CERTS - 1) + 8
 MAX_MEMBER_BYTES = 1024 * 1024  # per file, uncompressed: stops a ZIP bomb before inflating it
 MAX_PEM_BYTES = 64 * 1024  # a chain of MAX_CHAIN_CERTS certificates is a few KiB
 _SHA256_HEX_CHARS = 64
@@ -72,6 +84,7 @@ class StampResult:
     bundled_root_trusted: bool
     reasons: tuple[str, ...]
     warnings: tuple[str, ...]
+    revocation: tuple[CertificateStatus, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +94,7 @@ class StampResult:
             "trusted_root": self.trusted_root, "trusted_root_sha256": self.trusted_root_sha256,
             "bundled_root_trusted": self.bundled_root_trusted,
             "reasons": list(self.reasons), "warnings": list(self.warnings),
+            "revocation": [_status_dict(s) for s in self.revocation],
         }
 
 
@@ -285,15 +299,41 @@ def _check_token(checks: list[Check], name: str, files: dict[str, bytes], root: 
     else:
         detail = "; ".join(verdict.reasons) + f" (trusting {trust})"
     checks.append(Check(what, verdict.valid, detail))
-    if verdict.valid:  # 6. The evidence still holds at `now`, renewed if it had to be.
+    revocation: list[CertificateStatus] = []
+    if verdict.valid and facts.gen_time is not None:  # 6. Not revoked at genTime.
+        revocation = check_chain(facts.chain, _revocation_entries(files, name), facts.gen_time)
+        for status in revocation:
+            checks.append(Check(f"revocation:{name}", status.ok, status.detail))
+        if not revocation:
+            checks.append(Check(f"revocation:{name}", None, "the chain has no certificate "
+                                "below its trust anchor whose revocation could be asked"))
+    if verdict.valid:  # 7. The evidence still holds at `now`, renewed if it had to be.
         renewed, why = check_renewals(name, files, verdict, roots, partial_chain, now)
         checks.append(Check(f"renewal:{name}", renewed, why))
     return StampResult(
         tsa=name, valid=verdict.valid, gen_time=facts.gen_time, signer=signer,
         serial=facts.serial, trusted_root=trusted.subject.rfc4514_string() if trusted else None,
         trusted_root_sha256=fingerprint, bundled_root_trusted=bundled,
-        reasons=verdict.reasons, warnings=verdict.warnings,
+        reasons=verdict.reasons, warnings=verdict.warnings, revocation=tuple(revocation),
     )
+
+
+def _revocation_entries(files: dict[str, bytes], name: str) -> list[RevocationEntry]:
+    """revocation/<name>/<cert sha256>.crl and .ocsp members as entries (the name says which
+    certificate, the suffix what kind)."""
+    prefix, entries = f"revocation/{name}/", []
+    for path, data in sorted(files.items()):
+        stem, _, kind = path[len(prefix):].rpartition(".")
+        if path.startswith(prefix) and kind in (KIND_CRL, KIND_OCSP) and _is_hex64(stem):
+            entries.append(RevocationEntry(stem, kind, None, data[: MAX_CRL_BYTES + 1]))
+    return entries
+
+
+def _status_dict(status: CertificateStatus) -> dict[str, Any]:
+    revoked_at = status.revoked_at
+    return {"certificate": status.subject, "certificate_sha256": status.cert_sha256,
+            "ok": status.ok, "detail": status.detail, "reason": status.reason,
+            "revoked_at": revoked_at.isoformat().replace("+00:00", "Z") if revoked_at else None}
 
 
 def _json_object(data: bytes) -> dict[str, Any] | None:

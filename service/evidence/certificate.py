@@ -10,7 +10,7 @@ import json
 from html import escape
 from typing import Any
 
-from service.evidence.facts import BundleFacts
+from service.evidence.facts import BundleFacts, TimestampFacts
 from service.evidence.generation import GENERATION_FIELDS
 
 _STYLE = """
@@ -58,7 +58,8 @@ def render_certificate(facts: BundleFacts) -> str:
             (t.name, f"{escape(f'{t.gen_time:%Y-%m-%d %H:%M:%S} UTC')}<br>signed by "
              f"{escape(t.subject)}<br>"
              f"serial {escape(str(t.serial))}, policy {_code(t.policy)}<br>"
-             f"root certificate SHA-256 {_code(t.root_fingerprint)}")
+             f"root certificate SHA-256 {_code(t.root_fingerprint)}<br>"
+             f"{escape(_revocation_text(t))}")
             for t in facts.timestamps
         ]),
         _table("Merkle inclusion proof (RFC 9162, SHA-256)", [
@@ -162,3 +163,14 @@ def _text(value: Any) -> str:
 
 def _code(value: Any) -> str:
     return f"<code>{escape(str(value))}</code>" if value is not None else _text(None)
+
+
+def _revocation_text(t: TimestampFacts) -> str:
+    """Whether the bundle can show the TSA's certificates were not revoked at the token's time."""
+    have = sum(1 for *_, member in t.revocation if member)
+    if not t.revocation:
+        return "revocation: the chain has no certificate below its root"
+    if have == len(t.revocation):
+        return "revocation data from stamping time is in the bundle (checked by verify.py)"
+    return (f"no revocation data was available for {len(t.revocation) - have} of "
+            f"{len(t.revocation)} certificate(s): whether they were revoked is not shown")

@@ -21,6 +21,9 @@ class TimestampFacts:
     policy: str
     chain_length: int  # certificates in certs/<name>.pem; the last one is the root
     root_fingerprint: str  # SHA-256 of the root's DER, colon-separated as `openssl x509` prints
+    # Each certificate below the root: (its 1-based place in the chain, SHA-256 of its DER,
+    # serial as hex, its revocation/<name>/<sha256>.crl or .ocsp member, "" when none).
+    revocation: tuple[tuple[int, str, str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,7 @@ def merge_generation(
         ours, theirs = file.get(name), request.get(name) if stated else None
         if ours is not None or theirs is not None:
             merged[name] = ours if ours is not None else theirs
-        if ours is not None and theirs is not None and not _same(ours, theirs):
+        if ours is not None and theirs is not None and not same_value(ours, theirs):
             conflicts.append({"field": name, "file": ours, "request": theirs})
     sources = {"file": _without_raw(file)}
     raw = {"file": file.get("raw", {})}
@@ -91,7 +91,8 @@ def _without_raw(record: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k != "raw"}
 
 
-def _same(a: Any, b: Any) -> bool:
+def same_value(a: Any, b: Any) -> bool:
+    """Two stated values agree: text up to surrounding space, numbers by value."""
     if isinstance(a, str) and isinstance(b, str):
         return a.strip() == b.strip()
     if isinstance(a, int | float) and isinstance(b, int | float):

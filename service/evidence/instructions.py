@@ -121,8 +121,9 @@ def render_verify_md(facts: BundleFacts) -> str:
         "record in it, existed no later than each token's time, as signed by that TSA. It does "
         "not show who made the image or that the generation record is accurate: the record is "
         "what the submitter stated. The TSA certificates are checked as they stood at the "
-        "token's time (`-attime`); whether a TSA key was later revoked needs the TSA's "
-        "revocation information, which is not part of this offline check.",
+        "token's time (`-attime`), and their revocation status at that time from the CRLs "
+        "fetched when the token was stored (`revocation/`); where the bundle holds none, "
+        "whether a TSA key was revoked is not shown.",
         "",
         "Once a TSA certificate chain has expired, a token holds only with an RFC 4998 "
         "evidence record (`evidence-records/<tsa>.ers`, readable in `evidence-records/"
@@ -172,4 +173,46 @@ def _token_section(t: TimestampFacts, root: str, headed: bool) -> list[str]:
         f"{signed}, that the TSA's signature over it is valid, and that the TSA certificate "
         "chains to the root and is authorised for timestamping. (OpenSSL may warn that the "
         "TSA certificate \"is not a CA cert\": expected, as it is in the untrusted list.)",
+        *_revocation_lines(t),
     ]
+
+
+def _revocation_lines(t: TimestampFacts) -> list[str]:
+    """The revocation check of each certificate below the root, or plainly that there is none."""
+    out = ["", f"Revocation at the token's time ({t.gen_time:%Y-%m-%d %H:%M:%S} UTC):"]
+    for place, _sha256, serial, member in t.revocation:
+        cert, issuer = f"{t.name}-cert{place}.pem", f"{t.name}-cert{place + 1}.pem"
+        if not member:
+            out += ["", f"Certificate {place} (serial {serial}): no revocation data was "
+                    "available when the token was stored, so whether it was revoked is not "
+                    "shown."]
+            continue
+        if member.endswith(".ocsp"):
+            out += [
+                "", f"Certificate {place} (serial {serial}), OCSP response `{member}`: openssl "
+                "must say `Response verify OK`; \"Next Update\" must not be before the token's "
+                "time, and the status `good`, or `revoked` after the token's time with reason "
+                "unspecified, affiliationChanged, superseded or cessationOfOperation (RFC 3161 "
+                "section 4; openssl may warn that the status times are not current: expected "
+                "for a response kept since the token's time):",
+                "",
+                f"    openssl ocsp -respin {member} -issuer {issuer} -cert {cert} -VAfile "
+                f"{issuer} -CAfile {t.name}-cert{t.chain_length}.pem -no_nonce",
+            ]
+            continue
+        crl = member
+        out += [
+            "", f"Certificate {place} (serial {serial}), CRL `{crl}`: it must be signed by the "
+            "issuer (`verify OK`), its nextUpdate must not be before the token's time, and the "
+            "serial must be absent, or revoked after the token's time with reason unspecified, "
+            "affiliationChanged, superseded or cessationOfOperation (RFC 3161 section 4):",
+            "",
+            f"    openssl crl -inform DER -in {crl} -noout -CAfile {issuer}",
+            f"    openssl crl -inform DER -in {crl} -noout -lastupdate -nextupdate",
+            f"    openssl x509 -in {cert} -noout -serial",
+            f"    openssl crl -inform DER -in {crl} -noout -text | grep -A 4 'Serial Number: "
+            f"{serial}' || echo 'serial {serial} not listed'",
+        ]
+    if not t.revocation:
+        out += ["", "The chain has no certificate below its root."]
+    return out

@@ -26,13 +26,29 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageOps
 
-from service.errors import ImageBombError, ImageDecodeError
+from service.errors import ChronosealError, ImageBombError, ImageDecodeError
+from service.evidence.decode_gate import GATE
 
 # The decoders we accept (as hashing.PROBE_FORMATS): no exotic parsers on untrusted bytes.
 DECODE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "AVIF", "TIFF", "BMP")
 # 50 megapixels: above any generated image and most camera files; a decoded RGB image at this
-# size is 150 MB, the most one request or job may hold. Larger images are refused as bombs.
+# size is 200 MB (Pillow keeps 4 bytes a pixel), the most one hashing job may hold. Larger
+# images are refused as bombs.
 MAX_PIXELS = 50_000_000
+# A search query decodes at most this many pixels (counted after JPEG's reduction while
+# decoding, so a 50-megapixel JPEG is fine): reposts found online are a few megapixels, 25 MP is
+# a 5000x5000 PNG, and its 100 MB decoded leave an API process under 300 MiB. Anonymous callers
+# send queries, so this bounds what anyone can make the API hold (decode_gate bounds the sum).
+MAX_QUERY_PIXELS = 25_000_000
+# Converting to grey goes strip by strip of about this many pixels: the RGBA/RGB copies the
+# conversion makes stay small, beside the one full-size decoded image and its grey copy.
+STRIP_PIXELS = 1_000_000
+_ORIENTATION = 0x0112  # the EXIF tag; its values 2..8 name the transposition that undoes it
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90,
+}
 # JPEG decoders can scale by 1/2..1/8 while decoding: ask for at least this many pixels a side,
 # which keeps every later step (trim, crops, 64x64 resize) accurate and decoding fast.
 DRAFT_SIDE = 512
@@ -102,31 +118,58 @@ def _decoding_errors() -> Iterator[None]:
             yield
     except Image.DecompressionBombError as exc:
         raise ImageBombError(MAX_PIXELS) from exc
-    except ImageDecodeError:
+    except ChronosealError:  # ours, raised on purpose (bomb, busy): as they are
         raise
     except Exception as exc:  # Pillow raises many types for bad bytes; all mean "not an image"
         raise ImageDecodeError("not a decodable image") from exc
 
 
-def load_grey(fileobj: BinaryIO) -> Image.Image:
+def load_grey(fileobj: BinaryIO, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Decode `fileobj` to a normalised grey image of at most 2 x DRAFT_SIDE pixels a side.
 
     EXIF orientation is applied and uniform borders are trimmed, so a copy with an added frame
-    or a rotated-by-metadata copy hashes like the original.
+    or a rotated-by-metadata copy hashes like the original. Memory: the header's size is
+    checked before anything is decoded (`max_pixels` counts what is decoded, after a JPEG's
+    reduction), the decode waits for its pixels in the process's budget (decode_gate), and
+    only the decoded image and its grey copy are ever full-size.
     """
     fileobj.seek(0)
     with _decoding_errors(), Image.open(fileobj, formats=DECODE_FORMATS) as opened:
         width, height = opened.size
         if width * height > MAX_PIXELS:
             raise ImageBombError(MAX_PIXELS)
-        opened.draft("RGB", (DRAFT_SIDE, DRAFT_SIDE))
-        image: Image.Image = ImageOps.exif_transpose(opened)
-        if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-            background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-            image = Image.alpha_composite(background, image.convert("RGBA"))
-        grey = image.convert("L")
-        grey.thumbnail((DRAFT_SIDE * 2, DRAFT_SIDE * 2), Image.Resampling.BOX)
+        opened.draft("RGB", (DRAFT_SIDE, DRAFT_SIDE))  # JPEG: decoded at 1/2..1/8 scale
+        width, height = opened.size
+        if width * height > max_pixels:
+            raise ImageBombError(max_pixels)
+        with GATE.slot(width * height):
+            opened.load()
+            method = _TRANSPOSE.get(opened.getexif().get(_ORIENTATION, 1))  # after load: PNG
+            grey = _grey_of(opened)
+            opened.close()  # the decoded pixels go now, not when the file object does
+            if method is not None:
+                grey = grey.transpose(method)
+            grey.thumbnail((DRAFT_SIDE * 2, DRAFT_SIDE * 2), Image.Resampling.BOX)
     return trim_borders(grey)
+
+
+def _grey_of(image: Image.Image) -> Image.Image:
+    """The grey ("L") copy of a decoded image, transparent parts over white, made in strips.
+
+    Every step is per pixel, so strips give exactly what converting the whole would; whole,
+    the RGBA copies for compositing would take 8 more bytes a pixel.
+    """
+    width, height = image.size
+    transparent = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+    grey = Image.new("L", (width, height))
+    rows = max(1, STRIP_PIXELS // width)
+    for top in range(0, height, rows):
+        strip = image.crop((0, top, width, min(height, top + rows)))
+        if transparent:
+            background = Image.new("RGBA", strip.size, (255, 255, 255, 255))
+            strip = Image.alpha_composite(background, strip.convert("RGBA"))
+        grey.paste(strip.convert("L"), (0, top))
+    return grey
 
 
 def trim_borders(grey: Image.Image) -> Image.Image:
@@ -175,7 +218,7 @@ def registration_hashes(fileobj: BinaryIO) -> list[PerceptualHash]:
 
 def query_hashes(fileobj: BinaryIO) -> list[PerceptualHash]:
     """The hashes a search looks up: the image and its mirror image; none when flat."""
-    grey = load_grey(fileobj)
+    grey = load_grey(fileobj, MAX_QUERY_PIXELS)
     if is_flat(grey):
         return []
     return [hash_grey(grey, 0), hash_grey(ImageOps.mirror(grey), 1)]

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import redis
 
 from service.errors import ConfigError
+from service.runtime.supervisor import die_with_parent
 
 DEFAULT_PORT = 6379
 DEFAULT_URL = f"redis://127.0.0.1:{DEFAULT_PORT}/0"
@@ -36,6 +37,7 @@ class RedisHandle:
 
     url: str
     process: subprocess.Popen[bytes] | None = None
+    argv: list[str] | None = None  # how to start it again (`up` restarts it when it dies)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Shut down the Redis we started (saving its data); no-op for an external one."""
@@ -97,12 +99,14 @@ def start_redis(data_dir: Path, port: int | None = None, *, install: bool = True
         "--appendonly", "yes", "--save", "", "--protected-mode", "yes",
         "--logfile", str(workdir / "redis.log"),
     ]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # A session of its own: a terminal's Ctrl-C reaches `up`, which stops Redis last.
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True, preexec_fn=die_with_parent)
     url = f"redis://127.0.0.1:{port}/0"
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if redis_answers(url, timeout=0.2):
-            return RedisHandle(url, process)
+            return RedisHandle(url, process, args)
         if process.poll() is not None:
             break
         time.sleep(0.05)

@@ -39,6 +39,7 @@ from service.storage.sweep import (
 )
 from service.storage.tokens import (
     NewToken,
+    RevocationRow,
     Token,
     TsaAttempt,
     TsaOutcome,
@@ -46,24 +47,27 @@ from service.storage.tokens import (
     count_tokens,
     insert_tokens,
     list_due_attempts,
+    list_revocations,
     list_tokens,
     lock_batch,
     mark_receipts_stamped,
     record_batch_error,
     stamped_receipt_ids,
     store_proofs,
+    store_revocation,
+    tokens_missing_revocation,
     tsa_outcomes,
 )
 
 __all__ = [
     "AmbiguousKeyError", "ApiKey", "Batch", "BatchStateError", "DatabaseUnavailableError",
-    "IdempotencyConflictError", "Leaf", "NewToken", "Receipt", "StorageError", "Token",
-    "TsaAttempt", "TsaOutcome", "claim_batch", "claim_expired_batch", "complete_batch",
+    "IdempotencyConflictError", "Leaf", "NewToken", "Receipt", "RevocationRow", "StorageError",
+    "Token", "TsaAttempt", "TsaOutcome", "claim_batch", "claim_expired_batch", "complete_batch",
     "count_tokens", "create_api_key", "current_revision", "find_api_key_by_secret",
     "find_overdue_pending", "find_stale_pending", "get_batch", "get_receipt", "head_revision",
     "insert_receipt", "insert_tokens", "list_api_keys", "list_due_attempts", "list_receipts",
-    "list_tokens", "lock_batch", "make_engine", "mark_failed", "mark_receipts_stamped",
-    "new_receipt_id", "normalize_url", "ping", "record_batch_error", "renew_lease",
-    "revoke_api_key", "stamped_receipt_ids", "store_proofs", "touch_enqueued", "tsa_outcomes",
-    "upgrade", "write_transaction",
+    "list_revocations", "list_tokens", "lock_batch", "make_engine", "mark_failed",
+    "mark_receipts_stamped", "new_receipt_id", "normalize_url", "ping", "record_batch_error",
+    "renew_lease", "revoke_api_key", "stamped_receipt_ids", "store_proofs", "store_revocation",
+    "tokens_missing_revocation", "touch_enqueued", "tsa_outcomes", "upgrade", "write_transaction",
 ]

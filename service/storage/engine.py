@@ -9,6 +9,7 @@ transaction start with BEGIN IMMEDIATE, taking the write lock before its first r
 from __future__ import annotations
 
 import contextlib
+import errno
 import sqlite3
 import threading
 import time
@@ -20,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from service.errors import ConfigError
 from service.storage.errors import DatabaseUnavailableError
@@ -141,3 +142,21 @@ def ping(engine: Engine) -> None:
             conn.execute(text("SELECT 1")).scalar_one()
     except SQLAlchemyError as exc:
         raise DatabaseUnavailableError(f"database unavailable: {exc.__class__.__name__}") from exc
+
+
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+_SQLITE_FULL = 13  # "database or disk is full" (sqlite3.OperationalError.sqlite_errorcode)
+_PG_DISK_FULL = "53100"  # SQLSTATE disk_full
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True when `exc` says a disk (a file's, SQLite's or PostgreSQL's) has no room left."""
+    if isinstance(exc, OSError):
+        return exc.errno in _NO_SPACE
+    if isinstance(exc, DBAPIError):
+        orig = exc.orig
+        if isinstance(orig, sqlite3.Error):
+            return (getattr(orig, "sqlite_errorcode", None) == _SQLITE_FULL
+                    or "database or disk is full" in str(orig))
+        return getattr(orig, "sqlstate", None) == _PG_DISK_FULL
+    return False

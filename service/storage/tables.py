@@ -49,6 +49,7 @@ SERIAL_LENGTH = 64  # RFC 3161 serials are up to 160 bits: at most 49 decimal di
 RECEIPT_STATUSES = ("pending", "stamped", "failed")
 BATCH_STATUSES = ("open", "complete")
 ATTEMPT_STATES = ("pending", "done", "rejected")
+REVOCATION_KINDS = ("crl", "ocsp", "none")  # service.timestamping.revocation KINDS
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -100,7 +101,7 @@ batches = Table(
     metadata,
     Column("id", String(ID_LENGTH), primary_key=True),
     Column("root", String(HEX_SHA256_LENGTH), nullable=True),
-    # The exact batch-head.json bytes whose SHA-256 the tokens imprint (migration 0009);
+    # The exact batch-head.json bytes whose SHA-256 the tokens imprint (migration 0010);
     # NULL for batches stamped before it, whose tokens imprint the root itself.
     Column("head_jcs", LargeBinary, nullable=True),
     Column("tree_size", Integer, nullable=False),
@@ -185,7 +186,7 @@ tokens = Table(
     UniqueConstraint("batch_id", "tsa"),
 )
 
-# RFC 4998 evidence records (migration 0010): one per token, its archive timestamps in order.
+# RFC 4998 evidence records (migration 0011): one per token, its archive timestamps in order.
 evidence_records = Table(
     "evidence_records",
     metadata,
@@ -197,6 +198,23 @@ evidence_records = Table(
     # When the last archive timestamp's certificate chain expires: the renewal job's key.
     Column("expires_at", UTCDateTime(), nullable=False, index=True),
     Column("renewed_at", UTCDateTime(), nullable=False),
+)
+
+# Revocation data fetched when the token was stored (migration 0009): one row per certificate
+# of the token's chain below the root, a DER CRL, or kind 'none' with the reason in `note`.
+token_revocations = Table(
+    "token_revocations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token_id", Integer, ForeignKey("tokens.id"), nullable=False),
+    Column("cert_sha256", String(HEX_SHA256_LENGTH), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("url", Text, nullable=True),
+    Column("der", LargeBinary, nullable=True),
+    Column("note", Text, nullable=True),
+    Column("fetched_at", UTCDateTime(), nullable=False),
+    CheckConstraint(_one_of("kind", REVOCATION_KINDS), name="kind"),
+    UniqueConstraint("token_id", "cert_sha256"),
 )
 
 batch_tsa_attempts = Table(

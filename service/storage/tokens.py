@@ -21,10 +21,28 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from service.storage.engine import connection_for, is_sqlite
 from service.storage.errors import BatchStateError
-from service.storage.tables import batch_tsa_attempts, batches, receipts, tokens, utcnow
+from service.storage.tables import (
+    batch_tsa_attempts,
+    batches,
+    receipts,
+    token_revocations,
+    tokens,
+    utcnow,
+)
 
 MAX_ERROR_LENGTH = 2000  # error texts come from remote servers: keep rows and API answers small
 DEFAULT_DUE_LIMIT = 100  # attempts handed to one scheduler pass
+
+
+class RevocationRow(NamedTuple):
+    """Revocation data for one certificate of a token's chain: a DER CRL, or kind 'none' and
+    why (`note`)."""
+
+    cert_sha256: str
+    kind: str
+    url: str | None
+    der: bytes | None
+    note: str | None = None
 
 
 class NewToken(NamedTuple):
@@ -35,6 +53,7 @@ class NewToken(NamedTuple):
     gen_time: datetime
     serial: int | str
     chain_pem: str | None = None  # the validated chain, TSA certificate first, root last
+    revocation: tuple[RevocationRow, ...] = ()  # fetched for that chain when it was stored
 
 
 @dataclass(frozen=True)
@@ -128,7 +147,7 @@ def insert_tokens(conn: Connection, batch_id: str, new: Iterable[NewToken],
     now = now or utcnow()
     inserted: list[str] = []
     for token in new:
-        tsa, reply_der, gen_time, serial, chain_pem = token
+        tsa, reply_der, gen_time, serial, chain_pem, revocation = token
         result = conn.execute(
             _insert(conn, tokens)
             .values(batch_id=batch_id, tsa=tsa, reply_der=reply_der, gen_time=gen_time,
@@ -136,8 +155,10 @@ def insert_tokens(conn: Connection, batch_id: str, new: Iterable[NewToken],
             .on_conflict_do_nothing(index_elements=["batch_id", "tsa"])
             .returning(tokens.c.id)  # rowcount is -1 here on psycopg; a returned row is not
         )
-        if result.first() is not None:
+        row = result.first()
+        if row is not None:
             inserted.append(tsa)
+            store_revocation(conn, row.id, revocation, now)
         statement = _insert(conn, batch_tsa_attempts).values(
             batch_id=batch_id, tsa=tsa, state="done", attempts=1, updated_at=now
         )
@@ -148,6 +169,56 @@ def insert_tokens(conn: Connection, batch_id: str, new: Iterable[NewToken],
             )
         )
     return inserted
+
+
+def store_revocation(conn: Connection, token_id: int, rows: Iterable[RevocationRow],
+                     now: datetime | None = None) -> int:
+    """Store revocation rows for a token: a certificate without a row gets it, one whose row is
+    kind 'none' gets the new data (a later fetch filling a gap); stored CRLs stay. Returns how
+    many rows were written."""
+    now = now or utcnow()
+    written = 0
+    for cert_sha256, kind, url, der, note in rows:
+        values = {"kind": kind, "url": url, "der": der, "note": note, "fetched_at": now}
+        statement = _insert(conn, token_revocations).values(
+            token_id=token_id, cert_sha256=cert_sha256, **values)
+        result = conn.execute(statement.on_conflict_do_update(
+            index_elements=["token_id", "cert_sha256"], set_=values,
+            where=token_revocations.c.kind == "none",
+        ).returning(token_revocations.c.id))
+        written += result.first() is not None
+    return written
+
+
+def list_revocations(conn: Connection, token_ids: Iterable[int]) -> dict[int, list[RevocationRow]]:
+    """The stored revocation rows of each token, by certificate digest then URL."""
+    ids = list(token_ids)
+    found: dict[int, list[RevocationRow]] = {i: [] for i in ids}
+    if not ids:
+        return found
+    rows = conn.execute(
+        select(token_revocations).where(token_revocations.c.token_id.in_(ids))
+        .order_by(token_revocations.c.token_id, token_revocations.c.cert_sha256)
+    ).mappings()
+    for row in rows:
+        der = bytes(row["der"]) if row["der"] is not None else None
+        found[row["token_id"]].append(
+            RevocationRow(row["cert_sha256"], row["kind"], row["url"], der, row["note"]))
+    return found
+
+
+def tokens_missing_revocation(conn: Connection, tried_before: datetime,
+                              limit: int = DEFAULT_DUE_LIMIT) -> list[Token]:
+    """Tokens with a certificate stored as 'none' although it names a URL (the fetch failed),
+    last tried before `tried_before`: what a later retry may fill, oldest first."""
+    missing = (select(token_revocations.c.token_id)
+               .where(token_revocations.c.kind == "none", token_revocations.c.url.is_not(None),
+                      token_revocations.c.fetched_at < tried_before)
+               .distinct())
+    rows = conn.execute(
+        select(tokens).where(tokens.c.id.in_(missing)).order_by(tokens.c.id).limit(limit)
+    ).mappings()
+    return [Token(**{**row, "reply_der": bytes(row["reply_der"])}) for row in rows]
 
 
 def count_tokens(conn: Connection, batch_id: str) -> int:

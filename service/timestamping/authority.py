@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 
 from service.timestamping import der
 from service.timestamping.serials import SerialAllocator
+from service.timestamping.tsa_crl import build_crl, read_revoked
 from service.timestamping.tsa_keys import KeyType, TSAKeyMaterial, load_or_create
 from service.timestamping.tsa_query import FailInfo, QueryRejectedError, parse_query
 from service.timestamping.tsa_token import (
@@ -55,6 +56,9 @@ class AuthoritySettings:
     accuracy: Accuracy = field(default_factory=Accuracy)
     # signing-time duplicates genTime but some CMS tooling displays only this attribute.
     signing_time: bool = True
+    # Written as the CRL distribution point into a TSA certificate created from now on (where
+    # this TSA serves GET /crl); None writes none. An existing certificate is kept as it is.
+    crl_url: str | None = None
 
 
 class TimeStampAuthority:
@@ -76,12 +80,20 @@ class TimeStampAuthority:
     @classmethod
     def open(cls, settings: AuthoritySettings) -> TimeStampAuthority:
         """Load (or on first start create) the keys in settings.data_dir and get ready to sign."""
-        material = load_or_create(settings.data_dir, settings.key_type)
+        material = load_or_create(settings.data_dir, settings.key_type, settings.crl_url)
         return cls(settings, material, SerialAllocator(settings.data_dir))
 
     def certs_pem(self) -> bytes:
         """The PEM chain a relying party needs: TSA certificate first, root last."""
         return self._certs_pem
+
+    def crl_der(self) -> bytes | None:
+        """The root's current DER CRL (revoked.json as it is now), None without a root key."""
+        root_key = self.material.root_key
+        if root_key is None:
+            return None
+        return build_crl(root_key, self.material.root_cert,
+                         read_revoked(self.settings.data_dir), self._clock())
 
     def respond(self, query_der: bytes) -> bytes:
         """A DER TimeStampResp for a DER TimeStampReq: granted with a token, or a rejection."""

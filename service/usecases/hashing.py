@@ -100,8 +100,11 @@ def _compute(engine: Engine, uploads: UploadStore, receipt_id: str,
         except ImageDecodeError as exc:
             log.info("%s: not hashed (%s)", receipt_id, exc)
             views = []
+    # The upload is dropped whenever this receipt is done with it, unless images are kept:
+    # also when the hashes were copied from an earlier receipt of the same bytes (a second
+    # upload of them was kept again after the first was dropped) or were there already.
     # Nothing to hash again later when the image gave no hashes: drop it in any case.
-    drop = views is not None and data is not None and (not keep_images or not views)
+    drop = receipt.image_size is not None and (not keep_images or views == [])
     return _Hashed(receipt_id, views, receipt.image_sha256 if drop else None)
 
 

@@ -1,7 +1,10 @@
-"""Readiness: will an upload made now be stamped? (Liveness needs no use case: it calls nothing.)
+"""Readiness: will an upload made now be stamped? Liveness: is the service running as a whole?
 
-Each part is asked once per call: the database and Redis answer, a stamping worker heartbeats,
-DATA_DIR has room, and at least min_tokens enabled TSAs are not down. TSAs are never probed
+Readiness asks each part once per call: the database and Redis answer, a stamping worker
+heartbeats, DATA_DIR has room, and at least min_tokens enabled TSAs are not down. Liveness
+(/healthz) never touches the database: it asks Redis whether a stamping worker heartbeats (an
+API that accepts uploads no process will stamp is not a running service), and reads the status
+file `chronoseal up` writes for a child it gave up on (a crash loop). TSAs are never probed
 here (outbound traffic on every poll, and slow): their state is the last outcome the stamping
 code recorded. Reasons are written for the caller of /readyz, so they never carry a secret or a
 URL password; exception details go to the log.
@@ -21,6 +24,7 @@ from rq import Queue, Worker
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.errors import ConfigError, DatabaseUnavailableError
+from service.runtime.supervisor import GAVE_UP, STATUS_FILE, read_status
 from service.settings import hide_url_passwords
 from service.storage import TsaOutcome, ping, tsa_outcomes
 from service.usecases.queueing import WORKER_TTL_S
@@ -70,6 +74,43 @@ class Readiness:
     def as_json(self) -> dict[str, object]:
         return {"parts": {name: part.as_json() for name, part in self.parts.items()},
                 "tsas": {name: tsa.as_json() for name, tsa in self.tsas.items()}}
+
+
+@dataclass(frozen=True)
+class Liveness:
+    """The parts whose state decides /healthz (workers, supervisor), as PartStates."""
+
+    parts: Mapping[str, PartState]
+
+    @property
+    def failing(self) -> list[str]:
+        return [name for name, part in self.parts.items() if part.state != OK]
+
+    @property
+    def reasons(self) -> list[str]:
+        return [part.reason or name for name, part in self.parts.items() if part.state != OK]
+
+    def as_json(self) -> dict[str, object]:
+        return {"parts": {name: part.as_json() for name, part in self.parts.items()}}
+
+
+def liveness(services: Services, now: datetime | None = None) -> Liveness:
+    """A stamping worker heartbeats and `chronoseal up` (when it runs us) gave up on nothing."""
+    workers = check_workers(services, now or datetime.now(UTC))
+    if workers.state == UNKNOWN:  # down already says "no stamping worker heartbeat in ..."
+        workers = PartState(DOWN, f"no stamping worker known ({workers.reason})", workers.facts)
+    return Liveness({"workers": workers, "supervisor": check_supervisor(services)})
+
+
+def check_supervisor(services: Services) -> PartState:
+    """Down when the supervisor that started us stopped restarting a child (a crash loop)."""
+    children = read_status(services.settings.data_path / STATUS_FILE)
+    gave_up = sorted(name for name, child in children.items()
+                     if isinstance(child, dict) and child.get("state") == GAVE_UP)
+    if gave_up:
+        return PartState(DOWN, f"crash loop: chronoseal up gave up restarting "
+                               f"{', '.join(gave_up)}", {"gave_up": gave_up})
+    return PartState(OK, facts={"children": len(children)} if children else {})
 
 
 def readiness(services: Services, now: datetime | None = None) -> Readiness:

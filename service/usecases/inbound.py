@@ -1,8 +1,9 @@
 """Posting tools announce a publication (`post.published`): accept it, then register its image.
 
 Accepting happens in the request and checks, in this order, with nothing stored before every
-check passed: the integration exists, the body is within the limit, the signature and
-timestamp verify with the integration's secret, a repeated webhook-id answers the first
+check passed: the integration exists, the signature headers are present and the timestamp
+is within tolerance (before the body is read), the body is within the limit, the signature
+verifies with the integration's secret, a repeated webhook-id answers the first
 message's receipt, the body parses, an image URL passes the SSRF guard. Registering happens in
 a job and goes through the register use case, like an upload: the image is streamed, probed
 and its embedded generation record read, under the receipt id reserved at acceptance, in the
@@ -35,6 +36,7 @@ from service.storage.inbound import (
     retry_inbound,
 )
 from service.usecases.queueing import enqueue_inbound
+from service.usecases.rate_limits import Counter, RateLimiter
 from service.usecases.register import Registration, register, spool_image
 from service.usecases.signals import Signals
 from service.webhooks.errors import ResolutionError, SignatureError, TransportError
@@ -46,7 +48,7 @@ from service.webhooks.inbound import (
     max_body_bytes,
     parse,
 )
-from service.webhooks.signing import verify
+from service.webhooks.signing import check_headers, verify
 from service.webhooks.ssrf import Allowlist
 from service.wiring import Services
 
@@ -66,11 +68,13 @@ class Accepted:
 
 
 def accept(services: Services, integration_id: str, read_body: Callable[[int], bytes],
-           headers: Mapping[str, str]) -> Accepted:
+           headers: Mapping[str, str], limiter: RateLimiter | None = None) -> Accepted:
     """Check and store a signed message, then enqueue its registration.
 
     `read_body(limit)` returns the body, raising UploadTooLargeError past `limit` bytes; it is
-    called only once the integration is known. Headers are keyed in lower case.
+    called only once the integration is known and the signature headers are well-formed and
+    current. Headers are keyed in lower case. With a `limiter`, a message whose signature
+    verified counts against its integration's rate limit (RateLimitedError past it).
     """
     with services.engine.connect() as conn:
         found = integration_secret(conn, integration_id)
@@ -78,13 +82,17 @@ def accept(services: Services, integration_id: str, read_body: Callable[[int], b
         raise NotFoundError(NO_INTEGRATION)
     integration, secret = found
     settings = services.settings
-    body = read_body(max_body_bytes(settings.max_upload_bytes))
     try:
+        check_headers(headers)  # before the body is read: unsigned or stale costs no read
+        body = read_body(max_body_bytes(settings.max_upload_bytes))
         message_id = verify(secret, body, headers)
     except SignatureError as exc:
         log.info("inbound %s: signature refused: %s", integration_id, exc,
                  extra={"integration_id": integration_id})
         raise
+    rate = settings.rate_limit_inbound_per_integration
+    if limiter is not None and rate is not None:
+        limiter.hit([Counter("inbound", "integration", integration.id, rate)])
     if len(message_id) > MAX_MESSAGE_ID_CHARS:
         raise MalformedInputError("webhook-id is too long")
     with services.engine.connect() as conn:

@@ -18,15 +18,17 @@ from service.storage.receipts import (
     list_receipts,
 )
 from service.storage.tables import RECEIPT_STATUSES
-from service.storage.tokens import Token, list_tokens
+from service.storage.tokens import Token, list_revocations, list_tokens
 from service.timestamping.merkle import proof_to_json
+from service.timestamping.revocation import RevocationEntry
 from service.timestamping.tsa_config import tsa_chain_pem
 from service.wiring import Services
 
 MAX_PAGE_SIZE = 100  # each item is small, but a page is built in memory: keep it bounded
 NO_RECEIPT = "No receipt with this id"
 __all__ = ["MAX_PAGE_SIZE", "RECEIPT_STATUSES", "Page", "Receipt", "Token", "list_own",
-           "own_receipt", "proof_json", "readable_receipt", "receipt_bundle", "tokens_of"]
+           "own_receipt", "proof_json", "readable_receipt", "receipt_bundle", "revocation_of",
+           "tokens_of"]
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ def receipt_bundle(services: Services, receipt: Receipt) -> bytes:
     assert receipt.batch_id is not None  # stamped
     with services.engine.connect() as conn:
         records = records_of(conn, receipt.batch_id)
+    revocation = revocation_of(services, tokens)
     return build_bundle(
         manifest_jcs=receipt.manifest_jcs,
         proof=proof,
@@ -120,4 +123,13 @@ def receipt_bundle(services: Services, receipt: Receipt) -> bytes:
         image_name=None,
         batch_head=receipt.head_jcs,
         evidence_records={tsa: (r.record_der, r.renewals) for tsa, r in records.items()},
+        revocation={t.tsa: revocation[t.id] for t in tokens},
     )
+
+
+def revocation_of(services: Services, tokens: list[Token]) -> dict[int, list[RevocationEntry]]:
+    """The revocation data stored with each token (by token id; empty for older tokens).
+    `timestamping.revocation.ordered_blobs` turns one token's entries into bytes."""
+    with services.engine.connect() as conn:
+        rows = list_revocations(conn, [t.id for t in tokens])
+    return {token_id: [RevocationEntry(*row) for row in found] for token_id, found in rows.items()}

@@ -42,6 +42,7 @@ from service.storage.receipts import (
 )
 from service.storage.tables import IDEMPOTENCY_KEY_LENGTH, NAME_LENGTH
 from service.storage.uploads import undone_unless_committed
+from service.usecases.disk import disk_full_as_error, ensure_room
 from service.usecases.metrics import observe_upload
 from service.usecases.signals import Signals
 from service.wiring import Services
@@ -186,8 +187,11 @@ def register(services: Services, reg: Registration, signals: Signals, *,
 
     `also` runs in the receipt's transaction (an inbound message marked done with it). A
     repeated Idempotency-Key, or a reserved receipt id that exists already, returns the first
-    receipt with `replayed` set. Raises MetadataError, IdempotencyConflictError.
+    receipt with `replayed` set. Raises MetadataError, IdempotencyConflictError, DiskFullError
+    (nothing kept: the disk has no room for it, see usecases.disk).
     """
+    # Refused before anything is written when it would eat the disk's reserve (usecases.disk).
+    ensure_room(services, reg.image.hashed.size if reg.image is not None else 0)
     prepared = _prepare(reg)
     manifest, image = prepared.manifest, reg.image
     uploads = services.uploads
@@ -219,7 +223,7 @@ def register(services: Services, reg: Registration, signals: Signals, *,
                    if reg.name_earlier else [])
         return Registered(receipt, earlier)
 
-    with undone_unless_committed(uploads) as kept:
+    with disk_full_as_error(services), undone_unless_committed(uploads) as kept:
         if prepared.keep and not uploads.transactional:
             # A file is written before the shared transaction, not while holding the write lock.
             assert image is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
@@ -25,6 +26,21 @@ class SchemaState:
 
 def _shown(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
+
+
+def shown_url(url: str) -> str:
+    """`url` as commands may print it: normalised, any password hidden."""
+    return _shown(normalize_url(url))
+
+
+def database_exists(url: str) -> bool:
+    """False for a SQLite file that is not there: opening it would make an empty database, and
+    a command run from the wrong directory would then work on that one, not the service's.
+    A server database (PostgreSQL) exists once its URL is given; the server says if not."""
+    parsed = make_url(normalize_url(url))
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return True
+    return Path(parsed.database).is_file()
 
 
 def migrate(url: str, revision: str = "head") -> SchemaState:

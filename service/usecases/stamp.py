@@ -21,6 +21,7 @@ from service.timestamping.tsa_config import (
 )
 from service.usecases import queueing
 from service.usecases.stamping import BatchOptions, RetryPolicy, Stamper, TokenRequester
+from service.usecases.stamping.revocation import fetcher_for
 from service.wiring import Services
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,8 @@ def build_stamper(services: Services, owner: str) -> Stamper:
                   "until they fail after give_up_after_s", settings.min_tokens, len(tsas))
     options = BatchOptions(settings.batch_max_size, settings.batch_max_wait_ms,
                            settings.min_tokens)
-    return Stamper(services.engine, tsas, TokenRequester(tsas), options=options,
+    fetcher = fetcher_for(settings, tsas)
+    return Stamper(services.engine, tsas, TokenRequester(tsas, fetcher), options=options,
                    policy=RetryPolicy.from_settings(settings), owner=owner)
 
 

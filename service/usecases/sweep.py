@@ -2,8 +2,10 @@
 
 One sweep: the stamping sweep (usecases.stamping.sweep: overdue receipts failed, stale ones
 re-enqueued, due TSA retries enqueued), a hashing job when images wait for perceptual hashes,
-and one slice of kept uploads whose receipt never committed deleted; once per
-renew_interval_s (a Redis turn key across all sweepers), the evidence renewal (usecases.renew).
+one slice of kept uploads whose receipt never committed deleted, and revocation data fetched
+again for tokens stored while a CRL server failed (usecases.stamping.revocation); then, once per
+renew_interval_s (a Redis turn key across all sweepers), the evidence renewal (usecases.renew),
+after the revocation fill so that a first archive timestamp covers whatever data came in.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import logging
 
 import redis
 
-from service.errors import ChronosealError
+from service.errors import ChronosealError, ConfigError
 from service.usecases import queueing
 from service.usecases.hashing import enqueue_unhashed, remove_orphan_uploads
 from service.usecases.renew import renew
+from service.usecases.stamp import load_enabled_tsas
 from service.usecases.stamping import SweepReport
 from service.usecases.stamping import sweep as sweep_stamping
+from service.usecases.stamping.revocation import fetcher_for, fill_missing
 from service.wiring import Services
 
 log = logging.getLogger(__name__)
@@ -35,7 +39,8 @@ def sweep(services: Services) -> SweepReport:
     )
     enqueue_unhashed(services)  # hashing jobs Redis lost
     remove_orphan_uploads(services)  # files of receipts that never committed
-    renew_if_due(services)
+    fill_revocation(services)
+    renew_if_due(services)  # after the fill: a first archive timestamp covers what it fetched
     return report
 
 
@@ -60,3 +65,14 @@ def renew_if_due(services: Services) -> bool:
     except ChronosealError as exc:
         log.warning("evidence renewal failed: %s", exc)
     return True
+
+
+def fill_revocation(services: Services) -> int:
+    """Fetch revocation data for tokens whose fetch failed earlier; certificates filled."""
+    try:
+        tsas = load_enabled_tsas(services.settings)
+    except ConfigError as exc:
+        log.warning("sweep: revocation data not retried: %s", exc)
+        return 0
+    fetcher = fetcher_for(services.settings, tsas)
+    return fill_missing(services.engine, fetcher)

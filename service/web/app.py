@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service.web import (
     health,
@@ -29,6 +30,9 @@ def create_app(services: Services | None = None) -> Flask:
     # limited again, exactly, while it is hashed (hash_stream's limit).
     app.config["MAX_CONTENT_LENGTH"] = services.settings.max_upload_bytes + FORM_OVERHEAD_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    proxies = services.settings.trusted_proxies
+    if proxies:  # remote_addr (rate limits, logs) from X-Forwarded-For, as the proxies wrote it
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies)  # type: ignore[method-assign]
     attach(app, services)
     problems.install(app)
     metrics.install(app, services)

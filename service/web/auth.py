@@ -3,6 +3,9 @@
 The secret is looked up by its SHA-256 (usecases.keys), so comparing it takes the same time
 whatever it is: there is no byte-by-byte comparison of secrets to time. Keys are never logged.
 Valid keys are remembered for CHRONOSEAL_AUTH_CACHE_S seconds per process (web.key_cache).
+Unknown and revoked keys are counted per client address: past
+rate_limit_auth_failures_per_address, keys from that address are not looked up at all (429),
+so guessing cannot make every request reach the database.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from typing import Any, TypeVar
 from flask import g, request
 
 from service.usecases.keys import ApiKey, find_key, hash_secret
-from service.web.context import current_services, key_cache
+from service.usecases.rate_limits import Counter, address_subject
+from service.web.context import current_services, key_cache, rate_limiter
 from service.web.problems import UNAUTHORIZED, ApiError
 
 MAX_KEY_CHARS = 256  # real keys are ~50 characters; longer headers are refused before hashing
@@ -40,6 +44,11 @@ def bearer_secret() -> str:
     return secret
 
 
+def client_address() -> str:
+    """The subject this request's client address is counted as (an IPv6 host by its /64)."""
+    return address_subject(request.remote_addr)
+
+
 def authenticate() -> ApiKey:
     """The API key of this request (cached on `g`); 401 when missing, unknown or revoked."""
     cached: ApiKey | None = g.get("api_key")
@@ -50,8 +59,15 @@ def authenticate() -> ApiKey:
     key_hash = hash_secret(secret)
     key = cache.get(key_hash)
     if key is None:
-        key = find_key(current_services(), key_hash)
+        services = current_services()
+        rate = services.settings.rate_limit_auth_failures_per_address
+        failures = Counter("failed-auth", "address", client_address(), rate) if rate else None
+        if failures is not None:
+            rate_limiter().check(failures)  # before the lookup: a guesser stops costing queries
+        key = find_key(services, key_hash)
         if key is None:
+            if failures is not None:
+                rate_limiter().hit([failures])
             raise _unauthorized("The API key is unknown or revoked")
         cache.put(key_hash, key)
     g.api_key = key

@@ -135,6 +135,9 @@ def _from_json(request: Request) -> Registration:
     public = data.get("public", False)
     if not isinstance(public, bool):
         raise ApiError(INVALID_FIELD, "public must be true or false")
+    for name in ("external_id", "callback_url"):  # strings or absent, as the OpenAPI says
+        if name in data and data[name] is None:
+            raise ApiError(INVALID_FIELD, f"{name} must be a string; omit it for none")
     return Registration(
         owner="",
         sha256=digest.lower(),

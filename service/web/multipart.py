@@ -92,8 +92,10 @@ class _Parser:
         self._need(2)
         if self._buffer[:2] == b"--":
             return None  # the close delimiter; the epilogue is ignored
-        while (end := self._buffer.find(b"\r\n\r\n")) < 0:
-            if len(self._buffer) > MAX_HEADER_BYTES or self._eof:
+        while (end := self._buffer.find(b"\r\n\r\n", 0, MAX_HEADER_BYTES + 4)) < 0:
+            if len(self._buffer) > MAX_HEADER_BYTES:  # however many reads brought them
+                raise FormError(f"multipart part headers exceed {MAX_HEADER_BYTES} bytes")
+            if self._eof:
                 raise FormError("malformed multipart part headers")
             self._fill()
         head = bytes(self._buffer[:end])

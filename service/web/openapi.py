@@ -27,7 +27,16 @@ def _json(ref: str, description: str) -> dict[str, Any]:
             "content": {"application/json": {"schema": {"$ref": _REF + ref}}}}
 
 
-_AUTH_ERRORS = {"401": _problem("Missing, unknown or revoked API key (WWW-Authenticate: Bearer)")}
+def _rate_limited(description: str) -> dict[str, Any]:
+    return {**_problem(f"rate-limited: {description}"), "headers": {"Retry-After": {
+        "schema": {"type": "integer", "minimum": 1}, "description": "seconds to wait"}}}
+
+
+_AUTH_ERRORS = {"401": _problem("Missing, unknown or revoked API key (WWW-Authenticate: Bearer)"),
+                "429": _rate_limited("too many unknown keys from this address; keys from it "
+                                     "are not looked up until Retry-After")}
+_ROUTE_LIMITED = {"429": _rate_limited("over the route's limit for this key or address "
+                                       "(rate_limit_* settings), or too many unknown keys")}
 _NOT_FOUND = {"404": _problem("No such receipt for this key")}
 _NULLABLE_STR = {"type": ["string", "null"]}
 
@@ -96,8 +105,13 @@ SCHEMAS: dict[str, Any] = {
                        "next_cursor": _NULLABLE_STR},
     },
     "Health": {
-        "type": "object", "required": ["status"],
-        "properties": {"status": {"const": "ok"}},
+        "type": "object", "required": ["status", "disk"],
+        "properties": {"status": {"enum": ["ok", "degraded"]},
+                       "disk": {"type": "object", "required": ["state"],
+                                "description": "the disk registrations write to: ok, low "
+                                               "(under min_free_disk_bytes) or full (under "
+                                               "disk_reserve_bytes), with free_bytes",
+                                "properties": {"state": {"enum": ["ok", "low", "full"]}}}},
     },
     "PartState": {
         "type": "object", "required": ["state"],
@@ -121,8 +135,10 @@ SCHEMAS: dict[str, Any] = {
 
 _REGISTER_FIELDS = {
     "metadata": {"type": "string", "description": "the generation record: a JSON object"},
-    "callback_url": {"type": "string", "format": "uri", "maxLength": 2048},
-    "external_id": {"type": "string", "maxLength": 200},
+    "callback_url": {"anyOf": [{"type": "string", "format": "uri", "maxLength": 2048},
+                               {"const": ""}], "description": "empty or omitted for none"},
+    "external_id": {"type": "string", "minLength": 1, "maxLength": 200,
+                    "description": "omit it for none (null is refused)"},
 }
 
 REGISTER = {
@@ -155,6 +171,10 @@ REGISTER = {
         "409": _problem("idempotency-conflict: the key was used with another body"),
         "413": _problem("payload-too-large: the image exceeds max_upload_bytes"),
         "415": _problem("unsupported-media-type"),
+        **_ROUTE_LIMITED,
+        "507": _problem("insufficient-storage: the data directory has no room left (under "
+                        "disk_reserve_bytes); nothing was stored, Retry-After says when to "
+                        "try again"),
     },
 }
 
@@ -173,8 +193,12 @@ def _binary(media_type: str, description: str) -> dict[str, Any]:
 
 
 PATHS: dict[str, Any] = {
-    "/healthz": _get("Liveness: the process answers (asks no backing service)",
-                     _json("Health", "Alive"), params=[], errors={}, secured=False),
+    "/healthz": _get("Liveness: a stamping worker heartbeats and no child is in a crash loop "
+                     "(asks no database); status degraded while the disk is low or full",
+                     _json("Health", "Alive"), params=[],
+                     errors={"503": _problem("unavailable: failing names the parts (workers, "
+                                             "supervisor), detail says why")},
+                     secured=False),
     "/readyz": _get("Readiness: an upload made now will be stamped",
                     _json("Readiness", "Every part is ready"), params=[],
                     errors={"503": _problem("unavailable: not_ready names the parts, with the "
@@ -251,7 +275,7 @@ SCHEMAS["PublicVerdict"] = {
 _VERIFY_FIELDS = {
     "sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$",
                "description": "the image's digest (instead of the image)"},
-    "receipt_id": {"type": "string", "maxLength": 100,
+    "receipt_id": {"type": "string", "minLength": 1, "maxLength": 100,
                    "description": "instead of a bundle: the service builds the receipt's bundle"},
     "partial_chain": {"type": "boolean", "default": False,
                       "description": "also trust configured roots that are not self-signed (an "
@@ -288,6 +312,7 @@ PATHS["/v1/verify"] = {"post": {
         "409": _problem("not-ready: the receipt is not stamped yet"),
         "413": _problem("payload-too-large"),
         "415": _problem("unsupported-media-type"),
+        **_ROUTE_LIMITED,
     },
 }}
 SCHEMAS["SearchMatch"] = {
@@ -317,15 +342,20 @@ PATHS["/v1/search"] = {"post": {
         "multipart/form-data": {"schema": {"type": "object", "required": ["image"],
                                            "properties": {"image": {
             "type": "string", "contentMediaType": "application/octet-stream",
-            "description": "at most max_upload_bytes and 50 megapixels"}}}}}},
+            "description": "at most max_upload_bytes and 25 megapixels decoded (a JPEG "
+                           "is decoded reduced, so up to 50 megapixels)"}}}}}},
     "responses": {
         "200": {"description": "Matches, oldest first", "content": {"application/json": {
             "schema": {"type": "object", "required": ["matches"], "properties": {
                 "matches": {"type": "array", "items": {"$ref": _REF + "SearchMatch"}}}}}}},
         "400": _problem("unreadable-image (not an image), invalid-field"),
         **_AUTH_ERRORS,
-        "413": _problem("payload-too-large, image-too-many-pixels (decompression bomb)"),
+        "413": _problem("payload-too-large, image-too-many-pixels (over the query's "
+                        "pixel bound, or a decompression bomb)"),
         "415": _problem("unsupported-media-type"),
+        **_ROUTE_LIMITED,
+        "503": _problem("decode-busy: this process is decoding all the pixels its memory "
+                        "allows; Retry-After says when to try again"),
     },
 }}
 
@@ -403,7 +433,9 @@ PATHS["/v1/webhooks/endpoints"] = {
                 {"201": _json("Endpoint", "Created, with its secret"),
                  "400": _problem("invalid-field, url-refused (SSRF guard)")},
                 body={"type": "object", "required": ["url"],
-                      "properties": {"url": {"type": "string"}, "events": _EVENTS}}),
+                      "properties": {"url": {"type": "string", "format": "uri", "minLength": 1,
+                                             "maxLength": 2048},
+                                     "events": _EVENTS}}),
     "get": _op("The key's endpoints (no secrets)", {"200": _items("Endpoint", "Endpoints")}),
 }
 PATHS["/v1/webhooks/endpoints/{endpoint_id}"] = {"delete": _op(
@@ -437,7 +469,8 @@ PATHS["/v1/integrations"] = {
                 {"201": _json("Integration", "Created, with its secret"),
                  "400": _problem("invalid-field")},
                 body={"type": "object", "required": ["name"],
-                      "properties": {"name": {"type": "string", "maxLength": 200}}}),
+                      "properties": {"name": {"type": "string", "minLength": 1,
+                                              "maxLength": 200}}}),
     "get": _op("The key's integrations (no secrets)",
                {"200": _items("Integration", "Integrations")}),
 }
@@ -452,7 +485,9 @@ PATHS["/v1/hooks/{integration_id}"] = {"post": _op(
      "400": _problem("bad-request, url-refused"),
      "401": _problem("invalid-signature: missing, stale (over 5 minutes) or wrong signature"),
      "404": _problem("not-found: no such integration"),
-     "413": _problem("payload-too-large")},
+     "413": _problem("payload-too-large"),
+     "429": _rate_limited("over rate_limit_inbound_per_address (every request) or "
+                          "rate_limit_inbound_per_integration (signed messages)")},
     params=[_path_id("integration_id")] + [
         {"name": h, "in": "header", "required": True, "schema": {"type": "string"}}
         for h in ("webhook-id", "webhook-timestamp", "webhook-signature")],

@@ -68,7 +68,16 @@ UNREADABLE_IMAGE = Problem(
 IMAGE_TOO_MANY_PIXELS = Problem(
     "image-too-many-pixels", 413, "The image has more pixels than the decoding limit"
 )
+RATE_LIMITED = Problem(
+    "rate-limited", 429, "Too many requests; retry after the seconds in Retry-After"
+)
 NOT_READY = Problem("not-ready", 409, "The receipt is not stamped yet")
+DECODE_BUSY = Problem(
+    "decode-busy", 503, "The server is decoding as many images as it can; try again shortly"
+)
+INSUFFICIENT_STORAGE = Problem(
+    "insufficient-storage", 507, "The server is out of disk space; nothing was stored"
+)
 UNAVAILABLE = Problem("unavailable", 503, "A backing service is unavailable")
 MISCONFIGURED = Problem("misconfigured", 503, "The service is misconfigured")
 UPSTREAM_FAILED = Problem("upstream-failed", 502, "A remote server did not answer usably")
@@ -80,11 +89,11 @@ ALL_PROBLEMS: tuple[Problem, ...] = (
     INVALID_FIELD, UNAUTHORIZED, NOT_FOUND, METHOD_NOT_ALLOWED, IDEMPOTENCY_CONFLICT, NOT_READY,
     PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, UNAVAILABLE, INTERNAL, INVALID_SIGNATURE,
     URL_REFUSED, UNREADABLE_IMAGE, IMAGE_TOO_MANY_PIXELS, MISCONFIGURED, UPSTREAM_FAILED,
-    VERIFICATION_FAILED,
+    VERIFICATION_FAILED, RATE_LIMITED, DECODE_BUSY, INSUFFICIENT_STORAGE,
 )
 _BY_STATUS = {p.status: p for p in (
     BAD_REQUEST, UNAUTHORIZED, NOT_FOUND, METHOD_NOT_ALLOWED, PAYLOAD_TOO_LARGE,
-    UNSUPPORTED_MEDIA_TYPE, UNAVAILABLE, INTERNAL,
+    UNSUPPORTED_MEDIA_TYPE, UNAVAILABLE, INTERNAL, RATE_LIMITED,
 )}
 
 
@@ -137,7 +146,11 @@ DOMAIN_PROBLEMS: dict[type[errors.ChronosealError], tuple[Problem, bool]] = {
     FieldTooLargeError: (PAYLOAD_TOO_LARGE, True),
     errors.NotFoundError: (NOT_FOUND, True),
     errors.NotReadyError: (NOT_READY, True),
+    errors.RateLimitedError: (RATE_LIMITED, True),
     errors.MetadataError: (METADATA_OUT_OF_BOUNDS, True),
+    errors.RetryLaterError: (UNAVAILABLE, True),
+    errors.DecodeBusyError: (DECODE_BUSY, True),
+    errors.DiskFullError: (INSUFFICIENT_STORAGE, True),
     errors.UploadTooLargeError: (PAYLOAD_TOO_LARGE, True),
     errors.ImageDecodeError: (UNREADABLE_IMAGE, True),
     errors.ImageBombError: (IMAGE_TOO_MANY_PIXELS, True),
@@ -180,6 +193,13 @@ def _extra(exc: errors.ChronosealError) -> dict[str, Any]:
     return {}
 
 
+def _headers(exc: errors.ChronosealError) -> dict[str, str]:
+    """Headers a problem carries: Retry-After (RFC 9110) when the error says when to come back."""
+    if isinstance(exc, errors.RetryLaterError):
+        return {"Retry-After": str(exc.retry_after_s)}
+    return {}
+
+
 def install(app: Flask) -> None:
     """Install the error handlers on the app."""
 
@@ -206,7 +226,8 @@ def install(app: Flask) -> None:
             log.error("%s: %s", problem.slug, exc, exc_info=exc)
         elif not public:
             log.warning("%s: %s", problem.slug, exc)
-        return problem_response(problem, str(exc) if public else None, **_extra(exc))
+        return problem_response(problem, str(exc) if public else None, headers=_headers(exc),
+                                **_extra(exc))
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -17,6 +17,7 @@ from service.usecases.search import Match, search
 from service.web.auth import authenticate
 from service.web.context import current_services
 from service.web.intake import IMAGE_FIELD, read_form
+from service.web.limits import limited
 from service.web.problems import INVALID_FIELD, UNSUPPORTED_MEDIA_TYPE, ApiError
 from service.web.render import links
 
@@ -44,6 +45,7 @@ def _match_json(match: Match) -> dict[str, Any]:
 
 
 @bp.post("", endpoint="search")
+@limited("search")
 def search_images() -> Response:
     """Hash the uploaded image (and its mirror image) and answer the registrations it matches."""
     key_id = authenticate().id if request.headers.get("Authorization") else None

@@ -16,6 +16,7 @@ from service.usecases.register import register
 from service.web.auth import require_key
 from service.web.context import current_services, signals
 from service.web.intake import read_registration
+from service.web.limits import limited
 from service.web.problems import NOT_FOUND, ApiError
 from service.web.render import decode_cursor, encode_cursor, links, receipt_json, summary_json
 
@@ -27,6 +28,7 @@ REPLY_MEDIA_TYPE = "application/timestamp-reply"  # RFC 3161 section 3.4
 
 @bp.post("")
 @require_key
+@limited("register")
 def create_stamp() -> tuple[Response, int]:
     """Register: hash, build the manifest, commit the receipt, then enqueue (202)."""
     services = current_services()

@@ -2,6 +2,7 @@
 
     POST /       application/timestamp-query -> 200 application/timestamp-reply
     GET  /certs  the PEM chain, TSA certificate first, root last
+    GET  /crl    the root's DER CRL (revoked TSA certificates), the TSA certificate's CRL DP
 
 Plain WSGI rather than Flask: this path is hot (see bench/tsa.py) and needs no routing. The app
 uses PATH_INFO only, so another server can mount it under a prefix (e.g. werkzeug's
@@ -26,6 +27,8 @@ MAX_QUERY_BYTES = 16 * 1024
 QUERY_MEDIA_TYPE = "application/timestamp-query"
 REPLY_MEDIA_TYPE = "application/timestamp-reply"
 PEM_CHAIN_MEDIA_TYPE = "application/pem-certificate-chain"
+CRL_MEDIA_TYPE = "application/pkix-crl"  # RFC 5280 section 4.2.1.13 / RFC 2585
+CRL_PATH = "/crl"
 SHUTDOWN_POLL_S = 0.05  # serve_in_thread: how often the loop checks for stop(); tests stop a lot
 
 StartResponse = Callable[..., Any]
@@ -49,6 +52,14 @@ class TSAApp:
             if method not in ("GET", "HEAD"):
                 return self._problem(environ, start_response, problems.METHOD_NOT_ALLOWED)
             return _send(start_response, PEM_CHAIN_MEDIA_TYPE, self.authority.certs_pem())
+        if path == CRL_PATH:
+            if method not in ("GET", "HEAD"):
+                return self._problem(environ, start_response, problems.METHOD_NOT_ALLOWED)
+            crl = self.authority.crl_der()
+            if crl is None:
+                return self._problem(environ, start_response, problems.NOT_FOUND,
+                                     "this TSA's root key is not here: it publishes no CRL")
+            return _send(start_response, CRL_MEDIA_TYPE, crl)
         return self._problem(environ, start_response, problems.NOT_FOUND)
 
     def _stamp(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -68,8 +79,8 @@ class TSAApp:
                  detail: str | None = None) -> Iterable[bytes]:
         response = problems.problem_response(problem, detail)
         if problem is problems.METHOD_NOT_ALLOWED:
-            response.headers["Allow"] = "GET, HEAD" if environ.get("PATH_INFO") == "/certs" \
-                else "POST"
+            response.headers["Allow"] = "GET, HEAD" if environ.get("PATH_INFO") in (
+                "/certs", CRL_PATH) else "POST"
         return response(environ, start_response)
 
 

@@ -23,6 +23,7 @@ from service.usecases.verify import verify_bundle, verify_receipt
 from service.web.auth import authenticate
 from service.web.context import current_services
 from service.web.intake import FORM_OVERHEAD_BYTES, read_json_body
+from service.web.limits import limited
 from service.web.problems import (
     INVALID_DIGEST,
     INVALID_FIELD,
@@ -43,6 +44,7 @@ _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 
 @bp.post("/verify")
+@limited("verify")
 def verify() -> Response:
     """The verdict as JSON (200 whether valid or not); problem+json when unusable."""
     settings = current_services().settings

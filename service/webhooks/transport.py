@@ -108,19 +108,20 @@ class _BodyStream:
 
 
 @contextmanager
-def download(target: Target, timeouts: Timeouts) -> Iterator[_BodyStream]:
+def download(target: Target, timeouts: Timeouts, *, accept: str = "image/*"
+             ) -> Iterator[_BodyStream]:
     """GET the checked target (2xx only) and stream its body; the reader bounds its size."""
-    with _opened(target, "GET", {"Accept": "image/*"}, None, timeouts) as (response, deadline):
+    with _opened(target, "GET", {"Accept": accept}, None, timeouts) as (response, deadline):
         if not 200 <= response.status < 300:
             raise TransportError(f"{target.host} answered HTTP {response.status}")
         yield _BodyStream(response, deadline)
 
 
-def fetch(target: Target, limit: int, timeouts: Timeouts) -> bytes:
+def fetch(target: Target, limit: int, timeouts: Timeouts, *, accept: str = "image/*") -> bytes:
     """GET the target's body (2xx only) into memory, refusing more than `limit` bytes."""
     chunks: list[bytes] = []
     size = 0
-    with download(target, timeouts) as body:
+    with download(target, timeouts, accept=accept) as body:
         while chunk := body.read(min(READ_CHUNK_BYTES, limit + 1 - size)):
             size += len(chunk)
             if size > limit:

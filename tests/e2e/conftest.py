@@ -26,7 +26,7 @@ from service.settings import load_settings
 from service.storage import create_api_key, revoke_api_key, write_transaction
 from service.storage.tables import api_keys, batches, receipts, tokens
 from service.usecases.outbox import pump_once
-from service.usecases.queueing import hash_flag_key, stamp_flag_key
+from service.usecases.queueing import hash_flag_key, key_prefix, stamp_flag_key
 from service.web.app import create_app
 from service.web.context import signals_of
 from service.wiring import Services
@@ -154,6 +154,11 @@ def make_api(
         with contextlib.suppress(redis.RedisError):  # some tests run with Redis "down"
             services.redis.delete(stamp_flag_key(services.settings),
                                   hash_flag_key(services.settings))
+            # Rate-limit counters: the session shares one queue, each test starts at zero.
+            limits = list(services.redis.scan_iter(
+                match=f"{key_prefix(services.settings)}:limits:*"))
+            if limits:
+                services.redis.delete(*limits)
         services.redis.close()
 
 

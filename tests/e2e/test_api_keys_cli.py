@@ -49,3 +49,30 @@ def test_revoke_unknown_key_fails(db_url, capsys):
 
 def test_create_refuses_an_empty_name(db_url, capsys):
     assert main(["keys", "--url", db_url, "create", "--name", "  "]) == 2
+
+
+def test_keys_create_names_its_database_and_creates_none(tmp_path, monkeypatch, capsys):
+    """Run where no service's data dir is, `keys create` (and every keys and integrations
+    command) refuses instead of making a database of its own, whose key the service would
+    reject; on the service's, it says which one it wrote to."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("CHRONOSEAL_DATA_DIR", raising=False)
+    monkeypatch.setenv("CHRONOSEAL_CONFIG", str(tmp_path / "absent.toml"))
+    for argv in (["keys", "create", "--name", "lost"], ["keys", "list"], ["keys", "revoke", "k"],
+                 ["integrations", "create", "--name", "blog", "--key", "k"],
+                 ["integrations", "list"]):
+        assert main(argv) == 1
+        database = tmp_path / "data" / "chronoseal.db"
+        assert capsys.readouterr().err.strip().endswith(
+            f"no Chronoseal database at sqlite:///{database}; start the service there or set "
+            "CHRONOSEAL_DATA_DIR (or DATABASE_URL)")
+        assert not (tmp_path / "data").exists()
+
+    monkeypatch.setenv("CHRONOSEAL_DATA_DIR", str(tmp_path / "service"))
+    assert main(["db", "upgrade"]) == 0
+    capsys.readouterr()
+    code, lines = _run(capsys, "keys", "create", "--name", "found")
+    assert code == 0
+    assert f" in sqlite:///{tmp_path / 'service' / 'chronoseal.db'}; " in lines[-2]
+    assert lines[-1].startswith("cs_")

@@ -160,6 +160,26 @@ def test_same_bytes_again_copy_the_hashes_after_the_upload_is_gone(search_api: A
             h.__class__(second, h.view, h.phash, h.dhash256) for h in hashes_of(conn, first)]
 
 
+def test_the_same_bytes_uploaded_again_leave_no_upload_behind(search_api: Api) -> None:
+    image = picture_png(ORIGINAL)
+    register(search_api, image)  # hashed: its upload is dropped
+    assert kept(search_api, image) is None
+    second = register(search_api, image, hash_now=False)
+    assert kept(search_api, image) == image  # kept again: the first copy was gone
+    assert hash_pending(search_api.services) == 1  # copies the first receipt's hashes
+    assert kept(search_api, image) is None
+    with search_api.services.engine.connect() as conn:
+        assert len(hashes_of(conn, second)) > 1
+
+
+def test_keep_images_keeps_the_upload_of_the_same_bytes_too(
+        make_api: Callable[..., Api]) -> None:
+    api = make_api(max_upload_bytes=UPLOAD_LIMIT, keep_images=True)
+    register(api, picture_png(ORIGINAL))
+    register(api, picture_png(ORIGINAL))
+    assert kept(api, picture_png(ORIGINAL)) == picture_png(ORIGINAL)
+
+
 def test_hash_only_receipts_get_no_hashes(search_api: Api) -> None:
     response = search_api.client.post(
         "/v1/stamps", data=json.dumps({"sha256": "ab" * 32}), content_type="application/json",

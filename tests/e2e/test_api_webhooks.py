@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from sqlalchemy import func, select
 from standardwebhooks import Webhook
 
 from service.storage.tables import inbound_messages, receipts, webhook_endpoints
+from service.webhooks.inbound import max_body_bytes
 from tests.e2e.conftest import LOOPBACK
 from tests.support.images import png_bytes
 from tests.support.records import png_texts
@@ -165,6 +167,58 @@ def test_inbound_oversized_image_in_limit_body_is_refused(make_api) -> None:
     _, url, secret = _integration(api)
     body = _post_message({"base64": base64.b64encode(b"x" * 5000).decode()})
     _refused(api, url, body, _signed(secret, body), 413, "payload-too-large")
+
+
+class _Counted(io.BytesIO):
+    """A request body whose position tells how many bytes the server read of it."""
+
+    @property
+    def taken(self) -> int:
+        return self.tell()
+
+
+def _hook_stream(api, url: str, stream: _Counted, headers: dict[str, str], chunked: bool):
+    """POST `stream` as the body: with its Content-Length, or chunked (no length)."""
+    extra = {"Transfer-Encoding": "chunked"} if chunked else {}
+    return api.client.post(url, input_stream=stream, content_type="application/json",
+                           headers={**headers, **extra},
+                           environ_overrides={"wsgi.input_terminated": True} if chunked else {})
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_inbound_headers_are_checked_before_the_body_is_read(make_api, chunked) -> None:
+    api = make_api(max_upload_bytes=4096)
+    _, url, secret = _integration(api)
+    body = _post_message({"base64": base64.b64encode(b"x" * 3000).decode()})
+    good = _signed(secret, body)
+    stale = _signed(secret, body, when=datetime.now(UTC) - timedelta(minutes=6))
+    for headers in ({}, {k: v for k, v in good.items() if k != "webhook-signature"},
+                    {**good, "webhook-signature": "v1,not-base64"}, stale,
+                    {**good, "webhook-timestamp": "soon"}):
+        stream = _Counted(body)
+        answer = _hook_stream(api, url, stream, headers, chunked)
+        assert answer.status_code == 401, answer.get_json()
+        assert answer.get_json()["type"] == "urn:chronoseal:problem:invalid-signature"
+        assert stream.taken == 0, headers  # refused on its headers alone
+    stream = _Counted(body)
+    assert _hook_stream(api, url, stream, good, chunked).status_code == 202
+    assert stream.taken == len(body)
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_inbound_body_over_the_limit_is_413_however_it_is_sent(make_api, chunked) -> None:
+    api = make_api(max_upload_bytes=4096)
+    _, url, secret = _integration(api)
+    limit = max_body_bytes(4096)
+    body = _post_message({"base64": "QUFB"}, external_id="e" * 10) + b" " * limit  # JSON + pad
+    before = (_rows(api, inbound_messages), _rows(api, receipts))
+    answer = _hook_stream(api, url, _Counted(body), _signed(secret, body), chunked)
+    assert answer.status_code == 413, answer.get_json()
+    assert answer.get_json()["type"] == "urn:chronoseal:problem:payload-too-large"
+    assert (_rows(api, inbound_messages), _rows(api, receipts)) == before
+    fits = body[:limit]  # the same message, padded to exactly the limit, is accepted
+    assert _hook_stream(api, url, _Counted(fits), _signed(secret, fits, "evt_fits"),
+                        chunked).status_code == 202
 
 
 # --- inbound and outbound, end to end --------------------------------------------------------

@@ -11,6 +11,7 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from service.runtime.supervisor import KILL_WAIT_S, STOP_GRACE_S
 from tests.support.images import png_bytes
 from tests.support.running_up import REDIS_URL, START_TIMEOUT_S, RunningUp, running_up
 
@@ -41,6 +42,9 @@ def test_up_serves_stamps_and_stops_cleanly(tmp_path: Path) -> None:
         # config/tsa.toml's url = "builtin" follows CHRONOSEAL_TSA_PORT, so the name stays.
         assert [t["tsa"] for t in receipt["tokens"]] == ["builtin"]
     assert up.exit_code == 0, up.log.read_text()[-3000:]
+    # Within the supervisor's grace, with no child or grandchild (gunicorn worker) left over.
+    assert up.stop_s is not None and up.stop_s < STOP_GRACE_S + KILL_WAIT_S + 5, up.stop_s
+    assert len(up.watched) >= 6 and up.left_running == [], (up.watched, up.left_running)
     for port in (up.api_port, up.tsa_port):
         try:
             requests.get(f"http://127.0.0.1:{port}/", timeout=1)

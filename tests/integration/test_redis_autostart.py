@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
+import time
 from pathlib import Path
 
 import pytest
+import redis
 
 from service.errors import ConfigError
 from service.runtime import redis_server
 from service.runtime.redis_server import INSTALL_HINT, ensure_redis, free_port, redis_answers
+from service.runtime.supervisor import Child, Supervisor
+
+RESTART_WAIT_S = 20.0  # redis-server starts in milliseconds; generous on a busy machine
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None and
                                 not Path("/usr/bin/redis-server").exists(),
@@ -51,3 +57,27 @@ def test_without_redis_server_it_says_what_to_install(tmp_path: Path, monkeypatc
     with pytest.raises(ConfigError, match="apt-get install redis-server"):
         ensure_redis(None, tmp_path, default_url=f"redis://127.0.0.1:{free_port()}/0")
     assert "redis-server" in INSTALL_HINT
+
+
+def test_the_redis_up_started_is_restarted_on_its_port_with_its_data(tmp_path: Path) -> None:
+    """`up` supervises the redis-server it started: killed with -9, it is started again on the
+    same port and reads back what it had (its append-only file in the data dir)."""
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    handle = ensure_redis(None, tmp_path, install=False, default_url=url)
+    assert handle.process is not None and handle.argv
+    child = Child("redis", handle.argv).adopt(handle.process)
+    supervisor = Supervisor([child], backoff_first_s=0.05)
+    try:
+        redis.Redis.from_url(url).set("queued", b"work")
+        handle.process.send_signal(signal.SIGKILL)
+        deadline = time.monotonic() + RESTART_WAIT_S
+        while child.restarts == 0 or not redis_answers(url, timeout=0.2):
+            assert time.monotonic() < deadline, child.describe()
+            supervisor.tend(time.monotonic())
+            time.sleep(0.05)
+        assert child.process is not handle.process and child.last_exit == -signal.SIGKILL
+        assert redis.Redis.from_url(url).get("queued") == b"work"
+    finally:
+        supervisor.stop()
+    assert not _port_open(port)

@@ -29,6 +29,11 @@ def _wait(predicate, timeout: float, env: StampingEnv, what: str) -> None:
         time.sleep(0.1)
 
 
+def _statuses(env: StampingEnv) -> list[str]:
+    with env.services.engine.connect() as conn:
+        return [d.status for d in list_deliveries(conn, env.api_key_id)]
+
+
 def test_worker_delivers_and_retries_signed_events(tmp_path: Path, db_url: str) -> None:
     with builtin_tsa(tmp_path / "tsa") as tsa, webhook_receiver() as ok, \
             webhook_receiver(statuses=[500, 502, 200]) as flaky:
@@ -47,9 +52,9 @@ def test_worker_delivers_and_retries_signed_events(tmp_path: Path, db_url: str) 
             events = [Webhook(secret).verify(r.body, r.headers) for r in ok.requests]
             assert sorted(e["data"]["id"] for e in events) == sorted(ids)
             assert {e["type"] for e in events} == {"receipt.stamped"}
-            with env.services.engine.connect() as conn:
-                log = list_deliveries(conn, env.api_key_id)
-            assert [d.status for d in log] == ["succeeded"] * 6
+            # The receiver has answered; the worker records the outcome a moment later.
+            _wait(lambda: _statuses(env) == ["succeeded"] * 6, 30, env,
+                  "every delivery recorded as succeeded")
             assert flaky.answers.count(200) == 3  # exactly one success per receipt
         finally:
             env.stop()

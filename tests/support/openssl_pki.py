@@ -322,3 +322,52 @@ def openssl_ts_verify(
             [OPENSSL, *map(str, args)], capture_output=True, timeout=OPENSSL_TIMEOUT_S, check=False
         )
         return proc.returncode == 0 and b"Verification: OK" in proc.stdout
+
+
+_CA_CONFIG = """\
+[ ca ]
+default_ca = test_ca
+[ test_ca ]
+dir = {dir}
+database = $dir/ca-index.txt
+crlnumber = $dir/ca-crlnumber
+certificate = {cert}
+private_key = {key}
+default_md = sha256
+default_crl_days = 1
+crl_extensions = crl_ext
+[ crl_ext ]
+authorityKeyIdentifier = keyid
+"""
+
+
+def openssl_ca_crl(pki: OpenSSLPKI, *, revoke: Path | None = None,
+                   reason: str = "cessationOfOperation") -> bytes:
+    """The DER CRL `openssl ca -gencrl` issues for the TSA certificate's issuer, after
+    `openssl ca -revoke` of `revoke` (with `reason`) when given. The CA database is kept in
+    pki.dir, so revocations accumulate across calls."""
+    ca_cert = pki.intermediate_pem or pki.root_pem
+    config = pki.dir / "ca.cnf"
+    if not config.exists():
+        config.write_text(_CA_CONFIG.format(dir=pki.dir, cert=ca_cert,
+                                            key=ca_cert.with_suffix(".key")))
+        (pki.dir / "ca-index.txt").write_text("")
+        (pki.dir / "ca-crlnumber").write_text("1000\n")
+    if revoke is not None:
+        run_openssl("ca", "-config", config, "-revoke", revoke, "-crl_reason", reason)
+    pem = pki.dir / "crl.pem"
+    run_openssl("ca", "-config", config, "-gencrl", "-out", pem)
+    return run_openssl("crl", "-in", pem, "-outform", "DER")
+
+
+def openssl_ocsp_response(pki: OpenSSLPKI) -> bytes:
+    """The DER OCSP response `openssl ocsp -index` gives for the TSA certificate, signed by its
+    issuer, from the CA database of openssl_ca_crl (revocations included), valid for a day."""
+    ca_cert = pki.intermediate_pem or pki.root_pem
+    if not (pki.dir / "ca.cnf").exists():
+        openssl_ca_crl(pki)
+    out = pki.dir / "ocsp.der"
+    run_openssl("ocsp", "-index", pki.dir / "ca-index.txt", "-CA", ca_cert, "-rsigner", ca_cert,
+                "-rkey", ca_cert.with_suffix(".key"), "-issuer", ca_cert, "-cert",
+                pki.tsa_cert_pem, "-no_nonce", "-ndays", "1", "-respout", out)
+    return out.read_bytes()

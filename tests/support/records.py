@@ -136,12 +136,56 @@ def jumbf_box(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", 8 + len(payload)) + kind + payload
 
 
-def c2pa_store(claim_cbor: bytes) -> bytes:
-    """A JUMBF superbox labelled c2pa holding one manifest with its claim (CBOR)."""
-    def description(label: str) -> bytes:  # jumd: 16-byte type UUID, toggles, label
-        return jumbf_box(b"jumd", b"c2pa" + b"\x00\x11\x00\x10\x80\x00\xaa\x00\x38\x9b\x71"
-                         + b"\x03" + label.encode() + b"\x00")
+C2PA_UUID = bytes.fromhex("6332706100110010800000aa00389b71")  # "c2pa" + the JUMBF suffix
 
-    claim = jumbf_box(b"jumb", description("c2pa.claim") + jumbf_box(b"cbor", claim_cbor))
-    manifest = jumbf_box(b"jumb", description("urn:uuid:1234") + claim)
-    return jumbf_box(b"jumb", description("c2pa") + manifest)
+
+def jumbf_superbox(label: str, *children: bytes) -> bytes:
+    """A jumb box: its jumd (type UUID, toggles 0x03: requestable, labelled), then children."""
+    description = jumbf_box(b"jumd", C2PA_UUID + b"\x03" + label.encode() + b"\x00")
+    return jumbf_box(b"jumb", description + b"".join(children))
+
+
+def c2pa_manifest(label: str, claim_cbor: bytes, actions_cbor: bytes | None = None,
+                  claim_label: str = "c2pa.claim") -> bytes:
+    """One manifest superbox: assertion store (with c2pa.actions when given), claim, signature."""
+    assertions = []
+    if actions_cbor is not None:
+        assertions.append(jumbf_superbox("c2pa.actions", jumbf_box(b"cbor", actions_cbor)))
+    return jumbf_superbox(label, jumbf_superbox("c2pa.assertions", *assertions),
+                          jumbf_superbox(claim_label, jumbf_box(b"cbor", claim_cbor)),
+                          jumbf_superbox("c2pa.signature", jumbf_box(b"cbor", b"\xa0")))
+
+
+def c2pa_store(claim_cbor: bytes, *, earlier: list[bytes] = ()) -> bytes:  # type: ignore[assignment]
+    """The store as c2pa-rs writes it: superbox "c2pa", ingredients' manifests first, the
+    active manifest (holding `claim_cbor`) last."""
+    manifests = [c2pa_manifest(f"urn:uuid:{i:04d}", claim) for i, claim in enumerate(earlier)]
+    manifests.append(c2pa_manifest("urn:uuid:active", claim_cbor))
+    return jumbf_superbox("c2pa", *manifests)
+
+
+def stealth_png(payload: bytes, *, compressed: bool = True, size: tuple[int, int] = (64, 64),
+                texts: dict[str, str] | None = None) -> bytes:
+    """An RGBA PNG carrying `payload` in the alpha LSBs as sd-webui-stealth-pnginfo writes it:
+    column by column (x outer, y inner), signature, 32-bit bit length, then the (gzip) data."""
+    import gzip
+
+    import numpy as np
+
+    data = gzip.compress(payload) if compressed else payload
+    signature = b"stealth_pngcomp" if compressed else b"stealth_pnginfo"
+    bits = np.unpackbits(np.frombuffer(
+        signature + (len(data) * 8).to_bytes(4, "big") + data, dtype=np.uint8))
+    width, height = size
+    assert bits.size <= width * height, "image too small for the payload"
+    pixels = np.full((height, width, 4), 200, dtype=np.uint8)
+    pixels[..., 3] = 255
+    column_major = pixels[..., 3].T.copy().ravel()  # index = x * height + y
+    column_major[: bits.size] = (column_major[: bits.size] & 0xFE) | bits
+    pixels[..., 3] = column_major.reshape(width, height).T
+    info = PngInfo()
+    for key, value in (texts or {}).items():
+        info.add_text(key, value)
+    out = io.BytesIO()
+    Image.fromarray(pixels, "RGBA").save(out, "PNG", pnginfo=info)
+    return out.getvalue()

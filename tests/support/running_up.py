@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
@@ -18,6 +18,7 @@ import requests
 from rq import Queue
 
 from service.runtime.redis_server import free_port
+from service.runtime.supervisor import STATUS_FILE, read_status
 from service.settings import load_settings
 from service.usecases.queueing import worker_queue_names
 
@@ -41,6 +42,9 @@ class RunningUp:
     auth: dict[str, str]
     exit_code: int | None = None
     ready_line: str = ""  # the one line `up` prints once /readyz says uploads will be stamped
+    stop_s: float | None = None  # how long the stop took, SIGTERM to exit
+    watched: list[int] = field(default_factory=list)  # up's children and theirs, before the stop
+    left_running: list[int] = field(default_factory=list)  # those of them still running after
 
     @property
     def api(self) -> str:
@@ -73,16 +77,41 @@ def wait_until_ok(url: str, timeout: float, process: subprocess.Popen[bytes], lo
     raise AssertionError(f"{url} never answered\n{log.read_text()[-3000:]}")
 
 
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat after the command name: state, ppid, pgrp, ..."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def _runs(pid: int) -> bool:
+    fields = _stat(pid)
+    return bool(fields) and fields[0] not in ("Z", "X")
+
+
+def _group_members(groups: list[int]) -> list[int]:
+    """Every process in the given process groups (up's children and all they forked)."""
+    wanted = {str(g) for g in groups}
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _stat(int(entry.name))[2:3] and \
+                _stat(int(entry.name))[2] in wanted:
+            found.append(int(entry.name))
+    return found
+
+
 @contextmanager
-def running_up(tmp_path: Path, workers: int = 1, log_name: str = "up.log"
-               ) -> Iterator[RunningUp]:
+def running_up(tmp_path: Path, workers: int = 1, log_name: str = "up.log",
+               extra_env: dict[str, str] | None = None) -> Iterator[RunningUp]:
     """Start `chronoseal up`, wait for its ready line, create a key, yield; then SIGTERM it and
     record its exit code. The same `tmp_path` again starts on the same data dir."""
     api, tsa = free_port(), free_port()
     queue = f"test-up-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "CHRONOSEAL_DATA_DIR": str(tmp_path / "data"),
            "CHRONOSEAL_API_PORT": str(api), "CHRONOSEAL_TSA_PORT": str(tsa),
-           "REDIS_URL": REDIS_URL, "CHRONOSEAL_QUEUE": queue, "PYTHONPATH": str(REPO)}
+           "REDIS_URL": REDIS_URL, "CHRONOSEAL_QUEUE": queue, "PYTHONPATH": str(REPO),
+           **(extra_env or {})}
     env.pop("DATABASE_URL", None)
     log = tmp_path / log_name
     with log.open("wb") as out:
@@ -99,8 +128,14 @@ def running_up(tmp_path: Path, workers: int = 1, log_name: str = "up.log"
         run.auth = {"Authorization": f"Bearer {secret}"}
         yield run
     finally:
+        groups = [int(c["pid"]) for c in read_status(tmp_path / "data" / STATUS_FILE).values()
+                  if c.get("pid")]
+        members = run.watched = _group_members(groups)
+        asked = time.monotonic()
         process.send_signal(signal.SIGTERM)
         run.exit_code = process.wait(STOP_TIMEOUT_S)
+        run.stop_s = time.monotonic() - asked
+        run.left_running = [pid for pid in members if _runs(pid)]
         client = redis.Redis.from_url(REDIS_URL)
         for name in worker_queue_names(load_settings(env={"CHRONOSEAL_QUEUE": queue})):
             Queue(name, connection=client).delete()

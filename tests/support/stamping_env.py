@@ -30,6 +30,7 @@ from rq import Queue, Worker
 from sqlalchemy import func, select
 
 from service.cli.worker import chronoseal_argv
+from service.runtime.redis_server import free_port
 from service.settings import load_settings
 from service.storage import (
     create_api_key,
@@ -78,9 +79,15 @@ class TSAEndpoint:
 
 
 @contextmanager
-def builtin_tsa(data_dir: Path, name: str = "builtin-test", port: int = 0) -> Iterator[TSAEndpoint]:
-    """Chronoseal's own TSA over HTTP in a thread, keys in data_dir (port 0: a free port)."""
-    authority = TimeStampAuthority.open(AuthoritySettings(data_dir=data_dir))
+def builtin_tsa(data_dir: Path, name: str = "builtin-test", port: int = 0, *,
+                crl: bool = False) -> Iterator[TSAEndpoint]:
+    """Chronoseal's own TSA over HTTP in a thread, keys in data_dir (port 0: a free port);
+    `crl` writes its GET /crl URL into the TSA certificate it creates, as `chronoseal tsa` does."""
+    crl_url = None
+    if crl:
+        port = port or free_port()
+        crl_url = f"http://127.0.0.1:{port}/crl"
+    authority = TimeStampAuthority.open(AuthoritySettings(data_dir=data_dir, crl_url=crl_url))
     with serve_in_thread(create_app(authority), port=port) as running:
         yield TSAEndpoint(name, running.url + "/", data_dir / "root-cert.pem")
 

@@ -94,6 +94,20 @@ def test_malformed_bodies_are_form_errors(raw: bytes, message: str) -> None:
         parse(raw)
 
 
+@pytest.mark.parametrize("sizes", [[1 << 20], [65536], [7, 4096]])
+def test_part_headers_over_the_limit_are_refused_however_they_are_read(sizes: list[int]) -> None:
+    padded = body(("metadata", b"{}", None)).replace(
+        b"\r\n\r\n", b"\r\nX-Pad: " + b"a" * (20 * 1024) + b"\r\n\r\n", 1)
+    with pytest.raises(FormError, match="exceed 16384 bytes"):
+        parse_form(Chunked(padded, sizes), BOUNDARY, file_field="image",
+                   text_fields=frozenset({"metadata"}), limit=4096)
+    just_fits = body(("metadata", b"{}", None)).replace(
+        b"\r\n\r\n", b"\r\nX-Pad: " + b"a" * (15 * 1024) + b"\r\n\r\n", 1)
+    form = parse_form(Chunked(just_fits, sizes), BOUNDARY, file_field="image",
+                      text_fields=frozenset({"metadata"}), limit=4096)
+    assert form.fields == {"metadata": "{}"}
+
+
 def test_too_many_parts() -> None:
     raw = body(*[(f"f{i}", b"", None) for i in range(40)])
     with pytest.raises(FormError):

@@ -261,3 +261,79 @@ def test_lone_surrogates_in_json_become_replacement_characters() -> None:
     graph["3"]["inputs"]["sampler_name"] = {"\udfff": ["\ud801"]}
     record = read(png_texts({"prompt": json.dumps(graph)}))
     assert record.fields["prompt"] == "a fox \ufffd in snow"
+
+
+_TEXT_KEYS = ["parameters", "UserComment", "prompt", "workflow", "Dream", "sd-metadata",
+              "invokeai_metadata", "Comment", "Software", "Description", "ImageDescription",
+              "use_stable_diffusion_model", "Model", "Make", "fooocus_scheme"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.sampled_from(_TEXT_KEYS), _JSON.map(json.dumps) | st.text(max_size=40),
+                       max_size=5),
+       st.dictionaries(st.sampled_from(["creator_tool", "user_comment", "description",
+                                        "digital_source_type"]),
+                       st.sampled_from(["Draw Things", "{", '{"c": 1}', "Steps: 1, Seed: 2",
+                                        "trainedAlgorithmicMedia"]) | _JSON, max_size=4))
+def test_every_registered_reader_takes_any_sources(texts, xmp) -> None:
+    """A reader that raised would lose the file's whole record: each takes any input."""
+    from service.evidence.records.registry import READERS
+    from service.evidence.records.sources import Sources
+
+    if texts.get("Software") is not None:
+        texts["Software"] = "NovelAI"
+    src = Sources(texts=texts, xmp=xmp, iptc={"caption": "x Job ID: " + "a" * 32})
+    for reader in READERS:
+        found = reader.read(src)
+        if found is not None:
+            canonicalize(jsonable({"fields": normalise(found.fields, []),
+                                   "details": found.details}))
+
+
+def test_cbor_bombs_and_deep_jumbf_are_refused_quickly() -> None:
+    from service.evidence.records import c2pa, cbor
+    from tests.support.records import c2pa_store, jumbf_box, jumbf_superbox
+
+    for bomb in (b"\x81" * 10_000 + b"\x00",  # arrays nested 10,000 deep
+                 b"\x9b" + b"\xff" * 8,  # an array claiming 2^64 items
+                 b"\x7a\xff\xff\xff\xff"):  # a 4 GiB text in 5 bytes
+        with pytest.raises(cbor.CborError):
+            cbor.loads(bomb)
+    deep = jumbf_box(b"cbor", b"\xa0")
+    for i in range(40):
+        deep = jumbf_superbox(f"level{i}", deep)
+    started = time.perf_counter()
+    assert c2pa.read_c2pa(jumbf_superbox("c2pa", deep)) == {"present": True}
+    many = jumbf_superbox("c2pa", *[jumbf_box(b"free", b"")] * 5000)
+    assert c2pa.read_c2pa(many) == {"present": True}
+    assert time.perf_counter() - started < TIME_LIMIT_S
+    claim = b"\xa1" + b"\x6fclaim_generator" + b"\x81" * 5000 + b"\x00"
+    assert c2pa.read_c2pa(c2pa_store(claim)) == {"present": True}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300))
+def test_c2pa_store_of_any_bytes(data) -> None:
+    from service.evidence.records import c2pa
+    from tests.support.records import jumbf_superbox
+
+    for store in (data, jumbf_superbox("c2pa", data)):
+        assert c2pa.read_c2pa(store)["present"] is True
+
+
+def test_stealth_gzip_bomb_stops_at_the_inflate_limit() -> None:
+    from service.evidence.records.limits import MAX_INFLATED_BYTES
+    from tests.support.records import stealth_png
+
+    bomb = stealth_png(b"a" * (MAX_INFLATED_BYTES * 4), compressed=True, size=(300, 300))
+    record = read(bomb)
+    assert record.source is None
+    assert any("inflates past" in w for w in record.warnings)
+
+
+def test_long_dream_line_is_not_split() -> None:
+    from service.evidence.records.invokeai import MAX_DREAM_CHARS
+
+    text = '"' + "a " * MAX_DREAM_CHARS + '" -s 50 -S 1 -W 512 -H 512 -C 7 -A k_lms'
+    record = read(png_texts({"Dream": text}))
+    assert record.source is None

@@ -198,9 +198,11 @@ def test_xmp_attributes_in_jpeg_app1() -> None:
 def test_xmp_elements_in_png_itxt() -> None:
     data = png_with_chunks([itxt_chunk("XML:com.adobe.xmp", MIDJOURNEY_XMP.encode())])
     record = read_generation_record(io.BytesIO(data))
-    assert record.source == "xmp"
-    assert record.fields == {"prompt": "a paper boat on a puddle --ar 16:9 --v 6.1 "
-                                       "Job ID: 1f9c8a2e-1111-4c2b-9e2d-5b8f0a7c3d21"}
+    assert record.source == "midjourney"  # its description names the job: Midjourney's layout
+    assert record.fields == {"prompt": "a paper boat on a puddle --ar 16:9 --v 6.1",
+                             "software": "Midjourney"}
+    assert record.details["job_id"] == "1f9c8a2e-1111-4c2b-9e2d-5b8f0a7c3d21"
+    assert record.details["version"] == "v 6.1"
     assert record.provenance["xmp"]["creator"] == "someone"
 
 
@@ -235,7 +237,8 @@ def test_c2pa_in_jpeg_app11_with_claim_generator() -> None:
     data = jpeg_with_segments([(0xEB, segment)])
     record = read_generation_record(io.BytesIO(data))
     assert record.source == "c2pa"
-    assert record.provenance == {"c2pa": {"present": True,
+    assert record.provenance == {"c2pa": {"present": True, "manifests": 1,
+                                          "active_manifest": "urn:uuid:active",
                                           "claim_generator": "ChatGPT c2pa-rs/0.31.3"}}
     assert record.fields == {"software": "ChatGPT c2pa-rs/0.31.3"}
 
@@ -246,7 +249,10 @@ def test_c2pa_v2_claim_in_png_cabx_next_to_a1111() -> None:
     data = png_with_chunks([(b"caBX", store), (b"tEXt", b"parameters\x00" + infotext.encode())])
     record = read_generation_record(io.BytesIO(data))
     assert record.source == "a1111"  # the tool's own record leads; C2PA is provenance
-    assert record.provenance["c2pa"] == {"present": True, "claim_generator": "Adobe Firefly"}
+    assert record.provenance["c2pa"] == {
+        "present": True, "manifests": 1, "active_manifest": "urn:uuid:active",
+        "claim_generator": "Adobe Firefly",
+        "claim_generator_info": {"name": "Adobe Firefly", "version": "1.0"}}
 
 
 def test_c2pa_in_webp_without_readable_generator() -> None:
@@ -313,3 +319,43 @@ def test_flat_text_chunks_of_an_unknown_tool() -> None:
                              "steps": 20, "software": "SomeApp 1.2"}
     assert "the embedded generation record is in no format known here; kept raw" in (
         record.warnings)
+
+
+def _actions(*actions: tuple[str, str]) -> bytes:
+    """c2pa.actions CBOR: {"actions": [{"action": a, "softwareAgent": agent}, ...]}."""
+    items = b"".join(b"\xa2" + cbor_text("action") + cbor_text(a) + cbor_text("softwareAgent")
+                     + cbor_text(agent) for a, agent in actions)
+    return b"\xa1" + cbor_text("actions") + bytes([0x80 + len(actions)]) + items
+
+
+def test_c2pa_active_manifest_is_the_last_not_the_first_found() -> None:
+    from tests.support.records import c2pa_manifest, jumbf_superbox
+
+    ingredient = c2pa_manifest("urn:uuid:ingredient", _claim_v1("DALL-E c2pa-rs/0.16"))
+    active = c2pa_manifest("urn:uuid:chatgpt", _claim_v2("ChatGPT"),
+                           _actions(("c2pa.opened", "DALL-E"), ("c2pa.converted", "ChatGPT")),
+                           claim_label="c2pa.claim.v2")
+    store = jumbf_superbox("c2pa", ingredient, active)
+    # JPEG: the store split over two APP11 segments, the second repeating the box header.
+    cut = len(store) // 2
+    first = b"JP\x00\x01\x00\x00\x00\x01" + store[:cut]
+    second = b"JP\x00\x01\x00\x00\x00\x02" + store[:8] + store[cut:]
+    record = read_generation_record(io.BytesIO(jpeg_with_segments([(0xEB, first),
+                                                                    (0xEB, second)])))
+    assert record.provenance["c2pa"] == {
+        "present": True, "manifests": 2, "active_manifest": "urn:uuid:chatgpt",
+        "claim_generator": "ChatGPT", "claim_generator_info": {"name": "ChatGPT",
+                                                               "version": "1.0"},
+        "actions": [{"action": "c2pa.opened", "softwareAgent": "DALL-E"},
+                    {"action": "c2pa.converted", "softwareAgent": "ChatGPT"}]}
+    assert record.fields == {"software": "ChatGPT"}
+
+
+def test_c2pa_damaged_store_is_present_without_a_generator() -> None:
+    store = c2pa_store(_claim_v1("ChatGPT c2pa-rs/0.31.3"))
+    for damaged in (store[: len(store) - 20], store[:8] + b"\xff" * 40,
+                    store.replace(b"\xa3", b"\xbf", 1)):  # cut, garbage, indefinite map
+        data = png_with_chunks([(b"caBX", damaged)])
+        record = read_generation_record(io.BytesIO(data))
+        assert record.provenance["c2pa"] == {"present": True} or "claim_generator" not in \
+            record.provenance["c2pa"], damaged[:20]

@@ -3,7 +3,11 @@
 Layout (modules/infotext_utils.py in stable-diffusion-webui): prompt lines, then optional lines
 starting "Negative prompt:", then one line of `Key: value` pairs separated by ", " where a value
 containing commas or quotes is JSON-quoted (`Lora hashes: "a: 1f2e, b: 3c4d"`). The Dynamic
-Prompts extension appends "Template:" and "Negative Template:" lines after it.
+Prompts extension appends "Template:" and "Negative Template:" lines after it. Civitai's
+generator adds `Civitai resources: [...]` and `Civitai metadata: {...}` as bare JSON.
+
+Found in PNG `parameters`, EXIF UserComment (JPEG/WebP), and XMP `exif:UserComment` or
+`dc:description` (converters and forks saving WebP/JPEG with XMP).
 """
 
 from __future__ import annotations
@@ -12,13 +16,22 @@ import json
 import re
 from typing import Any
 
+from service.evidence.records.fooocus import SCHEME_KEY
+from service.evidence.records.jsontext import is_json_object_text
 from service.evidence.records.limits import MAX_INFOTEXT_LINE_CHARS, MAX_INFOTEXT_PARAMS
+from service.evidence.records.record import A1111, FOOOCUS
+from service.evidence.records.sources import Found, Reader, Sources
 
 # The web UI's own pattern (re_param_code) with its repeats bounded: unbounded, a long line
 # without colons costs quadratic time. Real keys are under 40 characters.
-_PARAM = re.compile(r'\s*(\w[\w \-/]{0,63}):\s*("(?:\\.|[^\\"]){1,8192}"|[^,]*)(?:,|$)')
+# A bare JSON value (Civitai) runs to the bracket before the next "Key:" or the line's end.
+_PARAM = re.compile(r'\s*(\w[\w \-/]{0,63}):\s*("(?:\\.|[^\\"]){1,8192}"'
+                    r'|[\[{][^\n]{0,16384}?[\]}](?=\s*,\s*\w[\w \-/]{0,63}:|\s*$)'
+                    r'|[^,]*)(?:,|$)')
 _TEMPLATE_HEADS = ("Template:", "Negative Template:")
 _HASH_LISTS = ("Lora hashes", "TI hashes", "Hypernet hashes", "Hashes")
+_JSON_VALUES = ("Civitai resources", "Civitai metadata")
+XMP_KEYS = ("user_comment", "description")  # XMP properties that may hold infotext
 MIN_PARAMS = 3  # as the web UI: a last line with fewer pairs is still prompt text
 
 
@@ -77,6 +90,11 @@ def _value(key: str, value: str) -> Any:
             value = json.loads(value)
         except ValueError:
             value = value[1:-1]
+    if key in _JSON_VALUES and value[:1] in ("[", "{"):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
     if key == "Hashes":
         try:
             parsed = json.loads(value)
@@ -99,8 +117,46 @@ def software(record: dict[str, Any]) -> str:
         return version
     if isinstance(app, str) and app:
         name = app
+    elif version is None and any(key in record for key in _JSON_VALUES):
+        return "Civitai"
     elif isinstance(version, str) and re.match(r"f\d", version):
         name = "Forge"
     else:
         name = "AUTOMATIC1111"
     return f"{name} {version}" if isinstance(version, str) and version else name
+
+
+def read(src: Sources) -> Found | None:
+    """Infotext from the first place that holds it; Fooocus with its "a1111" scheme too."""
+    for key in ("parameters", "UserComment"):
+        text = src.texts.get(key)
+        if text is not None and not is_json_object_text(text) and looks_like_infotext(text):
+            scheme = src.texts.get(SCHEME_KEY, src.texts.get("MakerNote", ""))
+            return _found(text, FOOOCUS if scheme == "a1111" else A1111)
+    if src.xmp.get("creator_tool") != "Draw Things":  # its description is its own dialect
+        for key in XMP_KEYS:
+            text = src.xmp.get(key)
+            if isinstance(text, str) and looks_like_infotext(text):
+                return _found(text, A1111)
+    return None
+
+
+def _found(text: str, source: str) -> Found:
+    record = parse_infotext(text)
+    details = {k: v for k, v in record.items() if k not in ("prompt", "Negative prompt")}
+    fields = {**record, "software": software(record)}
+    if "Model" not in record:
+        fields["model"] = civitai_checkpoint(record.get("Civitai resources"))
+    return Found(source, fields, details)
+
+
+def civitai_checkpoint(resources: Any) -> str | None:
+    """The checkpoint's name when Civitai's resources list exactly one; else None."""
+    if not isinstance(resources, list):
+        return None
+    names = [r.get("modelName") for r in resources
+             if isinstance(r, dict) and r.get("type") == "checkpoint"]
+    return names[0] if len(names) == 1 and isinstance(names[0], str) else None
+
+
+READER = Reader("a1111", 50, read)

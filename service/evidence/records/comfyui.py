@@ -1,11 +1,17 @@
-"""ComfyUI: the `prompt` (API graph) and `workflow` (UI graph) JSON that SaveImage writes.
+"""ComfyUI: the `prompt` (API graph) and `workflow` (UI graph) JSON that save nodes write.
 
 Neither names "the" prompt or seed: they are inputs of a sampler node, reached by links. The
 API graph maps node ids to {"class_type", "inputs"}, an input being a value or a link
 [node id, output slot]. The UI graph lists nodes with positional `widgets_values` and links as
-[link id, from node, from slot, to node, to slot, type]; it is converted to the API shape for
-the node types whose widget order is known, then both are read the same way. Every walk is
-bounded by MAX_LINK_HOPS and remembers the nodes it visited, so cyclic links end.
+[link id, from node, from slot, to node, to slot, type]; it is converted to the API shape (with
+each input's link type kept) for the node types whose widget order is known.
+
+The output decides: the sampler is found by walking back from the save node along IMAGE and
+LATENT links; models, prompts and values are followed along MODEL, CONDITIONING and scalar
+links (by the UI graph's link types, or `comfyui_nodes.TYPE_INPUTS` names in API graphs). Where
+a walk forks (two models merged, two prompts combined, two outputs from different samplers)
+the value is left out rather than guessed. Every walk is bounded by MAX_LINK_HOPS and stops at
+nodes it visited, so cyclic links end.
 """
 
 from __future__ import annotations
@@ -13,45 +19,32 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from service.evidence.records.comfyui_nodes import (
+    COMPUTING_MARKERS,
+    LATENT_SIZE,
+    MODEL_NAMES,
+    MUTED_MODES,
+    PASS_THROUGH_MARKERS,
+    PIPE_INPUTS,
+    PREVIEW_MARKERS,
+    SAVE_MARKERS,
+    SEED_NAMES,
+    TEXT_NAMES,
+    TEXT_PAIRS,
+    TYPE_INPUTS,
+    WIDGETS,
+    ZERO_CONDITIONING,
+)
 from service.evidence.records.limits import MAX_GRAPH_NODES, MAX_LINK_HOPS
 
-Graph = dict[str, dict[str, Any]]  # node id -> {"class_type": str, "inputs": {name: value|link}}
-
-# Widget names in `widgets_values` order, for the UI graph; "control_after_generate" is the
-# frontend's randomize/fixed switch that follows every seed widget.
-_SEED = ("control_after_generate",)
-WIDGETS: dict[str, tuple[str, ...]] = {
-    "KSampler": ("seed", *_SEED, "steps", "cfg", "sampler_name", "scheduler", "denoise"),
-    "KSamplerAdvanced": ("add_noise", "noise_seed", *_SEED, "steps", "cfg", "sampler_name",
-                         "scheduler", "start_at_step", "end_at_step",
-                         "return_with_leftover_noise"),
-    "SamplerCustom": ("add_noise", "noise_seed", *_SEED, "cfg"),
-    "RandomNoise": ("noise_seed", *_SEED),
-    "KSamplerSelect": ("sampler_name",),
-    "BasicScheduler": ("scheduler", "steps", "denoise"),
-    "CFGGuider": ("cfg",),
-    "FluxGuidance": ("guidance",),
-    "CheckpointLoaderSimple": ("ckpt_name",),
-    "CheckpointLoader": ("config_name", "ckpt_name"),
-    "UNETLoader": ("unet_name", "weight_dtype"),
-    "LoraLoader": ("lora_name", "strength_model", "strength_clip"),
-    "LoraLoaderModelOnly": ("lora_name", "strength_model"),
-    "CLIPTextEncode": ("text",),
-    "CLIPTextEncodeSDXL": ("width", "height", "crop_w", "crop_h", "target_width",
-                           "target_height", "text_g", "text_l"),
-    "EmptyLatentImage": ("width", "height", "batch_size"),
-    "EmptySD3LatentImage": ("width", "height", "batch_size"),
-    "PrimitiveNode": ("value", *_SEED),
-}
-SEED_NAMES = ("seed", "noise_seed", "value", "int", "number")
-TEXT_NAMES = ("text", "text_g", "string", "value", "prompt")
-_CONDITIONING = ("conditioning", "conditioning_1", "conditioning_to", "cond", "conditioning_from")
-_MODEL_NAMES = ("ckpt_name", "unet_name", "model_name")
+Graph = dict[str, dict[str, Any]]  # node id -> {"class_type", "inputs", "types"?, "mode"?}
+AMBIGUOUS_OUTPUT = "ComfyUI graph with outputs from different samplers; sampler values left out"
 
 
 def is_sampler(node: dict[str, Any]) -> bool:
-    """KSampler, KSamplerAdvanced, SamplerCustom(Advanced) and custom nodes named after them;
-    a latent input tells them from helpers such as KSamplerSelect."""
+    """KSampler, KSamplerAdvanced, SamplerCustom(Advanced) and custom nodes named after them
+    (KSampler (Efficient), KSampler //Inspire); a latent input tells them from helpers such as
+    KSamplerSelect."""
     kind = node["class_type"]
     named = "KSampler" in kind or kind.startswith("SamplerCustom")
     return named and "latent_image" in node["inputs"]
@@ -77,17 +70,19 @@ def ui_graph(obj: Any) -> Graph | None:
     nodes, links = obj.get("nodes"), obj.get("links")
     if not isinstance(nodes, list) or not isinstance(links, list) or len(nodes) > MAX_GRAPH_NODES:
         return None
-    origin: dict[Any, list[Any]] = {}
+    origin: dict[Any, tuple[list[Any], Any]] = {}
     for link in links[: MAX_GRAPH_NODES * 8]:
         if isinstance(link, dict):  # workflow schema 1: links as objects
-            link = [link.get("id"), link.get("origin_id"), link.get("origin_slot")]
+            link = [link.get("id"), link.get("origin_id"), link.get("origin_slot"), None, None,
+                    link.get("type")]
         if isinstance(link, list) and len(link) >= 3 and isinstance(link[0], int | str):
-            origin[link[0]] = [str(link[1]), link[2]]
+            origin[link[0]] = ([str(link[1]), link[2]], link[5] if len(link) > 5 else None)
     graph: Graph = {}
     for node in nodes:
         if not isinstance(node, dict) or not isinstance(node.get("type"), str):
             continue
         inputs: dict[str, Any] = {}
+        types: dict[str, str] = {}
         values = node.get("widgets_values")
         if isinstance(values, list):
             inputs.update(zip(WIDGETS.get(node["type"], ()), values, strict=False))
@@ -97,8 +92,12 @@ def ui_graph(obj: Any) -> Graph | None:
                 continue
             link_id = slot.get("link")
             if isinstance(link_id, int | str) and link_id in origin:
-                inputs[slot["name"]] = origin[link_id]
-        graph[str(node.get("id"))] = {"class_type": node["type"], "inputs": inputs}
+                inputs[slot["name"]], link_type = origin[link_id]
+                kind = slot.get("type") if slot.get("type") not in (None, "*") else link_type
+                if isinstance(kind, str):
+                    types[slot["name"]] = kind
+        graph[str(node.get("id"))] = {"class_type": node["type"], "inputs": inputs,
+                                      "types": types, "mode": node.get("mode")}
     return graph or None
 
 
@@ -111,7 +110,7 @@ def _link(value: Any) -> str | None:
 
 
 class _Walker:
-    """Follows links from one sampler; every walk is bounded and stops at visited nodes."""
+    """Follows links; every walk is bounded and stops at visited nodes."""
 
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
@@ -120,72 +119,158 @@ class _Walker:
         node_id = _link(value)
         return self.graph.get(node_id) if node_id is not None else None
 
+    def links(self, node: dict[str, Any], kinds: Iterable[str], role: str = "") -> list[Any]:
+        """The link inputs of `node` carrying one of `kinds`: its `role` input when it has one,
+        else those of that type, else its pipe (followed to the node that built it)."""
+        inputs, types = node["inputs"], node.get("types") or {}
+        if role and _link(inputs.get(role)):
+            return [inputs[role]]
+        kinds = tuple(kinds)
+        if types:
+            found = [v for n, v in inputs.items() if types.get(n) in kinds and _link(v)]
+        else:
+            found = [inputs[n] for kind in kinds for n in TYPE_INPUTS[kind] if _link(inputs.get(n))]
+        return found or [inputs[n] for n in PIPE_INPUTS if _link(inputs.get(n))]
+
     def scalar(self, value: Any, names: Iterable[str]) -> Any:
-        """A literal value, or one found by following links to a node holding one of `names`."""
-        names = tuple(names)
+        """A literal value, or one found by following links to a node holding one of `names`
+        (or `value`, as primitive nodes do; a reroute's only input). A node computing its
+        output (math, random, wildcard generators) gives None: the value is not stated."""
+        names = (*names, "value")
         seen: set[str] = set()
         for _ in range(MAX_LINK_HOPS):
             node_id = _link(value)
             if node_id is None:
                 return value if isinstance(value, str | int | float) else None
             node = self.graph.get(node_id)
-            if node is None or node_id in seen:
+            kind = node["class_type"] if node is not None else ""
+            if node is None or node_id in seen or any(m in kind for m in COMPUTING_MARKERS):
                 return None
             seen.add(node_id)
             inputs = node["inputs"]
+            through = len(inputs) == 1 and any(m in kind for m in PASS_THROUGH_MARKERS)
             value = next((inputs[n] for n in names if n in inputs),
-                         next(iter(inputs.values()), None) if len(inputs) == 1 else None)
+                         next(iter(inputs.values())) if through else None)
         return None
 
-    def find(self, value: Any, want: Iterable[str], through: Iterable[str]) -> list[dict[str, Any]]:
-        """Nodes on the path from `value` (a link) until one has an input in `want`."""
-        want, through = tuple(want), tuple(through)
-        path: list[dict[str, Any]] = []
-        seen: set[int] = set()
+    def path(self, value: Any, kind: str, role: str, stop: Iterable[str]) -> list[dict[str, Any]]:
+        """Nodes along `kind` links from `value` until one holds an input in `stop`; the path
+        ends early (its last node without `stop`) where the links fork or run out."""
+        stop = tuple(stop)
+        out: list[dict[str, Any]] = []
+        seen: set[str] = set()
         for _ in range(MAX_LINK_HOPS):
-            node = self.node(value)
-            if node is None or id(node) in seen:
-                return path
-            seen.add(id(node))
-            path.append(node)
+            node_id = _link(value)
+            node = self.graph.get(node_id) if node_id is not None else None
+            if node is None or node_id in seen:
+                return out
+            seen.add(node_id)  # type: ignore[arg-type]
+            out.append(node)
             inputs = node["inputs"]
-            if any(n in inputs for n in want):
-                return path
-            value = next((inputs[n] for n in through if _link(inputs.get(n))), None)
-        return path
+            if any(n in inputs for n in stop) or isinstance(inputs.get(role), str):
+                return out
+            following = self.links(node, (kind,), role)
+            if len(following) != 1:
+                return out
+            value = following[0]
+        return out
 
-    def text(self, value: Any, side: str) -> str | None:
-        """The prompt text reached from a conditioning link, through conditioning pass-throughs."""
-        path = self.find(value, TEXT_NAMES, (side, *_CONDITIONING))
+    def text(self, value: Any, role: str) -> str | None:
+        """The prompt reached from a conditioning link; None where conditionings combine."""
+        path = self.path(value, "CONDITIONING", role, TEXT_NAMES)
         if not path:
             return None
         inputs = path[-1]["inputs"]
+        if any(path_node["class_type"] in ZERO_CONDITIONING for path_node in path):
+            return None  # zeroed: no prompt text reaches the sampler
+        if isinstance(inputs.get(role), str):  # Efficient Loader: `positive`/`negative` text
+            return str(inputs[role])
         for name in TEXT_NAMES:
             if name in inputs:
-                text = self.scalar(inputs[name], TEXT_NAMES)
-                if isinstance(text, str):
-                    other = None
-                    if name == "text_g":
-                        other = self.scalar(inputs.get("text_l"), TEXT_NAMES)
-                    return text if not other or other == text else f"{text}\n{other}"
+                text = self.scalar(inputs[name], (name, "populated_text"))
+                if not isinstance(text, str):
+                    return None
+                pair = TEXT_PAIRS.get(name)
+                other = self.scalar(inputs.get(pair), (pair,)) if pair else None
+                return text if not isinstance(other, str) or other in ("", text) else (
+                    f"{text}\n{other}")
         return None
+
+    def model(self, value: Any) -> tuple[str | None, list[str]]:
+        """The model file reached along MODEL links, and the LoRAs on the way."""
+        path = self.path(value, "MODEL", "model", MODEL_NAMES)
+        loras = [n["inputs"]["lora_name"] for n in path
+                 if isinstance(n["inputs"].get("lora_name"), str)
+                 and n["inputs"]["lora_name"] != "None" and n.get("mode") not in MUTED_MODES]
+        inputs = path[-1]["inputs"] if path else {}
+        for name in MODEL_NAMES:
+            if name in inputs:
+                found = self.scalar(inputs[name], (name, "string"))
+                return (found if isinstance(found, str) else None), loras
+        return None, loras
+
+    def upstream_samplers(self, start: str) -> set[str]:
+        """Samplers whose output reaches node `start` along IMAGE and LATENT links."""
+        found: set[str] = set()
+        seen: set[str] = set()
+        pending = [start]
+        while pending and len(seen) < MAX_GRAPH_NODES:
+            node_id = pending.pop()
+            node = self.graph.get(node_id)
+            if node is None or node_id in seen:
+                continue
+            seen.add(node_id)
+            if node_id != start and is_sampler(node):
+                found.add(node_id)
+                following = [node["inputs"].get("latent_image")]
+            else:
+                following = self.links(node, ("IMAGE", "LATENT"))
+            pending.extend(i for i in map(_link, following) if i is not None)
+        return found
+
+
+def _outputs(graph: Graph, markers: Iterable[str]) -> list[str]:
+    markers = tuple(markers)
+    return [k for k, n in graph.items() if n.get("mode") not in MUTED_MODES
+            and any(m in n["class_type"] for m in markers)
+            and any(name in n["inputs"] for name in TYPE_INPUTS["IMAGE"])]
+
+
+def main_sampler(graph: Graph, walk: _Walker) -> str | None:
+    """The sampler whose values the saved image states: of the samplers upstream of a save
+    node (else a preview, else of the whole graph), the first pass of the chain (hires fix:
+    the sampler no other one feeds). With several save nodes (each pass saved) their chains
+    must agree on it; None when different samplers could have made the file."""
+    for markers in (SAVE_MARKERS, PREVIEW_MARKERS):
+        chains = {frozenset(walk.upstream_samplers(k)) for k in _outputs(graph, markers)}
+        chains.discard(frozenset())
+        if chains:
+            firsts = {_first_pass(walk, chain) for chain in chains}
+            return firsts.pop() if len(firsts) == 1 else None
+    return _first_pass(walk, frozenset(k for k, n in graph.items() if is_sampler(n)))
+
+
+def _first_pass(walk: _Walker, chain: frozenset[str]) -> str | None:
+    firsts = [k for k in chain if not walk.upstream_samplers(k) & chain]
+    return firsts[0] if len(firsts) == 1 else None
 
 
 def read_graph(graph: Graph) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(fields for normalisation, details) of the graph's main sampler; empty when it has none."""
-    samplers = sorted((k for k, n in graph.items() if is_sampler(n)),
-                      key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k))
+    """(fields for normalisation, details) of the graph's output sampler; {} when none is
+    certain (details say why)."""
+    samplers = [k for k, n in graph.items() if is_sampler(n)]
     if not samplers:
         return {}, {}
     walk = _Walker(graph)
-    # Hires-fix graphs have two samplers: the first pass starts from an empty latent.
-    main = next((k for k in samplers if _starts_empty(walk, graph[k])), samplers[0])
+    main = main_sampler(graph, walk)
+    if main is None:
+        return {}, {"sampler_nodes": len(samplers), "ambiguous": AMBIGUOUS_OUTPUT}
     inputs = graph[main]["inputs"]
-    guider = walk.node(inputs.get("guider")) or {"inputs": {}}
-    g_inputs = guider["inputs"]
-    noise = walk.node(inputs.get("noise")) or {"inputs": {}}
-    sigmas = walk.node(inputs.get("sigmas")) or {"inputs": {}}
-    chooser = walk.node(inputs.get("sampler")) or {"inputs": {}}
+    empty: dict[str, Any] = {"inputs": {}}
+    g_inputs = (walk.node(inputs.get("guider")) or empty)["inputs"]
+    noise = (walk.node(inputs.get("noise")) or empty)["inputs"]
+    sigmas = (walk.node(inputs.get("sigmas")) or empty)["inputs"]
+    chooser = (walk.node(inputs.get("sampler")) or empty)["inputs"]
 
     def first(*candidates: tuple[dict[str, Any], str], names: Iterable[str] = ()) -> Any:
         for where, name in candidates:
@@ -194,36 +279,30 @@ def read_graph(graph: Graph) -> tuple[dict[str, Any], dict[str, Any]]:
         return None
 
     fields: dict[str, Any] = {"software": "ComfyUI"}
-    fields["seed"] = first((inputs, "seed"), (inputs, "noise_seed"),
-                           (noise["inputs"], "noise_seed"), names=SEED_NAMES)
-    fields["steps"] = first((inputs, "steps"), (sigmas["inputs"], "steps"))
+    fields["seed"] = first((inputs, "seed"), (inputs, "noise_seed"), (noise, "noise_seed"),
+                           names=SEED_NAMES)
+    fields["steps"] = first((inputs, "steps"), (sigmas, "steps"))
     fields["cfg"] = first((inputs, "cfg"), (g_inputs, "cfg"))
-    fields["sampler_name"] = first((inputs, "sampler_name"), (chooser["inputs"], "sampler_name"))
+    fields["sampler_name"] = first((inputs, "sampler_name"), (chooser, "sampler_name"))
     positive = inputs.get("positive", g_inputs.get("positive", g_inputs.get("conditioning")))
-    negative = inputs.get("negative", g_inputs.get("negative"))
     fields["prompt"] = walk.text(positive, "positive")
-    fields["negative_prompt"] = walk.text(negative, "negative")
+    fields["negative_prompt"] = walk.text(inputs.get("negative", g_inputs.get("negative")),
+                                          "negative")
     details: dict[str, Any] = {"sampler_node": main, "sampler_class": graph[main]["class_type"],
                                "sampler_nodes": len(samplers)}
-    models = walk.find(inputs.get("model", g_inputs.get("model")), _MODEL_NAMES, ("model",))
-    loras = [n["inputs"]["lora_name"] for n in models
-             if isinstance(n["inputs"].get("lora_name"), str)]
-    if models and any(n in models[-1]["inputs"] for n in _MODEL_NAMES):
-        fields["model"] = first(*((models[-1]["inputs"], n) for n in _MODEL_NAMES))
+    fields["model"], loras = walk.model(inputs.get("model", g_inputs.get("model")))
     if loras:
         details["loras"] = loras
-    latent = walk.find(inputs.get("latent_image"), ("width",), ("samples",))
-    if latent and "width" in latent[-1]["inputs"]:
-        fields["width"] = walk.scalar(latent[-1]["inputs"].get("width"), ("width", "value"))
-        fields["height"] = walk.scalar(latent[-1]["inputs"].get("height"), ("height", "value"))
-    for name, where in (("scheduler", (inputs, sigmas["inputs"])),
-                        ("denoise", (inputs, sigmas["inputs"]))):
-        value = first(*((w, name) for w in where))
+    latent = walk.path(inputs.get("latent_image"), "LATENT", "samples",
+                       [w for w, _ in LATENT_SIZE])
+    size = latent[-1]["inputs"] if latent else {}
+    for width, height in LATENT_SIZE:
+        if width in size:
+            fields["width"] = walk.scalar(size[width], (width,))
+            fields["height"] = walk.scalar(size.get(height), (height,))
+            break
+    for name in ("scheduler", "denoise"):
+        value = first((inputs, name), (sigmas, name))
         if value is not None:
             details[name] = value
     return {k: v for k, v in fields.items() if v is not None}, details
-
-
-def _starts_empty(walk: _Walker, sampler: dict[str, Any]) -> bool:
-    node = walk.node(sampler["inputs"].get("latent_image"))
-    return node is not None and node["class_type"].startswith("Empty")

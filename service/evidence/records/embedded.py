@@ -19,6 +19,7 @@ class Embedded:
     iptc: dict[str, Any] = field(default_factory=dict)
     skipped: dict[str, dict[str, Any]] = field(default_factory=dict)  # too large to read
     warnings: list[str] = field(default_factory=list)
+    alpha: bool = False  # the image has an alpha channel (PNG colour type 4/6, WebP flag)
     work_left: int = MAX_TOTAL_TEXT_BYTES  # metadata bytes still to read or inflate
 
     def spend(self, size: int) -> bool:

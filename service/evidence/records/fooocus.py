@@ -6,6 +6,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from service.evidence.records.record import FOOOCUS
+from service.evidence.records.sources import Found, Reader, Sources
+
 SCHEME_KEY = "fooocus_scheme"
 DETAIL_KEYS = ("styles", "performance", "scheduler", "refiner_model", "refiner_switch",
                "sharpness", "metadata_scheme", "full_prompt", "full_negative_prompt")
@@ -38,3 +41,15 @@ def read_record(meta: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     if loras:
         details["loras"] = loras
     return fields, details
+
+
+def read(src: Sources) -> Found | None:
+    scheme = src.texts.get(SCHEME_KEY, src.texts.get("MakerNote", ""))
+    for key in ("parameters", "UserComment"):
+        meta = src.json(key)
+        if is_fooocus_json(meta) or (scheme == "fooocus" and isinstance(meta, dict)):
+            return Found(FOOOCUS, *read_record(meta))
+    return None
+
+
+READER = Reader("fooocus", 80, read)

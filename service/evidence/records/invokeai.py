@@ -1,9 +1,24 @@
-"""InvokeAI: `invokeai_metadata` (3.x and later) and the older `sd-metadata` (2.x) JSON chunks."""
+"""InvokeAI: `invokeai_metadata` (3.x and later), the older `sd-metadata` (2.x) JSON chunk, and
+the 2.x `Dream` chunk, a command line: `"banana sushi" -s 50 -S 2028635318 -W 512 -H 512 -C 7.5
+-A k_lms` (prompt, then the dream command's options)."""
 
 from __future__ import annotations
 
 import re
+import shlex
 from typing import Any
+
+from service.evidence.records.record import INVOKEAI
+from service.evidence.records.sources import Found, Reader, Sources
+
+MAX_DREAM_CHARS = 16 * 1024  # a Dream command line: a prompt and a dozen options
+# Dream options (InvokeAI 2.x ldm/invoke/args.py), short and long, -> the field they give;
+# "-m" is left out: early versions meant the sampler by it, later ones the model.
+DREAM_OPTIONS = {"-s": "steps", "--steps": "steps", "-S": "seed", "--seed": "seed",
+                 "-W": "width", "--width": "width", "-H": "height", "--height": "height",
+                 "-C": "cfg_scale", "--cfg_scale": "cfg_scale", "-A": "sampler",
+                 "--sampler": "sampler", "-f": "strength",
+                 "--strength": "strength"}
 
 _NEGATIVE = re.compile(r"\[([^\]]*)\]")  # 2.x prompts carry the negative prompt in [brackets]
 
@@ -44,15 +59,16 @@ def _lora(lora: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_sd_metadata(meta: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(fields, details) of a 2.x `sd-metadata` object: {"model_weights"..., "image": {...}}."""
+    """(fields, details) of a 2.x `sd-metadata` object: {"model_weights"..., "image": {...}};
+    early 2.x wrote "images": [{...}], read when it holds one image (more: which is unknown)."""
     image: dict[str, Any] = meta["image"] if isinstance(meta.get("image"), dict) else {}
+    images = meta.get("images")
+    if not image and isinstance(images, list) and len(images) == 1:
+        image = images[0] if isinstance(images[0], dict) else {}
     prompt = image.get("prompt")
-    if isinstance(prompt, list) and prompt and isinstance(prompt[0], dict):
-        prompt = prompt[0].get("prompt")
-    negative = None
-    if isinstance(prompt, str):
-        negative = ", ".join(m.strip() for m in _NEGATIVE.findall(prompt)) or None
-        prompt = _NEGATIVE.sub("", prompt).strip()
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], dict):
+        prompt = prompt[0].get("prompt")  # several weighted prompts: no one prompt to report
+    prompt, negative = _split_negative(prompt)
     fields = {
         "prompt": prompt,
         "negative_prompt": negative,
@@ -69,6 +85,55 @@ def read_sd_metadata(meta: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
     details: dict[str, Any] = {k: image[k] for k in ("type", "hires_fix", "seamless", "variations")
                                if k in image}
     return fields, details
+
+
+def _split_negative(prompt: Any) -> tuple[Any, str | None]:
+    if not isinstance(prompt, str):
+        return (None if isinstance(prompt, list) else prompt), None
+    negative = ", ".join(m.strip() for m in _NEGATIVE.findall(prompt)) or None
+    return _NEGATIVE.sub("", prompt).strip(), negative
+
+
+def read_dream(text: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(fields, details) of a Dream command line, or None when it is not one."""
+    if len(text) > MAX_DREAM_CHARS:
+        return None
+    try:
+        words = shlex.split(text)
+    except ValueError:  # unbalanced quotes
+        return None
+    if not words or words[0].startswith("-"):
+        return None
+    prompt, negative = _split_negative(words[0])
+    fields: dict[str, Any] = {"prompt": prompt, "negative_prompt": negative,
+                              "software": "InvokeAI"}
+    details: dict[str, Any] = {}
+    options = iter(words[1:])
+    for word in options:
+        name = DREAM_OPTIONS.get(word)
+        value = next(options, None) if name else None
+        if name is None or value is None:
+            continue
+        (details if name == "strength" else fields).setdefault(name, value)
+    return (fields, details) if len(fields) > 3 else None
+
+
+def read(src: Sources) -> Found | None:
+    for key, parse in (("invokeai_metadata", read_metadata), ("sd-metadata", read_sd_metadata)):
+        meta = src.json(key)
+        if isinstance(meta, dict):
+            return Found(INVOKEAI, *parse(meta))
+    return None
+
+
+def read_dream_chunk(src: Sources) -> Found | None:
+    text = src.texts.get("Dream")
+    found = read_dream(text) if text is not None else None
+    return Found(INVOKEAI, *found) if found else None
+
+
+READER = Reader("invokeai", 80, read)
+DREAM_READER = Reader("invokeai-dream", 75, read_dream_chunk)
 
 
 def _software(version: Any) -> str:

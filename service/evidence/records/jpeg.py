@@ -17,6 +17,7 @@ XMP_APP1 = b"http://ns.adobe.com/xap/1.0/\x00"
 def read_jpeg(fileobj: BinaryIO) -> Embedded:
     out = Embedded("jpeg")
     jumbf: list[bytes] = []
+    store_instance = b""
     fileobj.seek(2)
     for _ in range(MAX_CONTAINER_ITEMS):
         marker = read_exact(fileobj, 2)
@@ -52,7 +53,14 @@ def read_jpeg(fileobj: BinaryIO) -> Embedded:
         elif kind == 0xED and not out.iptc:
             out.iptc = read_photoshop_iptc(data)
         elif kind == 0xEB and data[:2] == b"JP" and sum(map(len, jumbf)) < MAX_C2PA_BYTES:
-            jumbf.append(data[8:])  # "JP", box instance (2), sequence number (4), then the box
+            # "JP", box instance (2), sequence number (4), then the box; every segment after
+            # the first repeats the box's LBox/TBox header (C2PA 2.1, A.3.3), left out here.
+            instance = data[2:4]
+            if not jumbf:
+                store_instance = instance
+            if instance == store_instance:
+                sequence = int.from_bytes(data[4:8], "big")
+                jumbf.append(data[8:] if sequence <= 1 else data[16:])
     if jumbf:
         out.c2pa = b"".join(jumbf)[:MAX_C2PA_BYTES]
     return out

@@ -6,6 +6,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from service.evidence.records.record import NOVELAI
+from service.evidence.records.sources import Found, Reader, Sources
+
 _SOURCE = re.compile(r"(.*?)\s+([0-9A-Fa-f]{8})")  # "Stable Diffusion XL C1E1DE52"
 
 
@@ -36,3 +39,12 @@ def read_record(texts: dict[str, str], comment: Any) -> tuple[dict[str, Any], di
     if "Generation time" in texts:
         details["generation_time"] = texts["Generation time"]
     return fields, details
+
+
+def read(src: Sources) -> Found | None:
+    if not is_novelai(src.texts):
+        return None
+    return Found(NOVELAI, *read_record(src.texts, src.json("Comment")))
+
+
+READER = Reader("novelai", 80, read)

@@ -33,6 +33,11 @@ def read_png(fileobj: BinaryIO) -> Embedded:
             out.warnings.append("PNG ends without IEND")
             return out
         length, kind = struct.unpack(">I4s", header)
+        if kind == b"IHDR" and length == 13:
+            ihdr = read_exact(fileobj, 13)
+            out.alpha = ihdr is not None and ihdr[9] in (4, 6)  # grey+alpha, RGBA
+            fileobj.seek(4, 1)
+            continue
         if kind == b"IEND":
             return out
         wanted = kind in _PNG_TEXT or kind in (b"eXIf", b"caBX")

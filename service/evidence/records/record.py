@@ -26,13 +26,15 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # tool's chunk (e.g. `parameters`) that could not be read, kept raw.
 A1111, COMFYUI, INVOKEAI, NOVELAI, FOOOCUS, XMP, C2PA, UNKNOWN = (
     "a1111", "comfyui", "invokeai", "novelai", "fooocus", "xmp", "c2pa", "unknown")
+SWARMUI, DRAWTHINGS, EASYDIFFUSION, MIDJOURNEY, TENSORART = (
+    "swarmui", "drawthings", "easydiffusion", "midjourney", "tensorart")
 
 
 @dataclass(frozen=True)
 class ExtractedRecord:
     """The generation record embedded in an image file.
 
-    `source` names the format (A1111...C2PA above), None when the file has none; `fields` are
+    `source` names the format (A1111...MIDJOURNEY above), None when the file has none; `fields` are
     the normalised GENERATION_FIELDS; `raw` every original text field by chunk keyword or tag
     name (bounded: see `bound_raw`); `details` parsed extras outside the vocabulary (LoRAs,
     hires, scheduler); `provenance` XMP/IPTC and C2PA facts; `warnings` what could not be read.

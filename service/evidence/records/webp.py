@@ -25,6 +25,16 @@ def read_webp(fileobj: BinaryIO) -> Embedded:
         kind, size = struct.unpack("<4sI", header)
         padded = size + (size & 1)
         limit = MAX_C2PA_BYTES if kind == b"C2PA" else MAX_ITEM_BYTES
+        if kind == b"VP8X" and size >= 1:
+            flags = read_exact(fileobj, 1)
+            out.alpha = flags is not None and bool(flags[0] & 0x10)
+            fileobj.seek(padded - 1, 1)
+            continue
+        if kind == b"VP8L" and size >= 5:
+            head = read_exact(fileobj, 5)
+            out.alpha = out.alpha or (head is not None and bool(head[4] & 0x10))
+            fileobj.seek(padded - 5, 1)
+            continue
         if kind not in (b"EXIF", b"XMP ", b"C2PA"):
             fileobj.seek(padded, 1)
             continue

@@ -9,6 +9,8 @@ import xml.etree.ElementTree as ET  # noqa: S405 - DTDs are refused before parsi
 from typing import Any
 
 from service.evidence.records.limits import MAX_XMP_BYTES
+from service.evidence.records.record import XMP
+from service.evidence.records.sources import Found, Reader, Sources
 
 IPTC_DIGITAL_SOURCE = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 AI_SOURCE_TYPES = ("trainedAlgorithmicMedia", "compositeWithTrainedAlgorithmicMedia",
@@ -22,6 +24,7 @@ PROPERTIES = {
     "description": "description",
     "title": "title",
     "DigitalSourceFileType": "digital_source_type",  # the pre-2014 IPTC name
+    "UserComment": "user_comment",  # exif:UserComment: Draw Things' JSON, converters' infotext
 }
 
 
@@ -63,3 +66,14 @@ def _put(out: dict[str, Any], name: str, value: Any) -> None:
 def is_ai_generated(props: dict[str, Any]) -> bool:
     value = props.get("digital_source_type")
     return isinstance(value, str) and value.rsplit("/", 1)[-1] in AI_SOURCE_TYPES
+
+
+def read(src: Sources) -> Found | None:
+    """An AI-generated mark (Firefly, DALL-E...) with its description and creator tool."""
+    if not is_ai_generated(src.xmp):
+        return None
+    return Found(XMP, {"prompt": src.xmp.get("description"),
+                       "software": src.xmp.get("creator_tool")}, {})
+
+
+READER = Reader("xmp", 20, read, fallback=True)

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Check a Chronoseal evidence bundle offline: image, manifest, Merkle proof and timestamps.
+"""Check a Chronoseal evidence bundle offline: image, manifest, Merkle proof, timestamps and
+the revocation status of each TSA's certificates at the token's time.
 
 Proof format 2 (proof.json "v": 2): the tokens imprint SHA-256 of batch-head.json, which states
 the Merkle root and tree size; format 1 (no "v", older bundles): they imprint the root itself.
@@ -42,6 +43,14 @@ _PEM_CERT = re.compile(
     rb"-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----"
 )
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+# RFC 3161 section 4: a TSA certificate revoked for one of these CRL reason codes leaves the
+# tokens from before its revocation valid (unspecified, affiliationChanged, superseded,
+# cessationOfOperation); any other reason, or none given, voids every token of the key.
+REASONS_KEEPING_EARLIER_TOKENS = {0, 3, 4, 5}
+REASON_NAMES = {0: "unspecified", 1: "keyCompromise", 2: "cACompromise", 3: "affiliationChanged",
+                4: "superseded", 5: "cessationOfOperation", 6: "certificateHold",
+                8: "removeFromCRL", 9: "privilegeWithdrawn", 10: "aACompromise"}
+_REASON_CODE_OID = bytes.fromhex("551d15")  # 2.5.29.21 id-ce-cRLReasons
 
 
 class UnusableInputError(Exception):
@@ -161,6 +170,72 @@ def _oid(body: bytes) -> str:
             value = 0
     first = min(arcs[0] // 40, 2) if arcs else 0
     return ".".join(str(a) for a in [first, arcs[0] - 40 * first, *arcs[1:]]) if arcs else ""
+
+
+def _der_time(data: bytes, tag: int, start: int, end: int) -> datetime:
+    """UTCTime (RFC 5280: years 1950-2049) or GeneralizedTime, in UTC, as an aware datetime."""
+    text = data[start:end].decode("ascii")
+    if tag == 0x17:
+        text = ("19" if int(text[:2]) >= 50 else "20") + text
+    match = re.fullmatch(r"(\d{14})(?:\.\d+)?Z", text)
+    if match is None:
+        raise ValueError(f"time {text!r} is not in UTC")
+    utc = timezone.utc  # noqa: UP017 - see token_facts
+    return datetime.strptime(match[1], "%Y%m%d%H%M%S").replace(tzinfo=utc)
+
+
+class CertFacts(NamedTuple):
+    serial: int
+    issuer: bytes  # DER of the issuer Name, compared as bytes with the CRL's
+    subject: bytes
+
+
+def cert_facts(der: bytes) -> CertFacts:
+    """Serial, issuer and subject of a DER certificate (read, not verified)."""
+    _, start, end = _tlv(der, 0, len(der))
+    _, start, end = _children(der, start, end)[0]  # tbsCertificate
+    fields = _children(der, start, end)
+    if fields and fields[0][0] == 0xA0:  # [0] version
+        fields = fields[1:]
+    serial, issuer, subject = fields[0], fields[2], fields[4]
+    return CertFacts(int.from_bytes(der[serial[1]:serial[2]], "big", signed=True),
+                     der[issuer[1]:issuer[2]], der[subject[1]:subject[2]])
+
+
+class CRLFacts(NamedTuple):
+    issuer: bytes
+    this_update: datetime
+    next_update: datetime | None
+    revoked: dict[int, tuple[datetime, int | None]]  # serial -> (revocation date, reason code)
+
+
+def crl_facts(der: bytes) -> CRLFacts:
+    """Issuer, thisUpdate, nextUpdate and the revoked serials of a DER CRL (RFC 5280 5.1)."""
+    _, start, end = _tlv(der, 0, len(der))
+    _, start, end = _children(der, start, end)[0]  # tbsCertList
+    fields = _children(der, start, end)
+    if fields and fields[0][0] == 0x02:  # version
+        fields = fields[1:]
+    issuer, this_update = fields[1], fields[2]
+    rest = fields[3:]
+    next_update = None
+    if rest and rest[0][0] in (0x17, 0x18):
+        next_update = _der_time(der, *rest[0])
+        rest = rest[1:]
+    revoked: dict[int, tuple[datetime, int | None]] = {}
+    if rest and rest[0][0] == 0x30:
+        for _, e_start, e_end in _children(der, rest[0][1], rest[0][2]):
+            parts = _children(der, e_start, e_end)
+            serial = int.from_bytes(der[parts[0][1]:parts[0][2]], "big", signed=True)
+            reason = None
+            if len(parts) > 2:
+                for _, x_start, x_end in _children(der, parts[2][1], parts[2][2]):
+                    ext = _children(der, x_start, x_end)
+                    if der[ext[0][1]:ext[0][2]] == _REASON_CODE_OID:
+                        _, v_start, v_end = _tlv(der, ext[-1][1], ext[-1][2])  # ENUMERATED
+                        reason = int.from_bytes(der[v_start:v_end], "big")
+            revoked[serial] = (_der_time(der, *parts[1]), reason)
+    return CRLFacts(der[issuer[1]:issuer[2]], _der_time(der, *this_update), next_update, revoked)
 
 
 # --- the checks -------------------------------------------------------------------------------
@@ -294,7 +369,7 @@ def check_token(report: Report, bundle: Path, name: str, imprint: list[str],
             Path(tmp, "untrusted.pem").write_bytes(b"\n".join(untrusted) + b"\n")
             args += ["-untrusted", str(Path(tmp, "untrusted.pem"))]
         # Certificates are judged as they stood at genTime, so an expired TSA certificate does
-        # not void an older timestamp. (Later revocation cannot be checked offline.)
+        # not void an older timestamp. Revocation is checked after, from the bundled CRLs.
         if facts is not None:
             args += ["-attime", str(int(facts.gen_time.timestamp()))]
         try:
@@ -318,6 +393,8 @@ def check_token(report: Report, bundle: Path, name: str, imprint: list[str],
         leaf = " (expected: the TSA's own certificate is a leaf, handed to openssl with the " \
                "chain)" if any("is not a CA cert" in line for line in said) else ""
         report.note("NOTE", f"{name}: openssl also said: " + " / ".join(said) + leaf)
+    if ok and facts is not None:
+        check_revocation(report, bundle, name, certs, facts.gen_time)
     return ok
 
 
@@ -469,6 +546,150 @@ def _moment(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)  # noqa: UP017
 
 
+def check_revocation(report: Report, bundle: Path, name: str, certs: list[bytes],
+                     gen_time: datetime) -> None:
+    """Each certificate below the root, against revocation/<tsa>/<its SHA-256>.crl at genTime:
+    signed by its issuer (openssl crl -CAfile), current at genTime or issued after it (then it
+    lists every earlier revocation with its date), and the serial not listed, or revoked after
+    genTime for a reason that keeps earlier tokens valid (RFC 3161 section 4)."""
+    ders = [_pem_der(pem) for pem in certs]
+    missing: list[str] = []
+    for index, der in enumerate(ders[:-1]):
+        try:
+            cert = cert_facts(der)
+        except (ValueError, IndexError):
+            report.check(False, f"{name}: certificate {index + 1} of certs/{name}.pem is readable")
+            continue
+        who = f"{name} certificate {index + 1} (serial {cert.serial:x})"
+        crl_path = bundle / "revocation" / name / f"{hashlib.sha256(der).hexdigest()}.crl"
+        ocsp_path = crl_path.with_suffix(".ocsp")
+        if not crl_path.is_file() and not ocsp_path.is_file():
+            report.note("NOT CHECKED", f"{who}: no revocation data was available when the token "
+                        "was stored, so whether it was revoked is not known")
+            missing.append(str(index + 1))
+            continue
+        # zip(strict=) needs 3.10; both lists are the same length here.
+        above = zip(certs[index + 1:], ders[index + 1:])  # noqa: B905
+        issuer = next((pem for pem, d in above if cert_facts(d).subject == cert.issuer), None)
+        if issuer is None:
+            report.check(False, f"{who}: its issuer is in certs/{name}.pem")
+            continue
+        if not crl_path.is_file():
+            check_ocsp(report, who, ocsp_path, certs[index], issuer, certs[-1], gen_time)
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            Path(tmp, "issuer.pem").write_bytes(issuer + b"\n")
+            args = ["openssl", "crl", "-inform", "DER", "-in", str(crl_path), "-noout",
+                    "-CAfile", str(Path(tmp, "issuer.pem"))]
+            try:
+                proc = subprocess.run(args, capture_output=True, text=True,
+                                      timeout=OPENSSL_TIMEOUT_S, check=False)
+            except subprocess.TimeoutExpired:
+                report.check(False, f"{who}: openssl crl answered in time")
+                continue
+        said = (proc.stdout + proc.stderr).strip()
+        if not report.check(proc.returncode == 0 and "verify OK" in said,
+                            f"{who}: openssl crl: the CRL is signed by the issuer",
+                            said.replace("\n", "\n       ")):
+            continue
+        try:
+            crl = crl_facts(_read(crl_path))
+        except (ValueError, IndexError) as exc:
+            report.check(False, f"{who}: the CRL is readable", str(exc))
+            continue
+        report.check(crl.issuer == cert.issuer, f"{who}: the CRL names the certificate's issuer")
+        stamp = f"{gen_time:%Y-%m-%d %H:%M:%S} UTC"
+        fresh = crl.next_update is not None and crl.next_update >= gen_time
+        period = (f"thisUpdate {crl.this_update:%Y-%m-%d %H:%M:%S}, nextUpdate "
+                  + (f"{crl.next_update:%Y-%m-%d %H:%M:%S}" if crl.next_update else "none"))
+        when = "current at genTime" if crl.this_update <= gen_time else "issued after genTime"
+        if not report.check(fresh, f"{who}: the CRL speaks for genTime {stamp} ({when})",
+                            period):
+            continue
+        entry = crl.revoked.get(cert.serial)
+        if entry is None:
+            report.check(True, f"{who}: not revoked (not listed in the CRL)")
+            continue
+        revoked_at, reason = entry
+        reason_name = REASON_NAMES.get(reason, str(reason)) if reason is not None else "not given"
+        later = revoked_at > gen_time and reason in REASONS_KEEPING_EARLIER_TOKENS
+        report.check(later, f"{who}: " + (
+            "revoked after genTime, for a reason that keeps earlier tokens valid" if later else
+            "revoked at or before genTime, or for a reason that voids every token"),
+            f"revoked at {revoked_at:%Y-%m-%d %H:%M:%S} UTC, reason {reason_name}; genTime "
+            f"{stamp} (RFC 3161 section 4)")
+    if missing:
+        report.not_checked.append(f"revocation of {name}'s certificate(s) {', '.join(missing)} "
+                                  "(no revocation data was available)")
+
+
+_OCSP_STATUS = re.compile(r"cert\.pem: (good|revoked|unknown)")
+_OCSP_FIELD = re.compile(r"^\s*(This Update|Next Update|Reason|Revocation Time): (.+)$", re.M)
+
+
+def check_ocsp(report: Report, who: str, path: Path, cert: bytes, issuer: bytes, root: bytes,
+               gen_time: datetime) -> None:
+    """The certificate against its OCSP response at genTime: `openssl ocsp -respin` checks the
+    signature (by the issuer, or a responder the issuer authorised) and reads the status; the
+    period and revocation time are then judged as for a CRL."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for file, pem in (("cert.pem", cert), ("issuer.pem", issuer), ("root.pem", root)):
+            Path(tmp, file).write_bytes(pem + b"\n")
+        # -VAfile trusts the issuer as a responder; a delegated responder is chained to the
+        # root. Times are judged below, at genTime, not by openssl's clock.
+        args = ["openssl", "ocsp", "-respin", str(path), "-issuer", "issuer.pem", "-cert",
+                "cert.pem", "-VAfile", "issuer.pem", "-CAfile", "root.pem", "-no_nonce"]
+        try:
+            proc = subprocess.run(args, capture_output=True, text=True, cwd=tmp,
+                                  timeout=OPENSSL_TIMEOUT_S, check=False)
+        except subprocess.TimeoutExpired:
+            report.check(False, f"{who}: openssl ocsp answered in time")
+            return
+    said = (proc.stdout + proc.stderr).strip()
+    status = _OCSP_STATUS.search(proc.stdout)
+    if not report.check(proc.returncode == 0 and "Response verify OK" in said
+                        and status is not None, f"{who}: openssl ocsp: the OCSP response is "
+                        "signed by the issuer or its responder, for this certificate",
+                        said.replace("\n", "\n       ")):
+        return
+    assert status is not None
+    fields: dict[str, str] = dict(_OCSP_FIELD.findall(proc.stdout))
+    try:
+        this_update = _openssl_time(fields["This Update"])
+        next_update = _openssl_time(fields.get("Next Update", fields["This Update"]))
+    except (KeyError, ValueError) as exc:
+        report.check(False, f"{who}: the OCSP response states its period", str(exc))
+        return
+    stamp = f"{gen_time:%Y-%m-%d %H:%M:%S} UTC"
+    when = "current at genTime" if this_update <= gen_time else "produced after genTime"
+    if not report.check(next_update >= gen_time, f"{who}: the OCSP response speaks for genTime "
+                        f"{stamp} ({when})", f"thisUpdate {this_update:%Y-%m-%d %H:%M:%S}, "
+                        f"nextUpdate {next_update:%Y-%m-%d %H:%M:%S}"):
+        return
+    if status[1] != "revoked":
+        report.check(status[1] == "good", f"{who}: OCSP status {status[1]}")
+        return
+    try:
+        revoked_at = _openssl_time(fields["Revocation Time"])
+    except (KeyError, ValueError) as exc:
+        report.check(False, f"{who}: the OCSP response states the revocation time", str(exc))
+        return
+    reason_name = fields.get("Reason", "not given").strip()
+    codes = {v: k for k, v in REASON_NAMES.items()}
+    later = revoked_at > gen_time and codes.get(reason_name) in REASONS_KEEPING_EARLIER_TOKENS
+    report.check(later, f"{who}: " + (
+        "revoked after genTime, for a reason that keeps earlier tokens valid" if later else
+        "revoked at or before genTime, or for a reason that voids every token"),
+        f"revoked at {revoked_at:%Y-%m-%d %H:%M:%S} UTC, reason {reason_name}; genTime "
+        f"{stamp} (RFC 3161 section 4)")
+
+
+def _openssl_time(text: str) -> datetime:
+    """A time as openssl prints it ("Dec  1 23:41:00 2026 GMT"), aware UTC."""
+    utc = timezone.utc  # noqa: UP017 - see token_facts
+    return datetime.strptime(text.strip(), "%b %d %H:%M:%S %Y GMT").replace(tzinfo=utc)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", type=Path, help="the image file to compare with the manifest")
@@ -539,9 +760,12 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _pem_der(pem: bytes) -> bytes:
+    return base64.b64decode(b"".join(pem.splitlines()[1:-1]))
+
+
 def _fingerprint(pem: bytes) -> str:
-    body = b"".join(pem.splitlines()[1:-1])
-    digest = hashlib.sha256(base64.b64decode(body)).hexdigest().upper()
+    digest = hashlib.sha256(_pem_der(pem)).hexdigest().upper()
     return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
 
 

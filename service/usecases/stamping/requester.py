@@ -21,6 +21,7 @@ from service.storage.tokens import NewToken
 from service.timestamping.client import request_token
 from service.timestamping.tsa_config import TSAConfig, load_trust
 from service.usecases.metrics import observe_tsa
+from service.usecases.stamping.revocation import RevocationFetcher
 
 
 class TrustUnavailableError(TSAError):
@@ -34,8 +35,10 @@ class TokenRequester:
     checks that the reply's messageImprint is exactly these bytes before the token is kept.
     """
 
-    def __init__(self, tsas: Sequence[TSAConfig]) -> None:
+    def __init__(self, tsas: Sequence[TSAConfig],
+                 revocation: RevocationFetcher | None = None) -> None:
         self.tsas = {tsa.name: tsa for tsa in tsas}
+        self._revocation = revocation
         self._trust: dict[str, tuple[list[x509.Certificate], list[x509.Certificate]]] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -50,8 +53,13 @@ class TokenRequester:
             observe_tsa(tsa.name, time.perf_counter() - started, exc)
             raise
         observe_tsa(tsa.name, time.perf_counter() - started, None)
-        chain = "".join(c.public_bytes(Encoding.PEM).decode() for c in result.verdict.facts.chain)
-        return NewToken(tsa.name, result.reply, result.gen_time, result.serial, chain or None)
+        certs = result.verdict.facts.chain
+        chain = "".join(c.public_bytes(Encoding.PEM).decode() for c in certs)
+        # Fetched after the token is verified and before it is stored, so the data is stored
+        # with it; collect never raises for a fetch (a failure is stored as 'none').
+        revocation = self._revocation.collect(certs, tsa.name) if self._revocation else ()
+        return NewToken(tsa.name, result.reply, result.gen_time, result.serial, chain or None,
+                        revocation)
 
     def _trust_for(self, tsa: TSAConfig) -> tuple[list[x509.Certificate], list[x509.Certificate]]:
         with self._lock:

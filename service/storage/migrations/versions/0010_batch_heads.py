@@ -1,7 +1,7 @@
 """Keep each batch's head: the exact batch-head.json bytes whose SHA-256 its tokens imprint.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-01
 
 Proof format 2 signs the tree size along with the root (service/timestamping/batch_head.py).
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
