@@ -31,6 +31,7 @@ class StoredRecord:
 class RenewalCandidate:
     """A stored token and, once renewed, its record."""
 
+    token_id: int
     batch_id: str
     tsa: str
     reply_der: bytes
@@ -50,7 +51,7 @@ def renewal_candidates(conn: Connection, *, record_expiring_before: datetime, af
     join = tokens.outerjoin(evidence_records, and_(
         evidence_records.c.batch_id == tokens.c.batch_id, evidence_records.c.tsa == tokens.c.tsa))
     query = (
-        select(tokens.c.batch_id, tokens.c.tsa, tokens.c.reply_der, tokens.c.chain_pem,
+        select(tokens.c.id, tokens.c.batch_id, tokens.c.tsa, tokens.c.reply_der, tokens.c.chain_pem,
                evidence_records.c.record_der, evidence_records.c.renewals,
                evidence_records.c.expires_at)
         .select_from(join)
@@ -65,8 +66,8 @@ def renewal_candidates(conn: Connection, *, record_expiring_before: datetime, af
     out = []
     for row in conn.execute(query):
         record = _record(row) if row.record_der is not None else None
-        out.append(RenewalCandidate(row.batch_id, row.tsa, bytes(row.reply_der), row.chain_pem,
-                                    record))
+        out.append(RenewalCandidate(row.id, row.batch_id, row.tsa, bytes(row.reply_der),
+                                    row.chain_pem, record))
     return out
 
 

@@ -46,8 +46,9 @@ def list_value(hashes: Sequence[bytes]) -> bytes:
 
 def data_object_hashes(token: bytes, chain: Sequence[bytes],
                        revocation: Sequence[bytes]) -> list[bytes]:
-    """The first list for one original token: its hash first, then its chain and revocation
-    data (revocation is empty until stamping stores OCSP responses or CRLs)."""
+    """The first list for one original token: its hash first, then each certificate of its
+    chain (DER) and each revocation blob (DER CRL or OCSP response) stored with it. The list's
+    value sorts the hashes, so only the set matters; callers pass revocation.ordered_blobs."""
     return [sha256(token), *(sha256(c) for c in chain), *(sha256(r) for r in revocation)]
 
 

@@ -5,9 +5,11 @@ chain) expires within `renew_within_days`, or when it or its certificates use a 
 `renew_weak_algorithms`. One run puts up to MAX_RENEWED_PER_RUN due tokens, of any number of
 batches, into one RFC 4998 hash tree (timestamping.ers), asks the renewal TSA for one token
 over its root (verified before it is kept, as stamping does), and appends an archive timestamp
-to every covered token's evidence record. The sweeper runs it once per `renew_interval_s`;
-`chronoseal renew` runs it now. Running it twice renews nothing twice: a fresh archive
-timestamp is not due.
+to every covered token's evidence record. A first archive timestamp covers the token, its
+chain and the revocation data stored with it by then; data the sweeper fills in later
+(stamping.revocation.fill_missing) is not covered, and verifiers say so. The sweeper runs it
+once per `renew_interval_s`; `chronoseal renew` runs it now. Running it twice renews nothing
+twice: a fresh archive timestamp is not due.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from service.storage.evidence import (
     store_records,
 )
 from service.storage.tables import utcnow
+from service.storage.tokens import list_revocations
 from service.timestamping import ers
+from service.timestamping.revocation import RevocationEntry, ordered_blobs
 from service.timestamping.tsa_config import TSAConfig, tsa_chain_pem
 from service.timestamping.verify import imprint_algorithm
 from service.usecases.stamp import load_enabled_tsas
@@ -40,6 +44,7 @@ log = logging.getLogger(__name__)
 
 MAX_RENEWED_PER_RUN = 10_000  # leaves of one tree: a 14-level path, one TSA request
 SCAN_PAGE = 1000  # tokens read per query while looking for due ones
+REVOCATION_PAGE = 100  # tokens whose revocation data is in memory at once: CRLs reach 1 MiB
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,11 @@ def renew(services: Services, *, now: datetime | None = None) -> RenewReport:
     if not due:
         return RenewReport(0, None, None)
     tsa = _renewal_tsa(services)
-    leaves = [_leaf(c, chain) for c, chain in due]
+    leaves: list[list[bytes]] = []
+    for start in range(0, len(due), REVOCATION_PAGE):  # only hashes are kept past a page
+        page = due[start:start + REVOCATION_PAGE]
+        revocation = _revocation_blobs(services, [c for c, _ in page if c.record is None])
+        leaves += [_leaf(c, chain, revocation.get(c.token_id, [])) for c, chain in page]
     tree = ers.build_tree(leaves)
     token = TokenRequester([tsa])(tsa, tree.root)  # verified: imprint, signature, chain
     chain = x509.load_pem_x509_certificates(token.chain_pem.encode()) if token.chain_pem else []
@@ -139,11 +148,23 @@ def _chain(services: Services, candidate: RenewalCandidate) -> list[x509.Certifi
         return []
 
 
-def _leaf(candidate: RenewalCandidate, chain: Sequence[x509.Certificate]) -> list[bytes]:
-    """The first list: the original token with its chain (first ATS), else the last ATS."""
+def _revocation_blobs(services: Services, first: Sequence[RenewalCandidate]
+                      ) -> dict[int, list[bytes]]:
+    """The revocation data stored with each token (by token id) that gets its first ATS."""
+    with services.engine.connect() as conn:
+        rows = list_revocations(conn, [c.token_id for c in first])
+    return {token_id: ordered_blobs([RevocationEntry(*row) for row in found])
+            for token_id, found in rows.items()}
+
+
+def _leaf(candidate: RenewalCandidate, chain: Sequence[x509.Certificate],
+          revocation: Sequence[bytes]) -> list[bytes]:
+    """The first list: the original token with its chain and revocation data (first ATS),
+    else the last ATS. These are the bytes of the bundle's tokens/<tsa>.tsr, each certificate
+    of certs/<tsa>.pem (DER) and each revocation/<tsa>/* member."""
     if candidate.record is None:
         return ers.data_object_hashes(candidate.reply_der,
-                                      [c.public_bytes(Encoding.DER) for c in chain], [])
+                                      [c.public_bytes(Encoding.DER) for c in chain], revocation)
     last = ers.decode_record(candidate.record.record_der)[-1]
     return [ers.sha256(last.token)]
 
