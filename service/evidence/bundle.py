@@ -29,7 +29,7 @@ from service.evidence.certificate import render_certificate
 from service.evidence.facts import BundleFacts, TimestampFacts, audit_steps
 from service.evidence.instructions import render_verify_md
 from service.evidence.manifest import manifest_digest
-from service.evidence.renewal_check import render_record
+from service.evidence.renewal_check import coverage, data_objects, render_record
 from service.evidence.templates.verify import token_facts
 from service.timestamping import ers
 from service.timestamping.batch_head import PROOF_FORMAT_HEAD, BatchHead, parse_batch_head
@@ -102,7 +102,10 @@ def build_bundle(
         certs_files.append((f"certs/{name}.pem", pem))
         certs_files += crls
         if evidence_records and tsa in evidence_records:
-            certs_files += _record_files(name, *evidence_records[tsa])
+            chain_der = [c.public_bytes(serialization.Encoding.DER)
+                         for c in x509.load_pem_x509_certificates(pem)]
+            objects = data_objects(name, token, chain_der, crls)
+            certs_files += _record_files(name, *evidence_records[tsa], objects)
         stamps.append(stamp)
     facts = BundleFacts(
         receipt_id=receipt_id,
@@ -158,13 +161,16 @@ def _check_proof(digest: bytes, proof: Mapping[str, Any]) -> tuple[Any, ...]:
     return audit_steps(leaf, index, size, path)
 
 
-def _record_files(name: str, der: bytes, renewals: Sequence[Mapping[str, Any]]
-                  ) -> list[tuple[str, bytes]]:
+def _record_files(name: str, der: bytes, renewals: Sequence[Mapping[str, Any]],
+                  objects: Sequence[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """evidence-records/<name>.ers and its rendering, which names the members the first
+    archive timestamp covers (revocation data fetched after it is listed as not covered)."""
     chain = ers.decode_record(der)
     if len(renewals) != len(chain):
         raise MalformedInputError(f"the evidence record of {name} lists other renewals")
     times = [token_facts(granted_response(ats.token)).gen_time for ats in chain]
-    rendering = render_record(name, chain, [dict(r) for r in renewals], times)
+    fit = coverage(objects, chain[0].lists[0] if chain[0].lists else ())
+    rendering = render_record(name, chain, [dict(r) for r in renewals], times, fit)
     return [(f"evidence-records/{name}.ers", der), (f"evidence-records/{name}.json", rendering)]
 
 

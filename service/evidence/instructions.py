@@ -128,8 +128,12 @@ def render_verify_md(facts: BundleFacts) -> str:
         "Once a TSA certificate chain has expired, a token holds only with an RFC 4998 "
         "evidence record (`evidence-records/<tsa>.ers`, readable in `evidence-records/"
         "<tsa>.json`): archive timestamps, each over a hash tree covering the one before, "
-        "each made before the earlier chain expired. `python3 verify.py` checks them (add "
-        "`--at TIME` to judge as of another time); the `.json` lists every hash list and chain.",
+        "each made before the earlier chain expired. The first one covers the token, each "
+        "certificate of `certs/<tsa>.pem` and each `revocation/<tsa>/` member stored by then: "
+        "its first hash list must hold their SHA-256 (`openssl dgst -sha256`; a certificate "
+        "as DER) and nothing else. `python3 verify.py` checks them (add `--at TIME` to judge "
+        "as of another time); the `.json` lists every hash list and chain, and which members "
+        "the first list covers (`data_objects`) or not (`not_covered`: fetched later).",
         "",
     ]
     return "\n".join(out)

@@ -6,16 +6,25 @@ evidence record that is the original token's chain; with one, each archive times
 the previous archive timestamp's timeStamp, to its imprint), (2) verify at its own genTime, and
 (3) have been made before the previous timestamp's chain expired. The verdict holds at `now`
 only if the last chain is still valid then.
+
+The first archive timestamp's first list is the token's data object group (RFC 4998 4.2): the
+SHA-256 of tokens/<tsa>.tsr, of each certificate of certs/<tsa>.pem (DER) and of each
+revocation/<tsa>/* member stored by the time of the renewal. The bundle must hold every one of
+them, unchanged: a hash no member matches is a member changed or removed, and fails. A
+revocation member whose hash is not in the list was fetched after the renewal (the sweeper fills
+gaps later): it is still checked as revocation data, but reported as not covered by the record.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from service.errors import MalformedInputError
 from service.timestamping import ers
@@ -23,6 +32,58 @@ from service.timestamping.verdict import Verdict
 from service.timestamping.verify import verify_timestamp
 
 MAX_RENDERING_BYTES = 256 * 1024  # the readable record: chains and hashes of a few renewals
+REVOCATION_PREFIX = "revocation/"
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How the first archive timestamp's first list fits the bundle's members."""
+
+    covered: tuple[str, ...]  # members (certificates as "certs/<tsa>.pem#N") it holds hashes of
+    uncovered: tuple[str, ...]  # revocation members it does not: fetched after the renewal
+    missing: tuple[str, ...]  # the token or chain certificates it does not cover
+    unmatched: int  # hashes in it that no member has: a member changed or removed
+
+    @property
+    def problem(self) -> str | None:
+        """Why the list does not fit the bundle, None if it does."""
+        if self.missing:
+            return "archive timestamp 1 does not cover " + ", ".join(self.missing)
+        if self.unmatched:
+            return (f"archive timestamp 1 covers {self.unmatched} data object(s) the bundle no "
+                    "longer holds: a certificate or revocation member was changed or removed")
+        return None
+
+
+def data_objects(name: str, token: bytes, chain: Sequence[bytes],
+                 revocation: Sequence[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """The named data objects of tokens/<name>.tsr: the token, each chain certificate (DER)
+    and each revocation member (path, bytes): what a first archive timestamp covers."""
+    return [(f"tokens/{name}.tsr", token),
+            *((f"certs/{name}.pem#{i}", der) for i, der in enumerate(chain, 1)),
+            *revocation]
+
+
+def bundle_data_objects(name: str, files: Mapping[str, bytes]) -> list[tuple[str, bytes]]:
+    """data_objects read from a bundle's members (an unreadable chain counts as none)."""
+    try:
+        chain = x509.load_pem_x509_certificates(files.get(f"certs/{name}.pem", b""))
+    except ValueError:
+        chain = []
+    prefix = f"{REVOCATION_PREFIX}{name}/"
+    return data_objects(name, files.get(f"tokens/{name}.tsr", b""),
+                        [c.public_bytes(Encoding.DER) for c in chain],
+                        sorted((p, d) for p, d in files.items() if p.startswith(prefix)))
+
+
+def coverage(objects: Sequence[tuple[str, bytes]], first_list: Sequence[bytes]) -> Coverage:
+    """Match the data objects against the hashes of a first archive timestamp's first list."""
+    held = set(first_list)
+    hashes = [(path, ers.sha256(data)) for path, data in objects]
+    covered = tuple(p for p, h in hashes if h in held)
+    uncovered = tuple(p for p, h in hashes if h not in held and p.startswith(REVOCATION_PREFIX))
+    missing = tuple(p for p, h in hashes if h not in held and not p.startswith(REVOCATION_PREFIX))
+    return Coverage(covered, uncovered, missing, len(held - {h for _, h in hashes}))
 
 
 def chain_expiry(chain: Sequence[x509.Certificate]) -> datetime | None:
@@ -48,6 +109,9 @@ def check_renewals(name: str, files: dict[str, bytes], original: Verdict,
         renewals = _renewals(files.get(f"evidence-records/{name}.json", b""), len(chain))
     except MalformedInputError as exc:
         return False, f"evidence-records/{name}: {exc}"
+    fit = coverage(bundle_data_objects(name, files), chain[0].lists[0] if chain[0].lists else ())
+    if fit.problem is not None:
+        return False, fit.problem
     covered = ers.sha256(files[f"tokens/{name}.tsr"])
     for number, (ats, certs) in enumerate(zip(chain, renewals, strict=True), 1):
         root = ers.reduce(covered, ats.lists)
@@ -70,25 +134,36 @@ def check_renewals(name: str, files: dict[str, bytes], original: Verdict,
     if now >= expires:
         return False, (f"the last of {len(chain)} archive timestamp(s) lapsed at "
                        f"{_iso(expires)}: renew again")
-    return True, (f"{len(chain)} archive timestamp(s) (RFC 4998) chain the token forward; the "
-                  f"last one's chain is valid until {_iso(expires)}")
+    revoked = sum(p.startswith(REVOCATION_PREFIX) for p in fit.covered)
+    late = (f"; not covered (fetched after the first renewal): {', '.join(fit.uncovered)}"
+            if fit.uncovered else "")
+    return True, (f"{len(chain)} archive timestamp(s) (RFC 4998) chain the token, its chain "
+                  f"and {revoked} revocation member(s) forward; the last one's chain is valid "
+                  f"until {_iso(expires)}{late}")
 
 
 def render_record(name: str, chain: Sequence[ers.ArchiveTimeStamp],
-                  renewals: Sequence[dict[str, Any]], gen_times: Sequence[datetime]) -> bytes:
-    """evidence-records/<name>.json: the record readable, with each renewal TSA's chain."""
+                  renewals: Sequence[dict[str, Any]], gen_times: Sequence[datetime],
+                  fit: Coverage) -> bytes:
+    """evidence-records/<name>.json: the record readable, with each renewal TSA's chain and,
+    for the first archive timestamp, the bundle members its first list covers (`fit`)."""
     items = []
     for number, (ats, renewal, gen_time) in enumerate(zip(chain, renewals, gen_times,
                                                           strict=True), 1):
+        first = {"covers": f"tokens/{name}.tsr with its chain and revocation data",
+                 "data_objects": list(fit.covered),
+                 "not_covered": list(fit.uncovered)}
         items.append({
             "number": number, "tsa": renewal.get("tsa"), "gen_time": _iso(gen_time),
-            "covers": f"tokens/{name}.tsr with its chain" if number == 1
-            else f"the timeStamp of archive timestamp {number - 1}",
+            **(first if number == 1
+               else {"covers": f"the timeStamp of archive timestamp {number - 1}"}),
             "reduced_hash_tree": [[h.hex() for h in hashes] for hashes in ats.lists],
             "chain_pem": renewal.get("chain_pem"),
         })
     doc = {"format": f"RFC 4998 EvidenceRecord (DER) in evidence-records/{name}.ers; hash "
-                     "lists are SHA-256, sorted and concatenated per level",
+                     "lists are SHA-256, sorted and concatenated per level; data_objects are "
+                     "the members whose SHA-256 the first list holds (certs/<tsa>.pem#N: the "
+                     "Nth certificate, DER)",
            "archive_timestamps": items}
     return (json.dumps(doc, indent=2) + "\n").encode()
 

@@ -4,6 +4,8 @@ Two openssl TSAs over HTTP: "shortlived" (certificate valid one day) stamps a re
 renewal (usecases.renew, `chronoseal renew`) asks "archive" (a year) for an archive timestamp.
 Verified "two days later" (an injected clock), the bundle holds with the renewal and fails
 without it or with a tampered one, in check_bundle (POST /v1/verify, `chronoseal verify`).
+The first archive timestamp covers the token's revocation data too: a swapped CRL fails it,
+and a CRL stored after the renewal is reported as not covered.
 """
 
 from __future__ import annotations
@@ -20,14 +22,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from service.cli import main
 from service.evidence.bundle_check import check_bundle
 from service.evidence.templates.verify import token_facts
-from service.storage import NewToken, claim_batch
+from service.storage import NewToken, claim_batch, list_tokens, store_revocation, write_transaction
+from service.storage.tokens import RevocationRow
 from service.timestamping import ers
 from service.timestamping.batch_head import build_batch_head, head_imprint
 from service.timestamping.merkle import MerkleTree
+from service.timestamping.revocation import KIND_CRL, KIND_NONE, cert_sha256
 from service.usecases.receipts import own_receipt, receipt_bundle
 from service.usecases.renew import renew
 from service.usecases.stamping.results import store_batch_result
@@ -35,7 +40,7 @@ from service.usecases.sweep import renew_if_due, renew_turn_key
 from tests.e2e.conftest import Api
 from tests.integration.test_bundle import run_verify
 from tests.integration.test_bundle_check import rezip
-from tests.support.openssl_pki import OpenSSLPKI, make_openssl_pki, make_query
+from tests.support.openssl_pki import OpenSSLPKI, make_openssl_pki, make_query, openssl_ca_crl
 from tests.support.openssl_tsa_server import serve_openssl_tsa
 
 TWO_DAYS = timedelta(days=2)
@@ -60,8 +65,10 @@ def renewal_api(make_api: Callable[..., Api], tmp_path: Path,
                        renew_tsa="archive")
 
 
-def stamp_with(api: Api, pki: OpenSSLPKI, tsa: str, images: list[bytes]) -> list[str]:
-    """Register `images` and stamp them in one batch with a token from `pki` (format 2)."""
+def stamp_with(api: Api, pki: OpenSSLPKI, tsa: str, images: list[bytes],
+               revocation: tuple[RevocationRow, ...] = ()) -> list[str]:
+    """Register `images` and stamp them in one batch with a token from `pki` (format 2),
+    stored with `revocation` (as stamping's fetch would have)."""
     ids = []
     for image in images:
         posted = api.client.post("/v1/stamps", json={"sha256": hashlib.sha256(image).hexdigest()},
@@ -78,7 +85,7 @@ def stamp_with(api: Api, pki: OpenSSLPKI, tsa: str, images: list[bytes]) -> list
               for leaf in batch.leaves}
     chain = pki.chain_pem.read_text() + pki.root_pem.read_text()
     store_batch_result(api.services.engine, batch.id, tree.root.hex(), proofs,
-                       [NewToken(tsa, reply, facts.gen_time, facts.serial, chain)], 1,
+                       [NewToken(tsa, reply, facts.gen_time, facts.serial, chain, revocation)], 1,
                        head_jcs=head)
     return ids
 
@@ -189,3 +196,80 @@ def test_chronoseal_renew_runs_it_now_and_the_sweeper_once_per_interval(
     assert renew_if_due(renewal_api.services)  # this sweeper took the day's turn and renewed
     assert not renew_if_due(renewal_api.services)  # the next sweep within the interval does not
     assert renew(renewal_api.services).renewed == 0  # both tokens were renewed
+
+
+def test_the_evidence_record_covers_the_revocation_data_stored_before_it(
+        renewal_api: Api, pkis: dict[str, OpenSSLPKI], tmp_path: Path) -> None:
+    pki = pkis["shortlived"]
+    tsa_cert = x509.load_pem_x509_certificates(pki.chain_pem.read_bytes())[0]
+    crl = openssl_ca_crl(pki)  # nothing revoked
+    url = "http://127.0.0.1:1/ca.crl"
+    stored = RevocationRow(cert_sha256(tsa_cert), KIND_CRL, url, crl)
+    member = f"revocation/shortlived/{cert_sha256(tsa_cert)}.crl"
+    (early,) = stamp_with(renewal_api, pki, "shortlived", [b"crl-early"], (stored,))
+    failed = RevocationRow(cert_sha256(tsa_cert), KIND_NONE, url, None, "connection refused")
+    (late,) = stamp_with(renewal_api, pki, "shortlived", [b"crl-late"], (failed,))
+    assert renew(renewal_api.services).renewed == 2
+    # The sweeper's refill (fill_missing) stores the late token's CRL after its renewal.
+    batch_id = own_receipt(renewal_api.services, late, renewal_api.key_id).batch_id
+    assert batch_id is not None
+    with write_transaction(renewal_api.services.engine) as conn:
+        (token,) = list_tokens(conn, batch_id)
+        assert store_revocation(conn, token.id, [stored]) == 1
+    later = datetime.now(UTC) + TWO_DAYS
+
+    covered = bundle_of(renewal_api, early)
+    with zipfile.ZipFile(io.BytesIO(covered)) as archive:
+        assert archive.read(member) == crl
+        (ats,) = ers.decode_record(archive.read("evidence-records/shortlived.ers"))
+        rendering = json.loads(archive.read("evidence-records/shortlived.json"))
+    chain_length = len(x509.load_pem_x509_certificates(bundle_chain(covered)))
+    assert ers.sha256(crl) in ats.lists[0] and len(ats.lists[0]) == 1 + chain_length + 1
+    first = rendering["archive_timestamps"][0]
+    assert member in first["data_objects"] and first["not_covered"] == []
+    verdict = check_bundle(covered, now=later)
+    assert verdict.valid, verdict.reasons
+    check = next(c for c in verdict.checks if c.name == "renewal:shortlived")
+    assert "1 revocation member(s)" in check.detail and "not covered" not in check.detail
+
+    # Another CRL, genuinely signed by the same CA: the revocation check accepts it, the
+    # evidence record does not (it covered the CRL stored at renewal). Removing it fails too.
+    other = openssl_ca_crl(pki)
+    assert other != crl
+    swapped = rezip(covered, lambda f: f.update({member: other}))
+    removed = rezip(covered, lambda f: f.pop(member))
+    verdict = check_bundle(swapped, now=later)
+    assert all(c.ok for c in verdict.checks if c.name == "revocation:shortlived"), verdict.checks
+    for data in (swapped, removed):
+        valid, reasons = renewal_reasons(data, later)
+        assert not valid and "no longer holds" in reasons[0], reasons
+
+    # Stored after the renewal: still checked as revocation data, reported as not covered.
+    uncovered = bundle_of(renewal_api, late)
+    with zipfile.ZipFile(io.BytesIO(uncovered)) as archive:
+        assert archive.read(member) == crl
+        rendering = json.loads(archive.read("evidence-records/shortlived.json"))
+    assert rendering["archive_timestamps"][0]["not_covered"] == [member]
+    verdict = check_bundle(uncovered, now=later)
+    assert verdict.valid, verdict.reasons
+    check = next(c for c in verdict.checks if c.name == "renewal:shortlived")
+    assert f"not covered (fetched after the first renewal): {member}" in check.detail
+
+    # The bundle's own verify.py and `chronoseal verify` judge the same way.
+    at = later.strftime("%Y-%m-%dT%H:%M:%SZ")
+    for label, data, expected in (("covered", covered, 0), ("swapped", swapped, 1),
+                                  ("removed", removed, 1), ("uncovered", uncovered, 0)):
+        where = extract_to(tmp_path / label, data)
+        code, out = run_verify(where, "--at", at)
+        assert code == expected, out
+        if expected:
+            assert "[FAIL] shortlived: archive timestamp 1 covers the token" in out, out
+        elif label == "uncovered":
+            assert "not covered by the evidence record" in out and member in out, out
+        (where / "b.zip").write_bytes(data)
+        assert main(["verify", str(where / "b.zip"), "--at", at]) == expected
+
+
+def bundle_chain(data: bytes) -> bytes:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return archive.read("certs/shortlived.pem")

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.errors import MalformedInputError
+from service.evidence.renewal_check import coverage, data_objects
 from service.timestamping import ers
 from service.usecases.renew import uses_weak_hash
 from tests.support.token_builder import build_reply, make_pki
@@ -71,3 +72,22 @@ def test_weak_imprints_and_certificate_hashes_make_a_token_due() -> None:
     assert uses_weak_hash(weak, chain, ("md5", "sha1"))
     assert uses_weak_hash(strong, chain, ("SHA-256",))  # the certificates are signed with it
     assert not uses_weak_hash(weak, chain, ())
+
+
+def test_the_first_list_must_fit_the_token_its_chain_and_revocation_members() -> None:
+    crl = ("revocation/t/aa.crl", b"crl")
+    objects = data_objects("t", b"token", [b"cert1", b"root"], [crl])
+    first = ers.data_object_hashes(b"token", [b"cert1", b"root"], [b"crl"])
+    fit = coverage(objects, first)
+    assert fit.problem is None and fit.uncovered == ()
+    assert fit.covered == ("tokens/t.tsr", "certs/t.pem#1", "certs/t.pem#2", "revocation/t/aa.crl")
+    # Renewed before the CRL was stored: the member is reported, not a failure.
+    fit = coverage(objects, ers.data_object_hashes(b"token", [b"cert1", b"root"], []))
+    assert fit.problem is None and fit.uncovered == ("revocation/t/aa.crl",)
+    # A changed CRL: its old hash matches no member.
+    changed = data_objects("t", b"token", [b"cert1", b"root"], [(crl[0], b"other")])
+    problem = coverage(changed, first).problem
+    assert problem is not None and "no longer holds" in problem
+    # A chain certificate the record does not cover.
+    problem = coverage(objects, ers.data_object_hashes(b"token", [b"cert1"], [b"crl"])).problem
+    assert problem is not None and "certs/t.pem#2" in problem

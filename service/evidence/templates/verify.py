@@ -489,6 +489,15 @@ def check_renewal(report: Report, bundle: Path, name: str, ca: Path | None,
     if not report.check(len(pems) == len(chain) > 0, f"{name}: evidence-records/{name}.json "
                         "lists every archive timestamp's certificate chain"):
         return
+    first = chain[0][0][0] if chain[0][0] else []
+    problem, covered_names, late = data_object_coverage(bundle, name, first)
+    if not report.check(problem is None, f"{name}: archive timestamp 1 covers the token, its "
+                        "certificate chain and the revocation data stored before the renewal",
+                        problem or ", ".join(covered_names)):
+        return
+    if late:
+        report.note("NOTE", f"{name}: not covered by the evidence record (fetched after the "
+                    f"first renewal; still checked as revocation data above): {', '.join(late)}")
     covered = hashlib.sha256(_read(bundle / "tokens" / f"{name}.tsr")).digest()
     with tempfile.TemporaryDirectory() as tmp:
         # lengths checked above; zip(strict=) needs 3.10 and this script runs on 3.8+
@@ -531,6 +540,32 @@ def check_renewal(report: Report, bundle: Path, name: str, ca: Path | None,
     report.check(at < expires, what, f"{len(chain)} archive timestamp(s); the last chain "
                  + ("is valid until" if at < expires else "expired at")
                  + f" {expires:%Y-%m-%dT%H:%M:%SZ}" + ("" if at < expires else ": renew again"))
+
+
+def data_object_coverage(bundle: Path, name: str, first: list[bytes]
+                         ) -> tuple[str | None, list[str], list[str]]:
+    """(problem or None, members covered, revocation members not covered) for the first list
+    of archive timestamp 1: it holds SHA-256 of tokens/<name>.tsr, of each certificate of
+    certs/<name>.pem (DER) and of each revocation/<name>/* member stored before the renewal.
+    A hash no member matches means a member was changed or removed."""
+    objects = [(f"tokens/{name}.tsr", _read(bundle / "tokens" / f"{name}.tsr"))]
+    pems = _PEM_CERT.findall(_read(bundle / "certs" / f"{name}.pem"))
+    objects += [(f"certs/{name}.pem#{i}", _pem_der(pem)) for i, pem in enumerate(pems, 1)]
+    folder = bundle / "revocation" / name
+    members = sorted(folder.iterdir()) if folder.is_dir() else []
+    objects += [(f"revocation/{name}/{m.name}", _read(m)) for m in members if m.is_file()]
+    held = set(first)
+    hashes = [(path, hashlib.sha256(data).digest()) for path, data in objects]
+    covered = [p for p, h in hashes if h in held]
+    late = [p for p, h in hashes if h not in held and p.startswith("revocation/")]
+    missing = [p for p, h in hashes if h not in held and not p.startswith("revocation/")]
+    unmatched = len(held - {h for _, h in hashes})
+    if missing:
+        return "archive timestamp 1 does not cover " + ", ".join(missing), covered, late
+    if unmatched:
+        return (f"archive timestamp 1 covers {unmatched} data object(s) the bundle no longer "
+                "holds: a certificate or revocation member was changed or removed"), covered, late
+    return None, covered, late
 
 
 def _der_length(n: int) -> bytes:
