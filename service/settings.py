@@ -311,6 +311,18 @@ SETTINGS: tuple[Setting, ...] = (
             "collectors; json or text forces either"),
     Setting("log_level", "CHRONOSEAL_LOG_LEVEL", _choice("debug", "info", "warning", "error"),
             "info", "info logs one line per API request, batch, TSA answer and delivery"),
+    Setting("renew_within_days", "CHRONOSEAL_RENEW_WITHIN_DAYS", _positive_int, 180,
+            "a token whose TSA certificate chain (or last archive timestamp's) expires within "
+            "this many days gets an RFC 4998 archive timestamp: half a year survives a long "
+            "TSA outage"),
+    Setting("renew_weak_algorithms", "CHRONOSEAL_RENEW_WEAK_ALGORITHMS", _csv, ("md5", "sha1"),
+            "tokens whose imprint or certificate signatures use these hashes are renewed at "
+            "the next run, whatever their expiry (both have published collisions)"),
+    Setting("renew_tsa", "CHRONOSEAL_RENEW_TSA", _opt_str, None,
+            "the TSA asked for archive timestamps; unset: the first enabled TSA"),
+    Setting("renew_interval_s", "CHRONOSEAL_RENEW_INTERVAL_S", _positive_int, 86400,
+            "how often the sweeper runs the renewal: certificates expire in years, a day is "
+            "early enough"),
 )
 
 
@@ -369,6 +381,10 @@ class Settings:
     metrics_dir: str
     log_format: str
     log_level: str
+    renew_within_days: int
+    renew_weak_algorithms: tuple[str, ...]
+    renew_tsa: str | None
+    renew_interval_s: int
 
     @property
     def data_path(self) -> Path:

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "service.cli.serve",
     "service.cli.worker",
     "service.cli.sweep",
+    "service.cli.renew",
     "service.cli.up",
 )
 

@@ -12,6 +12,7 @@ import json
 import re
 import sys
 import textwrap
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,19 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--partial-chain", action="store_true",
                         help="trust --ca (or bundled) certificates that are not self-signed as "
                         "anchors, like openssl -partial_chain")
+    parser.add_argument("--at", type=_moment, default=None, metavar="TIME",
+                        help="judge certificate expiry (and so whether archive timestamps are "
+                        "needed) as of this ISO 8601 time, UTC unless stated; default now")
     parser.add_argument("--json", action="store_true", help="print the verdict as JSON")
     parser.set_defaults(func=run)
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,7 +79,8 @@ def _verify(args: argparse.Namespace) -> BundleVerdict:
             raise MalformedInputError("--digest must be 64 hexadecimal characters (SHA-256)")
         digest = args.digest.lower()
     roots = read_certificates(args.ca, "--ca") if args.ca else None
-    return check_bundle(data, image_sha256=digest, roots=roots, partial_chain=args.partial_chain)
+    return check_bundle(data, image_sha256=digest, roots=roots, partial_chain=args.partial_chain,
+                        now=args.at)
 
 
 def render(verdict: BundleVerdict) -> str:

@@ -1,12 +1,13 @@
 """The evidence bundle: one ZIP that proves a receipt offline, without Chronoseal installed.
 
-Layout (DESIGN.md): manifest.json (the exact bytes hashed), proof.json, tokens/<tsa>.tsr (DER
+Layout (DESIGN.md): manifest.json (the exact bytes hashed), proof.json, batch-head.json (proof
+format 2: the exact bytes whose SHA-256 the tokens imprint), tokens/<tsa>.tsr (DER
 TimeStampResp), certs/<tsa>.pem (TSA certificate first, root last),
 revocation/<tsa>/<sha256 of the certificate's DER>.crl or .ocsp (the DER CRL or OCSP response
 fetched for that certificate of the chain when the token was stored; absent when none was),
-verify.py, VERIFY.md, certificate.html. The ZIP is deterministic (fixed order, times and
-modes): the same evidence always gives the same bytes, so bundles can be compared and cached
-by digest.
+evidence-records/<tsa>.ers and .json (RFC 4998, once renewed), verify.py, VERIFY.md,
+certificate.html. The ZIP is deterministic (fixed order, times and modes): the same evidence
+always gives the same bytes, so bundles can be compared and cached by digest.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ from service.evidence.certificate import render_certificate
 from service.evidence.facts import BundleFacts, TimestampFacts, audit_steps
 from service.evidence.instructions import render_verify_md
 from service.evidence.manifest import manifest_digest
+from service.evidence.renewal_check import coverage, data_objects, render_record
 from service.evidence.templates.verify import token_facts
+from service.timestamping import ers
+from service.timestamping.batch_head import PROOF_FORMAT_HEAD, BatchHead, parse_batch_head
 from service.timestamping.merkle import verify_inclusion
 from service.timestamping.revocation import (
     KIND_CRL,
@@ -38,6 +42,7 @@ from service.timestamping.revocation import (
     RevocationEntry,
     cert_sha256,
 )
+from service.timestamping.tsa_token import granted_response
 
 MAX_TSAS = 16  # receipts are stamped by a handful of TSAs; bounds bundle size and verify time
 MAX_TOKEN_BYTES = 64 * 1024  # RFC 3161 responses with embedded certificates are a few KiB
@@ -57,21 +62,31 @@ def build_bundle(
     chains: Mapping[str, str],
     receipt_id: str,
     image_name: str | None,
+    batch_head: bytes | None = None,
+    evidence_records: Mapping[str, tuple[bytes, Sequence[Mapping[str, Any]]]] | None = None,
     revocation: Mapping[str, Sequence[RevocationEntry]] | None = None,
 ) -> bytes:
     """The ZIP bytes for a receipt; MalformedInputError if the evidence does not fit together.
 
     `proof` is merkle.proof_to_json's form; `tokens` and `chains` are keyed by TSA name, each
-    chain a PEM string with the TSA certificate first and the root last; `revocation` (by TSA
-    name too) holds the revocation data stored with each token.
+    chain a PEM string with the TSA certificate first and the root last. With `batch_head`
+    (the batch's stored batch-head.json) the bundle is proof format 2: proof.json says "v": 2
+    and the tokens imprint SHA-256 of those bytes; without, format 1 (they imprint the root).
+    `revocation` (by TSA name too) holds the revocation data stored with each token.
+    `evidence_records` (by TSA name: RFC 4998 EvidenceRecord DER and each archive timestamp's
+    {"tsa", "chain_pem"}) become evidence-records/<tsa>.ers and its readable .json.
     """
     digest = manifest_digest(manifest_jcs)
     steps = _check_proof(digest, proof)
     if not 1 <= len(tokens) <= MAX_TSAS:
         raise MalformedInputError(f"a bundle needs 1..{MAX_TSAS} tokens, got {len(tokens)}")
+    head = _check_head(batch_head, proof) if batch_head is not None else None
+    if head is not None:
+        proof = {**proof, "v": PROOF_FORMAT_HEAD}
     files: list[tuple[str, bytes]] = [
         ("manifest.json", manifest_jcs),
         ("proof.json", (json.dumps(dict(proof), indent=2, sort_keys=True) + "\n").encode()),
+        *([("batch-head.json", head.jcs)] if head is not None else []),
     ]
     stamps: list[TimestampFacts] = []
     certs_files: list[tuple[str, bytes]] = []
@@ -86,6 +101,11 @@ def build_bundle(
         files.append((f"tokens/{name}.tsr", token))
         certs_files.append((f"certs/{name}.pem", pem))
         certs_files += crls
+        if evidence_records and tsa in evidence_records:
+            chain_der = [c.public_bytes(serialization.Encoding.DER)
+                         for c in x509.load_pem_x509_certificates(pem)]
+            objects = data_objects(name, token, chain_der, crls)
+            certs_files += _record_files(name, *evidence_records[tsa], objects)
         stamps.append(stamp)
     facts = BundleFacts(
         receipt_id=receipt_id,
@@ -95,6 +115,7 @@ def build_bundle(
         proof=dict(proof),
         steps=steps,
         timestamps=tuple(stamps),
+        batch_head=head,
     )
     template = resources.files("service.evidence.templates").joinpath("verify.py").read_bytes()
     files += certs_files + [
@@ -138,6 +159,27 @@ def _check_proof(digest: bytes, proof: Mapping[str, Any]) -> tuple[Any, ...]:
     if leaf != hashlib.sha256(b"\x00" + digest).digest():
         raise MalformedInputError("the proof's leaf is not this manifest's leaf hash")
     return audit_steps(leaf, index, size, path)
+
+
+def _record_files(name: str, der: bytes, renewals: Sequence[Mapping[str, Any]],
+                  objects: Sequence[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """evidence-records/<name>.ers and its rendering, which names the members the first
+    archive timestamp covers (revocation data fetched after it is listed as not covered)."""
+    chain = ers.decode_record(der)
+    if len(renewals) != len(chain):
+        raise MalformedInputError(f"the evidence record of {name} lists other renewals")
+    times = [token_facts(granted_response(ats.token)).gen_time for ats in chain]
+    fit = coverage(objects, chain[0].lists[0] if chain[0].lists else ())
+    rendering = render_record(name, chain, [dict(r) for r in renewals], times, fit)
+    return [(f"evidence-records/{name}.ers", der), (f"evidence-records/{name}.json", rendering)]
+
+
+def _check_head(data: bytes, proof: Mapping[str, Any]) -> BatchHead:
+    """Refuse to ship a head that does not state this proof's root and tree size."""
+    head = parse_batch_head(data)
+    if head.root.hex() != proof["root"] or head.tree_size != proof["tree_size"]:
+        raise MalformedInputError("the batch head does not state the proof's root and tree size")
+    return head
 
 
 def _read_tsa(name: str, token: bytes, chain_pem: str, crl_paths: set[str]

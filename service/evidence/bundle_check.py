@@ -1,10 +1,13 @@
 """Check an evidence bundle (the ZIP of GET /v1/stamps/{id}/bundle) with Chronoseal's verifier.
 
 The same checks as the bundle's own verify.py, done in-process: image digest vs manifest,
-manifest digest -> Merkle leaf -> root (RFC 9162), and every token over that root
-(timestamping.verify: status, CMS, imprint, ESS, signature, chain at genTime), then each chain
-certificate's revocation status at genTime from revocation/<tsa>/*.crl (timestamping.revocation;
-none stored is "not checked", said plainly, not a failure). Each check is
+manifest digest -> Merkle leaf -> root (RFC 9162), for proof format 2 the batch head stating
+that root and the proof's tree size, and every token over SHA-256(batch-head.json) (format 1:
+over the root itself) (timestamping.verify: status, CMS, imprint, ESS, signature, chain at
+genTime), then each chain certificate's revocation status at genTime from
+revocation/<tsa>/*.crl|.ocsp (timestamping.revocation; none stored is "not checked", said
+plainly, not a failure), and the token's evidence as of `now` (renewal_check: RFC 4998 archive
+timestamps once its chain has expired). Each check is
 one `Check` with a reason a person can read; a bundle is valid iff every check passed.
 
 Trust: with `roots` only those certificates are trusted. Without, each TSA's bundled root
@@ -21,7 +24,7 @@ import json
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
@@ -29,6 +32,12 @@ from cryptography.hazmat.primitives import hashes
 
 from service.errors import MalformedInputError
 from service.evidence.bundle import MAX_CHAIN_CERTS, MAX_TOKEN_BYTES, MAX_TSAS
+from service.evidence.renewal_check import check_renewals
+from service.timestamping.batch_head import (
+    PROOF_FORMAT_HEAD,
+    PROOF_FORMAT_ROOT,
+    parse_batch_head,
+)
 from service.timestamping.merkle import MAX_PROOF_LENGTH, verify_inclusion
 from service.timestamping.revocation import (
     KIND_CRL,
@@ -41,8 +50,9 @@ from service.timestamping.revocation import (
 from service.timestamping.verify import verify_timestamp
 
 MAX_BUNDLE_BYTES = 4 * 1024 * 1024  # real bundles are ~30 KiB (a record, proofs, a few tokens)
-# tokens + chains + a CRL per certificate below each root + the fixed files; more is not ours
-MAX_MEMBERS = 2 * MAX_TSAS + MAX_TSAS * (MAX_CHAIN_CERTS - 1) + 8
+# tokens, chains, evidence records and their renderings, a CRL or OCSP response per
+# certificate below each root, + the fixed files; more is not ours
+MAX_MEMBERS = 4 * MAX_TSAS + MAX_TSAS * (MAX_CHAIN_CERTS - 1) + 8
 MAX_MEMBER_BYTES = 1024 * 1024  # per file, uncompressed: stops a ZIP bomb before inflating it
 MAX_PEM_BYTES = 64 * 1024  # a chain of MAX_CHAIN_CERTS certificates is a few KiB
 _SHA256_HEX_CHARS = 64
@@ -124,11 +134,15 @@ def check_bundle(
     image_sha256: str | None = None,
     roots: Sequence[x509.Certificate] | None = None,
     partial_chain: bool = False,
+    now: datetime | None = None,
 ) -> BundleVerdict:
     """Verify a bundle; MalformedInputError only when it is not a bundle ZIP at all.
 
     `partial_chain` makes roots that are not self-signed trust anchors (see verify_timestamp).
+    `now` (default: the clock) is when the evidence must still hold: a token whose chain has
+    expired by then needs an archive timestamp (renewal_check) made before it did.
     """
+    now = datetime.now(UTC) if now is None else now
     if image_sha256 is not None and not _is_hex64(image_sha256.lower()):
         raise MalformedInputError("the image digest must be 64 hexadecimal characters")
     files = read_bundle(zip_bytes)
@@ -153,8 +167,10 @@ def check_bundle(
     # 3. manifest digest -> leaf -> root: the bytes hashed are manifest.json exactly as stored.
     digest = hashlib.sha256(manifest_bytes).digest()
     root = _check_proof(checks, digest, proof)
-    # 4. Every token imprints that root and is signed by a TSA chaining to a trusted root.
-    stamps = _check_tokens(checks, files, root, roots, partial_chain)
+    # 4. Format 2: batch-head.json states that root and the proof's size; the tokens imprint it.
+    imprint = _check_head(checks, files, proof, root)
+    # 5. Every token imprints that value and is signed by a TSA chaining to a trusted root.
+    stamps = _check_tokens(checks, files, imprint, roots, partial_chain, now)
     valid = all(c.ok is not False for c in checks)
     return BundleVerdict(
         valid=valid, checks=tuple(checks), stamps=tuple(stamps), manifest=manifest,
@@ -207,22 +223,51 @@ def _check_proof(checks: list[Check], digest: bytes, proof: dict[str, Any] | Non
     return root if ok else None
 
 
+def _check_head(checks: list[Check], files: dict[str, bytes], proof: dict[str, Any] | None,
+                root: bytes | None) -> bytes | None:
+    """The imprint the tokens must carry: SHA-256(batch-head.json) (format 2) or the root (1)."""
+    if proof is None or root is None:
+        return None
+    version = proof.get("v", PROOF_FORMAT_ROOT)
+    data = files.get("batch-head.json")
+    if version == PROOF_FORMAT_ROOT and data is None:
+        return root
+    if version != PROOF_FORMAT_HEAD or data is None:
+        checks.append(Check("batch-head", False, f"proof.json format {version!r} "
+                            + ("with" if data is not None else "without") + " batch-head.json: "
+                            "format 1 has no head, format 2 needs one"))
+        return None
+    try:
+        head = parse_batch_head(data)
+    except MalformedInputError as exc:
+        checks.append(Check("batch-head", False, str(exc)))
+        return None
+    size = proof.get("tree_size")
+    ok = hmac.compare_digest(head.root, root) and head.tree_size == size
+    checks.append(Check("batch-head", ok, f"batch-head.json states root {head.root.hex()} and "
+                        f"tree size {head.tree_size}; " + ("equal to" if ok else "not") +
+                        f" the proof's {root.hex()} and {size}"))
+    return head.imprint if ok else None
+
+
 def _check_tokens(checks: list[Check], files: dict[str, bytes], root: bytes | None,
                   roots: Sequence[x509.Certificate] | None,
-                  partial_chain: bool) -> list[StampResult]:
+                  partial_chain: bool, now: datetime) -> list[StampResult]:
     names = sorted(p[len("tokens/"):-len(".tsr")] for p in files
                    if p.startswith("tokens/") and p.endswith(".tsr"))
     if not names:
         checks.append(Check("tokens", False, "the bundle holds no timestamp token"))
     if root is None:
         if names:
-            checks.append(Check("tokens", False, "not checked: no valid Merkle root to compare"))
+            checks.append(Check("tokens", False, "not checked: no valid Merkle root or batch head "
+                                "to compare"))
         return []
-    return [_check_token(checks, name, files, root, roots, partial_chain) for name in names]
+    return [_check_token(checks, name, files, root, roots, partial_chain, now) for name in names]
 
 
 def _check_token(checks: list[Check], name: str, files: dict[str, bytes], root: bytes,
-                 roots: Sequence[x509.Certificate] | None, partial_chain: bool) -> StampResult:
+                 roots: Sequence[x509.Certificate] | None, partial_chain: bool,
+                 now: datetime) -> StampResult:
     what = f"token:{name}"
     token = files[f"tokens/{name}.tsr"][: MAX_TOKEN_BYTES + 1]
     try:
@@ -247,19 +292,24 @@ def _check_token(checks: list[Check], name: str, files: dict[str, bytes], root: 
     trust = ("the bundled root (compare its fingerprint with the TSA's)" if bundled
              else "your roots")
     if verdict.valid:
-        detail = (f"signed by {signer} at {facts.gen_time:%Y-%m-%d %H:%M:%S} UTC over the "
-                  f"Merkle root; chain to {trust} valid at that time")
+        over = ("SHA-256 of batch-head.json" if "batch-head.json" in files
+                else "the Merkle root")
+        detail = (f"signed by {signer} at {facts.gen_time:%Y-%m-%d %H:%M:%S} UTC over {over}; "
+                  f"chain to {trust} valid at that time")
     else:
         detail = "; ".join(verdict.reasons) + f" (trusting {trust})"
     checks.append(Check(what, verdict.valid, detail))
     revocation: list[CertificateStatus] = []
-    if verdict.valid and facts.gen_time is not None:
+    if verdict.valid and facts.gen_time is not None:  # 6. Not revoked at genTime.
         revocation = check_chain(facts.chain, _revocation_entries(files, name), facts.gen_time)
         for status in revocation:
             checks.append(Check(f"revocation:{name}", status.ok, status.detail))
         if not revocation:
             checks.append(Check(f"revocation:{name}", None, "the chain has no certificate "
                                 "below its trust anchor whose revocation could be asked"))
+    if verdict.valid:  # 7. The evidence still holds at `now`, renewed if it had to be.
+        renewed, why = check_renewals(name, files, verdict, roots, partial_chain, now)
+        checks.append(Check(f"renewal:{name}", renewed, why))
     return StampResult(
         tsa=name, valid=verdict.valid, gen_time=facts.gen_time, signer=signer,
         serial=facts.serial, trusted_root=trusted.subject.rfc4514_string() if trusted else None,

@@ -69,7 +69,12 @@ def render_certificate(facts: BundleFacts) -> str:
             ("Audit path", "<br>".join(_code(p) for p in facts.proof["audit_path"]) or "(none)"),
             *[(f"Step {n}", f"SHA-256(01 {_code(st.left)} {_code(st.right)})<br>= "
                f"{_code(st.result)}") for n, st in enumerate(facts.steps, 1)],
-            ("Root (timestamped)", _code(facts.proof["root"])),
+            ("Root (timestamped)" if facts.batch_head is None else "Root",
+             _code(facts.proof["root"])),
+            *([("Batch head (timestamped)", f"SHA-256(batch-head.json) = "
+                f"{_code(facts.batch_head.imprint.hex())}: root and tree size "
+                f"{facts.batch_head.tree_size}, batch {_text(facts.batch_head.batch_id)}")]
+              if facts.batch_head is not None else []),
         ]),
         _verification_steps(facts),
     ]
@@ -117,6 +122,7 @@ def _earliest(facts: BundleFacts) -> str:
 def _verification_steps(facts: BundleFacts) -> str:
     """The checks verify.py makes, in words; VERIFY.md has them as commands."""
     p = facts.proof
+    imprint = "-data batch-head.json" if facts.batch_head is not None else "-digest ROOT"
     steps = [
         "Compute the SHA-256 of the image file you hold (<code>sha256sum IMAGE</code>). It must "
         "equal the image SHA-256 above, which <code>manifest.json</code> records.",
@@ -127,8 +133,11 @@ def _verification_steps(facts: BundleFacts) -> str:
         f"Fold the audit path as in the steps above ({len(facts.steps)} step(s), each "
         "SHA-256 of 0x01 and two values): the last value must be the root "
         f"{_code(p['root'])}.",
-        *[f"Run <code>openssl ts -verify -digest ROOT -in tokens/{escape(t.name)}.tsr -CAfile "
-          f"ROOT_CERT.pem</code> with the root above; it must print "
+        *([f"Check that <code>batch-head.json</code> states the root above and the tree size "
+           f"{facts.batch_head.tree_size}; its SHA-256 is what the TSAs signed."]
+          if facts.batch_head is not None else []),
+        *[f"Run <code>openssl ts -verify {imprint} -in tokens/{escape(t.name)}.tsr -CAfile "
+          f"ROOT_CERT.pem</code>; it must print "
           f"<code>Verification: OK</code>. Trust the TSA's root only after comparing its "
           f"fingerprint {_code(t.root_fingerprint)} with the one {escape(t.name)} publishes."
           for t in facts.timestamps],

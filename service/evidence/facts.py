@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from service.timestamping.batch_head import BatchHead
+
 
 @dataclass(frozen=True)
 class TimestampFacts:
@@ -44,6 +46,7 @@ class BundleFacts:
     proof: dict[str, Any]
     steps: tuple[AuditStep, ...]
     timestamps: tuple[TimestampFacts, ...]
+    batch_head: BatchHead | None = None  # proof format 2: the tokens imprint SHA-256 of it
 
 
 def audit_steps(leaf: bytes, index: int, size: int, path: list[bytes]) -> tuple[AuditStep, ...]:

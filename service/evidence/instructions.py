@@ -83,10 +83,36 @@ def render_verify_md(facts: BundleFacts) -> str:
         ]
     if not facts.steps:
         out += ["The tree has one leaf, so the root is the leaf itself.", ""]
-    out.append(f"The last value is the timestamped root (`root` in proof.json): `{p['root']}`.")
-    out += ["", "## 5. The timestamps"]
+    head = facts.batch_head
+    if head is None:
+        out.append(f"The last value is the timestamped root (`root` in proof.json): "
+                   f"`{p['root']}`.")
+    else:
+        out.append(f"The last value is the Merkle root (`root` in proof.json): `{p['root']}`.")
+        out += [
+            "",
+            "## 5. The batch head",
+            "",
+            "The TSAs did not sign the root alone: they signed the SHA-256 of `batch-head.json`, "
+            "canonical JSON stating the root, the tree size, the batch id and the time the batch "
+            "closed. So the tree size is signed too. Show the root and size it states; they must "
+            "be the root above and the tree size of step 4:",
+            "",
+            "    grep -o '\"root\":\"[0-9a-f]*\"' batch-head.json",
+            "    grep -o '\"tree_size\":[0-9]*' batch-head.json",
+            "",
+            # The expected values are the proof's: a head stating another root or size shows.
+            f"Expected: `\"root\":\"{p['root']}\"` and `\"tree_size\":{p['tree_size']}` "
+            f"(leaf {p['leaf_index']} must be below {p['tree_size']}). Its digest is what "
+            "each token imprints:",
+            "",
+            "    sha256sum batch-head.json",
+            "",
+            f"Expected: `{head.imprint.hex()}`",
+        ]
+    out += ["", f"## {6 if head is not None else 5}. The timestamps"]
     for t in facts.timestamps:
-        out += _token_section(t, p["root"])
+        out += _token_section(t, p["root"], head is not None)
     out += [
         "",
         "## What this does and does not show",
@@ -99,15 +125,27 @@ def render_verify_md(facts: BundleFacts) -> str:
         "fetched when the token was stored (`revocation/`); where the bundle holds none, "
         "whether a TSA key was revoked is not shown.",
         "",
+        "Once a TSA certificate chain has expired, a token holds only with an RFC 4998 "
+        "evidence record (`evidence-records/<tsa>.ers`, readable in `evidence-records/"
+        "<tsa>.json`): archive timestamps, each over a hash tree covering the one before, "
+        "each made before the earlier chain expired. The first one covers the token, each "
+        "certificate of `certs/<tsa>.pem` and each `revocation/<tsa>/` member stored by then: "
+        "its first hash list must hold their SHA-256 (`openssl dgst -sha256`; a certificate "
+        "as DER) and nothing else. `python3 verify.py` checks them (add `--at TIME` to judge "
+        "as of another time); the `.json` lists every hash list and chain, and which members "
+        "the first list covers (`data_objects`) or not (`not_covered`: fetched later).",
+        "",
     ]
     return "\n".join(out)
 
 
-def _token_section(t: TimestampFacts, root: str) -> list[str]:
+def _token_section(t: TimestampFacts, root: str, headed: bool) -> list[str]:
     n, prefix = t.chain_length, f"{t.name}-cert"
     untrusted = " ".join(f"{prefix}{i}.pem" for i in range(1, n))
+    imprint = "-data batch-head.json" if headed else f"-digest {root}"
+    signed = "the SHA-256 of batch-head.json (step 5)" if headed else "the root above"
     verify = (
-        f"    openssl ts -verify -digest {root} -in tokens/{t.name}.tsr -CAfile {prefix}{n}.pem"
+        f"    openssl ts -verify {imprint} -in tokens/{t.name}.tsr -CAfile {prefix}{n}.pem"
         + (f" -untrusted {t.name}-untrusted.pem" if n > 1 else "")
         + f" -attime {int(t.gen_time.timestamp())}"
     )
@@ -117,7 +155,7 @@ def _token_section(t: TimestampFacts, root: str) -> list[str]:
         "",
         f"`tokens/{t.name}.tsr` is the TSA's RFC 3161 response; `certs/{t.name}.pem` its "
         f"certificate chain ({n} certificate(s): the TSA's first, the root last). Show what "
-        "the token states (its \"Message data\" must be the root above):",
+        f"the token states (its \"Message data\" must be {signed}):",
         "",
         f"    openssl ts -reply -in tokens/{t.name}.tsr -text",
         "",
@@ -136,7 +174,7 @@ def _token_section(t: TimestampFacts, root: str) -> list[str]:
         verify,
         "",
         "Expected: `Verification: OK`. OpenSSL has then checked that the token's imprint is "
-        "the root, that the TSA's signature over it is valid, and that the TSA certificate "
+        f"{signed}, that the TSA's signature over it is valid, and that the TSA certificate "
         "chains to the root and is authorised for timestamping. (OpenSSL may warn that the "
         "TSA certificate \"is not a CA cert\": expected, as it is in the untrusted list.)",
         *_revocation_lines(t),

@@ -38,11 +38,12 @@ class Batch:
     status: str
     root: str | None
     tree_size: int
-    created_at: datetime
+    created_at: datetime  # when the batch was closed to new receipts (batch-head closed_at)
     lease_owner: str | None
     lease_until: datetime | None
     completed_at: datetime | None
     leaves: list[Leaf]
+    head_jcs: bytes | None = None  # batch-head.json once a result is stored (None: format 1)
 
     @property
     def manifest_digests(self) -> list[str]:
@@ -59,7 +60,9 @@ def _load(conn: Connection, batch_id: str) -> Batch | None:
         .where(receipts.c.batch_id == batch_id)
         .order_by(receipts.c.leaf_index)
     ).all()
-    return Batch(**row, leaves=[Leaf(index, rid, digest) for index, rid, digest in leaves])
+    values = dict(row)
+    values["head_jcs"] = bytes(values["head_jcs"]) if values["head_jcs"] is not None else None
+    return Batch(**values, leaves=[Leaf(index, rid, digest) for index, rid, digest in leaves])
 
 
 def get_batch(conn: Connection, batch_id: str) -> Batch | None:

@@ -52,6 +52,7 @@ class Receipt:
     proof: list[str] | None  # audit path, hex node hashes from the leaf up
     root: str | None
     tree_size: int | None
+    head_jcs: bytes | None = None  # the batch's batch-head.json (None: stamped before heads)
     hash_pending: bool = False  # its image waits for perceptual hashing
     replayed: bool = False  # True when insert_receipt returned an earlier identical request
 
@@ -63,11 +64,13 @@ def _receipt(row: RowMapping, replayed: bool = False) -> Receipt:
     values["proof"] = json.loads(values["proof"]) if values["proof"] is not None else None
     values["public"] = bool(values["public"])
     values["hash_pending"] = bool(values["hash_pending"])
+    head = values.get("head_jcs")
+    values["head_jcs"] = bytes(head) if head is not None else None
     return Receipt(**values, replayed=replayed)
 
 
 def _select() -> Select[Any]:
-    return select(receipts, batches.c.root, batches.c.tree_size).select_from(
+    return select(receipts, batches.c.root, batches.c.tree_size, batches.c.head_jcs).select_from(
         receipts.outerjoin(batches, receipts.c.batch_id == batches.c.id)
     )
 

@@ -101,6 +101,9 @@ batches = Table(
     metadata,
     Column("id", String(ID_LENGTH), primary_key=True),
     Column("root", String(HEX_SHA256_LENGTH), nullable=True),
+    # The exact batch-head.json bytes whose SHA-256 the tokens imprint (migration 0010);
+    # NULL for batches stamped before it, whose tokens imprint the root itself.
+    Column("head_jcs", LargeBinary, nullable=True),
     Column("tree_size", Integer, nullable=False),
     Column("status", String(16), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
@@ -181,6 +184,20 @@ tokens = Table(
     # PEM, TSA certificate first, root last: the chain validated when the token was stored.
     Column("chain_pem", Text, nullable=True),
     UniqueConstraint("batch_id", "tsa"),
+)
+
+# RFC 4998 evidence records (migration 0011): one per token, its archive timestamps in order.
+evidence_records = Table(
+    "evidence_records",
+    metadata,
+    Column("batch_id", String(ID_LENGTH), ForeignKey("batches.id"), primary_key=True),
+    Column("tsa", String(TSA_NAME_LENGTH), primary_key=True),
+    Column("record_der", LargeBinary, nullable=False),  # the EvidenceRecord, DER
+    # JSON list, one entry per archive timestamp: {"tsa": name, "chain_pem": PEM}.
+    Column("renewals", Text, nullable=False),
+    # When the last archive timestamp's certificate chain expires: the renewal job's key.
+    Column("expires_at", UTCDateTime(), nullable=False, index=True),
+    Column("renewed_at", UTCDateTime(), nullable=False),
 )
 
 # Revocation data fetched when the token was stored (migration 0009): one row per certificate

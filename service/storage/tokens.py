@@ -112,21 +112,26 @@ def lock_batch(conn: Connection, batch_id: str) -> str | None:
 
 
 def store_proofs(conn: Connection, batch_id: str, root_hex: str,
-                 proofs: Mapping[str, Sequence[str]]) -> None:
-    """Store the batch's root and every leaf's audit path (the batch is locked first).
+                 proofs: Mapping[str, Sequence[str]], head_jcs: bytes | None = None) -> None:
+    """Store the batch's root, its head (when given) and every leaf's audit path (the batch
+    is locked first).
 
     `proofs` must cover exactly the batch's receipts; storing again (after a takeover) must
-    give the same root, or BatchStateError: the stored proofs would no longer match.
+    give the same root and head, or BatchStateError: the stored proofs would no longer match.
     """
     stored = lock_batch(conn, batch_id)
     if stored is not None and stored != root_hex:
         raise BatchStateError(f"batch {batch_id} has root {stored}, not {root_hex}")
+    stored_head = conn.execute(select(batches.c.head_jcs).where(batches.c.id == batch_id)).scalar()
+    if stored is not None and (bytes(stored_head) if stored_head is not None else None) != head_jcs:
+        raise BatchStateError(f"batch {batch_id} has another batch head stored")
     members = set(
         conn.execute(select(receipts.c.id).where(receipts.c.batch_id == batch_id)).scalars()
     )
     if set(proofs) != members:
         raise BatchStateError(f"proofs do not match the receipts of batch {batch_id}")
-    conn.execute(update(batches).where(batches.c.id == batch_id).values(root=root_hex))
+    conn.execute(update(batches).where(batches.c.id == batch_id)
+                 .values(root=root_hex, head_jcs=head_jcs))
     conn.execute(
         update(receipts)
         .where(receipts.c.id == bindparam("rid"))

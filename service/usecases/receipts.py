@@ -11,6 +11,7 @@ from typing import Any
 
 from service.errors import InvalidInputError, NotFoundError, NotReadyError
 from service.evidence.bundle import build_bundle
+from service.storage.evidence import records_of
 from service.storage.receipts import (
     Receipt,
     get_receipt,
@@ -109,6 +110,9 @@ def receipt_bundle(services: Services, receipt: Receipt) -> bytes:
     if receipt.status != "stamped" or proof is None or not tokens:
         raise NotReadyError(f"The receipt is {receipt.status}", receipt.status)
     settings = services.settings
+    assert receipt.batch_id is not None  # stamped
+    with services.engine.connect() as conn:
+        records = records_of(conn, receipt.batch_id)
     revocation = revocation_of(services, tokens)
     return build_bundle(
         manifest_jcs=receipt.manifest_jcs,
@@ -117,6 +121,8 @@ def receipt_bundle(services: Services, receipt: Receipt) -> bytes:
         chains={t.tsa: t.chain_pem or tsa_chain_pem(settings, t.tsa) for t in tokens},
         receipt_id=receipt.id,
         image_name=None,
+        batch_head=receipt.head_jcs,
+        evidence_records={tsa: (r.record_der, r.renewals) for tsa, r in records.items()},
         revocation={t.tsa: revocation[t.id] for t in tokens},
     )
 

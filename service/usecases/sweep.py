@@ -3,16 +3,21 @@
 One sweep: the stamping sweep (usecases.stamping.sweep: overdue receipts failed, stale ones
 re-enqueued, due TSA retries enqueued), a hashing job when images wait for perceptual hashes,
 one slice of kept uploads whose receipt never committed deleted, and revocation data fetched
-again for tokens stored while a CRL server failed (usecases.stamping.revocation).
+again for tokens stored while a CRL server failed (usecases.stamping.revocation); then, once per
+renew_interval_s (a Redis turn key across all sweepers), the evidence renewal (usecases.renew),
+after the revocation fill so that a first archive timestamp covers whatever data came in.
 """
 
 from __future__ import annotations
 
 import logging
 
-from service.errors import ConfigError
+import redis
+
+from service.errors import ChronosealError, ConfigError
 from service.usecases import queueing
 from service.usecases.hashing import enqueue_unhashed, remove_orphan_uploads
+from service.usecases.renew import renew
 from service.usecases.stamp import load_enabled_tsas
 from service.usecases.stamping import SweepReport
 from service.usecases.stamping import sweep as sweep_stamping
@@ -35,7 +40,31 @@ def sweep(services: Services) -> SweepReport:
     enqueue_unhashed(services)  # hashing jobs Redis lost
     remove_orphan_uploads(services)  # files of receipts that never committed
     fill_revocation(services)
+    renew_if_due(services)  # after the fill: a first archive timestamp covers what it fetched
     return report
+
+
+def renew_turn_key(services: Services) -> str:
+    """The Redis key whose holder ran this interval's renewal (it expires on its own)."""
+    return f"{queueing.key_prefix(services.settings)}:renew-turn"
+
+
+def renew_if_due(services: Services) -> bool:
+    """Run the renewal if no sweeper did in the last renew_interval_s; True if this one did.
+
+    A failed renewal (TSA down) is logged and tried again at the next turn.
+    """
+    try:
+        interval = services.settings.renew_interval_s
+        if not services.redis.set(renew_turn_key(services), "1", nx=True, ex=interval):
+            return False
+    except redis.RedisError:
+        return False  # no turn without Redis; the next sweep tries again
+    try:
+        renew(services)
+    except ChronosealError as exc:
+        log.warning("evidence renewal failed: %s", exc)
+    return True
 
 
 def fill_revocation(services: Services) -> int:

@@ -277,6 +277,11 @@ _VERIFY_FIELDS = {
                "description": "the image's digest (instead of the image)"},
     "receipt_id": {"type": "string", "minLength": 1, "maxLength": 100,
                    "description": "instead of a bundle: the service builds the receipt's bundle"},
+    "partial_chain": {"type": "boolean", "default": False,
+                      "description": "also trust configured roots that are not self-signed (an "
+                                     "intermediate or TSA certificate), as openssl's "
+                                     "-partial_chain; the verdict names the anchor used. In a "
+                                     "form: true or false"},
 }
 PATHS["/v1/verify"] = {"post": {
     "summary": "Verify an image (or digest) against an evidence bundle or a receipt",
@@ -300,8 +305,8 @@ PATHS["/v1/verify"] = {"post": {
         "200": {"description": "The verdict, valid or not",
                 "content": {"application/json": {"schema": {"oneOf": [
                     {"$ref": _REF + "BundleVerdict"}, {"$ref": _REF + "PublicVerdict"}]}}}},
-        "400": _problem("invalid-field (not a bundle, bundle and receipt_id both or neither), "
-                        "invalid-digest"),
+        "400": _problem("invalid-field (not a bundle, bundle and receipt_id both or neither, "
+                        "partial_chain not a boolean), invalid-digest"),
         **_AUTH_ERRORS,
         "404": _problem("no such receipt, or private and not the caller's"),
         "409": _problem("not-ready: the receipt is not stamped yet"),

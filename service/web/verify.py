@@ -34,9 +34,12 @@ from service.web.problems import (
 
 bp = Blueprint("verify", __name__, url_prefix="/v1")
 
-MAX_JSON_BYTES = 4096  # {"sha256": ..., "receipt_id": ...}: two short strings
+MAX_JSON_BYTES = 4096  # {"sha256": ..., "receipt_id": ..., "partial_chain": ...}: short values
 MAX_RECEIPT_ID_CHARS = 100  # ids are ~30 characters; longer is not ours
-FORM_FIELDS = frozenset({"image", "sha256", "bundle", "receipt_id"})
+FORM_FIELDS = frozenset({"image", "sha256", "bundle", "receipt_id", "partial_chain"})
+JSON_FIELDS = frozenset({"sha256", "receipt_id", "partial_chain"})
+# partial_chain as a form field: the words a form sends for a boolean, nothing else.
+_FORM_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 
@@ -48,9 +51,9 @@ def verify() -> Response:
     # An image and a bundle, each bounded below, plus the form's framing.
     request.max_content_length = settings.max_upload_bytes + MAX_BUNDLE_BYTES + FORM_OVERHEAD_BYTES
     if request.mimetype == "multipart/form-data":
-        digest, bundle, receipt_id = _from_form(settings.max_upload_bytes)
+        digest, bundle, receipt_id, partial = _from_form(settings.max_upload_bytes)
     elif request.mimetype == "application/json":
-        digest, bundle, receipt_id = _from_json()
+        digest, bundle, receipt_id, partial = _from_json()
     else:
         raise ApiError(UNSUPPORTED_MEDIA_TYPE, "Send multipart/form-data or application/json")
     if (bundle is None) == (receipt_id is None):
@@ -58,10 +61,11 @@ def verify() -> Response:
     services = current_services()
     if receipt_id is not None:
         caller = authenticate().id if request.headers.get("Authorization") else None
-        verdict, full = verify_receipt(services, receipt_id, caller, digest)
+        verdict, full = verify_receipt(services, receipt_id, caller, digest,
+                                       partial_chain=partial)
     else:
         assert bundle is not None
-        verdict, full = verify_bundle(services, bundle, digest), True
+        verdict, full = verify_bundle(services, bundle, digest, partial_chain=partial), True
     return jsonify(verdict.as_dict() if full else redacted(verdict))
 
 
@@ -76,7 +80,7 @@ def redacted(verdict: BundleVerdict) -> dict[str, Any]:
     }
 
 
-def _from_form(image_limit: int) -> tuple[str | None, bytes | None, str | None]:
+def _from_form(image_limit: int) -> tuple[str | None, bytes | None, str | None, bool]:
     unknown = sorted((set(request.form) | set(request.files)) - FORM_FIELDS)
     if unknown:
         raise ApiError(INVALID_FIELD, f"unexpected form part(s): {', '.join(unknown)}")
@@ -93,16 +97,23 @@ def _from_form(image_limit: int) -> tuple[str | None, bytes | None, str | None]:
         bundle = bundle_file.stream.read(MAX_BUNDLE_BYTES + 1)
         if len(bundle) > MAX_BUNDLE_BYTES:
             raise ApiError(PAYLOAD_TOO_LARGE, f"a bundle is at most {MAX_BUNDLE_BYTES} bytes")
-    return digest, bundle, _receipt_id(request.form.get("receipt_id"))
+    partial = request.form.get("partial_chain", "false")
+    if partial.lower() not in _FORM_BOOLEANS:
+        raise ApiError(INVALID_FIELD, "partial_chain must be true or false")
+    return (digest, bundle, _receipt_id(request.form.get("receipt_id")),
+            _FORM_BOOLEANS[partial.lower()])
 
 
-def _from_json() -> tuple[str | None, bytes | None, str | None]:
+def _from_json() -> tuple[str | None, bytes | None, str | None, bool]:
     data = read_json_body(request, MAX_JSON_BYTES)
-    if not isinstance(data, dict) or set(data) - {"sha256", "receipt_id"}:
-        raise ApiError(INVALID_FIELD, "the body must be {\"sha256\": ..., \"receipt_id\": ...}")
-    digest = data.get("sha256")
-    return (_digest(digest) if digest is not None else None), None, _receipt_id(
-        data.get("receipt_id"))
+    if not isinstance(data, dict) or set(data) - JSON_FIELDS:
+        raise ApiError(INVALID_FIELD, "the body must be {\"sha256\": ..., \"receipt_id\": ..., "
+                       "\"partial_chain\": ...}")
+    digest, partial = data.get("sha256"), data.get("partial_chain", False)
+    if not isinstance(partial, bool):
+        raise ApiError(INVALID_FIELD, "partial_chain must be true or false")
+    return ((_digest(digest) if digest is not None else None), None,
+            _receipt_id(data.get("receipt_id")), partial)
 
 
 def _digest(value: Any) -> str:

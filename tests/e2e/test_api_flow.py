@@ -50,3 +50,7 @@ def test_upload_is_stamped_and_its_bundle_verifies(tmp_path, db_url):
         capture_output=True, text=True, timeout=120,
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    # The worker signed the batch head (proof format 2), and verify.py checked it.
+    assert (bundle_dir / "batch-head.json").is_file()
+    assert "[PASS] batch head: states the root the audit path leads to" in checked.stdout
+    assert "token imprint equals SHA-256(batch-head.json)" in checked.stdout

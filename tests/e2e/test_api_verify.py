@@ -170,3 +170,30 @@ def test_json_bodies_are_bounded_and_plain_bodies_refused(verify_api: Api) -> No
     assert big.status_code == 413
     plain = verify_api.client.post("/v1/verify", data="hi", content_type="text/plain")
     assert plain.status_code == 415
+
+
+def test_partial_chain_makes_a_configured_intermediate_an_anchor(
+        make_api: Callable[..., Api], tmp_path: Path, evidence: Evidence) -> None:
+    """A TSA configured with its intermediate as root verifies only when partial_chain asks."""
+    pki = make_openssl_pki(tmp_path / "pki", key="ec-p256", intermediate=True)
+    assert pki.intermediate_pem is not None
+    config = tmp_path / "tsas.toml"
+    config.write_text(f'[[tsa]]\nname = "mid"\nurl = "http://127.0.0.1:1/"\n'
+                      f'roots = "{pki.intermediate_pem}"\n')
+    api = make_api(tsa_config=(str(config),), tsas=("mid",))
+    token = pki.reply(make_query(digest=evidence.tree.root))
+    bundle = evidence.bundle(tokens={"mid": token}, chains={"mid": chain_of(pki)})
+    strict = post_verify(api, bundle=bundle).get_json()
+    assert not strict["valid"]
+    assert any("partial chain" in r for r in strict["reasons"]), strict["reasons"]
+    for value in ("true", "1"):
+        answer = post_verify(api, bundle=bundle, partial_chain=value)
+        verdict = answer.get_json()
+        assert answer.status_code == 200 and verdict["valid"], verdict
+        assert verdict["timestamps"][0]["trusted_root"] == (
+            "CN=Test Intermediate CA,O=Chronoseal Test")
+    assert not post_verify(api, bundle=bundle, partial_chain="false").get_json()["valid"]
+    bad = post_verify(api, bundle=bundle, partial_chain="yes please")
+    assert bad.status_code == 400 and bad.get_json()["type"].endswith("invalid-field")
+    bad_json = api.client.post("/v1/verify", json={"receipt_id": "rcp_x", "partial_chain": "1"})
+    assert bad_json.status_code == 400 and bad_json.get_json()["type"].endswith("invalid-field")

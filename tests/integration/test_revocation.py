@@ -359,7 +359,7 @@ def test_chronoseal_verify_says_revoked_after_or_before_and_exits_accordingly(
         path = tmp_path / "bundle.zip"
         path.write_bytes(_bundle(evidence, revoked, token))
         args = argparse.Namespace(bundle=path, image=None, digest=None, ca=None,
-                                  partial_chain=False, json=False)
+                                  partial_chain=False, json=False, at=None)
         assert verify_command(args) == expected_exit
         out = capsys.readouterr().out
         assert f"revocation ({words}): " in out and "cessationOfOperation" in out

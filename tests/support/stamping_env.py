@@ -41,6 +41,7 @@ from service.storage import (
 )
 from service.storage.tables import batches, receipts
 from service.timestamping.authority import AuthoritySettings, TimeStampAuthority
+from service.timestamping.batch_head import parse_batch_head
 from service.timestamping.merkle import MerkleTree, verify_inclusion
 from service.timestamping.verify import verify_timestamp
 from service.usecases.queueing import enqueue_stamping, key_prefix
@@ -227,10 +228,16 @@ class StampingEnv:
                     assert verify_inclusion(bytes.fromhex(str(row["manifest_digest"])),
                                             int(str(row["leaf_index"])), len(members), proof,
                                             tree.root)
+                # Proof format 2: every token imprints SHA-256 of the stored batch head,
+                # which states this root and this size.
+                assert batch.head_jcs is not None, f"{batch_id} has no batch head"
+                head = parse_batch_head(bytes(batch.head_jcs))
+                assert (head.root, head.tree_size, head.batch_id) == (tree.root, len(members),
+                                                                      batch_id)
                 tokens = list_tokens(conn, batch_id)
                 assert len(tokens) >= min_tokens
                 for token in tokens:
-                    verdict = verify_timestamp(token.reply_der, digest=tree.root,
+                    verdict = verify_timestamp(token.reply_der, digest=head.imprint,
                                                roots=roots_by_tsa[token.tsa])
                     assert verdict.valid, verdict.reasons
                     stored = x509.load_pem_x509_certificates((token.chain_pem or "").encode())

@@ -2,7 +2,12 @@
 """Check a Chronoseal evidence bundle offline: image, manifest, Merkle proof, timestamps and
 the revocation status of each TSA's certificates at the token's time.
 
-    python3 verify.py [--image FILE] [--ca ROOTS.pem] [--bundle DIR]
+Proof format 2 (proof.json "v": 2): the tokens imprint SHA-256 of batch-head.json, which states
+the Merkle root and tree size; format 1 (no "v", older bundles): they imprint the root itself.
+A token holds while its TSA certificate chain is valid; past that, only with RFC 4998 archive
+timestamps (evidence-records/<tsa>.ers) made before each earlier chain expired (see --at).
+
+    python3 verify.py [--image FILE] [--ca ROOTS.pem] [--bundle DIR] [--at TIME]
 
 Needs Python 3.8+ (standard library only) and the `openssl` command; no network, no Chronoseal.
 Every check is printed with its result. Exit status: 0 valid, 1 invalid, 2 unusable input
@@ -30,6 +35,10 @@ OPENSSL_TIMEOUT_S = 60  # one signature and chain check; generous for slow machi
 MAX_PROOF_LENGTH = 64  # an audit path for any tree of fewer than 2^64 leaves
 MAX_TREE_SIZE = 2**63  # tree_size and leaf_index beyond this are not from a real tree
 MAX_FILE_BYTES = 64 * 1024 * 1024  # bundle files are small; refuse to read anything huge
+PROOF_FORMAT_ROOT, PROOF_FORMAT_HEAD = 1, 2  # tokens imprint the root / SHA-256(batch-head.json)
+HEAD_KEYS = {"batch_id", "closed_at", "hash", "root", "tree_size", "type", "v"}
+MAX_RENEWALS = 128  # archive timestamps read from one evidence record: a century of renewals
+SHA256_OID = bytes.fromhex("0609608648016503040201")  # DER of 2.16.840.1.101.3.4.2.1
 _PEM_CERT = re.compile(
     rb"-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----"
 )
@@ -295,7 +304,45 @@ def check_proof(report: Report, manifest_bytes: bytes, proof: dict[str, Any]) ->
     return root if ok else None
 
 
-def check_token(report: Report, bundle: Path, name: str, root: bytes, ca: Path | None) -> None:
+def check_head(report: Report, bundle: Path, proof: dict[str, Any],
+               root: bytes) -> list[str] | None:
+    """The openssl arguments naming what the tokens imprint, or None if the head check fails.
+
+    Format 2: batch-head.json must state the root the audit path led to and proof.json's
+    tree_size, and openssl hashes its exact bytes (-data). Format 1: the root (-digest).
+    """
+    version = proof.get("v", PROOF_FORMAT_ROOT)
+    path = bundle / "batch-head.json"
+    if version == PROOF_FORMAT_ROOT and not path.exists():
+        report.note("INFO", "proof format 1 (made before batch heads): the tokens imprint the "
+                    "Merkle root; the tree size is not signed")
+        return ["-digest", root.hex()]
+    if not report.check(version == PROOF_FORMAT_HEAD and path.is_file(), "batch head: proof.json "
+                        "format 2 with batch-head.json", f"format {version!r}, batch-head.json "
+                        + ("present" if path.exists() else "missing")):
+        return None
+    data = _read(path)
+    head = _json(data)
+    ok = (isinstance(head, dict) and set(head) == HEAD_KEYS
+          and head.get("type") == "chronoseal.batch-head" and head.get("v") == 1
+          and head.get("hash") == "sha256")
+    if not report.check(ok, "batch head: batch-head.json is a v1 batch head"):
+        return None
+    assert isinstance(head, dict)
+    report.note("INFO", f"batch head: batch {head['batch_id']}, closed {head['closed_at']}; "
+                f"SHA-256(batch-head.json) = {hashlib.sha256(data).hexdigest()}")
+    same = (isinstance(head["root"], str) and hmac.compare_digest(head["root"], root.hex())
+            and type(head["tree_size"]) is int and head["tree_size"] == proof["tree_size"])
+    if not report.check(same, "batch head: states the root the audit path leads to and "
+                        "proof.json tree_size", f"head root {head['root']}, tree_size "
+                        f"{head['tree_size']}\n       proof root {root.hex()}, tree_size "
+                        f"{proof['tree_size']}"):
+        return None
+    return ["-data", str(path)]
+
+
+def check_token(report: Report, bundle: Path, name: str, imprint: list[str],
+                ca: Path | None) -> bool:
     token, chain_file = bundle / "tokens" / f"{name}.tsr", bundle / "certs" / f"{name}.pem"
     print(f"--- timestamp from {name}")
     facts: TokenFacts | None = None
@@ -308,7 +355,7 @@ def check_token(report: Report, bundle: Path, name: str, root: bytes, ca: Path |
                     "serial {serial}; policy {policy}".format(**facts._asdict()))
     certs = _PEM_CERT.findall(_read(chain_file)) if chain_file.is_file() else []
     if not report.check(bool(certs), f"{name}: certs/{name}.pem holds the certificate chain"):
-        return
+        return False
     bundled_root = certs[-1]
     report.note("INFO", "bundled root certificate SHA-256 fingerprint: "
                 f"{_fingerprint(bundled_root)}\n       compare it with the one the TSA publishes")
@@ -316,7 +363,7 @@ def check_token(report: Report, bundle: Path, name: str, root: bytes, ca: Path |
         anchors, untrusted = (ca, certs) if ca else (Path(tmp, "root.pem"), certs[:-1])
         if ca is None:
             anchors.write_bytes(bundled_root + b"\n")
-        args = ["openssl", "ts", "-verify", "-digest", root.hex(), "-in", str(token),
+        args = ["openssl", "ts", "-verify", *imprint, "-in", str(token),
                 "-CAfile", str(anchors)]
         if untrusted:
             Path(tmp, "untrusted.pem").write_bytes(b"\n".join(untrusted) + b"\n")
@@ -330,7 +377,7 @@ def check_token(report: Report, bundle: Path, name: str, root: bytes, ca: Path |
                                   timeout=OPENSSL_TIMEOUT_S, check=False)
         except subprocess.TimeoutExpired:
             report.check(False, f"{name}: openssl ts -verify answered in time")
-            return
+            return False
     output = (proc.stdout + proc.stderr).strip()
     trust = f"your --ca {ca}" if ca else "the bundled root (weaker: compare its fingerprint)"
     ok = proc.returncode == 0 and "Verification: OK" in proc.stdout
@@ -338,7 +385,8 @@ def check_token(report: Report, bundle: Path, name: str, root: bytes, ca: Path |
     # cert") is printed as a note of its own, never inside the PASS.
     said = [line for line in output.splitlines() if line.strip()
             and line != "Verification: OK" and not line.startswith("Using configuration from")]
-    report.check(ok, f"{name}: openssl ts -verify: token imprint equals the Merkle root, "
+    over = "SHA-256(batch-head.json)" if imprint[0] == "-data" else "the Merkle root"
+    report.check(ok, f"{name}: openssl ts -verify: token imprint equals {over}, "
                  f"signature and certificate chain valid, trusting {trust}",
                  "Verification: OK" if ok else output.replace("\n", "\n       "))
     if ok and said:
@@ -347,6 +395,190 @@ def check_token(report: Report, bundle: Path, name: str, root: bytes, ca: Path |
         report.note("NOTE", f"{name}: openssl also said: " + " / ".join(said) + leaf)
     if ok and facts is not None:
         check_revocation(report, bundle, name, certs, facts.gen_time)
+    return ok
+
+
+# --- RFC 4998 evidence records ----------------------------------------------------------------
+
+
+def _elements(data: bytes, start: int, end: int) -> list[tuple[int, int, int, int]]:
+    """(tag, element start, content start, content end) of each element in data[start:end]."""
+    out, pos = [], start
+    while pos < end:
+        tag, body, stop = _tlv(data, pos, end)
+        out.append((tag, pos, body, stop))
+        pos = stop
+    return out
+
+
+def read_evidence_record(der: bytes) -> list[tuple[list[list[bytes]], bytes]]:
+    """Each archive timestamp of a DER EvidenceRecord: (reduced hash tree, TimeStampToken)."""
+    _, start, end = _tlv(der, 0, len(der))
+    parts = _elements(der, start, end)  # version, digestAlgorithms, [cryptoInfos], sequence
+    if der[parts[0][1]:parts[0][3]] != b"\x02\x01\x01":
+        raise ValueError("not a version 1 EvidenceRecord")
+    algorithms = der[parts[1][2]:parts[1][3]]
+    if SHA256_OID not in algorithms or algorithms.count(b"\x06") != 1:
+        raise ValueError("only SHA-256 evidence records are read")
+    chains = _elements(der, parts[-1][2], parts[-1][3])
+    if len(chains) != 1:
+        raise ValueError("one ArchiveTimeStampChain expected")
+    out = []
+    for _, _, ats_start, ats_end in _elements(der, chains[0][2], chains[0][3])[:MAX_RENEWALS]:
+        fields = _elements(der, ats_start, ats_end)
+        lists = []
+        for tag, at, body, stop in fields[:-1]:
+            if tag == 0xA0 and SHA256_OID not in der[at:stop]:  # digestAlgorithm [0]
+                raise ValueError("an archive timestamp that is not SHA-256")
+            if tag == 0xA2:  # reducedHashtree [2]
+                lists = [[der[h[2]:h[3]] for h in _elements(der, p[2], p[3])]
+                         for p in _elements(der, body, stop)]
+        out.append((lists, der[fields[-1][1]:fields[-1][3]]))  # timeStamp: the ContentInfo
+    return out
+
+
+def reduce_tree(h: bytes, lists: list[list[bytes]]) -> bytes | None:
+    """RFC 4998 4.3: from h through each list (sorted, concatenated, SHA-256) to the root."""
+    if not lists:
+        return h
+    if h not in lists[0]:
+        return None
+    value = hashlib.sha256(b"".join(sorted(lists[0]))).digest()
+    for hashes in lists[1:]:
+        value = hashlib.sha256(b"".join(sorted([*hashes, value]))).digest()  # siblings + value
+    return value
+
+
+def chain_expiry(certs: list[bytes]) -> datetime | None:
+    """The first notAfter of the PEM certificates, as `openssl x509 -enddate` states it."""
+    ends = []
+    for pem in certs:
+        proc = subprocess.run(["openssl", "x509", "-noout", "-enddate"], input=pem,
+                              capture_output=True, timeout=OPENSSL_TIMEOUT_S, check=False)
+        text = proc.stdout.decode().strip().split("=", 1)[-1]
+        try:
+            ends.append(datetime.strptime(text, "%b %d %H:%M:%S %Y GMT").replace(
+                tzinfo=timezone.utc))  # noqa: UP017 - 3.8+
+        except ValueError:
+            return None
+    return min(ends) if ends else None
+
+
+def check_renewal(report: Report, bundle: Path, name: str, ca: Path | None,
+                  at: datetime) -> None:
+    """The token's evidence still holds at `at`: its chain is valid then, or archive
+    timestamps carry it, each valid at its genTime, covering the previous, made in time."""
+    expires = chain_expiry(_PEM_CERT.findall(_read(bundle / "certs" / f"{name}.pem")))
+    record = bundle / "evidence-records" / f"{name}.ers"
+    what = f"{name}: evidence holds at {at:%Y-%m-%dT%H:%M:%SZ}"
+    if expires is None:
+        report.check(False, what, "the certificate chain's expiry could not be read")
+        return
+    if not record.is_file():
+        report.check(at < expires, what, "no archive timestamp; the TSA chain "
+                     + ("is valid until" if at < expires else "expired at")
+                     + f" {expires:%Y-%m-%dT%H:%M:%SZ}")
+        return
+    try:
+        chain = read_evidence_record(_read(record))
+        items: Any = _json(_read(bundle / "evidence-records" / f"{name}.json"))
+        pems = [(i.get("chain_pem") or "").encode() for i in items["archive_timestamps"]]
+    except (ValueError, IndexError, TypeError, KeyError, AttributeError) as exc:
+        report.check(False, what, f"evidence-records/{name} is unreadable: {exc}")
+        return
+    if not report.check(len(pems) == len(chain) > 0, f"{name}: evidence-records/{name}.json "
+                        "lists every archive timestamp's certificate chain"):
+        return
+    first = chain[0][0][0] if chain[0][0] else []
+    problem, covered_names, late = data_object_coverage(bundle, name, first)
+    if not report.check(problem is None, f"{name}: archive timestamp 1 covers the token, its "
+                        "certificate chain and the revocation data stored before the renewal",
+                        problem or ", ".join(covered_names)):
+        return
+    if late:
+        report.note("NOTE", f"{name}: not covered by the evidence record (fetched after the "
+                    f"first renewal; still checked as revocation data above): {', '.join(late)}")
+    covered = hashlib.sha256(_read(bundle / "tokens" / f"{name}.tsr")).digest()
+    with tempfile.TemporaryDirectory() as tmp:
+        # lengths checked above; zip(strict=) needs 3.10 and this script runs on 3.8+
+        for number, ((lists, token), pem) in enumerate(zip(chain, pems), 1):  # noqa: B905
+            root = reduce_tree(covered, lists)
+            label = f"{name}: archive timestamp {number}"
+            if not report.check(root is not None, f"{label} covers the "
+                                + ("token" if number == 1 else "previous archive timestamp")):
+                return
+            assert root is not None
+            resp = Path(tmp, f"ats{number}.tsr")
+            status = b"\x30\x03\x02\x01\x00"  # PKIStatusInfo granted: openssl reads a reply
+            body = status + token
+            resp.write_bytes(b"\x30" + _der_length(len(body)) + body)
+            try:
+                facts = token_facts(resp.read_bytes())
+            except (ValueError, IndexError) as exc:
+                report.check(False, f"{label}: its timeStamp is a token", str(exc))
+                return
+            certs = _PEM_CERT.findall(pem)
+            Path(tmp, "ats-chain.pem").write_bytes(b"\n".join(certs) + b"\n")
+            anchors = ca or Path(tmp, "ats-root.pem")
+            if ca is None and certs:
+                anchors.write_bytes(certs[-1] + b"\n")
+            args = ["openssl", "ts", "-verify", "-digest", root.hex(), "-in", str(resp),
+                    "-CAfile", str(anchors), "-untrusted", str(Path(tmp, "ats-chain.pem")),
+                    "-attime", str(int(facts.gen_time.timestamp()))]
+            proc = subprocess.run(args, capture_output=True, text=True,
+                                  timeout=OPENSSL_TIMEOUT_S, check=False)
+            ok = proc.returncode == 0 and "Verification: OK" in proc.stdout
+            if not report.check(ok, f"{label}: openssl ts -verify at its genTime "
+                                f"{facts.gen_time:%Y-%m-%dT%H:%M:%SZ}",
+                                (proc.stdout + proc.stderr).strip().replace("\n", "\n       ")):
+                return
+            if not report.check(facts.gen_time < expires, f"{label} was made before the chain "
+                                f"it renews expired ({expires:%Y-%m-%dT%H:%M:%SZ})"):
+                return
+            expires = chain_expiry(certs) or facts.gen_time
+            covered = hashlib.sha256(token).digest()
+    report.check(at < expires, what, f"{len(chain)} archive timestamp(s); the last chain "
+                 + ("is valid until" if at < expires else "expired at")
+                 + f" {expires:%Y-%m-%dT%H:%M:%SZ}" + ("" if at < expires else ": renew again"))
+
+
+def data_object_coverage(bundle: Path, name: str, first: list[bytes]
+                         ) -> tuple[str | None, list[str], list[str]]:
+    """(problem or None, members covered, revocation members not covered) for the first list
+    of archive timestamp 1: it holds SHA-256 of tokens/<name>.tsr, of each certificate of
+    certs/<name>.pem (DER) and of each revocation/<name>/* member stored before the renewal.
+    A hash no member matches means a member was changed or removed."""
+    objects = [(f"tokens/{name}.tsr", _read(bundle / "tokens" / f"{name}.tsr"))]
+    pems = _PEM_CERT.findall(_read(bundle / "certs" / f"{name}.pem"))
+    objects += [(f"certs/{name}.pem#{i}", _pem_der(pem)) for i, pem in enumerate(pems, 1)]
+    folder = bundle / "revocation" / name
+    members = sorted(folder.iterdir()) if folder.is_dir() else []
+    objects += [(f"revocation/{name}/{m.name}", _read(m)) for m in members if m.is_file()]
+    held = set(first)
+    hashes = [(path, hashlib.sha256(data).digest()) for path, data in objects]
+    covered = [p for p, h in hashes if h in held]
+    late = [p for p, h in hashes if h not in held and p.startswith("revocation/")]
+    missing = [p for p, h in hashes if h not in held and not p.startswith("revocation/")]
+    unmatched = len(held - {h for _, h in hashes})
+    if missing:
+        return "archive timestamp 1 does not cover " + ", ".join(missing), covered, late
+    if unmatched:
+        return (f"archive timestamp 1 covers {unmatched} data object(s) the bundle no longer "
+                "holds: a certificate or revocation member was changed or removed"), covered, late
+    return None, covered, late
+
+
+def _der_length(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(raw)]) + raw
+
+
+def _moment(text: str) -> datetime:
+    """--at: an ISO 8601 time, UTC unless it says otherwise."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)  # noqa: UP017
 
 
 def check_revocation(report: Report, bundle: Path, name: str, certs: list[bytes],
@@ -499,6 +731,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ca", type=Path, help="PEM file of roots you trust (stronger check)")
     parser.add_argument("--bundle", type=Path, default=Path(__file__).resolve().parent,
                         help="the extracted bundle directory (default: this script's directory)")
+    parser.add_argument("--at", type=_moment, default=None,
+                        help="judge certificate expiry as of this ISO 8601 time (default: now)")
     return parser
 
 
@@ -526,10 +760,13 @@ def _run(report: Report, args: argparse.Namespace) -> int:
         assert isinstance(manifest, dict) and isinstance(proof, dict)
         check_image(report, manifest, args.image)
         root = check_proof(report, manifest_bytes, proof)
+        imprint = check_head(report, bundle, proof, root) if root else None
         names = sorted(p.stem for p in (bundle / "tokens").glob("*.tsr"))
-        if report.check(bool(names), "the bundle holds at least one timestamp token") and root:
+        if report.check(bool(names), "the bundle holds at least one timestamp token") and imprint:
+            at = args.at or datetime.now(timezone.utc)  # noqa: UP017 - 3.8+
             for name in names:
-                check_token(report, bundle, name, root, args.ca)
+                if check_token(report, bundle, name, imprint, args.ca):
+                    check_renewal(report, bundle, name, args.ca, at)
     print(report.result())
     return EXIT_VALID if report.failed == 0 else EXIT_INVALID
 

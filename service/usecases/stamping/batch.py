@@ -1,7 +1,9 @@
 """Stamping batches: claim pending receipts, build the Merkle tree, get tokens over its root.
 
 One batch = one Merkle tree over its receipts' manifest digests (leaf order = leaf_index) and
-one RFC 3161 request per enabled TSA over the 32-byte SHA-256 root, all TSAs asked at once.
+one RFC 3161 request per enabled TSA, all TSAs asked at once, over the SHA-256 of the batch
+head (timestamping.batch_head: root, tree size, batch id, close time, RFC 8785), so the tree
+size is signed too. Batches stored before heads existed (head NULL) keep imprinting the root.
 Receipts become `stamped` in the transaction that stores the min_tokens-th verified token
 (usecases.stamping.results applies that rule); later tokens are added as they arrive. A TSA that
 fails is recorded in batch_tsa_attempts with its next attempt time, and retried by `retry`.
@@ -33,6 +35,7 @@ from service.storage import (
     renew_lease,
 )
 from service.storage.tables import utcnow
+from service.timestamping.batch_head import build_batch_head, head_imprint
 from service.timestamping.merkle import MerkleTree
 from service.timestamping.tsa_config import TSAConfig
 from service.usecases.metrics import observe_batch
@@ -113,15 +116,21 @@ class Stamper:
     def stamp(self, batch: Batch) -> int:
         """Ask the TSAs that still owe this batch a token; store tokens and proofs; tokens got."""
         tree = MerkleTree([bytes.fromhex(d) for d in batch.manifest_digests])
-        root = tree.root  # the imprint: 32 bytes, hashed by nothing else (see merkle.py)
+        root = tree.root
         proofs = {leaf.receipt_id: [h.hex() for h in tree.inclusion_proof(leaf.index)]
                   for leaf in batch.leaves}
         if batch.root is not None and batch.root != root.hex():
             raise BatchStateError(f"batch {batch.id}: stored root differs from the rebuilt tree")
+        # The head is rebuilt from stored facts only, so a takeover signs the same bytes; a
+        # batch whose root was stored without a head (before heads) keeps imprinting the root.
+        head: bytes | None = build_batch_head(root, tree.size, batch.id, batch.created_at)
+        if batch.root is not None:
+            head = batch.head_jcs
+        imprint = head_imprint(head) if head is not None else root
         started = time.perf_counter()
         to_ask, have = self._owing(batch.id)
         futures: dict[Future[NewToken], TSAConfig] = {
-            self._pool.submit(self._timed, batch.id, tsa, root): tsa for tsa in to_ask}
+            self._pool.submit(self._timed, batch.id, tsa, imprint): tsa for tsa in to_ask}
         got: list[NewToken] = []
         handled: set[Future[NewToken]] = set()
         for future, tsa in self._as_completed(batch.id, futures):
@@ -134,7 +143,7 @@ class Stamper:
                 break  # enough to stamp now; later TSAs are added as they answer (below)
         # Root and proofs in any case, so retries can add tokens; stamped if enough tokens.
         store_batch_result(self.engine, batch.id, root.hex(), proofs, got,
-                           self.options.min_tokens)
+                           self.options.min_tokens, head_jcs=head)
         for future, tsa in futures.items():
             if future not in handled:
                 self._finish_late(batch.id, tsa, future)
@@ -143,12 +152,12 @@ class Stamper:
                                   "tokens": len(got), "duration_ms": _ms_since(started)})
         return len(got)
 
-    def _timed(self, batch_id: str, tsa: TSAConfig, root: bytes) -> NewToken:
+    def _timed(self, batch_id: str, tsa: TSAConfig, imprint: bytes) -> NewToken:
         """Ask `tsa`; one log line per answer or failure, with how long the TSA took."""
         started = time.perf_counter()
         fields = {"batch_id": batch_id, "tsa": tsa.name}
         try:
-            token = self._request(tsa, root)
+            token = self._request(tsa, imprint)
         except Exception as exc:  # recorded (and logged with its reason) by FailureRecorder
             log.info("batch %s: %s failed", batch_id, tsa.name, extra={
                 **fields, "outcome": type(exc).__name__, "duration_ms": _ms_since(started)})
@@ -193,8 +202,10 @@ class Stamper:
             return False  # TSA no longer configured, or nothing (left) to do
         if attempt is not None and attempt.state != "pending":
             return False
+        imprint = (head_imprint(batch.head_jcs) if batch.head_jcs is not None
+                   else bytes.fromhex(batch.root))  # format 1 batches: the root itself
         try:
-            token = self._timed(batch_id, tsa, bytes.fromhex(batch.root))
+            token = self._timed(batch_id, tsa, imprint)
         except Exception as exc:
             self._failures.record(batch_id, tsa, exc)
             return False

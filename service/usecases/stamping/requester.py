@@ -29,7 +29,11 @@ class TrustUnavailableError(TSAError):
 
 
 class TokenRequester:
-    """`requester(tsa, root)` returns a verified NewToken or raises a TSAError subclass."""
+    """`requester(tsa, imprint)` returns a verified NewToken or raises a TSAError subclass.
+
+    `imprint` is the 32 bytes to timestamp (SHA-256 of the batch head); the client's verifier
+    checks that the reply's messageImprint is exactly these bytes before the token is kept.
+    """
 
     def __init__(self, tsas: Sequence[TSAConfig],
                  revocation: RevocationFetcher | None = None) -> None:
@@ -39,11 +43,11 @@ class TokenRequester:
         self._lock = threading.Lock()
         self._local = threading.local()
 
-    def __call__(self, tsa: TSAConfig, root: bytes) -> NewToken:
+    def __call__(self, tsa: TSAConfig, imprint: bytes) -> NewToken:
         started = time.perf_counter()
         try:
             roots, untrusted = self._trust_for(tsa)
-            result = request_token(tsa, root, roots=roots, untrusted=untrusted,
+            result = request_token(tsa, imprint, roots=roots, untrusted=untrusted,
                                    session=self._session(tsa.name))
         except Exception as exc:
             observe_tsa(tsa.name, time.perf_counter() - started, exc)

@@ -71,17 +71,19 @@ def store_batch_result(
     new_tokens: Sequence[NewToken | tuple[str, bytes, datetime, int | str]],
     min_tokens: int,
     now: datetime | None = None,
+    head_jcs: bytes | None = None,
 ) -> StoreResult:
-    """In one transaction: store root, every leaf's audit path and the tokens; then, if the batch
-    holds at least `min_tokens` tokens, mark its pending receipts stamped.
+    """In one transaction: store root, head, every leaf's audit path and the tokens; then, if the
+    batch holds at least `min_tokens` tokens, mark its pending receipts stamped.
 
-    `proofs` must cover exactly the batch's receipts. Storing again (after a takeover) must give
-    the same root; duplicate tokens for a TSA are ignored, the first one stays.
+    `proofs` must cover exactly the batch's receipts. `head_jcs` is the batch-head.json the
+    tokens imprint (None: they imprint the root, proof format 1). Storing again (after a
+    takeover) must give the same root and head; duplicate tokens for a TSA are ignored.
     """
     _check(min_tokens)
     now = now or utcnow()
     with connection_for(bind) as conn:
-        store_proofs(conn, batch_id, root_hex, proofs)
+        store_proofs(conn, batch_id, root_hex, proofs, head_jcs)
         added = insert_tokens(conn, batch_id, (NewToken(*token) for token in new_tokens), now)
         return _settle(conn, batch_id, min_tokens, added, now)
 
