@@ -25,7 +25,7 @@ from service.evidence.certificate import render_certificate
 from service.evidence.facts import BundleFacts, TimestampFacts, audit_steps
 from service.evidence.instructions import render_verify_md
 from service.evidence.manifest import manifest_digest
-from service.evidence.templates.verify import token_facts
+from service.evidence.templates.verify import layout_problems, token_facts
 from service.timestamping.merkle import verify_inclusion
 
 MAX_TSAS = 16  # receipts are stamped by a handful of TSAs; bounds bundle size and verify time
@@ -137,6 +137,9 @@ def _read_tsa(name: str, token: bytes, chain_pem: str) -> tuple[bytes, bytes, Ti
 
 
 def _zip(files: list[tuple[str, bytes]]) -> bytes:
+    problems = layout_problems((path, False) for path, _ in files)
+    if problems:  # a member added here must be added to BUNDLE_LAYOUT, or verifiers refuse it
+        raise MalformedInputError("bundle members break the layout: " + "; ".join(problems))
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:
         for path, data in files:
