@@ -6,7 +6,7 @@ and a worker on another machine agree on every setting and connection.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import redis
@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from service.settings import Settings, load_settings
 from service.storage.uploads import UploadStore, upload_store
+from service.webhooks.ssrf import Resolver, system_resolver
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,8 @@ class Services:
     settings: Settings
     engine: Engine
     redis: redis.Redis
+    # Host names to addresses for the SSRF guard; a test passes its own to map names it owns.
+    resolver: Resolver = field(default=system_resolver)
 
     @cached_property
     def uploads(self) -> UploadStore:

@@ -54,7 +54,8 @@ def add_endpoint(services: Services, owner: str, url: str, events: Sequence[str]
     `whsec_` secret, shown once."""
     if not events or not all(e in EVENTS for e in events):
         raise InvalidInputError(f"events must be a non-empty list of {', '.join(EVENTS)}")
-    check_url(url, Allowlist.parse(services.settings.webhook_allowlist))
+    check_url(url, Allowlist.parse(services.settings.webhook_allowlist),
+              resolver=services.resolver)
     with write_transaction(services.engine) as conn:
         if len(list_endpoints(conn, owner)) >= MAX_ENDPOINTS_PER_KEY:
             raise InvalidInputError(f"at most {MAX_ENDPOINTS_PER_KEY} endpoints per key")

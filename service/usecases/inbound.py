@@ -47,7 +47,7 @@ from service.webhooks.inbound import (
     parse,
 )
 from service.webhooks.signing import verify
-from service.webhooks.ssrf import Allowlist
+from service.webhooks.ssrf import Allowlist, check_registered_url
 from service.wiring import Services
 
 log = logging.getLogger(__name__)
@@ -92,8 +92,11 @@ def accept(services: Services, integration_id: str, read_body: Callable[[int], b
     if earlier is not None:
         return Accepted(earlier.receipt_id, replayed=True)
     post = parse(body, settings.max_upload_bytes)
+    allowlist = Allowlist.parse(settings.webhook_allowlist)
     if post.image_url is not None:
-        check_image_url(post.image_url, Allowlist.parse(settings.webhook_allowlist))
+        check_image_url(post.image_url, allowlist, services.resolver)
+    if post.callback_url is not None:  # refused now (400 url-refused), not first at delivery
+        check_registered_url(post.callback_url, allowlist, resolver=services.resolver)
     with write_transaction(services.engine) as conn:
         message, created = accept_inbound(conn, integration.id, message_id, body,
                                           new_receipt_id(), INBOUND_LEASE_S)
@@ -115,7 +118,7 @@ def register_inbound(services: Services, inbound_id: str, signals: Signals,
     A download that fails in transit is retried on the options' schedule, then fails.
     """
     started = time.perf_counter()
-    options = options or InboundOptions.from_settings(services.settings)
+    options = options or InboundOptions.from_settings(services.settings, services.resolver)
     with services.engine.connect() as conn:
         message = get_inbound(conn, inbound_id)
         found = integration_secret(conn, message.integration_id) if message else None

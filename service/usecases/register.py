@@ -44,6 +44,7 @@ from service.storage.tables import IDEMPOTENCY_KEY_LENGTH, NAME_LENGTH
 from service.storage.uploads import undone_unless_committed
 from service.usecases.metrics import observe_upload
 from service.usecases.signals import Signals
+from service.webhooks.ssrf import Allowlist, check_registered_url
 from service.wiring import Services
 
 # An image up to this size is spooled in memory, larger ones in a temporary file: web-sized
@@ -188,6 +189,9 @@ def register(services: Services, reg: Registration, signals: Signals, *,
     repeated Idempotency-Key, or a reserved receipt id that exists already, returns the first
     receipt with `replayed` set. Raises MetadataError, IdempotencyConflictError.
     """
+    if reg.callback_url is not None:  # refused now (400 url-refused), not first at delivery
+        check_registered_url(reg.callback_url, Allowlist.parse(services.settings.webhook_allowlist),
+                             resolver=services.resolver)
     prepared = _prepare(reg)
     manifest, image = prepared.manifest, reg.image
     uploads = services.uploads
