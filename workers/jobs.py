@@ -35,7 +35,8 @@ def sweep() -> str:
 def deliver_webhook(delivery_id: str) -> str:
     """One attempt at a webhook delivery; the outcome and next attempt go to the database."""
     services = current().services
-    options = DeliveryOptions.from_settings(services.settings, services.resolver)
+    options = DeliveryOptions.from_settings(services.settings, services.resolver,
+                                            services.secrets)
     return deliver(services.engine, delivery_id, options)
 
 

@@ -26,6 +26,7 @@ from service.runtime.redis_server import ensure_redis
 from service.runtime.supervisor import Child, Supervisor
 from service.settings import load_settings
 from service.usecases.schema import migrate
+from service.wiring import make_data_dir, secret_box
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(settings)
     data = settings.data_path
     try:
-        data.mkdir(parents=True, exist_ok=True)
-        schema = migrate(settings.effective_database_url)
+        make_data_dir(data)
+        schema = migrate(settings.effective_database_url, secrets=secret_box(settings))
         redis_handle = ensure_redis(settings.redis_url, data)
     except ChronosealError as exc:
         log.error("cannot start: %s", exc)

@@ -76,7 +76,8 @@ def accept(services: Services, integration_id: str, read_body: Callable[[int], b
         found = integration_secret(conn, integration_id)
     if found is None:
         raise NotFoundError(NO_INTEGRATION)
-    integration, secret = found
+    integration, sealed = found
+    secret = services.secrets.open(sealed)
     settings = services.settings
     body = read_body(max_body_bytes(settings.max_upload_bytes))
     try:

@@ -8,6 +8,7 @@ from sqlalchemy.engine import make_url
 
 from service.storage.engine import normalize_url
 from service.storage.migrate import current_revision, head_revision, upgrade
+from service.webhooks.secretbox import SecretBox
 
 
 @dataclass(frozen=True)
@@ -27,10 +28,10 @@ def _shown(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def migrate(url: str, revision: str = "head") -> SchemaState:
-    """Apply the migrations up to `revision`."""
+def migrate(url: str, revision: str = "head", secrets: SecretBox | None = None) -> SchemaState:
+    """Apply the migrations up to `revision`; `secrets` seals stored secrets (migration 0009)."""
     url = normalize_url(url)
-    reached = upgrade(url, revision)
+    reached = upgrade(url, revision, secrets=secrets)
     return SchemaState(_shown(url), reached, head_revision())
 
 
