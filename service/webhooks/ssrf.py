@@ -79,6 +79,13 @@ DENIED: tuple[tuple[IPNetwork, str], ...] = tuple((ipaddress.ip_network(n), what
     ("fec0::/10", "deprecated site-local (RFC 3879)"),
     ("ff00::/8", "multicast (RFC 4291)"),
 ))
+# DENIED as (network as int, netmask as int, what) per IP version: a check is a few integer
+# operations per row instead of building ipaddress objects (it runs per address resolved).
+_DENIED_BY_VERSION = {
+    version: tuple((int(n.network_address), int(n.netmask), what) for n, what in DENIED
+                   if n.version == version)
+    for version in (4, 6)
+}
 # Blocks whose addresses embed IPv4 ones, judged by those first (so the reason names them);
 # IPv4-mapped, NAT64 and 6to4 are allowed when the embedded address is (they reach public
 # hosts), Teredo and IPv4-compatible are refused in any case (rows of DENIED).
@@ -154,7 +161,9 @@ def forbidden_reason(address: IPAddress) -> str | None:
                 return f"{reason}, {inner} embedded as {how}"
         if address in IPV4_MAPPED or address in NAT64:
             return None  # judged by what it embeds, which passed
-    reason = next((what for network, what in DENIED if address in network), None)
+    value = int(address)
+    reason = next((what for net, mask, what in _DENIED_BY_VERSION[address.version]
+                   if value & mask == net), None)
     if reason is None and isinstance(address, ipaddress.IPv6Address) and (
             address not in GLOBAL_UNICAST):
         reason = "outside IPv6 global unicast 2000::/3 (RFC 4291)"
