@@ -153,3 +153,17 @@ def test_the_bundle_builder_writes_only_layout_members(evidence: Evidence) -> No
     with zipfile.ZipFile(io.BytesIO(evidence.bundle())) as archive:
         names = archive.namelist()
     assert layout_problems([(n, False) for n in names]) == [] and len(BUNDLE_LAYOUT) >= 15
+
+
+def test_verify_py_stops_unpacking_a_zip_bomb(evidence: Evidence, tmp_path: Path) -> None:
+    from service.evidence.templates.verify import MAX_FILE_BYTES
+
+    genuine = evidence.bundle()
+    big = zipfile.ZipInfo("history/big")
+    big.compress_type = zipfile.ZIP_DEFLATED
+    (tmp_path / "b.zip").write_bytes(with_members(genuine, [], [(big, bytes(MAX_FILE_BYTES))]))
+    with zipfile.ZipFile(io.BytesIO(genuine)) as archive:
+        (tmp_path / "verify.py").write_bytes(archive.read("verify.py"))
+    proc = subprocess.run([SYSTEM_PYTHON, "-I", "verify.py", "--bundle", "b.zip"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert proc.returncode == 2 and "unpacks to more than" in proc.stdout, proc.stdout

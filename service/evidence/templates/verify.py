@@ -429,12 +429,18 @@ def _unpack(report: Report, bundle: Path, into: Path) -> bool:
             if not report.check(not problems, "the ZIP's member names are unique, relative and "
                                 "all part of the bundle layout", "\n       ".join(problems)):
                 return False
+            left = MAX_FILE_BYTES  # for all members together: a ZIP bomb stops here
             for info in infos:
                 if not info.is_dir():
                     target = into / info.filename  # checked above: relative, no "..", no link
                     target.parent.mkdir(parents=True, exist_ok=True)
                     with archive.open(info) as member:
-                        target.write_bytes(member.read(MAX_FILE_BYTES))
+                        data = member.read(left + 1)
+                    if len(data) > left:
+                        raise UnusableInputError(f"{bundle} unpacks to more than "
+                                                 f"{MAX_FILE_BYTES} bytes")
+                    left -= len(data)
+                    target.write_bytes(data)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError,
             RuntimeError) as exc:  # not a ZIP; unknown compression; encrypted
         raise UnusableInputError(f"--bundle {bundle} is not a readable ZIP: {exc}") from exc
