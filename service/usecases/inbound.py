@@ -37,7 +37,12 @@ from service.storage.inbound import (
 from service.usecases.queueing import enqueue_inbound
 from service.usecases.register import Registration, register, spool_image
 from service.usecases.signals import Signals
-from service.webhooks.errors import ResolutionError, SignatureError, TransportError
+from service.webhooks.errors import (
+    ResolutionError,
+    SignatureError,
+    TransportError,
+    URLRefusedError,
+)
 from service.webhooks.inbound import (
     MAX_MESSAGE_ID_CHARS,
     InboundOptions,
@@ -161,7 +166,7 @@ def register_inbound(services: Services, inbound_id: str, signals: Signals,
     try:
         receipt = register(services, reg, signals,
                            also=lambda conn: finish_inbound(conn, inbound_id, "done")).receipt
-    except (MalformedInputError, InvalidInputError, MetadataError) as exc:
+    except (MalformedInputError, InvalidInputError, MetadataError, URLRefusedError) as exc:
         log.warning("inbound %s failed: %s", inbound_id, exc, extra={"inbound_id": inbound_id})
         _fail(services, inbound_id, str(exc))
         return None
