@@ -12,7 +12,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -285,6 +285,9 @@ SETTINGS: tuple[Setting, ...] = (
             "a dead worker's batch is taken over this long after its TSAs' timeouts"),
     Setting("queue_name", "CHRONOSEAL_QUEUE", _text, "chronoseal",
             "the RQ queue the workers listen on"),
+    Setting("secrets_key", "CHRONOSEAL_SECRETS_KEY", _csv, (),
+            "keys sealing webhook and integration secrets at rest, the first seals; unset: "
+            "`<data_dir>/secrets.key`, made on first start"),
     Setting("webhook_allowlist", "CHRONOSEAL_WEBHOOK_ALLOWLIST", _csv, (),
             "CIDRs and host names webhooks may reach although private (SSRF guard); none"),
     Setting("webhook_retry_schedule_s", "CHRONOSEAL_WEBHOOK_RETRY_SCHEDULE_S", _delays,
@@ -371,6 +374,7 @@ class Settings:
     tsa_rejected_max_attempts: int
     batch_lease_margin_s: float
     queue_name: str
+    secrets_key: tuple[str, ...] = field(repr=False)  # keys: never in a log line
     webhook_allowlist: tuple[str, ...]
     webhook_retry_schedule_s: tuple[float, ...]
     webhook_connect_timeout_s: float

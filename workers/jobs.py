@@ -35,7 +35,9 @@ def sweep() -> str:
 def deliver_webhook(delivery_id: str) -> str:
     """One attempt at a webhook delivery; the outcome and next attempt go to the database."""
     services = current().services
-    return deliver(services.engine, delivery_id, DeliveryOptions.from_settings(services.settings))
+    options = DeliveryOptions.from_settings(services.settings, services.resolver,
+                                            services.secrets)
+    return deliver(services.engine, delivery_id, options)
 
 
 def register_inbound(inbound_id: str) -> str | None:

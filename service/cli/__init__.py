@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "service.cli.db",
     "service.cli.keys",
     "service.cli.integrations",
+    "service.cli.secrets",
     "service.cli.serve",
     "service.cli.worker",
     "service.cli.sweep",

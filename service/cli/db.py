@@ -12,7 +12,9 @@ from typing import Any
 
 from service.cli._database import add_url_argument, database_url
 from service.errors import ChronosealError
+from service.settings import load_settings
 from service.usecases import schema
+from service.wiring import secret_box
 
 
 def register(subparsers: Any) -> None:
@@ -29,7 +31,8 @@ def register(subparsers: Any) -> None:
 
 def _upgrade(args: argparse.Namespace) -> int:
     try:
-        reached = schema.migrate(database_url(args), args.revision)
+        reached = schema.migrate(database_url(args), args.revision,
+                                 secrets=secret_box(load_settings()))
     except ChronosealError as exc:
         print(f"chronoseal db upgrade: {exc}", file=sys.stderr)
         return 1

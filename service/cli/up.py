@@ -30,6 +30,7 @@ from service.runtime.redis_server import ensure_redis
 from service.runtime.supervisor import STATUS_FILE, Child, Supervisor
 from service.settings import Settings, load_settings
 from service.usecases.schema import migrate
+from service.wiring import make_data_dir, secret_box
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     data = settings.data_path
     api_url = f"http://{settings.api_host}:{settings.api_port}"
     try:
-        data.mkdir(parents=True, exist_ok=True)
+        make_data_dir(data)
         lock = acquire(data, api_url)  # before anything else: a second start touches nothing
     except (ChronosealError, OSError) as exc:
         print(f"chronoseal up: {exc}", file=sys.stderr)
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, settings: Settings, api_url: str) -> int:
     data = settings.data_path
     try:
-        schema = migrate(settings.effective_database_url)
+        schema = migrate(settings.effective_database_url, secrets=secret_box(settings))
         redis_handle = ensure_redis(settings.redis_url, data)
     except ChronosealError as exc:
         log.error("cannot start: %s", exc)

@@ -30,7 +30,7 @@ from service.evidence.facts import BundleFacts, TimestampFacts, audit_steps
 from service.evidence.instructions import render_verify_md
 from service.evidence.manifest import manifest_digest
 from service.evidence.renewal_check import coverage, data_objects, render_record
-from service.evidence.templates.verify import token_facts
+from service.evidence.templates.verify import layout_problems, token_facts
 from service.timestamping import ers
 from service.timestamping.batch_head import PROOF_FORMAT_HEAD, BatchHead, parse_batch_head
 from service.timestamping.merkle import verify_inclusion
@@ -222,6 +222,9 @@ def _serial_hex(serial: int) -> str:
 
 
 def _zip(files: list[tuple[str, bytes]]) -> bytes:
+    problems = layout_problems((path, False) for path, _ in files)
+    if problems:  # a member added here must be added to BUNDLE_LAYOUT, or verifiers refuse it
+        raise MalformedInputError("bundle members break the layout: " + "; ".join(problems))
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:
         for path, data in files:

@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives import hashes
 from service.errors import MalformedInputError
 from service.evidence.bundle import MAX_CHAIN_CERTS, MAX_TOKEN_BYTES, MAX_TSAS
 from service.evidence.renewal_check import check_renewals
+from service.evidence.templates.verify import layout_problems, zip_members
 from service.timestamping.batch_head import (
     PROOF_FORMAT_HEAD,
     PROOF_FORMAT_ROOT,
@@ -145,8 +146,12 @@ def check_bundle(
     now = datetime.now(UTC) if now is None else now
     if image_sha256 is not None and not _is_hex64(image_sha256.lower()):
         raise MalformedInputError("the image digest must be 64 hexadecimal characters")
-    files = read_bundle(zip_bytes)
+    files, problems = read_bundle(zip_bytes)
     checks: list[Check] = []
+    # 0. One member per name, each a relative path of the bundle layout (BUNDLE_LAYOUT): else
+    # unzip, zipfile and this check could each read a different manifest.json.
+    checks.append(Check("layout", not problems, "; ".join(problems) if problems else
+                        "every member name is unique, relative and part of the bundle layout"))
     manifest_bytes = files.get("manifest.json", b"")
     manifest = _json_object(manifest_bytes)
     proof = _json_object(files.get("proof.json", b""))
@@ -180,8 +185,9 @@ def check_bundle(
     )
 
 
-def read_bundle(zip_bytes: bytes) -> dict[str, bytes]:
-    """The bundle's files by path; MalformedInputError if it is not a bounded, readable ZIP."""
+def read_bundle(zip_bytes: bytes) -> tuple[dict[str, bytes], list[str]]:
+    """The bundle's files by path (of a name given twice, the first) and why its member names
+    break the layout; MalformedInputError if it is not a bounded, readable ZIP."""
     if len(zip_bytes) > MAX_BUNDLE_BYTES:
         raise MalformedInputError(f"a bundle is at most {MAX_BUNDLE_BYTES} bytes")
     try:
@@ -189,8 +195,11 @@ def read_bundle(zip_bytes: bytes) -> dict[str, bytes]:
             infos = archive.infolist()
             if len(infos) > MAX_MEMBERS:
                 raise MalformedInputError(f"a bundle holds at most {MAX_MEMBERS} files")
-            files = {}
+            problems = layout_problems(zip_members(infos))
+            files: dict[str, bytes] = {}
             for info in infos:
+                if info.filename in files:
+                    continue
                 if info.file_size > MAX_MEMBER_BYTES:
                     raise MalformedInputError(f"{info.filename} is larger than bundle files are")
                 with archive.open(info) as member:  # read bounded: file_size is only a claim
@@ -198,7 +207,7 @@ def read_bundle(zip_bytes: bytes) -> dict[str, bytes]:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError,
             NotImplementedError, RuntimeError) as exc:  # unknown compression; encrypted
         raise MalformedInputError(f"not a readable evidence bundle (ZIP): {exc}") from exc
-    return files
+    return files, problems
 
 
 def _check_proof(checks: list[Check], digest: bytes, proof: dict[str, Any] | None) -> bytes | None:

@@ -35,6 +35,11 @@ def render_verify_md(facts: BundleFacts) -> str:
         "Quick check: `python3 verify.py --image IMAGE_FILE` runs all the steps below and prints "
         "each result (add `--ca ROOTS.pem` to trust your own copy of the TSA's root).",
         "",
+        "Given the ZIP itself (`python3 verify.py --bundle ../BUNDLE.zip --image IMAGE_FILE`) "
+        "it also checks what unzip hides: a member name given twice (unzip and other tools "
+        "may read different copies), an absolute or `..` path, a link, or a file that is not "
+        "part of a bundle. Any of these makes the bundle invalid.",
+        "",
         "## 1. The image",
         "",
         f"The manifest records the image digest `{image_sha}`{registered}. Compute the digest of "

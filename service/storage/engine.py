@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import sqlite3
 import threading
 import time
@@ -28,6 +29,7 @@ from service.storage.errors import DatabaseUnavailableError
 
 SQLITE_BUSY_TIMEOUT_MS = 5000  # a writer waits this long for the lock; batches commit in ms
 PG_CONNECT_TIMEOUT_S = 10  # fail start-up and health checks instead of hanging on a dead host
+DATABASE_FILE_MODE = 0o600  # secrets (sealed), manifests and records: the service's user only
 _IMMEDIATE = "chronoseal_immediate"  # execution option: BEGIN IMMEDIATE on SQLite
 _POLL_FIRST_S, _POLL_MAX_S = 0.0002, 0.002  # how often a waiting writer tries again
 # One lock per SQLite engine: this process's writers queue here before they ask SQLite.
@@ -47,7 +49,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(normalize_url(url))
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(parsed.database))
         engine = create_engine(parsed, **kwargs)
         _configure_sqlite(engine)
         return engine
@@ -56,6 +58,18 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args, **kwargs)
     backend = parsed.get_backend_name()
     raise ConfigError(f"unsupported database {backend!r}: use SQLite or PostgreSQL")
+
+
+def _private_file(database: Path) -> None:
+    """Create the SQLite file readable by its owner only (DATABASE_FILE_MODE) before SQLite
+    opens it: SQLite gives its -wal, -shm and journal files the database file's mode."""
+    database.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT, DATABASE_FILE_MODE))
+        if database.stat().st_mode & 0o777 != DATABASE_FILE_MODE:
+            database.chmod(DATABASE_FILE_MODE)
+    except PermissionError:
+        pass  # a database file of another user (read-only use): SQLite reports what it can
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -49,11 +50,13 @@ def _quiet_alembic() -> None:
             logger.addFilter(_migration_lines_only)
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
-    """The packaged Alembic config; with `connection`, env.py migrates on that connection."""
+def alembic_config(connection: Connection | None = None, secrets: Any = None) -> Config:
+    """The packaged Alembic config; with `connection`, env.py migrates on that connection;
+    `secrets` (a SecretBox) seals and opens secrets in the migrations that rewrite them."""
     config = Config(str(ALEMBIC_INI))
     if connection is not None:
         config.attributes["connection"] = connection
+    config.attributes["secrets"] = secrets
     return config
 
 
@@ -88,8 +91,12 @@ def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def upgrade(engine_or_url: Engine | str, revision: str = "head") -> str | None:
+def upgrade(engine_or_url: Engine | str, revision: str = "head", *, secrets: Any = None
+            ) -> str | None:
     """Migrate the database to `revision` (default: the newest); returns the revision reached.
+
+    `secrets` is the SecretBox of the service (0012 seals stored secrets with it; needed only
+    when the database holds secrets not yet sealed).
 
     A database already at the newest revision is left alone without asking Alembic, so the
     many processes `chronoseal up` starts neither migrate nor log anything.
@@ -107,9 +114,9 @@ def upgrade(engine_or_url: Engine | str, revision: str = "head") -> str | None:
                 reached = MigrationContext.configure(conn).get_current_revision()
                 if revision == "head" and reached == head_revision():
                     return reached
-                command.upgrade(alembic_config(conn), revision)
+                command.upgrade(alembic_config(conn, secrets), revision)
                 return MigrationContext.configure(conn).get_current_revision()
-    except (SQLAlchemyError, CommandError) as exc:
+    except (SQLAlchemyError, CommandError, RuntimeError) as exc:
         raise StorageError(f"migration failed: {exc}") from exc
 
 

@@ -33,6 +33,8 @@ from sqlalchemy.exc import IntegrityError
 
 from service.storage.tables import image_uploads, receipts, utcnow
 
+UPLOAD_FILE_MODE = 0o600  # uploaded images are the submitters': the service's user only
+UPLOAD_DIR_MODE = 0o700
 UPLOAD_CHUNK_BYTES = 1024 * 1024  # one row (or one write) at a time: bounds memory on both sides
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
@@ -126,6 +128,11 @@ class DatabaseUploads:
         return 0
 
 
+def _private(path: str, flags: int) -> int:
+    """open()'s opener: a new upload file readable by the service's user only."""
+    return os.open(path, flags, UPLOAD_FILE_MODE)
+
+
 class DirectoryUploads:
     """Uploads as files `<root>/<first two hex digits>/<sha256>`, written atomically.
 
@@ -155,12 +162,12 @@ class DirectoryUploads:
             return False
         directory = os.path.dirname(target)
         if directory not in self._made:
-            os.makedirs(directory, exist_ok=True)
+            os.makedirs(directory, UPLOAD_DIR_MODE, exist_ok=True)
             self._made.add(directory)
         # Unique per process and thread, so no two writers share a temporary file.
         temporary = f"{target}.part-{os.getpid()}-{threading.get_ident()}"
         try:
-            with open(temporary, "wb") as out:
+            with open(temporary, "wb", opener=_private) as out:
                 shutil.copyfileobj(_stream(source), out, UPLOAD_CHUNK_BYTES)
             os.replace(temporary, target)
         except BaseException:

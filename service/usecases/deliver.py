@@ -22,6 +22,7 @@ from service.storage.tables import utcnow
 from service.storage.webhooks import delivery_for_attempt, record_attempt
 from service.usecases.metrics import count_delivery
 from service.webhooks.errors import ResolutionError, TransportError, URLRefusedError
+from service.webhooks.secretbox import SecretBox
 from service.webhooks.signing import new_secret, sign_headers
 from service.webhooks.ssrf import Allowlist, Resolver, check_url, system_resolver
 from service.webhooks.transport import Timeouts, post
@@ -36,20 +37,22 @@ LEASE_MARGIN_S = 30.0
 
 @dataclass(frozen=True)
 class DeliveryOptions:
-    """What an attempt needs from settings; `resolver` is injectable for tests."""
+    """What an attempt needs from settings; `resolver` is injectable for tests. `secrets` opens
+    the stored secrets (None: they are stored unsealed, as tests writing storage directly do)."""
 
     allowlist: Allowlist
     schedule_s: tuple[float, ...]
     timeouts: Timeouts
     resolver: Resolver = system_resolver
+    secrets: SecretBox | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, resolver: Resolver = system_resolver
-                      ) -> DeliveryOptions:
+    def from_settings(cls, settings: Settings, resolver: Resolver = system_resolver,
+                      secrets: SecretBox | None = None) -> DeliveryOptions:
         return cls(Allowlist.parse(settings.webhook_allowlist),
                    settings.webhook_retry_schedule_s,
                    Timeouts(settings.webhook_connect_timeout_s, settings.webhook_timeout_s),
-                   resolver)
+                   resolver, secrets)
 
     def lease_s(self) -> float:
         """How long a claimed delivery is left to its job before it is due again."""
@@ -62,8 +65,12 @@ def deliver(engine: Engine, delivery_id: str, options: DeliveryOptions) -> str:
     Idempotent enough for RQ: a delivery no longer pending is left alone. Receivers deduplicate
     by webhook-id (the delivery id), as Standard Webhooks asks of them.
     """
+    box = options.secrets
+    if_missing = box.seal(new_secret()) if box else new_secret()
     with write_transaction(engine) as conn:
-        delivery, secret = delivery_for_attempt(conn, delivery_id, secret_if_missing=new_secret())
+        delivery, secret = delivery_for_attempt(conn, delivery_id, secret_if_missing=if_missing)
+    if secret is not None and box is not None:
+        secret = box.open(secret)  # cached: one decryption per secret per process
     if delivery.status != "pending":
         return delivery.status
     status_code: int | None = None

@@ -39,13 +39,16 @@ __all__ = ["DELIVERY_STATES", "EVENTS", "MAX_LOG_PAGE", "Attempt", "Delivery", "
 
 def get_callback_secret(services: Services, owner: str) -> str:
     """The key's secret for callbacks to receipts' callback_url (made on first request)."""
+    box = services.secrets
     with write_transaction(services.engine) as conn:
-        return callback_secret(conn, owner, secret_if_missing=new_secret())
+        return box.open(callback_secret(conn, owner, secret_if_missing=box.seal(new_secret())))
 
 
 def new_callback_secret(services: Services, owner: str) -> str:
+    secret = new_secret()
     with write_transaction(services.engine) as conn:
-        return rotate_callback_secret(conn, owner, secret=new_secret())
+        rotate_callback_secret(conn, owner, secret=services.secrets.seal(secret))
+    return secret
 
 
 def add_endpoint(services: Services, owner: str, url: str, events: Sequence[str]
@@ -54,11 +57,15 @@ def add_endpoint(services: Services, owner: str, url: str, events: Sequence[str]
     `whsec_` secret, shown once."""
     if not events or not all(e in EVENTS for e in events):
         raise InvalidInputError(f"events must be a non-empty list of {', '.join(EVENTS)}")
-    check_url(url, Allowlist.parse(services.settings.webhook_allowlist))
+    check_url(url, Allowlist.parse(services.settings.webhook_allowlist),
+              resolver=services.resolver)
     with write_transaction(services.engine) as conn:
         if len(list_endpoints(conn, owner)) >= MAX_ENDPOINTS_PER_KEY:
             raise InvalidInputError(f"at most {MAX_ENDPOINTS_PER_KEY} endpoints per key")
-        return create_endpoint(conn, owner, url, events, secret=new_secret())
+        secret = new_secret()
+        endpoint, _ = create_endpoint(conn, owner, url, events,
+                                      secret=services.secrets.seal(secret))
+        return endpoint, secret
 
 
 def endpoints_of(services: Services, owner: str) -> list[Endpoint]:
@@ -73,9 +80,11 @@ def remove_endpoint(services: Services, owner: str, endpoint_id: str) -> None:
 
 
 def new_endpoint_secret(services: Services, owner: str, endpoint_id: str) -> str:
+    secret = new_secret()
     with write_transaction(services.engine) as conn:
-        secret = rotate_endpoint_secret(conn, owner, endpoint_id, secret=new_secret())
-    if secret is None:
+        stored = rotate_endpoint_secret(conn, owner, endpoint_id,
+                                        secret=services.secrets.seal(secret))
+    if stored is None:
         raise NotFoundError(NO_ENDPOINT)
     return secret
 

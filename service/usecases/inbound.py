@@ -39,7 +39,12 @@ from service.usecases.queueing import enqueue_inbound
 from service.usecases.rate_limits import Counter, RateLimiter
 from service.usecases.register import Registration, register, spool_image
 from service.usecases.signals import Signals
-from service.webhooks.errors import ResolutionError, SignatureError, TransportError
+from service.webhooks.errors import (
+    ResolutionError,
+    SignatureError,
+    TransportError,
+    URLRefusedError,
+)
 from service.webhooks.inbound import (
     MAX_MESSAGE_ID_CHARS,
     InboundOptions,
@@ -49,7 +54,7 @@ from service.webhooks.inbound import (
     parse,
 )
 from service.webhooks.signing import check_headers, verify
-from service.webhooks.ssrf import Allowlist
+from service.webhooks.ssrf import Allowlist, check_registered_url
 from service.wiring import Services
 
 log = logging.getLogger(__name__)
@@ -80,7 +85,8 @@ def accept(services: Services, integration_id: str, read_body: Callable[[int], b
         found = integration_secret(conn, integration_id)
     if found is None:
         raise NotFoundError(NO_INTEGRATION)
-    integration, secret = found
+    integration, sealed = found
+    secret = services.secrets.open(sealed)
     settings = services.settings
     try:
         check_headers(headers)  # before the body is read: unsigned or stale costs no read
@@ -100,8 +106,11 @@ def accept(services: Services, integration_id: str, read_body: Callable[[int], b
     if earlier is not None:
         return Accepted(earlier.receipt_id, replayed=True)
     post = parse(body, settings.max_upload_bytes)
+    allowlist = Allowlist.parse(settings.webhook_allowlist)
     if post.image_url is not None:
-        check_image_url(post.image_url, Allowlist.parse(settings.webhook_allowlist))
+        check_image_url(post.image_url, allowlist, services.resolver)
+    if post.callback_url is not None:  # refused now (400 url-refused), not first at delivery
+        check_registered_url(post.callback_url, allowlist, resolver=services.resolver)
     with write_transaction(services.engine) as conn:
         message, created = accept_inbound(conn, integration.id, message_id, body,
                                           new_receipt_id(), INBOUND_LEASE_S)
@@ -123,7 +132,7 @@ def register_inbound(services: Services, inbound_id: str, signals: Signals,
     A download that fails in transit is retried on the options' schedule, then fails.
     """
     started = time.perf_counter()
-    options = options or InboundOptions.from_settings(services.settings)
+    options = options or InboundOptions.from_settings(services.settings, services.resolver)
     with services.engine.connect() as conn:
         message = get_inbound(conn, inbound_id)
         found = integration_secret(conn, message.integration_id) if message else None
@@ -165,7 +174,7 @@ def register_inbound(services: Services, inbound_id: str, signals: Signals,
     try:
         receipt = register(services, reg, signals,
                            also=lambda conn: finish_inbound(conn, inbound_id, "done")).receipt
-    except (MalformedInputError, InvalidInputError, MetadataError) as exc:
+    except (MalformedInputError, InvalidInputError, MetadataError, URLRefusedError) as exc:
         log.warning("inbound %s failed: %s", inbound_id, exc, extra={"inbound_id": inbound_id})
         _fail(services, inbound_id, str(exc))
         return None

@@ -25,8 +25,11 @@ __all__ = ["Integration", "add_integration", "integrations_of", "new_integration
 def add_integration(services: Services, owner: str, name: str) -> tuple[Integration, str]:
     """A hook for key `owner`, with its secret (shown once)."""
     name = checked_name(name)
+    secret = new_secret()
     with write_transaction(services.engine) as conn:
-        return create_integration(conn, owner, name, secret=new_secret())
+        integration, _ = create_integration(conn, owner, name,
+                                            secret=services.secrets.seal(secret))
+    return integration, secret
 
 
 def integrations_of(services: Services, owner: str | None = None) -> list[Integration]:
@@ -37,9 +40,10 @@ def integrations_of(services: Services, owner: str | None = None) -> list[Integr
 
 def new_integration_secret(services: Services, owner: str, integration_id: str) -> str:
     """A new secret; the old one stops verifying at once."""
+    secret = new_secret()
     with write_transaction(services.engine) as conn:
-        secret = rotate_integration_secret(conn, owner, integration_id,
-                                           secret=new_secret())
-    if secret is None:
+        stored = rotate_integration_secret(conn, owner, integration_id,
+                                           secret=services.secrets.seal(secret))
+    if stored is None:
         raise NotFoundError(NO_INTEGRATION)
     return secret

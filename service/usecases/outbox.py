@@ -21,7 +21,7 @@ from service.wiring import Services
 
 def pump_once(services: Services) -> int:
     """Claim what is due and enqueue it; returns how many jobs were enqueued."""
-    lease = DeliveryOptions.from_settings(services.settings).lease_s()
+    lease = DeliveryOptions.from_settings(services.settings, services.resolver).lease_s()
     with services.engine.connect() as conn:  # most polls find nothing: read before locking
         if not deliveries_due(conn) and not inbound_due(conn):
             return 0

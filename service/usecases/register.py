@@ -45,6 +45,7 @@ from service.storage.uploads import undone_unless_committed
 from service.usecases.disk import disk_full_as_error, ensure_room
 from service.usecases.metrics import observe_upload
 from service.usecases.signals import Signals
+from service.webhooks.ssrf import Allowlist, check_registered_url
 from service.wiring import Services
 
 # An image up to this size is spooled in memory, larger ones in a temporary file: web-sized
@@ -190,6 +191,9 @@ def register(services: Services, reg: Registration, signals: Signals, *,
     receipt with `replayed` set. Raises MetadataError, IdempotencyConflictError, DiskFullError
     (nothing kept: the disk has no room for it, see usecases.disk).
     """
+    if reg.callback_url is not None:  # refused now (400 url-refused), not first at delivery
+        check_registered_url(reg.callback_url, Allowlist.parse(services.settings.webhook_allowlist),
+                             resolver=services.resolver)
     # Refused before anything is written when it would eat the disk's reserve (usecases.disk).
     ensure_room(services, reg.image.hashed.size if reg.image is not None else 0)
     prepared = _prepare(reg)

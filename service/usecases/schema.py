@@ -9,6 +9,7 @@ from sqlalchemy.engine import make_url
 
 from service.storage.engine import normalize_url
 from service.storage.migrate import current_revision, head_revision, upgrade
+from service.webhooks.secretbox import SecretBox
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,10 @@ def database_exists(url: str) -> bool:
     return Path(parsed.database).is_file()
 
 
-def migrate(url: str, revision: str = "head") -> SchemaState:
-    """Apply the migrations up to `revision`."""
+def migrate(url: str, revision: str = "head", secrets: SecretBox | None = None) -> SchemaState:
+    """Apply the migrations up to `revision`; `secrets` seals stored secrets (migration 0012)."""
     url = normalize_url(url)
-    reached = upgrade(url, revision)
+    reached = upgrade(url, revision, secrets=secrets)
     return SchemaState(_shown(url), reached, head_revision())
 
 

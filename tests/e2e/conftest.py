@@ -29,6 +29,7 @@ from service.usecases.outbox import pump_once
 from service.usecases.queueing import hash_flag_key, key_prefix, stamp_flag_key
 from service.web.app import create_app
 from service.web.context import signals_of
+from service.webhooks.ssrf import Resolver, system_resolver
 from service.wiring import Services
 from tests.integration import conftest as _db
 from tests.support.stamping_env import builtin_tsa
@@ -124,11 +125,13 @@ class Api:
 def make_api(
     db_engine: Engine, queue_name: str, tmp_path: Path
 ) -> Callable[..., Api]:
-    """Factory `make_api(redis_url=..., **settings)` -> Api over the test's database."""
+    """Factory `make_api(redis_url=..., resolver=..., **settings)` -> Api over the test's
+    database; `resolver` maps host names for the SSRF guard (default: the system's)."""
     made: list[Services] = []
     apps: list[Flask] = []
 
-    def factory(redis_url: str | None = None, **overrides: Any) -> Api:
+    def factory(redis_url: str | None = None, resolver: Resolver = system_resolver,
+                **overrides: Any) -> Api:
         if redis_url is None:
             _redis_or_fail()
         settings = load_settings(
@@ -138,7 +141,7 @@ def make_api(
         )
         client = redis.Redis.from_url(settings.effective_redis_url, socket_timeout=2,
                                       socket_connect_timeout=1)
-        services = Services(settings=settings, engine=db_engine, redis=client)
+        services = Services(settings=settings, engine=db_engine, redis=client, resolver=resolver)
         made.append(services)
         app = create_app(services)
         app.testing = True

@@ -23,6 +23,7 @@ from tests.e2e.conftest import Api
 from tests.integration import test_bundle as _bundle_tests
 from tests.integration.test_bundle import Evidence, chain_of
 from tests.integration.test_bundle_check import TAMPERED, rezip
+from tests.integration.test_bundle_layout import AMBIGUOUS
 from tests.support.openssl_pki import OpenSSLPKI, make_openssl_pki, make_query
 
 evidence = _bundle_tests.evidence  # two openssl TSAs over a 3-leaf tree (test_bundle.py)
@@ -103,6 +104,17 @@ def test_tampering_is_rejected_with_a_reason(verify_api: Api, evidence: Evidence
     verdict = answer.get_json()
     assert not verdict["valid"]
     assert any(r.startswith(failed_check + ":") for r in verdict["reasons"]), verdict["reasons"]
+
+
+@pytest.mark.parametrize("kind", AMBIGUOUS)
+def test_an_ambiguous_bundle_is_invalid_with_a_reason(verify_api: Api, evidence: Evidence,
+                                                      kind: str) -> None:
+    forge, reason = AMBIGUOUS[kind]
+    answer = post_verify(verify_api, image=evidence.image, bundle=forge(evidence.bundle()))
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    verdict = answer.get_json()
+    assert not verdict["valid"]
+    assert any(r.startswith("layout:") and reason in r for r in verdict["reasons"]), verdict
 
 
 def test_a_receipt_id_answers_in_full_for_its_owner(verify_api: Api, pki: OpenSSLPKI) -> None:

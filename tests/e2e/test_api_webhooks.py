@@ -356,10 +356,13 @@ def test_inbound_image_url_that_cannot_be_fetched_fails_the_message(worker_api) 
     assert _rows(api, receipts) == 0
 
 
-def test_integrations_cli_creates_a_hook_whose_secret_verifies(make_api, db_url, capsys) -> None:
+def test_integrations_cli_creates_a_hook_whose_secret_verifies(make_api, db_url, capsys,
+                                                               monkeypatch) -> None:
     from service.cli import main
 
     api = make_api()
+    # The CLI runs with the service's settings: its data directory holds the secrets key.
+    monkeypatch.setenv("CHRONOSEAL_DATA_DIR", str(api.services.settings.data_path))
     assert main(["integrations", "--url", db_url, "create", "--name", "blog",
                  "--key", "key_unknown"]) == 1
     assert main(["integrations", "--url", db_url, "create", "--name", "blog",

@@ -60,5 +60,5 @@ def test_the_quick_start_and_the_dispute_commands_work_as_written(tmp_path: Path
         checked = _bash(offline, work, env)
         assert checked.returncode == 0, checked.stdout + checked.stderr
         results = [line for line in checked.stdout.splitlines() if line.startswith("RESULT:")]
-        assert len(results) == 2 and all(r.startswith("RESULT: VALID") for r in results)
+        assert len(results) == 3 and all(r.startswith("RESULT: VALID") for r in results)
         assert all("NOT CHECKED" not in r for r in results)  # the image was given both times

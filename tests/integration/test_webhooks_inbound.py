@@ -102,3 +102,19 @@ def test_an_image_larger_than_the_limit_fails_the_message(services, make_api_key
         stored = get_inbound(conn, message.id)
         assert get_receipt(conn, "rcp_TEST", None) is None
     assert stored.status == "failed" and "1000" in stored.error
+
+
+def test_a_callback_url_that_resolves_inside_by_then_fails_the_message(services,
+                                                                       make_api_key) -> None:
+    """Accepted while its name did not resolve; registered once it resolves to 10.0.0.8."""
+    from dataclasses import replace
+
+    body = json.loads(_message({"base64": base64.b64encode(png_bytes()).decode()}))
+    body["data"]["callback_url"] = "https://hooks.example.test/cb"
+    _, _, message = _accepted(services.engine, make_api_key, json.dumps(body).encode())
+    inside = replace(services, resolver=lambda host, port: ["10.0.0.8"])
+    assert _register(inside, message.id) is None
+    with services.engine.connect() as conn:
+        stored = get_inbound(conn, message.id)
+        assert get_receipt(conn, "rcp_TEST", None) is None
+    assert stored.status == "failed" and "10.0.0.8" in (stored.error or ""), stored

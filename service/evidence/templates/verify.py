@@ -7,11 +7,13 @@ the Merkle root and tree size; format 1 (no "v", older bundles): they imprint th
 A token holds while its TSA certificate chain is valid; past that, only with RFC 4998 archive
 timestamps (evidence-records/<tsa>.ers) made before each earlier chain expired (see --at).
 
-    python3 verify.py [--image FILE] [--ca ROOTS.pem] [--bundle DIR] [--at TIME]
+    python3 verify.py [--image FILE] [--ca ROOTS.pem] [--bundle DIR | BUNDLE.zip] [--at TIME]
 
 Needs Python 3.8+ (standard library only) and the `openssl` command; no network, no Chronoseal.
 Every check is printed with its result. Exit status: 0 valid, 1 invalid, 2 unusable input
 (openssl missing, an option's file unreadable). VERIFY.md describes the same steps as commands.
+Given the ZIP itself (`--bundle BUNDLE.zip`), it also checks what unzip cannot show: a member
+name that appears twice, an absolute or `..` path, a link, a member outside the bundle layout.
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -51,6 +56,100 @@ REASON_NAMES = {0: "unspecified", 1: "keyCompromise", 2: "cACompromise", 3: "aff
                 4: "superseded", 5: "cessationOfOperation", 6: "certificateHold",
                 8: "removeFromCRL", 9: "privilegeWithdrawn", 10: "aACompromise"}
 _REASON_CODE_OID = bytes.fromhex("551d15")  # 2.5.29.21 id-ce-cRLReasons
+
+# --- the bundle layout ------------------------------------------------------------------------
+# Every member a bundle may hold (DESIGN.md 'Evidence bundle'), as exact names or patterns where
+# <name> is one file-name segment in bundle.safe_name's alphabet and <path> one to
+# MAX_PATH_SEGMENTS of them. This one table is read by bundle.py (what it may write),
+# bundle_check.py (chronoseal verify, POST /v1/verify) and this script, so the three agree.
+BUNDLE_LAYOUT = (
+    "manifest.json",  # the exact bytes hashed
+    "proof.json",  # the Merkle inclusion proof
+    "batch-head.json",  # the canonical batch head a token imprints (proof format 2)
+    "tokens/<name>.tsr",  # one DER TimeStampResp per TSA
+    "certs/<name>.pem",  # that TSA's chain, TSA certificate first
+    "revocation/<path>",  # OCSP responses / CRLs per TSA certificate (revocation/<tsa>/...)
+    "evidence-records/<name>.ers",  # RFC 4998 EvidenceRecord per token (DER)
+    "evidence-records/<name>.json",  # its readable rendering
+    "evidence-records/<name>.txt",  # ...or as text
+    "history/<path>",  # earlier iterations of the image
+    "disclosure.json",  # salts of a private record, kept by the creator
+    "verify.py",
+    "VERIFY.md",
+    "certificate.html",
+    "certificate.pdf",
+)
+# Files VERIFY.md's manual steps write into the extracted directory (split chains); they are
+# not bundle members, so they are allowed only when a directory, not a ZIP, is checked.
+WORK_FILES = ("<name>-cert<n>.pem", "<name>-untrusted.pem")
+MAX_PATH_SEGMENTS = 4  # revocation/<tsa>/<certificate>.der, history/<n>/...: nothing deeper
+MAX_MEMBERS = 512  # tokens, chains, revocation data and history of a few TSAs; more is not ours
+MAX_PROBLEMS_SHOWN = 10  # one bad bundle can have hundreds of bad names; a few make the point
+_SEGMENT = r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}"  # no leading "." or "-": never "..", never an option
+_SYMLINK = 0o120000
+_FILE_TYPE = 0o170000
+
+
+def _layout_regex(patterns: Iterable[str]) -> re.Pattern[str]:
+    parts = []
+    for pattern in patterns:
+        regex = re.escape(pattern).replace(re.escape("<name>"), _SEGMENT)
+        regex = regex.replace(re.escape("<path>"),
+                              f"{_SEGMENT}(?:/{_SEGMENT}){{0,{MAX_PATH_SEGMENTS - 1}}}")
+        parts.append(regex.replace(re.escape("<n>"), "[0-9]{1,2}"))
+    return re.compile("|".join(f"(?:{p})" for p in parts))
+
+
+_MEMBER = _layout_regex(BUNDLE_LAYOUT)
+_WORK_FILE = _layout_regex(WORK_FILES)
+_DIRECTORIES = frozenset(p.split("/")[0] for p in BUNDLE_LAYOUT if "/" in p)
+
+
+def layout_problems(members: Iterable[tuple[str, bool]], *, work_files: bool = False
+                    ) -> list[str]:
+    """Why these member names (name, is a link) do not form a bundle; empty when they do.
+
+    Each reason names the member. A directory entry ("tokens/") is allowed under a layout
+    directory; `work_files` also admits the files VERIFY.md's steps write (a directory check).
+    """
+    problems: list[str] = []
+    names: set[str] = set()
+    seen: dict[str, str] = {}  # case-folded name -> the first name spelt so
+    for name, link in members:
+        folded = name.casefold()
+        if name in names:
+            problems.append(f"{name!r} appears more than once: unzip and zipfile would read "
+                            "different copies")
+        elif folded in seen:
+            problems.append(f"{name!r} and {seen[folded]!r} differ only in case: one "
+                            "overwrites the other on case-insensitive file systems")
+        seen.setdefault(folded, name)
+        names.add(name)
+        segments = re.split(r"[/\\]", name)
+        if name.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", name):
+            problems.append(f"{name!r} is an absolute path")
+        elif ".." in segments:
+            problems.append(f"{name!r} climbs out of the bundle directory (..)")
+        elif link:
+            problems.append(f"{name!r} is a symbolic link")
+        elif not (_MEMBER.fullmatch(name) or _is_layout_directory(name)
+                  or (work_files and _WORK_FILE.fullmatch(name))):
+            problems.append(f"{name!r} is not part of the bundle layout")
+    if len(problems) > MAX_PROBLEMS_SHOWN:
+        problems[MAX_PROBLEMS_SHOWN:] = [f"... and {len(problems) - MAX_PROBLEMS_SHOWN} more"]
+    return problems
+
+
+def _is_layout_directory(name: str) -> bool:
+    segments = name.split("/")
+    return (name.endswith("/") and segments[0] in _DIRECTORIES
+            and len(segments) <= MAX_PATH_SEGMENTS + 1
+            and all(re.fullmatch(_SEGMENT, s) for s in segments[1:-1]))
+
+
+def zip_members(infos: Iterable[zipfile.ZipInfo]) -> list[tuple[str, bool]]:
+    """(name, is a symbolic link) of each ZIP member, as layout_problems takes them."""
+    return [(i.filename, (i.external_attr >> 16) & _FILE_TYPE == _SYMLINK) for i in infos]
 
 
 class UnusableInputError(Exception):
@@ -730,7 +829,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image", type=Path, help="the image file to compare with the manifest")
     parser.add_argument("--ca", type=Path, help="PEM file of roots you trust (stronger check)")
     parser.add_argument("--bundle", type=Path, default=Path(__file__).resolve().parent,
-                        help="the extracted bundle directory (default: this script's directory)")
+                        help="the extracted bundle directory (default: this script's directory),"
+                        " or the bundle ZIP itself (also checks its member names)")
     parser.add_argument("--at", type=_moment, default=None,
                         help="judge certificate expiry as of this ISO 8601 time (default: now)")
     return parser
@@ -753,6 +853,68 @@ def _run(report: Report, args: argparse.Namespace) -> int:
         raise UnusableInputError(f"--ca {args.ca} is not a readable file")
     bundle: Path = args.bundle
     print(f"Chronoseal bundle: {bundle}")
+    if bundle.is_file():
+        with tempfile.TemporaryDirectory() as tmp:
+            if _unpack(report, bundle, Path(tmp)):
+                return _check(report, Path(tmp), args)
+            print(report.result())
+            return EXIT_INVALID
+    if not bundle.is_dir():
+        raise UnusableInputError(f"--bundle {bundle} is neither a directory nor a file")
+    own = {p.resolve() for p in (args.image, args.ca) if p is not None}
+    members = [(name, path.is_symlink()) for name, path in _walk(bundle)
+               if path.resolve() not in own]
+    problems = layout_problems(members, work_files=True)
+    report.check(not problems, "the directory holds only files of the bundle layout",
+                 "\n       ".join(problems))
+    report.note("NOTE", "an extracted directory cannot show names the ZIP held twice or "
+                "unsafe paths unzip rewrote; to check those too: "
+                "python3 verify.py --bundle BUNDLE.zip")
+    return _check(report, bundle, args)
+
+
+def _unpack(report: Report, bundle: Path, into: Path) -> bool:
+    """Check the ZIP's member names against the layout and extract it if they pass."""
+    try:
+        with zipfile.ZipFile(bundle) as archive:
+            infos = archive.infolist()
+            if len(infos) > MAX_MEMBERS:
+                raise UnusableInputError(f"{bundle} holds more than {MAX_MEMBERS} members")
+            problems = layout_problems(zip_members(infos))
+            if not report.check(not problems, "the ZIP's member names are unique, relative and "
+                                "all part of the bundle layout", "\n       ".join(problems)):
+                return False
+            left = MAX_FILE_BYTES  # for all members together: a ZIP bomb stops here
+            for info in infos:
+                if not info.is_dir():
+                    target = into / info.filename  # checked above: relative, no "..", no link
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with archive.open(info) as member:
+                        data = member.read(left + 1)
+                    if len(data) > left:
+                        raise UnusableInputError(f"{bundle} unpacks to more than "
+                                                 f"{MAX_FILE_BYTES} bytes")
+                    left -= len(data)
+                    target.write_bytes(data)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError,
+            RuntimeError) as exc:  # not a ZIP; unknown compression; encrypted
+        raise UnusableInputError(f"--bundle {bundle} is not a readable ZIP: {exc}") from exc
+    return True
+
+
+def _walk(root: Path) -> list[tuple[str, Path]]:
+    """(relative POSIX name, path) of every file and link under root, links not followed."""
+    out = []
+    for directory, dirs, files in os.walk(root):
+        base = Path(directory)
+        for name in files + [d for d in dirs if (base / d).is_symlink()]:
+            out.append(((base / name).relative_to(root).as_posix(), base / name))
+        if len(out) > MAX_MEMBERS:
+            raise UnusableInputError(f"{root} holds more than {MAX_MEMBERS} files")
+    return out
+
+
+def _check(report: Report, bundle: Path, args: argparse.Namespace) -> int:
     manifest_bytes = _read(bundle / "manifest.json")
     manifest, proof = _json(manifest_bytes), _json(_read(bundle / "proof.json"))
     if report.check(isinstance(manifest, dict) and isinstance(proof, dict),
