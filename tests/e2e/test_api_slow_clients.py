@@ -55,6 +55,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
            "CHRONOSEAL_CONFIG": str(tmp / "absent.toml"),
            "CHRONOSEAL_API_REQUEST_TIMEOUT_S": str(REQUEST_TIMEOUT_S)}
     env.pop("DATABASE_URL", None)
+    # `keys` creates no database: the schema first, as a deploy does (`db upgrade`).
+    subprocess.run([sys.executable, "-c", CLI, "db", "upgrade"], env=env, check=True, cwd=tmp,
+                   capture_output=True)
     created = subprocess.run([sys.executable, "-c", CLI, "keys", "create", "--name", "slow"],
                              env=env, capture_output=True, text=True, check=True, cwd=tmp)
     port = free_port()
@@ -63,21 +66,29 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         process = subprocess.Popen([sys.executable, "-c", CLI, "serve", "--port", str(port),
                                     "--workers", "2"], env=env, stdout=out,
                                    stderr=subprocess.STDOUT, cwd=tmp)
+    # A stamping worker, so /healthz is 200 (it is 503 while none heartbeats).
+    with (tmp / "worker.log").open("wb") as out:
+        worker = subprocess.Popen([sys.executable, "-c", CLI, "worker"], env=env, stdout=out,
+                                  stderr=subprocess.STDOUT, cwd=tmp)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             try:
-                requests.get(f"{base}/healthz", timeout=2)
-                break
+                if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
             except requests.ConnectionError:
-                assert process.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.2)
+                pass
+            assert process.poll() is None, log.read_text()
+            assert worker.poll() is None, (tmp / "worker.log").read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
         yield Server(base, port, {"Authorization": f"Bearer {created.stdout.split()[-1]}"}, log)
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
+        for child in (process, worker):
+            child.send_signal(signal.SIGTERM)
+        for child in (process, worker):
+            child.wait(timeout=30)
 
 
 def _connect(port: int) -> socket.socket:
