@@ -85,7 +85,9 @@ WORK_FILES = ("<name>-cert<n>.pem", "<name>-untrusted.pem")
 MAX_PATH_SEGMENTS = 4  # revocation/<tsa>/<certificate>.der, history/<n>/...: nothing deeper
 MAX_MEMBERS = 512  # tokens, chains, revocation data and history of a few TSAs; more is not ours
 MAX_PROBLEMS_SHOWN = 10  # one bad bundle can have hundreds of bad names; a few make the point
-_SEGMENT = r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}"  # no leading "." or "-": never "..", never an option
+# No leading "." or "-": never "..", never an option; up to 128 characters, so a SHA-256 in hex
+# with its extension (revocation/<tsa>/<hex>.crl) fits.
+_SEGMENT = r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}"
 _SYMLINK = 0o120000
 _FILE_TYPE = 0o170000
 
