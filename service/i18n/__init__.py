@@ -1,7 +1,7 @@
 """Languages of the pages and the exhibit: English (the msgids) and Simplified Chinese.
 
-Catalogs are JSON files mapping an English message to its translation, one per language
-(`zh.json`). We keep JSON rather than gettext .po/.mo because the compiled .mo files would be a
+Catalogs are JSON files mapping an English message to its translation, in
+`catalogs/<language>/*.json` (one file per part, e.g. `pages.json`, `exhibit.json`, merged). We keep JSON rather than gettext .po/.mo because the compiled .mo files would be a
 build step or a committed binary, and the catalog is small; Jinja's i18n extension takes the
 callables below exactly as it takes Babel's (`env.install_gettext_callables`).
 Domain code may use this package: it imports neither Flask nor anything outside the standard library.
@@ -76,6 +76,10 @@ def translator(language: str) -> Translator:
     """The translator for a supported language code (English for anything else)."""
     if language not in LANGUAGES or language == DEFAULT_LANGUAGE:
         return Translator(DEFAULT_LANGUAGE, {})
-    catalog = resources.files(__package__).joinpath(f"{language}.json").read_text("utf-8")
-    messages = json.loads(catalog)
-    return Translator(language, {str(k): str(v) for k, v in messages.items()})
+    messages: dict[str, str] = {}
+    folder = resources.files(__package__).joinpath("catalogs", language)
+    for part in sorted(folder.iterdir(), key=lambda entry: entry.name):
+        if part.name.endswith(".json"):
+            catalog = json.loads(part.read_text("utf-8"))
+            messages.update({str(k): str(v) for k, v in catalog.items()})
+    return Translator(language, messages)

@@ -30,3 +30,4 @@ def test_supported_codes() -> None:
 def test_translator_falls_back_to_the_english_message() -> None:
     assert translator("en").gettext("Verify") == "Verify"
     assert translator("zh").gettext("no such message %(n)s", n=3) == "no such message 3"
+    assert translator("zh").gettext("Verify") == "验证"
