@@ -27,6 +27,7 @@ from service.web.problems import (
     INVALID_METADATA,
     PAYLOAD_TOO_LARGE,
     UNSUPPORTED_MEDIA_TYPE,
+    URL_REFUSED,
     ApiError,
 )
 
@@ -177,6 +178,10 @@ def _callback_url(value: Any) -> str | None:
         parts = urlsplit(value)
     except ValueError as exc:
         raise ApiError(INVALID_CALLBACK_URL) from exc
+    if parts.scheme and parts.scheme.lower() not in ("http", "https") and parts.netloc + parts.path:
+        # A well-formed URL of another scheme (ftp:, file:, gopher:, javascript:): the SSRF
+        # guard's refusal, as for a forbidden address; a malformed one stays invalid.
+        raise ApiError(URL_REFUSED, "callback_url must be http or https")
     if parts.scheme not in ("http", "https") or not parts.hostname or value != value.strip():
         raise ApiError(INVALID_CALLBACK_URL)
     return value

@@ -166,7 +166,7 @@ REGISTER = {
         "202": {**_json("Accepted", "Receipt created (or replayed), pending stamping"),
                 "headers": {"Location": {"schema": {"type": "string"}}}},
         "400": _problem("invalid-metadata, metadata-out-of-bounds, invalid-digest, "
-                        "invalid-callback-url, invalid-field"),
+                        "invalid-callback-url, url-refused, invalid-field"),
         **_AUTH_ERRORS,
         "409": _problem("idempotency-conflict: the key was used with another body"),
         "413": _problem("payload-too-large: the image exceeds max_upload_bytes"),
