@@ -7,6 +7,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service.web import (
     health,
+    pages,
     hooks,
     metrics,
     openapi,
@@ -40,4 +41,5 @@ def create_app(services: Services | None = None) -> Flask:
     for blueprint in (health.bp, openapi.bp, stamps.bp, verify.bp, webhooks.bp, hooks.bp,
                       search.bp):
         app.register_blueprint(blueprint)
+    pages.install(app)
     return app

@@ -1,0 +1,62 @@
+"""Pictures for people comparing two images: bounded thumbnails and a difference heat map.
+
+Both images are decoded through the same bounds as perceptual hashing (the header's pixel count
+checked before decoding, JPEG draft decoding, the process's decode budget), then reduced to at
+most THUMB_SIDE pixels a side, so nothing here holds a full-size image for long.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import BinaryIO
+
+from PIL import Image, ImageChops, ImageFilter, ImageOps
+
+from service.errors import ImageBombError
+from service.evidence.decode_gate import GATE
+from service.evidence.perceptual import DECODE_FORMATS, MAX_PIXELS
+from service.evidence.perceptual import _decoding_errors as decoding_errors
+
+THUMB_SIDE = 320  # big enough to recognise a picture and see a painted-over corner, small to send
+# Differences below this (0..255 per channel, after a slight blur) are re-encoding noise.
+NOISE_FLOOR = 24
+HEAT_GAIN = 4  # stretches the remaining differences so a retouched area reads at a glance
+
+
+def thumbnail(fileobj: BinaryIO, side: int = THUMB_SIDE) -> Image.Image:
+    """The image as RGB, EXIF orientation applied, at most `side` pixels a side."""
+    fileobj.seek(0)
+    with decoding_errors(), Image.open(fileobj, formats=DECODE_FORMATS) as opened:
+        width, height = opened.size
+        if width * height > MAX_PIXELS:
+            raise ImageBombError(MAX_PIXELS)
+        opened.draft("RGB", (side, side))  # JPEG: decoded at 1/2..1/8 scale
+        width, height = opened.size
+        with GATE.slot(width * height):
+            opened.load()
+            oriented = ImageOps.exif_transpose(opened)
+            small = oriented.convert("RGB")
+            small.thumbnail((side, side), Image.Resampling.LANCZOS)
+    return small
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    """The image encoded as PNG."""
+    out = io.BytesIO()
+    image.save(out, "PNG", optimize=True)
+    return out.getvalue()
+
+
+def difference_map(original: Image.Image, copy: Image.Image) -> Image.Image:
+    """Where `copy` differs from `original`: the original in grey, differences painted red.
+
+    The copy is scaled to the original's size first (a resized repost is not a difference);
+    a crop or a painted-over watermark shows as a red area.
+    """
+    copy = copy.resize(original.size, Image.Resampling.LANCZOS)
+    blur = ImageFilter.GaussianBlur(1)
+    delta = ImageChops.difference(original.filter(blur), copy.filter(blur)).convert("L")
+    heat = delta.point(lambda v: 0 if v < NOISE_FLOOR else min(255, (v - NOISE_FLOOR) * HEAT_GAIN))
+    base = ImageOps.grayscale(original).convert("RGB")
+    red = Image.new("RGB", original.size, (220, 20, 20))
+    return Image.composite(red, base, heat)
