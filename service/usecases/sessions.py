@@ -12,12 +12,12 @@ import secrets
 from dataclasses import dataclass
 
 from service.usecases.keys import ApiKey, find_key
+from service.usecases.queueing import key_prefix
 from service.wiring import Services
 
 SESSION_TTL_S = 8 * 3600  # a working day; signing in again is cheap, a stolen cookie expires
 SESSION_ID_BYTES = 32  # 256 random bits: not guessable
 MAX_SESSION_ID_CHARS = 64  # token_urlsafe(32) is 43 characters; longer is not ours
-_PREFIX = "chronoseal:session:"
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Session:
 
 
 def _name(services: Services, session_id: str) -> str:
-    return f"{_PREFIX}{services.settings.queue_name}:{session_id}"
+    return f"{key_prefix(services.settings)}:session:{session_id}"
 
 
 def sign_in(services: Services, key: ApiKey, key_hash: str) -> Session:

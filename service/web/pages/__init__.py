@@ -29,7 +29,7 @@ def _wants_page() -> bool:
 def _page_error(problem: Problem, detail: str | None) -> Response | None:
     if not _wants_page():
         return None
-    return render("pages/error.html", status=problem.status, problem=problem,
+    return render("pages/error.html", code=problem.status, problem=problem,
                   title=problem.title, detail=detail)
 
 

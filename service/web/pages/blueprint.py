@@ -84,12 +84,12 @@ def is_tls() -> bool:
     return request.is_secure
 
 
-def render(template: str, status: int = 200, **context: Any) -> Response:
+def render(template: str, code: int = 200, **context: Any) -> Response:
     """A page in the request's language."""
     lang = language()
     response = make_response(render_template(
         template, lang=lang, html_lang=LANGUAGES[lang], languages=LANGUAGE_NAMES,
-        signed_in=session(), csrf_token=csrf_token(), csrf_field=CSRF_FIELD, **context), status)
+        signed_in=session(), csrf_token=csrf_token(), csrf_field=CSRF_FIELD, **context), code)
     return response
 
 

@@ -51,13 +51,13 @@ def signin_submit() -> Response:
     """Check the key (rate-limited like a bearer key), start a session, go to the receipts."""
     secret = (request.form.get("api_key") or "").strip()
     if not secret or len(secret) > MAX_KEY_CHARS:
-        return render("pages/signin.html", status=400, error=True)
+        return render("pages/signin.html", code=400, error=True)
     try:
         key = key_for_secret(secret)
     except ApiError as exc:
         if exc.problem is not UNAUTHORIZED:
             raise
-        return render("pages/signin.html", status=401, error=True)
+        return render("pages/signin.html", code=401, error=True)
     started = sign_in(current_services(), key, hash_secret(secret))
     response = redirect(url_for("pages.my_receipts"), code=303)
     set_session_cookie(response, started)

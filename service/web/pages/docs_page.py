@@ -21,5 +21,5 @@ def docs() -> Response:
 @bp.get("/docs/swagger/<name>")
 def swagger_asset(name: str) -> Response:
     if name not in SWAGGER_FILES:
-        return render("pages/error.html", status=404, title="Not found", detail=None)
+        return render("pages/error.html", code=404, title="Not found", detail=None)
     return send_from_directory(str(swagger_ui_path), name, max_age=3600)
