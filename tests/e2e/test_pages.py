@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 from PIL import ImageOps
 from sqlalchemy import func, select
 
+from service.settings import Rate
 from service.storage.tables import receipts
 from service.web.context import signals_of
 from service.web.pages.blueprint import CSRF_COOKIE, LANG_COOKIE, SESSION_COOKIE
@@ -255,3 +256,24 @@ def test_webhook_deliveries_page_needs_a_session(api: Api) -> None:
     sign_in(api)
     page = api.client.get("/my/deliveries")
     assert page.status_code == 200 and "No deliveries." in page.text
+
+
+def test_the_pages_count_against_the_api_rate_limits(make_api: Any) -> None:
+
+    api = make_api(rate_limit_verify_per_address=Rate(1, 60))
+    token = csrf(api.client)
+    first = api.client.post("/", data={"csrf": token, "receipt_id": "rcp_unknown"})
+    assert first.status_code == 404 and first.mimetype == "text/html"
+    second = api.client.post("/", data={"csrf": token, "receipt_id": "rcp_unknown"})
+    assert second.status_code == 429 and second.mimetype == "text/html"
+    assert int(second.headers["Retry-After"]) > 0
+
+
+def test_behind_a_trusted_tls_proxy_the_session_cookie_is_secure(make_api: Any) -> None:
+    api = make_api(trusted_proxies=1)
+    proxied = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
+    token = _CSRF.search(api.client.get("/signin", headers=proxied).text).group(1)
+    done = api.client.post("/signin", headers=proxied,
+                           data={"csrf": token, "api_key": api.secret})
+    assert done.status_code == 303
+    assert "Secure" in set_cookie(done, SESSION_COOKIE)

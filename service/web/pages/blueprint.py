@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, g, make_response, render_template, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from service.evidence.bundle_check import MAX_BUNDLE_BYTES
 from service.i18n import LANGUAGE_NAMES, LANGUAGES, negotiate, supported, translator
@@ -128,7 +129,7 @@ def _page_headers(response: Response) -> Response:
     return response
 
 
-def set_session_cookie(response: Response, signed_in: Session) -> None:
+def set_session_cookie(response: BaseResponse, signed_in: Session) -> None:
     """The session cookie: HttpOnly, SameSite=Strict, Secure over TLS, as long as the session."""
     response.set_cookie(SESSION_COOKIE, signed_in.id, max_age=SESSION_TTL_S, secure=is_tls(),
                         httponly=True, samesite="Strict")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, jsonify, redirect, request, url_for
+from werkzeug.wrappers import Response as BaseResponse
 
 from service.usecases import endpoints, receipts
 from service.usecases.keys import hash_secret
@@ -47,7 +48,7 @@ def signin_form() -> Response:
 
 
 @bp.post("/signin")
-def signin_submit() -> Response:
+def signin_submit() -> BaseResponse:
     """Check the key (rate-limited like a bearer key), start a session, go to the receipts."""
     secret = (request.form.get("api_key") or "").strip()
     if not secret or len(secret) > MAX_KEY_CHARS:
@@ -65,7 +66,7 @@ def signin_submit() -> Response:
 
 
 @bp.post("/signout")
-def signout() -> Response:
+def signout() -> BaseResponse:
     found = session()
     if found is not None:
         sign_out(current_services(), found.id)
@@ -97,7 +98,7 @@ def _count_registration(key_id: str) -> None:
 
 
 @bp.post("/my/upload")
-def upload() -> Response:
+def upload() -> BaseResponse:
     """Register each uploaded image; JSON for upload.js, the receipts page otherwise."""
     owner = _signed_in().key.id
     files = [f for f in request.files.getlist("images") if f.filename]

@@ -7,6 +7,8 @@ and shows the closest registration beside it, with a difference view.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Response
 
 from service.evidence.bundle_check import MAX_BUNDLE_BYTES, BundleVerdict
@@ -69,7 +71,7 @@ def _earliest(verdict: BundleVerdict) -> object:
     return min(times) if times else None
 
 
-def _lookalike(image: SpooledImage) -> dict[str, object]:
+def _lookalike(image: SpooledImage) -> dict[str, Any]:
     """The registrations `image` looks like, the closest first, and its comparison."""
     services = current_services()
     matches = search(services, image.file, _caller())
