@@ -88,6 +88,7 @@ def is_tls() -> bool:
 def render(template: str, code: int = 200, **context: Any) -> Response:
     """A page in the request's language."""
     lang = language()
+    g.page_rendered = True
     response = make_response(render_template(
         template, lang=lang, html_lang=LANGUAGES[lang], languages=LANGUAGE_NAMES,
         signed_in=session(), csrf_token=csrf_token(), csrf_field=CSRF_FIELD, **context), code)
@@ -113,7 +114,8 @@ def _csrf_on_posts() -> None:
 
 @bp.after_app_request
 def _page_headers(response: Response) -> Response:
-    if response.mimetype != "text/html":
+    # Only the pages' own HTML: other HTML (a bundle's certificate.html) sets its own policy.
+    if response.mimetype != "text/html" or not g.get("page_rendered"):
         return response
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
