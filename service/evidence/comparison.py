@@ -12,10 +12,7 @@ from typing import BinaryIO
 
 from PIL import Image, ImageChops, ImageFilter, ImageOps, ImageStat
 
-from service.errors import ImageBombError
-from service.evidence.decode_gate import GATE
-from service.evidence.perceptual import DECODE_FORMATS, MAX_PIXELS
-from service.evidence.perceptual import _decoding_errors as decoding_errors
+from service.evidence.perceptual import decoded
 
 THUMB_SIDE = 320  # big enough to recognise a picture and see a painted-over corner, small to send
 # Differences below this (0..255 luminance, after a slight blur) are re-encoding noise: a JPEG
@@ -26,18 +23,9 @@ HEAT_GAIN = 8  # stretches the remaining differences so a retouched area reads a
 
 def thumbnail(fileobj: BinaryIO, side: int = THUMB_SIDE) -> Image.Image:
     """The image as RGB, EXIF orientation applied, at most `side` pixels a side."""
-    fileobj.seek(0)
-    with decoding_errors(), Image.open(fileobj, formats=DECODE_FORMATS) as opened:
-        width, height = opened.size
-        if width * height > MAX_PIXELS:
-            raise ImageBombError(MAX_PIXELS)
-        opened.draft("RGB", (side, side))  # JPEG: decoded at 1/2..1/8 scale
-        width, height = opened.size
-        with GATE.slot(width * height):
-            opened.load()
-            oriented = ImageOps.exif_transpose(opened)
-            small = oriented.convert("RGB")
-            small.thumbnail((side, side), Image.Resampling.LANCZOS)
+    with decoded(fileobj, side) as opened:
+        small = ImageOps.exif_transpose(opened).convert("RGB")
+        small.thumbnail((side, side), Image.Resampling.LANCZOS)
     return small
 
 

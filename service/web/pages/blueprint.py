@@ -60,6 +60,12 @@ def session() -> Session | None:
     return found
 
 
+def viewer() -> str | None:
+    """The key id the signed-in browser acts as (None: anonymous), as a use case's `caller`."""
+    signed_in = session()
+    return signed_in.key.id if signed_in is not None else None
+
+
 def csrf_token() -> str:
     """The token this request's forms must send back."""
     signed_in = session()

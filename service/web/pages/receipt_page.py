@@ -16,18 +16,13 @@ from flask import Response, url_for
 from service.usecases import receipts
 from service.usecases.pictures import operator_run_tsas, receipt_thumbnail
 from service.web.context import current_services
-from service.web.pages.blueprint import bp, render, session
+from service.web.pages.blueprint import bp, render, session, viewer
 from service.web.problems import NOT_FOUND, ApiError
 
 QR_SCALE = 4  # module size in SVG units: a phone reads it off a screen or a print
 GENERATION_FIELDS = ("prompt", "negative_prompt", "model", "model_hash", "seed", "sampler",
                      "steps", "cfg_scale", "width", "height", "software")
 THUMB_CACHE_S = 300  # thumbnails change only if the kept image goes
-
-
-def _caller() -> str | None:
-    signed_in = session()
-    return signed_in.key.id if signed_in is not None else None
 
 
 def record_rows(manifest: dict[str, Any]) -> list[tuple[str, str]]:
@@ -52,7 +47,7 @@ def record_rows(manifest: dict[str, Any]) -> list[tuple[str, str]]:
 def receipt_page(receipt_id: str) -> Response:
     """Status, times per TSA, the record (owner), downloads, share link and QR code."""
     services = current_services()
-    receipt, full = receipts.readable_receipt(services, receipt_id, _caller())
+    receipt, full = receipts.readable_receipt(services, receipt_id, viewer())
     tokens = receipts.tokens_of(services, receipt)
     manifest = json.loads(receipt.manifest_jcs) if full else None
     return render(
@@ -65,7 +60,7 @@ def receipt_page(receipt_id: str) -> Response:
 @bp.get("/r/<receipt_id>/qr.svg")
 def receipt_qr(receipt_id: str) -> Response:
     """The share link as an SVG QR code (only for receipts this viewer may see)."""
-    receipts.readable_receipt(current_services(), receipt_id, _caller())
+    receipts.readable_receipt(current_services(), receipt_id, viewer())
     link = url_for("pages.receipt_page", receipt_id=receipt_id, _external=True)
     out = io.BytesIO()
     segno.make(link, error="m").save(out, kind="svg", scale=QR_SCALE, xmldecl=False,
@@ -89,7 +84,7 @@ def receipt_bundle(receipt_id: str) -> Response:
 @bp.get("/thumbs/<receipt_id>.png")
 def receipt_thumb(receipt_id: str) -> Response:
     """The receipt's thumbnail; the placeholder when its image is not kept (hash only)."""
-    png = receipt_thumbnail(current_services(), receipt_id, _caller())
+    png = receipt_thumbnail(current_services(), receipt_id, viewer())
     if png is None:
         return bp.send_static_file("no-image.svg")
     response = Response(png, mimetype="image/png")

@@ -19,14 +19,9 @@ from service.usecases.verify import verify_bundle, verify_receipt
 from service.web.context import current_services
 from service.web.limits import limited
 from service.web.pages import forms
-from service.web.pages.blueprint import bp, render, session
+from service.web.pages.blueprint import bp, render, viewer
 from service.web.pages.explain import explain_all, image_mismatch
 from service.web.problems import INVALID_FIELD, ApiError
-
-
-def _caller() -> str | None:
-    signed_in = session()
-    return signed_in.key.id if signed_in is not None else None
 
 
 @bp.get("/")
@@ -52,7 +47,7 @@ def verify_submit() -> Response:
         if (bundle is None) == (receipt_id is None):
             raise ApiError(INVALID_FIELD, "Give a bundle file or a receipt id (one of them)")
         if receipt_id is not None:
-            verdict, full = verify_receipt(services, receipt_id, _caller(), digest)
+            verdict, full = verify_receipt(services, receipt_id, viewer(), digest)
         else:
             assert bundle is not None
             verdict, full = verify_bundle(services, bundle, digest), True
@@ -74,12 +69,12 @@ def _earliest(verdict: BundleVerdict) -> object:
 def _lookalike(image: SpooledImage) -> dict[str, Any]:
     """The registrations `image` looks like, the closest first, and its comparison."""
     services = current_services()
-    matches = search(services, image.file, _caller())
+    matches = search(services, image.file, viewer())
     if not matches:
         return {"matches": []}
     best = max(matches, key=lambda m: m.closeness.similarity)
     return {"matches": matches, "best": best,
-            "comparison": compare(services, best.receipt.id, _caller(), image.file)}
+            "comparison": compare(services, best.receipt.id, viewer(), image.file)}
 
 
 @bp.get("/find")
@@ -96,8 +91,8 @@ def find_submit() -> Response:
     if image is None:
         raise ApiError(INVALID_FIELD, "Choose an image to look for")
     try:
-        matches: list[Match] = search(services, image.file, _caller())
-        comparison = (compare(services, matches[0].receipt.id, _caller(), image.file)
+        matches: list[Match] = search(services, image.file, viewer())
+        comparison = (compare(services, matches[0].receipt.id, viewer(), image.file)
                       if matches else None)
         return render("pages/find.html", matches=matches, searched=True, comparison=comparison,
                       operator=operator_run_tsas(services))
