@@ -5,6 +5,7 @@ the CSP (no violation reported, Swagger UI running under it). Screenshots: tests
 
 from __future__ import annotations
 
+import base64
 import re
 import time
 from collections.abc import Iterator
@@ -42,10 +43,24 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("pictures")
     made = {"original.png": picture_png(SEED),
             "tampered.jpg": encode(add_watermark(picture(SEED)), "JPEG", quality=85),
-            "repost.jpg": encode(ImageOps.mirror(picture(SEED)), "JPEG", quality=60)}
+            "repost.jpg": encode(ImageOps.mirror(picture(SEED)), "JPEG", quality=60),
+            "dropped.png": picture_png(SEED + 1)}
     for name, data in made.items():
         (folder / name).write_bytes(data)
     return {name: folder / name for name in made}
+
+
+def _drop(page: Page, image: Path) -> None:
+    """Drop `image` on the upload form as a drag from the desktop does (a DataTransfer)."""
+    transfer = page.evaluate_handle(
+        """([name, b64]) => {
+            const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], name, {type: "image/png"}));
+            return transfer;
+        }""", [image.name, base64.b64encode(image.read_bytes()).decode()])
+    page.dispatch_event("#upload", "dragover", {"dataTransfer": transfer})
+    page.dispatch_event("#upload", "drop", {"dataTransfer": transfer})
 
 
 def _watch_csp(page: Page) -> list[str]:
@@ -86,6 +101,8 @@ def registered(creator: BrowserContext, up: RunningUp, files: dict[str, Path]) -
     link = page.locator("#progress li.done a")
     receipt_id = link.inner_text().removeprefix(" → ").strip()
     assert receipt_id.startswith("rcp_"), receipt_id
+    _drop(page, files["dropped.png"])  # dragged onto the form: upload.js sends it the same way
+    page.wait_for_selector("#progress li.done:nth-child(2) a")
     screenshot(page, "creator-upload")
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:  # the list, filtered to stamped, once the worker stamped it
