@@ -19,6 +19,7 @@ from service.web.pages.blueprint import CSRF_COOKIE, LANG_COOKIE, SESSION_COOKIE
 from tests.e2e.conftest import Api
 from tests.support.alterations import add_watermark, encode
 from tests.support.pictures import picture, picture_png
+from tests.support.webhook_receiver import webhook_receiver
 from workers import bootstrap
 
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -256,6 +257,16 @@ def test_webhook_deliveries_page_needs_a_session(api: Api) -> None:
     sign_in(api)
     page = api.client.get("/my/deliveries")
     assert page.status_code == 200 and "No deliveries." in page.text
+
+
+def test_webhook_deliveries_page_lists_a_failed_delivery(worker_api: Any) -> None:
+    with webhook_receiver(statuses=[500]) as rx:
+        worker_api.post_image(picture_png(51), callback_url=rx.url)
+        worker_api.run()
+    sign_in(worker_api)
+    failed = worker_api.client.get("/my/deliveries?status=failed")
+    assert "receipt.stamped" in failed.text and "500" in failed.text
+    assert "No deliveries." in worker_api.client.get("/my/deliveries?status=succeeded").text
 
 
 def test_the_pages_count_against_the_api_rate_limits(make_api: Any) -> None:
