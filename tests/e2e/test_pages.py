@@ -142,6 +142,8 @@ def test_upload_several_images_then_list_and_filter_them(api: Api) -> None:
     assert len(ids) == 2
     assert "rcp_" not in api.client.get("/my?status=stamped").text
     assert len(re.findall(r">rcp_", api.client.get("/my?status=pending").text)) == 2
+    assert api.client.get("/my?status=lost").status_code == 400
+    assert api.client.get("/my?external_id=" + "x" * 5000).status_code == 400  # bounded
     as_json = upload(api, (picture_png(3), "three.png"), json=True)
     assert as_json.status_code == 200 and as_json.json["receipts"][0]["name"] == "three.png"
 
@@ -288,3 +290,12 @@ def test_behind_a_trusted_tls_proxy_the_session_cookie_is_secure(make_api: Any) 
                            data={"csrf": token, "api_key": api.secret})
     assert done.status_code == 303
     assert "Secure" in set_cookie(done, SESSION_COOKIE)
+
+
+def test_guessing_keys_at_the_sign_in_form_is_rate_limited(make_api: Any) -> None:
+    api = make_api(rate_limit_auth_failures_per_address=Rate(2, 60))
+    token = csrf(api.client, "/signin")
+    answers = [api.client.post("/signin", data={"csrf": token, "api_key": f"cs_guess{n}"})
+               for n in range(3)]
+    assert [a.status_code for a in answers] == [401, 401, 429]
+    assert answers[2].mimetype == "text/html" and "Retry-After" in answers[2].headers

@@ -15,11 +15,12 @@ from werkzeug.wrappers import Response as BaseResponse
 from service.usecases import endpoints, receipts
 from service.usecases.keys import hash_secret
 from service.usecases.rate_limits import Counter
-from service.usecases.register import Registration, register, spool_image
+from service.usecases.register import MAX_EXTERNAL_ID, Registration, register, spool_image
 from service.usecases.sessions import Session, sign_in, sign_out
 from service.web.auth import MAX_KEY_CHARS, key_for_secret
 from service.web.context import current_services, rate_limiter, signals
 from service.web.limits import address_counter
+from service.web.pages import forms
 from service.web.pages.blueprint import (
     MAX_UPLOAD_FILES,
     SESSION_COOKIE,
@@ -79,9 +80,9 @@ def signout() -> BaseResponse:
 def my_receipts() -> Response:
     """The key's receipts, newest first, filtered by status and external id."""
     owner = _signed_in().key.id
-    status = request.args.get("status") or None
-    external_id = request.args.get("external_id") or None
-    after = request.args.get("after")
+    status = forms.text("status")
+    external_id = forms.text("external_id", MAX_EXTERNAL_ID)
+    after = forms.text("after")
     page = receipts.list_own(current_services(), owner, status=status, external_id=external_id,
                              limit=PAGE_SIZE, after=decode_cursor(after) if after else None)
     return render("pages/my.html", page=page, status=status, external_id=external_id,
@@ -128,7 +129,7 @@ def upload() -> BaseResponse:
 def deliveries() -> Response:
     """The key's webhook deliveries, newest first (optionally one status)."""
     owner = _signed_in().key.id
-    status = request.args.get("status") or None
+    status = forms.text("status")
     log = endpoints.delivery_log(current_services(), owner, endpoint_id=None, status=status,
                                  limit=DELIVERY_PAGE)
     return render("pages/deliveries.html", deliveries=log, status=status,

@@ -13,11 +13,11 @@ MAX_TEXT_CHARS = 100  # receipt ids (~30), digests (64), filters: longer is not 
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 
-def text(name: str) -> str | None:
-    """A text field, stripped; None when empty; 400 past MAX_TEXT_CHARS."""
+def text(name: str, limit: int = MAX_TEXT_CHARS) -> str | None:
+    """A text field (form or query), stripped; None when empty; 400 past `limit` characters."""
     value = (request.values.get(name) or "").strip()
-    if len(value) > MAX_TEXT_CHARS:
-        raise ApiError(INVALID_FIELD, f"{name} is at most {MAX_TEXT_CHARS} characters")
+    if len(value) > limit:
+        raise ApiError(INVALID_FIELD, f"{name} is at most {limit} characters")
     return value or None
 
 
