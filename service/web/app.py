@@ -10,6 +10,7 @@ from service.web import (
     hooks,
     metrics,
     openapi,
+    pages,
     problems,
     search,
     stamps,
@@ -32,7 +33,8 @@ def create_app(services: Services | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     proxies = services.settings.trusted_proxies
     if proxies:  # remote_addr (rate limits, logs) from X-Forwarded-For, as the proxies wrote it
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies,  # type: ignore[method-assign]
+                                x_proto=proxies)  # pages: Secure cookies, https share links
     attach(app, services)
     problems.install(app)
     metrics.install(app, services)
@@ -40,4 +42,5 @@ def create_app(services: Services | None = None) -> Flask:
     for blueprint in (health.bp, openapi.bp, stamps.bp, verify.bp, webhooks.bp, hooks.bp,
                       search.bp):
         app.register_blueprint(blueprint)
+    pages.install(app)
     return app

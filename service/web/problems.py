@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, has_request_context, request
 from werkzeug.exceptions import HTTPException
 
 from service import errors
@@ -57,6 +57,11 @@ URL_REFUSED = Problem(
     "url-refused", 400, "The URL is not http(s) or points to an address webhooks may not reach"
 )
 NOT_FOUND = Problem("not-found", 404, "No such resource")
+# web pages (service/web/pages)
+CSRF_REFUSED = Problem("csrf-refused", 403, "The form's CSRF token is missing or does not match")
+# A callable (problem, detail) -> Response | None that renders a page error as HTML for a
+# browser; service/web/pages installs it, and None means problem+json as usual.
+PAGE_ERRORS_KEY = "chronoseal.page_errors"
 METHOD_NOT_ALLOWED = Problem("method-not-allowed", 405, "Method not allowed")
 IDEMPOTENCY_CONFLICT = Problem(
     "idempotency-conflict", 409, "Idempotency-Key was already used with another request body"
@@ -99,6 +104,7 @@ ALL_PROBLEMS: tuple[Problem, ...] = (
     URL_REFUSED, UNREADABLE_IMAGE, IMAGE_TOO_MANY_PIXELS, MISCONFIGURED, UPSTREAM_FAILED,
     VERIFICATION_FAILED, RATE_LIMITED, DECODE_BUSY, INSUFFICIENT_STORAGE, FORBIDDEN,
     REQUEST_TIMEOUT, URI_TOO_LONG, EXPECTATION_FAILED, HEADERS_TOO_LARGE, NOT_IMPLEMENTED,
+    CSRF_REFUSED,  # web pages
 )
 _BY_STATUS = {p.status: p for p in (
     BAD_REQUEST, UNAUTHORIZED, NOT_FOUND, METHOD_NOT_ALLOWED, PAYLOAD_TOO_LARGE,
@@ -137,7 +143,11 @@ def problem_response(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> Response:
-    """Render a problem as application/problem+json."""
+    """Render a problem as application/problem+json (an HTML page for a browser's page)."""
+    page = current_app.extensions.get(PAGE_ERRORS_KEY) if has_request_context() else None
+    if page is not None and (rendered := page(problem, detail)) is not None:
+        rendered.headers.update(headers or {})
+        return rendered  # type: ignore[no-any-return]
     response = Response(problem_bytes(problem, detail, **extra), status=problem.status,
                         mimetype=PROBLEM_MEDIA_TYPE)
     response.headers.update(headers or {})
