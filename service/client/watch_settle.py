@@ -108,16 +108,22 @@ class SettleTracker:
         return result
 
     def _settle_soon(self, path: Path) -> None:
+        try:  # as it is now: the quiet spell runs from here, not from the next look
+            st = os.stat(path)
+            size, mtime_ns = st.st_size, st.st_mtime_ns
+        except OSError:
+            size = mtime_ns = -1
         with self._lock:
             cand = self._candidates.setdefault(path, _Candidate(self.clock()))
             cand.closed, cand.changed = True, self.clock()
+            cand.size, cand.mtime_ns = size, mtime_ns
 
     def _look(self, path: Path, cand: _Candidate, now: float) -> str:
         if cand.size == -2:
             return "vanished"
         try:
             st = os.stat(path)
-        except FileNotFoundError:
+        except OSError:  # deleted (or made unreadable) before it was done
             return "vanished"
         if (st.st_size, st.st_mtime_ns) != (cand.size, cand.mtime_ns):
             cand.size, cand.mtime_ns, cand.changed = st.st_size, st.st_mtime_ns, now
