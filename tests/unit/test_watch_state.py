@@ -23,7 +23,8 @@ def test_rows_move_forward_and_survive_a_reopen(tmp_path: Path) -> None:
 
     state = WatchState(db)  # a restart
     entry = state.get(b)
-    assert entry is not None and entry.metadata == '{"seed": 1}' and entry.idempotency_key == "key-b"
+    assert entry is not None and entry.metadata == '{"seed": 1}'
+    assert entry.idempotency_key == "key-b"
     state.stamped(a, Path("/art/a.png.chronoseal.zip"))
     state.resubmit(b, "key-b:after:rcpt_b", "rcpt_b failed: TSA down")
     again = state.get(b)
