@@ -25,7 +25,14 @@ from cryptography import x509
 from service.client.api import StampClient
 from service.client.stamping import BUNDLE_SUFFIX, bundle_path, read_local_record
 from service.client.watch_events import TrackerHandler, is_image, make_observer, watch_folders
-from service.client.watch_sender import Report, Sender, SendOptions, extra_fields, registration_key
+from service.client.watch_sender import (
+    IDLE_S,
+    Report,
+    Sender,
+    SendOptions,
+    extra_fields,
+    registration_key,
+)
 from service.client.watch_settle import SettleTracker
 from service.client.watch_state import WatchState
 
@@ -34,7 +41,6 @@ from service.client.watch_state import WatchState
 SEND_SESSION = False
 DEFAULT_PAUSE_S = 30 * 60.0  # a folder idle for 30 minutes starts a new working session
 LOOK_S = 0.25  # look at candidates this often while some are settling
-IDLE_S = 5.0  # with nothing settling and nothing due, wake at least this often anyway
 OBSERVER_STOP_S = 2.0  # Ctrl-C must be prompt: an observer thread slower than this is abandoned
 
 

@@ -31,6 +31,7 @@ DEFAULT_RETRY_MAX_S = 60.0  # a server down for hours is tried once a minute, no
 POLL_FIRST_S = 0.5  # most batches close within a second (batch_max_wait_ms)
 POLL_FACTOR = 1.6
 POLL_MAX_S = 5.0  # a stamp delayed by TSA retries is polled every 5 s
+IDLE_S = 5.0  # nothing to send: the caller waits for events, or this long
 MAX_REQUESTS_PER_STEP = 64  # then the watcher looks at new files again before going on
 MAX_RESUBMITS = 5  # a receipt failed on the server is registered again at most this often
 IDEMPOTENCY_KEY_STEM = 100  # the key's digest part, kept when a failed receipt's id is added
@@ -128,7 +129,8 @@ class Sender:
             waiting = len(self.state.unfinished())
             self.report("unreachable", Path(), f"{exc}; {waiting} waiting, retry in {delay:.0f} s")
             return delay
-        return min((at for at, _ in self._polls.values()), default=POLL_MAX_S) - self.clock()
+        now = self.clock()
+        return min((at - now for at, _ in self._polls.values()), default=IDLE_S)
 
     def _due(self, path: Path) -> bool:
         at, _ = self._polls.setdefault(path, (self.clock(), POLL_FIRST_S))

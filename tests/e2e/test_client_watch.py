@@ -49,7 +49,7 @@ class Service:
     tsa: TSAEndpoint
     env: StampingEnv
     app: Callable[..., Iterable[bytes]]
-    requests: list[tuple[str, str]]  # method, path
+    requests: list[tuple[str, str, str]]  # method, path, content type
     server: RunningServer | None = None
 
     def up(self) -> None:
@@ -61,7 +61,12 @@ class Service:
             self.server = None
 
     def registrations(self) -> int:
-        return sum(1 for method, path in self.requests if (method, path) == ("POST", "/v1/stamps"))
+        return len(self.posts())
+
+    def posts(self) -> list[str]:
+        """The content types of the registrations."""
+        return [kind for method, path, kind in self.requests
+                if (method, path) == ("POST", "/v1/stamps")]
 
     def digests(self) -> list[str]:
         with self.env.services.engine.connect() as conn:
@@ -112,7 +117,8 @@ def recording(app: Callable[..., Iterable[bytes]], log: list[Any]) -> Callable[.
 
     def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         with lock:
-            log.append((environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")))
+            log.append((environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""),
+                        environ.get("CONTENT_TYPE", "")))
         return app(environ, start_response)
 
     return wsgi
@@ -229,8 +235,7 @@ def test_slow_renamed_and_deleted_files(service: Service, start_watch: Callable[
     digests = service.digests()
     assert sorted(digests) == sorted([sha256_of(slow_bytes), sha256_of(picture(2))]), (
         "a partial or deleted file was registered")
-    manifests = service.manifests()
-    assert all(m["image"].get("size") is None for m in manifests)  # hash-only: no upload
+    assert service.posts() == ["application/json"] * 2  # hash-only: the image never sent
     code, out = watch.interrupt()
     assert code == 130, watch.stderr()
     assert "2 registered, 2 stamped, 1 skipped, 0 failed; 0 waiting" in out
@@ -365,3 +370,42 @@ def test_the_session_reaches_the_manifest(service: Service, start_watch: Callabl
     session = state_rows(tmp_path / "state.sqlite")[str(image)][1]
     assert [m.get("session") for m in service.manifests()] == [session]
     watch.interrupt()
+
+
+def test_upload_into_out_with_polling_and_sigterm(service: Service,
+                                                 start_watch: Callable[..., Watch],
+                                                 tmp_path: Path) -> None:
+    """--upload sends the image; --out mirrors the sub-folders; --poll finds files without
+    inotify (stable size); SIGTERM, a service manager's stop, ends it with exit 0."""
+    service.up()
+    folder, out = tmp_path / "fooocus", tmp_path / "bundles"
+    (folder / "2026-12-02").mkdir(parents=True)
+    watch = start_watch(folder, extra=("--upload", "--out", str(out), "--poll"))
+    image = folder / "2026-12-02" / "a.png"
+    image.write_bytes(picture(60))
+    bundle = out / "2026-12-02" / "a.png.chronoseal.zip"
+    wait_until(bundle.exists, WAIT_S, "the bundle under --out", watch)
+    assert not bundle_of(image).exists()
+    code, text = verify(bundle, image, service.tsa.roots)
+    assert code == 0, text
+    assert [kind.split(";")[0] for kind in service.posts()] == ["multipart/form-data"]
+    watch.process.send_signal(signal.SIGTERM)
+    out_text, _ = watch.process.communicate(timeout=STOP_S)
+    assert watch.process.returncode == 0, watch.stderr()
+    assert "1 registered, 1 stamped" in out_text
+
+
+def test_a_refused_key_stops_with_one_message(service: Service,
+                                             start_watch: Callable[..., Watch],
+                                             tmp_path: Path) -> None:
+    service.up()
+    folder = tmp_path / "a1111"
+    folder.mkdir()
+    watch = start_watch(folder, extra=("--key", "cs_wrong"))
+    (folder / "a.png").write_bytes(picture(70))
+    out, _ = watch.process.communicate(timeout=WAIT_S)
+    assert watch.process.returncode == 2, watch.stderr()
+    errors = [line for line in watch.stderr().splitlines() if "error:" in line]
+    assert len(errors) == 1 and "refused the API key" in errors[0], watch.stderr()
+    assert "cs_wrong" not in watch.stderr() + out
+    assert "1 waiting" in out  # kept queued: a corrected key sends it at the next start

@@ -6,8 +6,17 @@ from pathlib import Path
 
 import pytest
 
+from service.client.api import StampClient
 from service.client.watch import check_folders
-from service.client.watch_sender import Backoff, SendOptions, extra_fields, registration_key
+from service.client.watch_sender import (
+    IDLE_S,
+    Backoff,
+    Sender,
+    SendOptions,
+    extra_fields,
+    registration_key,
+)
+from service.client.watch_state import WatchState
 
 
 def test_folders_must_exist_and_not_nest(tmp_path: Path) -> None:
@@ -46,3 +55,15 @@ def test_the_key_is_a_digest_of_what_is_sent() -> None:
     assert key.startswith("chronoseal-watch:") and len(key) < 100
     quiet = SendOptions(upload=False, roots=None, send_session=False, bundle_for=Path)
     assert extra_fields("s1", quiet) == {}
+
+
+def test_with_nothing_to_send_the_sender_lets_the_watcher_sleep(tmp_path: Path) -> None:
+    """An idle watcher waits for events: step() asks for a pause, and sends nothing."""
+    state = WatchState(tmp_path / "watch.sqlite")
+    options = SendOptions(upload=False, roots=None, send_session=False, bundle_for=Path)
+    reports: list[tuple[str, Path, str]] = []
+    sender = Sender(StampClient("http://127.0.0.1:1", "cs_unused"), state, options,
+                    lambda *event: reports.append(event))
+    assert sender.step() == IDLE_S
+    assert reports == []
+    state.close()
