@@ -11,7 +11,6 @@ images are queued and retried. Ctrl-C stops at once and prints a summary (exit 1
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from service.cli.stamp import DEFAULT_SERVER, KEY_ENV
+from service.cli._client_options import add_client_options, api_key, metadata_option
 from service.cli.verify_token import read_certificates
 from service.client.api import StampClient
 from service.client.watch import DEFAULT_PAUSE_S, Watcher, WatchOptions, check_folders
@@ -45,15 +44,11 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("watch", help="register new images in folders as they appear",
                                    description=__doc__)
     parser.add_argument("folders", nargs="+", type=Path, metavar="DIR")
-    parser.add_argument("--server", default=os.environ.get("CHRONOSEAL_SERVER", DEFAULT_SERVER),
-                        help=f"API base URL (default $CHRONOSEAL_SERVER or {DEFAULT_SERVER})")
-    parser.add_argument("--key", help=f"API key (default ${KEY_ENV}); never printed")
+    add_client_options(parser)
     parser.add_argument("--out", type=Path, help="directory for the bundles, mirroring each "
                         "folder (default: beside each image)")
     parser.add_argument("--upload", action="store_true", help="send the image itself (default: "
                         "only its SHA-256 and the generation record read here)")
-    parser.add_argument("--metadata", help="generation record as a JSON object (added to, and "
-                        "overriding, what each image carries)")
     parser.add_argument("--state", type=Path, default=default_state_path(),
                         help="the state file: what was registered")
     parser.add_argument("--settle", type=float, default=DEFAULT_SETTLE_S,
@@ -66,8 +61,6 @@ def register(subparsers: Any) -> None:
                         help="longest wait between attempts while the server is unreachable")
     parser.add_argument("--poll", action="store_true", help="look at the folders every second "
                         "instead of being told by the system (network shares)")
-    parser.add_argument("--ca", type=Path, help="PEM roots the bundles must chain to "
-                        "(default: the bundled roots)")
     parser.set_defaults(func=run)
 
 
@@ -104,33 +97,28 @@ def run(args: argparse.Namespace) -> int:
         watcher.stop()
         waiting = len(state.unfinished())
         state.close()
-    summarize(watcher.counts, waiting, sys.stdout)
+    summarize(watcher, waiting, sys.stdout)
     return code
 
 
-def summarize(counts: dict[str, int], waiting: int, out: TextIO) -> None:
-    """One line: what this run did, and what the next start resumes."""
-    done = ", ".join(f"{counts.get(event, 0)} {event}" for event in SUMMARY_EVENTS)
-    print(f"chronoseal watch: {done}; {waiting} waiting (resumed at the next start)",
-          file=out, flush=True)
+def summarize(watcher: Watcher, waiting: int, out: TextIO) -> None:
+    """What this run did and what the next start resumes; then the failures, with reasons."""
+    done = ", ".join(f"{watcher.counts.get(event, 0)} {event}" for event in SUMMARY_EVENTS)
+    print(f"chronoseal watch: {done}; {waiting} waiting (resumed at the next start)", file=out)
+    if watcher.failures:
+        print("failed:", file=out)
+        for path, detail in watcher.failures:
+            print(f"  {path}: {detail}", file=out)
+    out.flush()
 
 
 def _setup(args: argparse.Namespace) -> tuple[str, WatchOptions]:
-    key = args.key or os.environ.get(KEY_ENV, "")
-    if not key:
-        raise MalformedInputError(f"no API key: pass --key or set {KEY_ENV}")
+    key = api_key(args)
     if not 0 < args.settle <= MAX_SETTLE_S:
         raise MalformedInputError(f"--settle must be more than 0 and at most {MAX_SETTLE_S:g}")
     if args.pause <= 0 or args.retry_max <= 0:
         raise MalformedInputError("--pause and --retry-max must be more than 0")
-    metadata: Any = {}
-    if args.metadata:
-        try:
-            metadata = json.loads(args.metadata)
-        except ValueError as exc:
-            raise MalformedInputError(f"--metadata is not JSON: {exc}") from exc
-        if not isinstance(metadata, dict):
-            raise MalformedInputError("--metadata must be a JSON object")
+    metadata = metadata_option(args.metadata)
     folders = check_folders(args.folders, args.out)
     roots = read_certificates(args.ca, "--ca") if args.ca else None
     out_dir = Path(os.path.realpath(args.out)) if args.out else None

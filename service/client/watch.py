@@ -68,6 +68,7 @@ class Watcher:
         self.options, self.state, self.report = options, state, report
         self.wall_clock = wall_clock
         self.counts: Counter[str] = Counter()
+        self.failures: list[tuple[Path, str]] = []  # this run's, for the summary
         self.wake = threading.Event()
         self.observer, close_events = make_observer(options.poll)
         self.tracker = SettleTracker(close_events=close_events, settle_s=options.settle_s)
@@ -161,6 +162,8 @@ class Watcher:
 
     def _count(self, event: str, path: Path, detail: str) -> None:
         self.counts[event] += 1
+        if event == "failed":
+            self.failures.append((path, detail))
         self.report(event, path, detail)
 
 

@@ -38,6 +38,7 @@ CLI = [sys.executable, "-c", "import sys; from service.cli import main; sys.exit
 REPO = Path(__file__).resolve().parents[2]
 WAIT_S = 60  # a stamp on a busy 2-core machine; far longer than it takes when idle
 STOP_S = 10  # Ctrl-C must end the watcher well within this
+UPLOAD_LIMIT = 200_000  # an upload just past it is refused (413): a failure of one file
 SETTLE_S = "0.6"  # the stable-size wait; the slow writer below pauses longer than this
 
 
@@ -130,7 +131,8 @@ def service(tmp_path: Path, sqlite_template: Path) -> Iterator[Service]:
     db = tmp_path / "chronoseal.db"
     shutil.copy(sqlite_template, db)
     with builtin_tsa(tmp_path / "tsa") as tsa:
-        env = StampingEnv(tmp_path, f"sqlite:///{db}", [tsa])
+        env = StampingEnv(tmp_path, f"sqlite:///{db}", [tsa],
+                          CHRONOSEAL_MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT))
         log: list[Any] = []
         try:
             with write_transaction(env.services.engine) as conn:
@@ -381,18 +383,23 @@ def test_upload_into_out_with_polling_and_sigterm(service: Service,
     folder, out = tmp_path / "fooocus", tmp_path / "bundles"
     (folder / "2026-12-02").mkdir(parents=True)
     watch = start_watch(folder, extra=("--upload", "--out", str(out), "--poll"))
+    huge = folder / "huge.png"
+    huge.write_bytes(picture(61) + b"\x00" * UPLOAD_LIMIT)
     image = folder / "2026-12-02" / "a.png"
     image.write_bytes(picture(60))
     bundle = out / "2026-12-02" / "a.png.chronoseal.zip"
     wait_until(bundle.exists, WAIT_S, "the bundle under --out", watch)
+    watch.wait_for(f"failed {huge}")
     assert not bundle_of(image).exists()
     code, text = verify(bundle, image, service.tsa.roots)
     assert code == 0, text
-    assert [kind.split(";")[0] for kind in service.posts()] == ["multipart/form-data"]
+    assert [kind.split(";")[0] for kind in service.posts()] == ["multipart/form-data"] * 2
     watch.process.send_signal(signal.SIGTERM)
     out_text, _ = watch.process.communicate(timeout=STOP_S)
     assert watch.process.returncode == 0, watch.stderr()
-    assert "1 registered, 1 stamped" in out_text
+    assert "1 registered, 1 stamped, 0 skipped, 1 failed" in out_text
+    failed = out_text.split("failed:\n", 1)[1]
+    assert f"{huge}: HTTP 413 payload-too-large" in failed and str(image) not in failed
 
 
 def test_a_refused_key_stops_with_one_message(service: Service,
