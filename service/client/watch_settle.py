@@ -64,7 +64,10 @@ class SettleTracker:
 
     def written(self, path: Path) -> None:
         """Modified: not complete until closed (or stable, without close events)."""
+        exists = path.exists()
         with self._lock:
+            if not exists and path not in self._candidates:
+                return  # a late event of a file already gone (and reported)
             cand = self._candidates.setdefault(path, _Candidate(self.clock()))
             cand.written, cand.closed, cand.changed = True, False, self.clock()
 
@@ -114,6 +117,8 @@ class SettleTracker:
         except OSError:
             size = mtime_ns = -1
         with self._lock:
+            if size == -1 and path not in self._candidates:
+                return  # closed after it was deleted: gone already (and reported)
             cand = self._candidates.setdefault(path, _Candidate(self.clock()))
             cand.closed, cand.changed = True, self.clock()
             cand.size, cand.mtime_ns = size, mtime_ns

@@ -135,3 +135,18 @@ def test_renamed_away_is_forgotten_without_a_report(tmp_path: Path, clock: Clock
     t.written(image)
     t.forget(image)
     assert t.pending() == 0 and look(t, clock, 1) == ([], [])
+
+
+def test_events_after_a_deletion_report_nothing_more(tmp_path: Path, clock: Clock) -> None:
+    """A writer closing (or writing to) a file already deleted sends late events."""
+    t = tracker(clock, close_events=True)
+    image = tmp_path / "a.png"
+    image.write_bytes(b"half")
+    t.written(image)
+    look(t, clock, 0.5)
+    image.unlink()
+    t.gone(image)
+    assert look(t, clock, 0.25) == ([], [image])
+    t.written(image)
+    t.closed(image)
+    assert t.pending() == 0 and look(t, clock, 1) == ([], [])
