@@ -10,12 +10,10 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -27,12 +25,11 @@ from sqlalchemy import select
 
 from service.cli import main
 from service.runtime.redis_server import free_port
-from service.storage import create_api_key, write_transaction
 from service.storage.tables import receipts
-from service.web.app import create_app
 from service.web.tsa import RunningServer, serve_in_thread
+from tests.support.client_service import Request, client_deployment
 from tests.support.images import png_bytes
-from tests.support.stamping_env import StampingEnv, TSAEndpoint, builtin_tsa
+from tests.support.stamping_env import StampingEnv, TSAEndpoint
 
 CLI = [sys.executable, "-c", "import sys; from service.cli import main; sys.exit(main())"]
 REPO = Path(__file__).resolve().parents[2]
@@ -50,7 +47,7 @@ class Service:
     tsa: TSAEndpoint
     env: StampingEnv
     app: Callable[..., Iterable[bytes]]
-    requests: list[tuple[str, str, str]]  # method, path, content type
+    requests: list[Request]
     server: RunningServer | None = None
 
     def up(self) -> None:
@@ -66,7 +63,7 @@ class Service:
 
     def posts(self) -> list[str]:
         """The content types of the registrations."""
-        return [kind for method, path, kind in self.requests
+        return [kind for method, path, kind, _ in self.requests
                 if (method, path) == ("POST", "/v1/stamps")]
 
     def digests(self) -> list[str]:
@@ -113,38 +110,18 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str,
         time.sleep(0.05)
 
 
-def recording(app: Callable[..., Iterable[bytes]], log: list[Any]) -> Callable[..., Any]:
-    lock = threading.Lock()
-
-    def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        with lock:
-            log.append((environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""),
-                        environ.get("CONTENT_TYPE", "")))
-        return app(environ, start_response)
-
-    return wsgi
-
-
 @pytest.fixture
 def service(tmp_path: Path, sqlite_template: Path) -> Iterator[Service]:
     """The service, not yet listening: call `up()` (and `down()` to take it away)."""
-    db = tmp_path / "chronoseal.db"
-    shutil.copy(sqlite_template, db)
-    with builtin_tsa(tmp_path / "tsa") as tsa:
-        env = StampingEnv(tmp_path, f"sqlite:///{db}", [tsa],
-                          CHRONOSEAL_MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT))
-        log: list[Any] = []
+    with client_deployment(tmp_path, sqlite_template,
+                           CHRONOSEAL_MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT)) as deployed:
+        port = free_port()
+        served = Service(f"http://127.0.0.1:{port}", port, deployed.secret, deployed.tsa,
+                         deployed.env, deployed.app, deployed.requests)
         try:
-            with write_transaction(env.services.engine) as conn:
-                _, secret = create_api_key(conn, "watch")
-            env.start_worker()
-            port = free_port()
-            served = Service(f"http://127.0.0.1:{port}", port, secret, tsa, env,
-                             recording(create_app(env.services), log), log)
             yield served
-            served.down()
         finally:
-            env.stop()
+            served.down()
 
 
 @pytest.fixture
