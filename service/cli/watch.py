@@ -76,14 +76,21 @@ def run(args: argparse.Namespace) -> int:
     except (MalformedInputError, OSError, ValueError, StateLockedError) as exc:
         print(f"chronoseal watch: error: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
     watcher = Watcher(StampClient(args.server, key), state, options, _printer(sys.stderr),
                       args.retry_max)
     previous = signal.signal(signal.SIGTERM, _terminate)
     code = EXIT_OK
     try:
+        watcher.start()
         print(f"chronoseal watch: watching {', '.join(map(str, options.folders))}; "
               f"state {args.state}; Ctrl-C stops", file=sys.stderr, flush=True)
         watcher.run(threading.Event())
+    except OSError as exc:  # from start(): nothing was sent yet
+        print(f"chronoseal watch: error: cannot watch the folders: {exc} (--poll needs no "
+              "inotify watches)", file=sys.stderr)
+        code = EXIT_UNUSABLE
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
     except _Terminated:

@@ -78,15 +78,16 @@ class Watcher:
         self.sender = Sender(client, state, self.send_options, self._count, retry_max_s)
 
     def run(self, stop: threading.Event) -> None:
-        """Watch until `stop` is set (or KeyboardInterrupt)."""
-        self.start()
+        """After start(): watch until `stop` is set (or KeyboardInterrupt)."""
         while not stop.is_set():
             due = self.step()
             self.wake.wait(min(max(due, 0.0), IDLE_S))
             self.wake.clear()
 
     def start(self) -> None:
-        """Events first, then the scan: a file written meanwhile is seen by one or the other."""
+        """Events first, then the scan: a file written meanwhile is seen by one or the other.
+
+        OSError when the system refuses to watch (such as inotify's watch limit)."""
         watch_folders(self.observer, TrackerHandler(self.tracker, self.wake),
                       list(self.options.folders))
         self.observer.start()
@@ -96,8 +97,9 @@ class Watcher:
                     self.tracker.found(path)
 
     def stop(self) -> None:
-        self.observer.stop()
-        self.observer.join(timeout=OBSERVER_STOP_S)
+        if self.observer.is_alive():
+            self.observer.stop()
+            self.observer.join(timeout=OBSERVER_STOP_S)
 
     def step(self) -> float:
         """Take what has settled, queue it, send what is due; seconds until the next look."""

@@ -67,3 +67,25 @@ def test_with_nothing_to_send_the_sender_lets_the_watcher_sleep(tmp_path: Path) 
     assert sender.step() == IDLE_S
     assert reports == []
     state.close()
+
+
+def test_an_unreachable_server_is_retried_later_and_later(tmp_path: Path) -> None:
+    """Nothing listens on port 1: each attempt fails at once, and the next waits longer."""
+    now = [1000.0]
+    state = WatchState(tmp_path / "watch.sqlite")
+    state.queue(tmp_path / "a.png", 1, 1, "ab" * 32, "{}", "s1", "chronoseal-watch:k")
+    options = SendOptions(upload=False, roots=None, send_session=False, bundle_for=Path)
+    reports: list[tuple[str, Path, str]] = []
+    sender = Sender(StampClient("http://127.0.0.1:1", "cs_unused"), state, options,
+                    lambda *event: reports.append(event), retry_max_s=4.0,
+                    clock=lambda: now[0])
+    waits = []
+    for _ in range(5):
+        waits.append(sender.step())
+        assert sender.step() == pytest.approx(waits[-1])  # too early: no attempt, same wait
+        now[0] += waits[-1]
+    assert [event for event, _, _ in reports] == ["unreachable"] * 5
+    assert 0.8 <= waits[0] <= 1.0 and 1.6 <= waits[1] <= 2.0 and 3.2 <= waits[3] <= 4.0
+    assert "1 waiting" in reports[0][2]
+    assert [e.status for e in state.unfinished()] == ["queued"]  # kept for later
+    state.close()
