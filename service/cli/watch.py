@@ -24,7 +24,8 @@ from service.cli._client_options import add_client_options, api_key, metadata_op
 from service.cli.verify_token import read_certificates
 from service.client.api import StampClient
 from service.client.watch import DEFAULT_PAUSE_S, Watcher, WatchOptions, check_folders
-from service.client.watch_sender import DEFAULT_RETRY_MAX_S, KeyRefusedError, Report
+from service.client.watch_backoff import DEFAULT_RETRY_MAX_S
+from service.client.watch_sender import KeyRefusedError, Report
 from service.client.watch_settle import DEFAULT_SETTLE_S
 from service.client.watch_state import StateLockedError, WatchState
 from service.errors import MalformedInputError

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,14 +19,13 @@ from typing import Any
 from cryptography import x509
 
 from service.client.api import ClientError, StampClient
+from service.client.watch_backoff import DEFAULT_RETRY_MAX_S, Backoff
 from service.client.watch_state import Entry, WatchState
 from service.errors import ChronosealError, MalformedInputError
 from service.evidence.bundle_check import check_bundle
 from service.evidence.manifest import canonicalize
 from service.timestamping.serials import write_atomically
 
-BACKOFF_FIRST_S = 1.0  # the first retry after a failed attempt
-DEFAULT_RETRY_MAX_S = 60.0  # a server down for hours is tried once a minute, not hammered
 POLL_FIRST_S = 0.5  # most batches close within a second (batch_max_wait_ms)
 POLL_FACTOR = 1.6
 POLL_MAX_S = 5.0  # a stamp delayed by TSA retries is polled every 5 s
@@ -64,34 +62,6 @@ def registration_key(sha256: str, metadata: dict[str, Any], extra: dict[str, Any
 def extra_fields(session: str, options: SendOptions) -> dict[str, str]:
     """Registration fields besides the digest and the record."""
     return {"session": session} if options.send_session else {}
-
-
-class Backoff:
-    """Exponential back-off with jitter, reset by a success."""
-
-    def __init__(self, maximum_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.maximum_s, self.clock = maximum_s, clock
-        self.failures = 0
-        self.until = 0.0
-
-    def ready(self) -> bool:
-        return self.clock() >= self.until
-
-    def wait_s(self) -> float:
-        return max(0.0, self.until - self.clock())
-
-    def failed(self) -> float:
-        delay = min(BACKOFF_FIRST_S * 2.0 ** min(self.failures, 30), self.maximum_s)
-        delay *= random.uniform(0.8, 1.0)  # noqa: S311 - spreads retries, no secret
-        self.failures += 1
-        self.until = self.clock() + delay
-        return delay
-
-    def succeeded(self) -> bool:
-        """Reset; True when this ends a run of failures."""
-        was_failing = self.failures > 0
-        self.failures, self.until = 0, 0.0
-        return was_failing
 
 
 class Sender:

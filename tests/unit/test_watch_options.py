@@ -8,9 +8,9 @@ import pytest
 
 from service.client.api import StampClient
 from service.client.watch import check_folders
+from service.client.watch_backoff import Backoff
 from service.client.watch_sender import (
     IDLE_S,
-    Backoff,
     Sender,
     SendOptions,
     extra_fields,
