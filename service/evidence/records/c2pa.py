@@ -1,122 +1,176 @@
-"""C2PA: the manifest store (JUMBF) parsed far enough to name its active manifest's claim
-generator and actions, without a network or signature checks ("present" is a fact, not a
-verdict; validation is c2pa-python's job).
+"""C2PA: the manifest store read and validated by c2pa-python (the CAI's own SDK), recorded as
+C2PA reports it: a manifest that fails validation is recorded as failing, never as valid.
 
-The store is a JUMBF superbox labelled "c2pa" (PNG chunk caBX, JPEG APP11 segments, WebP chunk
-C2PA) holding one superbox per manifest; the active manifest is the last one (C2PA 2.1,
-section 11.1.4.1), earlier ones are its ingredients'. A manifest holds a claim (`c2pa.claim` or
-`c2pa.claim.v2`, CBOR: `claim_generator` text in v1, `claim_generator_info` map(s) in both) and
-an assertion store whose `c2pa.actions` / `c2pa.actions.v2` (CBOR) say what was done.
+What is kept (provenance["c2pa"]): the active manifest's label, claim generator, signer and
+issuer, the validation state and what it says of the claim signature, the hard binding to these
+exact bytes and the signature's own timestamp, its c2pa.actions (with digitalSourceType) and its
+ingredients. The containers' walk (png/jpeg/webp.py) finds the store first: only a file that
+carries one, of at most MAX_C2PA_BYTES, is handed to the SDK, so its memory is bounded by that
+store plus the file being hashed in chunks. The SDK runs in a thread that is waited for
+READ_TIMEOUT_S at most (a Rust call cannot be interrupted: a read that overruns is abandoned,
+and at most MAX_ABANDONED of those run at once before files are no longer handed to it).
+Nothing is fetched: remote manifests and OCSP are off and no network host is allowed.
 """
 
 from __future__ import annotations
 
-import struct
-from typing import Any
+import contextlib
+import io
+import json
+import os
+import threading
+from typing import Any, BinaryIO
 
-from service.evidence.records import cbor
 from service.evidence.records.record import C2PA
 from service.evidence.records.sources import Found, Reader, Sources
+from service.evidence.records.validation import read_validation
 
-MAX_BOXES = 4096  # JUMBF boxes walked per store; a store has a few dozen
-MAX_BOX_DEPTH = 8  # store > manifest > assertion store > assertion > content: 5 levels
-MAX_GENERATOR_CHARS = 512  # a generator string is a product name and version
+READ_TIMEOUT_S = 5.0  # a store of a few manifests validates in milliseconds (bench/c2pa_read.py)
+MAX_RUNNING_READS = 4  # SDK reads at once (each holds a store in memory); more wait their turn
+MAX_MANIFEST_MB = 8  # decompressed store the SDK may inflate (its own bound)
+MAX_TEXT_CHARS = 512  # a generator, signer or title is a name and a version
 MAX_ACTIONS = 32  # actions kept from the active manifest; real ones list a handful
+MAX_INGREDIENTS = 16  # ingredients kept; an edit names one or a few
 ACTION_KEYS = ("action", "softwareAgent", "digitalSourceType", "when")
+SIGNER_KEYS = ("issuer", "common_name", "alg", "time", "cert_serial_number")
+UNREADABLE = "the C2PA manifest store could not be read or validated; registered without it"
+TIMED_OUT = f"the C2PA manifest store was not validated within {READ_TIMEOUT_S:g} s; skipped"
+MEDIA_TYPES = {b"\x89PNG": "image/png", b"\xff\xd8": "image/jpeg", b"RIFF": "image/webp"}
+# Reading never reaches the network: a store that points elsewhere is reported, not fetched.
+READ_SETTINGS = {
+    "verify": {"remote_manifest_fetch": False, "ocsp_fetch": False},
+    "core": {"allowed_network_hosts": [], "max_decompressed_manifest_size_in_mb": MAX_MANIFEST_MB},
+}
+
+# Process-wide on purpose: it bounds the SDK's threads in this process, whoever calls.
+_running = threading.BoundedSemaphore(MAX_RUNNING_READS)
 
 
-def read_c2pa(store: bytes) -> dict[str, Any]:
-    """{"present": True, "manifests", "active_manifest", "claim_generator", "actions"}: the
-    parts found in the active manifest (only "present" when the store cannot be parsed)."""
-    out: dict[str, Any] = {"present": True}
-    try:
-        out.update(_active_manifest(store))
-    except (ValueError, struct.error):  # CborError is a ValueError
+def read_c2pa(fileobj: BinaryIO, warnings: list[str],
+              trust_anchors_pem: str | None = None) -> dict[str, Any]:
+    """{"present": True, ...}: the facts of the file's active manifest and their validation
+    (only "present" when the store cannot be read; the reason goes to `warnings`).
+    `trust_anchors_pem` adds roots to trust (validation "Trusted" when the signer chains)."""
+    media_type = _media_type(fileobj)
+    if media_type is None:
         return {"present": True}
-    return out
+    if not _running.acquire(timeout=READ_TIMEOUT_S):
+        warnings.append(TIMED_OUT)
+        return {"present": True}
+    result: dict[str, Any] = {}
+    source = _own_handle(fileobj)
+
+    def run() -> None:
+        try:
+            result["report"] = _report(media_type, source, trust_anchors_pem)
+        except Exception as exc:  # c2pa.C2paError and anything the SDK raises on bad bytes
+            result["error"] = exc
+        finally:
+            source.close()
+            _running.release()
+
+    worker = threading.Thread(target=run, name="c2pa-read", daemon=True)
+    worker.start()
+    worker.join(READ_TIMEOUT_S)
+    if worker.is_alive():
+        warnings.append(TIMED_OUT)
+        return {"present": True}
+    if "report" not in result:
+        warnings.append(UNREADABLE)
+        return {"present": True}
+    facts = facts_of(result["report"])
+    return {"present": True, **facts}
 
 
-def _active_manifest(store: bytes) -> dict[str, Any]:
-    root = _boxes(store, 0, len(store), 0, [0])
-    top = next((b for b in root if b["label"] == "c2pa"), None)
-    manifests = [b for b in (top or {}).get("children", []) if b["type"] == b"jumb"]
-    if not manifests:
-        return {}
-    active = manifests[-1]
-    out: dict[str, Any] = {"manifests": len(manifests), "active_manifest": active["label"]}
-    for box in active["children"]:
-        if box["label"] in ("c2pa.claim", "c2pa.claim.v2"):
-            out.update(_claim(_cbor_of(box)))
-        elif box["label"] == "c2pa.assertions":
-            actions = [_cbor_of(a) for a in box["children"]
-                       if a["label"].split("__")[0] in ("c2pa.actions", "c2pa.actions.v2")]
-            lists = [c["actions"] for c in actions
-                     if isinstance(c, dict) and isinstance(c.get("actions"), list)]
-            found = [_action(a) for items in lists for a in items[:MAX_ACTIONS]
-                     if isinstance(a, dict)]
-            if found:
-                out["actions"] = found[:MAX_ACTIONS]
-    return out
-
-
-def _boxes(data: bytes, start: int, end: int, depth: int, count: list[int]) -> list[dict[str, Any]]:
-    """The boxes in data[start:end]; superboxes (jumb) with their label and children."""
-    out: list[dict[str, Any]] = []
-    at = start
-    while at + 8 <= end:
-        count[0] += 1
-        if count[0] > MAX_BOXES or depth > MAX_BOX_DEPTH:
-            raise ValueError("JUMBF too large or deep")
-        size, kind = struct.unpack_from(">I4s", data, at)
-        header = 8
-        if size == 1:
-            size, header = struct.unpack_from(">Q", data, at + 8)[0], 16
-        elif size == 0:
-            size = end - at
-        if size < header or at + size > end:
-            raise ValueError("JUMBF box runs past its parent")
-        box: dict[str, Any] = {"type": kind, "label": "", "start": at + header, "end": at + size,
-                               "children": [], "data": data}
-        if kind == b"jumb":
-            box["children"] = _boxes(data, at + header, at + size, depth + 1, count)
-            description = box["children"][0] if box["children"] else None
-            if description is not None and description["type"] == b"jumd":
-                box["label"] = _label(data[description["start"] : description["end"]])
-        out.append(box)
-        at += size
-    return out
-
-
-def _label(jumd: bytes) -> str:
-    """The label of a JUMBF description box: 16-byte type, toggles, then the label (if
-    toggles bit 2) NUL-terminated."""
-    if len(jumd) < 17 or not jumd[16] & 0x02:
-        return ""
-    return jumd[17:].split(b"\x00", 1)[0].decode("utf-8", "replace")
-
-
-def _cbor_of(box: dict[str, Any]) -> Any:
-    content = next((c for c in box["children"] if c["type"] == b"cbor"), None)
-    if content is None:
+def _media_type(fileobj: BinaryIO) -> str | None:
+    fileobj.seek(0)
+    head = fileobj.read(12)
+    fileobj.seek(0)
+    if head[:4] == b"RIFF" and head[8:12] != b"WEBP":
         return None
-    return cbor.loads(content["data"][content["start"] : content["end"]])
+    return next((t for magic, t in MEDIA_TYPES.items() if head.startswith(magic)), None)
 
 
-def _claim(claim: Any) -> dict[str, Any]:
-    if not isinstance(claim, dict):
-        return {}
+def _own_handle(fileobj: BinaryIO) -> BinaryIO:
+    """A handle with its own position, valid after the caller's is closed: the SDK's thread may
+    outlive the call. A real file is opened again (no copy); an in-memory one is copied (it is
+    in memory because it is small: register.SPOOL_MEMORY_BYTES)."""
+    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+        return open(f"/proc/self/fd/{fileobj.fileno()}", "rb")  # noqa: SIM115
+    fileobj.seek(0)
+    data = fileobj.read()
+    fileobj.seek(0)
+    return io.BytesIO(data)
+
+
+def _report(media_type: str, source: BinaryIO, trust_anchors_pem: str | None) -> dict[str, Any]:
+    import c2pa  # the SDK loads a 23 MB native library: only when a file carries a store
+
+    settings: dict[str, Any] = json.loads(json.dumps(READ_SETTINGS))
+    if trust_anchors_pem:
+        settings["trust"] = {"trust_anchors": trust_anchors_pem}
+    context = c2pa.Context(c2pa.Settings.from_dict(settings))
+    with c2pa.Reader(media_type, source, context=context) as reader:
+        report: dict[str, Any] = json.loads(reader.json())
+        report["validation_state"] = reader.get_validation_state()
+    return report
+
+
+def facts_of(report: dict[str, Any]) -> dict[str, Any]:
+    """The recorded facts from the SDK's manifest-store report (its `Reader.json()`)."""
+    manifests = report.get("manifests") or {}
+    label = report.get("active_manifest")
+    active = manifests.get(label) if isinstance(label, str) else None
+    out: dict[str, Any] = {"manifests": len(manifests)}
+    if not isinstance(active, dict):
+        out["validation"] = read_validation(report)
+        return out
+    out["active_manifest"] = label[:MAX_TEXT_CHARS]
+    out.update(_generator(active))
+    signer = active.get("signature_info")
+    if isinstance(signer, dict):
+        out["signer"] = {k: _text(signer[k]) for k in SIGNER_KEYS if signer.get(k) is not None}
+    out["validation"] = read_validation(report)
+    actions = [_action(a) for a in _actions(active)]
+    if actions:
+        out["actions"] = actions[:MAX_ACTIONS]
+    ingredients = [_ingredient(i, manifests) for i in (active.get("ingredients") or [])
+                   if isinstance(i, dict)][:MAX_INGREDIENTS]
+    if ingredients:
+        out["ingredients"] = ingredients
+    return out
+
+
+def _text(value: Any) -> str:
+    return str(value)[:MAX_TEXT_CHARS]
+
+
+def _generator(manifest: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    info = claim.get("claim_generator_info")
+    info = manifest.get("claim_generator_info")
     first = info[0] if isinstance(info, list) and info else info
-    name = first.get("name") if isinstance(first, dict) else None
-    generator = claim.get("claim_generator")
-    generator = generator if isinstance(generator, str) else name
+    generator = manifest.get("claim_generator")
+    if not isinstance(generator, str) and isinstance(first, dict):
+        name, version = first.get("name"), first.get("version")
+        generator = f"{name} {version}" if name and version else name
     if isinstance(generator, str):
-        out["claim_generator"] = generator[:MAX_GENERATOR_CHARS]
+        out["claim_generator"] = _text(generator)
     if isinstance(first, dict):
-        out["claim_generator_info"] = {k: str(v)[:MAX_GENERATOR_CHARS] for k, v in first.items()
+        out["claim_generator_info"] = {k: _text(v) for k, v in first.items()
                                        if k in ("name", "version") and v is not None}
     return out
+
+
+def _actions(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for assertion in manifest.get("assertions") or []:
+        if not isinstance(assertion, dict):
+            continue
+        if str(assertion.get("label", "")).split("__")[0] in ("c2pa.actions", "c2pa.actions.v2"):
+            data = assertion.get("data")
+            items = data.get("actions") if isinstance(data, dict) else None
+            found.extend(a for a in (items or [])[:MAX_ACTIONS] if isinstance(a, dict))
+    return found
 
 
 def _action(action: dict[str, Any]) -> dict[str, Any]:
@@ -126,7 +180,16 @@ def _action(action: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, dict):  # softwareAgent as claim_generator_info (actions v2)
             value = value.get("name")
         if isinstance(value, str):
-            out[key] = value[:MAX_GENERATOR_CHARS]
+            out[key] = _text(value)
+    return out
+
+
+def _ingredient(ingredient: dict[str, Any], manifests: dict[str, Any]) -> dict[str, Any]:
+    out = {k: _text(ingredient[k]) for k in ("title", "format", "relationship", "active_manifest")
+           if isinstance(ingredient.get(k), str)}
+    own = manifests.get(ingredient.get("active_manifest"))
+    if isinstance(own, dict):
+        out.update(_generator(own))
     return out
 
 
