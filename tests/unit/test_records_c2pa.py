@@ -16,8 +16,8 @@ from tests.support.c2pa_files import (
     change_one_pixel,
     created_by,
     edited,
-    plain_image,
     fixture_pki,
+    plain_image,
 )
 from tests.support.records import png_with_chunks
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import threading
 from typing import Any, BinaryIO
 
@@ -125,7 +124,7 @@ def facts_of(report: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(active, dict):
         out["validation"] = read_validation(report)
         return out
-    out["active_manifest"] = label[:MAX_TEXT_CHARS]
+    out["active_manifest"] = _text(label)
     out.update(_generator(active))
     signer = active.get("signature_info")
     if isinstance(signer, dict):
@@ -187,7 +186,7 @@ def _action(action: dict[str, Any]) -> dict[str, Any]:
 def _ingredient(ingredient: dict[str, Any], manifests: dict[str, Any]) -> dict[str, Any]:
     out = {k: _text(ingredient[k]) for k in ("title", "format", "relationship", "active_manifest")
            if isinstance(ingredient.get(k), str)}
-    own = manifests.get(ingredient.get("active_manifest"))
+    own = manifests.get(str(ingredient.get("active_manifest")))
     if isinstance(own, dict):
         out.update(_generator(own))
     return out
