@@ -15,7 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from PIL import Image
+from PIL import Image, ImageDraw
 
 TRAINED = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 COMPOSITE = ("http://cv.iptc.org/newscodes/digitalsourcetype/"
@@ -74,8 +74,14 @@ def fixture_pki() -> FixturePki:
 
 def plain_image(fmt: str, size: tuple[int, int] = (64, 48),
                 colour: tuple[int, int, int] = (200, 40, 30)) -> bytes:
+    """An image with structure (not flat: perceptual hashing skips flat images)."""
+    image = Image.new("RGB", size, colour)
+    draw = ImageDraw.Draw(image)
+    width, height = size
+    draw.rectangle((width // 4, height // 4, width // 2, height - 4), fill=(20, 20, 220))
+    draw.ellipse((width // 2, 2, width - 2, height // 2), fill=(240, 240, 40))
     out = io.BytesIO()
-    Image.new("RGB", size, colour).save(out, fmt.upper())
+    image.save(out, fmt.upper())
     return out.getvalue()
 
 

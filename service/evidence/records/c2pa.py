@@ -6,9 +6,8 @@ issuer, the validation state and what it says of the claim signature, the hard b
 exact bytes and the signature's own timestamp, its c2pa.actions (with digitalSourceType) and its
 ingredients. The containers' walk (png/jpeg/webp.py) finds the store first: only a file that
 carries one, of at most MAX_C2PA_BYTES, is handed to the SDK, so its memory is bounded by that
-store plus the file being hashed in chunks. The SDK runs in a thread that is waited for
-READ_TIMEOUT_S at most (a Rust call cannot be interrupted: a read that overruns is abandoned,
-and at most MAX_ABANDONED of those run at once before files are no longer handed to it).
+store plus the file being hashed in chunks. The SDK runs in a thread waited for READ_TIMEOUT_S
+at most (c2pa_sdk.run_bounded: an overrunning read is abandoned, a bounded number run at once).
 Nothing is fetched: remote manifests and OCSP are off and no network host is allowed.
 """
 
@@ -17,15 +16,15 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import threading
+import logging
 from typing import Any, BinaryIO
 
+from service.evidence.c2pa_sdk import SdkTimeoutError, run_bounded, sdk_context
 from service.evidence.records.record import C2PA
 from service.evidence.records.sources import Found, Reader, Sources
 from service.evidence.records.validation import read_validation
 
 READ_TIMEOUT_S = 5.0  # a store of a few manifests validates in milliseconds (bench/c2pa_read.py)
-MAX_RUNNING_READS = 4  # SDK reads at once (each holds a store in memory); more wait their turn
 MAX_MANIFEST_MB = 8  # decompressed store the SDK may inflate (its own bound)
 MAX_TEXT_CHARS = 512  # a generator, signer or title is a name and a version
 MAX_ACTIONS = 32  # actions kept from the active manifest; real ones list a handful
@@ -41,8 +40,7 @@ READ_SETTINGS = {
     "core": {"allowed_network_hosts": [], "max_decompressed_manifest_size_in_mb": MAX_MANIFEST_MB},
 }
 
-# Process-wide on purpose: it bounds the SDK's threads in this process, whoever calls.
-_running = threading.BoundedSemaphore(MAX_RUNNING_READS)
+log = logging.getLogger(__name__)
 
 
 def read_c2pa(fileobj: BinaryIO, warnings: list[str],
@@ -53,32 +51,22 @@ def read_c2pa(fileobj: BinaryIO, warnings: list[str],
     media_type = _media_type(fileobj)
     if media_type is None:
         return {"present": True}
-    if not _running.acquire(timeout=READ_TIMEOUT_S):
-        warnings.append(TIMED_OUT)
-        return {"present": True}
-    result: dict[str, Any] = {}
     source = _own_handle(fileobj)
 
-    def run() -> None:
-        try:
-            result["report"] = _report(media_type, source, trust_anchors_pem)
-        except Exception as exc:  # c2pa.C2paError and anything the SDK raises on bad bytes
-            result["error"] = exc
-        finally:
-            source.close()
-            _running.release()
+    def call() -> dict[str, Any]:
+        with source:
+            return _report(media_type, source, trust_anchors_pem)
 
-    worker = threading.Thread(target=run, name="c2pa-read", daemon=True)
-    worker.start()
-    worker.join(READ_TIMEOUT_S)
-    if worker.is_alive():
+    try:
+        report = run_bounded(call, READ_TIMEOUT_S)
+    except SdkTimeoutError:
         warnings.append(TIMED_OUT)
         return {"present": True}
-    if "report" not in result:
+    except Exception:  # c2pa.C2paError and anything the SDK raises on bad bytes
+        log.debug("C2PA store unreadable", exc_info=True)
         warnings.append(UNREADABLE)
         return {"present": True}
-    facts = facts_of(result["report"])
-    return {"present": True, **facts}
+    return {"present": True, **facts_of(report)}
 
 
 def _media_type(fileobj: BinaryIO) -> str | None:
@@ -108,8 +96,7 @@ def _report(media_type: str, source: BinaryIO, trust_anchors_pem: str | None) ->
     settings: dict[str, Any] = json.loads(json.dumps(READ_SETTINGS))
     if trust_anchors_pem:
         settings["trust"] = {"trust_anchors": trust_anchors_pem}
-    context = c2pa.Context(c2pa.Settings.from_dict(settings))
-    with c2pa.Reader(media_type, source, context=context) as reader:
+    with c2pa.Reader(media_type, source, context=sdk_context(settings)) as reader:
         report: dict[str, Any] = json.loads(reader.json())
         report["validation_state"] = reader.get_validation_state()
     return report
