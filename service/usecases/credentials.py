@@ -18,11 +18,13 @@ from service.errors import ConfigError, ImageNotKeptError, NotReadyError
 from service.evidence.credentials.definition import (
     RegistrationFacts,
     TokenTime,
+    child_metadata,
     manifest_definition,
 )
-from service.evidence.credentials.embed import MEDIA_TYPES, embed
-from service.evidence.credentials.keys import SigningMaterial, load_or_create
+from service.evidence.credentials.embed import MEDIA_TYPES, LocalSigner, embed
+from service.evidence.credentials.keys import SigningMaterial, load_existing, load_or_create
 from service.evidence.manifest import format_timestamp
+from service.settings import Settings
 from service.storage.receipts import Receipt
 from service.timestamping.tsa_config import TSAConfig
 from service.usecases.receipts import own_receipt, proof_json, tokens_of
@@ -38,7 +40,8 @@ from service.usecases.stamp import load_enabled_tsas
 from service.webhooks.events import receipt_links
 from service.wiring import Services
 
-__all__ = ["Credentialed", "child_registration", "content_credentials", "signing_material"]
+__all__ = ["Credentialed", "LocalSigner", "child_registration", "claim_tsa", "content_credentials",
+           "local_signer", "signing_material"]
 
 
 @dataclass(frozen=True)
@@ -72,18 +75,14 @@ def content_credentials(services: Services, signals: Signals, receipt_id: str, o
     if image is None:
         raise ImageNotKeptError("the image was dropped after hashing (CHRONOSEAL_KEEP_IMAGES "
                                 "is off); embed locally with chronoseal stamp --embed")
-    manifest = json.loads(receipt.manifest_jcs)
-    facts = RegistrationFacts(
-        receipt_id=receipt.id, manifest_digest=receipt.manifest_digest,
-        image_sha256=receipt.image_sha256, submitted_at=manifest["submitted_at"],
-        generation=manifest.get("generation") or {}, proof=proof,
-        tokens=[TokenTime(t.tsa, format_timestamp(t.gen_time), t.serial) for t in tokens],
-        bundle_url=base_url.rstrip("/") + receipt_links(receipt.id)["bundle"],
-        batch_head=json.loads(receipt.head_jcs) if receipt.head_jcs else None,
-    )
+    facts = RegistrationFacts.of(
+        receipt.id, json.loads(receipt.manifest_jcs), receipt.manifest_digest, proof,
+        [TokenTime(t.tsa, format_timestamp(t.gen_time), t.serial) for t in tokens],
+        base_url.rstrip("/") + receipt_links(receipt.id)["bundle"],
+        json.loads(receipt.head_jcs) if receipt.head_jcs else None)
     assert receipt.media_type is not None
     copy = embed(image, receipt.media_type, manifest_definition(facts),
-                 signing_material(services), claim_tsa(services).url)
+                 signing_material(services), claim_tsa(services.settings).url)
     spooled = spool_image(io.BytesIO(copy), services.settings.max_upload_bytes)
     try:
         child = register(services, child_registration(receipt, spooled), signals)
@@ -97,16 +96,20 @@ def child_registration(parent: Receipt, image: SpooledImage) -> Registration:
     (org.chronoseal.registration copy_of) and in the answer; when registrations gain
     `parents` (issue history), set `parents=[parent.id]` here: the one place to switch."""
     generation = json.loads(parent.manifest_jcs).get("generation") or {}
-    metadata = {k: v for k, v in generation.items() if k not in ("raw", "conflicts")}
-    return Registration(owner=parent.api_key_id, image=image, metadata=metadata,
-                        public=parent.public)
+    return Registration(owner=parent.api_key_id, image=image,
+                        metadata=child_metadata(generation), public=parent.public)
 
 
-def claim_tsa(services: Services) -> TSAConfig:
+def local_signer(settings: Settings) -> LocalSigner:
+    """What `chronoseal stamp --embed` signs with on this machine: the server's signing keys
+    in its data dir (never made here) and the claim TSA of these settings."""
+    return LocalSigner(load_existing(settings.data_path), claim_tsa(settings).url)
+
+
+def claim_tsa(settings: Settings) -> TSAConfig:
     """The TSA that time-stamps claim signatures: settings.c2pa_tsa, else the first enabled."""
-    name = services.settings.c2pa_tsa
-    chosen = [t for t in load_enabled_tsas(services.settings)
-              if name is None or t.name == name]
+    name = settings.c2pa_tsa
+    chosen = [t for t in load_enabled_tsas(settings) if name is None or t.name == name]
     if not chosen:
         raise ConfigError(f"c2pa_tsa {name!r} is not an enabled TSA" if name
                           else "no TSA is enabled to time-stamp Content Credentials")

@@ -100,9 +100,10 @@ def test_embedded_copy_validates_with_chronoseal_root_and_is_registered_as_child
     assert child["manifest"]["image"]["sha256"] == hashlib.sha256(copy).hexdigest()
     assert child["manifest"]["generation"]["prompt"] == "a lighthouse at dusk"
     # Chronoseal's reader records Chronoseal's manifest on the copy, validated.
-    facts = child["manifest"]["generation"]["provenance"]["c2pa"] if "provenance" in child[
-        "manifest"]["generation"] else None
-    assert facts is None or facts["validation"]["hard_binding"] == "valid"
+    facts = child["manifest"]["generation"]["sources"]["file"]["provenance"]["c2pa"]
+    assert facts["claim_generator"].startswith("Chronoseal")
+    assert facts["validation"]["hard_binding"] == "valid"
+    assert facts["validation"]["timestamp"] == "valid"
 
     # One changed pixel: the hard binding fails, and the credential is no longer valid.
     _, changed = _read(change_one_pixel(fmt, copy), anchors)

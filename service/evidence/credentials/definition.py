@@ -46,6 +46,18 @@ class RegistrationFacts:
     title: str = "Chronoseal registered image"
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, receipt_id: str, manifest: dict[str, Any], manifest_digest: str,
+           proof: dict[str, Any], tokens: list[TokenTime], bundle_url: str,
+           batch_head: dict[str, Any] | None) -> RegistrationFacts:
+        """From a receipt's parts as the API and the bundle show them (the server and the
+        client build it the same way)."""
+        return cls(receipt_id=receipt_id, manifest_digest=manifest_digest,
+                   image_sha256=manifest["image"]["sha256"],
+                   submitted_at=manifest["submitted_at"],
+                   generation=manifest.get("generation") or {}, proof=proof, tokens=tokens,
+                   bundle_url=bundle_url, batch_head=batch_head)
+
 
 def manifest_definition(facts: RegistrationFacts) -> dict[str, Any]:
     """The definition c2pa.Builder signs."""
@@ -76,6 +88,12 @@ def manifest_definition(facts: RegistrationFacts) -> dict[str, Any]:
             {"label": GENERATION_LABEL, "data": generation_assertion(facts.generation)},
         ],
     }
+
+
+def child_metadata(generation: dict[str, Any]) -> dict[str, Any]:
+    """The generation record a copy is registered with: the original's normalised fields
+    (its raw original and conflicts stay with the original's receipt)."""
+    return {k: v for k, v in generation.items() if k not in ("raw", "conflicts", "sources")}
 
 
 def generation_assertion(generation: dict[str, Any]) -> dict[str, Any]:

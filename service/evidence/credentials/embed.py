@@ -9,6 +9,7 @@ so the copy's bytes (and SHA-256) differ from the original's: the caller registe
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,7 +19,15 @@ from service.evidence.credentials.keys import SigningMaterial
 
 SIGN_TIMEOUT_S = 30.0  # signing is milliseconds; the TSA round trip is what may take long
 MEDIA_TYPES = ("image/png", "image/jpeg", "image/webp")  # what Chronoseal registers
-__all__ = ["MEDIA_TYPES", "EmbedError", "embed"]
+__all__ = ["MEDIA_TYPES", "EmbedError", "LocalSigner", "embed"]
+
+
+@dataclass(frozen=True)
+class LocalSigner:
+    """What `chronoseal stamp --embed` signs with: the material and the claim TSA's URL."""
+
+    material: SigningMaterial
+    ta_url: str
 
 
 def embed(image: bytes, media_type: str, definition: dict[str, Any],

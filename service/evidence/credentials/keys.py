@@ -105,6 +105,17 @@ def load_or_create(data_dir: Path) -> SigningMaterial:
         raise ConfigError(f"cannot load or create C2PA signing keys in {folder}: {exc}") from exc
 
 
+def load_existing(data_dir: Path) -> SigningMaterial:
+    """The signing material a server made in `data_dir` (the CLI signing locally never makes
+    its own: a root nobody was given would sign nothing anyone can check)."""
+    folder = data_dir / SUBDIR
+    try:
+        return _load(folder)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"no C2PA signing keys in {folder} (made by the server's first "
+                          f"start): {exc}") from exc
+
+
 def _load(folder: Path) -> SigningMaterial:
     key_pem = (folder / "signer-key.pem").read_bytes()
     cert_pem = (folder / "signer-cert.pem").read_bytes()
