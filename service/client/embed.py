@@ -26,6 +26,7 @@ from service.evidence.credentials.definition import (
 )
 from service.evidence.credentials.embed import LocalSigner, embed
 from service.evidence.hashing import sniff_media_type
+from service.evidence.records import read_generation_record
 from service.webhooks.events import receipt_links
 
 COPY_INFIX = ".c2pa"  # NAME.c2pa.EXT: the copy keeps its format's suffix, viewers open it
@@ -55,11 +56,13 @@ def embed_copy(client: StampClient, image: Path, receipt: dict[str, Any], bundle
     partial.write_bytes(copy)
     os.replace(partial, target)
     sha256 = hashlib.sha256(copy).hexdigest()
-    # The link to the original is in the copy's manifest (copy_of); see
-    # usecases.credentials.child_registration for `parents` once registrations have them.
-    child = client.register_digest(
-        sha256, child_metadata(receipt["manifest"].get("generation") or {}),
-        f"chronoseal-embed:{sha256}")
+    # The link to the original is in the copy's manifest (copy_of), read back here as the
+    # server reads an upload's; see usecases.credentials.child_registration for `parents`.
+    metadata = child_metadata(receipt["manifest"].get("generation") or {})
+    provenance = read_generation_record(target).provenance
+    if provenance:
+        metadata["embedded_provenance"] = dict(provenance)
+    child = client.register_digest(sha256, metadata, f"chronoseal-embed:{sha256}")
     return target, str(child["id"])
 
 

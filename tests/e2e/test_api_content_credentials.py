@@ -104,6 +104,8 @@ def test_embedded_copy_validates_with_chronoseal_root_and_is_registered_as_child
     assert facts["claim_generator"].startswith("Chronoseal")
     assert facts["validation"]["hard_binding"] == "valid"
     assert facts["validation"]["timestamp"] == "valid"
+    assert facts["chronoseal_registration"] == {  # the child's manifest names its original
+        "receipt_id": receipt_id, "manifest_digest": stamp["manifest_digest"]}
 
     # One changed pixel: the hard binding fails, and the credential is no longer valid.
     _, changed = _read(change_one_pixel(fmt, copy), anchors)

@@ -62,6 +62,9 @@ def test_hash_only_embed_signs_locally_and_registers_the_copy(
                                                      receipts.c.manifest_jcs))}
     assert rows[child_id].image_sha256 == hashlib.sha256(copy).hexdigest()
     original_id = labels["org.chronoseal.registration"]["receipt_id"]
+    child = json.loads(rows[child_id].manifest_jcs)["generation"]
+    link = child["raw"]["embedded_provenance"]["c2pa"]["chronoseal_registration"]
+    assert link["receipt_id"] == original_id  # the child's manifest names its original
     original = json.loads(rows[original_id].manifest_jcs)["generation"]
     # The client read the original's C2PA before registering it: validated, recorded.
     provenance = original["raw"]["embedded_provenance"]["c2pa"]

@@ -20,6 +20,7 @@ import logging
 from typing import Any, BinaryIO
 
 from service.evidence.c2pa_sdk import SdkTimeoutError, run_bounded, sdk_context
+from service.evidence.credentials.definition import REGISTRATION_LABEL
 from service.evidence.records.record import C2PA
 from service.evidence.records.sources import Found, Reader, Sources
 from service.evidence.records.validation import read_validation
@@ -120,6 +121,9 @@ def facts_of(report: dict[str, Any]) -> dict[str, Any]:
     actions = [_action(a) for a in _actions(active)]
     if actions:
         out["actions"] = actions[:MAX_ACTIONS]
+    link = _chronoseal_link(active)
+    if link:
+        out["chronoseal_registration"] = link
     ingredients = [_ingredient(i, manifests) for i in (active.get("ingredients") or [])
                    if isinstance(i, dict)][:MAX_INGREDIENTS]
     if ingredients:
@@ -157,6 +161,17 @@ def _actions(manifest: dict[str, Any]) -> list[dict[str, Any]]:
             items = data.get("actions") if isinstance(data, dict) else None
             found.extend(a for a in (items or [])[:MAX_ACTIONS] if isinstance(a, dict))
     return found
+
+
+def _chronoseal_link(manifest: dict[str, Any]) -> dict[str, str]:
+    """A Chronoseal copy's manifest names the registration it is a copy of: recorded, so the
+    copy's own receipt links to the original's (issue 17)."""
+    for assertion in manifest.get("assertions") or []:
+        data = assertion.get("data") if isinstance(assertion, dict) else None
+        if assertion.get("label") == REGISTRATION_LABEL and isinstance(data, dict):
+            return {k: _text(data[k]) for k in ("receipt_id", "manifest_digest")
+                    if isinstance(data.get(k), str)}
+    return {}
 
 
 def _action(action: dict[str, Any]) -> dict[str, Any]:
