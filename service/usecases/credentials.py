@@ -55,7 +55,7 @@ class Credentialed:
 
 
 def signing_material(services: Services) -> SigningMaterial:
-    """Chronoseal's C2PA signing key and certificate (made on first use in the data dir)."""
+    """Chronoseal's C2PA signing key and certificate (made at `serve` start in the data dir)."""
     return load_or_create(services.settings.data_path)
 
 
