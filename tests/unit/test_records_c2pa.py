@@ -117,6 +117,16 @@ def test_a_file_handle_is_read_through_its_own_handle(tmp_path: object) -> None:
     assert record.provenance["c2pa"]["validation"]["hard_binding"] == "valid"
 
 
+def test_an_upload_spooled_in_memory_stays_in_memory() -> None:
+    import tempfile
+
+    with tempfile.SpooledTemporaryFile(max_size=1 << 20) as spool:
+        spool.write(created_by("webp"))
+        record = read_generation_record(spool)  # type: ignore[arg-type]
+        assert not spool._rolled  # noqa: SLF001 - fileno() would have moved it to disk
+    assert record.provenance["c2pa"]["validation"]["hard_binding"] == "valid"
+
+
 def test_files_without_a_store_never_reach_the_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object) -> None:
         raise AssertionError("the SDK was called")

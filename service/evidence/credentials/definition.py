@@ -10,12 +10,12 @@ stays in the bundle's manifest.json; a private record gives its commitments only
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import metadata
 from typing import Any
 
 from service.evidence.generation import GENERATION_FIELDS
 
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
-GENERATOR = {"name": "Chronoseal", "version": "0.1.0"}
 REGISTRATION_LABEL = "org.chronoseal.registration"
 GENERATION_LABEL = "org.chronoseal.generation"
 PRIVATE_KEY = "commitments"  # a private record's manifest holds commitments, not values
@@ -80,7 +80,7 @@ def manifest_definition(facts: RegistrationFacts) -> dict[str, Any]:
     if facts.batch_head is not None:
         registration["batch_head"] = facts.batch_head
     return {
-        "claim_generator_info": [GENERATOR],
+        "claim_generator_info": [{"name": "Chronoseal", "version": _version()}],
         "title": facts.title,
         "assertions": [
             {"label": "c2pa.actions", "data": {"actions": [created]}},
@@ -88,6 +88,13 @@ def manifest_definition(facts: RegistrationFacts) -> dict[str, Any]:
             {"label": GENERATION_LABEL, "data": generation_assertion(facts.generation)},
         ],
     }
+
+
+def _version() -> str:
+    try:
+        return metadata.version("chronoseal")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "source"
 
 
 def child_metadata(generation: dict[str, Any]) -> dict[str, Any]:

@@ -83,8 +83,11 @@ def _own_handle(fileobj: BinaryIO) -> BinaryIO:
     """A handle with its own position, valid after the caller's is closed: the SDK's thread may
     outlive the call. A real file is opened again (no copy); an in-memory one is copied (it is
     in memory because it is small: register.SPOOL_MEMORY_BYTES)."""
-    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
-        return open(f"/proc/self/fd/{fileobj.fileno()}", "rb")  # noqa: SIM115
+    # A SpooledTemporaryFile's fileno() would move it to disk: look at what it holds instead.
+    inner = getattr(fileobj, "_file", fileobj)
+    if not isinstance(inner, io.BytesIO):
+        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation, AttributeError):
+            return open(f"/proc/self/fd/{inner.fileno()}", "rb")  # noqa: SIM115
     fileobj.seek(0)
     data = fileobj.read()
     fileobj.seek(0)
