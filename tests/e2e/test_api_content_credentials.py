@@ -153,3 +153,21 @@ def test_not_stamped_not_kept_and_unknown_are_problems(
     assert unknown.status_code == 404
     anonymous = api.client.get(f"/v1/stamps/{receipt_id}/content-credentials")
     assert anonymous.status_code == 401
+
+
+def test_uploads_record_c2pa_validation_and_a_broken_store_is_a_warning(api: Api) -> None:
+    from tests.support.records import png_with_chunks
+
+    tampered = change_one_pixel("jpeg", created_by("jpeg", "Some Generator", "3.0"))
+    posted = api.post_image(tampered, filename="image.jpg")
+    assert posted.status_code == 202, posted.get_json()
+    receipt = api.client.get(f"/v1/stamps/{posted.get_json()['id']}", headers=api.auth).get_json()
+    facts = receipt["manifest"]["generation"]["sources"]["file"]["provenance"]["c2pa"]
+    assert facts["claim_generator"] == "Some Generator 3.0"
+    assert facts["validation"]["state"] == "Invalid"  # recorded as failing, never as valid
+    assert facts["validation"]["hard_binding"] == "invalid"
+
+    broken = png_with_chunks([(b"caBX", b"\x00\x00\x00\x10jumb" + b"\xff" * 8)])
+    posted = api.post_image(broken, filename="image.png")
+    assert posted.status_code == 202
+    assert "generation record: " + c2pa_reader.UNREADABLE in posted.get_json()["warnings"]
