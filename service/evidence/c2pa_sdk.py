@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+SDK_MEDIA_TYPES = ("image/png", "image/jpeg", "image/webp")  # what Chronoseal reads and signs
 MAX_RUNNING_CALLS = 4  # each holds a manifest store (and, signing, an image) in memory
 
 # Process-wide on purpose: it bounds the SDK's threads in this process, whoever calls.

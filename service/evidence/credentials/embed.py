@@ -14,11 +14,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from service.errors import EmbedError
-from service.evidence.c2pa_sdk import SdkTimeoutError, run_bounded, sdk_context
+from service.evidence.c2pa_sdk import SDK_MEDIA_TYPES, SdkTimeoutError, run_bounded, sdk_context
 from service.evidence.credentials.keys import SigningMaterial
 
 SIGN_TIMEOUT_S = 30.0  # signing is milliseconds; the TSA round trip is what may take long
-MEDIA_TYPES = ("image/png", "image/jpeg", "image/webp")  # what Chronoseal registers
+MEDIA_TYPES = SDK_MEDIA_TYPES
 __all__ = ["MEDIA_TYPES", "EmbedError", "LocalSigner", "embed"]
 
 
