@@ -6,8 +6,9 @@ signer and issuer, the validation state and what it says of the claim signature,
 binding to these exact bytes and the signature's own timestamp, its c2pa.actions (with
 digitalSourceType) and its ingredients. The containers' walk (png/jpeg/webp.py) finds the store
 first: only a file that carries one, of at most MAX_C2PA_BYTES, is handed to the SDK, so its
-memory is bounded by that store plus the file being hashed in chunks. The SDK runs in a thread waited for READ_TIMEOUT_S
-at most (c2pa_sdk.run_bounded: an overrunning read is abandoned, a bounded number run at once).
+memory is bounded by that store plus the file being hashed in chunks. The SDK runs in a thread
+waited for READ_TIMEOUT_S at most (c2pa_sdk.run_bounded: an overrunning read is abandoned, a
+bounded number run at once).
 Nothing is fetched: remote manifests and OCSP are off and no network host is allowed.
 """
 
