@@ -15,6 +15,7 @@ from service.usecases import credentials
 from service.web.auth import require_key
 from service.web.context import current_services, signals
 from service.web.limits import limited
+from service.web.problems import METHOD_NOT_ALLOWED, ApiError
 from service.web.render import links
 
 bp = Blueprint("credentials", __name__)
@@ -28,6 +29,9 @@ EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 @limited("register")
 def get_content_credentials(receipt_id: str) -> Response:
     """The image with a signed C2PA manifest of its registration; the copy is registered."""
+    if request.method == "HEAD":  # Flask adds HEAD to GET routes: it must not register a copy
+        raise ApiError(METHOD_NOT_ALLOWED, "HEAD would sign and register a copy; use GET",
+                       headers={"Allow": "GET"})
     made = credentials.content_credentials(current_services(), signals(), receipt_id,
                                            g.api_key.id, request.host_url)
     child = made.child.receipt

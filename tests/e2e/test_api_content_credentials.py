@@ -153,6 +153,9 @@ def test_not_stamped_not_kept_and_unknown_are_problems(
     assert unknown.status_code == 404
     anonymous = api.client.get(f"/v1/stamps/{receipt_id}/content-credentials")
     assert anonymous.status_code == 401
+    before = api.counts()
+    head = api.client.head(f"/v1/stamps/{receipt_id}/content-credentials", headers=api.auth)
+    assert head.status_code == 405 and api.counts() == before
 
 
 def test_uploads_record_c2pa_validation_and_a_broken_store_is_a_warning(api: Api) -> None:
