@@ -17,8 +17,10 @@ from typing import Any
 from cryptography import x509
 
 from service.client.api import ClientError, StampClient
-from service.errors import MalformedInputError
+from service.client.embed import embed_copy
+from service.errors import EmbedError, MalformedInputError
 from service.evidence.bundle_check import MAX_BUNDLE_BYTES, check_bundle
+from service.evidence.credentials.embed import LocalSigner
 from service.evidence.manifest import canonicalize
 from service.evidence.records import read_generation_record
 
@@ -42,6 +44,7 @@ class Options:
     metadata: dict[str, Any]
     wait_s: float  # give up on a receipt still pending after this long
     roots: Sequence[x509.Certificate] | None  # for the skip check and the final check
+    embed: LocalSigner | None = None  # --embed: also write a copy with Content Credentials
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ def stamp_file(client: StampClient, path: Path, options: Options,
     """Run one file through; never raises for the file's own problems (they become failed)."""
     try:
         return _stamp(client, path, options, report)
-    except (ClientError, OSError, MalformedInputError) as exc:
+    except (ClientError, OSError, MalformedInputError, EmbedError) as exc:
         return Outcome(path, "failed", str(exc))
 
 
@@ -103,7 +106,11 @@ def _stamp(client: StampClient, path: Path, options: Options,
         return Outcome(path, "failed", f"{receipt_id}: the bundle does not verify: "
                        + "; ".join(verdict.reasons))
     _write_atomically(target, data)
-    return Outcome(path, "stamped", f"{receipt_id} at {receipt.get('stamped_at')}", target)
+    detail = f"{receipt_id} at {receipt.get('stamped_at')}"
+    if options.embed is not None:
+        copy, child_id = embed_copy(client, path, receipt, data, options.embed, options.out_dir)
+        detail += f"; Content Credentials copy {copy} registered as {child_id}"
+    return Outcome(path, "stamped", detail, target)
 
 
 def _register(client: StampClient, path: Path, sha256: str, metadata: dict[str, Any],
@@ -154,7 +161,10 @@ def read_local_record(path: Path) -> dict[str, Any]:
     record = read_generation_record(path)
     if not record.found:
         return {}
-    return {**record.fields, "embedded_source": record.source, "embedded": dict(record.raw)}
+    out = {**record.fields, "embedded_source": record.source, "embedded": dict(record.raw)}
+    if record.provenance:  # XMP, IPTC, and C2PA as c2pa-python validated it here
+        out["embedded_provenance"] = dict(record.provenance)
+    return out
 
 
 def _valid_bundle(target: Path, sha256: str, roots: Sequence[x509.Certificate] | None) -> bool:

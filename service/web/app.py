@@ -6,6 +6,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service.web import (
+    credentials,
     health,
     hooks,
     metrics,
@@ -40,7 +41,7 @@ def create_app(services: Services | None = None) -> Flask:
     metrics.install(app, services)
     install_request_log(app)
     for blueprint in (health.bp, openapi.bp, stamps.bp, verify.bp, webhooks.bp, hooks.bp,
-                      search.bp):
+                      search.bp, credentials.bp):
         app.register_blueprint(blueprint)
     pages.install(app)
     return app

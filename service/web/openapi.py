@@ -494,6 +494,29 @@ PATHS["/v1/hooks/{integration_id}"] = {"post": _op(
     body={"$ref": _REF + "PostPublished"}, secured=False)}
 
 
+# Content Credentials (issue 17)
+PATHS["/v1/stamps/{receipt_id}/content-credentials"] = {"get": {
+    "summary": "A copy of the uploaded image with a signed C2PA manifest of its registration",
+    "description": "The copy is registered too, as a child of this receipt: its receipt id is "
+                   "in the Chronoseal-Receipt header, the original's in Chronoseal-Copy-Of. "
+                   "Needs the image kept on the server (keep_images).",
+    "parameters": [_ID], "security": _BEARER,
+    "responses": {
+        "200": {"description": "The image with its Content Credentials", "content": {
+            t: {"schema": {"type": "string", "contentMediaType": t}}
+            for t in ("image/png", "image/jpeg", "image/webp")},
+            "headers": {h: {"schema": {"type": "string"}}
+                        for h in ("Chronoseal-Receipt", "Chronoseal-Copy-Of", "Link")}},
+        **_AUTH_ERRORS, **_ROUTE_LIMITED, **_NOT_FOUND,
+        "409": _problem("not-ready (not stamped yet) or image-not-kept (only a digest was "
+                        "registered, or the image was dropped after hashing)"),
+        "502": _problem("embed-failed: the C2PA SDK or its TSA failed"),
+    }}}
+PATHS["/c2pa/root.pem"] = _get(
+    "The root of Chronoseal's C2PA signing certificate (add it to a viewer's trust list)",
+    _binary("application/x-pem-file", "PEM certificate"), params=[], errors={}, secured=False)
+
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "Chronoseal", "version": "1",

@@ -89,6 +89,12 @@ MISCONFIGURED = Problem("misconfigured", 503, "The service is misconfigured")
 UPSTREAM_FAILED = Problem("upstream-failed", 502, "A remote server did not answer usably")
 VERIFICATION_FAILED = Problem("verification-failed", 422, "A check on the evidence failed")
 INTERNAL = Problem("internal", 500, "Internal error")
+# Content Credentials (issue 17)
+IMAGE_NOT_KEPT = Problem(
+    "image-not-kept", 409,
+    "The registered image is not kept on the server; embed locally with chronoseal stamp --embed",
+)
+EMBED_FAILED = Problem("embed-failed", 502, "The Content Credentials could not be signed")
 # Answered by the HTTP server before the app sees the request (service/cli/gunicorn_worker.py).
 FORBIDDEN = Problem("forbidden", 403, "Forbidden")
 REQUEST_TIMEOUT = Problem("request-timeout", 408, "The request did not arrive in time")
@@ -105,6 +111,7 @@ ALL_PROBLEMS: tuple[Problem, ...] = (
     VERIFICATION_FAILED, RATE_LIMITED, DECODE_BUSY, INSUFFICIENT_STORAGE, FORBIDDEN,
     REQUEST_TIMEOUT, URI_TOO_LONG, EXPECTATION_FAILED, HEADERS_TOO_LARGE, NOT_IMPLEMENTED,
     CSRF_REFUSED,  # web pages
+    IMAGE_NOT_KEPT, EMBED_FAILED,
 )
 _BY_STATUS = {p.status: p for p in (
     BAD_REQUEST, UNAUTHORIZED, NOT_FOUND, METHOD_NOT_ALLOWED, PAYLOAD_TOO_LARGE,
@@ -205,6 +212,8 @@ DOMAIN_PROBLEMS: dict[type[errors.ChronosealError], tuple[Problem, bool]] = {
     webhook_errors.TransportError: (UPSTREAM_FAILED, False),
     webhook_errors.TooLargeError: (PAYLOAD_TOO_LARGE, True),
     ClientError: (UPSTREAM_FAILED, False),  # the client's, talking to another Chronoseal
+    errors.ImageNotKeptError: (IMAGE_NOT_KEPT, True),
+    errors.EmbedError: (EMBED_FAILED, False),
 }
 
 
