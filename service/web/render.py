@@ -63,6 +63,11 @@ def summary_json(receipt: Receipt) -> dict[str, Any]:
         "warnings": receipt.warnings,
         "links": links(receipt.id),
     }
+    manifest = json.loads(receipt.manifest_jcs)
+    if receipt.session is not None:  # the iteration history, as the manifest states it
+        body["session"] = receipt.session
+    if manifest.get("parents"):
+        body["parents"] = manifest["parents"]
     if receipt.status == "failed":
         body["failure"] = receipt.failure
     if receipt.status == "pending" and receipt.last_error:
