@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "service.cli.verify_token",
     "service.cli.verify",
     "service.cli.stamp",
+    "service.cli.disclose",
     "service.cli.tsa",
     "service.cli.db",
     "service.cli.keys",

@@ -49,6 +49,11 @@ def register(subparsers: Any) -> None:
                         help="seconds to wait for each stamp before giving up")
     parser.add_argument("--ca", type=Path, help="PEM roots the bundles must chain to "
                         "(default: the bundled roots)")
+    parser.add_argument("--history", action="store_true", help="bundles carry each earlier "
+                        "iteration (the parents named at registration), checked by verify.py")
+    parser.add_argument("--private-record", action="store_true", help="the manifest holds "
+                        "salted commitments, not the record; disclosure.json in each bundle opens "
+                        "them (see chronoseal disclose)")
     parser.set_defaults(func=run)
 
 
@@ -90,7 +95,8 @@ def _setup(args: argparse.Namespace) -> tuple[str, Options]:
             raise MalformedInputError("--metadata must be a JSON object")
     roots = read_certificates(args.ca, "--ca") if args.ca else None
     return key, Options(out_dir=args.out, hash_only=args.hash_only, metadata=metadata,
-                        wait_s=args.wait, roots=roots)
+                        wait_s=args.wait, roots=roots, history=args.history,
+                        private_record=args.private_record)
 
 
 def summarize(outcomes: list[Outcome], out: TextIO) -> int:
