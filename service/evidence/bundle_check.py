@@ -31,7 +31,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from service.errors import MalformedInputError
-from service.evidence.bundle import MAX_CHAIN_CERTS, MAX_TOKEN_BYTES, MAX_TSAS
+from service.evidence.bundle import (
+    DISCLOSURE_MEMBER,
+    HISTORY_DIR,
+    MAX_CHAIN_CERTS,
+    MAX_HISTORY,
+    MAX_TOKEN_BYTES,
+    MAX_TSAS,
+)
+from service.evidence.disclosure import disclosure_problems
 from service.evidence.renewal_check import check_renewals
 from service.evidence.templates.verify import layout_problems, zip_members
 from service.timestamping.batch_head import (
@@ -54,6 +62,9 @@ MAX_BUNDLE_BYTES = 4 * 1024 * 1024  # real bundles are ~30 KiB (a record, proofs
 # tokens, chains, evidence records and their renderings, a CRL or OCSP response per
 # certificate below each root, + the fixed files; more is not ours
 MAX_MEMBERS = 4 * MAX_TSAS + MAX_TSAS * (MAX_CHAIN_CERTS - 1) + 8
+# ...and history/: each earlier iteration's manifest, proof, head, and a token and chain for a
+# few TSAs (verify.py's own bound, 512 members, is the one that holds for the whole bundle)
+MAX_MEMBERS += MAX_HISTORY * (3 + 2 * 4)
 MAX_MEMBER_BYTES = 1024 * 1024  # per file, uncompressed: stops a ZIP bomb before inflating it
 MAX_PEM_BYTES = 64 * 1024  # a chain of MAX_CHAIN_CERTS certificates is a few KiB
 _SHA256_HEX_CHARS = 64
@@ -176,6 +187,15 @@ def check_bundle(
     imprint = _check_head(checks, files, proof, root)
     # 5. Every token imprints that value and is signed by a TSA chaining to a trusted root.
     stamps = _check_tokens(checks, files, imprint, roots, partial_chain, now)
+    # 8. A private record's revealed fields open their commitments (disclosure.json).
+    if DISCLOSURE_MEMBER in files:
+        found = disclosure_problems(manifest.get("generation") if manifest else None,
+                                    files[DISCLOSURE_MEMBER], digest.hex())
+        checks.append(Check("disclosure", not found, "; ".join(found) if found else
+                            "every revealed field opens its commitment in the manifest"))
+    # 9. Each earlier iteration under history/ holds as the bundle itself does.
+    for receipt_id, sub in _history(files).items():
+        _check_history(checks, receipt_id, sub, roots, partial_chain, now)
     valid = all(c.ok is not False for c in checks)
     return BundleVerdict(
         valid=valid, checks=tuple(checks), stamps=tuple(stamps), manifest=manifest,
@@ -183,6 +203,31 @@ def check_bundle(
         image_checked=image_sha256 is not None,
         trust="given roots" if roots is not None else "bundled roots", proof=proof,
     )
+
+
+def _history(files: dict[str, bytes]) -> dict[str, dict[str, bytes]]:
+    """history/<receipt id>/... members by receipt id, each with the bundle's own revocation/
+    data (the same TSA certificates) beside them, as a bundle of its own."""
+    shared = {p: d for p, d in files.items() if p.startswith("revocation/")}
+    found: dict[str, dict[str, bytes]] = {}
+    for path, data in files.items():
+        top, _, rest = path.partition("/")
+        receipt_id, _, member = rest.partition("/")
+        if top == HISTORY_DIR and member:
+            found.setdefault(receipt_id, dict(shared))[member] = data
+    return found
+
+
+def _check_history(checks: list[Check], receipt_id: str, files: dict[str, bytes],
+                   roots: Sequence[x509.Certificate] | None, partial_chain: bool,
+                   now: datetime) -> None:
+    own: list[Check] = []
+    data = files.get("manifest.json", b"")
+    root = _check_proof(own, hashlib.sha256(data).digest(), _json_object(files.get("proof.json",
+                                                                                   b"")))
+    imprint = _check_head(own, files, _json_object(files.get("proof.json", b"")), root)
+    _check_tokens(own, files, imprint, roots, partial_chain, now)
+    checks += [Check(f"history:{receipt_id}:{c.name}", c.ok, c.detail) for c in own]
 
 
 def read_bundle(zip_bytes: bytes) -> tuple[dict[str, bytes], list[str]]:

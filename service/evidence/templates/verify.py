@@ -518,14 +518,15 @@ def check_disclosure(report: Report, bundle: Path, manifest: dict[str, Any],
         and isinstance(commitments, dict)
     path = bundle / "disclosure.json"
     if not path.is_file():
-        if private:
+        if private and isinstance(commitments, dict):
             report.note("INFO", "private record: the manifest holds only commitments to "
                         f"{', '.join(sorted(commitments))}; this bundle reveals none of them")
         return
     doc = _json(_read(path))
     fields = doc.get("fields") if isinstance(doc, dict) else None
-    if not report.check(private and isinstance(fields, dict) and doc.get("type")
-                        == DISCLOSURE_TYPE, "disclosure: disclosure.json opens a private record"):
+    if not report.check(private and isinstance(doc, dict) and isinstance(fields, dict)
+                        and doc.get("type") == DISCLOSURE_TYPE,
+                        "disclosure: disclosure.json opens a private record"):
         return
     assert isinstance(doc, dict) and isinstance(fields, dict) and isinstance(commitments, dict)
     digest = hashlib.sha256(manifest_bytes).hexdigest()
@@ -560,7 +561,8 @@ def check_history(report: Report, bundle: Path, manifest: dict[str, Any], manife
     """Each earlier iteration under history/<receipt id>/ checked like the bundle itself, linked
     to this manifest through `parents`, then all listed in the order they were timestamped."""
     base = bundle / "history"
-    parents = manifest.get("parents") if isinstance(manifest.get("parents"), list) else []
+    stated = manifest.get("parents")
+    parents: list[Any] = stated if isinstance(stated, list) else []
     if not base.is_dir():
         if parents:
             report.note("INFO", f"the manifest names {len(parents)} parent(s); this bundle "
@@ -597,7 +599,7 @@ def check_history(report: Report, bundle: Path, manifest: dict[str, Any], manife
         if not isinstance(parent, dict):
             continue
         for digest, (_, earlier, _) in carried.items():
-            image = earlier.get("image") if isinstance(earlier.get("image"), dict) else {}
+            image = _object(earlier.get("image"))
             if digest not in linked and (parent.get("manifest_sha256") == digest
                                          or parent.get("image_sha256") == image.get("sha256")):
                 linked.add(digest)
@@ -612,11 +614,11 @@ def check_history(report: Report, bundle: Path, manifest: dict[str, Any], manife
     print("--- the iteration history, oldest first")
     for number, (moment, receipt) in enumerate(own, 1):
         m = by_id[receipt]
-        image = m.get("image") if isinstance(m.get("image"), dict) else {}
+        image = _object(m.get("image"))
         when = f"{moment:%Y-%m-%d %H:%M:%S} UTC" if moment else "(no valid timestamp)"
         report.note("HISTORY", f"{number}. {when}  {receipt}  image {image.get('sha256')}"
                     + (f"  session {m['session']}" if m.get("session") else ""))
-    image = manifest.get("image") if isinstance(manifest.get("image"), dict) else {}
+    image = _object(manifest.get("image"))
     report.note("HISTORY", f"{len(own) + 1}. this image {image.get('sha256')}, submitted "
                 f"{manifest.get('submitted_at')}"
                 + (f"  session {manifest['session']}" if manifest.get("session") else ""))
@@ -1058,6 +1060,10 @@ def _check(report: Report, bundle: Path, args: argparse.Namespace) -> int:
         check_history(report, bundle, manifest, manifest_bytes, args.ca)
     print(report.result())
     return EXIT_VALID if report.failed == 0 else EXIT_INVALID
+
+
+def _object(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _read(path: Path) -> bytes:
