@@ -608,9 +608,10 @@ def check_history(report: Report, bundle: Path, manifest: dict[str, Any], manife
         report.check(digest in linked, f"history {receipt}: an ancestor of this image, named "
                      "through the manifests' parents")
     own = [(moment, receipt) for receipt, _, moment in carried.values()]
-    utc = timezone.utc  # noqa: UP017 - 3.8+
-    own.sort(key=lambda item: item[0] or datetime.max.replace(tzinfo=utc))
     by_id = {r: m for r, m, _ in carried.values()}
+    utc = timezone.utc  # noqa: UP017 - 3.8+
+    own.sort(key=lambda item: (item[0] or datetime.max.replace(tzinfo=utc),
+                               str(by_id[item[1]].get("submitted_at"))))
     print("--- the iteration history, oldest first")
     for number, (moment, receipt) in enumerate(own, 1):
         m = by_id[receipt]
@@ -879,9 +880,10 @@ def check_revocation(report: Report, bundle: Path, name: str, certs: list[bytes]
             "revoked at or before genTime, or for a reason that voids every token"),
             f"revoked at {revoked_at:%Y-%m-%d %H:%M:%S} UTC, reason {reason_name}; genTime "
             f"{stamp} (RFC 3161 section 4)")
-    if missing:
-        report.not_checked.append(f"revocation of {name}'s certificate(s) {', '.join(missing)} "
-                                  "(no revocation data was available)")
+    what = (f"revocation of {name}'s certificate(s) {', '.join(missing)} (no revocation data "
+            "was available)")
+    if missing and what not in report.not_checked:  # an earlier iteration's token: said once
+        report.not_checked.append(what)
 
 
 _OCSP_STATUS = re.compile(r"cert\.pem: (good|revoked|unknown)")
