@@ -51,6 +51,9 @@ def register(subparsers: Any) -> None:
                         "(default: the bundled roots)")
     parser.add_argument("--history", action="store_true", help="bundles carry each earlier "
                         "iteration (the parents named at registration), checked by verify.py")
+    parser.add_argument("--session", help="the working session these images belong to")
+    parser.add_argument("--parent", action="append", default=[], metavar="RECEIPT_OR_SHA256",
+                        help="an earlier iteration (receipt id or image SHA-256); repeatable")
     parser.add_argument("--private-record", action="store_true", help="the manifest holds "
                         "salted commitments, not the record; disclosure.json in each bundle opens "
                         "them (see chronoseal disclose)")
@@ -96,7 +99,9 @@ def _setup(args: argparse.Namespace) -> tuple[str, Options]:
     roots = read_certificates(args.ca, "--ca") if args.ca else None
     return key, Options(out_dir=args.out, hash_only=args.hash_only, metadata=metadata,
                         wait_s=args.wait, roots=roots, history=args.history,
-                        private_record=args.private_record)
+                        private_record=args.private_record,
+                        lineage={k: v for k, v in (("session", args.session),
+                                                   ("parents", args.parent)) if v})
 
 
 def summarize(outcomes: list[Outcome], out: TextIO) -> int:

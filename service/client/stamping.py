@@ -12,7 +12,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ class Options:
     roots: Sequence[x509.Certificate] | None  # for the skip check and the final check
     history: bool = False  # bundles carry each earlier iteration (history/)
     private_record: bool = False  # commitments in the manifest; disclosure.json in the bundle
+    lineage: dict[str, Any] = field(default_factory=dict)  # session, parents (usecases.lineage)
 
 
 @dataclass(frozen=True)
@@ -97,9 +98,11 @@ def _stamp(client: StampClient, path: Path, options: Options,
     if options.hash_only:
         metadata = {**read_local_record(path), **metadata}
     mode = "digest" if options.hash_only else "upload"
-    key = "chronoseal-stamp:" + hashlib.sha256(
-        canonicalize({"mode": mode, "sha256": sha256, "metadata": metadata})).hexdigest()
-    extra, opened = private_fields(metadata, options)
+    request = {"mode": mode, "sha256": sha256, "metadata": metadata}
+    if options.lineage:  # another session or parents is another request
+        request["lineage"] = options.lineage
+    key = "chronoseal-stamp:" + hashlib.sha256(canonicalize(request)).hexdigest()
+    extra, opened = request_fields(metadata, options)
     if opened is not None:  # committed here: only the commitments leave this machine
         metadata = {}
     if options.private_record:  # fresh salts each run: a replay could not be opened
@@ -122,16 +125,18 @@ def _stamp(client: StampClient, path: Path, options: Options,
     return Outcome(path, "stamped", f"{receipt_id} at {receipt.get('stamped_at')}", target)
 
 
-def private_fields(metadata: dict[str, Any], options: Options
+def request_fields(metadata: dict[str, Any], options: Options
                    ) -> tuple[dict[str, Any], dict[str, Opening] | None]:
-    """The request fields of a private record and, for --hash-only, the openings of the
-    commitments computed here (an upload's are computed by the server, which reads the file)."""
+    """The request's session, parents and private-record fields and, for a private --hash-only
+    run, the openings of the commitments computed here (an upload's are computed by the
+    server, which reads the file)."""
     if not options.private_record:
-        return {}, None
+        return dict(options.lineage), None
     if not options.hash_only:
-        return {"private_record": True}, None
+        return {**options.lineage, "private_record": True}, None
     private, opened = commit_generation(normalize_request_metadata(metadata))
-    return {"private_record": True, "commitments": private["commitments"]}, opened
+    return {**options.lineage, "private_record": True,
+            "commitments": private["commitments"]}, opened
 
 
 def _answered_disclosure(accepted: dict[str, Any]) -> bytes | None:
