@@ -38,6 +38,7 @@ from service.evidence.hashing import (
 )
 from service.evidence.manifest import MAX_EXTERNAL_ID_CHARS, Manifest, build_manifest, canonicalize
 from service.evidence.records import read_generation_record
+from service.evidence.records.comfyui_reader import request_fields as comfyui_request_fields
 from service.storage.group_commit import group_commit_for
 from service.storage.receipts import (
     EarlierReceipt,
@@ -156,7 +157,7 @@ def _prepare(reg: Registration, parents: list[dict[str, str]]) -> _Prepared:
     if lineage.commitments is not None and (reg.image is not None or reg.metadata):
         raise InvalidInputError("commitments replace the record: send them with a digest and "
                                 "no metadata")
-    request_generation = normalize_request_metadata(reg.metadata)
+    request_generation = normalize_request_metadata(reg.metadata, comfyui_request_fields)
     warnings: list[str] = []
     file_generation = None
     media_type = size = None
