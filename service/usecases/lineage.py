@@ -53,6 +53,9 @@ def read_lineage(fields: Mapping[str, Any], *, text: bool = False) -> Lineage:
     `text`: the values are form fields (strings): parents as a JSON array or comma-separated,
     booleans as true/false, commitments as JSON text.
     """
+    given_null = sorted(k for k in LINEAGE_FIELDS if k in fields and fields[k] is None)
+    if given_null:  # as for external_id: omit a field for none
+        raise InvalidInputError(f"{', '.join(given_null)} must not be null; omit it for none")
     session = fields.get("session")
     if session is not None and not (isinstance(session, str) and _SESSION.fullmatch(session)):
         raise InvalidInputError(f"session must be 1..{MAX_SESSION_CHARS} of A-Z a-z 0-9 . _ : - "
