@@ -170,3 +170,17 @@ def test_history_needs_stamped_ancestors_and_a_flag(worker_api):
     bundle = api.client.get(f"/v1/stamps/{b['id']}/bundle?history=1", headers=api.auth).data
     assert f"history/{a['id']}/proof.json" in zipfile.ZipFile(io.BytesIO(bundle)).namelist()
     assert json.loads(zipfile.ZipFile(io.BytesIO(bundle)).read("manifest.json"))["parents"]
+
+
+def test_lineage_is_part_of_the_idempotent_request(worker_api):
+    api = worker_api
+    headers = {**api.auth, "Idempotency-Key": "iteration-7"}
+    body = {"sha256": _digest(7), "session": "s-a", "parents": [_digest(6)]}
+    first = api.client.post("/v1/stamps", headers=headers, json=body)
+    again = api.client.post("/v1/stamps", headers=headers, json=body)
+    assert first.status_code == again.status_code == 202
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json()["id"] == first.get_json()["id"]
+    other = api.client.post("/v1/stamps", headers=headers, json={**body, "session": "s-b"})
+    assert other.status_code == 409
+    assert other.get_json()["type"] == "urn:chronoseal:problem:idempotency-conflict"
