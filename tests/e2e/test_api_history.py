@@ -129,6 +129,8 @@ def test_history_bundle_is_verified_by_verify_py_alone(worker_api, tmp_path):
         assert f"history/{earlier['id']}/manifest.json" in names
         assert any(n.startswith(f"history/{earlier['id']}/tokens/") for n in names)
 
+    guide = zipfile.ZipFile(io.BytesIO(bundle)).read("VERIFY.md").decode()
+    assert "## Earlier iterations" in guide and f"receipt `{b['id']}`" in guide
     run = _verify_py(bundle, tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     assert f"[PASS] history {a['id']}: an ancestor of this image" in run.stdout

@@ -88,6 +88,7 @@ def test_server_committed_record_reveals_chosen_fields_only(worker_api, tmp_path
     assert b"hidden-model-v3" not in _stored_row(api, receipt_id)
     served = api.client.get(f"/v1/stamps/{receipt_id}/bundle", headers=api.auth).data
     assert "disclosure.json" not in _members(served)
+    assert "## Private record" in _members(served)["VERIFY.md"].decode()
     assert all(PROMPT.encode() not in data for data in _members(served).values())
 
     creator = with_disclosure(served, json.dumps(disclosure).encode())
