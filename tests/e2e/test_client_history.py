@@ -72,3 +72,21 @@ def test_session_parents_and_history_bundle(service: Service, tmp_path: Path) ->
     assert json.loads(members[carried[0]])["image"]["sha256"] == parent
     code, text = verify(tmp_path / "out" / "v2.png.chronoseal.zip", second, service.tsa.roots)
     assert code == 0, text
+
+
+def test_private_upload_keeps_the_disclosure_in_the_local_bundle(service: Service,  # noqa: F811
+                                                                 tmp_path: Path) -> None:
+    image = tmp_path / "upload.png"
+    image.write_bytes(png_texts({"parameters": A1111}))
+    run = service.stamp(image, "--private-record", "--out", tmp_path / "out")
+    assert run.returncode == 0, run.stdout + run.stderr
+    bundle = tmp_path / "out" / "upload.png.chronoseal.zip"
+    members = _members(bundle)
+    manifest = json.loads(members["manifest.json"])
+    assert manifest["generation"]["private"] is True
+    assert PROMPT not in members["manifest.json"].decode()
+    assert json.loads(members["disclosure.json"])["fields"]["prompt"]["value"] == PROMPT
+    with service.env.services.engine.connect() as conn:  # not asked to keep it: not kept
+        assert conn.execute(select(receipts.c.disclosure_json)).scalars().all() == [None]
+    code, text = verify(bundle, image, service.tsa.roots)
+    assert code == 0, text
