@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -12,6 +13,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from service.cli import main
 from service.evidence.bundle_check import check_bundle
 from service.usecases.lineage import MAX_PARENTS
 from tests.support.images import png_bytes
@@ -143,6 +145,35 @@ def test_history_bundle_is_verified_by_verify_py_alone(worker_api, tmp_path):
     verdict = check_bundle(bundle)
     assert verdict.valid, verdict.reasons
     assert any(ch.name.startswith(f"history:{a['id']}:token:") and ch.ok for ch in verdict.checks)
+    assert [i.receipt_id for i in verdict.history] == [a["id"], b["id"]]  # oldest first
+    assert all(i.valid and i.gen_time is not None for i in verdict.history)
+    assert verdict.history[0].gen_time < verdict.history[1].gen_time
+    (tmp_path / "c.zip").write_bytes(bundle)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["verify", str(tmp_path / "c.zip")]) == 0
+    text = out.getvalue()
+    assert "iteration history (oldest first" in text
+    assert text.index(a["id"]) < text.index(b["id"]), text
+
+    # An iteration no parent names (a receipt of another chain slipped in): not an ancestor.
+    stray = _register(api, 50)
+    api.run()
+    lone = api.client.get(f"/v1/stamps/{stray['id']}/bundle", headers=api.auth).data
+    mixed = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(bundle)) as source, zipfile.ZipFile(mixed, "w") as target:
+        for info in source.infolist():
+            target.writestr(info, source.read(info))
+        with zipfile.ZipFile(io.BytesIO(lone)) as extra:
+            for name in ("manifest.json", "proof.json", "batch-head.json"):
+                target.writestr(f"history/{stray['id']}/{name}", extra.read(name))
+            for name in extra.namelist():
+                if name.startswith(("tokens/", "certs/")):
+                    target.writestr(f"history/{stray['id']}/{name}", extra.read(name))
+    unlinked = _verify_py(mixed.getvalue(), tmp_path, "mixed.zip")
+    assert unlinked.returncode == 1, unlinked.stdout
+    assert f"[FAIL] history {stray['id']}: an ancestor" in unlinked.stdout
+    assert f"history:{stray['id']}:link" in " ".join(check_bundle(mixed.getvalue()).reasons)
 
     # An ancestor's manifest changed inside the bundle: both verifiers refuse it.
     out = io.BytesIO()
