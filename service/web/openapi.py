@@ -554,6 +554,12 @@ PATHS["/v1/stamps/{receipt_id}/bundle"]["get"]["parameters"].append(
      "description": "also carry each earlier iteration under history/<receipt id>/ (409 "
                     "not-ready until they are stamped)"})
 PATHS["/v1/stamps/{receipt_id}/bundle"]["get"]["responses"]["400"] = _problem("invalid-field")
+SCHEMAS["BundleVerdict"]["properties"]["history"] = {
+    "type": "array", "description": "earlier iterations carried under history/, oldest first",
+    "items": {"type": "object", "properties": {
+        "receipt_id": {"type": "string"}, "image_sha256": _NULLABLE_STR,
+        "session": _NULLABLE_STR, "valid": {"type": "boolean"},
+        "gen_time": {"type": ["string", "null"], "format": "date-time"}}}}
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
