@@ -175,7 +175,11 @@ class SaveImageChronoseal:
         note = {"filename": path.name, "sha256": digest, "receipt": answer["id"],
                 "manifest_digest": answer.get("manifest_digest"), "parents": parents,
                 "server": _server()}
-        path.with_name(path.name + RECEIPT_SUFFIX).write_text(json.dumps(note, indent=2) + "\n")
+        try:
+            path.with_name(path.name + RECEIPT_SUFFIX).write_text(json.dumps(note, indent=2)
+                                                                  + "\n")
+        except OSError as exc:  # registered all the same: the UI output names the receipt
+            log.warning("Chronoseal: %s: receipt note not written: %s", path.name, exc)
         return note
 
 
