@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "service.cli.verify",
     "service.cli.stamp",
     "service.cli.watch",
+    "service.cli.disclose",
     "service.cli.tsa",
     "service.cli.db",
     "service.cli.keys",

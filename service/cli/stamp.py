@@ -54,6 +54,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--embed", action="store_true", help="also write NAME.c2pa.EXT, a copy "
                         "carrying its registration as C2PA Content Credentials, signed here "
                         "with the server's key from its data dir, and register it")
+    parser.add_argument("--history", action="store_true", help="bundles carry each earlier "
+                        "iteration (the parents named at registration), checked by verify.py")
+    parser.add_argument("--session", help="the working session these images belong to")
+    parser.add_argument("--parent", action="append", default=[], metavar="RECEIPT_OR_SHA256",
+                        help="an earlier iteration (receipt id or image SHA-256); repeatable")
+    parser.add_argument("--private-record", action="store_true", help="the manifest holds "
+                        "salted commitments, not the record; disclosure.json in each bundle opens "
+                        "them (see chronoseal disclose)")
     parser.set_defaults(func=run)
 
 
@@ -95,7 +103,10 @@ def _setup(args: argparse.Namespace) -> tuple[str, Options]:
             raise MalformedInputError("--metadata must be a JSON object")
     roots = read_certificates(args.ca, "--ca") if args.ca else None
     return key, Options(out_dir=args.out, hash_only=args.hash_only, metadata=metadata,
-                        wait_s=args.wait, roots=roots,
+                        wait_s=args.wait, roots=roots, history=args.history,
+                        private_record=args.private_record,
+                        lineage={k: v for k, v in (("session", args.session),
+                                                   ("parents", args.parent)) if v},
                         embed=local_signer(load_settings()) if args.embed else None)
 
 

@@ -40,30 +40,30 @@ class StampClient:
         self.session.headers.update({"Authorization": f"Bearer {key}", "User-Agent": USER_AGENT})
 
     def register_upload(self, path: Path, metadata: dict[str, Any], idempotency_key: str,
-                        extra: Mapping[str, str] | None = None) -> dict[str, Any]:
+                        extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """POST the image itself (multipart); the server hashes it and reads its record.
-
-        `extra`: further registration fields (such as `session`), sent as text parts."""
+        `extra`: further fields (session, parents, private_record), sent as JSON text."""
         fields = {"metadata": json.dumps(metadata)} if metadata else {}
-        fields.update(extra or {})
+        fields.update({k: v if isinstance(v, str) else json.dumps(v)
+                       for k, v in (extra or {}).items()})
         with MultipartFile(path, "image", fields) as body:  # streamed from disk, not loaded
             return self._json("POST", "/v1/stamps", data=body, headers={
                 "Idempotency-Key": idempotency_key, "Content-Type": body.content_type})
 
     def register_digest(self, sha256: str, metadata: dict[str, Any], idempotency_key: str,
                         extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """POST only the digest and the record (JSON): the image never leaves this machine.
-
-        `extra`: further registration fields (such as `session`), sent beside them."""
-        body = {**(extra or {}), "sha256": sha256, "metadata": metadata}
-        return self._json("POST", "/v1/stamps", json=body,
+        """POST only the digest and the record (JSON): the image never leaves this machine."""
+        return self._json("POST", "/v1/stamps", json={"sha256": sha256, "metadata": metadata,
+                                                      **(extra or {})},
                           headers={"Idempotency-Key": idempotency_key})
 
     def receipt(self, receipt_id: str) -> dict[str, Any]:
         return self._json("GET", f"/v1/stamps/{receipt_id}")
 
-    def bundle(self, receipt_id: str) -> bytes:
-        response = self._send("GET", f"/v1/stamps/{receipt_id}/bundle", stream=True)
+    def bundle(self, receipt_id: str, history: bool = False) -> bytes:
+        """The bundle ZIP; `history`: with each earlier iteration's evidence (history/)."""
+        response = self._send("GET", f"/v1/stamps/{receipt_id}/bundle", stream=True,
+                              params={"history": "true"} if history else None)
         data = response.raw.read(MAX_BUNDLE_BYTES + 1, decode_content=True)
         if len(data) > MAX_BUNDLE_BYTES:
             raise ClientError(f"the bundle is larger than {MAX_BUNDLE_BYTES} bytes")

@@ -36,9 +36,9 @@ from service.client.watch_sender import (
 from service.client.watch_settle import SettleTracker
 from service.client.watch_state import WatchState
 
-# Until the server takes `session` (issue 14 §2, h-history) it rejects unknown fields; switch
-# this on when that is merged. The session is kept in the state file either way.
-SEND_SESSION = False
+# The session goes into each registration's manifest (issue 14 §2); off only for a server
+# older than sessions, which refuses the field. It is kept in the state file either way.
+SEND_SESSION = True
 DEFAULT_PAUSE_S = 30 * 60.0  # a folder idle for 30 minutes starts a new working session
 LOOK_S = 0.25  # look at candidates this often while some are settling
 OBSERVER_STOP_S = 2.0  # Ctrl-C must be prompt: an observer thread slower than this is abandoned

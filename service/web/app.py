@@ -14,6 +14,7 @@ from service.web import (
     pages,
     problems,
     search,
+    sessions,
     stamps,
     verify,
     webhooks,
@@ -41,7 +42,7 @@ def create_app(services: Services | None = None) -> Flask:
     metrics.install(app, services)
     install_request_log(app)
     for blueprint in (health.bp, openapi.bp, stamps.bp, verify.bp, webhooks.bp, hooks.bp,
-                      search.bp, credentials.bp):
+                      search.bp, credentials.bp, sessions.bp):
         app.register_blueprint(blueprint)
     pages.install(app)
     return app

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from flask import Request
 
+from service.usecases.lineage import LINEAGE_FIELDS, read_lineage
 from service.usecases.register import (
     MAX_EXTERNAL_ID,
     MAX_IDEMPOTENCY_KEY_CHARS,
@@ -35,8 +36,9 @@ MAX_JSON_BODY_BYTES = 512 * 1024  # a digest and a generation record; far below 
 FORM_OVERHEAD_BYTES = 1024 * 1024  # multipart framing plus the text fields, on top of the image
 MAX_CALLBACK_URL_CHARS = 2048  # the de facto URL limit of browsers and proxies
 IMAGE_FIELD = "image"
-FORM_FIELDS = frozenset({"metadata", "callback_url", "external_id", "public"})
-JSON_FIELDS = frozenset({"sha256", "metadata", "callback_url", "external_id", "public"})
+FORM_FIELDS = frozenset({"metadata", "callback_url", "external_id", "public"}) | LINEAGE_FIELDS
+JSON_FIELDS = (frozenset({"sha256", "metadata", "callback_url", "external_id", "public"})
+               | LINEAGE_FIELDS)
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _IDEMPOTENCY_KEY = re.compile(rf"[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_CHARS}}}")  # visible ASCII
 
@@ -81,6 +83,7 @@ def _from_form(request: Request, limit: int) -> Registration:
             external_id=_external_id(fields.get("external_id")),
             callback_url=_callback_url(fields.get("callback_url")),
             public=_form_bool(fields.get("public")),
+            lineage=read_lineage(fields, text=True),
             image=SpooledImage(cast(BinaryIO, _handed_over(form)), form.file, form.filename),
         )
     finally:
@@ -146,6 +149,7 @@ def _from_json(request: Request) -> Registration:
         external_id=_external_id(data.get("external_id")),
         callback_url=_callback_url(data.get("callback_url")),
         public=public,
+        lineage=read_lineage(data),
     )
 
 

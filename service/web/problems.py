@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 from service import errors
 from service.client.api import ClientError
 from service.timestamping.tsa_query import QueryRejectedError
+from service.usecases.lineage import UnknownParentError
 from service.usecases.stamping.requester import TrustUnavailableError
 from service.web.multipart import FieldTooLargeError, FormError
 from service.webhooks import errors as webhook_errors
@@ -215,6 +216,11 @@ DOMAIN_PROBLEMS: dict[type[errors.ChronosealError], tuple[Problem, bool]] = {
     errors.ImageNotKeptError: (IMAGE_NOT_KEPT, True),
     errors.EmbedError: (EMBED_FAILED, False),
 }
+
+# Issue 14 (the iteration history): a registration's parent that is no receipt of its key.
+UNKNOWN_PARENT = Problem("unknown-parent", 400, "A parent names no receipt of this API key")
+ALL_PROBLEMS += (UNKNOWN_PARENT,)
+DOMAIN_PROBLEMS[UnknownParentError] = (UNKNOWN_PARENT, True)
 
 
 def problem_for(exc: errors.ChronosealError) -> tuple[Problem, bool]:

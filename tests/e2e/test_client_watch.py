@@ -335,8 +335,6 @@ def test_a_session_per_folder(service: Service, start_watch: Callable[..., Watch
     watch.interrupt()
 
 
-@pytest.mark.xfail(strict=True, reason="the server rejects `session` until issue 14 §2 "
-                   "(h-history) is merged; then set watch.SEND_SESSION and drop this mark")
 def test_the_session_reaches_the_manifest(service: Service, start_watch: Callable[..., Watch],
                                           tmp_path: Path) -> None:
     service.up()
