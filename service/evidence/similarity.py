@@ -19,6 +19,11 @@ MAX_PHASH_DISTANCE = 11  # of 64; with the limit below no unrelated pair in the 
 MAX_DHASH_DISTANCE = 76  # of 256; unrelated pictures measured at 100+ on the wallpaper set
 # Unrelated images sit around half the bits apart: similarity 0 there, 1 for identical hashes.
 UNRELATED_DISTANCE = DHASH_BITS // 2
+# Copies of one picture vs other pictures of one series (the same prompt, other seeds): altered
+# copies measured within 26 bits of their original (every alteration of bench/robustness.py but
+# a 10% crop), renders of the same scene 38 bits and more apart (the issue's 120 renders, and
+# tests/support/pictures.series_picture). A match this close to the query is the same picture.
+SAME_PICTURE_DISTANCE = 32
 
 
 @dataclass(frozen=True)
@@ -57,3 +62,9 @@ def closest_matches(query: Sequence[PerceptualHash],
         by_key.setdefault(key, []).append((phash, dhash))
     return {key: near for key, stored in by_key.items()
             if (near := closeness(query, stored)) is not None}
+
+
+def same_picture(best: Closeness, other: Closeness) -> bool:
+    """Whether `other` is a copy of the picture whose closest match is `best`: within
+    SAME_PICTURE_DISTANCE, or no farther than the closest match (a heavily altered query)."""
+    return other.distance <= max(SAME_PICTURE_DISTANCE, best.distance)
