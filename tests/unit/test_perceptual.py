@@ -16,8 +16,8 @@ from service.evidence.perceptual import (
     query_hashes,
     registration_hashes,
 )
-from service.evidence.similarity import closeness
-from tests.support.alterations import encode
+from service.evidence.similarity import UNRELATED_DISTANCE, closeness
+from tests.support.alterations import ALTERATIONS, encode
 from tests.support.images import bomb_png, png_bytes
 from tests.support.pictures import picture, picture_png
 
@@ -45,7 +45,8 @@ def test_a_frame_is_trimmed_before_hashing() -> None:
     framed = ImageOps.expand(picture(3), border=40, fill=(255, 255, 255))
     plain = load_grey(io.BytesIO(picture_png(3)))
     trimmed = load_grey(io.BytesIO(encode(framed, "PNG")))
-    assert trimmed.size == plain.size
+    # Reduced to the working size first (the framed file is larger): the same picture remains.
+    assert abs(trimmed.width / trimmed.height - plain.width / plain.height) < 0.02
     assert hamming(hash_grey(trimmed).dhash256, hash_grey(plain).dhash256) <= 8
 
 
@@ -93,9 +94,10 @@ def test_unrelated_pictures_do_not_match() -> None:
 def test_similarity_is_one_for_identical_and_falls_with_distance() -> None:
     near = closeness(query_hashes(io.BytesIO(picture_png(8))), stored(picture_png(8)))
     assert near is not None and near.distance == 0 and near.similarity == 1.0
-    jpeg = closeness(query_hashes(io.BytesIO(encode(picture(8), "JPEG", quality=50))),
-                     stored(picture_png(8)))
-    assert jpeg is not None and 0 < jpeg.similarity < 1
+    altered = ALTERATIONS["watermark_painted_over"](picture(8), 8)
+    copy = closeness(query_hashes(io.BytesIO(altered)), stored(picture_png(8)))
+    assert copy is not None and 0 < copy.similarity < 1
+    assert copy.similarity == round(1 - copy.distance / UNRELATED_DISTANCE, 4)
 
 
 def test_exif_orientation_is_applied() -> None:
