@@ -9,6 +9,7 @@ from PIL import Image, ImageOps
 
 from service.errors import ImageBombError, ImageDecodeError
 from service.evidence.perceptual import (
+    QUERY_EDGE_VIEWS,
     VIEWS,
     hamming,
     hash_grey,
@@ -108,3 +109,13 @@ def test_exif_orientation_is_applied() -> None:
                       exif=exif.tobytes())
     near = closeness(query_hashes(io.BytesIO(picture_png(9))), stored(sideways))
     assert near is not None and near.distance <= 16
+
+
+@pytest.mark.parametrize("seed", [1, 7, 9, 10, 13])
+def test_a_copy_branded_with_an_opaque_bar_is_found(seed: int) -> None:
+    """A solid bar with a logo and text over 5% of the picture, along an edge: the query's
+    views without that edge meet the original's stored views of the same framing."""
+    query = query_hashes(io.BytesIO(ALTERATIONS["overlay_5"](picture(seed), seed)))
+    assert len(query) == 2 + len(QUERY_EDGE_VIEWS)
+    near = closeness(query, stored(picture_png(seed)))
+    assert near is not None and near.distance <= 8

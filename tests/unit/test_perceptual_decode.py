@@ -22,8 +22,7 @@ from service.evidence.perceptual import (
     load_grey,
     query_hashes,
     registration_hashes,
-    trim_borders,
-    working_size,
+    normalise,
 )
 from tests.support.alterations import encode
 from tests.support.pictures import picture
@@ -41,7 +40,7 @@ def whole_image_grey(data: bytes, draft: bool = True) -> Image.Image:
             background = Image.new("RGBA", image.size, (255, 255, 255, 255))
             image = Image.alpha_composite(background, image.convert("RGBA"))
         grey = image.convert("L")
-    return trim_borders(working_size(grey))
+    return normalise(grey)
 
 
 def _transparent(mode: str) -> bytes:
