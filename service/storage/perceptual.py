@@ -1,10 +1,11 @@
 """Perceptual hashes of registered images: storing them, and finding near neighbours by index.
 
 The lookup is multi-index hashing (Norouzi et al., "Fast Search in Hamming Space with
-Multi-Index Hashing"): the 64-bit pHash is cut into PHASH_BANDS bands of 16 bits, each indexed.
-Two hashes within Hamming distance d differ by at most floor(d / PHASH_BANDS) bits in at least
-one band, so looking up every band value within BAND_RADIUS of the query's finds every stored
-hash within GUARANTEED_RADIUS, and the database reads only those index entries.
+Multi-Index Hashing"): the 64-bit pHash is cut into PHASH_BANDS bands (PHASH_BAND_BITS wide,
+most significant first), each indexed. Two hashes within Hamming distance d differ by at most
+floor(d / PHASH_BANDS) bits in at least one band, so looking up every band value within
+BAND_RADIUS of the query's finds every stored hash within GUARANTEED_RADIUS, and the database
+reads only those index entries.
 """
 
 from __future__ import annotations
@@ -17,20 +18,20 @@ from itertools import combinations
 from sqlalchemy import Connection, and_, delete, or_, select, true, update
 
 from service.storage.tables import (
+    PHASH_BAND_BITS,
     PHASH_BANDS,
     perceptual_hashes,
     receipts,
     tokens,
 )
 
-BAND_BITS = 64 // PHASH_BANDS
-BAND_MASK = (1 << BAND_BITS) - 1
-# Band values within this many bits of the query's are looked up: 1 + 16 = 17 per band and
-# query hash. Radius 2 (137 per band) reads eight times the rows (bench/search.py at 1M rows:
-# 16,672 vs 2,111 per query, p50 87 vs 13 ms) and found the same 659 matches: a copy meets one
-# of the original's views much closer than MAX_PHASH_DISTANCE, so some band is within 1 bit.
+_SHIFTS = tuple(sum(PHASH_BAND_BITS[i + 1:]) for i in range(PHASH_BANDS))
+# Band values within this many bits of the query's are looked up: 1 + 22 per band and query
+# hash. With 16-bit bands, radius 2 read eight times the rows of radius 1 (bench/search.py at
+# 1M rows) and found the same matches: a copy meets one of the original's views much closer
+# than MAX_PHASH_DISTANCE, so some band is within 1 bit.
 BAND_RADIUS = 1
-GUARANTEED_RADIUS = PHASH_BANDS * (BAND_RADIUS + 1) - 1  # 7: every hash this close is found
+GUARANTEED_RADIUS = PHASH_BANDS * (BAND_RADIUS + 1) - 1  # 5: every hash this close is found
 
 
 @dataclass(frozen=True)
@@ -65,14 +66,15 @@ def _unsigned(value: int) -> int:
 
 
 def bands(phash: int) -> list[int]:
-    """The PHASH_BANDS 16-bit bands of a 64-bit hash, most significant first."""
-    return [(phash >> (BAND_BITS * (PHASH_BANDS - 1 - i))) & BAND_MASK for i in range(PHASH_BANDS)]
+    """The PHASH_BANDS bands of a 64-bit hash (PHASH_BAND_BITS), most significant first."""
+    return [(phash >> shift) & ((1 << bits) - 1)
+            for shift, bits in zip(_SHIFTS, PHASH_BAND_BITS, strict=True)]
 
 
-def _within(value: int, radius: int) -> list[int]:
+def _within(value: int, radius: int, bits: int) -> list[int]:
     found = [value]
     for flips in range(1, radius + 1):
-        for positions in combinations(range(BAND_BITS), flips):
+        for positions in combinations(range(bits), flips):
             flipped = value
             for bit in positions:
                 flipped ^= 1 << bit
@@ -145,7 +147,7 @@ def find_candidates(conn: Connection, phashes: Sequence[int],
     values: list[set[int]] = [set() for _ in range(PHASH_BANDS)]
     for phash in phashes:
         for i, band in enumerate(bands(phash)):
-            values[i].update(_within(band, BAND_RADIUS))
+            values[i].update(_within(band, BAND_RADIUS, PHASH_BAND_BITS[i]))
     columns = [perceptual_hashes.c[f"band{i}"] for i in range(PHASH_BANDS)]
     table = perceptual_hashes.c
     query = select(table.receipt_id, table.view, table.phash, table.dhash256).where(
