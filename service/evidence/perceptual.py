@@ -1,17 +1,19 @@
 """Perceptual hashes: what stays the same when an image is re-encoded, resized or touched up.
 
 Two DCT hashes over the image's luminance, after the same normalisation (EXIF orientation,
-uniform borders trimmed):
+uniform borders trimmed, one reduction to a working size that every view is resampled from):
 
 - `phash`: 64 bits, the classic pHash (32x32 grey, 8x8 lowest DCT frequencies, median split).
-  Cheap, 8 bytes, and its four 16-bit bands are the search index's keys.
+  Cheap, 8 bytes, and its bands are the search index's keys.
 - `dhash256`: 256 bits, the PDQ construction (64x64 grey, 16x16 lowest frequencies, median
   split). Four times the bits over finer detail: it tells near-duplicates from images that only
   share a layout, so it decides what counts as a match.
 
 Crops move the image under the DCT grid, so a registration also stores hashes of a few crops of
 itself ("views"); a cropped copy then meets a view cut close to it. A mirrored copy is found by
-also searching with the mirror image of the query (search side only, no extra storage).
+also searching with the mirror image of the query (search side only, no extra storage), and a
+copy branded with a bar or logo along an edge by also searching with the query's own views
+that leave that edge out (QUERY_EDGE_VIEWS).
 """
 
 from __future__ import annotations

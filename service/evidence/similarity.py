@@ -1,10 +1,10 @@
 """When two perceptual hashes count as the same picture, and how close they are.
 
 A match needs both hashes close (see service.evidence.perceptual): the 64-bit pHash within
-MAX_PHASH_DISTANCE (the search index finds every view within 7 bits, and those within 11 whose
+MAX_PHASH_DISTANCE (the search index finds every view within 5 bits, and those within 11 whose
 errors leave one band nearly intact; bench/search.py measures what that costs against an exact
-scan) and the 256-bit hash within
-MAX_DHASH_DISTANCE. The limits come from bench/robustness.py on the Debian wallpapers: every
+scan) and the 256-bit hash within MAX_DHASH_DISTANCE. The limits come from
+bench/robustness.py on the Debian wallpapers: every
 altered copy that is found at all is found within them, and no unrelated pair comes within both.
 """
 
