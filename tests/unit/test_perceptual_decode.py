@@ -20,9 +20,9 @@ from service.evidence.perceptual import (
     hamming,
     hash_grey,
     load_grey,
+    normalise,
     query_hashes,
     registration_hashes,
-    normalise,
 )
 from tests.support.alterations import encode
 from tests.support.pictures import picture
