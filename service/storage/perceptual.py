@@ -181,8 +181,10 @@ def find_candidates(conn: Connection, phashes: Sequence[int],
     for receipt_id, view, signed, dhash in conn.execute(query):
         rows_read += 1
         phash = signed & 0xFFFF_FFFF_FFFF_FFFF  # the stored two's complement, unsigned again
-        if any((phash ^ q).bit_count() <= max_distance for q in phashes):
-            views.append(StoredHash(receipt_id, view, phash, int.from_bytes(dhash, "big")))
+        for q in phashes:  # a plain loop: a generator per row cost a sixth of the lookup
+            if (phash ^ q).bit_count() <= max_distance:
+                views.append(StoredHash(receipt_id, view, phash, int.from_bytes(dhash, "big")))
+                break
     return Candidates(views, rows_read)
 
 
