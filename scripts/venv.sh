@@ -24,6 +24,12 @@ if [ ! -x .venv/bin/python ]; then
   fi
   need_install=1
 fi
+# The pages' browser tests (Playwright) drive Debian's Chromium: Playwright's own download is
+# not reachable, so install the distribution's when missing.
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "chromium is missing (browser tests); installing it with apt-get" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 for f in requirements.txt requirements-dev.txt pyproject.toml; do
   [ "$f" -nt "$stamp" ] && need_install=1
 done

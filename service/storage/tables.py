@@ -44,6 +44,7 @@ HEX_SHA256_LENGTH = 64
 NAME_LENGTH = 200  # key names, external ids, lease owners: labels, not documents
 IDEMPOTENCY_KEY_LENGTH = 255  # the IETF Idempotency-Key draft sets no limit; this bounds the index
 TSA_NAME_LENGTH = 100
+SESSION_LENGTH = 128  # usecases.lineage.MAX_SESSION_CHARS: an id, not a description
 SERIAL_LENGTH = 64  # RFC 3161 serials are up to 160 bits: at most 49 decimal digits
 
 RECEIPT_STATUSES = ("pending", "stamped", "failed")
@@ -141,11 +142,16 @@ receipts = Table(
     Column("proof", Text, nullable=True),
     # Its image waits for perceptual hashing (set at registration, cleared with the hashes).
     Column("hash_pending", Boolean, nullable=False, server_default=false()),
+    # The iteration history (migration 0013): the working session named at registration, and
+    # a private record's disclosure.json when its creator asked the server to keep it.
+    Column("session", String(SESSION_LENGTH), nullable=True),
+    Column("disclosure_json", LargeBinary, nullable=True),
     CheckConstraint(_one_of("status", RECEIPT_STATUSES), name="status"),
     UniqueConstraint("api_key_id", "idempotency_key"),
     UniqueConstraint("batch_id", "leaf_index"),
     Index(None, "api_key_id", "id"),
     Index(None, "api_key_id", "external_id"),
+    Index(None, "api_key_id", "session", "id"),  # GET /v1/sessions/{id}, in order (0013)
     # Same bytes: the hashing job copies an earlier receipt's perceptual hashes, and a
     # registration's answer names the key's earlier receipts, oldest first (migration 0008).
     Index(None, "image_sha256", "api_key_id", "id"),

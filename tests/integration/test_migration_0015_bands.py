@@ -38,7 +38,7 @@ def test_bands_are_recomputed_from_the_stored_phash_both_ways(empty_db_url: str)
                 store_hashes(conn, receipt.id, [(0, phash, 0)])
                 ids.append(receipt.id)
         with engine.begin() as conn:
-            command.downgrade(alembic_config(conn), "0012")
+            command.downgrade(alembic_config(conn), "0013")
         with engine.connect() as conn:
             old = conn.execute(text(
                 "SELECT phash, band0, band1, band2, band3 FROM perceptual_hashes")).all()

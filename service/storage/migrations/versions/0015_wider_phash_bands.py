@@ -1,7 +1,7 @@
 """Wider bands for the perceptual search index: three of 22, 21 and 21 bits instead of four of 16.
 
 Revision ID: 0015
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-02
 
 Issue 16 (scale): multi-index hashing reads about rows / 2^band_bits rows per band value looked
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
