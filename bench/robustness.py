@@ -1,9 +1,10 @@
 """Does an altered copy find its original? Recall per alteration and the false-match rate, as JSON.
 
-Two picture sets, so thresholds tuned on one are checked on the other:
+Three picture sets, so thresholds tuned on one are checked on the others:
 
     wallpapers  Debian gnome-backgrounds + mate-backgrounds (real photographs and illustrations,
                 fetched into bench/.cache; see bench/wallpapers.py for what is left out, and why)
+    photos      scikit-image's bundled photographs and scientific pictures (bench/photos.py)
     generated   tests/support/pictures.py: illustrations drawn from seeds (not used for tuning)
 
 Each original is registered through the real API (POST /v1/stamps on the Flask app, a SQLite
@@ -12,7 +13,10 @@ database in a temporary directory) and hashed by the worker's job function; each
 original counts for recall; every other receipt returned is a false match, counted over all
 (query, unrelated registration) pairs.
 
-    .venv/bin/python bench/robustness.py [--generated N] [--max-side PIXELS]
+    series      per scene, many similar renders registered before the original: is the original
+                ranked first, and is it the priority claim (`earliest`)?
+
+    .venv/bin/python bench/robustness.py [--generated N] [--max-side PIXELS] [--series N]
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ import logging
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,33 +38,36 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench import wallpapers  # noqa: E402
+from bench import photos, wallpapers  # noqa: E402
 from service.settings import load_settings  # noqa: E402
 from service.storage import create_api_key, write_transaction  # noqa: E402
 from service.usecases.hashing import hash_receipt_image  # noqa: E402
 from service.web.app import create_app  # noqa: E402
 from service.wiring import build_services  # noqa: E402
 from tests.support.alterations import ALTERATIONS, encode  # noqa: E402
-from tests.support.pictures import picture  # noqa: E402
+from tests.support.pictures import picture, series_picture  # noqa: E402
 
 GOALS = {  # the issue's targets
     "jpeg_q50": 0.95, "jpeg_q70": 0.95, "jpeg_q90": 0.95, "resize_50": 0.95,
     "resize_200": 0.95, "watermark": 0.95, "watermark_painted_over": 0.95,
     "brightness_plus_15": 0.95, "brightness_minus_15": 0.95, "crop_5": 0.9, "crop_10": 0.8,
-    "border_10": 0.8, "mirror": 0.8,
+    "border_10": 0.8, "mirror": 0.8, "overlay_2": 0.95, "overlay_5": 0.95,
 }
 MAX_FALSE_MATCH_RATE = 0.001
 CLOSED_REDIS = "redis://127.0.0.1:1/0"  # jobs are run inline here; nothing to enqueue
 
 
-def run_set(name: str, originals: list[tuple[str, Image.Image]]) -> dict[str, Any]:
-    """Register `originals`, search with every alteration of each, and score the answers."""
+Post = Callable[[str, bytes], Any]
+
+
+@contextmanager
+def _service() -> Iterator[tuple[Post, Callable[[bytes], str]]]:
+    """A fresh service on SQLite: (post to the API, register and hash an image -> receipt id)."""
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(env={}, config_file=Path(tmp) / "absent.toml", data_dir=tmp,
                                  redis_url=CLOSED_REDIS)
         services = build_services(settings)
-        app = create_app(services)
-        client = app.test_client()
+        client = create_app(services).test_client()
         with write_transaction(services.engine) as conn:
             _, secret = create_api_key(conn, "bench")
         auth = {"Authorization": f"Bearer {secret}"}
@@ -70,12 +78,45 @@ def run_set(name: str, originals: list[tuple[str, Image.Image]]) -> dict[str, An
             assert response.status_code in (200, 202), response.get_json()
             return response.get_json()
 
+        def register(data: bytes) -> str:
+            receipt_id: str = post("/v1/stamps", data)["id"]
+            hash_receipt_image(services.engine, services.uploads, receipt_id, keep_images=False)
+            return receipt_id
+
+        try:
+            yield post, register
+        finally:
+            services.engine.dispose()
+
+
+def run_series(scenes: int, renders: int) -> dict[str, Any]:
+    """Per scene, `renders` similar renders (tests/support/pictures.series_picture) registered
+    before the original; every alteration of the original must rank it first, and the priority
+    claim (`earliest`) must be the original, not an earlier render of the same scene."""
+    first = earliest = total_ok = searches = 0
+    for scene in range(scenes):
+        with _service() as (post, register):
+            for variant in range(1, renders + 1):
+                register(encode(series_picture(20_000 + scene, variant), "PNG"))
+            original = register(encode(series_picture(20_000 + scene, 0), "PNG"))
+            for seed, alter in enumerate(ALTERATIONS.values()):
+                body = post("/v1/search", alter(series_picture(20_000 + scene, 0), seed))
+                searches += 1
+                first += bool(body["matches"]) and body["matches"][0]["id"] == original
+                earliest += (body["earliest"] or {}).get("id") == original
+                total_ok += body["total"] >= len(body["matches"])
+    return {"set": "series", "scenes": scenes, "renders_per_scene": renders,
+            "searches": searches, "original_ranked_first": round(first / searches, 4),
+            "earliest_is_original": round(earliest / searches, 4)}
+
+
+def run_set(name: str, originals: list[tuple[str, Image.Image]]) -> dict[str, Any]:
+    """Register `originals`, search with every alteration of each, and score the answers."""
+    with _service() as (post, register):
         receipt_of: dict[str, str] = {}
         started = time.perf_counter()
         for label, image in originals:
-            receipt_id = post("/v1/stamps", encode(image, "PNG"))["id"]
-            hash_receipt_image(services.engine, services.uploads, receipt_id, keep_images=False)
-            receipt_of[receipt_id] = label
+            receipt_of[register(encode(image, "PNG"))] = label
         register_s = time.perf_counter() - started
         found: dict[str, int] = dict.fromkeys(ALTERATIONS, 0)
         misses: dict[str, list[str]] = {name: [] for name in ALTERATIONS}
@@ -94,7 +135,6 @@ def run_set(name: str, originals: list[tuple[str, Image.Image]]) -> dict[str, An
                     misses[alteration].append(label)
                 false_matches += sum(1 for other in labels if other != label)
                 pairs += len(originals) - 1
-        services.engine.dispose()
     recall = {a: round(found[a] / len(originals), 4) for a in ALTERATIONS}
     rate = false_matches / pairs if pairs else 0.0
     return {
@@ -118,16 +158,25 @@ def main(argv: list[str] | None = None) -> int:
                         help="generated pictures in the second set (0: skip it)")
     parser.add_argument("--max-side", type=int, default=1600,
                         help="wallpapers are scaled to at most this many pixels a side")
+    parser.add_argument("--series", type=int, default=3,
+                        help="scenes of the series case (0: skip it)")
+    parser.add_argument("--renders", type=int, default=60, help="renders per series scene")
+    parser.add_argument("--skip-wallpapers", action="store_true")
+    parser.add_argument("--skip-photos", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
-    sets: list[tuple[str, Callable[[], list[tuple[str, Image.Image]]]]] = [
-        ("wallpapers", lambda: [(p.name, wallpapers.load_rgb(p, args.max_side))
-                                for p in wallpapers.pictures()]),
-    ]
+    sets: list[tuple[str, Callable[[], list[tuple[str, Image.Image]]]]] = []
+    if not args.skip_wallpapers:
+        sets.append(("wallpapers", lambda: [(p.name, wallpapers.load_rgb(p, args.max_side))
+                                            for p in wallpapers.pictures()]))
+    if not args.skip_photos:
+        sets.append(("photos", photos.pictures))
     if args.generated:
         sets.append(("generated", lambda: [(f"seed-{s}", picture(10_000 + s))
                                            for s in range(args.generated)]))
     results = [run_set(name, load()) for name, load in sets]
+    if args.series:
+        results.append(run_series(args.series, args.renders))
     print(json.dumps({"sets": results}, indent=2))
     return 0
 

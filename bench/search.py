@@ -3,25 +3,30 @@
 Loads RANDOM random hash rows (uniform 64-bit pHash and 256-bit hash: the worst case for the
 band index, whose bands are then as full as they can be) and about REAL hashes of real
 pictures (the stored views of the Debian wallpapers, see bench/wallpapers.py) into a migrated
-SQLite database in a temporary directory. Queries are the altered copies of those pictures
-(tests/support/alterations.py), each searched with its mirror image as the API does.
+SQLite database in a temporary directory (or, with --postgres, a fresh PostgreSQL database).
+Queries are the altered copies of those pictures (tests/support/alterations.py), each searched
+with the hashes the API looks up (service.evidence.perceptual.query_hashes).
 
     index   storage.perceptual.find_candidates (the band indexes) + similarity.closeness
     exact   every row compared in numpy (popcount over all hashes): the ground truth
     recall  matches the index returns / matches the exact scan finds, over all queries
 
-    .venv/bin/python bench/search.py [--random 1000000] [--real 1000]
+    .venv/bin/python bench/search.py [--random 1000000] [--real 1000] [--postgres ADMIN_URL]
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import json
+import secrets
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +45,12 @@ from service.evidence.similarity import (  # noqa: E402
 from service.storage import perceptual as perceptual_store  # noqa: E402
 from service.storage.engine import make_engine  # noqa: E402
 from service.storage.migrate import upgrade  # noqa: E402
-from service.storage.perceptual import PHASH_BANDS, find_candidates, hash_row  # noqa: E402
+from service.storage.perceptual import (  # noqa: E402
+    PHASH_BAND_BITS,
+    PHASH_BANDS,
+    find_candidates,
+    hash_row,
+)
 from service.storage.tables import perceptual_hashes  # noqa: E402
 from tests.support.alterations import ALTERATIONS, encode  # noqa: E402
 
@@ -87,6 +97,68 @@ def _real_hashes(limit: int, max_side: int) -> tuple[list[tuple[str, PerceptualH
     return stored[:limit], queries
 
 
+@contextmanager
+def _database(postgres: str | None, tmp: str) -> Iterator[str]:
+    """A SQLite file in `tmp`, or a fresh PostgreSQL database on the `postgres` server (its
+    admin URL), dropped afterwards."""
+    if postgres is None:
+        yield f"sqlite:///{tmp}/search.db"
+        return
+    import psycopg
+    from sqlalchemy import make_url
+
+    admin = make_url(postgres)
+    name = f"chronoseal_bench_{secrets.token_hex(4)}"
+    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _load_sqlite(engine: Any, chunks: Iterable[list[dict[str, object]]]) -> None:
+    """Hash rows only (receipts are not needed to measure the index): foreign keys off on a
+    raw connection, and plain executemany for a million rows."""
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("PRAGMA foreign_keys=OFF")
+        cursor.execute("BEGIN")  # the driver autocommits: one transaction for the load
+        insert = (f"INSERT INTO perceptual_hashes ({', '.join(COLUMNS)}) "
+                  f"VALUES ({', '.join('?' * len(COLUMNS))})")
+        for rows in chunks:
+            cursor.executemany(insert, [tuple(r[c] for c in COLUMNS) for r in rows])
+        raw.commit()
+    finally:
+        raw.close()
+
+
+def _load_postgres(engine: Any, chunks: Iterable[list[dict[str, object]]]) -> None:
+    """Hash rows only: the foreign key dropped in this throw-away database, rows COPY'd, the
+    band indexes rebuilt afterwards and the table analysed (as a database that grew would be)."""
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("ALTER TABLE perceptual_hashes "
+                       "DROP CONSTRAINT fk_perceptual_hashes_receipt_id_receipts")
+        for i in range(PHASH_BANDS):
+            cursor.execute(f"DROP INDEX ix_perceptual_hashes_band{i}")
+        with cursor.copy(f"COPY perceptual_hashes ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+            for rows in chunks:
+                for r in rows:
+                    copy.write_row(tuple(r[c] for c in COLUMNS))
+        for i in range(PHASH_BANDS):
+            cursor.execute(f"CREATE INDEX ix_perceptual_hashes_band{i} "
+                           f"ON perceptual_hashes (band{i})")
+        cursor.execute("ANALYZE perceptual_hashes")
+        raw.commit()
+    finally:
+        raw.close()
+
+
 def _popcount(words: np.ndarray) -> np.ndarray:
     return np.bitwise_count(words).astype(np.int32)
 
@@ -96,34 +168,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--random", type=int, default=1_000_000)
     parser.add_argument("--real", type=int, default=1_000)
     parser.add_argument("--max-side", type=int, default=1024)
+    parser.add_argument("--postgres", metavar="ADMIN_URL",
+                        help="measure on PostgreSQL (a fresh database on this server) instead "
+                             "of SQLite, e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--band-radius", type=int, default=perceptual_store.BAND_RADIUS,
                         help="bits looked up around each band (the service's is the default)")
     args = parser.parse_args(argv)
     perceptual_store.BAND_RADIUS = args.band_radius
     rng = np.random.default_rng(6)
     stored, queries = _real_hashes(args.real, args.max_side)
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{tmp}/search.db"
+    real_rows = [hash_row(rid, h.view, h.phash, h.dhash256) for rid, h in stored]
+    with tempfile.TemporaryDirectory() as tmp, _database(args.postgres, tmp) as url:
         upgrade(url)
         engine = make_engine(url)
         started = time.perf_counter()
-        # Hash rows only (receipts are not needed to measure the index): foreign keys off on a
-        # raw connection, and plain executemany for a million rows.
-        raw = engine.raw_connection()
-        try:
-            cursor = raw.cursor()
-            cursor.execute("PRAGMA foreign_keys=OFF")
-            cursor.execute("BEGIN")  # the driver autocommits: one transaction for the load
-            insert = (f"INSERT INTO perceptual_hashes ({', '.join(COLUMNS)}) "
-                      f"VALUES ({', '.join('?' * len(COLUMNS))})")
-            for rows in _random_rows(args.random, rng):
-                cursor.executemany(insert, [tuple(r[c] for c in COLUMNS) for r in rows])
-            cursor.executemany(insert, [
-                tuple(hash_row(rid, h.view, h.phash, h.dhash256)[c] for c in COLUMNS)
-                for rid, h in stored])
-            raw.commit()
-        finally:
-            raw.close()
+        chunks = itertools.chain(_random_rows(args.random, rng), [real_rows])
+        if url.startswith("sqlite"):
+            _load_sqlite(engine, chunks)
+        else:
+            _load_postgres(engine, chunks)
         load_s = time.perf_counter() - started
         # The same rows in numpy for the exact scan.
         with engine.connect() as conn:
@@ -165,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         return round(float(np.percentile(values, q)), 2)
 
     print(json.dumps({
+        "database": "postgresql" if args.postgres else "sqlite",
         "rows": {"random": args.random, "real": len(stored)},
         "load_s": round(load_s, 1),
         "queries": len(queries),
@@ -176,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         "exact_matches": expected,
         "queries_finding_their_original": round(hits / len(queries), 4),
         "band_radius": args.band_radius,
+        "band_bits": list(PHASH_BAND_BITS),
         "guaranteed_phash_radius": PHASH_BANDS * (args.band_radius + 1) - 1,
         "thresholds": {"phash": MAX_PHASH_DISTANCE, "dhash256": MAX_DHASH_DISTANCE},
     }, indent=2))

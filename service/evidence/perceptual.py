@@ -1,17 +1,19 @@
 """Perceptual hashes: what stays the same when an image is re-encoded, resized or touched up.
 
 Two DCT hashes over the image's luminance, after the same normalisation (EXIF orientation,
-uniform borders trimmed):
+uniform borders trimmed, one reduction to a working size that every view is resampled from):
 
 - `phash`: 64 bits, the classic pHash (32x32 grey, 8x8 lowest DCT frequencies, median split).
-  Cheap, 8 bytes, and its four 16-bit bands are the search index's keys.
+  Cheap, 8 bytes, and its bands are the search index's keys.
 - `dhash256`: 256 bits, the PDQ construction (64x64 grey, 16x16 lowest frequencies, median
   split). Four times the bits over finer detail: it tells near-duplicates from images that only
   share a layout, so it decides what counts as a match.
 
 Crops move the image under the DCT grid, so a registration also stores hashes of a few crops of
 itself ("views"); a cropped copy then meets a view cut close to it. A mirrored copy is found by
-also searching with the mirror image of the query (search side only, no extra storage).
+also searching with the mirror image of the query (search side only, no extra storage), and a
+copy branded with a bar or logo along an edge by also searching with the query's own views
+that leave that edge out (QUERY_EDGE_VIEWS).
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import BinaryIO
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, ImageOps
+from PIL import Image
+from threadpoolctl import ThreadpoolController
 
 from service.errors import ChronosealError, ImageBombError, ImageDecodeError
 from service.evidence.decode_gate import GATE
@@ -52,6 +56,14 @@ _TRANSPOSE = {
 # JPEG decoders can scale by 1/2..1/8 while decoding: ask for at least this many pixels a side,
 # which keeps every later step (trim, crops, 64x64 resize) accurate and decoding fast.
 DRAFT_SIDE = 512
+# Every view is resampled from one grey image reduced to WORK_SIDE..2*WORK_SIDE pixels on its
+# short side: twice the 64 cells of the finer hash across a 10% crop's view, and a sixteenth of
+# the pixels the views were resized from before (bench/decode.py: CPU per image before/after).
+WORK_SIDE = 256
+TRIM_SIDE = 2 * WORK_SIDE
+# Resampling matrices kept per side length (19 views x 24 rows x side float32: 0.2-1.9 MB each,
+# so at most ~60 MB); a burst of uploads from one generator shares a few sizes.
+PROJECTIONS_CACHED = 32
 # A border is trimmed when its rows/columns differ from the border colour by at most this much
 # (0..255 grey); JPEG ringing along a flat border stays under it, picture content does not.
 BORDER_TOLERANCE = 12
@@ -63,6 +75,14 @@ _SPLITS = (0.0, 0.5, 1.0)
 VIEWS: tuple[tuple[float, float, float, float], ...] = ((0.0, 0.0, 0.0, 0.0),) + tuple(
     (cut * x, cut * y, cut * (1 - x), cut * (1 - y))
     for cut in (0.05, 0.1) for x in _SPLITS for y in _SPLITS
+)
+# A query also looks up its own views that leave out a tenth along one edge (and 5% at the
+# two next to it): a bar or logo laid over an edge or corner of a copy is then cut away, and
+# the view meets the original's stored view of the same framing. Reposters brand copies so;
+# bench/robustness.py (overlay_2, overlay_5) measures what these views recover.
+QUERY_EDGE_VIEWS: tuple[int, ...] = tuple(
+    index for index, cut in enumerate(VIEWS)
+    if sorted(cut) == [0.0, 0.05, 0.05, 0.1] and cut.count(0.05) == 2
 )
 # An image whose 64x64 grey version varies less than this (standard deviation, 0..255) is a
 # flat fill: its hash bits are noise, and every flat image would match every other one.
@@ -89,25 +109,77 @@ def _dct_matrix(size: int, keep: int) -> NDArray[np.float64]:
 
 _DCT_32_8 = _dct_matrix(32, 8)
 _DCT_64_16 = _dct_matrix(64, 16)
+_COARSE, _FINE = 8, 16  # DCT rows kept per view for each hash: 8 + 16 stacked in one matmul
+# The products here are small (a few hundred rows): OpenBLAS's threads would only spin, and on
+# a busy machine cost nine times the CPU of one thread (measured: 0.28 vs 0.03 ms a product).
+_BLAS = ThreadpoolController()
 
 
-def _bits(coefficients: NDArray[np.float64]) -> int:
-    flat = coefficients.ravel()
-    above = flat > np.median(flat)
-    return int.from_bytes(np.packbits(above).tobytes(), "big")
+def _box(size: int, spans: NDArray[np.float64], cells: int) -> NDArray[np.float64]:
+    """Area-averaging matrices, one per (start, stop) span in pixels: (views, cells, size).
+
+    Row i of a matrix averages the pixels under [start + i*step, start + (i+1)*step), each
+    weighted by how much of it lies inside: a box resample whose cut need not fall on a pixel
+    edge, so every view is resampled from the same image (no per-view crop and resize).
+    """
+    steps = (spans[:, 1] - spans[:, 0]) / cells
+    edges = spans[:, :1] + steps[:, None] * np.arange(cells + 1)
+    pixel = np.arange(size, dtype=np.float64)
+    overlap: NDArray[np.float64] = np.clip(np.minimum(edges[:, 1:, None], pixel + 1)
+                                           - np.maximum(edges[:, :-1, None], pixel), 0.0, None)
+    weights: NDArray[np.float64] = overlap / overlap.sum(axis=2, keepdims=True)
+    return weights
 
 
-def _resize(grey: Image.Image, side: int) -> NDArray[np.float64]:
-    return np.asarray(grey.resize((side, side), Image.Resampling.BOX), dtype=np.float64)
+@lru_cache(maxsize=PROJECTIONS_CACHED)
+def _projections(size: int, cuts: tuple[tuple[float, float], ...]) -> NDArray[np.float32]:
+    """Per view, the DCT rows of both hashes folded with their box resample along one axis of
+    `size` pixels, each view keeping (start, stop) of it as fractions: (views, 24, size)."""
+    spans = np.array(cuts, dtype=np.float64) * size
+    coarse = np.einsum("kc,vcs->vks", _DCT_32_8, _box(size, spans, 32))
+    fine = np.einsum("kc,vcs->vks", _DCT_64_16, _box(size, spans, 64))
+    projections: NDArray[np.float32] = np.concatenate([coarse, fine], axis=1).astype(np.float32)
+    projections.flags.writeable = False  # shared by every later call of the same size
+    return projections
+
+
+def _bits(coefficients: NDArray[np.float32]) -> list[int]:
+    """Per view (first axis), the coefficients above that view's median as an integer."""
+    flat = coefficients.reshape(len(coefficients), -1)
+    above = flat > np.median(flat, axis=1, keepdims=True)
+    packed = np.packbits(above, axis=1)
+    return [int.from_bytes(row.tobytes(), "big") for row in packed]
+
+
+def hash_views(pixels: NDArray[np.float32],
+               cuts: tuple[tuple[float, float, float, float], ...]) -> list[PerceptualHash]:
+    """Both hashes of every view (fractions cut from left, top, right, bottom) of a grey array.
+
+    One matrix product over all views' rows, then a small one per view: pHash is the 8x8
+    lowest DCT frequencies of the view averaged to 32x32, the 256-bit hash the 16x16 lowest of
+    it averaged to 64x64, each split at its median.
+    """
+    height, width = pixels.shape
+    rows = _projections(height, tuple((top, 1 - bottom) for _, top, _, bottom in cuts))
+    columns = _projections(width, tuple((left, 1 - right) for left, _, right, _ in cuts))
+    views = len(cuts)
+    with _BLAS.limit(limits=1, user_api="blas"):
+        folded = (rows.reshape(views * (_COARSE + _FINE), height) @ pixels).reshape(
+            views, _COARSE + _FINE, width)
+    coarse = np.einsum("vkw,vjw->vkj", folded[:, :_COARSE], columns[:, :_COARSE])
+    fine = np.einsum("vkw,vjw->vkj", folded[:, _COARSE:], columns[:, _COARSE:])
+    return [PerceptualHash(index, phash, dhash)
+            for index, (phash, dhash) in enumerate(zip(_bits(coarse), _bits(fine), strict=True))]
+
+
+def grey_array(grey: Image.Image) -> NDArray[np.float32]:
+    return np.asarray(grey, dtype=np.float32)
 
 
 def hash_grey(grey: Image.Image, view: int = 0) -> PerceptualHash:
-    """Both hashes of a greyscale ("L" or "F") image."""
-    small = _resize(grey, 32)
-    phash = _bits(_DCT_32_8 @ small @ _DCT_32_8.T)
-    fine = _resize(grey, 64)
-    dhash = _bits(_DCT_64_16 @ fine @ _DCT_64_16.T)
-    return PerceptualHash(view, phash, dhash)
+    """Both hashes of a whole greyscale ("L" or "F") image."""
+    hashed = hash_views(grey_array(grey), (VIEWS[0],))[0]
+    return PerceptualHash(view, hashed.phash, hashed.dhash256)
 
 
 @contextmanager
@@ -145,7 +217,7 @@ def decoded(fileobj: BinaryIO, draft_side: int, max_pixels: int = MAX_PIXELS
 
 
 def load_grey(fileobj: BinaryIO, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Decode `fileobj` to a normalised grey image of at most 2 x DRAFT_SIDE pixels a side.
+    """Decode `fileobj` to a normalised grey image at its working size (normalise).
 
     EXIF orientation is applied and uniform borders are trimmed, so a copy with an added frame
     or a rotated-by-metadata copy hashes like the original. Memory: decoded within the bounds
@@ -157,8 +229,25 @@ def load_grey(fileobj: BinaryIO, max_pixels: int = MAX_PIXELS) -> Image.Image:
         opened.close()  # the decoded pixels go now, not when the file object does
         if method is not None:
             grey = grey.transpose(method)
-        grey.thumbnail((DRAFT_SIDE * 2, DRAFT_SIDE * 2), Image.Resampling.BOX)
-    return trim_borders(grey)
+    return normalise(grey)
+
+
+def _reduce(grey: Image.Image, side: int) -> Image.Image:
+    """An integer reduction (Image.reduce, a plain block average) to side..2*side pixels on the
+    short side, and at most 8*side on the long one (a panorama)."""
+    factor = min(grey.size) // side
+    if factor > 1:
+        grey = grey.reduce(factor)
+    if max(grey.size) > 8 * side:
+        grey.thumbnail((8 * side, 8 * side), Image.Resampling.BOX)
+    return grey
+
+
+def normalise(grey: Image.Image) -> Image.Image:
+    """`grey` with its borders trimmed (at TRIM_SIDE: a fine pattern still has its contrast
+    there, and would pass for a uniform border once averaged further), then reduced to what
+    every view is resampled from (WORK_SIDE)."""
+    return _reduce(trim_borders(_reduce(grey, TRIM_SIDE)), WORK_SIDE)
 
 
 def _grey_of(image: Image.Image) -> Image.Image:
@@ -169,8 +258,10 @@ def _grey_of(image: Image.Image) -> Image.Image:
     """
     width, height = image.size
     transparent = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-    grey = Image.new("L", (width, height))
     rows = max(1, STRIP_PIXELS // width)
+    if rows >= height and not transparent:  # one strip: no copy to cut and paste
+        return image.convert("L")  # a copy even when already grey: the caller closes `image`
+    grey = Image.new("L", (width, height))
     for top in range(0, height, rows):
         strip = image.crop((0, top, width, min(height, top + rows)))
         if transparent:
@@ -211,25 +302,46 @@ def _view(grey: Image.Image, cut: tuple[float, float, float, float]) -> Image.Im
     return grey.crop(box)
 
 
+_FLAT_CELLS = 64  # contrast is judged on the image averaged to this many cells a side
+
+
+@lru_cache(maxsize=PROJECTIONS_CACHED)
+def _averaging(size: int) -> NDArray[np.float32]:
+    matrix: NDArray[np.float32] = _box(size, np.array([[0.0, float(size)]]),
+                                       _FLAT_CELLS)[0].astype(np.float32)
+    matrix.flags.writeable = False
+    return matrix
+
+
+def _contrast(pixels: NDArray[np.float32]) -> float:
+    height, width = pixels.shape
+    with _BLAS.limit(limits=1, user_api="blas"):
+        return float((_averaging(height) @ pixels @ _averaging(width).T).std())
+
+
 def is_flat(grey: Image.Image) -> bool:
     """True when the image has too little structure to hash (see MIN_CONTRAST)."""
-    return float(_resize(grey, 64).std()) < MIN_CONTRAST
+    return _contrast(grey_array(grey)) < MIN_CONTRAST
 
 
 def registration_hashes(fileobj: BinaryIO) -> list[PerceptualHash]:
     """The hashes stored for a registered image: one per entry of VIEWS; none when flat."""
-    grey = load_grey(fileobj)
-    if is_flat(grey):
+    pixels = grey_array(load_grey(fileobj))
+    if _contrast(pixels) < MIN_CONTRAST:
         return []
-    return [hash_grey(_view(grey, cut), index) for index, cut in enumerate(VIEWS)]
+    return hash_views(pixels, VIEWS)
 
 
 def query_hashes(fileobj: BinaryIO) -> list[PerceptualHash]:
-    """The hashes a search looks up: the image and its mirror image; none when flat."""
-    grey = load_grey(fileobj, MAX_QUERY_PIXELS)
-    if is_flat(grey):
+    """The hashes a search looks up: the image, its mirror image, then its views without one
+    edge (QUERY_EDGE_VIEWS); none when flat."""
+    pixels = grey_array(load_grey(fileobj, MAX_QUERY_PIXELS))
+    if _contrast(pixels) < MIN_CONTRAST:
         return []
-    return [hash_grey(grey, 0), hash_grey(ImageOps.mirror(grey), 1)]
+    own = hash_views(pixels, (VIEWS[0],) + tuple(VIEWS[i] for i in QUERY_EDGE_VIEWS))
+    mirror = hash_views(np.ascontiguousarray(pixels[:, ::-1]), (VIEWS[0],))[0]
+    return [own[0], PerceptualHash(1, mirror.phash, mirror.dhash256),
+            *(PerceptualHash(2 + i, h.phash, h.dhash256) for i, h in enumerate(own[1:]))]
 
 
 def hamming(a: int, b: int) -> int:

@@ -1,10 +1,11 @@
 """Perceptual hashes of registered images: storing them, and finding near neighbours by index.
 
 The lookup is multi-index hashing (Norouzi et al., "Fast Search in Hamming Space with
-Multi-Index Hashing"): the 64-bit pHash is cut into PHASH_BANDS bands of 16 bits, each indexed.
-Two hashes within Hamming distance d differ by at most floor(d / PHASH_BANDS) bits in at least
-one band, so looking up every band value within BAND_RADIUS of the query's finds every stored
-hash within GUARANTEED_RADIUS, and the database reads only those index entries.
+Multi-Index Hashing"): the 64-bit pHash is cut into PHASH_BANDS bands (PHASH_BAND_BITS wide,
+most significant first), each indexed. Two hashes within Hamming distance d differ by at most
+floor(d / PHASH_BANDS) bits in at least one band, so looking up every band value within
+BAND_RADIUS of the query's finds every stored hash within GUARANTEED_RADIUS, and the database
+reads only those index entries.
 """
 
 from __future__ import annotations
@@ -14,23 +15,36 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import combinations
 
-from sqlalchemy import Connection, and_, delete, or_, select, true, update
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Connection,
+    Integer,
+    and_,
+    any_,
+    delete,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
 
 from service.storage.tables import (
+    PHASH_BAND_BITS,
     PHASH_BANDS,
     perceptual_hashes,
     receipts,
     tokens,
 )
 
-BAND_BITS = 64 // PHASH_BANDS
-BAND_MASK = (1 << BAND_BITS) - 1
-# Band values within this many bits of the query's are looked up: 1 + 16 = 17 per band and
-# query hash. Radius 2 (137 per band) reads eight times the rows (bench/search.py at 1M rows:
-# 16,672 vs 2,111 per query, p50 87 vs 13 ms) and found the same 659 matches: a copy meets one
-# of the original's views much closer than MAX_PHASH_DISTANCE, so some band is within 1 bit.
+_SHIFTS = tuple(sum(PHASH_BAND_BITS[i + 1:]) for i in range(PHASH_BANDS))
+# Band values within this many bits of the query's are looked up: 1 + 22 per band and query
+# hash. With 16-bit bands, radius 2 read eight times the rows of radius 1 (bench/search.py at
+# 1M rows) and found the same matches: a copy meets one of the original's views much closer
+# than MAX_PHASH_DISTANCE, so some band is within 1 bit.
 BAND_RADIUS = 1
-GUARANTEED_RADIUS = PHASH_BANDS * (BAND_RADIUS + 1) - 1  # 7: every hash this close is found
+GUARANTEED_RADIUS = PHASH_BANDS * (BAND_RADIUS + 1) - 1  # 5: every hash this close is found
 
 
 @dataclass(frozen=True)
@@ -65,14 +79,15 @@ def _unsigned(value: int) -> int:
 
 
 def bands(phash: int) -> list[int]:
-    """The PHASH_BANDS 16-bit bands of a 64-bit hash, most significant first."""
-    return [(phash >> (BAND_BITS * (PHASH_BANDS - 1 - i))) & BAND_MASK for i in range(PHASH_BANDS)]
+    """The PHASH_BANDS bands of a 64-bit hash (PHASH_BAND_BITS), most significant first."""
+    return [(phash >> shift) & ((1 << bits) - 1)
+            for shift, bits in zip(_SHIFTS, PHASH_BAND_BITS, strict=True)]
 
 
-def _within(value: int, radius: int) -> list[int]:
+def _within(value: int, radius: int, bits: int) -> list[int]:
     found = [value]
     for flips in range(1, radius + 1):
-        for positions in combinations(range(BAND_BITS), flips):
+        for positions in combinations(range(bits), flips):
             flipped = value
             for bit in positions:
                 flipped ^= 1 << bit
@@ -134,6 +149,15 @@ class Candidates:
     rows_read: int
 
 
+def _one_of(conn: Connection, column: ColumnElement[int], values: list[int]
+            ) -> ColumnElement[bool]:
+    """`column IN values`; on PostgreSQL as `= ANY(array)`, one parameter instead of hundreds
+    (a query looks up ~140 values per band: binding them one by one cost more than the scan)."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(literal(values, ARRAY(Integer)))
+    return column.in_(values)
+
+
 def find_candidates(conn: Connection, phashes: Sequence[int],
                     max_distance: int = 64) -> Candidates:
     """Stored views whose bands are within BAND_RADIUS of a query's, read through the band
@@ -145,19 +169,22 @@ def find_candidates(conn: Connection, phashes: Sequence[int],
     values: list[set[int]] = [set() for _ in range(PHASH_BANDS)]
     for phash in phashes:
         for i, band in enumerate(bands(phash)):
-            values[i].update(_within(band, BAND_RADIUS))
+            values[i].update(_within(band, BAND_RADIUS, PHASH_BAND_BITS[i]))
     columns = [perceptual_hashes.c[f"band{i}"] for i in range(PHASH_BANDS)]
     table = perceptual_hashes.c
     query = select(table.receipt_id, table.view, table.phash, table.dhash256).where(
-        or_(*(column.in_(sorted(vals)) for column, vals in zip(columns, values, strict=True)))
+        or_(*(_one_of(conn, column, sorted(vals))
+              for column, vals in zip(columns, values, strict=True)))
     )
     views: list[StoredHash] = []
     rows_read = 0
     for receipt_id, view, signed, dhash in conn.execute(query):
         rows_read += 1
         phash = signed & 0xFFFF_FFFF_FFFF_FFFF  # the stored two's complement, unsigned again
-        if any((phash ^ q).bit_count() <= max_distance for q in phashes):
-            views.append(StoredHash(receipt_id, view, phash, int.from_bytes(dhash, "big")))
+        for q in phashes:  # a plain loop: a generator per row cost a sixth of the lookup
+            if (phash ^ q).bit_count() <= max_distance:
+                views.append(StoredHash(receipt_id, view, phash, int.from_bytes(dhash, "big")))
+                break
     return Candidates(views, rows_read)
 
 

@@ -338,9 +338,12 @@ inbound_messages = Table(
 
 
 # Perceptual hashes of registered images (issue 6): one row per stored view of an image. The
-# 64-bit pHash is split into four 16-bit bands, each indexed: a search looks up the bands
-# within a small Hamming radius of the query's (multi-index hashing), never every row.
-PHASH_BANDS = 4
+# 64-bit pHash is split into bands, each indexed: a search looks up the bands within a small
+# Hamming radius of the query's (multi-index hashing), never every row. Three bands of about
+# log2(rows) bits (issue 16, migration 0015): at millions of views each value looked up reads
+# a few rows, where 16-bit bands read hundreds.
+PHASH_BAND_BITS = (22, 21, 21)
+PHASH_BANDS = len(PHASH_BAND_BITS)
 perceptual_hashes = Table(
     "perceptual_hashes",
     metadata,

@@ -1,7 +1,10 @@
 """Search: earlier registrations of images that look like a given one (perceptual hashes).
 
 Scope: a key's own receipts and receipts marked public; anonymously, public receipts only.
-Matches are oldest first: the first one is the earliest registration held of that picture.
+Matches are closest first and capped, so the original (or an exact copy) is never crowded out
+by a series of similar pictures; ties go to the older registration. The priority claim is
+answered separately: the earliest registration among the matches that are the same picture
+(similarity.same_picture), whatever its rank.
 """
 
 from __future__ import annotations
@@ -10,13 +13,18 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from service.evidence.perceptual import query_hashes
-from service.evidence.similarity import MAX_PHASH_DISTANCE, Closeness, closest_matches
+from service.evidence.similarity import (
+    MAX_PHASH_DISTANCE,
+    Closeness,
+    closest_matches,
+    same_picture,
+)
 from service.storage.perceptual import MatchedReceipt, find_candidates, matched_receipts
 from service.usecases.metrics import timed_search
 from service.wiring import Services
 
 MAX_MATCHES = 50  # a picture registered more often than this is not a dispute about one original
-__all__ = ["MAX_MATCHES", "Match", "MatchedReceipt", "search"]
+__all__ = ["MAX_MATCHES", "Match", "MatchedReceipt", "SearchResult", "search"]
 
 
 @dataclass(frozen=True)
@@ -28,19 +36,35 @@ class Match:
     own: bool
 
 
-def search(services: Services, image: BinaryIO, caller: str | None) -> list[Match]:
+@dataclass(frozen=True)
+class SearchResult:
+    """The closest matches (at most MAX_MATCHES), the earliest registration of the same
+    picture among all matches, and how many matched in all."""
+
+    matches: list[Match]
+    earliest: Match | None
+    total: int
+
+
+def search(services: Services, image: BinaryIO, caller: str | None) -> SearchResult:
     """Hash `image` (and its mirror image) and return the registrations it matches."""
     with timed_search():
         return _search(services, image, caller)
 
 
-def _search(services: Services, image: BinaryIO, caller: str | None) -> list[Match]:
+def _search(services: Services, image: BinaryIO, caller: str | None) -> SearchResult:
     query = query_hashes(image)
     if not query:
-        return []
+        return SearchResult([], None, 0)
     with services.engine.connect() as conn:
         found = find_candidates(conn, [h.phash for h in query], MAX_PHASH_DISTANCE)
         near = closest_matches(query, ((v.receipt_id, v.phash, v.dhash256) for v in found.views))
-        visible = matched_receipts(conn, list(near), caller)
-    return [Match(r, near[r.id], caller is not None and r.api_key_id == caller)
-            for r in visible[:MAX_MATCHES]]
+        visible = matched_receipts(conn, list(near), caller)  # oldest first
+    oldest_first = [Match(r, near[r.id], caller is not None and r.api_key_id == caller)
+                    for r in visible]
+    if not oldest_first:
+        return SearchResult([], None, 0)
+    ranked = sorted(oldest_first, key=lambda m: m.closeness.distance)  # stable: older first
+    best = ranked[0].closeness
+    earliest = next(m for m in oldest_first if same_picture(best, m.closeness))
+    return SearchResult(ranked[:MAX_MATCHES], earliest, len(ranked))

@@ -336,7 +336,9 @@ PATHS["/v1/search"] = {"post": {
     "summary": "Find earlier registrations of images that look like this one",
     "description": "Perceptual search (re-encoded, resized, cropped, watermarked, mirrored "
                    "copies). With a key: the key's receipts and public ones; without: public "
-                   "receipts only. Oldest first; empty when nothing is close enough.",
+                   "receipts only. Closest first (ties: older first), at most 50; `earliest` "
+                   "is the earliest registration of the same picture among all matches (the "
+                   "priority claim), `total` how many matched; empty when nothing is close.",
     "security": [{}, {"apiKey": []}],
     "requestBody": {"required": True, "content": {
         "multipart/form-data": {"schema": {"type": "object", "required": ["image"],
@@ -345,9 +347,17 @@ PATHS["/v1/search"] = {"post": {
             "description": "at most max_upload_bytes and 25 megapixels decoded (a JPEG "
                            "is decoded reduced, so up to 50 megapixels)"}}}}}},
     "responses": {
-        "200": {"description": "Matches, oldest first", "content": {"application/json": {
-            "schema": {"type": "object", "required": ["matches"], "properties": {
-                "matches": {"type": "array", "items": {"$ref": _REF + "SearchMatch"}}}}}}},
+        "200": {"description": "Matches, closest first", "content": {"application/json": {
+            "schema": {"type": "object", "required": ["matches", "earliest", "total"],
+                       "properties": {
+                "matches": {"type": "array", "maxItems": 50,
+                            "items": {"$ref": _REF + "SearchMatch"}},
+                "earliest": {"oneOf": [{"$ref": _REF + "SearchMatch"}, {"type": "null"}],
+                             "description": "the earliest registration among the matches "
+                                            "that are the same picture (within 32 bits, or "
+                                            "as close as the closest match)"},
+                "total": {"type": "integer", "minimum": 0,
+                          "description": "matches in all, beyond the cap too"}}}}}},
         "400": _problem("unreadable-image (not an image), invalid-field"),
         **_AUTH_ERRORS,
         "413": _problem("payload-too-large, image-too-many-pixels (over the query's "

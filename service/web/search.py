@@ -1,8 +1,9 @@
 """POST /v1/search: earlier registrations of images that look like the uploaded one.
 
 Scope: with an API key, the key's own receipts and receipts marked public; anonymously, public
-receipts only, and then only id, times and digest. Matches are oldest first: the first one is
-the earliest registration Chronoseal holds of that picture.
+receipts only, and then only id, times and digest. Matches are closest first (at most
+MAX_MATCHES); `earliest` is the earliest registration of the same picture among all matches
+(the priority claim) and `total` how many matched.
 """
 
 from __future__ import annotations
@@ -56,7 +57,11 @@ def search_images() -> Response:
     try:
         if form.spool is None:
             raise ApiError(INVALID_FIELD, f"the {IMAGE_FIELD!r} file part is required")
-        matches = search(services, form.spool, key_id)  # type: ignore[arg-type]
+        result = search(services, form.spool, key_id)  # type: ignore[arg-type]
     finally:
         form.close()
-    return jsonify({"matches": [_match_json(m) for m in matches]})
+    return jsonify({
+        "matches": [_match_json(m) for m in result.matches],
+        "earliest": _match_json(result.earliest) if result.earliest is not None else None,
+        "total": result.total,
+    })

@@ -20,11 +20,12 @@ from rq import Queue
 from service.storage.perceptual import hashes_of, receipts_to_hash
 from service.usecases.hashing import hash_pending, hash_receipt_image
 from service.usecases.queueing import HASH_JOB, background_queue_for, hash_flag_key
+from service.usecases.search import MAX_MATCHES
 from service.web.context import signals_of
 from tests.e2e.conftest import Api
 from tests.support.alterations import ALTERATIONS, encode
 from tests.support.images import bomb_png
-from tests.support.pictures import picture, picture_png
+from tests.support.pictures import picture, picture_png, series_picture
 from workers import bootstrap
 
 UPLOAD_LIMIT = 4 * 1024 * 1024  # generated pictures are a few hundred KiB
@@ -81,10 +82,56 @@ def test_an_unrelated_image_finds_nothing(search_api: Api) -> None:
     assert match_ids(search(search_api, encode(picture(999), "JPEG", quality=80))) == []
 
 
-def test_matches_are_oldest_first(search_api: Api) -> None:
+def test_equally_close_matches_are_oldest_first(search_api: Api) -> None:
     first = register(search_api, picture_png(ORIGINAL))
-    second = register(search_api, encode(picture(ORIGINAL), "JPEG", quality=85))
-    assert match_ids(search(search_api, picture_png(ORIGINAL))) == [first, second]
+    second = register(search_api, picture_png(ORIGINAL))
+    response = search(search_api, picture_png(ORIGINAL))
+    assert match_ids(response) == [first, second]
+    assert response.get_json()["earliest"]["id"] == first
+    assert response.get_json()["total"] == 2
+
+
+SERIES = 55  # renders of one scene registered before the original: more than MAX_MATCHES
+
+
+def register_series(api: Api) -> list[str]:
+    """SERIES renders of the ORIGINAL scene (other seeds of one prompt), hashed in one job."""
+    ids = [register(api, encode(series_picture(ORIGINAL, variant), "PNG"), hash_now=False)
+           for variant in range(1, SERIES + 1)]
+    assert hash_pending(api.services) == SERIES
+    return ids
+
+
+def test_the_original_is_found_among_a_series_of_similar_renders(search_api: Api) -> None:
+    series = register_series(search_api)
+    original = register(search_api, picture_png(ORIGINAL))
+    for query in (picture_png(ORIGINAL), encode(picture(ORIGINAL), "JPEG", quality=60)):
+        body = search(search_api, query).get_json()
+        assert body["matches"][0]["id"] == original  # closest first, never crowded out
+        assert len(body["matches"]) == MAX_MATCHES
+        distances = [m["distance"] for m in body["matches"]]
+        assert distances == sorted(distances)
+        assert MAX_MATCHES < body["total"] <= len(series) + 1  # the series too, past the cap
+        # The series registered earlier is other pictures: the claim is the original's.
+        assert body["earliest"]["id"] == original
+
+
+def test_the_priority_claim_is_the_earliest_copy_of_the_same_picture(search_api: Api) -> None:
+    earlier_copy = register(search_api, encode(picture(ORIGINAL), "JPEG", quality=70))
+    register_series(search_api)
+    original = register(search_api, picture_png(ORIGINAL))
+    body = search(search_api, picture_png(ORIGINAL)).get_json()
+    # The two copies of the picture come before every render of the series (equally close:
+    # the older first).
+    assert {m["id"] for m in body["matches"][:2]} == {original, earlier_copy}
+    assert body["earliest"]["id"] == earlier_copy  # registered first: the priority claim
+    assert MAX_MATCHES < body["total"] <= SERIES + 2
+
+
+def test_no_match_answers_no_claim(search_api: Api) -> None:
+    register(search_api, picture_png(ORIGINAL))
+    body = search(search_api, encode(picture(999), "JPEG", quality=80)).get_json()
+    assert body == {"matches": [], "earliest": None, "total": 0}
 
 
 def test_another_keys_private_receipt_is_never_returned(search_api: Api) -> None:

@@ -198,7 +198,8 @@ def test_verify_a_receipt_then_a_tampered_copy_shows_what_it_looks_like(worker_a
                           data={"csrf": csrf(client), "receipt_id": receipt_id,
                                 "image": (io.BytesIO(tampered), "copy.jpg")})
     assert "Not valid" in verdict.text
-    assert re.search(rf"looks like registration {receipt_id} \(similarity 0\.\d\d\)",
+    # A light watermark may leave the perceptual hashes as they were: similarity up to 1.00.
+    assert re.search(rf"looks like registration {receipt_id} \(similarity [01]\.\d\d\)",
                      verdict.text), verdict.text
     # Images are not kept here (CHRONOSEAL_KEEP_IMAGES off): said, not shown (find test shows).
     assert "No picture of the registered image is kept" in verdict.text

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from service.storage.perceptual import (
     GUARANTEED_RADIUS,
+    PHASH_BAND_BITS,
     PHASH_BANDS,
     bands,
     find_candidates,
@@ -59,19 +60,20 @@ def test_hashes_with_every_band_two_bits_away_are_not_read(
         db_engine: Engine, make_receipt: Callable[..., Any]) -> None:
     """The lookup goes through the band indexes: rows no band points at are never fetched."""
     query = 0x0123_4567_89AB_CDEF
-    band_bits = 64 // PHASH_BANDS
-    two_per_band = [b * band_bits + offset for b in range(PHASH_BANDS) for offset in (0, 1)]
-    far = flip(query, two_per_band)  # 8 bits away, but 2 in every band
-    one_band_close = flip(query, [0, 16, 17, 32, 33, 48, 49])  # 7 bits, band 3 one bit away
+    lowest = [sum(PHASH_BAND_BITS[i + 1:]) for i in range(PHASH_BANDS)]  # each band's bit 0
+    two_per_band = [low + offset for low in lowest for offset in (0, 1)]
+    far = flip(query, two_per_band)  # 6 bits away, but 2 in every band
+    # 5 bits (the guaranteed radius), the last band one bit away.
+    one_band_close = flip(query, [lowest[0], lowest[0] + 1, lowest[1], lowest[1] + 1, 0])
     receipt = make_receipt()
     with db_engine.begin() as conn:
         store_hashes(conn, receipt.id, [(0, far, 0), (1, one_band_close, 0)])
     with db_engine.connect() as conn:
         candidates = find_candidates(conn, [query])
-        within_five = find_candidates(conn, [query], max_distance=5)
+        within_four = find_candidates(conn, [query], max_distance=4)
     assert {h.phash for h in candidates.views} == {one_band_close}
     assert candidates.rows_read == 1
-    assert within_five.views == [] and within_five.rows_read == 1
+    assert within_four.views == [] and within_four.rows_read == 1
     assert all(a != b for a, b in zip(bands(far), bands(query), strict=True))
 
 

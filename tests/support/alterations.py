@@ -94,6 +94,32 @@ def _mirror(image: Image.Image, seed: int) -> bytes:
     return encode(ImageOps.mirror(image), "JPEG", quality=90)
 
 
+OVERLAY_TEXT = "@reposter"
+
+
+def _overlay(share: float) -> Alteration:
+    """An opaque bar across a corner holding a logo and white text, `share` of the area: how
+    reposters brand copies. The corner and the bar's shade come from the seed."""
+    def alter(image: Image.Image, seed: int) -> bytes:
+        rng = random.Random(seed)
+        copy = image.copy()
+        bar_h = max(8, round(image.height * 0.08))
+        bar_w = min(image.width, round(share * image.width * image.height / bar_h))
+        x = 0 if rng.random() < 0.5 else image.width - bar_w
+        y = 0 if rng.random() < 0.5 else image.height - bar_h
+        draw = ImageDraw.Draw(copy)
+        shade = rng.randrange(0, 60)
+        draw.rectangle((x, y, x + bar_w, y + bar_h), fill=(shade, shade, shade))
+        pad = max(2, bar_h // 6)
+        logo = bar_h - 2 * pad  # a round logo, then the handle beside it
+        draw.ellipse((x + pad, y + pad, x + pad + logo, y + pad + logo), fill=(230, 60, 40))
+        font = ImageFont.load_default(size=max(8, bar_h // 2))
+        draw.text((x + 2 * pad + logo, y + bar_h // 4), OVERLAY_TEXT, font=font,
+                  fill=(255, 255, 255))
+        return encode(copy, "JPEG", quality=85)
+    return alter
+
+
 ALTERATIONS: dict[str, Alteration] = {
     "jpeg_q50": _jpeg(50),
     "jpeg_q70": _jpeg(70),
@@ -108,4 +134,6 @@ ALTERATIONS: dict[str, Alteration] = {
     "brightness_minus_15": _brightness(0.85),
     "border_10": _border,
     "mirror": _mirror,
+    "overlay_2": _overlay(0.02),
+    "overlay_5": _overlay(0.05),
 }

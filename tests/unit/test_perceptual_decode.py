@@ -20,9 +20,9 @@ from service.evidence.perceptual import (
     hamming,
     hash_grey,
     load_grey,
+    normalise,
     query_hashes,
     registration_hashes,
-    trim_borders,
 )
 from tests.support.alterations import encode
 from tests.support.pictures import picture
@@ -40,8 +40,7 @@ def whole_image_grey(data: bytes, draft: bool = True) -> Image.Image:
             background = Image.new("RGBA", image.size, (255, 255, 255, 255))
             image = Image.alpha_composite(background, image.convert("RGBA"))
         grey = image.convert("L")
-        grey.thumbnail((DRAFT_SIDE * 2, DRAFT_SIDE * 2), Image.Resampling.BOX)
-    return trim_borders(grey)
+    return normalise(grey)
 
 
 def _transparent(mode: str) -> bytes:

@@ -69,10 +69,10 @@ def _earliest(verdict: BundleVerdict) -> object:
 def _lookalike(image: SpooledImage) -> dict[str, Any]:
     """The registrations `image` looks like, the closest first, and its comparison."""
     services = current_services()
-    matches = search(services, image.file, viewer())
+    matches = search(services, image.file, viewer()).matches
     if not matches:
         return {"matches": []}
-    best = max(matches, key=lambda m: m.closeness.similarity)
+    best = matches[0]  # closest first
     return {"matches": matches, "best": best,
             "comparison": compare(services, best.receipt.id, viewer(), image.file)}
 
@@ -85,16 +85,19 @@ def find_form() -> Response:
 @bp.post("/find")
 @limited("search")
 def find_submit() -> Response:
-    """The earliest registrations that look like the uploaded image, with the comparison."""
+    """The registrations that look like the uploaded image, the closest first, the earliest of
+    the same picture (the priority claim) above them, compared with the image."""
     services = current_services()
     image = forms.image("image", services.settings.max_upload_bytes)
     if image is None:
         raise ApiError(INVALID_FIELD, "Choose an image to look for")
     try:
-        matches: list[Match] = search(services, image.file, viewer())
-        comparison = (compare(services, matches[0].receipt.id, viewer(), image.file)
-                      if matches else None)
-        return render("pages/find.html", matches=matches, searched=True, comparison=comparison,
+        result = search(services, image.file, viewer())
+        earliest: Match | None = result.earliest
+        comparison = (compare(services, earliest.receipt.id, viewer(), image.file)
+                      if earliest is not None else None)
+        return render("pages/find.html", matches=result.matches, earliest=earliest,
+                      total=result.total, searched=True, comparison=comparison,
                       operator=operator_run_tsas(services))
     finally:
         image.close()
