@@ -6,7 +6,7 @@ TimeStampResp), certs/<tsa>.pem (TSA certificate first, root last),
 revocation/<tsa>/<sha256 of the certificate's DER>.crl or .ocsp (the DER CRL or OCSP response
 fetched for that certificate of the chain when the token was stored; absent when none was),
 evidence-records/<tsa>.ers and .json (RFC 4998, once renewed), verify.py, VERIFY.md,
-certificate.html. The ZIP is deterministic (fixed order, times and modes): the same evidence
+certificate.html and certificate.pdf (the exhibit: the same page, printed). The ZIP is deterministic (fixed order, times and modes): the same evidence
 always gives the same bytes, so bundles can be compared and cached by digest.
 """
 
@@ -18,6 +18,7 @@ import json
 import re
 import zipfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
 
@@ -26,11 +27,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from service.errors import MalformedInputError
 from service.evidence.certificate import render_certificate
-from service.evidence.facts import BundleFacts, TimestampFacts, audit_steps
+from service.evidence.exhibit_pdf import html_to_pdf, print_language
+from service.evidence.facts import Authority, BundleFacts, TimestampFacts, audit_steps
 from service.evidence.instructions import render_verify_md
 from service.evidence.manifest import manifest_digest
 from service.evidence.renewal_check import coverage, data_objects, render_record
 from service.evidence.templates.verify import layout_problems, token_facts
+from service.i18n import DEFAULT_LANGUAGE
 from service.timestamping import ers
 from service.timestamping.batch_head import PROOF_FORMAT_HEAD, BatchHead, parse_batch_head
 from service.timestamping.merkle import verify_inclusion
@@ -65,6 +68,7 @@ def build_bundle(
     batch_head: bytes | None = None,
     evidence_records: Mapping[str, tuple[bytes, Sequence[Mapping[str, Any]]]] | None = None,
     revocation: Mapping[str, Sequence[RevocationEntry]] | None = None,
+    exhibit: Exhibit | None = None,
 ) -> bytes:
     """The ZIP bytes for a receipt; MalformedInputError if the evidence does not fit together.
 
@@ -75,6 +79,7 @@ def build_bundle(
     `revocation` (by TSA name too) holds the revocation data stored with each token.
     `evidence_records` (by TSA name: RFC 4998 EvidenceRecord DER and each archive timestamp's
     {"tsa", "chain_pem"}) become evidence-records/<tsa>.ers and its readable .json.
+    `exhibit` is what certificate.html and certificate.pdf show beyond the evidence.
     """
     digest = manifest_digest(manifest_jcs)
     steps = _check_proof(digest, proof)
@@ -116,14 +121,44 @@ def build_bundle(
         steps=steps,
         timestamps=tuple(stamps),
         batch_head=head,
+        **_exhibit_facts(exhibit or Exhibit()),
     )
     template = resources.files("service.evidence.templates").joinpath("verify.py").read_bytes()
     files += certs_files + [
         ("verify.py", template),
         ("VERIFY.md", render_verify_md(facts).encode()),
-        ("certificate.html", render_certificate(facts).encode()),
+        *certificate_files(facts),
     ]
     return _zip(files)
+
+
+@dataclass(frozen=True)
+class Exhibit:
+    """What the exhibit shows beyond the evidence: the stored image (for its thumbnail), the
+    TSAs by configured name, the verification page, the reader's language."""
+
+    image: bytes | None = None
+    authorities: Mapping[str, Authority] = field(default_factory=dict)
+    verify_url: str | None = None
+    language: str = DEFAULT_LANGUAGE
+
+
+def _exhibit_facts(exhibit: Exhibit) -> dict[str, Any]:
+    return {"image": exhibit.image, "verify_url": exhibit.verify_url,
+            "language": exhibit.language,
+            "authorities": {safe_name(k): v for k, v in exhibit.authorities.items()}}
+
+
+def certificate_files(facts: BundleFacts) -> list[tuple[str, bytes]]:
+    """certificate.html in the reader's language, and certificate.pdf: the same page printed
+    (in English when this machine has no font for the language, see exhibit_pdf)."""
+    html = render_certificate(facts)
+    printed = print_language(facts.language)
+    if printed != facts.language:
+        html_for_pdf = render_certificate(replace(facts, language=printed))
+    else:
+        html_for_pdf = html
+    return [("certificate.html", html.encode()), ("certificate.pdf", html_to_pdf(html_for_pdf))]
 
 
 def safe_name(tsa: str) -> str:

@@ -54,6 +54,7 @@ class Receipt:
     tree_size: int | None
     head_jcs: bytes | None = None  # the batch's batch-head.json (None: stamped before heads)
     hash_pending: bool = False  # its image waits for perceptual hashing
+    image_name: str | None = None  # the file name sent with the upload
     replayed: bool = False  # True when insert_receipt returned an earlier identical request
 
 
@@ -144,6 +145,7 @@ def insert_receipt(
     receipt_id: str | None = None,
     created_at: datetime | None = None,
     hash_pending: bool = False,
+    image_name: str | None = None,
 ) -> Receipt:
     """Insert a pending receipt; with an idempotency key, a repeat returns the first receipt.
 
@@ -177,7 +179,7 @@ def insert_receipt(
         created_at=now,
         enqueued_at=now,  # the sweeper measures staleness from here; never NULL
         stamped_at=None, failure=None, last_error=None, batch_id=None, leaf_index=None,
-        proof=None, root=None, tree_size=None, hash_pending=hash_pending,
+        proof=None, root=None, tree_size=None, hash_pending=hash_pending, image_name=image_name,
     )
     # The row is exactly the receipt returned: no read-back after the insert.
     values = {c.name: getattr(receipt, c.name) for c in receipts.columns}

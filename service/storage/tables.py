@@ -44,6 +44,7 @@ HEX_SHA256_LENGTH = 64
 NAME_LENGTH = 200  # key names, external ids, lease owners: labels, not documents
 IDEMPOTENCY_KEY_LENGTH = 255  # the IETF Idempotency-Key draft sets no limit; this bounds the index
 TSA_NAME_LENGTH = 100
+IMAGE_NAME_LENGTH = 255  # a file name as most file systems bound it (NAME_MAX)
 SERIAL_LENGTH = 64  # RFC 3161 serials are up to 160 bits: at most 49 decimal digits
 
 RECEIPT_STATUSES = ("pending", "stamped", "failed")
@@ -141,6 +142,8 @@ receipts = Table(
     Column("proof", Text, nullable=True),
     # Its image waits for perceptual hashing (set at registration, cleared with the hashes).
     Column("hash_pending", Boolean, nullable=False, server_default=false()),
+    # The file name the client sent with the upload (migration 0017); shown on the certificate.
+    Column("image_name", String(IMAGE_NAME_LENGTH), nullable=True),
     CheckConstraint(_one_of("status", RECEIPT_STATUSES), name="status"),
     UniqueConstraint("api_key_id", "idempotency_key"),
     UniqueConstraint("batch_id", "leaf_index"),
