@@ -326,6 +326,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("renew_interval_s", "CHRONOSEAL_RENEW_INTERVAL_S", _positive_int, 86400,
             "how often the sweeper runs the renewal: certificates expire in years, a day is "
             "early enough"),
+    # -- the exhibit (issue 15 §2) --
+    Setting("public_url", "CHRONOSEAL_PUBLIC_URL", _opt_str, None,
+            "the base URL people reach this service at, for the certificate's QR code and "
+            "link (<public_url>/r/<receipt id>); unset means http://API_HOST:API_PORT"),
 )
 
 
@@ -389,10 +393,19 @@ class Settings:
     renew_weak_algorithms: tuple[str, ...]
     renew_tsa: str | None
     renew_interval_s: int
+    public_url: str | None = None
 
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir).resolve()
+
+    @property
+    def effective_public_url(self) -> str:
+        """Where people reach the API (no trailing slash): public_url, else its bind address."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.api_host}]" if ":" in self.api_host else self.api_host
+        return f"http://{host}:{self.api_port}"
 
     @property
     def effective_database_url(self) -> str:

@@ -6,8 +6,9 @@ TimeStampResp), certs/<tsa>.pem (TSA certificate first, root last),
 revocation/<tsa>/<sha256 of the certificate's DER>.crl or .ocsp (the DER CRL or OCSP response
 fetched for that certificate of the chain when the token was stored; absent when none was),
 evidence-records/<tsa>.ers and .json (RFC 4998, once renewed), verify.py, VERIFY.md,
-certificate.html and certificate.pdf (the exhibit: the same page, printed). The ZIP is deterministic (fixed order, times and modes): the same evidence
-always gives the same bytes, so bundles can be compared and cached by digest.
+certificate.html and certificate.pdf (the exhibit: the same page, printed). The ZIP is
+deterministic (fixed order, times and modes, PDF without dates): the same evidence always gives
+the same bytes, so bundles can be compared and cached by digest.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def build_bundle(
     evidence_records: Mapping[str, tuple[bytes, Sequence[Mapping[str, Any]]]] | None = None,
     revocation: Mapping[str, Sequence[RevocationEntry]] | None = None,
     exhibit: Exhibit | None = None,
+    only: str | None = None,
 ) -> bytes:
     """The ZIP bytes for a receipt; MalformedInputError if the evidence does not fit together.
 
@@ -79,7 +81,9 @@ def build_bundle(
     `revocation` (by TSA name too) holds the revocation data stored with each token.
     `evidence_records` (by TSA name: RFC 4998 EvidenceRecord DER and each archive timestamp's
     {"tsa", "chain_pem"}) become evidence-records/<tsa>.ers and its readable .json.
-    `exhibit` is what certificate.html and certificate.pdf show beyond the evidence.
+    `exhibit` is what certificate.html and certificate.pdf show beyond the evidence. With
+    `only` ("certificate.html" or "certificate.pdf") that member's bytes alone are returned,
+    after the same checks: the certificate routes make nothing else.
     """
     digest = manifest_digest(manifest_jcs)
     steps = _check_proof(digest, proof)
@@ -127,9 +131,14 @@ def build_bundle(
     files += certs_files + [
         ("verify.py", template),
         ("VERIFY.md", render_verify_md(facts).encode()),
-        *certificate_files(facts),
     ]
-    return _zip(files)
+    if only is not None:
+        wanted = certificate_files(facts, html=only == "certificate.html",
+                                   pdf=only == "certificate.pdf")
+        if not wanted:
+            raise ValueError(f"{only!r} is not a certificate member")
+        return wanted[0][1]
+    return _zip(files + certificate_files(facts))
 
 
 @dataclass(frozen=True)
@@ -149,16 +158,18 @@ def _exhibit_facts(exhibit: Exhibit) -> dict[str, Any]:
             "authorities": {safe_name(k): v for k, v in exhibit.authorities.items()}}
 
 
-def certificate_files(facts: BundleFacts) -> list[tuple[str, bytes]]:
+def certificate_files(facts: BundleFacts, *, html: bool = True, pdf: bool = True
+                      ) -> list[tuple[str, bytes]]:
     """certificate.html in the reader's language, and certificate.pdf: the same page printed
     (in English when this machine has no font for the language, see exhibit_pdf)."""
-    html = render_certificate(facts)
-    printed = print_language(facts.language)
-    if printed != facts.language:
-        html_for_pdf = render_certificate(replace(facts, language=printed))
-    else:
-        html_for_pdf = html
-    return [("certificate.html", html.encode()), ("certificate.pdf", html_to_pdf(html_for_pdf))]
+    page = render_certificate(facts)
+    out = [("certificate.html", page.encode())] if html else []
+    if pdf:
+        printed = print_language(facts.language)
+        if printed != facts.language:
+            page = render_certificate(replace(facts, language=printed))
+        out.append(("certificate.pdf", html_to_pdf(page)))
+    return out
 
 
 def safe_name(tsa: str) -> str:

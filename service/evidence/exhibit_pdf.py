@@ -42,10 +42,10 @@ def cjk_font_available() -> bool:
     return bool(found.strip())
 
 
-def print_language(language: str, fonts: Callable[[], bool] = cjk_font_available) -> str:
+def print_language(language: str, fonts: Callable[[], bool] | None = None) -> str:
     """The language a PDF can be printed in: `language`, or English when it needs a CJK font
     that this machine lacks (logged, so an operator sees why a Chinese exhibit is English)."""
-    if language in CJK_LANGUAGES and not fonts():
+    if language in CJK_LANGUAGES and not (fonts or cjk_font_available)():
         log.warning("no CJK font found (install fonts-wqy-microhei or fonts-noto-cjk): "
                     "printing the %s exhibit in English", language)
         return "en"

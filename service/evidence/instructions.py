@@ -159,13 +159,14 @@ def fold_command(step: AuditStep) -> str:
 
 def split_chain_command(t: TimestampFacts) -> str:
     """Split certs/<tsa>.pem into <tsa>-cert1.pem (the TSA's) .. <tsa>-cert<n>.pem (the root)."""
-    return (f"awk '/-----BEGIN CERTIFICATE-----/{{n++}} {{print > (\"{t.name}-cert\" n \".pem\")}}' "
-            f"certs/{t.name}.pem")
+    return ("awk '/-----BEGIN CERTIFICATE-----/{n++} "
+            f"{{print > (\"{t.name}-cert\" n \".pem\")}}' certs/{t.name}.pem")
 
 
 def root_command(t: TimestampFacts) -> str:
     """Print the subject and SHA-256 fingerprint of the chain's root (after the split)."""
-    return f"openssl x509 -in {t.name}-cert{t.chain_length}.pem -noout -subject -fingerprint -sha256"
+    return (f"openssl x509 -in {t.name}-cert{t.chain_length}.pem -noout -subject "
+            "-fingerprint -sha256")
 
 
 def token_verify_commands(t: TimestampFacts, root: str, headed: bool) -> list[str]:

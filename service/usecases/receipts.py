@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.errors import InvalidInputError, NotFoundError, NotReadyError
-from service.evidence.bundle import build_bundle
+from service.evidence.bundle import Exhibit, build_bundle
+from service.i18n import DEFAULT_LANGUAGE
 from service.storage.evidence import records_of
 from service.storage.receipts import (
     Receipt,
@@ -22,12 +23,14 @@ from service.storage.tokens import Token, list_revocations, list_tokens
 from service.timestamping.merkle import proof_to_json
 from service.timestamping.revocation import RevocationEntry
 from service.timestamping.tsa_config import tsa_chain_pem
+from service.usecases.authorities import authorities
 from service.wiring import Services
 
 MAX_PAGE_SIZE = 100  # each item is small, but a page is built in memory: keep it bounded
 NO_RECEIPT = "No receipt with this id"
 __all__ = ["MAX_PAGE_SIZE", "RECEIPT_STATUSES", "Page", "Receipt", "Token", "list_own",
-           "own_receipt", "proof_json", "readable_receipt", "receipt_bundle", "revocation_of",
+           "own_receipt", "proof_json", "readable_receipt", "receipt_bundle", "receipt_certificate",
+           "revocation_of",
            "tokens_of"]
 
 
@@ -103,8 +106,22 @@ def proof_json(receipt: Receipt) -> dict[str, Any] | None:
     )
 
 
-def receipt_bundle(services: Services, receipt: Receipt) -> bytes:
-    """The receipt's evidence bundle (ZIP bytes); NotReadyError until it is stamped."""
+def receipt_bundle(services: Services, receipt: Receipt, language: str = DEFAULT_LANGUAGE
+                   ) -> bytes:
+    """The receipt's evidence bundle (ZIP bytes), its exhibit in `language`; NotReadyError
+    until it is stamped."""
+    return build_bundle(**_bundle_inputs(services, receipt, language))
+
+
+def receipt_certificate(services: Services, receipt: Receipt, language: str, *, pdf: bool
+                        ) -> bytes:
+    """The bundle's certificate.pdf (pdf=True) or certificate.html alone, in `language`;
+    NotReadyError until the receipt is stamped. The same evidence checks as the bundle run."""
+    return build_bundle(**_bundle_inputs(services, receipt, language),
+                        only="certificate.pdf" if pdf else "certificate.html")
+
+
+def _bundle_inputs(services: Services, receipt: Receipt, language: str) -> dict[str, Any]:
     tokens = tokens_of(services, receipt)
     proof = proof_json(receipt)
     if receipt.status != "stamped" or proof is None or not tokens:
@@ -113,18 +130,23 @@ def receipt_bundle(services: Services, receipt: Receipt) -> bytes:
     assert receipt.batch_id is not None  # stamped
     with services.engine.connect() as conn:
         records = records_of(conn, receipt.batch_id)
+        image = services.uploads.load(conn, receipt.image_sha256) if receipt.image_size else None
     revocation = revocation_of(services, tokens)
-    return build_bundle(
-        manifest_jcs=receipt.manifest_jcs,
-        proof=proof,
-        tokens={t.tsa: t.reply_der for t in tokens},
-        chains={t.tsa: t.chain_pem or tsa_chain_pem(settings, t.tsa) for t in tokens},
-        receipt_id=receipt.id,
-        image_name=None,
-        batch_head=receipt.head_jcs,
-        evidence_records={tsa: (r.record_der, r.renewals) for tsa, r in records.items()},
-        revocation={t.tsa: revocation[t.id] for t in tokens},
-    )
+    return {
+        "manifest_jcs": receipt.manifest_jcs,
+        "proof": proof,
+        "tokens": {t.tsa: t.reply_der for t in tokens},
+        "chains": {t.tsa: t.chain_pem or tsa_chain_pem(settings, t.tsa) for t in tokens},
+        "receipt_id": receipt.id,
+        "image_name": receipt.image_name,
+        "batch_head": receipt.head_jcs,
+        "evidence_records": {tsa: (r.record_der, r.renewals) for tsa, r in records.items()},
+        "revocation": {t.tsa: revocation[t.id] for t in tokens},
+        "exhibit": Exhibit(
+            image=image, authorities=authorities(settings),
+            verify_url=f"{settings.effective_public_url}/r/{receipt.id}",
+            language=language),
+    }
 
 
 def revocation_of(services: Services, tokens: list[Token]) -> dict[int, list[RevocationEntry]]:
