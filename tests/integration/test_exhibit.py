@@ -6,19 +6,23 @@ read the same way. Each test asserts the facts a court needs are on the page.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import logging
+import re
 import zipfile
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from PIL import Image, ImageDraw
 
 from service.evidence import exhibit_pdf
 from service.evidence.bundle import Exhibit
 from service.evidence.certificate import render_certificate
+from service.evidence.comparison import Comparison, comparison_pdf, render_comparison
 from service.evidence.facts import Authority, BundleFacts, TimestampFacts
 from service.evidence.generation import merge_generation, normalize_request_metadata
 from service.evidence.manifest import build_manifest
@@ -150,7 +154,7 @@ def test_the_record_table_marks_origins_and_disagreements() -> None:
     assert 'class="conflict"' in html
     assert "Disagreement: the submitter stated 7" in html
     assert "read from the image file (a1111)" in html and "stated in the request" in html
-    assert "builtin" in html and "operator created itself" in html  # named "builtin": the operator's
+    assert "operator created itself" in html  # a TSA named "builtin" is the operator's
 
 
 def _facts(manifest: dict) -> BundleFacts:
@@ -179,3 +183,43 @@ def _write(tmp_path: Path, html: str) -> Path:
     path = tmp_path / "zh.html"
     path.write_text(html, "utf-8")
     return path
+
+
+def test_the_comparison_page_shows_both_and_where_they_differ(tmp_path: Path) -> None:
+    original = _picture()
+    painted = Image.open(io.BytesIO(original)).convert("RGB")
+    ImageDraw.Draw(painted).rectangle((200, 20, 290, 70), fill=(255, 255, 255))  # a watermark gone
+    copy = _png(painted)
+    c = Comparison(receipt_id="rcpt_01ORIG", original=original,
+                   original_sha256=hashlib.sha256(original).hexdigest(), copy=copy,
+                   similarity=0.934, registered_at="2026-12-01 18:43:00 UTC")
+    html = render_comparison(c)
+    uris = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    assert len(uris) == 3  # original, copy, difference
+    diff = Image.open(io.BytesIO(base64.b64decode(uris[2]))).convert("RGB")
+    assert diff.size == (300, 200)
+    assert _red(diff.getpixel((245, 45))) and not _red(diff.getpixel((60, 150)))
+    text = pdf_text(comparison_pdf(c))
+    assert on(text, "Similarity: 0.93") and on(text, "rcpt_01ORIG")
+    assert on(text, hashlib.sha256(copy).hexdigest()) and on(text, c.original_sha256)
+    zh = pdf_text(comparison_pdf(c, "zh"))
+    assert on(zh, "相似度：0.93") and on(zh, "差异所在")
+
+
+def _picture() -> bytes:
+    image = Image.new("RGB", (300, 200), (30, 90, 160))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((40, 40, 160, 160), fill=(240, 200, 40))
+    draw.rectangle((200, 20, 290, 70), fill=(10, 10, 10))
+    return _png(image)
+
+
+def _png(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def _red(pixel: tuple[int, int, int]) -> bool:
+    r, g, b = pixel
+    return r > 180 and g < 80 and b < 80
