@@ -24,6 +24,22 @@ if [ ! -x .venv/bin/python ]; then
   fi
   need_install=1
 fi
+# The exhibit (issue 15 §2): WeasyPrint prints certificate.pdf with pango and fontconfig, a CJK
+# font covers Chinese; the tests print HTML with Chromium and read PDFs with pdftotext.
+exhibit_missing=()
+command -v fc-list >/dev/null || exhibit_missing+=(fontconfig)
+ldconfig -p 2>/dev/null | grep -q libpango-1.0 || exhibit_missing+=(libpango-1.0-0 libpangoft2-1.0-0)
+fc-list :lang=zh-cn family 2>/dev/null | grep -q . || exhibit_missing+=(fonts-wqy-microhei)
+command -v pdftotext >/dev/null || exhibit_missing+=(poppler-utils)
+command -v chromium >/dev/null || exhibit_missing+=(chromium)
+if [ ${#exhibit_missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing ${exhibit_missing[*]} with apt-get (certificate.pdf and its tests)" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${exhibit_missing[@]}" >/dev/null
+  else
+    echo "missing for certificate.pdf and its tests: ${exhibit_missing[*]} (sudo apt-get install ${exhibit_missing[*]})" >&2
+  fi
+fi
 for f in requirements.txt requirements-dev.txt pyproject.toml; do
   [ "$f" -nt "$stamp" ] && need_install=1
 done

@@ -32,10 +32,9 @@ def load_rgb(data: bytes, side: int = THUMBNAIL_SIDE) -> Image.Image | None:
             width, height = opened.size
             with GATE.slot(width * height):
                 opened.load()
-                image = ImageOps.exif_transpose(opened)
-                image = _on_white(image)
-                image.thumbnail((side, side), Image.Resampling.LANCZOS)
-                return image
+                ImageOps.exif_transpose(opened, in_place=True)  # no copy of the full image
+                opened.thumbnail((side, side), Image.Resampling.LANCZOS)  # reduces first
+                return _on_white(opened)
     except ChronosealError:  # the decode budget stayed spent: no picture, not a failure
         return None
     except Exception:  # Pillow raises many types for bad bytes; all mean "no picture"
@@ -48,7 +47,7 @@ def _on_white(image: Image.Image) -> Image.Image:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
+    return image.convert("RGB")  # a copy: the caller closes the decoded original
 
 
 def png_data_uri(image: Image.Image) -> str:
