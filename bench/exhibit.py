@@ -9,6 +9,8 @@
     install_mib            site-packages size of each library with its own dependencies
 
 Medians of ROUNDS runs in one process; compare the figures as ratios (the machine is shared).
+`--plain` prints only bundle_plain_ms, build_bundle without the exhibit's inputs; it also runs
+from a checkout made before the exhibit (copy this file there) for the "before" figure.
 Needs reportlab installed (`pip install reportlab`; not a requirement of the service).
 """
 
@@ -31,10 +33,7 @@ sys.path.insert(0, str(REPO))
 
 from PIL import Image, ImageDraw  # noqa: E402
 
-from service.evidence import bundle as bundle_module  # noqa: E402
-from service.evidence.bundle import Exhibit, build_bundle  # noqa: E402
-from service.evidence.exhibit_pdf import html_to_pdf  # noqa: E402
-from service.evidence.facts import Authority  # noqa: E402
+from service.evidence.bundle import build_bundle  # noqa: E402
 from service.evidence.generation import normalize_request_metadata  # noqa: E402
 from service.evidence.manifest import build_manifest  # noqa: E402
 from service.timestamping.authority import AuthoritySettings, TimeStampAuthority  # noqa: E402
@@ -138,6 +137,15 @@ def main() -> int:
     image = _picture()
     with tempfile.TemporaryDirectory() as tmp:
         evidence = _evidence(Path(tmp), image)
+    if "--plain" in sys.argv:  # runs on a checkout before the exhibit too: the "before" figure
+        print(json.dumps({"rounds": ROUNDS,
+                          "bundle_plain_ms": _median_ms(lambda: build_bundle(**evidence))}))
+        return 0
+    from service.evidence import bundle as bundle_module
+    from service.evidence.bundle import Exhibit
+    from service.evidence.exhibit_pdf import html_to_pdf
+    from service.evidence.facts import Authority
+
     exhibit = Exhibit(image=image, authorities={"builtin": Authority("Built-in TSA", True)},
                       verify_url="https://stamps.example.org/r/rcpt_01BENCH")
     figures: dict[str, Any] = {"rounds": ROUNDS}
