@@ -71,6 +71,7 @@ def build_bundle(
     revocation: Mapping[str, Sequence[RevocationEntry]] | None = None,
     exhibit: Exhibit | None = None,
     only: str | None = None,
+    certificates: bool = True,
 ) -> bytes:
     """The ZIP bytes for a receipt; MalformedInputError if the evidence does not fit together.
 
@@ -83,7 +84,9 @@ def build_bundle(
     {"tsa", "chain_pem"}) become evidence-records/<tsa>.ers and its readable .json.
     `exhibit` is what certificate.html and certificate.pdf show beyond the evidence. With
     `only` ("certificate.html" or "certificate.pdf") that member's bytes alone are returned,
-    after the same checks: the certificate routes make nothing else.
+    after the same checks: the certificate routes make nothing else. `certificates=False`
+    leaves certificate.html and .pdf out: for the service's own checks (verify by receipt id),
+    which read no exhibit and need not print one.
     """
     digest = manifest_digest(manifest_jcs)
     steps = _check_proof(digest, proof)
@@ -138,7 +141,7 @@ def build_bundle(
         if not wanted:
             raise ValueError(f"{only!r} is not a certificate member")
         return wanted[0][1]
-    return _zip(files + certificate_files(facts))
+    return _zip(files + (certificate_files(facts) if certificates else []))
 
 
 @dataclass(frozen=True)

@@ -125,18 +125,19 @@ def _raw_rows(raw: Any) -> list[tuple[str, str]]:
 
 
 def _history(manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    """Earlier iterations the manifest names (`parents`: receipt ids or digests); the hook for
-    bundles carrying history/ (their times are filled in when the bundle holds them)."""
+    """Earlier iterations the manifest names: `parents`, each {"receipt", "manifest_sha256"}
+    (a registration) or {"image_sha256"} (an image known by digest only). The hook for bundles
+    with history/: each ancestor's own proof is there, verify.py checks it."""
     parents = manifest.get("parents")
     if not isinstance(parents, list):
         return []
     out = []
     for parent in parents[:MAX_RAW_FIELDS]:
-        if isinstance(parent, dict):
-            out.append({"ref": parent.get("receipt_id") or parent.get("manifest_digest")
-                        or parent.get("sha256") or json.dumps(parent), "time": parent.get("time")})
-        else:
-            out.append({"ref": str(parent), "time": None})
+        if not isinstance(parent, dict):
+            continue
+        out.append({"receipt": parent.get("receipt"),
+                    "digest": parent.get("manifest_sha256") or parent.get("image_sha256"),
+                    "image_only": "receipt" not in parent})
     return out
 
 

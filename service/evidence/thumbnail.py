@@ -17,6 +17,7 @@ from service.evidence.decode_gate import GATE
 from service.evidence.perceptual import DECODE_FORMATS, MAX_PIXELS
 
 THUMBNAIL_SIDE = 480  # px: sharp at 60 mm wide on an A4 print (~200 dpi), small in the PDF
+THUMBNAIL_JPEG_QUALITY = 85  # a photo's thumbnail in ~50 KiB (PNG: ~500 KiB, in HTML and PDF)
 DIFFERENCE_GAIN = 4  # small changes (a re-encode) stay dark, painted-over areas stand out
 
 
@@ -58,9 +59,14 @@ def png_data_uri(image: Image.Image) -> str:
 
 
 def thumbnail_uri(data: bytes | None) -> str | None:
-    """A thumbnail of an image's bytes as a data: URI, or None without a decodable image."""
+    """A JPEG thumbnail of an image's bytes as a data: URI, or None without a decodable image.
+    (Same pixels, same libjpeg: same bytes, so bundles stay deterministic.)"""
     image = load_rgb(data) if data else None
-    return png_data_uri(image) if image is not None else None
+    if image is None:
+        return None
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=THUMBNAIL_JPEG_QUALITY, optimize=False)
+    return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode("ascii")
 
 
 def difference_image(original: Image.Image, copy: Image.Image) -> Image.Image:

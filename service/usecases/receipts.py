@@ -106,10 +106,13 @@ def proof_json(receipt: Receipt) -> dict[str, Any] | None:
     )
 
 
-def receipt_bundle(services: Services, receipt: Receipt, language: str = DEFAULT_LANGUAGE
-                   ) -> bytes:
+def receipt_bundle(services: Services, receipt: Receipt, language: str = DEFAULT_LANGUAGE, *,
+                   exhibit: bool = True) -> bytes:
     """The receipt's evidence bundle (ZIP bytes), its exhibit in `language`; NotReadyError
-    until it is stamped."""
+    until it is stamped. `exhibit=False` leaves the certificate out (the service's own checks)."""
+    if not exhibit:
+        return build_bundle(**_bundle_inputs(services, receipt, language, image=False),
+                            certificates=False)
     return build_bundle(**_bundle_inputs(services, receipt, language))
 
 
@@ -121,7 +124,8 @@ def receipt_certificate(services: Services, receipt: Receipt, language: str, *, 
                         only="certificate.pdf" if pdf else "certificate.html")
 
 
-def _bundle_inputs(services: Services, receipt: Receipt, language: str) -> dict[str, Any]:
+def _bundle_inputs(services: Services, receipt: Receipt, language: str, *, image: bool = True
+                   ) -> dict[str, Any]:
     tokens = tokens_of(services, receipt)
     proof = proof_json(receipt)
     if receipt.status != "stamped" or proof is None or not tokens:
@@ -130,7 +134,8 @@ def _bundle_inputs(services: Services, receipt: Receipt, language: str) -> dict[
     assert receipt.batch_id is not None  # stamped
     with services.engine.connect() as conn:
         records = records_of(conn, receipt.batch_id)
-        image = services.uploads.load(conn, receipt.image_sha256) if receipt.image_size else None
+        kept = (services.uploads.load(conn, receipt.image_sha256)
+                if image and receipt.image_size is not None else None)
     revocation = revocation_of(services, tokens)
     return {
         "manifest_jcs": receipt.manifest_jcs,
@@ -143,7 +148,7 @@ def _bundle_inputs(services: Services, receipt: Receipt, language: str) -> dict[
         "evidence_records": {tsa: (r.record_der, r.renewals) for tsa, r in records.items()},
         "revocation": {t.tsa: revocation[t.id] for t in tokens},
         "exhibit": Exhibit(
-            image=image, authorities=authorities(settings),
+            image=kept, authorities=authorities(settings),
             verify_url=f"{settings.effective_public_url}/r/{receipt.id}",
             language=language),
     }

@@ -83,7 +83,7 @@ def test_the_pdf_states_the_key_facts(evidence: Evidence, english: dict[str, byt
 
 def test_the_html_has_a_thumbnail_and_a_qr_code(english: dict[str, bytes]) -> None:
     html = english["certificate.html"].decode()
-    assert '<img src="data:image/png;base64,' in html  # the stored image, inline
+    assert '<img src="data:image/jpeg;base64,' in html  # the stored image, inline
     assert "data:image/svg+xml" in html and URL in html  # the QR code and its link
     assert "no image stored" not in html
 
@@ -223,3 +223,18 @@ def _png(image: Image.Image) -> bytes:
 def _red(pixel: tuple[int, int, int]) -> bool:
     r, g, b = pixel
     return r > 180 and g < 80 and b < 80
+
+
+def test_the_iteration_history_lists_the_parents_the_manifest_names() -> None:
+    manifest = build_manifest(image_sha256="ef" * 32, size=10, media_type="image/png",
+                              generation=normalize_request_metadata({}),
+                              submitted_at=datetime(2026, 12, 1, tzinfo=UTC),
+                              external_id=None).obj
+    # The form h-history's manifests take (issue 14): a registration, or an image digest.
+    parents = [{"receipt": "rcpt_01PARENT", "manifest_sha256": "12" * 32},
+               {"image_sha256": "34" * 32}]
+    html = render_certificate(_facts({**manifest, "parents": parents, "session": "s-7"}))
+    assert "registration rcpt_01PARENT (its manifest)" in html and "12" * 32 in html
+    assert "an image, by its digest" in html and "34" * 32 in html
+    assert "Session: s-7" in html
+    assert "names no earlier iteration" in render_certificate(_facts(manifest))
