@@ -63,7 +63,8 @@ def render_certificate(facts: BundleFacts) -> str:
         file_name=facts.image_name, sha256=image.get("sha256"), size=image.get("size"),
         media_type=image.get("media_type"), submitted_at=m.get("submitted_at"),
         external_id=m.get("external_id"),
-        earliest=f"{_utc(stamps[0])} ({names[0]})" if stamps else None,
+        earliest=(f"{_utc(stamps[0])}, {authorities[0].description or stamps[0].name}"
+                  if stamps else None),
         earliest_time=_utc(stamps[0]) if stamps else "",
         authority_list=_(" and ").join(names),
         qr=qr_data_uri(facts.verify_url or ""), verify_url=facts.verify_url,
