@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import re
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -28,7 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from service.errors import MalformedInputError
 from service.evidence.certificate import render_certificate
-from service.evidence.exhibit_pdf import html_to_pdf, print_language
+from service.evidence.exhibit_pdf import ExhibitRenderError, html_to_pdf, print_language
 from service.evidence.facts import Authority, BundleFacts, TimestampFacts, audit_steps
 from service.evidence.instructions import render_verify_md
 from service.evidence.manifest import manifest_digest
@@ -56,6 +57,7 @@ HEX_SHA256_CHARS = 64
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest ZIP date: fixed, so equal evidence, equal bytes
 _ZIP_LEVEL = 9  # fixed too: the compression level changes the bytes
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+log = logging.getLogger(__name__)
 
 
 def build_bundle(
@@ -141,7 +143,13 @@ def build_bundle(
         if not wanted:
             raise ValueError(f"{only!r} is not a certificate member")
         return wanted[0][1]
-    return _zip(files + (certificate_files(facts) if certificates else []))
+    if not certificates:
+        return _zip(files)
+    try:
+        return _zip(files + certificate_files(facts))
+    except ExhibitRenderError as exc:  # the evidence matters more than its printout
+        log.error("bundle of %s without certificate.pdf: %s", receipt_id, exc)
+        return _zip(files + certificate_files(facts, pdf=False))
 
 
 @dataclass(frozen=True)

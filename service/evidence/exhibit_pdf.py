@@ -60,12 +60,12 @@ def print_language(language: str, fonts: Callable[[], bool] | None = None) -> st
 @lru_cache(maxsize=PDF_CACHE_ENTRIES)
 def html_to_pdf(html: str) -> bytes:
     """A4 PDF bytes of an exhibit page (its CSS sets the page size and margins)."""
-    import weasyprint  # noqa: PLC0415 - loads pango/cairo bindings: only where PDFs are made
-
     try:
+        import weasyprint  # noqa: PLC0415 - loads pango bindings: only where PDFs are made
+
         return bytes(weasyprint.HTML(string=html).write_pdf(font_config=_font_config(),
                                                              **_PDF_OPTIONS))
-    except Exception as exc:  # WeasyPrint raises many types; all mean this page failed
+    except Exception as exc:  # no pango (OSError), or WeasyPrint failed on the page
         raise ExhibitRenderError(f"the exhibit could not be printed: {exc}") from exc
 
 

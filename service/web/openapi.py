@@ -251,7 +251,9 @@ PATHS: dict[str, Any] = {
         params=[_ID, {"name": "lang", "in": "query", "schema": {"enum": ["en", "zh"]},
                       "description": "overrides Accept-Language"}],
         errors={**_AUTH_ERRORS, **_NOT_FOUND,
-                "409": _problem("not-ready: the receipt is not stamped yet")})
+                "409": _problem("not-ready: the receipt is not stamped yet"),
+                **({"503": _problem("exhibit-unavailable: this server cannot print PDFs")}
+                   if kind == "pdf" else {})})
        for kind, media_type in (("pdf", "application/pdf"), ("html", "text/html"))},
 }
 

@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from service import errors
 from service.client.api import ClientError
+from service.evidence.exhibit_pdf import ExhibitRenderError
 from service.timestamping.tsa_query import QueryRejectedError
 from service.usecases.stamping.requester import TrustUnavailableError
 from service.web.multipart import FieldTooLargeError, FormError
@@ -80,6 +81,10 @@ INSUFFICIENT_STORAGE = Problem(
     "insufficient-storage", 507, "The server is out of disk space; nothing was stored"
 )
 UNAVAILABLE = Problem("unavailable", 503, "A backing service is unavailable")
+# -- the exhibit (issue 15 §2) --
+EXHIBIT_UNAVAILABLE = Problem(
+    "exhibit-unavailable", 503, "The certificate PDF cannot be printed on this server now"
+)
 MISCONFIGURED = Problem("misconfigured", 503, "The service is misconfigured")
 UPSTREAM_FAILED = Problem("upstream-failed", 502, "A remote server did not answer usably")
 VERIFICATION_FAILED = Problem("verification-failed", 422, "A check on the evidence failed")
@@ -99,6 +104,7 @@ ALL_PROBLEMS: tuple[Problem, ...] = (
     URL_REFUSED, UNREADABLE_IMAGE, IMAGE_TOO_MANY_PIXELS, MISCONFIGURED, UPSTREAM_FAILED,
     VERIFICATION_FAILED, RATE_LIMITED, DECODE_BUSY, INSUFFICIENT_STORAGE, FORBIDDEN,
     REQUEST_TIMEOUT, URI_TOO_LONG, EXPECTATION_FAILED, HEADERS_TOO_LARGE, NOT_IMPLEMENTED,
+    EXHIBIT_UNAVAILABLE,  # the exhibit (issue 15 §2)
 )
 _BY_STATUS = {p.status: p for p in (
     BAD_REQUEST, UNAUTHORIZED, NOT_FOUND, METHOD_NOT_ALLOWED, PAYLOAD_TOO_LARGE,
@@ -195,6 +201,8 @@ DOMAIN_PROBLEMS: dict[type[errors.ChronosealError], tuple[Problem, bool]] = {
     webhook_errors.TransportError: (UPSTREAM_FAILED, False),
     webhook_errors.TooLargeError: (PAYLOAD_TOO_LARGE, True),
     ClientError: (UPSTREAM_FAILED, False),  # the client's, talking to another Chronoseal
+    # -- the exhibit (issue 15 §2) --
+    ExhibitRenderError: (EXHIBIT_UNAVAILABLE, False),
 }
 
 

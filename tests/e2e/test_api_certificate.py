@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 import zipfile
 from pathlib import Path
 
+from service.evidence.exhibit_pdf import html_to_pdf
 from service.settings import load_settings
 from service.usecases.authorities import authorities
 from tests.support.chromium import pdf_text, squeezed
@@ -79,3 +81,18 @@ def test_the_builtin_tsa_is_the_operators_and_presets_are_independent(tmp_path: 
     found = authorities(settings)
     assert found["builtin"].operator_run
     assert not found["freetsa"].operator_run and "FreeTSA" in found["freetsa"].description
+
+
+def test_a_server_that_cannot_print_answers_a_problem(worker_api, monkeypatch) -> None:
+    api = worker_api
+    receipt_id = _stamped(api)
+    monkeypatch.setitem(sys.modules, "weasyprint", None)  # as if pango or the wheel is missing
+    html_to_pdf.cache_clear()
+    try:
+        answer = api.client.get(f"/v1/stamps/{receipt_id}/certificate.pdf", headers=api.auth)
+        assert answer.status_code == 503 and answer.mimetype == "application/problem+json"
+        assert answer.get_json()["type"] == "urn:chronoseal:problem:exhibit-unavailable"
+        html = api.client.get(f"/v1/stamps/{receipt_id}/certificate.html", headers=api.auth)
+        assert html.status_code == 200  # the page needs no printer
+    finally:
+        html_to_pdf.cache_clear()

@@ -11,6 +11,7 @@ import hashlib
 import io
 import logging
 import re
+import sys
 import zipfile
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -238,3 +239,17 @@ def test_the_iteration_history_lists_the_parents_the_manifest_names() -> None:
     assert "an image, by its digest" in html and "34" * 32 in html
     assert "Session: s-7" in html
     assert "names no earlier iteration" in render_certificate(_facts(manifest))
+
+
+def test_without_weasyprint_the_bundle_keeps_its_evidence_and_says_why(
+        evidence: Evidence, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setitem(sys.modules, "weasyprint", None)  # as if pango or the wheel is missing
+    exhibit_pdf.html_to_pdf.cache_clear()
+    with caplog.at_level(logging.ERROR):
+        files = exhibit_bundle(evidence, image=b"not an image")
+    assert "certificate.pdf" not in files and "certificate.html" in files
+    assert "without certificate.pdf" in caplog.text
+    with pytest.raises(exhibit_pdf.ExhibitRenderError):
+        evidence.bundle(only="certificate.pdf")
+    exhibit_pdf.html_to_pdf.cache_clear()
