@@ -126,11 +126,13 @@ def get_bundle(receipt_id: str) -> Response:
     bundle = receipts.receipt_bundle(current_services(), receipt, language)
     response = Response(bundle, mimetype="application/zip")
     response.headers["Content-Disposition"] = f'attachment; filename="{receipt.id}.zip"'
+    response.headers["Vary"] = "Accept-Language"  # the exhibit inside follows it
     return response
 
 
 # -- the exhibit (issue 15 §2): the bundle's certificate alone, in the reader's language --
-@bp.get("/<receipt_id>/certificate.<any(pdf, html):kind>")
+@bp.get("/<receipt_id>/certificate.pdf", defaults={"kind": "pdf"})
+@bp.get("/<receipt_id>/certificate.html", defaults={"kind": "html"})
 @require_key
 def get_certificate(receipt_id: str, kind: str) -> Response:
     """certificate.pdf or certificate.html as in the bundle; `?lang=` or Accept-Language
