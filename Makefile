@@ -11,7 +11,7 @@ test: venv
 	.venv/bin/python -m pytest -q $(PYTEST_ARGS)
 
 lint: venv
-	.venv/bin/ruff check service workers tests bench examples
+	.venv/bin/ruff check service workers tests bench examples integrations
 	.venv/bin/mypy --strict --ignore-missing-imports service/timestamping service/evidence service/storage service/webhooks service/usecases
 
 bench-tsa: venv

@@ -162,3 +162,13 @@ class AmbiguousKeyError(StorageError):
 
 class BatchStateError(StorageError):
     """A batch operation does not fit the batch's state (unknown batch, different root...)."""
+
+
+# Content Credentials (issue 17)
+class ImageNotKeptError(ChronosealError):
+    """The registered image's bytes are not kept (a digest-only registration, or dropped after
+    hashing without CHRONOSEAL_KEEP_IMAGES): nothing to embed a credential in."""
+
+
+class EmbedError(ChronosealError):
+    """The C2PA SDK could not sign the copy (its TSA did not answer, or the image is unusable)."""

@@ -326,6 +326,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("renew_interval_s", "CHRONOSEAL_RENEW_INTERVAL_S", _positive_int, 86400,
             "how often the sweeper runs the renewal: certificates expire in years, a day is "
             "early enough"),
+    # Content Credentials (issue 17)
+    Setting("c2pa_tsa", "CHRONOSEAL_C2PA_TSA", _opt_str, None,
+            "the TSA that time-stamps the C2PA claim signature of an embedded copy; unset: the "
+            "first enabled TSA (the built-in one by default)"),
     # -- the exhibit (issue 15 §2) --
     Setting("public_url", "CHRONOSEAL_PUBLIC_URL", _opt_str, None,
             "the base URL people reach this service at, for the certificate's QR code and "
@@ -393,6 +397,7 @@ class Settings:
     renew_weak_algorithms: tuple[str, ...]
     renew_tsa: str | None
     renew_interval_s: int
+    c2pa_tsa: str | None = None  # Content Credentials (issue 17)
     public_url: str | None = None
 
     @property

@@ -15,6 +15,8 @@ COMMAND_MODULES = (
     "service.cli.verify_token",
     "service.cli.verify",
     "service.cli.stamp",
+    "service.cli.watch",
+    "service.cli.disclose",
     "service.cli.tsa",
     "service.cli.db",
     "service.cli.keys",

@@ -24,6 +24,7 @@ from service.errors import ChronosealError
 from service.logs import configure_logging
 from service.runtime.memory import return_freed_memory
 from service.settings import REPO_CONFIG_DIR, load_settings
+from service.usecases.credentials import signing_material
 from service.web.app import create_app
 from service.web.metrics import metrics_server
 from service.wiring import Services, build_services
@@ -70,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         services = build_services(settings)
         app = create_app(services)
+        signing_material(services)  # C2PA signing keys made on first start, as the TSA's are
     except ChronosealError as exc:
         log.error("cannot start the API: %s", exc)
         return 2

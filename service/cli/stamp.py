@@ -19,7 +19,9 @@ from typing import Any, TextIO
 from service.cli.verify_token import read_certificates
 from service.client.api import StampClient
 from service.client.stamping import Options, Outcome, find_images, stamp_file
-from service.errors import MalformedInputError
+from service.errors import ConfigError, MalformedInputError
+from service.settings import load_settings
+from service.usecases.credentials import local_signer
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
 KEY_ENV = "CHRONOSEAL_API_KEY"
@@ -49,13 +51,24 @@ def register(subparsers: Any) -> None:
                         help="seconds to wait for each stamp before giving up")
     parser.add_argument("--ca", type=Path, help="PEM roots the bundles must chain to "
                         "(default: the bundled roots)")
+    parser.add_argument("--embed", action="store_true", help="also write NAME.c2pa.EXT, a copy "
+                        "carrying its registration as C2PA Content Credentials, signed here "
+                        "with the server's key from its data dir, and register it")
+    parser.add_argument("--history", action="store_true", help="bundles carry each earlier "
+                        "iteration (the parents named at registration), checked by verify.py")
+    parser.add_argument("--session", help="the working session these images belong to")
+    parser.add_argument("--parent", action="append", default=[], metavar="RECEIPT_OR_SHA256",
+                        help="an earlier iteration (receipt id or image SHA-256); repeatable")
+    parser.add_argument("--private-record", action="store_true", help="the manifest holds "
+                        "salted commitments, not the record; disclosure.json in each bundle opens "
+                        "them (see chronoseal disclose)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         key, options = _setup(args)
-    except (MalformedInputError, OSError) as exc:
+    except (MalformedInputError, OSError, ConfigError) as exc:
         print(f"chronoseal stamp: error: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
     images = find_images(args.targets)
@@ -90,7 +103,11 @@ def _setup(args: argparse.Namespace) -> tuple[str, Options]:
             raise MalformedInputError("--metadata must be a JSON object")
     roots = read_certificates(args.ca, "--ca") if args.ca else None
     return key, Options(out_dir=args.out, hash_only=args.hash_only, metadata=metadata,
-                        wait_s=args.wait, roots=roots)
+                        wait_s=args.wait, roots=roots, history=args.history,
+                        private_record=args.private_record,
+                        lineage={k: v for k, v in (("session", args.session),
+                                                   ("parents", args.parent)) if v},
+                        embed=local_signer(load_settings()) if args.embed else None)
 
 
 def summarize(outcomes: list[Outcome], out: TextIO) -> int:

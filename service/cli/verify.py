@@ -114,6 +114,13 @@ def render(verdict: BundleVerdict) -> str:
             mark = {True: "not revoked at genTime", False: "REVOKED or unverifiable",
                     None: "NO REVOCATION DATA"}[status.ok]
             lines.append(f"    revocation ({mark}): {status.detail}")
+    if verdict.history:
+        lines.append("  iteration history (oldest first; each checked like this bundle):")
+        for number, item in enumerate(verdict.history, 1):
+            when = f"{item.gen_time:%Y-%m-%d %H:%M:%S} UTC" if item.gen_time else "no valid time"
+            lines.append(f"    {number}. {when}  {item.receipt_id}  image {item.image_sha256}"
+                         + (f"  session {item.session}" if item.session else "")
+                         + ("" if item.valid else "  INVALID"))
     lines.append("  checks:")
     for check in verdict.checks:
         mark = {True: "PASS", False: "FAIL", None: "NOT CHECKED"}[check.ok]

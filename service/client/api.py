@@ -6,6 +6,7 @@ The API key travels only in the Authorization header; no message built here cont
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,11 @@ USER_AGENT = "chronoseal-stamp/1"
 class ClientError(ChronosealError):
     """The server refused a request or could not be reached; the message says why."""
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    def __init__(self, message: str, *, retryable: bool = False, status: int | None = None,
+                 ) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.status = status  # the HTTP status, None when no answer came
 
 
 class StampClient:
@@ -37,24 +40,30 @@ class StampClient:
         self.session.headers.update({"Authorization": f"Bearer {key}", "User-Agent": USER_AGENT})
 
     def register_upload(self, path: Path, metadata: dict[str, Any], idempotency_key: str,
-                        ) -> dict[str, Any]:
-        """POST the image itself (multipart); the server hashes it and reads its record."""
+                        extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """POST the image itself (multipart); the server hashes it and reads its record.
+        `extra`: further fields (session, parents, private_record), sent as JSON text."""
         fields = {"metadata": json.dumps(metadata)} if metadata else {}
+        fields.update({k: v if isinstance(v, str) else json.dumps(v)
+                       for k, v in (extra or {}).items()})
         with MultipartFile(path, "image", fields) as body:  # streamed from disk, not loaded
             return self._json("POST", "/v1/stamps", data=body, headers={
                 "Idempotency-Key": idempotency_key, "Content-Type": body.content_type})
 
     def register_digest(self, sha256: str, metadata: dict[str, Any], idempotency_key: str,
-                        ) -> dict[str, Any]:
+                        extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """POST only the digest and the record (JSON): the image never leaves this machine."""
-        return self._json("POST", "/v1/stamps", json={"sha256": sha256, "metadata": metadata},
+        return self._json("POST", "/v1/stamps", json={"sha256": sha256, "metadata": metadata,
+                                                      **(extra or {})},
                           headers={"Idempotency-Key": idempotency_key})
 
     def receipt(self, receipt_id: str) -> dict[str, Any]:
         return self._json("GET", f"/v1/stamps/{receipt_id}")
 
-    def bundle(self, receipt_id: str) -> bytes:
-        response = self._send("GET", f"/v1/stamps/{receipt_id}/bundle", stream=True)
+    def bundle(self, receipt_id: str, history: bool = False) -> bytes:
+        """The bundle ZIP; `history`: with each earlier iteration's evidence (history/)."""
+        response = self._send("GET", f"/v1/stamps/{receipt_id}/bundle", stream=True,
+                              params={"history": "true"} if history else None)
         data = response.raw.read(MAX_BUNDLE_BYTES + 1, decode_content=True)
         if len(data) > MAX_BUNDLE_BYTES:
             raise ClientError(f"the bundle is larger than {MAX_BUNDLE_BYTES} bytes")
@@ -78,7 +87,7 @@ class StampClient:
             raise ClientError(f"cannot reach {self.server}: {type(exc).__name__}",
                               retryable=True) from exc
         if response.status_code >= 400:
-            raise ClientError(_problem_text(response),
+            raise ClientError(_problem_text(response), status=response.status_code,
                               retryable=response.status_code in (429, 502, 503, 504))
         return response
 

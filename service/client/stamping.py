@@ -7,18 +7,25 @@ derived from the digest and the record, so a run cut short finds its receipt aga
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 
 from service.client.api import ClientError, StampClient
-from service.errors import MalformedInputError
+from service.client.embed import embed_copy
+from service.errors import EmbedError, MalformedInputError
+from service.evidence.bundle import with_disclosure
 from service.evidence.bundle_check import MAX_BUNDLE_BYTES, check_bundle
+from service.evidence.credentials.embed import LocalSigner
+from service.evidence.disclosure import Opening, commit_generation, disclosure_document
+from service.evidence.generation import normalize_request_metadata
 from service.evidence.manifest import canonicalize
 from service.evidence.records import read_generation_record
 
@@ -42,6 +49,10 @@ class Options:
     metadata: dict[str, Any]
     wait_s: float  # give up on a receipt still pending after this long
     roots: Sequence[x509.Certificate] | None  # for the skip check and the final check
+    embed: LocalSigner | None = None  # --embed: also write a copy with Content Credentials
+    history: bool = False  # bundles carry each earlier iteration (history/)
+    private_record: bool = False  # commitments in the manifest; disclosure.json in the bundle
+    lineage: dict[str, Any] = field(default_factory=dict)  # session, parents (usecases.lineage)
 
 
 @dataclass(frozen=True)
@@ -76,7 +87,7 @@ def stamp_file(client: StampClient, path: Path, options: Options,
     """Run one file through; never raises for the file's own problems (they become failed)."""
     try:
         return _stamp(client, path, options, report)
-    except (ClientError, OSError, MalformedInputError) as exc:
+    except (ClientError, OSError, MalformedInputError, EmbedError) as exc:
         return Outcome(path, "failed", str(exc))
 
 
@@ -90,31 +101,67 @@ def _stamp(client: StampClient, path: Path, options: Options,
     if options.hash_only:
         metadata = {**read_local_record(path), **metadata}
     mode = "digest" if options.hash_only else "upload"
-    key = "chronoseal-stamp:" + hashlib.sha256(
-        canonicalize({"mode": mode, "sha256": sha256, "metadata": metadata})).hexdigest()
+    request = {"mode": mode, "sha256": sha256, "metadata": metadata}
+    if options.lineage:  # another session or parents is another request
+        request["lineage"] = options.lineage
+    key = "chronoseal-stamp:" + hashlib.sha256(canonicalize(request)).hexdigest()
+    extra, opened = request_fields(metadata, options)
+    if opened is not None:  # committed here: only the commitments leave this machine
+        metadata = {}
+    if options.private_record:  # fresh salts each run: a replay could not be opened
+        key = f"chronoseal-stamp:private:{secrets.token_hex(16)}"
     report(path, "registering" if options.hash_only else "uploading")
-    accepted = _register(client, path, sha256, metadata, key, options.hash_only)
+    accepted = _register(client, path, sha256, metadata, key, options.hash_only, extra)
     receipt_id = str(accepted["id"])
+    disclosure = (disclosure_document(str(accepted["manifest_digest"]), opened)
+                  if opened is not None else _answered_disclosure(accepted))
     report(path, "waiting")
     receipt = _wait(client, receipt_id, options.wait_s)
-    data = client.bundle(receipt_id)
+    data = client.bundle(receipt_id, history=options.history)
+    if disclosure is not None:  # kept only here, in the creator's copy of the bundle
+        data = with_disclosure(data, disclosure)
     verdict = check_bundle(data, image_sha256=sha256, roots=options.roots)
     if not verdict.valid:
         return Outcome(path, "failed", f"{receipt_id}: the bundle does not verify: "
                        + "; ".join(verdict.reasons))
     _write_atomically(target, data)
-    return Outcome(path, "stamped", f"{receipt_id} at {receipt.get('stamped_at')}", target)
+    detail = f"{receipt_id} at {receipt.get('stamped_at')}"
+    if options.embed is not None:
+        copy, child_id = embed_copy(client, path, receipt, data, options.embed, options.out_dir)
+        detail += f"; Content Credentials copy {copy} registered as {child_id}"
+    return Outcome(path, "stamped", detail, target)
+
+
+def request_fields(metadata: dict[str, Any], options: Options
+                   ) -> tuple[dict[str, Any], dict[str, Opening] | None]:
+    """The request's session, parents and private-record fields and, for a private --hash-only
+    run, the openings of the commitments computed here (an upload's are computed by the
+    server, which reads the file)."""
+    if not options.private_record:
+        return dict(options.lineage), None
+    if not options.hash_only:
+        return {**options.lineage, "private_record": True}, None
+    private, opened = commit_generation(normalize_request_metadata(metadata))
+    return {**options.lineage, "private_record": True,
+            "commitments": private["commitments"]}, opened
+
+
+def _answered_disclosure(accepted: dict[str, Any]) -> bytes | None:
+    disclosure = accepted.get("disclosure")
+    if not isinstance(disclosure, dict):
+        return None
+    return (json.dumps(disclosure, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
 
 def _register(client: StampClient, path: Path, sha256: str, metadata: dict[str, Any],
-              key: str, hash_only: bool) -> dict[str, Any]:
+              key: str, hash_only: bool, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Register (or find again) the receipt; a replayed receipt that had failed is registered
     anew under a key naming it, so running again retries a failure instead of repeating it."""
     for _ in range(MAX_RESUBMITS + 1):
         if hash_only:
-            accepted = client.register_digest(sha256, metadata, key)
+            accepted = client.register_digest(sha256, metadata, key, extra)
         else:
-            accepted = client.register_upload(path, metadata, key)
+            accepted = client.register_upload(path, metadata, key, extra)
         if accepted.get("status") != "failed":
             return accepted
         key = f"{key[:IDEMPOTENCY_KEY_STEM]}:after:{accepted['id']}"
@@ -154,7 +201,10 @@ def read_local_record(path: Path) -> dict[str, Any]:
     record = read_generation_record(path)
     if not record.found:
         return {}
-    return {**record.fields, "embedded_source": record.source, "embedded": dict(record.raw)}
+    out = {**record.fields, "embedded_source": record.source, "embedded": dict(record.raw)}
+    if record.provenance:  # XMP, IPTC, and C2PA as c2pa-python validated it here
+        out["embedded_provenance"] = dict(record.provenance)
+    return out
 
 
 def _valid_bundle(target: Path, sha256: str, roots: Sequence[x509.Certificate] | None) -> bool:

@@ -5,7 +5,9 @@ format 2: the exact bytes whose SHA-256 the tokens imprint), tokens/<tsa>.tsr (D
 TimeStampResp), certs/<tsa>.pem (TSA certificate first, root last),
 revocation/<tsa>/<sha256 of the certificate's DER>.crl or .ocsp (the DER CRL or OCSP response
 fetched for that certificate of the chain when the token was stored; absent when none was),
-evidence-records/<tsa>.ers and .json (RFC 4998, once renewed), verify.py, VERIFY.md,
+evidence-records/<tsa>.ers and .json (RFC 4998, once renewed), history/<receipt id>/ (each
+ancestor's manifest.json, proof.json, batch-head.json, tokens/ and certs/, as at the top),
+disclosure.json (a private record's openings, added by the creator), verify.py, VERIFY.md,
 certificate.html and certificate.pdf (the exhibit: the same page, printed). The ZIP is
 deterministic (fixed order, times and modes, PDF without dates): the same evidence always gives
 the same bytes, so bundles can be compared and cached by digest.
@@ -29,6 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from service.errors import MalformedInputError
 from service.evidence.certificate import render_certificate
+from service.evidence.disclosure import disclosure_problems
 from service.evidence.exhibit_pdf import ExhibitRenderError, html_to_pdf, print_language
 from service.evidence.facts import Authority, BundleFacts, TimestampFacts, audit_steps
 from service.evidence.instructions import render_verify_md
@@ -58,6 +61,23 @@ _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest ZIP date: fixed, so equal evid
 _ZIP_LEVEL = 9  # fixed too: the compression level changes the bytes
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 log = logging.getLogger(__name__)
+# Ancestors carried by one history bundle: a working session's iterations that led to an image;
+# each adds a manifest, a proof, a head and a token and chain per TSA.
+MAX_HISTORY = 16
+HISTORY_DIR = "history"
+DISCLOSURE_MEMBER = "disclosure.json"
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One ancestor's evidence, shipped under history/<receipt id>/ in the same layout."""
+
+    receipt_id: str
+    manifest_jcs: bytes
+    proof: Mapping[str, Any]
+    tokens: Mapping[str, bytes]
+    chains: Mapping[str, str]
+    batch_head: bytes | None = None
 
 
 def build_bundle(
@@ -71,6 +91,8 @@ def build_bundle(
     batch_head: bytes | None = None,
     evidence_records: Mapping[str, tuple[bytes, Sequence[Mapping[str, Any]]]] | None = None,
     revocation: Mapping[str, Sequence[RevocationEntry]] | None = None,
+    history: Sequence[HistoryEntry] = (),
+    disclosure: bytes | None = None,
     exhibit: Exhibit | None = None,
     only: str | None = None,
     certificates: bool = True,
@@ -84,6 +106,8 @@ def build_bundle(
     `revocation` (by TSA name too) holds the revocation data stored with each token.
     `evidence_records` (by TSA name: RFC 4998 EvidenceRecord DER and each archive timestamp's
     {"tsa", "chain_pem"}) become evidence-records/<tsa>.ers and its readable .json.
+    `history` (at most MAX_HISTORY ancestors) goes under history/<receipt id>/; `disclosure`
+    (disclosure.json) must open this manifest's commitments.
     `exhibit` is what certificate.html and certificate.pdf show beyond the evidence. With
     `only` ("certificate.html" or "certificate.pdf") that member's bytes alone are returned,
     after the same checks: the certificate routes make nothing else. `certificates=False`
@@ -132,6 +156,12 @@ def build_bundle(
         batch_head=head,
         **_exhibit_facts(exhibit or Exhibit()),
     )
+    if len(history) > MAX_HISTORY:
+        raise MalformedInputError(f"a bundle carries at most {MAX_HISTORY} earlier iterations")
+    for entry in history:
+        certs_files += history_members(entry)
+    if disclosure is not None:
+        certs_files.append((DISCLOSURE_MEMBER, _checked_disclosure(manifest_jcs, disclosure)))
     template = resources.files("service.evidence.templates").joinpath("verify.py").read_bytes()
     files += certs_files + [
         ("verify.py", template),
@@ -150,6 +180,55 @@ def build_bundle(
     except ExhibitRenderError as exc:  # the evidence matters more than its printout
         log.error("bundle of %s without certificate.pdf: %s", receipt_id, exc)
         return _zip(files + certificate_files(facts, pdf=False))
+
+
+def history_members(entry: HistoryEntry) -> list[tuple[str, bytes]]:
+    """history/<receipt id>/...: an ancestor's manifest, proof, head, tokens and chains, each
+    checked as the bundle's own are (its proof leads from its manifest to its root)."""
+    _check_proof(manifest_digest(entry.manifest_jcs), entry.proof)
+    proof = dict(entry.proof)
+    base = f"{HISTORY_DIR}/{safe_name(entry.receipt_id)}"
+    files = [(f"{base}/manifest.json", entry.manifest_jcs)]
+    if entry.batch_head is not None:
+        head = _check_head(entry.batch_head, proof)
+        proof["v"] = PROOF_FORMAT_HEAD
+    files.append((f"{base}/proof.json", (json.dumps(proof, indent=2, sort_keys=True)
+                                          + "\n").encode()))
+    if entry.batch_head is not None:
+        files.append((f"{base}/batch-head.json", head.jcs))
+    if not 1 <= len(entry.tokens) <= MAX_TSAS:
+        raise MalformedInputError(f"ancestor {entry.receipt_id} needs 1..{MAX_TSAS} tokens")
+    for tsa in sorted(entry.tokens):
+        name = safe_name(tsa)
+        if tsa not in entry.chains:
+            raise MalformedInputError(f"no certificate chain for TSA {tsa!r}")
+        token, pem, _ = _read_tsa(name, entry.tokens[tsa], entry.chains[tsa], set())
+        files += [(f"{base}/tokens/{name}.tsr", token), (f"{base}/certs/{name}.pem", pem)]
+    return files
+
+
+def with_disclosure(zip_bytes: bytes, disclosure: bytes | None) -> bytes:
+    """The bundle with its disclosure.json replaced by `disclosure` (None: removed); the other
+    members unchanged. The creator's client adds it; the server never needs it."""
+    with zipfile.ZipFile(io.BytesIO(zip_bytes)) as archive:
+        files = [(i.filename, archive.read(i)) for i in archive.infolist()
+                 if not i.is_dir() and i.filename != DISCLOSURE_MEMBER]
+    manifest = dict(files).get("manifest.json")
+    if manifest is None:
+        raise MalformedInputError("the bundle has no manifest.json")
+    if disclosure is not None:
+        at = next((n for n, (path, _) in enumerate(files) if path == "verify.py"), len(files))
+        files.insert(at, (DISCLOSURE_MEMBER, _checked_disclosure(manifest, disclosure)))
+    return _zip(files)
+
+
+def _checked_disclosure(manifest_jcs: bytes, disclosure: bytes) -> bytes:
+    generation = json.loads(manifest_jcs).get("generation")
+    problems = disclosure_problems(generation, disclosure, manifest_digest(manifest_jcs).hex())
+    if problems:
+        raise MalformedInputError("disclosure.json does not open the manifest: "
+                                  + "; ".join(problems))
+    return disclosure
 
 
 @dataclass(frozen=True)

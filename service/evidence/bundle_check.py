@@ -31,7 +31,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from service.errors import MalformedInputError
-from service.evidence.bundle import MAX_CHAIN_CERTS, MAX_TOKEN_BYTES, MAX_TSAS
+from service.evidence.bundle import (
+    DISCLOSURE_MEMBER,
+    HISTORY_DIR,
+    MAX_CHAIN_CERTS,
+    MAX_HISTORY,
+    MAX_TOKEN_BYTES,
+    MAX_TSAS,
+)
+from service.evidence.disclosure import disclosure_problems
 from service.evidence.renewal_check import check_renewals
 from service.evidence.templates.verify import layout_problems, zip_members
 from service.timestamping.batch_head import (
@@ -54,6 +62,9 @@ MAX_BUNDLE_BYTES = 4 * 1024 * 1024  # real bundles are ~30 KiB (a record, proofs
 # tokens, chains, evidence records and their renderings, a CRL or OCSP response per
 # certificate below each root, + the fixed files; more is not ours
 MAX_MEMBERS = 4 * MAX_TSAS + MAX_TSAS * (MAX_CHAIN_CERTS - 1) + 8
+# ...and history/: each earlier iteration's manifest, proof, head, and a token and chain for a
+# few TSAs (verify.py's own bound, 512 members, is the one that holds for the whole bundle)
+MAX_MEMBERS += MAX_HISTORY * (3 + 2 * 4)
 MAX_MEMBER_BYTES = 1024 * 1024  # per file, uncompressed: stops a ZIP bomb before inflating it
 MAX_PEM_BYTES = 64 * 1024  # a chain of MAX_CHAIN_CERTS certificates is a few KiB
 _SHA256_HEX_CHARS = 64
@@ -100,6 +111,23 @@ class StampResult:
 
 
 @dataclass(frozen=True)
+class Iteration:
+    """An earlier iteration carried under history/: what it registered and when it was stamped."""
+
+    receipt_id: str
+    image_sha256: str | None
+    session: str | None
+    gen_time: datetime | None  # the earliest valid token's time
+    valid: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"receipt_id": self.receipt_id, "image_sha256": self.image_sha256,
+                "session": self.session, "valid": self.valid,
+                "gen_time": self.gen_time.isoformat().replace("+00:00", "Z")
+                if self.gen_time else None}
+
+
+@dataclass(frozen=True)
 class BundleVerdict:
     """valid iff every check passed (an unchecked image does not make a bundle invalid)."""
 
@@ -111,6 +139,7 @@ class BundleVerdict:
     image_checked: bool
     trust: str  # "given roots" or "bundled roots"
     proof: dict[str, Any] | None = field(default=None)
+    history: tuple[Iteration, ...] = ()  # oldest first
 
     @property
     def reasons(self) -> tuple[str, ...]:
@@ -126,6 +155,7 @@ class BundleVerdict:
             "proof": self.proof,
             "timestamps": [s.as_dict() for s in self.stamps],
             "checks": [c.as_dict() for c in self.checks],
+            "history": [i.as_dict() for i in self.history],
         }
 
 
@@ -176,13 +206,83 @@ def check_bundle(
     imprint = _check_head(checks, files, proof, root)
     # 5. Every token imprints that value and is signed by a TSA chaining to a trusted root.
     stamps = _check_tokens(checks, files, imprint, roots, partial_chain, now)
+    # 8. A private record's revealed fields open their commitments (disclosure.json).
+    if DISCLOSURE_MEMBER in files:
+        found = disclosure_problems(manifest.get("generation") if manifest else None,
+                                    files[DISCLOSURE_MEMBER], digest.hex())
+        checks.append(Check("disclosure", not found, "; ".join(found) if found else
+                            "every revealed field opens its commitment in the manifest"))
+    # 9. Each earlier iteration under history/ holds as the bundle itself does.
+    history = [_check_history(checks, receipt_id, sub, roots, partial_chain, now)
+               for receipt_id, sub in _history(files).items()]
+    _check_links(checks, manifest or {}, files, history)
+    history.sort(key=lambda i: (i.gen_time is None, i.gen_time or now, i.receipt_id))
     valid = all(c.ok is not False for c in checks)
     return BundleVerdict(
         valid=valid, checks=tuple(checks), stamps=tuple(stamps), manifest=manifest,
         manifest_digest=digest.hex() if manifest_bytes else None,
         image_checked=image_sha256 is not None,
         trust="given roots" if roots is not None else "bundled roots", proof=proof,
+        history=tuple(history),
     )
+
+
+def _history(files: dict[str, bytes]) -> dict[str, dict[str, bytes]]:
+    """history/<receipt id>/... members by receipt id, each with the bundle's own revocation/
+    data (the same TSA certificates) beside them, as a bundle of its own."""
+    shared = {p: d for p, d in files.items() if p.startswith("revocation/")}
+    found: dict[str, dict[str, bytes]] = {}
+    for path, data in files.items():
+        top, _, rest = path.partition("/")
+        receipt_id, _, member = rest.partition("/")
+        if top == HISTORY_DIR and member:
+            found.setdefault(receipt_id, dict(shared))[member] = data
+    return found
+
+
+def _check_history(checks: list[Check], receipt_id: str, files: dict[str, bytes],
+                   roots: Sequence[x509.Certificate] | None, partial_chain: bool,
+                   now: datetime) -> Iteration:
+    own: list[Check] = []
+    data = files.get("manifest.json", b"")
+    manifest = _json_object(data) or {}
+    root = _check_proof(own, hashlib.sha256(data).digest(), _json_object(files.get("proof.json",
+                                                                                   b"")))
+    imprint = _check_head(own, files, _json_object(files.get("proof.json", b"")), root)
+    stamps = _check_tokens(own, files, imprint, roots, partial_chain, now)
+    checks += [Check(f"history:{receipt_id}:{c.name}", c.ok, c.detail) for c in own]
+    times = [s.gen_time for s in stamps if s.valid and s.gen_time is not None]
+    stated = manifest.get("image")
+    image: dict[str, Any] = stated if isinstance(stated, dict) else {}
+    session = manifest.get("session")
+    return Iteration(receipt_id, image.get("sha256"), session if isinstance(session, str)
+                     else None, min(times) if times else None,
+                     all(c.ok is not False for c in own))
+
+
+def _check_links(checks: list[Check], manifest: dict[str, Any], files: dict[str, bytes],
+                 history: list[Iteration]) -> None:
+    """Each carried iteration is reached from the manifest through `parents` (by manifest
+    digest or image digest), as verify.py checks it."""
+    carried = {i.receipt_id: files.get(f"{HISTORY_DIR}/{i.receipt_id}/manifest.json", b"")
+               for i in history}
+    digests = {rid: hashlib.sha256(data).hexdigest() for rid, data in carried.items()}
+    parsed = {rid: _json_object(data) or {} for rid, data in carried.items()}
+    linked: set[str] = set()
+    todo = [p for p in manifest.get("parents", []) if isinstance(p, dict)]
+    while todo:
+        parent = todo.pop()
+        for rid, earlier in parsed.items():
+            stated = earlier.get("image")
+            image: dict[str, Any] = stated if isinstance(stated, dict) else {}
+            if rid not in linked and (parent.get("manifest_sha256") == digests[rid]
+                                      or parent.get("image_sha256") == image.get("sha256")):
+                linked.add(rid)
+                todo += [p for p in earlier.get("parents", []) if isinstance(p, dict)]
+    for rid in sorted(carried):
+        checks.append(Check(f"history:{rid}:link", rid in linked, "an ancestor of this image, "
+                            "named through the manifests' parents" if rid in linked else
+                            "not named by any parent of this image or its ancestors"))
 
 
 def read_bundle(zip_bytes: bytes) -> tuple[dict[str, bytes], list[str]]:

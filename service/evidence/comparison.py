@@ -1,48 +1,57 @@
-"""The dispute flow's comparison page: a registered image and a copy side by side, their
-similarity, and a difference view; as HTML and printed to PDF like the certificate.
+"""Pictures for people comparing two images: bounded thumbnails and a difference heat map.
 
-The caller (the web pages, a use case) brings both images' bytes and the similarity it measured
-(service.evidence.similarity); nothing here decides whether they match.
+Both images are decoded through the same bounds as perceptual hashing (the header's pixel count
+checked before decoding, JPEG draft decoding, the process's decode budget), then reduced to at
+most THUMB_SIDE pixels a side, so nothing here holds a full-size image for long.
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
+import io
+from typing import BinaryIO
 
-from service.evidence.certificate import CSP, stylesheet
-from service.evidence.exhibit_pdf import html_to_pdf, print_language
-from service.evidence.exhibit_render import render_page
-from service.evidence.thumbnail import THUMBNAIL_SIDE, difference_image, load_rgb, png_data_uri
-from service.i18n import DEFAULT_LANGUAGE
+from PIL import Image, ImageChops, ImageFilter, ImageOps, ImageStat
 
+from service.evidence.perceptual import decoded
 
-@dataclass(frozen=True)
-class Comparison:
-    """What the page compares: the registration, both images' bytes, the measured similarity."""
-
-    receipt_id: str
-    original: bytes | None  # None: a hash-only registration, or its image no longer stored
-    original_sha256: str
-    copy: bytes
-    similarity: float  # 0..1, as similarity.Closeness.similarity gives it
-    registered_at: str | None = None  # the earliest timestamp, as the certificate shows it
+THUMB_SIDE = 320  # big enough to recognise a picture and see a painted-over corner, small to send
+# Differences below this (0..255 luminance, after a slight blur) are re-encoding noise: a JPEG
+# at quality 85 of a test picture stays under it, a light watermark goes over it.
+NOISE_FLOOR = 8
+HEAT_GAIN = 8  # stretches the remaining differences so a retouched area reads at a glance
 
 
-def render_comparison(c: Comparison, language: str = DEFAULT_LANGUAGE) -> str:
-    """The comparison page in `language`."""
-    original = load_rgb(c.original, THUMBNAIL_SIDE) if c.original else None
-    copy = load_rgb(c.copy, THUMBNAIL_SIDE)
-    difference = (png_data_uri(difference_image(original, copy))
-                  if original is not None and copy is not None else None)
-    return render_page(
-        "comparison.html", language, csp=CSP, css=stylesheet(), receipt_id=c.receipt_id,
-        registered_at=c.registered_at, similarity=f"{c.similarity:.2f}",
-        original=png_data_uri(original) if original is not None else None,
-        copy=png_data_uri(copy) if copy is not None else None, difference=difference,
-        original_sha256=c.original_sha256, copy_sha256=hashlib.sha256(c.copy).hexdigest())
+def thumbnail(fileobj: BinaryIO, side: int = THUMB_SIDE) -> Image.Image:
+    """The image as RGB, EXIF orientation applied, at most `side` pixels a side."""
+    with decoded(fileobj, side) as opened:
+        small = ImageOps.exif_transpose(opened).convert("RGB")
+        small.thumbnail((side, side), Image.Resampling.LANCZOS)
+    return small
 
 
-def comparison_pdf(c: Comparison, language: str = DEFAULT_LANGUAGE) -> bytes:
-    """The comparison page printed to A4 (English when no font covers `language`)."""
-    return html_to_pdf(render_comparison(c, print_language(language)))
+def png_bytes(image: Image.Image) -> bytes:
+    """The image encoded as PNG."""
+    out = io.BytesIO()
+    image.save(out, "PNG", optimize=True)
+    return out.getvalue()
+
+
+def _delta(original: Image.Image, copy: Image.Image) -> Image.Image:
+    blur = ImageFilter.GaussianBlur(1)
+    return ImageChops.difference(original.filter(blur), copy.filter(blur)).convert("L")
+
+
+def difference_map(original: Image.Image, copy: Image.Image) -> Image.Image:
+    """Where `copy` differs from `original`: the original in grey, differences painted red.
+
+    The copy is scaled to the original's size first (a resized repost is not a difference),
+    and mirrored back when it is a mirror image (search finds those too); a crop or a
+    painted-over watermark then shows as a red area.
+    """
+    copy = copy.resize(original.size, Image.Resampling.LANCZOS)
+    straight, mirrored = _delta(original, copy), _delta(original, ImageOps.mirror(copy))
+    delta = min((straight, mirrored), key=lambda d: ImageStat.Stat(d).mean[0])
+    heat = delta.point(lambda v: 0 if v < NOISE_FLOOR else min(255, (v - NOISE_FLOOR) * HEAT_GAIN))
+    base = ImageOps.grayscale(original).convert("RGB")
+    red = Image.new("RGB", original.size, (220, 20, 20))
+    return Image.composite(red, base, heat)

@@ -45,16 +45,23 @@ _DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _SIZE = re.compile(r"\s*([0-9]{1,6})\s*[x×X]\s*([0-9]{1,6})\s*")
 
 
-def normalize_request_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+def normalize_request_metadata(
+    metadata: Mapping[str, Any],
+    read: Callable[[dict[str, Any]], Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
     """The `generation` object for a manifest from the request's `metadata` JSON object.
 
-    Raises MetadataError when the record is not a bounded, JCS-representable JSON object.
+    `read`: finds fields inside the (bounds-checked) metadata, such as a ComfyUI graph's
+    sampler values; they are normalised under the request's own flat fields. Raises
+    MetadataError when the record is not a bounded, JCS-representable JSON object.
     """
     if not isinstance(metadata, Mapping):
         raise MetadataError("metadata must be a JSON object")
     canonicalize(metadata, max_bytes=MAX_METADATA_BYTES, max_depth=MAX_JSON_DEPTH, what="metadata")
     raw = copy.deepcopy(dict(metadata))
-    return {**normalize_fields(raw), "raw": raw, "source": SOURCE_REQUEST}
+    found = read(raw) if read is not None else {}
+    return {**normalize_fields(found), **normalize_fields(raw), "raw": raw,
+            "source": SOURCE_REQUEST}
 
 
 def merge_generation(
@@ -224,7 +231,7 @@ def record_fields(generation: Mapping[str, Any]) -> list[RecordField]:
             continue
         in_file = isinstance(from_file, Mapping) and from_file.get(name) is not None
         rows.append(RecordField(name, value, in_file, file_format if in_file else None,
-                                conflicts.get(name) if in_file else None))
+                                conflicts.get(name)))
     return rows
 
 

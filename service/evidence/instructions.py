@@ -8,6 +8,7 @@ into anything a reader might copy into a shell.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from service.evidence.facts import AuditStep, BundleFacts, TimestampFacts
 
@@ -116,6 +117,7 @@ def render_verify_md(facts: BundleFacts) -> str:
     out += ["", f"## {6 if head is not None else 5}. The timestamps"]
     for t in facts.timestamps:
         out += _token_section(t, p["root"], head is not None)
+    out += _lineage_section(facts.manifest)
     out += [
         "",
         "## What this does and does not show",
@@ -181,6 +183,35 @@ def token_verify_commands(t: TimestampFacts, root: str, headed: bool) -> list[st
         + f" -attime {int(t.gen_time.timestamp())}"
     )
     return [*([f"cat {untrusted} > {t.name}-untrusted.pem"] if n > 1 else []), verify]
+
+
+def _lineage_section(manifest: dict[str, Any]) -> list[str]:
+    """Earlier iterations and a private record's commitments, when the manifest has them
+    (docs/history.md): what to compare, by hand, beyond `python3 verify.py`."""
+    out: list[str] = []
+    parents = manifest.get("parents") or []
+    if parents:
+        out += ["", "## Earlier iterations", "",
+                "The manifest names the images this one was made from (timestamped with it):", ""]
+        out += [f"- receipt `{p['receipt']}`, manifest SHA-256 `{p['manifest_sha256']}`"
+                if "receipt" in p else f"- image SHA-256 `{p.get('image_sha256')}`"
+                for p in parents]
+        out += ["", "A bundle fetched with `?history=true` carries each under `history/<receipt "
+                "id>/` with the same files: repeat the steps above inside that directory, and "
+                "`sha256sum history/<receipt id>/manifest.json` must be the digest named here. "
+                "`python3 verify.py` does both and lists the iterations by time."]
+    generation = manifest.get("generation")
+    if isinstance(generation, dict) and generation.get("private") is True:
+        names = ", ".join(f"`{n}`" for n in sorted(generation.get("commitments", {})))
+        out += ["", "## Private record", "",
+                f"The manifest holds salted commitments to {names}, not their values: each is "
+                "SHA-256(salt || JCS(value)), the salt 16 random bytes. A `disclosure.json` "
+                "(kept by the creator) opens some of them; recompute each from its salt and "
+                "`jcs` text and compare with `generation.commitments` in manifest.json:", "",
+                "    python3 -c 'import hashlib,json; d=json.load(open(\"disclosure.json\")); "
+                "[print(n, hashlib.sha256(bytes.fromhex(f[\"salt\"]) + f[\"jcs\"].encode())"
+                ".hexdigest()) for n, f in d[\"fields\"].items()]'"]
+    return out
 
 
 def _token_section(t: TimestampFacts, root: str, headed: bool) -> list[str]:

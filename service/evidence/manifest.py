@@ -11,7 +11,7 @@ import hashlib
 import io
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -54,8 +54,13 @@ def build_manifest(
     submitted_at: datetime,
     external_id: str | None,
     publication: Mapping[str, Any] | None = None,
+    session: str | None = None,
+    parents: Sequence[Mapping[str, str]] = (),
 ) -> Manifest:
-    """Assemble, bound and canonicalise a v1 manifest; MetadataError says what is out of bounds."""
+    """Assemble, bound and canonicalise a v1 manifest; MetadataError says what is out of bounds.
+
+    `session` and `parents` (the iteration history, usecases.lineage) appear only when given,
+    so manifests made before them read and verify unchanged."""
     digest_hex = image_sha256.lower()
     if not _SHA256_HEX.fullmatch(digest_hex):
         raise MalformedInputError("image sha256 must be 64 hexadecimal characters")
@@ -81,6 +86,10 @@ def build_manifest(
     if publication is not None:
         canonicalize(publication, max_bytes=MAX_METADATA_BYTES, what="publication")
         obj["publication"] = dict(publication)
+    if session is not None:
+        obj["session"] = session
+    if parents:
+        obj["parents"] = [dict(p) for p in parents]
     jcs = canonicalize(obj, max_depth=MAX_JSON_DEPTH + _MANIFEST_NESTING)
     return Manifest(obj=obj, jcs=jcs, digest=manifest_digest(jcs))
 

@@ -124,32 +124,40 @@ def _decoding_errors() -> Iterator[None]:
         raise ImageDecodeError("not a decodable image") from exc
 
 
-def load_grey(fileobj: BinaryIO, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Decode `fileobj` to a normalised grey image of at most 2 x DRAFT_SIDE pixels a side.
-
-    EXIF orientation is applied and uniform borders are trimmed, so a copy with an added frame
-    or a rotated-by-metadata copy hashes like the original. Memory: the header's size is
-    checked before anything is decoded (`max_pixels` counts what is decoded, after a JPEG's
-    reduction), the decode waits for its pixels in the process's budget (decode_gate), and
-    only the decoded image and its grey copy are ever full-size.
-    """
+@contextmanager
+def decoded(fileobj: BinaryIO, draft_side: int, max_pixels: int = MAX_PIXELS
+            ) -> Iterator[Image.Image]:
+    """`fileobj` decoded within the bounds, for the block: the header's size is checked before
+    anything is decoded (`max_pixels` counts what is decoded, after a JPEG's reduction towards
+    `draft_side`), and the decode holds its pixels in the process's budget (decode_gate)."""
     fileobj.seek(0)
     with _decoding_errors(), Image.open(fileobj, formats=DECODE_FORMATS) as opened:
         width, height = opened.size
         if width * height > MAX_PIXELS:
             raise ImageBombError(MAX_PIXELS)
-        opened.draft("RGB", (DRAFT_SIDE, DRAFT_SIDE))  # JPEG: decoded at 1/2..1/8 scale
+        opened.draft("RGB", (draft_side, draft_side))  # JPEG: decoded at 1/2..1/8 scale
         width, height = opened.size
         if width * height > max_pixels:
             raise ImageBombError(max_pixels)
         with GATE.slot(width * height):
             opened.load()
-            method = _TRANSPOSE.get(opened.getexif().get(_ORIENTATION, 1))  # after load: PNG
-            grey = _grey_of(opened)
-            opened.close()  # the decoded pixels go now, not when the file object does
-            if method is not None:
-                grey = grey.transpose(method)
-            grey.thumbnail((DRAFT_SIDE * 2, DRAFT_SIDE * 2), Image.Resampling.BOX)
+            yield opened
+
+
+def load_grey(fileobj: BinaryIO, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode `fileobj` to a normalised grey image of at most 2 x DRAFT_SIDE pixels a side.
+
+    EXIF orientation is applied and uniform borders are trimmed, so a copy with an added frame
+    or a rotated-by-metadata copy hashes like the original. Memory: decoded within the bounds
+    (`decoded`), and only the decoded image and its grey copy are ever full-size.
+    """
+    with decoded(fileobj, DRAFT_SIDE, max_pixels) as opened:
+        method = _TRANSPOSE.get(opened.getexif().get(_ORIENTATION, 1))  # after load: PNG
+        grey = _grey_of(opened)
+        opened.close()  # the decoded pixels go now, not when the file object does
+        if method is not None:
+            grey = grey.transpose(method)
+        grey.thumbnail((DRAFT_SIDE * 2, DRAFT_SIDE * 2), Image.Resampling.BOX)
     return trim_borders(grey)
 
 

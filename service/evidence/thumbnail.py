@@ -1,8 +1,8 @@
-"""Small pictures of registered images for the exhibit: a thumbnail and a difference view.
+"""The exhibit's pictures as data: URIs (the exhibit pages load nothing remote).
 
-Decoding goes through the same bounds as perceptual hashing (a header size check, the JPEG
-draft reduction, the process's decoded-pixel budget), so a hostile image costs what it costs
-there. Output is PNG as a data: URI: the exhibit page loads nothing remote.
+Decoding and reducing are service.evidence.comparison's (the same bounds as perceptual
+hashing); this module only encodes: thumbnails as JPEG, so a photo's costs ~50 KiB in the HTML
+and again in the PDF rather than ~500 KiB as PNG.
 """
 
 from __future__ import annotations
@@ -10,49 +10,27 @@ from __future__ import annotations
 import base64
 import io
 
-from PIL import Image, ImageChops, ImageOps
+from PIL import Image
 
 from service.errors import ChronosealError
-from service.evidence.decode_gate import GATE
-from service.evidence.perceptual import DECODE_FORMATS, MAX_PIXELS
+from service.evidence.comparison import thumbnail
 
 THUMBNAIL_SIDE = 480  # px: sharp at 60 mm wide on an A4 print (~200 dpi), small in the PDF
-THUMBNAIL_JPEG_QUALITY = 85  # a photo's thumbnail in ~50 KiB (PNG: ~500 KiB, in HTML and PDF)
-DIFFERENCE_GAIN = 4  # small changes (a re-encode) stay dark, painted-over areas stand out
+THUMBNAIL_JPEG_QUALITY = 85
 
 
 def load_rgb(data: bytes, side: int = THUMBNAIL_SIDE) -> Image.Image | None:
-    """The image reduced to at most `side` px a side, EXIF orientation applied, in RGB; None
-    when the bytes are not a decodable image within the bounds."""
+    """The image reduced to at most `side` px a side, in RGB; None when the bytes are not a
+    decodable image within the bounds (or the decode budget stayed spent): no picture, not a
+    failure of the exhibit."""
     try:
-        with Image.open(io.BytesIO(data), formats=DECODE_FORMATS) as opened:
-            width, height = opened.size
-            if width * height > MAX_PIXELS:
-                return None
-            opened.draft("RGB", (side, side))  # JPEG: decoded at 1/2..1/8 scale
-            width, height = opened.size
-            with GATE.slot(width * height):
-                opened.load()
-                ImageOps.exif_transpose(opened, in_place=True)  # no copy of the full image
-                opened.thumbnail((side, side), Image.Resampling.LANCZOS)  # reduces first
-                return _on_white(opened)
-    except ChronosealError:  # the decode budget stayed spent: no picture, not a failure
+        return thumbnail(io.BytesIO(data), side)
+    except ChronosealError:
         return None
-    except Exception:  # Pillow raises many types for bad bytes; all mean "no picture"
-        return None
-
-
-def _on_white(image: Image.Image) -> Image.Image:
-    """RGB, with transparent parts over white (as a print shows them)."""
-    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")  # a copy: the caller closes the decoded original
 
 
 def png_data_uri(image: Image.Image) -> str:
-    """The image as a PNG data: URI (optimised off: deterministic and fast)."""
+    """The image as a PNG data: URI."""
     out = io.BytesIO()
     image.save(out, format="PNG")
     return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii")
@@ -67,15 +45,3 @@ def thumbnail_uri(data: bytes | None) -> str | None:
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=THUMBNAIL_JPEG_QUALITY, optimize=False)
     return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode("ascii")
-
-
-def difference_image(original: Image.Image, copy: Image.Image) -> Image.Image:
-    """Where the copy differs from the original: the copy scaled onto the original's size, the
-    per-pixel difference amplified, shown red over a faded grey original."""
-    scaled = copy.resize(original.size, Image.Resampling.LANCZOS)
-    diff = ImageChops.difference(original, scaled).convert("L")
-    mask = diff.point(lambda v: min(255, v * DIFFERENCE_GAIN))
-    faded = Image.blend(ImageOps.grayscale(original).convert("RGB"),
-                        Image.new("RGB", original.size, (255, 255, 255)), 0.6)
-    red = Image.new("RGB", original.size, (220, 0, 0))
-    return Image.composite(red, faded, mask)

@@ -1,10 +1,11 @@
 """Languages of the pages and the exhibit: English (the msgids) and Simplified Chinese.
 
 Catalogs are JSON files mapping an English message to its translation, in
-`catalogs/<language>/*.json` (one file per part, e.g. `pages.json`, `exhibit.json`, merged). We keep JSON rather than gettext .po/.mo because the compiled .mo files would be a
-build step or a committed binary, and the catalog is small; Jinja's i18n extension takes the
-callables below exactly as it takes Babel's (`env.install_gettext_callables`).
-Domain code may use this package: it imports neither Flask nor anything outside the standard library.
+`catalogs/<language>/*.json` (one file per part, e.g. `pages.json`, `exhibit.json`, merged).
+We keep JSON rather than gettext .po/.mo because the compiled .mo files would be a build step
+or a committed binary, and the catalog is small; Jinja's i18n extension takes the callables
+below exactly as it takes Babel's (`env.install_gettext_callables`). Domain code may use this
+package: it imports neither Flask nor anything outside the standard library.
 """
 
 from __future__ import annotations

@@ -54,6 +54,8 @@ class Receipt:
     tree_size: int | None
     head_jcs: bytes | None = None  # the batch's batch-head.json (None: stamped before heads)
     hash_pending: bool = False  # its image waits for perceptual hashing
+    session: str | None = None  # the working session it was registered in (usecases.lineage)
+    disclosure_json: bytes | None = None  # a private record's openings, kept only when asked
     image_name: str | None = None  # the file name sent with the upload
     replayed: bool = False  # True when insert_receipt returned an earlier identical request
 
@@ -67,6 +69,8 @@ def _receipt(row: RowMapping, replayed: bool = False) -> Receipt:
     values["hash_pending"] = bool(values["hash_pending"])
     head = values.get("head_jcs")
     values["head_jcs"] = bytes(head) if head is not None else None
+    opened = values.get("disclosure_json")
+    values["disclosure_json"] = bytes(opened) if opened is not None else None
     return Receipt(**values, replayed=replayed)
 
 
@@ -145,6 +149,8 @@ def insert_receipt(
     receipt_id: str | None = None,
     created_at: datetime | None = None,
     hash_pending: bool = False,
+    session: str | None = None,
+    disclosure_json: bytes | None = None,
     image_name: str | None = None,
 ) -> Receipt:
     """Insert a pending receipt; with an idempotency key, a repeat returns the first receipt.
@@ -179,7 +185,8 @@ def insert_receipt(
         created_at=now,
         enqueued_at=now,  # the sweeper measures staleness from here; never NULL
         stamped_at=None, failure=None, last_error=None, batch_id=None, leaf_index=None,
-        proof=None, root=None, tree_size=None, hash_pending=hash_pending, image_name=image_name,
+        proof=None, root=None, tree_size=None, hash_pending=hash_pending,
+        session=session, disclosure_json=disclosure_json, image_name=image_name,
     )
     # The row is exactly the receipt returned: no read-back after the insert.
     values = {c.name: getattr(receipt, c.name) for c in receipts.columns}
@@ -228,3 +235,25 @@ def list_receipts(
     page = [_receipt(row) for row in rows[:limit]]
     next_cursor = page[-1].id if len(rows) > limit else None
     return page, next_cursor
+
+
+def session_receipts(conn: Connection, api_key_id: str, session: str, *, limit: int,
+                     cursor: str | None = None) -> tuple[list[Receipt], str | None]:
+    """A page of the key's receipts in `session`, oldest first (registration order), and the
+    cursor of the next page (the last id returned) or None; one range of the session index."""
+    query = _select().where(receipts.c.api_key_id == api_key_id, receipts.c.session == session)
+    if cursor is not None:
+        query = query.where(receipts.c.id > cursor)
+    rows = conn.execute(query.order_by(receipts.c.id).limit(limit + 1)).mappings().all()
+    page = [_receipt(row) for row in rows[:limit]]
+    return page, page[-1].id if len(rows) > limit else None
+
+
+def first_stamped_of_image(conn: Connection, api_key_id: str, image_sha256: str
+                           ) -> Receipt | None:
+    """The key's oldest stamped receipt of these bytes (a parent named by image digest)."""
+    query = _select().where(receipts.c.api_key_id == api_key_id,
+                            receipts.c.image_sha256 == image_sha256,
+                            receipts.c.status == "stamped")
+    row = conn.execute(query.order_by(receipts.c.id).limit(1)).mappings().first()
+    return _receipt(row) if row else None

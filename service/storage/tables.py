@@ -44,6 +44,7 @@ HEX_SHA256_LENGTH = 64
 NAME_LENGTH = 200  # key names, external ids, lease owners: labels, not documents
 IDEMPOTENCY_KEY_LENGTH = 255  # the IETF Idempotency-Key draft sets no limit; this bounds the index
 TSA_NAME_LENGTH = 100
+SESSION_LENGTH = 128  # usecases.lineage.MAX_SESSION_CHARS: an id, not a description
 IMAGE_NAME_LENGTH = 255  # a file name as most file systems bound it (NAME_MAX)
 SERIAL_LENGTH = 64  # RFC 3161 serials are up to 160 bits: at most 49 decimal digits
 
@@ -142,6 +143,10 @@ receipts = Table(
     Column("proof", Text, nullable=True),
     # Its image waits for perceptual hashing (set at registration, cleared with the hashes).
     Column("hash_pending", Boolean, nullable=False, server_default=false()),
+    # The iteration history (migration 0013): the working session named at registration, and
+    # a private record's disclosure.json when its creator asked the server to keep it.
+    Column("session", String(SESSION_LENGTH), nullable=True),
+    Column("disclosure_json", LargeBinary, nullable=True),
     # The file name the client sent with the upload (migration 0017); shown on the certificate.
     Column("image_name", String(IMAGE_NAME_LENGTH), nullable=True),
     CheckConstraint(_one_of("status", RECEIPT_STATUSES), name="status"),
@@ -149,6 +154,7 @@ receipts = Table(
     UniqueConstraint("batch_id", "leaf_index"),
     Index(None, "api_key_id", "id"),
     Index(None, "api_key_id", "external_id"),
+    Index(None, "api_key_id", "session", "id"),  # GET /v1/sessions/{id}, in order (0013)
     # Same bytes: the hashing job copies an earlier receipt's perceptual hashes, and a
     # registration's answer names the key's earlier receipts, oldest first (migration 0008).
     Index(None, "image_sha256", "api_key_id", "id"),

@@ -35,6 +35,7 @@ from service.storage.inbound import (
     integration_secret,
     retry_inbound,
 )
+from service.usecases.lineage import read_lineage
 from service.usecases.queueing import enqueue_inbound
 from service.usecases.rate_limits import Counter, RateLimiter
 from service.usecases.register import Registration, register, spool_image
@@ -172,6 +173,7 @@ def register_inbound(services: Services, inbound_id: str, signals: Signals,
         receipt_id=message.receipt_id,
     )
     try:
+        reg.lineage = read_lineage(post.lineage)
         receipt = register(services, reg, signals,
                            also=lambda conn: finish_inbound(conn, inbound_id, "done")).receipt
     except (MalformedInputError, InvalidInputError, MetadataError, URLRefusedError) as exc:

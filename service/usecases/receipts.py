@@ -6,17 +6,20 @@ so ids cannot be probed. Public receipts can be read by anyone, in a reduced for
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from service.errors import InvalidInputError, NotFoundError, NotReadyError
-from service.evidence.bundle import Exhibit, build_bundle
+from service.evidence.bundle import MAX_HISTORY, Exhibit, HistoryEntry, build_bundle
 from service.i18n import DEFAULT_LANGUAGE
 from service.storage.evidence import records_of
 from service.storage.receipts import (
     Receipt,
+    first_stamped_of_image,
     get_receipt,
     list_receipts,
+    session_receipts,
 )
 from service.storage.tables import RECEIPT_STATUSES
 from service.storage.tokens import Token, list_revocations, list_tokens
@@ -28,10 +31,9 @@ from service.wiring import Services
 
 MAX_PAGE_SIZE = 100  # each item is small, but a page is built in memory: keep it bounded
 NO_RECEIPT = "No receipt with this id"
-__all__ = ["MAX_PAGE_SIZE", "RECEIPT_STATUSES", "Page", "Receipt", "Token", "list_own",
-           "own_receipt", "proof_json", "readable_receipt", "receipt_bundle", "receipt_certificate",
-           "revocation_of",
-           "tokens_of"]
+__all__ = ["MAX_PAGE_SIZE", "RECEIPT_STATUSES", "Page", "Receipt", "Token", "ancestors",
+           "list_own", "own_receipt", "proof_json", "readable_receipt", "receipt_bundle",
+           "receipt_certificate", "revocation_of", "session_page", "tokens_of"]
 
 
 @dataclass(frozen=True)
@@ -106,14 +108,69 @@ def proof_json(receipt: Receipt) -> dict[str, Any] | None:
     )
 
 
+def session_page(services: Services, owner: str, session: str, *, limit: int,
+                 after: str | None) -> Page:
+    """The key's receipts in `session`, oldest first, `limit` (1..MAX_PAGE_SIZE) after `after`."""
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidInputError(f"limit must be an integer in 1..{MAX_PAGE_SIZE}")
+    with services.engine.connect() as conn:
+        rows, last_id = session_receipts(conn, owner, session, limit=limit, cursor=after)
+    return Page(rows, last_id)
+
+
+def ancestors(services: Services, receipt: Receipt) -> list[Receipt]:
+    """The receipt's earlier iterations, nearest first: its manifest's parents, theirs, and so
+    on, each once, at most MAX_HISTORY. A parent named by receipt is that receipt; by image
+    digest, the key's first stamped receipt of that image (none: not part of the history)."""
+    found: dict[str, Receipt] = {}
+    queue = [receipt]
+    with services.engine.connect() as conn:
+        while queue and len(found) < MAX_HISTORY:
+            current = queue.pop(0)
+            for parent in json.loads(current.manifest_jcs).get("parents", []):
+                if "receipt" in parent:
+                    earlier = get_receipt(conn, parent["receipt"], receipt.api_key_id)
+                else:
+                    earlier = first_stamped_of_image(conn, receipt.api_key_id,
+                                                     parent["image_sha256"])
+                if earlier is None or earlier.id in found or earlier.id == receipt.id:
+                    continue
+                if len(found) == MAX_HISTORY:
+                    break
+                found[earlier.id] = earlier
+                queue.append(earlier)
+    return list(found.values())
+
+
+def _history_entry(services: Services, receipt: Receipt) -> HistoryEntry:
+    tokens, proof = _stamped_evidence(services, receipt)
+    return HistoryEntry(
+        receipt_id=receipt.id, manifest_jcs=receipt.manifest_jcs, proof=proof,
+        tokens={t.tsa: t.reply_der for t in tokens},
+        chains={t.tsa: t.chain_pem or tsa_chain_pem(services.settings, t.tsa) for t in tokens},
+        batch_head=receipt.head_jcs)
+
+
+def _stamped_evidence(services: Services, receipt: Receipt) -> tuple[list[Token], dict[str, Any]]:
+    tokens = tokens_of(services, receipt)
+    proof = proof_json(receipt)
+    if receipt.status != "stamped" or proof is None or not tokens:
+        raise NotReadyError(f"The receipt {receipt.id} is {receipt.status}", receipt.status)
+    return tokens, proof
+
+
 def receipt_bundle(services: Services, receipt: Receipt, language: str = DEFAULT_LANGUAGE, *,
-                   exhibit: bool = True) -> bytes:
+                   history: bool = False, exhibit: bool = True) -> bytes:
     """The receipt's evidence bundle (ZIP bytes), its exhibit in `language`; NotReadyError
-    until it is stamped. `exhibit=False` leaves the certificate out (the service's own checks)."""
-    if not exhibit:
-        return build_bundle(**_bundle_inputs(services, receipt, language, image=False),
-                            certificates=False)
-    return build_bundle(**_bundle_inputs(services, receipt, language))
+    until it is stamped.
+
+    With `history`, each earlier iteration (`ancestors`) too, which must be stamped as well;
+    a private record's disclosure.json when its creator had the server keep it.
+    `exhibit=False` leaves the certificate out (the service's own checks read none)."""
+    inputs = _bundle_inputs(services, receipt, language, image=exhibit)
+    if history:
+        inputs["history"] = [_history_entry(services, r) for r in ancestors(services, receipt)]
+    return build_bundle(**inputs, certificates=exhibit)
 
 
 def receipt_certificate(services: Services, receipt: Receipt, language: str, *, pdf: bool
@@ -126,10 +183,8 @@ def receipt_certificate(services: Services, receipt: Receipt, language: str, *, 
 
 def _bundle_inputs(services: Services, receipt: Receipt, language: str, *, image: bool = True
                    ) -> dict[str, Any]:
-    tokens = tokens_of(services, receipt)
-    proof = proof_json(receipt)
-    if receipt.status != "stamped" or proof is None or not tokens:
-        raise NotReadyError(f"The receipt is {receipt.status}", receipt.status)
+    """build_bundle's arguments for a stamped receipt (no history), exhibit included."""
+    tokens, proof = _stamped_evidence(services, receipt)
     settings = services.settings
     assert receipt.batch_id is not None  # stamped
     with services.engine.connect() as conn:
@@ -147,6 +202,7 @@ def _bundle_inputs(services: Services, receipt: Receipt, language: str, *, image
         "batch_head": receipt.head_jcs,
         "evidence_records": {tsa: (r.record_der, r.renewals) for tsa, r in records.items()},
         "revocation": {t.tsa: revocation[t.id] for t in tokens},
+        "disclosure": receipt.disclosure_json,
         "exhibit": Exhibit(
             image=kept, authorities=authorities(settings),
             verify_url=f"{settings.effective_public_url}/r/{receipt.id}",

@@ -20,7 +20,13 @@ from typing import Any, BinaryIO, cast
 
 from sqlalchemy import Connection
 
-from service.errors import MetadataError
+from service.errors import InvalidInputError, MetadataError
+from service.evidence.disclosure import (
+    Opening,
+    commit_generation,
+    disclosure_document,
+    private_generation,
+)
 from service.evidence.generation import merge_generation, normalize_request_metadata
 from service.evidence.hashing import (
     BOMB,
@@ -33,6 +39,7 @@ from service.evidence.hashing import (
 )
 from service.evidence.manifest import MAX_EXTERNAL_ID_CHARS, Manifest, build_manifest, canonicalize
 from service.evidence.records import read_generation_record
+from service.evidence.records.comfyui_reader import request_fields as comfyui_request_fields
 from service.storage.group_commit import group_commit_for
 from service.storage.receipts import (
     EarlierReceipt,
@@ -44,6 +51,7 @@ from service.storage.receipts import (
 from service.storage.tables import IDEMPOTENCY_KEY_LENGTH, IMAGE_NAME_LENGTH, NAME_LENGTH
 from service.storage.uploads import undone_unless_committed
 from service.usecases.disk import disk_full_as_error, ensure_room
+from service.usecases.lineage import Lineage, resolve_parents
 from service.usecases.metrics import observe_upload
 from service.usecases.signals import Signals
 from service.webhooks.ssrf import Allowlist, check_registered_url
@@ -116,6 +124,7 @@ class Registration:
     publication: dict[str, str] | None = None  # as a posting tool reported it
     receipt_id: str | None = None  # reserved beforehand (inbound messages)
     name_earlier: bool = False  # answer the owner's earlier receipts of the same bytes
+    lineage: Lineage = field(default_factory=Lineage)  # session, parents, private record
 
     @property
     def image_sha256(self) -> str:
@@ -134,6 +143,12 @@ class Registration:
             "callback_url": self.callback_url,
             "public": self.public,
         }
+        if self.lineage != Lineage():  # requests made before lineage keep their fingerprint
+            canonical["lineage"] = {
+                "session": self.lineage.session, "parents": list(self.lineage.parents),
+                "private_record": self.lineage.private_record,
+                "commitments": self.lineage.commitments,
+                "store_disclosure": self.lineage.store_disclosure}
         return hashlib.sha256(canonicalize(canonical)).hexdigest()
 
 
@@ -146,11 +161,16 @@ class _Prepared:
     size: int | None
     warnings: list[str]
     keep: bool
+    disclosure: bytes | None = None  # disclosure.json of a private record committed here
 
 
-def _prepare(reg: Registration) -> _Prepared:
+def _prepare(reg: Registration, parents: list[dict[str, str]]) -> _Prepared:
     """Probe the image, read its record and build the manifest (outside any lock)."""
-    request_generation = normalize_request_metadata(reg.metadata)
+    lineage = reg.lineage
+    if lineage.commitments is not None and (reg.image is not None or reg.metadata):
+        raise InvalidInputError("commitments replace the record: send them with a digest and "
+                                "no metadata")
+    request_generation = normalize_request_metadata(reg.metadata, comfyui_request_fields)
     warnings: list[str] = []
     file_generation = None
     media_type = size = None
@@ -170,7 +190,12 @@ def _prepare(reg: Registration) -> _Prepared:
             image_sha256=reg.image_sha256, size=size, media_type=media_type,
             generation=generation, submitted_at=datetime.now(UTC),
             external_id=reg.external_id, publication=reg.publication,
+            session=lineage.session, parents=parents,
         )
+
+    if lineage.commitments is not None:  # committed on the client: no value ever arrives
+        manifest = build(private_generation(lineage.commitments))
+        return _Prepared(manifest, media_type, size, warnings, keep)
 
     try:
         manifest = build(merge_generation(request_generation, file_generation))
@@ -184,7 +209,16 @@ def _prepare(reg: Registration) -> _Prepared:
     conflicts = manifest.obj["generation"].get("conflicts")
     if conflicts:  # told in the answer, not only buried in the manifest
         warnings.append(RECORD_CONFLICT.format(fields=", ".join(c["field"] for c in conflicts)))
-    return _Prepared(manifest, media_type, size, warnings, keep)
+    if not lineage.private_record:
+        return _Prepared(manifest, media_type, size, warnings, keep)
+    private, openings = commit_generation(manifest.obj["generation"])
+    manifest = build(private)
+    return _Prepared(manifest, media_type, size, warnings, keep,
+                     _disclosure(manifest, openings))
+
+
+def _disclosure(manifest: Manifest, openings: dict[str, Opening]) -> bytes:
+    return disclosure_document(manifest.digest.hex(), openings)
 
 
 @dataclass(frozen=True)
@@ -193,6 +227,9 @@ class Registered:
 
     receipt: Receipt
     earlier: list[EarlierReceipt]
+    # disclosure.json of a private record: answered once, for the client to keep; stored
+    # with the receipt only when the registration asked (lineage.store_disclosure).
+    disclosure: bytes | None = None
 
 
 def register(services: Services, reg: Registration, signals: Signals, *,
@@ -209,7 +246,11 @@ def register(services: Services, reg: Registration, signals: Signals, *,
                              resolver=services.resolver)
     # Refused before anything is written when it would eat the disk's reserve (usecases.disk).
     ensure_room(services, reg.image.hashed.size if reg.image is not None else 0)
-    prepared = _prepare(reg)
+    parents: list[dict[str, str]] = []
+    if reg.lineage.parents:  # UnknownParentError before anything is written
+        with services.engine.connect() as conn:
+            parents = resolve_parents(conn, reg.owner, reg.lineage.parents)
+    prepared = _prepare(reg, parents)
     manifest, image = prepared.manifest, reg.image
     uploads = services.uploads
     sha256 = reg.image_sha256
@@ -227,6 +268,8 @@ def register(services: Services, reg: Registration, signals: Signals, *,
                 callback_url=reg.callback_url, warnings=prepared.warnings, public=reg.public,
                 idempotency_key=reg.idempotency_key, request_fingerprint=fingerprint,
                 receipt_id=reg.receipt_id, hash_pending=prepared.keep,
+                session=reg.lineage.session,
+                disclosure_json=prepared.disclosure if reg.lineage.store_disclosure else None,
                 image_name=image_file_name(image.name) if image is not None else None,
             )
         if prepared.keep and uploads.transactional and not receipt.replayed:
@@ -239,7 +282,9 @@ def register(services: Services, reg: Registration, signals: Signals, *,
         # times as much (BEGIN and ROLLBACK of a read snapshot around a 50 us query).
         earlier = (earlier_receipts(conn, reg.owner, sha256, exclude=receipt.id, limit=MAX_EARLIER)
                    if reg.name_earlier else [])
-        return Registered(receipt, earlier)
+        # A replay answers the stored disclosure (if any): fresh salts would not open it.
+        disclosure = receipt.disclosure_json if receipt.replayed else prepared.disclosure
+        return Registered(receipt, earlier, disclosure)
 
     with disk_full_as_error(services), undone_unless_committed(uploads) as kept:
         if prepared.keep and not uploads.transactional:

@@ -6,12 +6,15 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service.web import (
+    credentials,
     health,
     hooks,
     metrics,
     openapi,
+    pages,
     problems,
     search,
+    sessions,
     stamps,
     verify,
     webhooks,
@@ -32,12 +35,14 @@ def create_app(services: Services | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     proxies = services.settings.trusted_proxies
     if proxies:  # remote_addr (rate limits, logs) from X-Forwarded-For, as the proxies wrote it
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies,  # type: ignore[method-assign]
+                                x_proto=proxies)  # pages: Secure cookies, https share links
     attach(app, services)
     problems.install(app)
     metrics.install(app, services)
     install_request_log(app)
     for blueprint in (health.bp, openapi.bp, stamps.bp, verify.bp, webhooks.bp, hooks.bp,
-                      search.bp):
+                      search.bp, credentials.bp, sessions.bp):
         app.register_blueprint(blueprint)
+    pages.install(app)
     return app

@@ -54,7 +54,14 @@ def authenticate() -> ApiKey:
     cached: ApiKey | None = g.get("api_key")
     if cached is not None:
         return cached
-    secret = bearer_secret()
+    key = key_for_secret(bearer_secret())
+    g.api_key = key
+    return key
+
+
+def key_for_secret(secret: str) -> ApiKey:
+    """The active key `secret` names (the bearer header's or the sign-in form's); 401 when
+    unknown or revoked, 429 once this address has guessed too often."""
     cache = key_cache()
     key_hash = hash_secret(secret)
     key = cache.get(key_hash)
@@ -70,7 +77,6 @@ def authenticate() -> ApiKey:
                 rate_limiter().hit([failures])
             raise _unauthorized("The API key is unknown or revoked")
         cache.put(key_hash, key)
-    g.api_key = key
     return key
 
 

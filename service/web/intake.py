@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from flask import Request
 
+from service.usecases.lineage import LINEAGE_FIELDS, read_lineage
 from service.usecases.register import (
     MAX_EXTERNAL_ID,
     MAX_IDEMPOTENCY_KEY_CHARS,
@@ -27,6 +28,7 @@ from service.web.problems import (
     INVALID_METADATA,
     PAYLOAD_TOO_LARGE,
     UNSUPPORTED_MEDIA_TYPE,
+    URL_REFUSED,
     ApiError,
 )
 
@@ -34,8 +36,9 @@ MAX_JSON_BODY_BYTES = 512 * 1024  # a digest and a generation record; far below 
 FORM_OVERHEAD_BYTES = 1024 * 1024  # multipart framing plus the text fields, on top of the image
 MAX_CALLBACK_URL_CHARS = 2048  # the de facto URL limit of browsers and proxies
 IMAGE_FIELD = "image"
-FORM_FIELDS = frozenset({"metadata", "callback_url", "external_id", "public"})
-JSON_FIELDS = frozenset({"sha256", "metadata", "callback_url", "external_id", "public"})
+FORM_FIELDS = frozenset({"metadata", "callback_url", "external_id", "public"}) | LINEAGE_FIELDS
+JSON_FIELDS = (frozenset({"sha256", "metadata", "callback_url", "external_id", "public"})
+               | LINEAGE_FIELDS)
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _IDEMPOTENCY_KEY = re.compile(rf"[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_CHARS}}}")  # visible ASCII
 
@@ -80,6 +83,7 @@ def _from_form(request: Request, limit: int) -> Registration:
             external_id=_external_id(fields.get("external_id")),
             callback_url=_callback_url(fields.get("callback_url")),
             public=_form_bool(fields.get("public")),
+            lineage=read_lineage(fields, text=True),
             image=SpooledImage(cast(BinaryIO, _handed_over(form)), form.file, form.filename),
         )
     finally:
@@ -145,6 +149,7 @@ def _from_json(request: Request) -> Registration:
         external_id=_external_id(data.get("external_id")),
         callback_url=_callback_url(data.get("callback_url")),
         public=public,
+        lineage=read_lineage(data),
     )
 
 
@@ -177,6 +182,10 @@ def _callback_url(value: Any) -> str | None:
         parts = urlsplit(value)
     except ValueError as exc:
         raise ApiError(INVALID_CALLBACK_URL) from exc
+    if parts.scheme and parts.scheme.lower() not in ("http", "https") and parts.netloc + parts.path:
+        # A well-formed URL of another scheme (ftp:, file:, gopher:, javascript:): the SSRF
+        # guard's refusal, as for a forbidden address; a malformed one stays invalid.
+        raise ApiError(URL_REFUSED, "callback_url must be http or https")
     if parts.scheme not in ("http", "https") or not parts.hostname or value != value.strip():
         raise ApiError(INVALID_CALLBACK_URL)
     return value

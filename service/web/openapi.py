@@ -166,7 +166,7 @@ REGISTER = {
         "202": {**_json("Accepted", "Receipt created (or replayed), pending stamping"),
                 "headers": {"Location": {"schema": {"type": "string"}}}},
         "400": _problem("invalid-metadata, metadata-out-of-bounds, invalid-digest, "
-                        "invalid-callback-url, invalid-field"),
+                        "invalid-callback-url, url-refused, invalid-field"),
         **_AUTH_ERRORS,
         "409": _problem("idempotency-conflict: the key was used with another body"),
         "413": _problem("payload-too-large: the image exceeds max_upload_bytes"),
@@ -506,6 +506,95 @@ PATHS["/v1/hooks/{integration_id}"] = {"post": _op(
         for h in ("webhook-id", "webhook-timestamp", "webhook-signature")],
     body={"$ref": _REF + "PostPublished"}, secured=False)}
 
+
+# Content Credentials (issue 17)
+PATHS["/v1/stamps/{receipt_id}/content-credentials"] = {"get": {
+    "summary": "A copy of the uploaded image with a signed C2PA manifest of its registration",
+    "description": "The copy is registered too, as a child of this receipt: its receipt id is "
+                   "in the Chronoseal-Receipt header, the original's in Chronoseal-Copy-Of. "
+                   "Needs the image kept on the server (keep_images).",
+    "parameters": [_ID], "security": _BEARER,
+    "responses": {
+        "200": {"description": "The image with its Content Credentials", "content": {
+            t: {"schema": {"type": "string", "contentMediaType": t}}
+            for t in ("image/png", "image/jpeg", "image/webp")},
+            "headers": {h: {"schema": {"type": "string"}}
+                        for h in ("Chronoseal-Receipt", "Chronoseal-Copy-Of", "Link")}},
+        **_AUTH_ERRORS, **_ROUTE_LIMITED, **_NOT_FOUND,
+        "409": _problem("not-ready (not stamped yet) or image-not-kept (only a digest was "
+                        "registered, or the image was dropped after hashing)"),
+        "502": _problem("embed-failed: the C2PA SDK or its TSA failed"),
+    }}}
+PATHS["/c2pa/root.pem"] = _get(
+    "The root of Chronoseal's C2PA signing certificate (add it to a viewer's trust list)",
+    _binary("application/x-pem-file", "PEM certificate"), params=[], errors={}, secured=False)
+
+# Issue 14 §2 and §4 (the iteration history, private records): the fields usecases.lineage
+# reads on every registration path, GET /v1/sessions/{id} and ?history=true on bundles.
+_SESSION = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$",
+            "description": "the working session this registration belongs to"}
+_PARENT = {"type": "string", "pattern": "^(rcp_[0-9A-HJKMNP-TV-Z]{26}|[0-9a-fA-F]{64})$"}
+_COMMITMENTS = {"type": "object", "maxProperties": 64,
+                "additionalProperties": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                "description": "private record computed by the client: field -> "
+                               "SHA-256(16-byte salt || RFC 8785 value), hex; with no metadata"}
+_LINEAGE_JSON = {
+    "session": _SESSION,
+    "parents": {"type": "array", "maxItems": 16, "items": _PARENT,
+                "description": "earlier iterations: receipt ids of this key (resolved to their "
+                               "manifest digests) or image SHA-256 digests"},
+    "private_record": {"type": "boolean", "description": "the manifest holds salted "
+                       "commitments instead of the generation fields; the answer's disclosure "
+                       "opens them"},
+    "commitments": _COMMITMENTS,
+    "store_disclosure": {"type": "boolean", "description": "keep the disclosure with the "
+                         "receipt (its bundle then carries disclosure.json)"},
+}
+_BODIES = REGISTER["requestBody"]["content"]
+_BODIES["application/json"]["schema"]["properties"].update(_LINEAGE_JSON)
+_BODIES["multipart/form-data"]["schema"]["properties"].update({
+    "session": _SESSION,
+    "parents": {"type": "string", "description": "a JSON array or comma-separated list"},
+    "private_record": {"type": "string", "enum": ["true", "false"]},
+    "store_disclosure": {"type": "string", "enum": ["true", "false"]},
+})
+REGISTER["responses"]["400"] = _problem(
+    "invalid-metadata, metadata-out-of-bounds, invalid-digest, invalid-callback-url, "
+    "url-refused, invalid-field, unknown-parent (a parent receipt this key does not own)")
+SCHEMAS["Accepted"]["properties"]["disclosure"] = {
+    "type": "object", "description": "a private record's disclosure.json (salts and values), "
+    "answered once: keep it; only when the server computed the commitments"}
+SCHEMAS["Summary"]["properties"].update({
+    "session": {"type": "string"},
+    "parents": {"type": "array", "items": {"type": "object"},
+                "description": "as the manifest states them: {receipt, manifest_sha256} or "
+                               "{image_sha256}"},
+})
+SCHEMAS["SessionPage"] = {
+    "type": "object", "required": ["session", "items", "next_cursor"],
+    "properties": {"session": {"type": "string"},
+                   "items": {"type": "array", "items": {"$ref": _REF + "Summary"}},
+                   "next_cursor": _NULLABLE_STR},
+}
+PATHS["/v1/sessions/{session_id}"] = _get(
+    "A working session's receipts, oldest first (empty for another key's)",
+    _json("SessionPage", "A page"), params=[
+        {"name": "session_id", "in": "path", "required": True, "schema": _SESSION},
+        {"name": "limit", "in": "query",
+         "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 100}},
+        {"name": "cursor", "in": "query", "schema": {"type": "string"}}],
+    errors={"400": _problem("invalid-field"), **_AUTH_ERRORS})
+PATHS["/v1/stamps/{receipt_id}/bundle"]["get"]["parameters"].append(
+    {"name": "history", "in": "query", "schema": {"enum": ["true", "false", "1", "0"]},
+     "description": "also carry each earlier iteration under history/<receipt id>/ (409 "
+                    "not-ready until they are stamped)"})
+PATHS["/v1/stamps/{receipt_id}/bundle"]["get"]["responses"]["400"] = _problem("invalid-field")
+SCHEMAS["BundleVerdict"]["properties"]["history"] = {
+    "type": "array", "description": "earlier iterations carried under history/, oldest first",
+    "items": {"type": "object", "properties": {
+        "receipt_id": {"type": "string"}, "image_sha256": _NULLABLE_STR,
+        "session": _NULLABLE_STR, "valid": {"type": "boolean"},
+        "gen_time": {"type": ["string", "null"], "format": "date-time"}}}}
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",

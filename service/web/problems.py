@@ -10,13 +10,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, has_request_context, request
 from werkzeug.exceptions import HTTPException
 
 from service import errors
 from service.client.api import ClientError
 from service.evidence.exhibit_pdf import ExhibitRenderError
 from service.timestamping.tsa_query import QueryRejectedError
+from service.usecases.lineage import UnknownParentError
 from service.usecases.stamping.requester import TrustUnavailableError
 from service.web.multipart import FieldTooLargeError, FormError
 from service.webhooks import errors as webhook_errors
@@ -58,6 +59,11 @@ URL_REFUSED = Problem(
     "url-refused", 400, "The URL is not http(s) or points to an address webhooks may not reach"
 )
 NOT_FOUND = Problem("not-found", 404, "No such resource")
+# web pages (service/web/pages)
+CSRF_REFUSED = Problem("csrf-refused", 403, "The form's CSRF token is missing or does not match")
+# A callable (problem, detail) -> Response | None that renders a page error as HTML for a
+# browser; service/web/pages installs it, and None means problem+json as usual.
+PAGE_ERRORS_KEY = "chronoseal.page_errors"
 METHOD_NOT_ALLOWED = Problem("method-not-allowed", 405, "Method not allowed")
 IDEMPOTENCY_CONFLICT = Problem(
     "idempotency-conflict", 409, "Idempotency-Key was already used with another request body"
@@ -89,6 +95,12 @@ MISCONFIGURED = Problem("misconfigured", 503, "The service is misconfigured")
 UPSTREAM_FAILED = Problem("upstream-failed", 502, "A remote server did not answer usably")
 VERIFICATION_FAILED = Problem("verification-failed", 422, "A check on the evidence failed")
 INTERNAL = Problem("internal", 500, "Internal error")
+# Content Credentials (issue 17)
+IMAGE_NOT_KEPT = Problem(
+    "image-not-kept", 409,
+    "The registered image is not kept on the server; embed locally with chronoseal stamp --embed",
+)
+EMBED_FAILED = Problem("embed-failed", 502, "The Content Credentials could not be signed")
 # Answered by the HTTP server before the app sees the request (service/cli/gunicorn_worker.py).
 FORBIDDEN = Problem("forbidden", 403, "Forbidden")
 REQUEST_TIMEOUT = Problem("request-timeout", 408, "The request did not arrive in time")
@@ -104,6 +116,8 @@ ALL_PROBLEMS: tuple[Problem, ...] = (
     URL_REFUSED, UNREADABLE_IMAGE, IMAGE_TOO_MANY_PIXELS, MISCONFIGURED, UPSTREAM_FAILED,
     VERIFICATION_FAILED, RATE_LIMITED, DECODE_BUSY, INSUFFICIENT_STORAGE, FORBIDDEN,
     REQUEST_TIMEOUT, URI_TOO_LONG, EXPECTATION_FAILED, HEADERS_TOO_LARGE, NOT_IMPLEMENTED,
+    CSRF_REFUSED,  # web pages
+    IMAGE_NOT_KEPT, EMBED_FAILED,
     EXHIBIT_UNAVAILABLE,  # the exhibit (issue 15 §2)
 )
 _BY_STATUS = {p.status: p for p in (
@@ -143,7 +157,11 @@ def problem_response(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> Response:
-    """Render a problem as application/problem+json."""
+    """Render a problem as application/problem+json (an HTML page for a browser's page)."""
+    page = current_app.extensions.get(PAGE_ERRORS_KEY) if has_request_context() else None
+    if page is not None and (rendered := page(problem, detail)) is not None:
+        rendered.headers.update(headers or {})
+        return rendered  # type: ignore[no-any-return]
     response = Response(problem_bytes(problem, detail, **extra), status=problem.status,
                         mimetype=PROBLEM_MEDIA_TYPE)
     response.headers.update(headers or {})
@@ -201,9 +219,16 @@ DOMAIN_PROBLEMS: dict[type[errors.ChronosealError], tuple[Problem, bool]] = {
     webhook_errors.TransportError: (UPSTREAM_FAILED, False),
     webhook_errors.TooLargeError: (PAYLOAD_TOO_LARGE, True),
     ClientError: (UPSTREAM_FAILED, False),  # the client's, talking to another Chronoseal
+    errors.ImageNotKeptError: (IMAGE_NOT_KEPT, True),
+    errors.EmbedError: (EMBED_FAILED, False),
     # -- the exhibit (issue 15 §2) --
     ExhibitRenderError: (EXHIBIT_UNAVAILABLE, False),
 }
+
+# Issue 14 (the iteration history): a registration's parent that is no receipt of its key.
+UNKNOWN_PARENT = Problem("unknown-parent", 400, "A parent names no receipt of this API key")
+ALL_PROBLEMS += (UNKNOWN_PARENT,)
+DOMAIN_PROBLEMS[UnknownParentError] = (UNKNOWN_PARENT, True)
 
 
 def problem_for(exc: errors.ChronosealError) -> tuple[Problem, bool]:

@@ -63,6 +63,12 @@ def summary_json(receipt: Receipt) -> dict[str, Any]:
         "warnings": receipt.warnings,
         "links": links(receipt.id),
     }
+    if receipt.session is not None:  # the iteration history, as the manifest states it
+        body["session"] = receipt.session
+    if b'"parents":' in receipt.manifest_jcs:  # JCS has no spaces; parse only when present
+        parents = json.loads(receipt.manifest_jcs).get("parents")
+        if parents:
+            body["parents"] = parents
     if receipt.status == "failed":
         body["failure"] = receipt.failure
     if receipt.status == "pending" and receipt.last_error:

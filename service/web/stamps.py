@@ -6,6 +6,8 @@ exactly like an unknown id, so ids cannot be probed).
 
 from __future__ import annotations
 
+import json
+
 from flask import Blueprint, Response, g, jsonify, request
 
 from service.evidence.certificate import CSP as CERTIFICATE_CSP
@@ -19,7 +21,7 @@ from service.web.auth import require_key
 from service.web.context import current_services, signals
 from service.web.intake import read_registration
 from service.web.limits import limited
-from service.web.problems import NOT_FOUND, ApiError
+from service.web.problems import INVALID_FIELD, NOT_FOUND, ApiError
 from service.web.render import decode_cursor, encode_cursor, links, receipt_json, summary_json
 
 bp = Blueprint("stamps", __name__, url_prefix="/v1/stamps")
@@ -54,6 +56,8 @@ def create_stamp() -> tuple[Response, int]:
             {"id": e.id, "created_at": format_timestamp(e.created_at), "status": e.status,
              "links": links(e.id)} for e in registered.earlier],
     }
+    if registered.disclosure is not None:  # a private record: the salts, this once, to keep
+        body["disclosure"] = json.loads(registered.disclosure)
     response = jsonify(body)
     response.headers["Location"] = body["links"]["self"]
     if receipt.replayed:
@@ -116,6 +120,15 @@ def get_token(receipt_id: str, tsa: str) -> Response:
     return response
 
 
+def _flag(value: str | None) -> bool:
+    """A query flag: absent or false/0 is off, true/1 on; anything else a 400."""
+    if value is None or value.lower() in ("false", "0"):
+        return False
+    if value.lower() in ("true", "1"):
+        return True
+    raise ApiError(INVALID_FIELD, "history must be true or false")
+
+
 @bp.get("/<receipt_id>/bundle")
 @require_key
 def get_bundle(receipt_id: str) -> Response:
@@ -123,7 +136,8 @@ def get_bundle(receipt_id: str) -> Response:
     409 not-ready until the receipt is stamped."""
     receipt = _own_receipt(receipt_id)
     language = negotiate(request.headers.get("Accept-Language"), request.args.get("lang"))
-    bundle = receipts.receipt_bundle(current_services(), receipt, language)
+    bundle = receipts.receipt_bundle(current_services(), receipt, language,
+                                     history=_flag(request.args.get("history")))
     response = Response(bundle, mimetype="application/zip")
     response.headers["Content-Disposition"] = f'attachment; filename="{receipt.id}.zip"'
     response.headers["Vary"] = "Accept-Language"  # the exhibit inside follows it

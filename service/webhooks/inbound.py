@@ -19,7 +19,7 @@ import binascii
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from service.errors import MalformedInputError, UploadTooLargeError
@@ -50,6 +50,12 @@ class PostPublished:
     publication: dict[str, str]
     external_id: str | None
     callback_url: str | None
+    # session, parents, private_record as sent: checked by the one lineage parser
+    # (usecases.lineage.read_lineage), like every other registration path's.
+    lineage: dict[str, Any] = field(default_factory=dict)
+
+
+LINEAGE_KEYS = ("session", "parents", "private_record", "store_disclosure")
 
 
 def _text(data: dict[str, Any], name: str, required: bool = True) -> str | None:
@@ -95,7 +101,8 @@ def parse(body: bytes, max_image_bytes: int) -> PostPublished:
     pub = {name: str(_text(publication, name)) for name in PUBLICATION_FIELDS}
     return PostPublished(image_b64, image_url, generation, pub,
                          _text(data, "external_id", required=False),
-                         _text(data, "callback_url", required=False))
+                         _text(data, "callback_url", required=False),
+                         {k: data[k] for k in LINEAGE_KEYS if k in data})
 
 
 def check_image_url(url: str, allowlist: Allowlist, resolver: Resolver = system_resolver) -> None:

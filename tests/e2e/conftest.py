@@ -172,25 +172,38 @@ def api(make_api: Callable[..., Api]) -> Api:
 
 
 @pytest.fixture
-def worker_api(make_api: Callable[..., Api], tmp_path: Path) -> Iterator[Api]:
+def make_worker_api(make_api: Callable[..., Api], tmp_path: Path) -> Iterator[Callable[..., Api]]:
+    """Factory `make_worker_api(**settings)`: an API whose settings name a running built-in TSA;
+    `run()` works the queue (burst). One per test."""
+    with contextlib.ExitStack() as stack:
+
+        def factory(**overrides: Any) -> Api:
+            tsa = stack.enter_context(builtin_tsa(tmp_path / "tsa"))
+            config = tmp_path / "tsa-test.toml"
+            config.write_text(tsa.toml())
+            api = make_api(tsa_config=(str(config),), tsas=(tsa.name,), batch_max_wait_ms=0,
+                           webhook_allowlist=(*LOOPBACK, "localhost"),
+                           webhook_retry_schedule_s=(0.0, 0.0), **overrides)
+            context = bootstrap.install(bootstrap.build_context(api.services))
+
+            def run() -> None:
+                for _ in range(3):  # jobs enqueue jobs: register -> stamp; outbox -> deliver
+                    signals_of(api.app).flush()  # what the API's signal threads do soon
+                    pump_once(api.services)
+                    bootstrap.make_rq_worker(context).work(burst=True, logging_level="WARNING")
+
+            def close() -> None:
+                context.stamper.close()
+                bootstrap._context = None  # noqa: SLF001 - the process-wide context of workers
+
+            api.run = run  # type: ignore[attr-defined]
+            stack.callback(close)
+            return api
+
+        yield factory
+
+
+@pytest.fixture
+def worker_api(make_worker_api: Callable[..., Api]) -> Api:
     """An API whose settings name a running built-in TSA; `run()` works the queue (burst)."""
-    with builtin_tsa(tmp_path / "tsa") as tsa:
-        config = tmp_path / "tsa-test.toml"
-        config.write_text(tsa.toml())
-        api = make_api(tsa_config=(str(config),), tsas=(tsa.name,), batch_max_wait_ms=0,
-                       webhook_allowlist=(*LOOPBACK, "localhost"),
-                       webhook_retry_schedule_s=(0.0, 0.0))
-        context = bootstrap.install(bootstrap.build_context(api.services))
-
-        def run() -> None:
-            for _ in range(3):  # jobs enqueue jobs: register -> stamp; the outbox -> deliver
-                signals_of(api.app).flush()  # what the API's signal threads do soon
-                pump_once(api.services)
-                bootstrap.make_rq_worker(context).work(burst=True, logging_level="WARNING")
-
-        api.run = run  # type: ignore[attr-defined]
-        try:
-            yield api
-        finally:
-            context.stamper.close()
-            bootstrap._context = None  # noqa: SLF001 - the process-wide context of workers
+    return make_worker_api()

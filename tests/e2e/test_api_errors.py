@@ -77,11 +77,19 @@ def test_bad_digest_is_400(api, unchanged, digest):
     assert_problem(response, 400, "invalid-digest")
 
 
-@pytest.mark.parametrize("url", ["ftp://example.com/x", "javascript:alert(1)", "http://",
-                                 "https://example.com/" + "a" * 2100, "not a url"])
+@pytest.mark.parametrize("url", ["http://", "https://example.com/" + "a" * 2100, "not a url",
+                                 "https:///no-host", " https://example.com/"])
 def test_bad_callback_url_is_400(api, unchanged, url):
     response = api.post_image(png_bytes(), callback_url=url)
     assert_problem(response, 400, "invalid-callback-url")
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com/x", "javascript:alert(1)",
+                                 "file:///etc/passwd", "gopher://127.0.0.1:6379/_FLUSHALL"])
+def test_callback_url_of_another_scheme_is_refused(api, unchanged, url):
+    """Issue 11 §8: the scheme is checked at registration, refused as the SSRF guard refuses."""
+    response = api.post_image(png_bytes(), callback_url=url)
+    assert_problem(response, 400, "url-refused")
 
 
 def test_good_callback_url_is_kept(api):

@@ -90,6 +90,8 @@ def test_openapi_documents_every_route(api):
     paths = document["paths"]
     routed: set[tuple[str, str]] = set()
     for rule in api.app.url_map.iter_rules():
+        if rule.endpoint.startswith("pages."):  # HTML for people (docs/pages.md), not the API
+            continue
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             routed.add((_openapi_path(rule.rule), method.lower()))
     documented = {(path, method) for path, ops in paths.items() for method in ops}

@@ -60,6 +60,9 @@ def test_serve_answers_and_keeps_keys_out_of_the_log(tmp_path, queue_name):
         assert posted.headers["X-Request-Id"] == "srv-1"
         assert requests.get(f"{base}/v1/stamps", headers=headers, timeout=10).status_code == 200
         assert requests.get(f"{base}/v1/stamps", timeout=10).status_code == 401
+        # The C2PA signing keys were made at start (issue 17), and its root is published.
+        made = (tmp_path / "data" / "c2pa" / "root-cert.pem").read_bytes()
+        assert requests.get(f"{base}/c2pa/root.pem", timeout=10).content == made
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)

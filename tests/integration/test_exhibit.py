@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw
 from service.evidence import exhibit_pdf
 from service.evidence.bundle import Exhibit
 from service.evidence.certificate import render_certificate
-from service.evidence.comparison import Comparison, comparison_pdf, render_comparison
+from service.evidence.comparison_page import Comparison, comparison_pdf, render_comparison
 from service.evidence.facts import Authority, BundleFacts, TimestampFacts
 from service.evidence.generation import merge_generation, normalize_request_metadata
 from service.evidence.manifest import build_manifest

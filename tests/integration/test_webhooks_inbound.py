@@ -118,3 +118,25 @@ def test_a_callback_url_that_resolves_inside_by_then_fails_the_message(services,
         stored = get_inbound(conn, message.id)
         assert get_receipt(conn, "rcp_TEST", None) is None
     assert stored.status == "failed" and "10.0.0.8" in (stored.error or ""), stored
+
+
+def test_inbound_names_session_and_parents_through_the_one_parser(services,
+                                                                  make_api_key) -> None:
+    body = json.loads(_message({"base64": base64.b64encode(png_bytes()).decode()}))
+    body["data"].update(session="blog-posts", parents=["cd" * 32])
+    key, _, message = _accepted(services.engine, make_api_key, json.dumps(body).encode())
+    assert _register(services, message.id) == "rcp_TEST"
+    with services.engine.connect() as conn:
+        manifest = json.loads(get_receipt(conn, "rcp_TEST", key.id).manifest_jcs)
+    assert manifest["session"] == "blog-posts"
+    assert manifest["parents"] == [{"image_sha256": "cd" * 32}]
+
+
+def test_inbound_with_an_unknown_parent_fails_the_message(services, make_api_key) -> None:
+    body = json.loads(_message({"base64": base64.b64encode(png_bytes()).decode()}))
+    body["data"]["parents"] = ["rcp_01M8TCEWT0WSDDVPRPXZY8D2JF"]
+    key, _, message = _accepted(services.engine, make_api_key, json.dumps(body).encode())
+    assert _register(services, message.id) is None
+    with services.engine.connect() as conn:
+        assert get_receipt(conn, "rcp_TEST", key.id) is None
+        assert get_inbound(conn, message.id).status == "failed"

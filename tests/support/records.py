@@ -125,13 +125,6 @@ def xmp_packet(description_xml: str) -> str:
             '<?xpacket end="w"?>')
 
 
-def cbor_text(text: str) -> bytes:
-    data = text.encode()
-    if len(data) < 24:
-        return bytes([0x60 + len(data)]) + data
-    return bytes([0x78, len(data)]) + data
-
-
 def jumbf_box(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", 8 + len(payload)) + kind + payload
 

@@ -290,35 +290,33 @@ def test_every_registered_reader_takes_any_sources(texts, xmp) -> None:
                                    "details": found.details}))
 
 
-def test_cbor_bombs_and_deep_jumbf_are_refused_quickly() -> None:
-    from service.evidence.records import c2pa, cbor
-    from tests.support.records import c2pa_store, jumbf_box, jumbf_superbox
+def test_hostile_c2pa_stores_are_a_warning_quickly() -> None:
+    from service.evidence.records.c2pa import UNREADABLE
+    from tests.support.records import c2pa_store, jumbf_box, jumbf_superbox, png_with_chunks
 
-    for bomb in (b"\x81" * 10_000 + b"\x00",  # arrays nested 10,000 deep
-                 b"\x9b" + b"\xff" * 8,  # an array claiming 2^64 items
-                 b"\x7a\xff\xff\xff\xff"):  # a 4 GiB text in 5 bytes
-        with pytest.raises(cbor.CborError):
-            cbor.loads(bomb)
     deep = jumbf_box(b"cbor", b"\xa0")
     for i in range(40):
         deep = jumbf_superbox(f"level{i}", deep)
-    started = time.perf_counter()
-    assert c2pa.read_c2pa(jumbf_superbox("c2pa", deep)) == {"present": True}
-    many = jumbf_superbox("c2pa", *[jumbf_box(b"free", b"")] * 5000)
-    assert c2pa.read_c2pa(many) == {"present": True}
-    assert time.perf_counter() - started < TIME_LIMIT_S
     claim = b"\xa1" + b"\x6fclaim_generator" + b"\x81" * 5000 + b"\x00"
-    assert c2pa.read_c2pa(c2pa_store(claim)) == {"present": True}
+    stores = (jumbf_superbox("c2pa", deep),
+              jumbf_superbox("c2pa", *[jumbf_box(b"free", b"")] * 5000),
+              c2pa_store(claim))
+    started = time.perf_counter()
+    for store in stores:
+        record = read_generation_record(io.BytesIO(png_with_chunks([(b"caBX", store)])))
+        assert record.provenance == {"c2pa": {"present": True}}
+        assert UNREADABLE in record.warnings
+    assert time.perf_counter() - started < TIME_LIMIT_S
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=300))
 def test_c2pa_store_of_any_bytes(data) -> None:
-    from service.evidence.records import c2pa
-    from tests.support.records import jumbf_superbox
+    from tests.support.records import jumbf_superbox, png_with_chunks
 
     for store in (data, jumbf_superbox("c2pa", data)):
-        assert c2pa.read_c2pa(store)["present"] is True
+        record = read_generation_record(io.BytesIO(png_with_chunks([(b"caBX", store)])))
+        assert not store or record.provenance["c2pa"]["present"] is True
 
 
 def test_stealth_gzip_bomb_stops_at_the_inflate_limit() -> None:

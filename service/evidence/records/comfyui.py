@@ -41,6 +41,24 @@ Graph = dict[str, dict[str, Any]]  # node id -> {"class_type", "inputs", "types"
 AMBIGUOUS_OUTPUT = "ComfyUI graph with outputs from different samplers; sampler values left out"
 
 
+# Nodes that read an image file from ComfyUI's input folder: their `image` input is its name
+# (a sub-folder path, perhaps with an " [input]"/" [output]" annotation). The Chronoseal save
+# node (integrations/comfyui) hashes those files and names them as the new image's parents.
+LOAD_IMAGE_CLASSES = frozenset({"LoadImage", "LoadImageMask", "LoadImageOutput"})
+MAX_LOAD_IMAGE_NAME_CHARS = 1024  # a relative path, not a document
+
+
+def load_image_inputs(graph: Graph) -> list[str]:
+    """The file names the graph's LoadImage nodes read, in node order, each once."""
+    names: list[str] = []
+    for node in graph.values():
+        image = node["inputs"].get("image")
+        if node["class_type"] in LOAD_IMAGE_CLASSES and isinstance(image, str) \
+                and 0 < len(image) <= MAX_LOAD_IMAGE_NAME_CHARS and image not in names:
+            names.append(image)
+    return names
+
+
 def is_sampler(node: dict[str, Any]) -> bool:
     """KSampler, KSamplerAdvanced, SamplerCustom(Advanced) and custom nodes named after them
     (KSampler (Efficient), KSampler //Inspire); a latent input tells them from helpers such as

@@ -63,4 +63,17 @@ def read(src: Sources) -> Found | None:
     return Found(COMFYUI, fields or {"software": "ComfyUI"}, details)
 
 
+def request_fields(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The sampler's fields of ComfyUI graphs sent as a registration's `metadata`
+    ({"prompt": API graph, "workflow": UI graph}, as the save node sends them): read as from a
+    file, so the manifest names the prompt and seed; {} when the metadata holds no graph."""
+    for graph in (comfyui.api_graph(metadata.get("prompt")),
+                  comfyui.ui_graph(metadata.get("workflow"))):
+        if graph is not None:
+            fields, details = comfyui.read_graph(graph)
+            if "sampler_node" in details:
+                return fields
+    return {}
+
+
 READER = Reader("comfyui", 90, read)

@@ -63,7 +63,7 @@ def _interpret(embedded: Embedded, fileobj: BinaryIO) -> ExtractedRecord:
         raw["XMP"] = provenance["xmp"] = props
     if embedded.iptc:
         raw["IPTC"] = provenance["iptc"] = embedded.iptc
-    facts = c2pa.read_c2pa(embedded.c2pa) if embedded.c2pa else {}
+    facts = c2pa.read_c2pa(fileobj, warnings) if embedded.c2pa else {}
     if facts:
         provenance["c2pa"] = facts
     src = Sources(dict(embedded.texts), props, embedded.iptc, facts, warnings)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -443,7 +444,9 @@ def check_head(report: Report, bundle: Path, proof: dict[str, Any],
 
 
 def check_token(report: Report, bundle: Path, name: str, imprint: list[str],
-                ca: Path | None) -> bool:
+                ca: Path | None, crl_root: Path | None = None) -> bool:
+    """One TSA's token by openssl; `crl_root`: where revocation/ lies (an earlier iteration
+    under history/ is judged with the bundle's own revocation data)."""
     token, chain_file = bundle / "tokens" / f"{name}.tsr", bundle / "certs" / f"{name}.pem"
     print(f"--- timestamp from {name}")
     facts: TokenFacts | None = None
@@ -495,8 +498,131 @@ def check_token(report: Report, bundle: Path, name: str, imprint: list[str],
                "chain)" if any("is not a CA cert" in line for line in said) else ""
         report.note("NOTE", f"{name}: openssl also said: " + " / ".join(said) + leaf)
     if ok and facts is not None:
-        check_revocation(report, bundle, name, certs, facts.gen_time)
+        check_revocation(report, crl_root or bundle, name, certs, facts.gen_time)
     return ok
+
+
+# --- private records and the iteration history -------------------------------------------------
+# A private record's manifest holds generation = {"private": true, "commitments": {field: hex}},
+# each commitment SHA-256(salt || JCS(value)) with a 16-byte salt; disclosure.json opens some.
+SALT_HEX = re.compile(r"[0-9a-f]{32}")
+DISCLOSURE_TYPE = "chronoseal.disclosure"
+
+
+def check_disclosure(report: Report, bundle: Path, manifest: dict[str, Any],
+                     manifest_bytes: bytes) -> None:
+    """Each revealed field of disclosure.json against its commitment in the manifest."""
+    generation = manifest.get("generation")
+    commitments = generation.get("commitments") if isinstance(generation, dict) else None
+    private = isinstance(generation, dict) and generation.get("private") is True \
+        and isinstance(commitments, dict)
+    path = bundle / "disclosure.json"
+    if not path.is_file():
+        if private and isinstance(commitments, dict):
+            report.note("INFO", "private record: the manifest holds only commitments to "
+                        f"{', '.join(sorted(commitments))}; this bundle reveals none of them")
+        return
+    doc = _json(_read(path))
+    fields = doc.get("fields") if isinstance(doc, dict) else None
+    if not report.check(private and isinstance(doc, dict) and isinstance(fields, dict)
+                        and doc.get("type") == DISCLOSURE_TYPE,
+                        "disclosure: disclosure.json opens a private record"):
+        return
+    assert isinstance(doc, dict) and isinstance(fields, dict) and isinstance(commitments, dict)
+    digest = hashlib.sha256(manifest_bytes).hexdigest()
+    report.check(doc.get("manifest_sha256") == digest, "disclosure: disclosure.json names this "
+                 "manifest's digest")
+    for name, item in sorted(fields.items()):
+        salt = item.get("salt") if isinstance(item, dict) else None
+        jcs = item.get("jcs") if isinstance(item, dict) else None
+        if not report.check(isinstance(salt, str) and bool(SALT_HEX.fullmatch(salt))
+                            and isinstance(jcs, str), f"disclosure: {name} has a 16-byte salt "
+                            "and the JCS bytes of its value"):
+            continue
+        assert isinstance(item, dict) and isinstance(salt, str) and isinstance(jcs, str)
+        computed = hashlib.sha256(bytes.fromhex(salt) + jcs.encode("utf-8")).hexdigest()
+        stated = commitments.get(name)
+        report.check(isinstance(stated, str) and hmac.compare_digest(computed, stated),
+                     f"disclosure: {name}: SHA-256(salt || JCS(value)) equals the manifest's "
+                     "commitment", f"computed {computed}\n       manifest {stated}")
+        try:
+            same = json.loads(jcs) == item.get("value")
+        except ValueError:
+            same = False
+        report.check(same, f"disclosure: {name}: the value shown is the committed JCS text")
+        report.note("REVEALED", f"{name} = {jcs[:200]}")
+    hidden = sorted(set(commitments) - set(fields))
+    if hidden:
+        report.note("INFO", f"private record: not revealed here: {', '.join(hidden)}")
+
+
+def check_history(report: Report, bundle: Path, manifest: dict[str, Any], manifest_bytes: bytes,
+                  ca: Path | None) -> None:
+    """Each earlier iteration under history/<receipt id>/ checked like the bundle itself, linked
+    to this manifest through `parents`, then all listed in the order they were timestamped."""
+    base = bundle / "history"
+    stated = manifest.get("parents")
+    parents: list[Any] = stated if isinstance(stated, list) else []
+    if not base.is_dir():
+        if parents:
+            report.note("INFO", f"the manifest names {len(parents)} parent(s); this bundle "
+                        "carries no history (ask for the bundle with ?history=true)")
+        return
+    carried: dict[str, tuple[str, dict[str, Any], datetime | None]] = {}
+    for entry in sorted(p for p in base.iterdir() if p.is_dir()):
+        print(f"=== earlier iteration {entry.name}")
+        data = _read(entry / "manifest.json")
+        earlier, proof = _json(data), _json(_read(entry / "proof.json"))
+        if not report.check(isinstance(earlier, dict) and isinstance(proof, dict),
+                            f"history {entry.name}: manifest.json and proof.json are JSON "
+                            "objects"):
+            continue
+        assert isinstance(earlier, dict) and isinstance(proof, dict)
+        root = check_proof(report, data, proof)
+        imprint = check_head(report, entry, proof, root) if root else None
+        names = sorted(p.stem for p in (entry / "tokens").glob("*.tsr"))
+        times = []
+        if report.check(bool(names), f"history {entry.name}: holds at least one timestamp "
+                        "token") and imprint:
+            for name in names:
+                if check_token(report, entry, name, imprint, ca, crl_root=bundle):
+                    with contextlib.suppress(ValueError, IndexError):
+                        times.append(token_facts(_read(entry / "tokens" / f"{name}.tsr"))
+                                     .gen_time)
+        carried[hashlib.sha256(data).hexdigest()] = (entry.name, earlier,
+                                                     min(times) if times else None)
+    # Linked: reached from this manifest's parents (by manifest digest, or by image digest).
+    linked: set[str] = set()
+    todo = list(parents)
+    while todo:
+        parent = todo.pop()
+        if not isinstance(parent, dict):
+            continue
+        for digest, (_, earlier, _) in carried.items():
+            image = _object(earlier.get("image"))
+            if digest not in linked and (parent.get("manifest_sha256") == digest
+                                         or parent.get("image_sha256") == image.get("sha256")):
+                linked.add(digest)
+                todo += [p for p in earlier.get("parents", []) if isinstance(p, dict)]
+    for digest, (receipt, _, _) in sorted(carried.items()):
+        report.check(digest in linked, f"history {receipt}: an ancestor of this image, named "
+                     "through the manifests' parents")
+    own = [(moment, receipt) for receipt, _, moment in carried.values()]
+    by_id = {r: m for r, m, _ in carried.values()}
+    utc = timezone.utc  # noqa: UP017 - 3.8+
+    own.sort(key=lambda item: (item[0] or datetime.max.replace(tzinfo=utc),
+                               str(by_id[item[1]].get("submitted_at"))))
+    print("--- the iteration history, oldest first")
+    for number, (moment, receipt) in enumerate(own, 1):
+        m = by_id[receipt]
+        image = _object(m.get("image"))
+        when = f"{moment:%Y-%m-%d %H:%M:%S} UTC" if moment else "(no valid timestamp)"
+        report.note("HISTORY", f"{number}. {when}  {receipt}  image {image.get('sha256')}"
+                    + (f"  session {m['session']}" if m.get("session") else ""))
+    image = _object(manifest.get("image"))
+    report.note("HISTORY", f"{len(own) + 1}. this image {image.get('sha256')}, submitted "
+                f"{manifest.get('submitted_at')}"
+                + (f"  session {manifest['session']}" if manifest.get("session") else ""))
 
 
 # --- RFC 4998 evidence records ----------------------------------------------------------------
@@ -754,9 +880,10 @@ def check_revocation(report: Report, bundle: Path, name: str, certs: list[bytes]
             "revoked at or before genTime, or for a reason that voids every token"),
             f"revoked at {revoked_at:%Y-%m-%d %H:%M:%S} UTC, reason {reason_name}; genTime "
             f"{stamp} (RFC 3161 section 4)")
-    if missing:
-        report.not_checked.append(f"revocation of {name}'s certificate(s) {', '.join(missing)} "
-                                  "(no revocation data was available)")
+    what = (f"revocation of {name}'s certificate(s) {', '.join(missing)} (no revocation data "
+            "was available)")
+    if missing and what not in report.not_checked:  # an earlier iteration's token: said once
+        report.not_checked.append(what)
 
 
 _OCSP_STATUS = re.compile(r"cert\.pem: (good|revoked|unknown)")
@@ -931,8 +1058,14 @@ def _check(report: Report, bundle: Path, args: argparse.Namespace) -> int:
             for name in names:
                 if check_token(report, bundle, name, imprint, args.ca):
                     check_renewal(report, bundle, name, args.ca, at)
+        check_disclosure(report, bundle, manifest, manifest_bytes)
+        check_history(report, bundle, manifest, manifest_bytes, args.ca)
     print(report.result())
     return EXIT_VALID if report.failed == 0 else EXIT_INVALID
+
+
+def _object(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _read(path: Path) -> bytes:

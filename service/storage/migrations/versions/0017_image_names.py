@@ -1,7 +1,7 @@
 """The file name an image was registered under.
 
 Revision ID: 0017
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-02
 
 receipts.image_name: the multipart part's `filename` as the client sent it (issue 15: the
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0017"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
