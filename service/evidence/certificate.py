@@ -70,7 +70,7 @@ def render_certificate(facts: BundleFacts) -> str:
         qr=qr_data_uri(facts.verify_url or ""), verify_url=facts.verify_url,
         stamps=[_stamp(t, a, _) for t, a in zip(stamps, authorities, strict=True)],
         record=[_field(f, _) for f in record_fields(generation)],
-        raw=_raw_rows(generation.get("raw")),
+        raw=_raw_rows(generation.get("raw")), commitments=_commitments(generation),
         history=_history(m), session=m.get("session"),
         manifest_digest=facts.manifest_digest, leaf_index=facts.proof["leaf_index"],
         tree_size=facts.proof["tree_size"], root=facts.proof["root"],
@@ -123,6 +123,14 @@ def _raw_rows(raw: Any) -> list[tuple[str, str]]:
         else:
             rows.append((str(key), _show(value)))
     return rows[:MAX_RAW_FIELDS]
+
+
+def _commitments(generation: dict[str, Any]) -> list[tuple[str, str]]:
+    """A private record's (field, commitment) pairs (service.evidence.disclosure's form)."""
+    committed = generation.get("commitments") if generation.get("private") is True else None
+    if not isinstance(committed, dict):
+        return []
+    return [(str(k), str(v)) for k, v in sorted(committed.items())][:MAX_RAW_FIELDS]
 
 
 def _history(manifest: dict[str, Any]) -> list[dict[str, Any]]:

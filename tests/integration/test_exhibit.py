@@ -253,3 +253,14 @@ def test_without_weasyprint_the_bundle_keeps_its_evidence_and_says_why(
     with pytest.raises(exhibit_pdf.ExhibitRenderError):
         evidence.bundle(only="certificate.pdf")
     exhibit_pdf.html_to_pdf.cache_clear()
+
+
+def test_a_private_record_shows_its_commitments_not_values() -> None:
+    manifest = build_manifest(image_sha256="ab" * 32, size=10, media_type="image/png",
+                              generation=normalize_request_metadata({}),
+                              submitted_at=datetime(2026, 12, 1, tzinfo=UTC),
+                              external_id=None).obj
+    private = {"private": True, "commitments": {"prompt": "56" * 32, "seed": "78" * 32}}
+    html = render_certificate(_facts({**manifest, "generation": private}))
+    assert "A private record" in html and "56" * 32 in html and "78" * 32 in html
+    assert "No generation record was stated" not in html
