@@ -15,6 +15,8 @@ from werkzeug.exceptions import HTTPException
 
 from service import errors
 from service.client.api import ClientError
+from service.client.watch_sender import KeyRefusedError
+from service.client.watch_state import StateLockedError
 from service.evidence.exhibit_pdf import ExhibitRenderError
 from service.timestamping.tsa_query import QueryRejectedError
 from service.usecases.lineage import UnknownParentError
@@ -219,6 +221,9 @@ DOMAIN_PROBLEMS: dict[type[errors.ChronosealError], tuple[Problem, bool]] = {
     webhook_errors.TransportError: (UPSTREAM_FAILED, False),
     webhook_errors.TooLargeError: (PAYLOAD_TOO_LARGE, True),
     ClientError: (UPSTREAM_FAILED, False),  # the client's, talking to another Chronoseal
+    # chronoseal watch's own (client side; listed so every error has one row)
+    KeyRefusedError: (UPSTREAM_FAILED, False),
+    StateLockedError: (MISCONFIGURED, False),
     errors.ImageNotKeptError: (IMAGE_NOT_KEPT, True),
     errors.EmbedError: (EMBED_FAILED, False),
     # -- the exhibit (issue 15 §2) --
