@@ -30,6 +30,21 @@ if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/
   echo "chromium is missing (browser tests); installing it with apt-get" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
+# The exhibit (issue 15 §2): WeasyPrint prints certificate.pdf with pango and fontconfig, a CJK
+# font covers Chinese; the tests read PDFs with pdftotext (Chromium: above).
+exhibit_missing=()
+command -v fc-list >/dev/null || exhibit_missing+=(fontconfig)
+ldconfig -p 2>/dev/null | grep -q libpango-1.0 || exhibit_missing+=(libpango-1.0-0 libpangoft2-1.0-0)
+fc-list :lang=zh-cn family 2>/dev/null | grep -q . || exhibit_missing+=(fonts-wqy-microhei)
+command -v pdftotext >/dev/null || exhibit_missing+=(poppler-utils)
+if [ ${#exhibit_missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing ${exhibit_missing[*]} with apt-get (certificate.pdf and its tests)" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${exhibit_missing[@]}" >/dev/null
+  else
+    echo "missing for certificate.pdf and its tests: ${exhibit_missing[*]} (sudo apt-get install ${exhibit_missing[*]})" >&2
+  fi
+fi
 for f in requirements.txt requirements-dev.txt pyproject.toml; do
   [ "$f" -nt "$stamp" ] && need_install=1
 done

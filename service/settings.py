@@ -330,6 +330,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("c2pa_tsa", "CHRONOSEAL_C2PA_TSA", _opt_str, None,
             "the TSA that time-stamps the C2PA claim signature of an embedded copy; unset: the "
             "first enabled TSA (the built-in one by default)"),
+    # -- the exhibit (issue 15 §2) --
+    Setting("public_url", "CHRONOSEAL_PUBLIC_URL", _opt_str, None,
+            "the base URL people reach this service at, for the certificate's QR code and "
+            "link (<public_url>/r/<receipt id>); unset means http://API_HOST:API_PORT"),
 )
 
 
@@ -394,10 +398,19 @@ class Settings:
     renew_tsa: str | None
     renew_interval_s: int
     c2pa_tsa: str | None = None  # Content Credentials (issue 17)
+    public_url: str | None = None
 
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir).resolve()
+
+    @property
+    def effective_public_url(self) -> str:
+        """Where people reach the API (no trailing slash): public_url, else its bind address."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.api_host}]" if ":" in self.api_host else self.api_host
+        return f"http://{host}:{self.api_port}"
 
     @property
     def effective_database_url(self) -> str:

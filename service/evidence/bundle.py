@@ -8,8 +8,9 @@ fetched for that certificate of the chain when the token was stored; absent when
 evidence-records/<tsa>.ers and .json (RFC 4998, once renewed), history/<receipt id>/ (each
 ancestor's manifest.json, proof.json, batch-head.json, tokens/ and certs/, as at the top),
 disclosure.json (a private record's openings, added by the creator), verify.py, VERIFY.md,
-certificate.html. The ZIP is deterministic (fixed order, times and modes): the same evidence
-always gives the same bytes, so bundles can be compared and cached by digest.
+certificate.html and certificate.pdf (the exhibit: the same page, printed). The ZIP is
+deterministic (fixed order, times and modes, PDF without dates): the same evidence always gives
+the same bytes, so bundles can be compared and cached by digest.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import re
 import zipfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
 
@@ -30,11 +32,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from service.errors import MalformedInputError
 from service.evidence.certificate import render_certificate
 from service.evidence.disclosure import disclosure_problems
-from service.evidence.facts import BundleFacts, TimestampFacts, audit_steps
+from service.evidence.exhibit_pdf import ExhibitRenderError, html_to_pdf, print_language
+from service.evidence.facts import Authority, BundleFacts, TimestampFacts, audit_steps
 from service.evidence.instructions import render_verify_md
 from service.evidence.manifest import manifest_digest
 from service.evidence.renewal_check import coverage, data_objects, render_record
 from service.evidence.templates.verify import layout_problems, token_facts
+from service.i18n import DEFAULT_LANGUAGE
 from service.timestamping import ers
 from service.timestamping.batch_head import PROOF_FORMAT_HEAD, BatchHead, parse_batch_head
 from service.timestamping.merkle import verify_inclusion
@@ -56,6 +60,7 @@ HEX_SHA256_CHARS = 64
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest ZIP date: fixed, so equal evidence, equal bytes
 _ZIP_LEVEL = 9  # fixed too: the compression level changes the bytes
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+log = logging.getLogger(__name__)
 # Ancestors carried by one history bundle: a working session's iterations that led to an image;
 # each adds a manifest, a proof, a head and a token and chain per TSA.
 MAX_HISTORY = 16
@@ -88,6 +93,9 @@ def build_bundle(
     revocation: Mapping[str, Sequence[RevocationEntry]] | None = None,
     history: Sequence[HistoryEntry] = (),
     disclosure: bytes | None = None,
+    exhibit: Exhibit | None = None,
+    only: str | None = None,
+    certificates: bool = True,
 ) -> bytes:
     """The ZIP bytes for a receipt; MalformedInputError if the evidence does not fit together.
 
@@ -100,6 +108,11 @@ def build_bundle(
     {"tsa", "chain_pem"}) become evidence-records/<tsa>.ers and its readable .json.
     `history` (at most MAX_HISTORY ancestors) goes under history/<receipt id>/; `disclosure`
     (disclosure.json) must open this manifest's commitments.
+    `exhibit` is what certificate.html and certificate.pdf show beyond the evidence. With
+    `only` ("certificate.html" or "certificate.pdf") that member's bytes alone are returned,
+    after the same checks: the certificate routes make nothing else. `certificates=False`
+    leaves certificate.html and .pdf out: for the service's own checks (verify by receipt id),
+    which read no exhibit and need not print one.
     """
     digest = manifest_digest(manifest_jcs)
     steps = _check_proof(digest, proof)
@@ -141,6 +154,7 @@ def build_bundle(
         steps=steps,
         timestamps=tuple(stamps),
         batch_head=head,
+        **_exhibit_facts(exhibit or Exhibit()),
     )
     if len(history) > MAX_HISTORY:
         raise MalformedInputError(f"a bundle carries at most {MAX_HISTORY} earlier iterations")
@@ -152,9 +166,20 @@ def build_bundle(
     files += certs_files + [
         ("verify.py", template),
         ("VERIFY.md", render_verify_md(facts).encode()),
-        ("certificate.html", render_certificate(facts).encode()),
     ]
-    return _zip(files)
+    if only is not None:
+        wanted = certificate_files(facts, html=only == "certificate.html",
+                                   pdf=only == "certificate.pdf")
+        if not wanted:
+            raise ValueError(f"{only!r} is not a certificate member")
+        return wanted[0][1]
+    if not certificates:
+        return _zip(files)
+    try:
+        return _zip(files + certificate_files(facts))
+    except ExhibitRenderError as exc:  # the evidence matters more than its printout
+        log.error("bundle of %s without certificate.pdf: %s", receipt_id, exc)
+        return _zip(files + certificate_files(facts, pdf=False))
 
 
 def history_members(entry: HistoryEntry) -> list[tuple[str, bytes]]:
@@ -204,6 +229,37 @@ def _checked_disclosure(manifest_jcs: bytes, disclosure: bytes) -> bytes:
         raise MalformedInputError("disclosure.json does not open the manifest: "
                                   + "; ".join(problems))
     return disclosure
+
+
+@dataclass(frozen=True)
+class Exhibit:
+    """What the exhibit shows beyond the evidence: the stored image (for its thumbnail), the
+    TSAs by configured name, the verification page, the reader's language."""
+
+    image: bytes | None = None
+    authorities: Mapping[str, Authority] = field(default_factory=dict)
+    verify_url: str | None = None
+    language: str = DEFAULT_LANGUAGE
+
+
+def _exhibit_facts(exhibit: Exhibit) -> dict[str, Any]:
+    return {"image": exhibit.image, "verify_url": exhibit.verify_url,
+            "language": exhibit.language,
+            "authorities": {safe_name(k): v for k, v in exhibit.authorities.items()}}
+
+
+def certificate_files(facts: BundleFacts, *, html: bool = True, pdf: bool = True
+                      ) -> list[tuple[str, bytes]]:
+    """certificate.html in the reader's language, and certificate.pdf: the same page printed
+    (in English when this machine has no font for the language, see exhibit_pdf)."""
+    page = render_certificate(facts)
+    out = [("certificate.html", page.encode())] if html else []
+    if pdf:
+        printed = print_language(facts.language)
+        if printed != facts.language:
+            page = render_certificate(replace(facts, language=printed))
+        out.append(("certificate.pdf", html_to_pdf(page)))
+    return out
 
 
 def safe_name(tsa: str) -> str:

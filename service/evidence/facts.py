@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +36,15 @@ class AuditStep:
 
 
 @dataclass(frozen=True)
+class Authority:
+    """Who a TSA is, for a reader: its description, and whether this service's operator runs
+    it (the built-in TSA, whose root the operator created itself) or it is independent."""
+
+    description: str
+    operator_run: bool
+
+
+@dataclass(frozen=True)
 class BundleFacts:
     """Everything the human-readable documents show, as hex strings and parsed JSON."""
 
@@ -47,6 +56,12 @@ class BundleFacts:
     steps: tuple[AuditStep, ...]
     timestamps: tuple[TimestampFacts, ...]
     batch_head: BatchHead | None = None  # proof format 2: the tokens imprint SHA-256 of it
+    # For the exhibit (certificate.html/.pdf): the registered image's bytes while the service
+    # still stores them (its thumbnail), each TSA by sanitised name, the verification page.
+    image: bytes | None = None
+    authorities: dict[str, Authority] = field(default_factory=dict)
+    verify_url: str | None = None
+    language: str = "en"
 
 
 def audit_steps(leaf: bytes, index: int, size: int, path: list[bytes]) -> tuple[AuditStep, ...]:

@@ -13,6 +13,7 @@ import copy
 import math
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from service.errors import MetadataError
@@ -202,15 +203,25 @@ ORIGIN_FILE = "read from the image file"
 ORIGIN_REQUEST = "stated by the submitter"
 
 
-def record_rows(generation: Mapping[str, Any]) -> list[tuple[str, Any, str]]:
-    """(field, value, origin) for each normalised field of a manifest's `generation`, in the
-    vocabulary's order: where the value came from, and what the submitter stated otherwise.
+@dataclass(frozen=True)
+class RecordField:
+    """One normalised field of a record: its value, whether the image file carries it (inside
+    the timestamped bytes) or the submitter only stated it, and what the submitter stated
+    otherwise when both disagree."""
 
-    Readers (a judge, `chronoseal verify`, the certificate) must tell a value the file carries
-    inside the timestamped bytes from one the submitter only claimed."""
+    name: str
+    value: Any
+    from_file: bool
+    file_format: str | None = None
+    stated_otherwise: Any = None  # the request's differing value (conflicts), else None
+
+
+def record_fields(generation: Mapping[str, Any]) -> list[RecordField]:
+    """The normalised fields of a manifest's `generation` present in it, in the vocabulary's
+    order, each with where its value came from."""
     sources = generation.get("sources")
     from_file = sources.get("file", {}) if isinstance(sources, Mapping) else {}
-    file_format = generation.get("source")
+    file_format = generation.get("source") if from_file else None
     conflicts = {c.get("field"): c.get("request") for c in generation.get("conflicts") or ()
                  if isinstance(c, Mapping)}
     rows = []
@@ -218,11 +229,25 @@ def record_rows(generation: Mapping[str, Any]) -> list[tuple[str, Any, str]]:
         value = generation.get(name)
         if value is None:
             continue
-        if isinstance(from_file, Mapping) and from_file.get(name) is not None:
-            origin = f"{ORIGIN_FILE} ({file_format})" if file_format else ORIGIN_FILE
-            if name in conflicts:
-                origin += f"; the submitter stated {conflicts[name]!r}"
+        in_file = isinstance(from_file, Mapping) and from_file.get(name) is not None
+        rows.append(RecordField(name, value, in_file, file_format if in_file else None,
+                                conflicts.get(name)))
+    return rows
+
+
+def record_rows(generation: Mapping[str, Any]) -> list[tuple[str, Any, str]]:
+    """(field, value, origin) for each normalised field of a manifest's `generation`, in the
+    vocabulary's order: where the value came from, and what the submitter stated otherwise.
+
+    Readers (a judge, `chronoseal verify`, the certificate) must tell a value the file carries
+    inside the timestamped bytes from one the submitter only claimed."""
+    rows = []
+    for f in record_fields(generation):
+        if f.from_file:
+            origin = f"{ORIGIN_FILE} ({f.file_format})" if f.file_format else ORIGIN_FILE
+            if f.stated_otherwise is not None:
+                origin += f"; the submitter stated {f.stated_otherwise!r}"
         else:
             origin = ORIGIN_REQUEST
-        rows.append((name, value, origin))
+        rows.append((f.name, f.value, origin))
     return rows

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from service.evidence.facts import BundleFacts, TimestampFacts
+from service.evidence.facts import AuditStep, BundleFacts, TimestampFacts
 
 _UNSAFE_TEXT = re.compile(r"[^\w .,()+-]")
 
@@ -46,7 +46,7 @@ def render_verify_md(facts: BundleFacts) -> str:
         f"The manifest records the image digest `{image_sha}`{registered}. Compute the digest of "
         "the image you hold; it must be the same:",
         "",
-        "    sha256sum IMAGE_FILE",
+        "    " + IMAGE_COMMAND,
         "",
         "## 2. The manifest",
         "",
@@ -55,7 +55,7 @@ def render_verify_md(facts: BundleFacts) -> str:
         "changes the digest.",
         "",
         "    grep -o '\"sha256\":\"[0-9a-f]*\"' manifest.json   # the image digest of step 1",
-        "    sha256sum manifest.json",
+        "    " + MANIFEST_COMMAND,
         "",
         f"Expected: `{facts.manifest_digest}`",
         "",
@@ -64,8 +64,7 @@ def render_verify_md(facts: BundleFacts) -> str:
         "Many manifests are timestamped together in a Merkle tree (RFC 9162, section 2.1). The "
         "leaf for this manifest is SHA-256 of one zero byte followed by the manifest digest:",
         "",
-        "    { printf '\\000'; openssl dgst -sha256 -binary manifest.json; } \\",
-        "        | openssl dgst -sha256",
+        "    " + LEAF_COMMAND,
         "",
         f"Expected (the `leaf` in proof.json): `{p['leaf']}`",
         "",
@@ -81,8 +80,7 @@ def render_verify_md(facts: BundleFacts) -> str:
         out += [
             f"Step {number}:",
             "",
-            "    python3 -c \"import hashlib; print(hashlib.sha256(bytes.fromhex('01'"
-            f" '{step.left}' '{step.right}')).hexdigest())\"",
+            "    " + fold_command(step),
             "",
             f"Expected: `{step.result}`",
             "",
@@ -112,7 +110,7 @@ def render_verify_md(facts: BundleFacts) -> str:
             f"(leaf {p['leaf_index']} must be below {p['tree_size']}). Its digest is what "
             "each token imprints:",
             "",
-            "    sha256sum batch-head.json",
+            "    " + HEAD_COMMAND,
             "",
             f"Expected: `{head.imprint.hex()}`",
         ]
@@ -146,6 +144,47 @@ def render_verify_md(facts: BundleFacts) -> str:
     return "\n".join(out)
 
 
+# The commands below are shared with certificate.html, which shows the same steps.
+QUICK_CHECK = "python3 verify.py --image IMAGE_FILE"
+IMAGE_COMMAND = "sha256sum IMAGE_FILE"
+MANIFEST_COMMAND = "sha256sum manifest.json"
+LEAF_COMMAND = ("{ printf '\\000'; openssl dgst -sha256 -binary manifest.json; } "
+                "| openssl dgst -sha256")
+HEAD_COMMAND = "sha256sum batch-head.json"
+
+
+def fold_command(step: AuditStep) -> str:
+    """One audit-path step as a command printing SHA-256(0x01 || left || right)."""
+    return ("python3 -c \"import hashlib; print(hashlib.sha256(bytes.fromhex('01'"
+            f" '{step.left}' '{step.right}')).hexdigest())\"")
+
+
+def split_chain_command(t: TimestampFacts) -> str:
+    """Split certs/<tsa>.pem into <tsa>-cert1.pem (the TSA's) .. <tsa>-cert<n>.pem (the root)."""
+    return ("awk '/-----BEGIN CERTIFICATE-----/{n++} "
+            f"{{print > (\"{t.name}-cert\" n \".pem\")}}' certs/{t.name}.pem")
+
+
+def root_command(t: TimestampFacts) -> str:
+    """Print the subject and SHA-256 fingerprint of the chain's root (after the split)."""
+    return (f"openssl x509 -in {t.name}-cert{t.chain_length}.pem -noout -subject "
+            "-fingerprint -sha256")
+
+
+def token_verify_commands(t: TimestampFacts, root: str, headed: bool) -> list[str]:
+    """`openssl ts -verify` of one token as of its own time (after the split), preceded by
+    joining the certificates below the root into the untrusted list."""
+    n, prefix = t.chain_length, f"{t.name}-cert"
+    untrusted = " ".join(f"{prefix}{i}.pem" for i in range(1, n))
+    imprint = "-data batch-head.json" if headed else f"-digest {root}"
+    verify = (
+        f"openssl ts -verify {imprint} -in tokens/{t.name}.tsr -CAfile {prefix}{n}.pem"
+        + (f" -untrusted {t.name}-untrusted.pem" if n > 1 else "")
+        + f" -attime {int(t.gen_time.timestamp())}"
+    )
+    return [*([f"cat {untrusted} > {t.name}-untrusted.pem"] if n > 1 else []), verify]
+
+
 def _lineage_section(manifest: dict[str, Any]) -> list[str]:
     """Earlier iterations and a private record's commitments, when the manifest has them
     (docs/history.md): what to compare, by hand, beyond `python3 verify.py`."""
@@ -177,14 +216,7 @@ def _lineage_section(manifest: dict[str, Any]) -> list[str]:
 
 def _token_section(t: TimestampFacts, root: str, headed: bool) -> list[str]:
     n, prefix = t.chain_length, f"{t.name}-cert"
-    untrusted = " ".join(f"{prefix}{i}.pem" for i in range(1, n))
-    imprint = "-data batch-head.json" if headed else f"-digest {root}"
     signed = "the SHA-256 of batch-head.json (step 5)" if headed else "the root above"
-    verify = (
-        f"    openssl ts -verify {imprint} -in tokens/{t.name}.tsr -CAfile {prefix}{n}.pem"
-        + (f" -untrusted {t.name}-untrusted.pem" if n > 1 else "")
-        + f" -attime {int(t.gen_time.timestamp())}"
-    )
     return [
         "",
         f"### From {t.name}",
@@ -198,16 +230,14 @@ def _token_section(t: TimestampFacts, root: str, headed: bool) -> list[str]:
         f"Expected time stamp: {t.gen_time:%Y-%m-%d %H:%M:%S} UTC, serial {t.serial}, policy "
         f"{t.policy}. Split the chain and look at the root:",
         "",
-        f"    awk '/-----BEGIN CERTIFICATE-----/{{n++}} {{print > (\"{prefix}\" n \".pem\")}}' "
-        f"certs/{t.name}.pem",
-        f"    openssl x509 -in {prefix}{n}.pem -noout -subject -fingerprint -sha256",
+        "    " + split_chain_command(t),
+        "    " + root_command(t),
         "",
         f"Expected fingerprint: `{t.root_fingerprint}`. Compare it with the one the TSA "
         "publishes: the bundle cannot vouch for its own root. Better still, use your own copy "
         f"of the TSA's root certificate in place of `{prefix}{n}.pem` below.",
         "",
-        *([f"    cat {untrusted} > {t.name}-untrusted.pem"] if n > 1 else []),
-        verify,
+        *("    " + line for line in token_verify_commands(t, root, headed)),
         "",
         "Expected: `Verification: OK`. OpenSSL has then checked that the token's imprint is "
         f"{signed}, that the TSA's signature over it is valid, and that the TSA certificate "

@@ -56,6 +56,7 @@ class Receipt:
     hash_pending: bool = False  # its image waits for perceptual hashing
     session: str | None = None  # the working session it was registered in (usecases.lineage)
     disclosure_json: bytes | None = None  # a private record's openings, kept only when asked
+    image_name: str | None = None  # the file name sent with the upload
     replayed: bool = False  # True when insert_receipt returned an earlier identical request
 
 
@@ -150,6 +151,7 @@ def insert_receipt(
     hash_pending: bool = False,
     session: str | None = None,
     disclosure_json: bytes | None = None,
+    image_name: str | None = None,
 ) -> Receipt:
     """Insert a pending receipt; with an idempotency key, a repeat returns the first receipt.
 
@@ -184,7 +186,7 @@ def insert_receipt(
         enqueued_at=now,  # the sweeper measures staleness from here; never NULL
         stamped_at=None, failure=None, last_error=None, batch_id=None, leaf_index=None,
         proof=None, root=None, tree_size=None, hash_pending=hash_pending,
-        session=session, disclosure_json=disclosure_json,
+        session=session, disclosure_json=disclosure_json, image_name=image_name,
     )
     # The row is exactly the receipt returned: no read-back after the insert.
     values = {c.name: getattr(receipt, c.name) for c in receipts.columns}

@@ -45,6 +45,7 @@ NAME_LENGTH = 200  # key names, external ids, lease owners: labels, not document
 IDEMPOTENCY_KEY_LENGTH = 255  # the IETF Idempotency-Key draft sets no limit; this bounds the index
 TSA_NAME_LENGTH = 100
 SESSION_LENGTH = 128  # usecases.lineage.MAX_SESSION_CHARS: an id, not a description
+IMAGE_NAME_LENGTH = 255  # a file name as most file systems bound it (NAME_MAX)
 SERIAL_LENGTH = 64  # RFC 3161 serials are up to 160 bits: at most 49 decimal digits
 
 RECEIPT_STATUSES = ("pending", "stamped", "failed")
@@ -146,6 +147,8 @@ receipts = Table(
     # a private record's disclosure.json when its creator asked the server to keep it.
     Column("session", String(SESSION_LENGTH), nullable=True),
     Column("disclosure_json", LargeBinary, nullable=True),
+    # The file name the client sent with the upload (migration 0017); shown on the certificate.
+    Column("image_name", String(IMAGE_NAME_LENGTH), nullable=True),
     CheckConstraint(_one_of("status", RECEIPT_STATUSES), name="status"),
     UniqueConstraint("api_key_id", "idempotency_key"),
     UniqueConstraint("batch_id", "leaf_index"),

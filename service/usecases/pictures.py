@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from service.evidence.comparison import difference_map, png_bytes, thumbnail
-from service.timestamping.tsa_config import BUILTIN_ROOT_FILE, load_tsa_configs_for
+from service.usecases.authorities import authorities
 from service.usecases.receipts import Receipt, readable_receipt
 from service.wiring import Services
 
@@ -61,6 +60,5 @@ def compare(services: Services, receipt_id: str, caller: str | None,
 def operator_run_tsas(services: Services) -> frozenset[str]:
     """Names of the configured TSAs whose root this service's operator created itself (the
     built-in TSA): their times are the operator's word, not an independent party's."""
-    builtin_root = services.settings.data_path / BUILTIN_ROOT_FILE
-    configs = load_tsa_configs_for(services.settings, os.environ)
-    return frozenset({"builtin"} | {t.name for t in configs if builtin_root in t.roots})
+    found = authorities(services.settings)  # the exhibit's certificate asks the same question
+    return frozenset({"builtin"} | {name for name, a in found.items() if a.operator_run})

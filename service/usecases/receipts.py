@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.errors import InvalidInputError, NotFoundError, NotReadyError
-from service.evidence.bundle import MAX_HISTORY, HistoryEntry, build_bundle
+from service.evidence.bundle import MAX_HISTORY, Exhibit, HistoryEntry, build_bundle
+from service.i18n import DEFAULT_LANGUAGE
 from service.storage.evidence import records_of
 from service.storage.receipts import (
     Receipt,
@@ -25,13 +26,14 @@ from service.storage.tokens import Token, list_revocations, list_tokens
 from service.timestamping.merkle import proof_to_json
 from service.timestamping.revocation import RevocationEntry
 from service.timestamping.tsa_config import tsa_chain_pem
+from service.usecases.authorities import authorities
 from service.wiring import Services
 
 MAX_PAGE_SIZE = 100  # each item is small, but a page is built in memory: keep it bounded
 NO_RECEIPT = "No receipt with this id"
 __all__ = ["MAX_PAGE_SIZE", "RECEIPT_STATUSES", "Page", "Receipt", "Token", "ancestors",
            "list_own", "own_receipt", "proof_json", "readable_receipt", "receipt_bundle",
-           "revocation_of", "session_page", "tokens_of"]
+           "receipt_certificate", "revocation_of", "session_page", "tokens_of"]
 
 
 @dataclass(frozen=True)
@@ -157,32 +159,55 @@ def _stamped_evidence(services: Services, receipt: Receipt) -> tuple[list[Token]
     return tokens, proof
 
 
-def receipt_bundle(services: Services, receipt: Receipt, *, history: bool = False) -> bytes:
-    """The receipt's evidence bundle (ZIP bytes); NotReadyError until it is stamped.
+def receipt_bundle(services: Services, receipt: Receipt, language: str = DEFAULT_LANGUAGE, *,
+                   history: bool = False, exhibit: bool = True) -> bytes:
+    """The receipt's evidence bundle (ZIP bytes), its exhibit in `language`; NotReadyError
+    until it is stamped.
 
     With `history`, each earlier iteration (`ancestors`) too, which must be stamped as well;
-    a private record's disclosure.json when its creator had the server keep it."""
+    a private record's disclosure.json when its creator had the server keep it.
+    `exhibit=False` leaves the certificate out (the service's own checks read none)."""
+    inputs = _bundle_inputs(services, receipt, language, image=exhibit)
+    if history:
+        inputs["history"] = [_history_entry(services, r) for r in ancestors(services, receipt)]
+    return build_bundle(**inputs, certificates=exhibit)
+
+
+def receipt_certificate(services: Services, receipt: Receipt, language: str, *, pdf: bool
+                        ) -> bytes:
+    """The bundle's certificate.pdf (pdf=True) or certificate.html alone, in `language`;
+    NotReadyError until the receipt is stamped. The same evidence checks as the bundle run."""
+    return build_bundle(**_bundle_inputs(services, receipt, language),
+                        only="certificate.pdf" if pdf else "certificate.html")
+
+
+def _bundle_inputs(services: Services, receipt: Receipt, language: str, *, image: bool = True
+                   ) -> dict[str, Any]:
+    """build_bundle's arguments for a stamped receipt (no history), exhibit included."""
     tokens, proof = _stamped_evidence(services, receipt)
-    earlier = [_history_entry(services, r) for r in ancestors(services, receipt)] if history \
-        else []
     settings = services.settings
     assert receipt.batch_id is not None  # stamped
     with services.engine.connect() as conn:
         records = records_of(conn, receipt.batch_id)
+        kept = (services.uploads.load(conn, receipt.image_sha256)
+                if image and receipt.image_size is not None else None)
     revocation = revocation_of(services, tokens)
-    return build_bundle(
-        manifest_jcs=receipt.manifest_jcs,
-        proof=proof,
-        tokens={t.tsa: t.reply_der for t in tokens},
-        chains={t.tsa: t.chain_pem or tsa_chain_pem(settings, t.tsa) for t in tokens},
-        receipt_id=receipt.id,
-        image_name=None,
-        batch_head=receipt.head_jcs,
-        evidence_records={tsa: (r.record_der, r.renewals) for tsa, r in records.items()},
-        revocation={t.tsa: revocation[t.id] for t in tokens},
-        history=earlier,
-        disclosure=receipt.disclosure_json,
-    )
+    return {
+        "manifest_jcs": receipt.manifest_jcs,
+        "proof": proof,
+        "tokens": {t.tsa: t.reply_der for t in tokens},
+        "chains": {t.tsa: t.chain_pem or tsa_chain_pem(settings, t.tsa) for t in tokens},
+        "receipt_id": receipt.id,
+        "image_name": receipt.image_name,
+        "batch_head": receipt.head_jcs,
+        "evidence_records": {tsa: (r.record_der, r.renewals) for tsa, r in records.items()},
+        "revocation": {t.tsa: revocation[t.id] for t in tokens},
+        "disclosure": receipt.disclosure_json,
+        "exhibit": Exhibit(
+            image=kept, authorities=authorities(settings),
+            verify_url=f"{settings.effective_public_url}/r/{receipt.id}",
+            language=language),
+    }
 
 
 def revocation_of(services: Services, tokens: list[Token]) -> dict[int, list[RevocationEntry]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -47,7 +48,7 @@ from service.storage.receipts import (
     get_receipt,
     insert_receipt,
 )
-from service.storage.tables import IDEMPOTENCY_KEY_LENGTH, NAME_LENGTH
+from service.storage.tables import IDEMPOTENCY_KEY_LENGTH, IMAGE_NAME_LENGTH, NAME_LENGTH
 from service.storage.uploads import undone_unless_committed
 from service.usecases.disk import disk_full_as_error, ensure_room
 from service.usecases.lineage import Lineage, resolve_parents
@@ -69,6 +70,9 @@ RECORD_CONFLICT = ("generation record: the file and the request state different 
 # The manifest allows longer external ids than the column holds; the column decides.
 MAX_EXTERNAL_ID = min(MAX_EXTERNAL_ID_CHARS, NAME_LENGTH)
 MAX_IDEMPOTENCY_KEY_CHARS = IDEMPOTENCY_KEY_LENGTH  # the column's width
+MAX_IMAGE_NAME_CHARS = IMAGE_NAME_LENGTH  # the column's width; longer names are cut, not refused
+_PATH_SEPARATORS = re.compile(r"^.*[/\\]")  # "C:\\fakepath\\x.png" from old browsers: the last part
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +98,15 @@ def spool_image(stream: Readable, limit: int, name: str | None = None) -> Spoole
         spool.close()
         raise
     return SpooledImage(spool, hashed, name)
+
+
+def image_file_name(sent: str | None) -> str | None:
+    """The file name to keep from what a client sent: its last path part, without control
+    characters, at most MAX_IMAGE_NAME_CHARS; None when nothing is left."""
+    if sent is None:
+        return None
+    name = _CONTROL.sub("", _PATH_SEPARATORS.sub("", sent)).strip()[:MAX_IMAGE_NAME_CHARS]
+    return name or None
 
 
 @dataclass
@@ -257,6 +270,7 @@ def register(services: Services, reg: Registration, signals: Signals, *,
                 receipt_id=reg.receipt_id, hash_pending=prepared.keep,
                 session=reg.lineage.session,
                 disclosure_json=prepared.disclosure if reg.lineage.store_disclosure else None,
+                image_name=image_file_name(image.name) if image is not None else None,
             )
         if prepared.keep and uploads.transactional and not receipt.replayed:
             assert image is not None

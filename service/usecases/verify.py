@@ -33,5 +33,5 @@ def verify_receipt(services: Services, receipt_id: str, caller: str | None,
                    ) -> tuple[BundleVerdict, bool]:
     """(verdict, full view?) on a receipt `caller` may read (see receipts.readable_receipt)."""
     receipt, full = readable_receipt(services, receipt_id, caller)
-    return verify_bundle(services, receipt_bundle(services, receipt), image_sha256,
+    return verify_bundle(services, receipt_bundle(services, receipt, exhibit=False), image_sha256,
                          partial_chain=partial_chain), full

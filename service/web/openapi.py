@@ -240,8 +240,21 @@ PATHS: dict[str, Any] = {
     "/v1/stamps/{receipt_id}/bundle": _get(
         "The evidence bundle (ZIP, verifiable offline)",
         _binary("application/zip", "manifest.json, proof.json, tokens/, certs/, verify.py..."),
-        params=[_ID], errors={**_AUTH_ERRORS, **_NOT_FOUND,
-                              "409": _problem("not-ready: the receipt is not stamped yet")}),
+        params=[_ID, {"name": "lang", "in": "query", "schema": {"enum": ["en", "zh"]},
+                      "description": "the exhibit's language; overrides Accept-Language"}],
+        errors={**_AUTH_ERRORS, **_NOT_FOUND,
+                "409": _problem("not-ready: the receipt is not stamped yet")}),
+    # -- the exhibit (issue 15 §2) --
+    **{f"/v1/stamps/{{receipt_id}}/certificate.{kind}": _get(
+        f"The bundle's certificate.{kind} (the exhibit), in the language of lang or "
+        "Accept-Language", _binary(media_type, f"certificate.{kind}, A4"),
+        params=[_ID, {"name": "lang", "in": "query", "schema": {"enum": ["en", "zh"]},
+                      "description": "overrides Accept-Language"}],
+        errors={**_AUTH_ERRORS, **_NOT_FOUND,
+                "409": _problem("not-ready: the receipt is not stamped yet"),
+                **({"503": _problem("exhibit-unavailable: this server cannot print PDFs")}
+                   if kind == "pdf" else {})})
+       for kind, media_type in (("pdf", "application/pdf"), ("html", "text/html"))},
 }
 
 SCHEMAS["BundleVerdict"] = {

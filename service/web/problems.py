@@ -17,6 +17,7 @@ from service import errors
 from service.client.api import ClientError
 from service.client.watch_sender import KeyRefusedError
 from service.client.watch_state import StateLockedError
+from service.evidence.exhibit_pdf import ExhibitRenderError
 from service.timestamping.tsa_query import QueryRejectedError
 from service.usecases.lineage import UnknownParentError
 from service.usecases.stamping.requester import TrustUnavailableError
@@ -88,6 +89,10 @@ INSUFFICIENT_STORAGE = Problem(
     "insufficient-storage", 507, "The server is out of disk space; nothing was stored"
 )
 UNAVAILABLE = Problem("unavailable", 503, "A backing service is unavailable")
+# -- the exhibit (issue 15 §2) --
+EXHIBIT_UNAVAILABLE = Problem(
+    "exhibit-unavailable", 503, "The certificate PDF cannot be printed on this server now"
+)
 MISCONFIGURED = Problem("misconfigured", 503, "The service is misconfigured")
 UPSTREAM_FAILED = Problem("upstream-failed", 502, "A remote server did not answer usably")
 VERIFICATION_FAILED = Problem("verification-failed", 422, "A check on the evidence failed")
@@ -115,6 +120,7 @@ ALL_PROBLEMS: tuple[Problem, ...] = (
     REQUEST_TIMEOUT, URI_TOO_LONG, EXPECTATION_FAILED, HEADERS_TOO_LARGE, NOT_IMPLEMENTED,
     CSRF_REFUSED,  # web pages
     IMAGE_NOT_KEPT, EMBED_FAILED,
+    EXHIBIT_UNAVAILABLE,  # the exhibit (issue 15 §2)
 )
 _BY_STATUS = {p.status: p for p in (
     BAD_REQUEST, UNAUTHORIZED, NOT_FOUND, METHOD_NOT_ALLOWED, PAYLOAD_TOO_LARGE,
@@ -220,6 +226,8 @@ DOMAIN_PROBLEMS: dict[type[errors.ChronosealError], tuple[Problem, bool]] = {
     StateLockedError: (MISCONFIGURED, False),
     errors.ImageNotKeptError: (IMAGE_NOT_KEPT, True),
     errors.EmbedError: (EMBED_FAILED, False),
+    # -- the exhibit (issue 15 §2) --
+    ExhibitRenderError: (EXHIBIT_UNAVAILABLE, False),
 }
 
 # Issue 14 (the iteration history): a registration's parent that is no receipt of its key.

@@ -10,7 +10,9 @@ import json
 
 from flask import Blueprint, Response, g, jsonify, request
 
+from service.evidence.certificate import CSP as CERTIFICATE_CSP
 from service.evidence.manifest import format_timestamp
+from service.i18n import LANGUAGES, negotiate
 from service.logs import note
 from service.usecases import receipts
 from service.usecases.receipts import Receipt, Token
@@ -130,10 +132,36 @@ def _flag(value: str | None) -> bool:
 @bp.get("/<receipt_id>/bundle")
 @require_key
 def get_bundle(receipt_id: str) -> Response:
-    """The evidence bundle (ZIP); 409 not-ready until the receipt is stamped."""
+    """The evidence bundle (ZIP), its exhibit in the language of `?lang=` or Accept-Language;
+    409 not-ready until the receipt is stamped."""
     receipt = _own_receipt(receipt_id)
-    bundle = receipts.receipt_bundle(current_services(), receipt,
+    language = negotiate(request.headers.get("Accept-Language"), request.args.get("lang"))
+    bundle = receipts.receipt_bundle(current_services(), receipt, language,
                                      history=_flag(request.args.get("history")))
     response = Response(bundle, mimetype="application/zip")
     response.headers["Content-Disposition"] = f'attachment; filename="{receipt.id}.zip"'
+    response.headers["Vary"] = "Accept-Language"  # the exhibit inside follows it
+    return response
+
+
+# -- the exhibit (issue 15 §2): the bundle's certificate alone, in the reader's language --
+@bp.get("/<receipt_id>/certificate.pdf", defaults={"kind": "pdf"})
+@bp.get("/<receipt_id>/certificate.html", defaults={"kind": "html"})
+@require_key
+def get_certificate(receipt_id: str, kind: str) -> Response:
+    """certificate.pdf or certificate.html as in the bundle; `?lang=` or Accept-Language
+    chooses the language (en, zh); 409 not-ready until the receipt is stamped."""
+    receipt = _own_receipt(receipt_id)
+    language = negotiate(request.headers.get("Accept-Language"), request.args.get("lang"))
+    body = receipts.receipt_certificate(current_services(), receipt, language,
+                                        pdf=kind == "pdf")
+    if kind == "pdf":
+        response = Response(body, mimetype="application/pdf")
+        response.headers["Content-Disposition"] = \
+            f'attachment; filename="{receipt.id}-certificate.pdf"'
+    else:
+        response = Response(body, mimetype="text/html")
+        response.headers["Content-Security-Policy"] = CERTIFICATE_CSP
+    response.headers["Content-Language"] = LANGUAGES[language]
+    response.headers["Vary"] = "Accept-Language"
     return response

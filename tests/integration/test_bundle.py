@@ -141,6 +141,7 @@ def test_bundle_layout_and_determinism(evidence: Evidence, bundle_bytes: bytes) 
         "verify.py",
         "VERIFY.md",
         "certificate.html",
+        "certificate.pdf",
     ]
     assert evidence.bundle() == bundle_bytes
 

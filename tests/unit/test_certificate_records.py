@@ -21,12 +21,13 @@ def test_conflicts_are_listed_with_both_values() -> None:
         "raw": {"file": {}, "request": {}},
         "conflicts": [{"field": "seed", "file": 1, "request": "<b>2</b>"}],
     }))
-    assert "read from the image file and as stated by the submitter" in html
-    assert "<th>Differs: seed</th><td>image file: 1<br>request: &lt;b&gt;2&lt;/b&gt;</td>" in html
+    assert 'class="conflict"' in html  # the row is marked
+    assert "1<br><strong>Disagreement: the submitter stated &lt;b&gt;2&lt;/b&gt;</strong>" in html
 
 
 def test_request_only_record_keeps_its_title_and_mangled_conflicts_are_ignored() -> None:
     html = render_certificate(facts({"prompt": "x", "source": "request", "raw": {},
                                      "conflicts": "nonsense"}))
-    assert "Generation record (as stated by the submitter)" in html
-    assert "Differs" not in html
+    assert '<td class="origin">stated in the request</td>' in html
+    assert '<td class="origin">read from' not in html
+    assert "Disagreement" not in html and 'class="conflict"' not in html

@@ -16,7 +16,7 @@ from flask import Response, url_for
 from service.usecases import receipts
 from service.usecases.pictures import operator_run_tsas, receipt_thumbnail
 from service.web.context import current_services
-from service.web.pages.blueprint import bp, render, session, viewer
+from service.web.pages.blueprint import bp, language, render, session, viewer
 from service.web.problems import NOT_FOUND, ApiError
 
 QR_SCALE = 4  # module size in SVG units: a phone reads it off a screen or a print
@@ -76,7 +76,8 @@ def receipt_bundle(receipt_id: str) -> Response:
         raise ApiError(NOT_FOUND, "Sign in to download the bundle of your receipt")
     services = current_services()
     receipt = receipts.own_receipt(services, receipt_id, signed_in.key.id)
-    response = Response(receipts.receipt_bundle(services, receipt), mimetype="application/zip")
+    response = Response(receipts.receipt_bundle(services, receipt, language()),
+                        mimetype="application/zip")
     response.headers["Content-Disposition"] = f'attachment; filename="{receipt.id}.zip"'
     return response
 

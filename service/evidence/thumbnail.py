@@ -1,0 +1,47 @@
+"""The exhibit's pictures as data: URIs (the exhibit pages load nothing remote).
+
+Decoding and reducing are service.evidence.comparison's (the same bounds as perceptual
+hashing); this module only encodes: thumbnails as JPEG, so a photo's costs ~50 KiB in the HTML
+and again in the PDF rather than ~500 KiB as PNG.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+from PIL import Image
+
+from service.errors import ChronosealError
+from service.evidence.comparison import thumbnail
+
+THUMBNAIL_SIDE = 480  # px: sharp at 60 mm wide on an A4 print (~200 dpi), small in the PDF
+THUMBNAIL_JPEG_QUALITY = 85
+
+
+def load_rgb(data: bytes, side: int = THUMBNAIL_SIDE) -> Image.Image | None:
+    """The image reduced to at most `side` px a side, in RGB; None when the bytes are not a
+    decodable image within the bounds (or the decode budget stayed spent): no picture, not a
+    failure of the exhibit."""
+    try:
+        return thumbnail(io.BytesIO(data), side)
+    except ChronosealError:
+        return None
+
+
+def png_data_uri(image: Image.Image) -> str:
+    """The image as a PNG data: URI."""
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii")
+
+
+def thumbnail_uri(data: bytes | None) -> str | None:
+    """A JPEG thumbnail of an image's bytes as a data: URI, or None without a decodable image.
+    (Same pixels, same libjpeg: same bytes, so bundles stay deterministic.)"""
+    image = load_rgb(data) if data else None
+    if image is None:
+        return None
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=THUMBNAIL_JPEG_QUALITY, optimize=False)
+    return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode("ascii")

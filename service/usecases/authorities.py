@@ -1,0 +1,33 @@
+"""Who each configured TSA is, for the exhibit: its description and whether this service's
+operator runs it or it is independent. Operator-run: the built-in TSA, known by its root (the
+one it made in the data dir) or its address (CHRONOSEAL_TSA_HOST:PORT); a TSA named "builtin"
+is shown as the operator's whatever the configuration says (service.evidence.certificate)."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from service.errors import ConfigError
+from service.evidence.facts import Authority
+from service.settings import Settings
+from service.timestamping.tsa_config import (
+    BUILTIN_ROOT_FILE,
+    builtin_tsa_url,
+    load_tsa_configs_for,
+)
+
+log = logging.getLogger(__name__)
+
+
+def authorities(settings: Settings) -> dict[str, Authority]:
+    """Every configured TSA (enabled or not: old tokens name TSAs since disabled) by name."""
+    try:
+        configs = load_tsa_configs_for(settings, os.environ)
+    except ConfigError as exc:  # the exhibit still renders; the TSA names stand alone
+        log.warning("TSA definitions unreadable for the exhibit: %s", exc)
+        return {}
+    builtin_root = settings.data_path / BUILTIN_ROOT_FILE
+    builtin_url = builtin_tsa_url(settings.tsa_host, settings.tsa_port)
+    return {t.name: Authority(t.description, builtin_root in t.roots or t.url == builtin_url)
+            for t in configs}
