@@ -1,7 +1,7 @@
 """The file name an image was registered under.
 
 Revision ID: 0017
-Revises: 0013
+Revises: 0015
 Create Date: 2026-12-02
 
 receipts.image_name: the multipart part's `filename` as the client sent it (issue 15: the
