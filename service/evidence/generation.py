@@ -56,6 +56,39 @@ def normalize_request_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
     return {**normalize_fields(raw), "raw": raw, "source": SOURCE_REQUEST}
 
 
+# A record the submitter's client read from the image (digest-only registrations): its format
+# name is a short identifier (service/evidence/records/record.py names them).
+READ_BY_CLIENT = "client"
+_FORMAT_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,31}")
+CLIENT_RECORD_EXTRAS = ("details", "provenance")
+
+
+def normalize_client_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The file's `generation` from a record the client read from the file (`--hash-only`):
+    the shape of a record read by the server (fields, `source`, `raw`, `details`,
+    `provenance`) plus `read_by: "client"`, since the server never saw the bytes.
+
+    Raises MetadataError when the record is not a bounded JSON object naming its format.
+    """
+    if not isinstance(record, Mapping):
+        raise MetadataError("record must be a JSON object")
+    canonicalize(record, max_bytes=MAX_METADATA_BYTES, max_depth=MAX_JSON_DEPTH, what="record")
+    source = record.get("source")
+    if not isinstance(source, str) or not _FORMAT_NAME.fullmatch(source):
+        raise MetadataError("record.source must name the record's format (a short identifier)")
+    raw = record.get("raw", {})
+    if not isinstance(raw, Mapping):
+        raise MetadataError("record.raw must be a JSON object")
+    fields = {k: v for k, v in record.items() if k in ALIASES}
+    out: dict[str, Any] = {**normalize_fields(fields), "source": source,
+                           "raw": copy.deepcopy(dict(raw)), "read_by": READ_BY_CLIENT}
+    for extra in CLIENT_RECORD_EXTRAS:
+        value = record.get(extra)
+        if isinstance(value, Mapping):
+            out[extra] = copy.deepcopy(dict(value))
+    return out
+
+
 def merge_generation(
     request: Mapping[str, Any], file: Mapping[str, Any] | None
 ) -> dict[str, Any]:

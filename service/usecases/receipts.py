@@ -6,6 +6,8 @@ so ids cannot be probed. Public receipts can be read by anyone, in a reduced for
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +18,8 @@ from service.storage.receipts import (
     Receipt,
     get_receipt,
     list_receipts,
+    receipt_states,
+    receipts_by_ids,
 )
 from service.storage.tables import RECEIPT_STATUSES
 from service.storage.tokens import Token, list_revocations, list_tokens
@@ -28,7 +32,7 @@ MAX_PAGE_SIZE = 100  # each item is small, but a page is built in memory: keep i
 NO_RECEIPT = "No receipt with this id"
 __all__ = ["MAX_PAGE_SIZE", "RECEIPT_STATUSES", "Page", "Receipt", "Token", "list_own",
            "own_receipt", "proof_json", "readable_receipt", "receipt_bundle", "revocation_of",
-           "tokens_of"]
+           "tokens_of", "wait_settled"]
 
 
 @dataclass(frozen=True)
@@ -133,3 +137,40 @@ def revocation_of(services: Services, tokens: list[Token]) -> dict[int, list[Rev
     with services.engine.connect() as conn:
         rows = list_revocations(conn, [t.id for t in tokens])
     return {token_id: [RevocationEntry(*row) for row in found] for token_id, found in rows.items()}
+
+
+# Long poll on many receipts (POST /v1/stamps/wait): one client waits for a whole run at once.
+MAX_WAIT_IDS = 1000  # as many as one batch registers
+MAX_WAIT_S = 20.0  # a request holds an API thread this long at most; below graceful_timeout
+WAIT_POLL_S = 0.1  # how often a waiting request asks the database: one indexed lookup
+
+
+@dataclass(frozen=True)
+class Settled:
+    """The receipts among those asked that are no longer pending, and the others by state."""
+
+    items: list[Receipt]
+    pending: list[str]
+    unknown: list[str]  # not this key's, or no such receipt (told apart by nobody)
+
+
+def wait_settled(services: Services, owner: str, ids: Sequence[str], wait_s: float, *,
+                 sleep: Callable[[float], None] = time.sleep) -> Settled:
+    """Return as soon as one of `ids` is stamped or failed (all of those), or after `wait_s`
+    (0..MAX_WAIT_S) with none; InvalidInputError for more than MAX_WAIT_IDS ids."""
+    if not 0 <= wait_s <= MAX_WAIT_S:
+        raise InvalidInputError(f"wait_s must be a number of seconds in 0..{MAX_WAIT_S:g}")
+    if not 1 <= len(ids) <= MAX_WAIT_IDS:
+        raise InvalidInputError(f"ids must list 1..{MAX_WAIT_IDS} receipt ids")
+    wanted = list(dict.fromkeys(ids))
+    deadline = time.monotonic() + wait_s
+    while True:
+        with services.engine.connect() as conn:
+            states = receipt_states(conn, owner, wanted)
+            done = [i for i in wanted if states.get(i, "pending") != "pending"]
+            items = receipts_by_ids(conn, owner, done) if done else []
+        left = deadline - time.monotonic()
+        if items or left <= 0:
+            return Settled(items, [i for i in wanted if states.get(i) == "pending"],
+                           [i for i in wanted if i not in states])
+        sleep(min(WAIT_POLL_S, left))

@@ -1,4 +1,4 @@
-"""Register an image or a digest: the one path for uploads, inbound posts and, later, batches.
+"""Register an image or a digest: the one path for uploads, inbound posts and batches.
 
 Steps, in this order: probe the image and read its embedded generation record (uploads only),
 merge that record with the caller's, build the manifest, then in one write transaction shared
@@ -20,7 +20,11 @@ from typing import Any, BinaryIO, cast
 from sqlalchemy import Connection
 
 from service.errors import MetadataError
-from service.evidence.generation import merge_generation, normalize_request_metadata
+from service.evidence.generation import (
+    merge_generation,
+    normalize_client_record,
+    normalize_request_metadata,
+)
 from service.evidence.hashing import (
     BOMB,
     UNDECODABLE,
@@ -101,6 +105,9 @@ class Registration:
     public: bool = False
     idempotency_key: str | None = None
     publication: dict[str, str] | None = None  # as a posting tool reported it
+    # Digest-only: the record the submitter's client read from the file (the server never sees
+    # the bytes), merged like a record read here, so the receipt has `source` and `sources`.
+    file_record: dict[str, Any] | None = None
     receipt_id: str | None = None  # reserved beforehand (inbound messages)
     name_earlier: bool = False  # answer the owner's earlier receipts of the same bytes
 
@@ -121,11 +128,13 @@ class Registration:
             "callback_url": self.callback_url,
             "public": self.public,
         }
+        if self.file_record is not None:  # absent before it existed: old fingerprints hold
+            canonical["file_record"] = self.file_record
         return hashlib.sha256(canonicalize(canonical)).hexdigest()
 
 
 @dataclass(frozen=True)
-class _Prepared:
+class Prepared:
     """Everything decided before the transaction: manifest, warnings, whether to keep."""
 
     manifest: Manifest
@@ -135,7 +144,7 @@ class _Prepared:
     keep: bool
 
 
-def _prepare(reg: Registration) -> _Prepared:
+def prepare(reg: Registration) -> Prepared:
     """Probe the image, read its record and build the manifest (outside any lock)."""
     request_generation = normalize_request_metadata(reg.metadata)
     warnings: list[str] = []
@@ -151,6 +160,8 @@ def _prepare(reg: Registration) -> _Prepared:
         file_generation = record.as_generation() if record.found else None
         media_type, size = sniff_media_type(image.hashed.head), image.hashed.size
         keep = not {UNDECODABLE, BOMB} & set(probe.warnings)  # pixels to hash later
+    elif reg.file_record is not None:
+        file_generation = normalize_client_record(reg.file_record)
 
     def build(generation: dict[str, Any]) -> Manifest:
         return build_manifest(
@@ -171,7 +182,29 @@ def _prepare(reg: Registration) -> _Prepared:
     conflicts = manifest.obj["generation"].get("conflicts")
     if conflicts:  # told in the answer, not only buried in the manifest
         warnings.append(RECORD_CONFLICT.format(fields=", ".join(c["field"] for c in conflicts)))
-    return _Prepared(manifest, media_type, size, warnings, keep)
+    return Prepared(manifest, media_type, size, warnings, keep)
+
+
+def insert_prepared(conn: Connection, reg: Registration, prepared: Prepared,
+                    fingerprint: str | None) -> Receipt:
+    """Insert the prepared receipt (idempotently): the one insert of single and batch routes."""
+    manifest = prepared.manifest
+    return insert_receipt(
+        conn, api_key_id=reg.owner, image_sha256=reg.image_sha256, image_size=prepared.size,
+        media_type=prepared.media_type, manifest_jcs=manifest.jcs,
+        manifest_digest=manifest.digest.hex(), external_id=reg.external_id,
+        callback_url=reg.callback_url, warnings=prepared.warnings, public=reg.public,
+        idempotency_key=reg.idempotency_key, request_fingerprint=fingerprint,
+        receipt_id=reg.receipt_id, hash_pending=prepared.keep,
+    )
+
+
+def check_callback(services: Services, reg: Registration) -> None:
+    """A callback URL webhooks may not reach is refused now (400 url-refused), not first at
+    delivery."""
+    if reg.callback_url is not None:
+        check_registered_url(reg.callback_url, Allowlist.parse(services.settings.webhook_allowlist),
+                             resolver=services.resolver)
 
 
 @dataclass(frozen=True)
@@ -191,13 +224,11 @@ def register(services: Services, reg: Registration, signals: Signals, *,
     receipt with `replayed` set. Raises MetadataError, IdempotencyConflictError, DiskFullError
     (nothing kept: the disk has no room for it, see usecases.disk).
     """
-    if reg.callback_url is not None:  # refused now (400 url-refused), not first at delivery
-        check_registered_url(reg.callback_url, Allowlist.parse(services.settings.webhook_allowlist),
-                             resolver=services.resolver)
+    check_callback(services, reg)
     # Refused before anything is written when it would eat the disk's reserve (usecases.disk).
     ensure_room(services, reg.image.hashed.size if reg.image is not None else 0)
-    prepared = _prepare(reg)
-    manifest, image = prepared.manifest, reg.image
+    prepared = prepare(reg)
+    image = reg.image
     uploads = services.uploads
     sha256 = reg.image_sha256
     fingerprint = reg.fingerprint() if reg.idempotency_key else None  # not under the lock
@@ -207,14 +238,7 @@ def register(services: Services, reg: Registration, signals: Signals, *,
         if existing is not None:
             receipt = replace(existing, replayed=True)
         else:
-            receipt = insert_receipt(
-                conn, api_key_id=reg.owner, image_sha256=sha256, image_size=prepared.size,
-                media_type=prepared.media_type, manifest_jcs=manifest.jcs,
-                manifest_digest=manifest.digest.hex(), external_id=reg.external_id,
-                callback_url=reg.callback_url, warnings=prepared.warnings, public=reg.public,
-                idempotency_key=reg.idempotency_key, request_fingerprint=fingerprint,
-                receipt_id=reg.receipt_id, hash_pending=prepared.keep,
-            )
+            receipt = insert_prepared(conn, reg, prepared, fingerprint)
         if prepared.keep and uploads.transactional and not receipt.replayed:
             assert image is not None
             if uploads.keep(conn, sha256, image.file):

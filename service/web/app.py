@@ -13,6 +13,7 @@ from service.web import (
     problems,
     search,
     stamps,
+    stamps_bulk,
     verify,
     webhooks,
 )
@@ -38,6 +39,6 @@ def create_app(services: Services | None = None) -> Flask:
     metrics.install(app, services)
     install_request_log(app)
     for blueprint in (health.bp, openapi.bp, stamps.bp, verify.bp, webhooks.bp, hooks.bp,
-                      search.bp):
+                      search.bp, stamps_bulk.bp):
         app.register_blueprint(blueprint)
     return app

@@ -6,13 +6,15 @@ exactly like an unknown id, so ids cannot be probed).
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, g, jsonify, request
 
 from service.evidence.manifest import format_timestamp
 from service.logs import note
 from service.usecases import receipts
 from service.usecases.receipts import Receipt, Token
-from service.usecases.register import register
+from service.usecases.register import Registered, register
 from service.web.auth import require_key
 from service.web.context import current_services, signals
 from service.web.intake import read_registration
@@ -41,7 +43,18 @@ def create_stamp() -> tuple[Response, int]:
             reg.image.close()
     receipt = registered.receipt
     note(receipt_id=receipt.id)
-    body = {
+    body = accepted_json(registered)
+    response = jsonify(body)
+    response.headers["Location"] = body["links"]["self"]
+    if receipt.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response, 202
+
+
+def accepted_json(registered: Registered) -> dict[str, Any]:
+    """The 202 answer of a registration (also each accepted item of a batch)."""
+    receipt = registered.receipt
+    return {
         "id": receipt.id,
         "status": receipt.status,
         "manifest_digest": receipt.manifest_digest,
@@ -52,11 +65,6 @@ def create_stamp() -> tuple[Response, int]:
             {"id": e.id, "created_at": format_timestamp(e.created_at), "status": e.status,
              "links": links(e.id)} for e in registered.earlier],
     }
-    response = jsonify(body)
-    response.headers["Location"] = body["links"]["self"]
-    if receipt.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return response, 202
 
 
 def _own_receipt(receipt_id: str) -> Receipt:
