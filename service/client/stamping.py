@@ -31,6 +31,7 @@ POLL_MAX_S = 5.0  # a stamp delayed by TSA retries is polled every 5 s, not hamm
 HASH_BLOCK_BYTES = 1 << 20
 MAX_RESUBMITS = 5  # failed receipts re-registered in one run before the file counts as failed
 IDEMPOTENCY_KEY_STEM = 100  # the key's digest part, kept when a failed receipt's id is added
+RECORD_WARNING = "generation record: "  # as the server prefixes its reader's warnings
 
 
 @dataclass(frozen=True)
@@ -82,18 +83,15 @@ def stamp_file(client: StampClient, path: Path, options: Options,
 
 def _stamp(client: StampClient, path: Path, options: Options,
            report: Callable[[Path, str], None]) -> Outcome:
-    sha256 = _sha256_file(path)
+    sha256 = sha256_file(path)
     target = bundle_path(path, options.out_dir)
-    if _valid_bundle(target, sha256, options.roots):
+    if valid_bundle(target, sha256, options.roots):
         return Outcome(path, "skipped", "a valid bundle exists", target)
     metadata = dict(options.metadata)
-    if options.hash_only:
-        metadata = {**read_local_record(path), **metadata}
-    mode = "digest" if options.hash_only else "upload"
-    key = "chronoseal-stamp:" + hashlib.sha256(
-        canonicalize({"mode": mode, "sha256": sha256, "metadata": metadata})).hexdigest()
+    record = read_local_record(path).record if options.hash_only else None
+    key = idempotency_key(options.hash_only, sha256, metadata, record)
     report(path, "registering" if options.hash_only else "uploading")
-    accepted = _register(client, path, sha256, metadata, key, options.hash_only)
+    accepted = _register(client, path, sha256, metadata, record, key, options.hash_only)
     receipt_id = str(accepted["id"])
     report(path, "waiting")
     receipt = _wait(client, receipt_id, options.wait_s)
@@ -102,22 +100,37 @@ def _stamp(client: StampClient, path: Path, options: Options,
     if not verdict.valid:
         return Outcome(path, "failed", f"{receipt_id}: the bundle does not verify: "
                        + "; ".join(verdict.reasons))
-    _write_atomically(target, data)
+    write_atomically(target, data)
     return Outcome(path, "stamped", f"{receipt_id} at {receipt.get('stamped_at')}", target)
 
 
+def idempotency_key(hash_only: bool, sha256: str, metadata: dict[str, Any],
+                    record: dict[str, Any] | None) -> str:
+    """The registration's Idempotency-Key: from what is sent, so a run cut short finds its
+    receipts again and a changed record makes a new one."""
+    sent = {"mode": "digest" if hash_only else "upload", "sha256": sha256, "metadata": metadata}
+    if record:
+        sent["record"] = record
+    return "chronoseal-stamp:" + hashlib.sha256(canonicalize(sent)).hexdigest()
+
+
+def key_after_failure(key: str, failed_id: str) -> str:
+    """A replayed receipt that had failed is registered anew under a key naming it, so running
+    again retries a failure instead of repeating it."""
+    return f"{key[:IDEMPOTENCY_KEY_STEM]}:after:{failed_id}"
+
+
 def _register(client: StampClient, path: Path, sha256: str, metadata: dict[str, Any],
-              key: str, hash_only: bool) -> dict[str, Any]:
-    """Register (or find again) the receipt; a replayed receipt that had failed is registered
-    anew under a key naming it, so running again retries a failure instead of repeating it."""
+              record: dict[str, Any] | None, key: str, hash_only: bool) -> dict[str, Any]:
+    """Register (or find again) the receipt, anew after a failed one (key_after_failure)."""
     for _ in range(MAX_RESUBMITS + 1):
         if hash_only:
-            accepted = client.register_digest(sha256, metadata, key)
+            accepted = client.register_digest(sha256, metadata, key, record)
         else:
             accepted = client.register_upload(path, metadata, key)
         if accepted.get("status") != "failed":
             return accepted
-        key = f"{key[:IDEMPOTENCY_KEY_STEM]}:after:{accepted['id']}"
+        key = key_after_failure(key, str(accepted["id"]))
     raise ClientError(f"{accepted['id']} failed, as did {MAX_RESUBMITS} retries; see its failure")
 
 
@@ -145,19 +158,25 @@ def _wait(client: StampClient, receipt_id: str, wait_s: float) -> dict[str, Any]
         pause = min(pause * POLL_FACTOR, POLL_MAX_S)
 
 
-def read_local_record(path: Path) -> dict[str, Any]:
-    """The generation record embedded in the file, read here for --hash-only, as `metadata`.
+@dataclass(frozen=True)
+class LocalRecord:
+    """The generation record read here from the file (--hash-only), in the shape the server
+    gives a record it reads itself (`source`, fields, `raw`, `details`...), and the reader's
+    warnings; `record` is None when the file carries none."""
 
-    The normalised fields go in as themselves; the embedded texts as they were (`embedded`,
-    with their format in `embedded_source`), so the manifest's `raw` keeps the original.
-    """
-    record = read_generation_record(path)
-    if not record.found:
-        return {}
-    return {**record.fields, "embedded_source": record.source, "embedded": dict(record.raw)}
+    record: dict[str, Any] | None
+    warnings: tuple[str, ...]
 
 
-def _valid_bundle(target: Path, sha256: str, roots: Sequence[x509.Certificate] | None) -> bool:
+def read_local_record(path: Path) -> LocalRecord:
+    """The file's embedded record, sent as `record` beside the digest: the server merges it
+    with `--metadata` as it merges a record it reads (`sources`, `conflicts`)."""
+    found = read_generation_record(path)
+    warnings = tuple(RECORD_WARNING + w for w in found.warnings)
+    return LocalRecord(found.as_generation() if found.found else None, warnings)
+
+
+def valid_bundle(target: Path, sha256: str, roots: Sequence[x509.Certificate] | None) -> bool:
     try:
         with target.open("rb") as fh:
             data = fh.read(MAX_BUNDLE_BYTES + 1)
@@ -166,13 +185,13 @@ def _valid_bundle(target: Path, sha256: str, roots: Sequence[x509.Certificate] |
         return False
 
 
-def _write_atomically(target: Path, data: bytes) -> None:
+def write_atomically(target: Path, data: bytes) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + f".{os.getpid()}.partial")
     partial.write_bytes(data)
     os.replace(partial, target)
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     with path.open("rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()

@@ -60,6 +60,10 @@ class Service:
     def posts(self) -> list[tuple[str, str, str, int]]:
         return [r for r in self.requests if r[0] == "POST"]
 
+    def registrations(self) -> list[tuple[str, str, str, int]]:
+        """POSTs that register (not the long polls of /v1/stamps/wait)."""
+        return [r for r in self.posts() if r[1] in ("/v1/stamps", "/v1/stamps/batch")]
+
 
 def recording(app: Callable[..., Iterable[bytes]], log: list[Any]) -> Callable[..., Any]:
     lock = threading.Lock()
@@ -116,7 +120,9 @@ def test_stamps_a_directory_then_skips_it(service: Service, tmp_path: Path) -> N
                           "--metadata", '{"prompt": "red squares", "seed": 3}')
     assert first.returncode == 0, first.stdout + first.stderr
     assert "3 stamped, 0 skipped, 0 failed" in first.stdout
-    assert "[##############################] 3/3" in first.stderr  # the progress bar, on stderr
+    # The progress bar, on stderr: files done, rate and time left.
+    bar = r"3/3 \[\d\d:\d\d<\d\d:\d\d, +[\d.]+(file/s|s/file)\]"
+    assert re.search(bar, first.stderr), first.stderr
     for path in paths:
         bundle = tmp_path / "out" / f"{path.name}.chronoseal.zip"
         code, text = verify(bundle, path, service.tsa.roots)
@@ -128,7 +134,7 @@ def test_stamps_a_directory_then_skips_it(service: Service, tmp_path: Path) -> N
     again = service.stamp(tmp_path / "art", "--out", tmp_path / "out")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "0 stamped, 3 skipped, 0 failed" in again.stdout
-    assert len(service.posts()) == 3  # nothing registered twice
+    assert len(service.registrations()) == 3  # nothing registered twice
     assert service.secret not in first.stdout + first.stderr + again.stdout + again.stderr
 
     # The service itself agrees, trusting its configured built-in TSA's root (no key needed).
@@ -152,19 +158,27 @@ def test_hash_only_never_sends_the_image(service: Service, tmp_path: Path) -> No
     done = service.stamp(tmp_path / "private", "--hash-only", "--metadata", '{"seed": 9}')
     assert done.returncode == 0, done.stdout + done.stderr
     posts = service.posts()
-    assert len(posts) == 2
+    assert len(service.registrations()) == 1  # both digests in one batch
     smallest = min(p.stat().st_size for p in paths)
     for _, path, content_type, length in posts:
-        assert path == "/v1/stamps" and content_type == "application/json"
-        assert length < smallest
+        assert path in ("/v1/stamps/batch", "/v1/stamps/wait")
+        assert content_type == "application/json" and length < smallest
     with service.env.services.engine.connect() as conn:
         rows = conn.execute(select(receipts.c.image_size, receipts.c.media_type,
                                    receipts.c.manifest_jcs)).all()
     assert rows and all(r.image_size is None and r.media_type is None for r in rows)
     generations = sorted((json.loads(r.manifest_jcs)["generation"] for r in rows),
                          key=lambda g: g.get("prompt") or "")
-    assert generations[1]["prompt"] == "a private cat" and generations[1]["steps"] == 20
-    assert all(g["seed"] == 9 for g in generations)  # --metadata overrides the embedded record
+    plain, recorded = generations
+    assert recorded["prompt"] == "a private cat" and recorded["steps"] == 20
+    # Like an upload: the file's record read here is `sources.file`, --metadata `request`,
+    # and where --metadata overrides a field of the file the disagreement is recorded.
+    assert recorded["source"] == "a1111" and recorded["sources"]["file"]["read_by"] == "client"
+    assert recorded["sources"]["request"]["seed"] == 9
+    assert recorded["conflicts"] == [{"field": "seed", "file": 42, "request": 9}]
+    assert plain["seed"] == 9 and plain["source"] == "request"
+    assert f"warning: {paths[0]}: generation record: the file and the request state " \
+        "different seed" in done.stderr
     for path in paths:  # bundles beside the images by default
         code, text = verify(path.with_name(path.name + ".chronoseal.zip"), path, service.tsa.roots)
         assert code == 0, text
@@ -183,5 +197,5 @@ def test_failures_are_listed_with_the_reason(service: Service, tmp_path: Path) -
     no_key = service.stamp(tmp_path / "mixed", key=False)
     assert no_key.returncode == 2 and "CHRONOSEAL_API_KEY" in no_key.stderr
     wrong_key = service.stamp(paths[0], "--key", "cs_wrong", "--out", tmp_path / "elsewhere")
-    assert wrong_key.returncode == 1 and "HTTP 401" in wrong_key.stdout
+    assert wrong_key.returncode == 1 and "HTTP 401" in wrong_key.stderr
     assert "cs_wrong" not in wrong_key.stdout + wrong_key.stderr
