@@ -37,7 +37,7 @@ from service.client.stamping import (
     write_atomically,
 )
 from service.errors import MalformedInputError
-from service.evidence.bundle_check import check_bundle
+from service.evidence.bundle_check import TokenMemo, check_bundle
 
 HASH_THREADS = 2  # two cores here: hashing is disk and SHA-256 bound, more threads only queue
 BATCH_ITEMS = 500  # per POST /v1/stamps/batch (the server takes 1,000): stamping starts sooner
@@ -84,6 +84,7 @@ class StampRun:
         self._fetch_q: queue.Queue[tuple[_Item, dict[str, Any]]] = queue.Queue()
         self._waiting: dict[str, _Item] = {}
         self._more_waiting = threading.Condition(self._lock)
+        self._memo = TokenMemo()  # a batch's token checks, made once for all its bundles
 
     # -- the run ------------------------------------------------------------------------------
     def run(self, paths: list[Path], poll_s: float = 0.2) -> list[Outcome]:
@@ -167,7 +168,7 @@ class StampRun:
     def _hash(self, item: _Item) -> None:
         item.sha256 = sha256_file(item.path)
         target = bundle_path(item.path, self.options.out_dir)
-        if valid_bundle(target, item.sha256, self.options.roots):
+        if valid_bundle(target, item.sha256, self.options.roots, self._memo):
             self._finish(item, "skipped", "a valid bundle exists", target)
             return
         item.metadata = dict(self.options.metadata)
@@ -318,7 +319,8 @@ class StampRun:
                 self._finish(item, "failed", str(exc))
 
     def _write(self, item: _Item, receipt: dict[str, Any], data: bytes) -> None:
-        verdict = check_bundle(data, image_sha256=item.sha256, roots=self.options.roots)
+        verdict = check_bundle(data, image_sha256=item.sha256, roots=self.options.roots,
+                               memo=self._memo)
         if not verdict.valid:
             self._finish(item, "failed", f"{item.receipt_id}: the bundle does not verify: "
                          + "; ".join(verdict.reasons))

@@ -18,7 +18,7 @@ from cryptography import x509
 
 from service.client.api import ClientError, StampClient
 from service.errors import MalformedInputError
-from service.evidence.bundle_check import MAX_BUNDLE_BYTES, check_bundle
+from service.evidence.bundle_check import MAX_BUNDLE_BYTES, TokenMemo, check_bundle
 from service.evidence.manifest import canonicalize
 from service.evidence.records import read_generation_record
 
@@ -176,11 +176,13 @@ def read_local_record(path: Path) -> LocalRecord:
     return LocalRecord(found.as_generation() if found.found else None, warnings)
 
 
-def valid_bundle(target: Path, sha256: str, roots: Sequence[x509.Certificate] | None) -> bool:
+def valid_bundle(target: Path, sha256: str, roots: Sequence[x509.Certificate] | None,
+                 memo: TokenMemo | None = None) -> bool:
+    """The bundle written for this image exists and verifies (then the image is skipped)."""
     try:
         with target.open("rb") as fh:
             data = fh.read(MAX_BUNDLE_BYTES + 1)
-        return check_bundle(data, image_sha256=sha256, roots=roots).valid
+        return check_bundle(data, image_sha256=sha256, roots=roots, memo=memo).valid
     except (OSError, MalformedInputError):
         return False
 
