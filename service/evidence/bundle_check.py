@@ -135,10 +135,11 @@ class TokenMemo:
     of a bundle's check: CMS, signature, chain) are made once per batch and reused.
 
     The key is SHA-256 over everything the checks read: the imprint, the trusted roots and
-    every member but the receipt's own (RECEIPT_MEMBERS). `now` is fixed for the run.
+    every member but the receipt's own (RECEIPT_MEMBERS: its manifest and proof, checked on
+    their own, and two renderings no check reads). `now` is fixed for the run.
     """
 
-    RECEIPT_MEMBERS = frozenset({"manifest.json", "proof.json", "certificate.html"})
+    RECEIPT_MEMBERS = frozenset({"manifest.json", "proof.json", "certificate.html", "VERIFY.md"})
     MAX_ENTRIES = 256  # batches remembered; one run rarely spans more than a few
 
     def __init__(self, now: datetime | None = None) -> None:

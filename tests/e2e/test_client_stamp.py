@@ -49,13 +49,18 @@ class Service:
     requests: list[tuple[str, str, str, int]]  # method, path, content type, length
 
     def stamp(self, *args: str | Path, key: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.stamp_argv(*args), env=self.client_env(key),
+                              capture_output=True, text=True, timeout=RUN_TIMEOUT_S, cwd=REPO)
+
+    def stamp_argv(self, *args: str | Path) -> list[str]:
+        return [*CLI, "stamp", "--server", self.url, "--wait", "60", *map(str, args)]
+
+    def client_env(self, key: bool = True) -> dict[str, str]:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         env.pop("CHRONOSEAL_API_KEY", None)
         if key:
             env["CHRONOSEAL_API_KEY"] = self.secret
-        return subprocess.run([*CLI, "stamp", "--server", self.url, "--wait", "60",
-                               *map(str, args)], env=env, capture_output=True, text=True,
-                              timeout=RUN_TIMEOUT_S, cwd=REPO)
+        return env
 
     def posts(self) -> list[tuple[str, str, str, int]]:
         return [r for r in self.requests if r[0] == "POST"]
@@ -77,8 +82,10 @@ def recording(app: Callable[..., Iterable[bytes]], log: list[Any]) -> Callable[.
     return wsgi
 
 
-@pytest.fixture
-def service(tmp_path: Path, sqlite_template: Path) -> Iterator[Service]:
+@contextlib.contextmanager
+def running_service(tmp_path: Path, sqlite_template: Path, *, worker: bool = True
+                    ) -> Iterator[Service]:
+    """The API in a thread over SQLite, the built-in TSA, and (unless not) a worker process."""
     db = tmp_path / "chronoseal.db"
     shutil.copy(sqlite_template, db)
     with builtin_tsa(tmp_path / "tsa") as tsa:
@@ -88,11 +95,18 @@ def service(tmp_path: Path, sqlite_template: Path) -> Iterator[Service]:
         try:
             with write_transaction(env.services.engine) as conn:
                 _, secret = create_api_key(conn, "client")
-            env.start_worker()
+            if worker:
+                env.start_worker()
             with serve_in_thread(recording(create_app(env.services), log)) as api:
                 yield Service(api.url, secret, tsa, env, log)
         finally:
             env.stop()
+
+
+@pytest.fixture
+def service(tmp_path: Path, sqlite_template: Path) -> Iterator[Service]:
+    with running_service(tmp_path, sqlite_template) as running:
+        yield running
 
 
 def images(directory: Path, count: int, size: int = 16) -> list[Path]:
