@@ -5,6 +5,7 @@ The API key travels only in the Authorization header; no message built here cont
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,24 @@ class StampClient:
         there is one or after `wait_s`; also `pending` and `unknown` ids."""
         return self._json("POST", "/v1/stamps/wait", json={"ids": ids, "wait_s": wait_s},
                           timeout=(CONNECT_TIMEOUT_S, wait_s + READ_TIMEOUT_S))
+
+    def bundles(self, ids: list[str]) -> tuple[dict[str, bytes], list[str]]:
+        """POST /v1/stamps/bundles: the bundles of the stamped receipts among `ids` (by id),
+        and the ids without one."""
+        body = self._json("POST", "/v1/stamps/bundles", json={"ids": ids})
+        found, missing = body.get("bundles"), body.get("missing")
+        if not isinstance(found, dict) or not isinstance(missing, list):
+            raise ClientError("POST /v1/stamps/bundles: not {bundles, missing}")
+        out: dict[str, bytes] = {}
+        for receipt_id, text in found.items():
+            if not isinstance(text, str) or len(text) > MAX_BUNDLE_BYTES * 4 // 3 + 4:
+                raise ClientError(f"the bundle of {receipt_id} is larger than "
+                                  f"{MAX_BUNDLE_BYTES} bytes")
+            try:
+                out[str(receipt_id)] = base64.b64decode(text, validate=True)
+            except ValueError as exc:
+                raise ClientError(f"the bundle of {receipt_id} is not base64") from exc
+        return out, [str(i) for i in missing]
 
     def check_access(self) -> None:
         """One cheap request that needs the key: ClientError (fatal or unreachable) early,

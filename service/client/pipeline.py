@@ -40,11 +40,13 @@ from service.errors import MalformedInputError
 from service.evidence.bundle_check import TokenMemo, check_bundle
 
 HASH_THREADS = 2  # two cores here: hashing is disk and SHA-256 bound, more threads only queue
-BATCH_ITEMS = 500  # per POST /v1/stamps/batch (the server takes 1,000): stamping starts sooner
+BATCH_ITEMS = 200  # per POST /v1/stamps/batch (the server takes 1,000): stamping starts sooner
 BATCH_BYTES = 8 * 1024 * 1024  # half the server's body bound, records included
 BATCH_LINGER_S = 0.05  # wait this long for more hashed files before sending a batch
 WAIT_S = 10.0  # one long poll; the server answers as soon as one receipt is settled
 WAIT_IDS = 1000  # ids per long poll, the server's bound
+FETCH_IDS = 25  # bundles per POST /v1/stamps/bundles (the server's bound is 100): ~0.7 MB,
+# and small enough that the fetch threads share a batch's bundles between them
 RETRIES = 4  # a retryable answer (429, 503, a dropped connection) is tried again this often
 RETRY_PAUSE_S = 1.0  # then 2, 4, 8 s: a restarting server is back within these
 
@@ -303,20 +305,32 @@ class StampRun:
     def _fetch_each(self) -> None:
         while not self._stopped.is_set():
             try:
-                item, receipt = self._fetch_q.get(timeout=0.2)
+                batch = [self._fetch_q.get(timeout=0.2)]
             except queue.Empty:
                 continue
+            while len(batch) < FETCH_IDS:  # the receipts stamped meanwhile, in one request
+                try:
+                    batch.append(self._fetch_q.get_nowait())
+                except queue.Empty:
+                    break
             try:
-                data = self._call(partial(self.client.bundle, item.receipt_id))
+                found, _ = self._call(partial(self.client.bundles,
+                                              [i.receipt_id for i, _ in batch]))
             except ClientError as exc:
                 if exc.fatal:
                     raise
-                self._finish(item, "failed", str(exc))
+                for item, _ in batch:
+                    self._finish(item, "failed", str(exc))
                 continue
-            try:
-                self._write(item, receipt, data)
-            except (OSError, MalformedInputError) as exc:
-                self._finish(item, "failed", str(exc))
+            for item, receipt in batch:
+                data = found.get(item.receipt_id)
+                if data is None:
+                    self._finish(item, "failed", f"{item.receipt_id}: the server has no bundle")
+                    continue
+                try:
+                    self._write(item, receipt, data)
+                except (OSError, MalformedInputError) as exc:
+                    self._finish(item, "failed", str(exc))
 
     def _write(self, item: _Item, receipt: dict[str, Any], data: bytes) -> None:
         verdict = check_bundle(data, image_sha256=item.sha256, roots=self.options.roots,

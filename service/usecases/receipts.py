@@ -31,8 +31,8 @@ from service.wiring import Services
 MAX_PAGE_SIZE = 100  # each item is small, but a page is built in memory: keep it bounded
 NO_RECEIPT = "No receipt with this id"
 __all__ = ["MAX_PAGE_SIZE", "RECEIPT_STATUSES", "Page", "Receipt", "Token", "list_own",
-           "own_receipt", "proof_json", "readable_receipt", "receipt_bundle", "revocation_of",
-           "tokens_of", "wait_settled"]
+           "own_receipt", "proof_json", "readable_receipt", "receipt_bundle", "receipt_bundles",
+           "revocation_of", "tokens_of", "wait_settled"]
 
 
 @dataclass(frozen=True)
@@ -110,14 +110,49 @@ def proof_json(receipt: Receipt) -> dict[str, Any] | None:
 def receipt_bundle(services: Services, receipt: Receipt) -> bytes:
     """The receipt's evidence bundle (ZIP bytes); NotReadyError until it is stamped."""
     tokens = tokens_of(services, receipt)
-    proof = proof_json(receipt)
-    if receipt.status != "stamped" or proof is None or not tokens:
+    if receipt.status != "stamped" or not tokens:
         raise NotReadyError(f"The receipt is {receipt.status}", receipt.status)
-    settings = services.settings
     assert receipt.batch_id is not None  # stamped
     with services.engine.connect() as conn:
         records = records_of(conn, receipt.batch_id)
-    revocation = revocation_of(services, tokens)
+    return _bundle(services, receipt, tokens, records, revocation_of(services, tokens))
+
+
+MAX_BUNDLES = 100  # per POST /v1/stamps/bundles: ~3 MB of answer, a few hundred ms of a thread
+
+
+def receipt_bundles(services: Services, owner: str, ids: Sequence[str]
+                    ) -> tuple[dict[str, bytes], list[str]]:
+    """The bundles of the key's stamped receipts among `ids` (by id), and the ids that have
+    none (not stamped, or no such receipt for this key). The data receipts of one Merkle batch
+    share (tokens, evidence records, revocation data) is read once per batch."""
+    if not 1 <= len(ids) <= MAX_BUNDLES:
+        raise InvalidInputError(f"ids must list 1..{MAX_BUNDLES} receipt ids")
+    with services.engine.connect() as conn:
+        found = [r for r in receipts_by_ids(conn, owner, list(dict.fromkeys(ids)))
+                 if r.status == "stamped" and r.batch_id is not None]
+    by_batch: dict[str, list[Receipt]] = {}
+    for receipt in found:
+        by_batch.setdefault(str(receipt.batch_id), []).append(receipt)
+    bundles: dict[str, bytes] = {}
+    for batch_id, members in by_batch.items():
+        tokens = tokens_of(services, members[0])
+        if not tokens:
+            continue
+        with services.engine.connect() as conn:
+            records = records_of(conn, batch_id)
+        revocation = revocation_of(services, tokens)
+        for receipt in members:
+            bundles[receipt.id] = _bundle(services, receipt, tokens, records, revocation)
+    return bundles, [i for i in dict.fromkeys(ids) if i not in bundles]
+
+
+def _bundle(services: Services, receipt: Receipt, tokens: list[Token],
+            records: dict[str, Any], revocation: dict[int, list[RevocationEntry]]) -> bytes:
+    proof = proof_json(receipt)
+    if proof is None:
+        raise NotReadyError(f"The receipt is {receipt.status}", receipt.status)
+    settings = services.settings
     return build_bundle(
         manifest_jcs=receipt.manifest_jcs,
         proof=proof,

@@ -542,6 +542,18 @@ PATHS["/v1/stamps/batch"] = {"post": _op(
     body={"type": "object", "required": ["items"], "additionalProperties": False,
           "properties": {"items": {"type": "array", "minItems": 1, "maxItems": 1000,
                                    "items": _DIGEST_ITEM}}})}
+PATHS["/v1/stamps/bundles"] = {"post": _op(
+    "Many evidence bundles at once, each the bytes GET /v1/stamps/{id}/bundle gives",
+    {"200": {"description": "bundles by receipt id (base64 ZIP) and the ids without one",
+             "content": {"application/json": {"schema": {
+                 "type": "object", "required": ["bundles", "missing"],
+                 "properties": {"bundles": {"type": "object", "additionalProperties": {
+                     "type": "string", "contentEncoding": "base64"}},
+                                "missing": {"type": "array", "items": {"type": "string"}}}}}}},
+     "400": _problem("invalid-field"), "415": _problem("unsupported-media-type")},
+    body={"type": "object", "required": ["ids"], "additionalProperties": False,
+          "properties": {"ids": {"type": "array", "minItems": 1, "maxItems": 100,
+                                 "items": {"type": "string", "minLength": 1, "maxLength": 64}}}})}
 PATHS["/v1/stamps/wait"] = {"post": _op(
     "Long poll: answers as soon as one of the receipts is stamped or failed, or after wait_s",
     {"200": _json("Settled", "The settled receipts (none when wait_s passed)"),

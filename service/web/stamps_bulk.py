@@ -1,5 +1,6 @@
-"""/v1/stamps/batch and /v1/stamps/wait: register many digests in one request, and wait for
-many receipts in one long poll, so a client's run costs a few requests instead of thousands.
+"""/v1/stamps/batch, /wait and /bundles: register many digests in one request, wait for many
+receipts in one long poll, fetch many bundles at once: a client's run costs a few requests
+instead of thousands.
 
 Batch items are idempotent by their own `idempotency_key` (as the single route's header): a
 repeated item returns its first receipt (`replayed`), one with another body is its own 409.
@@ -7,6 +8,7 @@ repeated item returns its first receipt (`replayed`), one with another body is i
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
@@ -28,7 +30,7 @@ bp = Blueprint("bulk", __name__, url_prefix="/v1/stamps")
 # 1,000 items of ~16 KiB (a digest, a record read from the file and the caller's); a run with
 # larger records sends smaller batches. Parsed whole: it bounds the request's memory too.
 MAX_BATCH_BODY_BYTES = 16 * 1024 * 1024
-MAX_WAIT_BODY_BYTES = 64 * 1024  # 1,000 receipt ids of ~30 characters
+MAX_IDS_BODY_BYTES = 64 * 1024  # 1,000 receipt ids of ~30 characters (wait, bundles)
 ITEM_KEY = "idempotency_key"
 DEFAULT_WAIT_S = 10.0
 MAX_ID_CHARS = 64  # receipt ids are ~30 characters (rcp_ + a time-sortable id)
@@ -83,15 +85,32 @@ def create_batch() -> Response:
     return jsonify({"items": out, "accepted": accepted, "refused": len(out) - accepted})
 
 
+def _ids(body: dict[str, Any], allowed: frozenset[str]) -> list[str]:
+    ids = body.get("ids")
+    if set(body) - allowed or not isinstance(ids, list) or not all(
+            isinstance(i, str) and 0 < len(i) <= MAX_ID_CHARS for i in ids):
+        raise ApiError(INVALID_FIELD, f"the body is {{\"ids\": [receipt ids]}} (members: "
+                       f"{', '.join(sorted(allowed))})")
+    return ids
+
+
+@bp.post("/bundles")
+@require_key
+def get_bundles() -> Response:
+    """Many evidence bundles in one answer (base64 by id), each byte for byte the one GET
+    /v1/stamps/{id}/bundle gives; `missing` lists ids with none (not stamped or unknown)."""
+    ids = _ids(_json_body(MAX_IDS_BODY_BYTES), frozenset({"ids"}))
+    bundles, missing = receipts.receipt_bundles(current_services(), g.api_key.id, ids)
+    return jsonify({"bundles": {i: base64.b64encode(b).decode("ascii")
+                                for i, b in bundles.items()}, "missing": missing})
+
+
 @bp.post("/wait")
 @require_key
 def wait_receipts() -> Response:
     """Long poll: answer once any of `ids` is stamped or failed, or after `wait_s` seconds."""
-    body = _json_body(MAX_WAIT_BODY_BYTES)
-    ids, wait_s = body.get("ids"), body.get("wait_s", DEFAULT_WAIT_S)
-    if set(body) - {"ids", "wait_s"} or not isinstance(ids, list) or not all(
-            isinstance(i, str) and 0 < len(i) <= MAX_ID_CHARS for i in ids):
-        raise ApiError(INVALID_FIELD, "the body is {\"ids\": [receipt ids], \"wait_s\": seconds}")
+    body = _json_body(MAX_IDS_BODY_BYTES)
+    ids, wait_s = _ids(body, frozenset({"ids", "wait_s"})), body.get("wait_s", DEFAULT_WAIT_S)
     if isinstance(wait_s, bool) or not isinstance(wait_s, int | float):
         raise ApiError(INVALID_FIELD, "wait_s must be a number of seconds")
     settled = receipts.wait_settled(current_services(), g.api_key.id, ids, float(wait_s))
