@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import time
@@ -13,7 +14,7 @@ from sqlalchemy import func, select
 from service.settings import Rate
 from service.storage.group_commit import group_commit_for
 from service.storage.tables import receipts
-from service.usecases.receipts import MAX_WAIT_IDS
+from service.usecases.receipts import MAX_BUNDLES, MAX_WAIT_IDS
 from service.usecases.register_batch import MAX_BATCH_ITEMS
 from tests.e2e.conftest import Api
 
@@ -150,6 +151,16 @@ def test_wait_answers_when_receipts_are_stamped(worker_api: Api) -> None:
     assert sorted(r["id"] for r in settled["items"]) == sorted(ids)
     assert all(r["status"] == "stamped" and r["stamped_at"] for r in settled["items"])
     assert settled["pending"] == [] and settled["unknown"] == []
+    # Their bundles in one request, each the bytes of GET /v1/stamps/{id}/bundle.
+    pending = post(api, "/v1/stamps", {"sha256": digest("late")}).get_json()["id"]
+    many = post(api, "/v1/stamps/bundles", {"ids": [*ids, pending, other_id]}).get_json()
+    assert sorted(many["bundles"]) == sorted(ids)
+    assert many["missing"] == [pending, other_id]  # not stamped; another key's
+    for receipt_id, text in many["bundles"].items():
+        alone = api.client.get(f"/v1/stamps/{receipt_id}/bundle", headers=api.auth).data
+        assert base64.b64decode(text) == alone
+    for body in ({"ids": []}, {"ids": ["x"] * (MAX_BUNDLES + 1)}, {"ids": ids, "wait_s": 1}):
+        assert post(api, "/v1/stamps/bundles", body).status_code == 400, body
     for body in ({"ids": []}, {"ids": ids, "wait_s": 21}, {"ids": ids, "wait_s": "soon"},
                  {"ids": [1]}, {"ids": ["x"] * (MAX_WAIT_IDS + 1)}, {"ids": ids, "other": 1}):
         refused = post(api, "/v1/stamps/wait", body)
