@@ -83,9 +83,12 @@ def normalize_client_record(record: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {**normalize_fields(fields), "source": source,
                            "raw": copy.deepcopy(dict(raw)), "read_by": READ_BY_CLIENT}
     for extra in CLIENT_RECORD_EXTRAS:
-        value = record.get(extra)
-        if isinstance(value, Mapping):
-            out[extra] = copy.deepcopy(dict(value))
+        if extra not in record:
+            continue
+        value = record[extra]
+        if not isinstance(value, Mapping):
+            raise MetadataError(f"record.{extra} must be a JSON object")
+        out[extra] = copy.deepcopy(dict(value))
     return out
 
 

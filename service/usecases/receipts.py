@@ -191,8 +191,9 @@ class Settled:
 
 def wait_settled(services: Services, owner: str, ids: Sequence[str], wait_s: float, *,
                  sleep: Callable[[float], None] = time.sleep) -> Settled:
-    """Return as soon as one of `ids` is stamped or failed (all of those), or after `wait_s`
-    (0..MAX_WAIT_S) with none; InvalidInputError for more than MAX_WAIT_IDS ids."""
+    """Return as soon as one of `ids` is stamped or failed (all of those), or none is pending
+    (only unknown ids), or after `wait_s` (0..MAX_WAIT_S) with none; InvalidInputError for
+    more than MAX_WAIT_IDS ids."""
     if not 0 <= wait_s <= MAX_WAIT_S:
         raise InvalidInputError(f"wait_s must be a number of seconds in 0..{MAX_WAIT_S:g}")
     if not 1 <= len(ids) <= MAX_WAIT_IDS:
@@ -204,8 +205,8 @@ def wait_settled(services: Services, owner: str, ids: Sequence[str], wait_s: flo
             states = receipt_states(conn, owner, wanted)
             done = [i for i in wanted if states.get(i, "pending") != "pending"]
             items = receipts_by_ids(conn, owner, done) if done else []
+        pending = [i for i in wanted if states.get(i) == "pending"]
         left = deadline - time.monotonic()
-        if items or left <= 0:
-            return Settled(items, [i for i in wanted if states.get(i) == "pending"],
-                           [i for i in wanted if i not in states])
+        if items or not pending or left <= 0:  # unknown ids are never waited for
+            return Settled(items, pending, [i for i in wanted if i not in states])
         sleep(min(WAIT_POLL_S, left))

@@ -133,7 +133,7 @@ def registration_from_json(data: Any, extra_fields: frozenset[str] = frozenset()
     if not isinstance(metadata, dict):
         raise ApiError(INVALID_METADATA)
     record = data.get("record")
-    if record is not None and not isinstance(record, dict):
+    if "record" in data and not isinstance(record, dict):
         raise ApiError(INVALID_METADATA, "record must be a JSON object (the record read from "
                        "the file), or omitted")
     public = data.get("public", False)

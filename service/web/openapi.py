@@ -541,7 +541,10 @@ PATHS["/v1/stamps/batch"] = {"post": _op(
      "507": _problem("insufficient-storage: nothing was stored")},
     body={"type": "object", "required": ["items"], "additionalProperties": False,
           "properties": {"items": {"type": "array", "minItems": 1, "maxItems": 1000,
-                                   "items": _DIGEST_ITEM}}})}
+                                   "items": {"type": "object", "description": (
+                                       "a DigestItem; one that is not gets its own problem "
+                                       "in the answer, the others are still registered")}}}})}
+SCHEMAS["DigestItem"] = _DIGEST_ITEM
 PATHS["/v1/stamps/bundles"] = {"post": _op(
     "Many evidence bundles at once, each the bytes GET /v1/stamps/{id}/bundle gives",
     {"200": {"description": "bundles by receipt id (base64 ZIP) and the ids without one",

@@ -57,7 +57,7 @@ def _item(data: Any, owner: str) -> Registration | ChronosealError:
     return reg
 
 
-@bp.post("/batch")
+@bp.post("/batch", provide_automatic_options=False)
 @require_key
 @limited("register")
 def create_batch() -> Response:
@@ -65,9 +65,10 @@ def create_batch() -> Response:
     body = _json_body(MAX_BATCH_BODY_BYTES)
     unknown = sorted(set(body) - {"items"})
     items = body.get("items")
-    if unknown or not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH_ITEMS:
+    if (unknown or not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH_ITEMS
+            or not all(isinstance(i, dict) for i in items)):
         raise ApiError(INVALID_FIELD, f"the body is {{\"items\": [...]}} with 1..{MAX_BATCH_ITEMS}"
-                       " digest registrations")
+                       " digest registrations, each a JSON object")
     if len(items) > 1:
         charge("register", len(items) - 1)  # each item counts as a registration
     results = register_batch(current_services(), [_item(i, g.api_key.id) for i in items],
@@ -94,7 +95,7 @@ def _ids(body: dict[str, Any], allowed: frozenset[str]) -> list[str]:
     return ids
 
 
-@bp.post("/bundles")
+@bp.post("/bundles", provide_automatic_options=False)
 @require_key
 def get_bundles() -> Response:
     """Many evidence bundles in one answer (base64 by id), each byte for byte the one GET
@@ -105,7 +106,7 @@ def get_bundles() -> Response:
                                 for i, b in bundles.items()}, "missing": missing})
 
 
-@bp.post("/wait")
+@bp.post("/wait", provide_automatic_options=False)
 @require_key
 def wait_receipts() -> Response:
     """Long poll: answer once any of `ids` is stamped or failed, or after `wait_s` seconds."""
@@ -116,3 +117,12 @@ def wait_receipts() -> Response:
     settled = receipts.wait_settled(current_services(), g.api_key.id, ids, float(wait_s))
     return jsonify({"items": [summary_json(r) for r in settled.items],
                     "pending": settled.pending, "unknown": settled.unknown})
+
+
+@bp.route("/batch", methods=["OPTIONS"], provide_automatic_options=False)
+@bp.route("/wait", methods=["OPTIONS"], provide_automatic_options=False)
+@bp.route("/bundles", methods=["OPTIONS"], provide_automatic_options=False)
+def bulk_options() -> Response:
+    """Allow: what these paths serve (GET /v1/stamps/{receipt_id} matches them too, and
+    Flask's own answer would list its GET)."""
+    return Response(status=200, headers={"Allow": "OPTIONS, POST"})

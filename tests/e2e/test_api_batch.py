@@ -151,6 +151,9 @@ def test_wait_answers_when_receipts_are_stamped(worker_api: Api) -> None:
     assert sorted(r["id"] for r in settled["items"]) == sorted(ids)
     assert all(r["status"] == "stamped" and r["stamped_at"] for r in settled["items"])
     assert settled["pending"] == [] and settled["unknown"] == []
+    started = time.monotonic()
+    nothing = post(api, "/v1/stamps/wait", {"ids": ["rcp_nothing"], "wait_s": 20}).get_json()
+    assert nothing["unknown"] == ["rcp_nothing"] and time.monotonic() - started < 10
     # Their bundles in one request, each the bytes of GET /v1/stamps/{id}/bundle.
     pending = post(api, "/v1/stamps", {"sha256": digest("late")}).get_json()["id"]
     many = post(api, "/v1/stamps/bundles", {"ids": [*ids, pending, other_id]}).get_json()
