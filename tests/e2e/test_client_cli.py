@@ -63,6 +63,12 @@ def test_ctrl_c_stops_promptly_with_a_summary(idle_service: Service, tmp_path: P
     assert took < 5, took  # not the 10 s of the long poll in flight: abandoned
     with idle_service.env.services.engine.connect() as conn:
         assert len(conn.execute(receipts.select()).all()) == 12  # what was sent is kept
+    # Run again once stamps come: the batch items' keys find the same receipts (no new ones).
+    idle_service.env.start_worker()
+    again = idle_service.stamp(tmp_path / "art", "--hash-only")
+    assert again.returncode == 0 and "12 stamped, 0 skipped, 0 failed" in again.stdout, again
+    with idle_service.env.services.engine.connect() as conn:
+        assert len(conn.execute(receipts.select()).all()) == 12
 
 
 def test_a_refused_key_stops_the_run_with_one_message(service: Service, tmp_path: Path) -> None:

@@ -175,7 +175,7 @@ def test_hash_only_never_sends_the_image(service: Service, tmp_path: Path) -> No
     assert len(service.registrations()) == 1  # both digests in one batch
     smallest = min(p.stat().st_size for p in paths)
     for _, path, content_type, length in posts:
-        assert path in ("/v1/stamps/batch", "/v1/stamps/wait")
+        assert path in ("/v1/stamps/batch", "/v1/stamps/wait", "/v1/stamps/bundles")
         assert content_type == "application/json" and length < smallest
     with service.env.services.engine.connect() as conn:
         rows = conn.execute(select(receipts.c.image_size, receipts.c.media_type,
