@@ -10,13 +10,20 @@ normalised fields beside it, so nothing stated is lost and searches need not kno
 from __future__ import annotations
 
 import copy
+import json
 import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from service.errors import MetadataError
-from service.evidence.manifest import MAX_JSON_DEPTH, MAX_METADATA_BYTES, SAFE_INTEGER, canonicalize
+from service.evidence.manifest import (
+    MAX_JSON_DEPTH,
+    MAX_METADATA_BYTES,
+    SAFE_INTEGER,
+    canonicalize,
+    check_json_value,
+)
 
 SOURCE_REQUEST = "request"
 
@@ -72,7 +79,7 @@ def normalize_client_record(record: Mapping[str, Any]) -> dict[str, Any]:
     """
     if not isinstance(record, Mapping):
         raise MetadataError("record must be a JSON object")
-    canonicalize(record, max_bytes=MAX_METADATA_BYTES, max_depth=MAX_JSON_DEPTH, what="record")
+    _check_bounded(record, "record")
     source = record.get("source")
     if not isinstance(source, str) or not _FORMAT_NAME.fullmatch(source):
         raise MetadataError("record.source must name the record's format (a short identifier)")
@@ -90,6 +97,19 @@ def normalize_client_record(record: Mapping[str, Any]) -> dict[str, Any]:
             raise MetadataError(f"record.{extra} must be a JSON object")
         out[extra] = copy.deepcopy(dict(value))
     return out
+
+
+def _check_bounded(value: Mapping[str, Any], what: str) -> None:
+    """What canonicalize checks (JSON that JCS represents exactly, at most MAX_METADATA_BYTES),
+    with the C encoder for the size: a batch checks a thousand records, and the manifest that
+    is built next is JCS-encoded (and bounded) anyway."""
+    check_json_value(value, max_depth=MAX_JSON_DEPTH, what=what)
+    try:
+        size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+    except UnicodeEncodeError as exc:  # a lone surrogate: no UTF-8, no JCS
+        raise MetadataError(f"{what}: a string is not valid Unicode") from exc
+    if size > MAX_METADATA_BYTES:
+        raise MetadataError(f"{what} is larger than {MAX_METADATA_BYTES} bytes as JSON")
 
 
 def merge_generation(

@@ -107,7 +107,9 @@ def test_a_record_read_by_the_client_gets_sources_and_conflicts(api: Api) -> Non
     stored = api.client.get(item["receipt"]["links"]["self"], headers=api.auth).get_json()
     assert stored["manifest"]["generation"]["sources"]["file"]["source"] == "a1111"
     for bad in ({"prompt": "no source"}, {"source": "Not A Name!"}, {"source": "x", "raw": []},
-                "text"):
+                "text", None, {"source": "x", "provenance": None}, {"source": "x", "seed": 2**60},
+                {"source": "x", "raw": {"text": "\ud800"}},  # no UTF-8 for it, so no JCS
+                {"source": "x", "raw": {"text": "y" * 70_000}}):  # over MAX_METADATA_BYTES
         refused = post(api, "/v1/stamps", {"sha256": digest("bad"), "record": bad})
         assert refused.status_code == 400, bad
         assert refused.get_json()["type"] in (PROBLEM + "metadata-out-of-bounds",
