@@ -343,3 +343,12 @@ class StampRun:
         write_atomically(target, data)
         self._finish(item, "stamped", f"{item.receipt_id} at {receipt.get('stamped_at')}",
                      target)
+
+
+def stamp_file(client: StampClient, path: Path, options: Options,
+               report: Callable[[Path, str], None]) -> Outcome:
+    """One file through the stages of a whole run; never raises for the file's own problems
+    (they become `failed`). `report(path, text)` gets its states and warnings."""
+    run = StampRun(client, options, 1, lambda kind, p, text: report(p, text), lambda _: None)
+    outcomes = run.run([path])
+    return outcomes[0] if outcomes else Outcome(path, "failed", run.fatal or "not finished")

@@ -1,6 +1,6 @@
 """The steps of stamping a file that the run's stages (service.client.pipeline) share: find
 images, hash, skip a file whose bundle already verifies, read its record, the Idempotency-Key,
-and write the bundle; `stamp_file` runs one file through those stages.
+and write the bundle. `pipeline.stamp_file` runs one file through those stages.
 
 Re-running is safe: a valid bundle is never redone, and registration carries an Idempotency-Key
 derived from the digest and the records, so a run cut short finds its receipts again.
@@ -11,14 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 
-from service.client.api import StampClient
 from service.errors import MalformedInputError
 from service.evidence.bundle_check import MAX_BUNDLE_BYTES, TokenMemo, check_bundle
 from service.evidence.records import read_generation_record
@@ -67,17 +66,6 @@ def find_images(targets: Iterable[Path]) -> list[Path]:
 def bundle_path(image: Path, out_dir: Path | None) -> Path:
     """NAME.chronoseal.zip (NAME with its suffix, so a.png and a.jpg do not collide)."""
     return (out_dir or image.parent) / (image.name + BUNDLE_SUFFIX)
-
-
-def stamp_file(client: StampClient, path: Path, options: Options,
-               report: Callable[[Path, str], None]) -> Outcome:
-    """One file through the stages of a whole run (service.client.pipeline); never raises for
-    the file's own problems (they become `failed`)."""
-    from service.client.pipeline import StampRun  # built on this module: imported when used
-
-    run = StampRun(client, options, 1, lambda kind, p, text: report(p, text), lambda _: None)
-    outcomes = run.run([path])
-    return outcomes[0] if outcomes else Outcome(path, "failed", run.fatal or "not finished")
 
 
 def idempotency_key(hash_only: bool, sha256: str, metadata: dict[str, Any],

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from service.cli.stamp import Progress, summarize
-from service.client.pipeline import StampRun
+from service.client.pipeline import StampRun, stamp_file
 from service.client.stamping import MAX_RESUBMITS, Options, Outcome, bundle_path, find_images
 from service.client.upload import MultipartFile
 from service.web.multipart import parse_form
@@ -125,3 +125,13 @@ def test_the_streamed_upload_is_what_the_server_parser_reads(tmp_path: Path, blo
         assert form.filename == "a _quoted___name.png"
     finally:
         form.close()
+
+
+def test_stamp_file_runs_one_file_through_the_same_stages(tmp_path: Path) -> None:
+    image = tmp_path / "a.png"
+    image.write_bytes(b"y")
+    options = Options(out_dir=None, hash_only=True, metadata={}, wait_s=60, roots=None)
+    reported: list[tuple[Path, str]] = []
+    outcome = stamp_file(FakeClient(set()), image, options, lambda p, t: reported.append((p, t)))  # type: ignore[arg-type]
+    assert (outcome.path, outcome.state) == (image, "failed")
+    assert outcome.detail == "rcp_1 failed: no TSA"
