@@ -2,7 +2,8 @@
 
 Each image gets NAME.chronoseal.zip (next to it, or in --out). Images whose bundle already
 verifies are skipped, so a run can be repeated until everything is stamped. Exit codes: 0 every
-file stamped or skipped, 1 some failed (listed at the end with the reason), 2 unusable input.
+file stamped or skipped, 1 some failed (listed at the end with the reason) or the server refused
+the key or could not be reached, 2 unusable input (a missing path), 130 stopped by Ctrl-C.
 """
 
 from __future__ import annotations
@@ -11,25 +12,27 @@ import argparse
 import json
 import os
 import sys
-import threading
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, TextIO
 
+from tqdm import tqdm
+
 from service.cli.verify_token import read_certificates
-from service.client.api import StampClient
-from service.client.stamping import Options, Outcome, find_images, stamp_file
+from service.client.api import ClientError, StampClient
+from service.client.pipeline import StampRun
+from service.client.stamping import Options, Outcome, find_images
 from service.errors import ConfigError, MalformedInputError
 from service.settings import load_settings
 from service.usecases.credentials import local_signer
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 KEY_ENV = "CHRONOSEAL_API_KEY"
 DEFAULT_SERVER = "http://127.0.0.1:8318"  # `chronoseal up` and `serve` defaults
 DEFAULT_JOBS = 4  # uploads overlap hashing and waiting; more mostly queues at the server
 MAX_JOBS = 32
 DEFAULT_WAIT_S = 600.0  # TSA retries can delay a stamp by minutes; after that, run again
-BAR_WIDTH = 30
+PROGRESS_INTERVAL_S = 0.2  # redraws of the bar at most this often
 
 
 def register(subparsers: Any) -> None:
@@ -44,9 +47,11 @@ def register(subparsers: Any) -> None:
                         "each image)")
     parser.add_argument("--hash-only", action="store_true", help="send only the SHA-256 and the "
                         "locally read generation record: the image never leaves this machine")
-    parser.add_argument("--metadata", help="generation record as a JSON object (added to, and "
-                        "overriding, what the image carries)")
-    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help="files in flight")
+    parser.add_argument("--metadata", help="generation record as a JSON object, added to what "
+                        "the image carries; a field both state keeps the file's value and the "
+                        "disagreement is recorded (generation.conflicts) and warned about")
+    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS,
+                        help="uploads in flight, and threads fetching bundles")
     parser.add_argument("--wait", type=float, default=DEFAULT_WAIT_S,
                         help="seconds to wait for each stamp before giving up")
     parser.add_argument("--ca", type=Path, help="PEM roots the bundles must chain to "
@@ -66,25 +71,57 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """The command; Ctrl-C before the files are under way ends it at once (exit 130)."""
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print("chronoseal stamp: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         key, options = _setup(args)
     except (MalformedInputError, OSError, ConfigError) as exc:
         print(f"chronoseal stamp: error: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
+    missing = [str(t) for t in args.targets if not t.exists()]
+    if missing:
+        print(f"chronoseal stamp: error: no such file or directory: {', '.join(missing)}",
+              file=sys.stderr)
+        return EXIT_UNUSABLE
     images = find_images(args.targets)
     if not images:
         print("chronoseal stamp: error: no image files found", file=sys.stderr)
         return EXIT_UNUSABLE
-    client = StampClient(args.server, key)
-    progress = Progress(len(images), sys.stderr)
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(stamp_file, client, path, options, progress.status)
-                   for path in images]
-        for future in as_completed(futures):
-            progress.done(future.result())
-        outcomes = [f.result() for f in futures]
-    progress.finish()
-    return summarize(outcomes, sys.stdout)
+    client = StampClient(args.server, key, connections=args.jobs + 2)
+    try:
+        client.check_access()  # a refused key or a server that is down: one message, now
+    except ClientError as exc:
+        print(f"chronoseal stamp: error: {_why(exc, args.server)}", file=sys.stderr)
+        return EXIT_FAILED
+    with Progress(len(images), sys.stderr) as progress:
+        stamp_run = StampRun(client, options, args.jobs, progress.event, progress.done)
+        try:
+            outcomes = stamp_run.run(images)
+        except KeyboardInterrupt:
+            stamp_run.cancel()
+            outcomes = stamp_run.outcomes(images)
+    if stamp_run.fatal:
+        print(f"chronoseal stamp: error: {stamp_run.fatal}", file=sys.stderr)
+    code = summarize(outcomes, sys.stdout, unfinished=len(images) - len(outcomes))
+    if stamp_run.cancelled and not stamp_run.fatal:
+        print("interrupted: run again to finish (stamped files are skipped)", file=sys.stdout)
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if stamp_run.fatal else code
+
+
+def _why(exc: ClientError, server: str) -> str:
+    if exc.fatal:
+        return f"the server refused the API key ({exc})"
+    if exc.unreachable:
+        return f"cannot reach the server at {server}: is it running? ({exc})"
+    return str(exc)
 
 
 def _setup(args: argparse.Namespace) -> tuple[str, Options]:
@@ -110,14 +147,15 @@ def _setup(args: argparse.Namespace) -> tuple[str, Options]:
                         embed=local_signer(load_settings()) if args.embed else None)
 
 
-def summarize(outcomes: list[Outcome], out: TextIO) -> int:
+def summarize(outcomes: list[Outcome], out: TextIO, unfinished: int = 0) -> int:
     """One line per file, failures last with their reasons; the exit code."""
     for o in outcomes:
         if o.state != "failed":
             print(f"{o.state:8} {o.path} -> {o.bundle} ({o.detail})", file=out)
     failed = [o for o in outcomes if o.state == "failed"]
     counts = {s: sum(o.state == s for o in outcomes) for s in ("stamped", "skipped", "failed")}
-    print(", ".join(f"{n} {s}" for s, n in counts.items()), file=out)
+    print(", ".join(f"{n} {s}" for s, n in counts.items())
+          + (f", {unfinished} not finished" if unfinished else ""), file=out)
     if failed:
         print("failed:", file=out)
         for o in failed:
@@ -126,37 +164,26 @@ def summarize(outcomes: list[Outcome], out: TextIO) -> int:
 
 
 class Progress:
-    """A plain-text bar on stderr: redrawn in place on a terminal, one line per event otherwise."""
+    """A tqdm bar on stderr (files, rate and time left); warnings per file above it."""
 
     def __init__(self, total: int, stream: TextIO) -> None:
-        self.total, self.stream = total, stream
-        self.finished = self.failed = 0
-        self.tty = stream.isatty()
-        self.lock = threading.Lock()
+        self.stream = stream
+        self.bar = tqdm(total=total, file=stream, unit="file", ascii=True, dynamic_ncols=True,
+                        mininterval=PROGRESS_INTERVAL_S, smoothing=0.1)
+        self.failed = 0
 
-    def status(self, path: Path, state: str) -> None:
-        self._draw(f"{path.name}: {state}")
+    def event(self, kind: str, path: Path, text: str) -> None:
+        if kind == "warning":
+            self.bar.write(f"warning: {path}: {text}", file=self.stream)
 
-    def done(self, outcome: Outcome) -> Outcome:
-        with self.lock:
-            self.finished += 1
-            self.failed += outcome.state == "failed"
-        self._draw(f"{outcome.path.name}: {outcome.state}")
-        return outcome
+    def done(self, outcome: Outcome) -> None:
+        if outcome.state == "failed":
+            self.failed += 1
+            self.bar.set_postfix_str(f"{self.failed} failed", refresh=False)
+        self.bar.update(1)
 
-    def finish(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
+    def __enter__(self) -> Progress:
+        return self
 
-    def _draw(self, event: str) -> None:
-        with self.lock:
-            filled = BAR_WIDTH * self.finished // max(self.total, 1)
-            bar = "#" * filled + "-" * (BAR_WIDTH - filled)
-            line = (f"[{bar}] {self.finished}/{self.total}"
-                    + (f" ({self.failed} failed)" if self.failed else "") + f"  {event}")
-            if self.tty:
-                self.stream.write("\r\x1b[K" + line[:200])
-            else:
-                self.stream.write(line + "\n")
-            self.stream.flush()
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()

@@ -10,7 +10,6 @@ registers, polls and writes bundles, retrying with back-off while the server is 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import threading
 import time
@@ -30,6 +29,7 @@ from service.client.watch_sender import (
     Report,
     Sender,
     SendOptions,
+    encode_sent,
     extra_fields,
     registration_key,
 )
@@ -154,12 +154,13 @@ class Watcher:
             return  # the same image again (touched, or copied over itself)
         session = self.state.session_for(path.parent, self.wall_clock(), self.options.pause_s)
         metadata = dict(self.options.metadata)
-        if not self.options.upload:
-            metadata = {**read_local_record(path), **metadata}
+        # Hash-only: the record read here goes as `record`, merged by the server as one it
+        # reads itself (sources, conflicts with the stated metadata).
+        record = None if self.options.upload else read_local_record(path).record
         key = registration_key(sha256, metadata, extra_fields(session, self.send_options),
-                               self.options.upload)
+                               self.options.upload, record)
         self.state.queue(path, after.st_size, after.st_mtime_ns, sha256,
-                         json.dumps(metadata), session, key)
+                         encode_sent(metadata, record), session, key)
         self._count("queued", path, session)
 
     def _count(self, event: str, path: Path, detail: str) -> None:

@@ -52,11 +52,27 @@ class SendOptions:
 
 
 def registration_key(sha256: str, metadata: dict[str, Any], extra: dict[str, Any],
-                     upload: bool) -> str:
+                     upload: bool, record: dict[str, Any] | None = None) -> str:
     """The Idempotency-Key: a digest of what is sent, so a repeat finds the same receipt."""
     mode = "upload" if upload else "digest"
     sent = {"mode": mode, "sha256": sha256, "metadata": metadata, **extra}
+    if record:
+        sent["record"] = record
     return "chronoseal-watch:" + hashlib.sha256(canonicalize(sent)).hexdigest()
+
+
+def encode_sent(metadata: dict[str, Any], record: dict[str, Any] | None) -> str:
+    """What the state file keeps of a registration's body: the stated metadata and the record
+    read from the file (hash-only)."""
+    return json.dumps({"metadata": metadata, "record": record})
+
+
+def decode_sent(text: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """`encode_sent` reversed; a state row of an earlier version holds the metadata alone."""
+    data = json.loads(text)
+    if isinstance(data, dict) and set(data) == {"metadata", "record"}:
+        return data["metadata"], data["record"]
+    return data, None
 
 
 def extra_fields(session: str, options: SendOptions) -> dict[str, str]:
@@ -107,7 +123,7 @@ class Sender:
         return self.clock() >= at
 
     def _register(self, entry: Entry) -> None:
-        metadata = json.loads(entry.metadata)
+        metadata, record = decode_sent(entry.metadata)
         extra = extra_fields(entry.session, self.options)
         try:
             if self.options.upload:
@@ -115,7 +131,7 @@ class Sender:
                                                        entry.idempotency_key, extra)
             else:
                 accepted = self.client.register_digest(entry.sha256, metadata,
-                                                       entry.idempotency_key, extra)
+                                                       entry.idempotency_key, extra, record)
         except OSError as exc:  # an upload whose file went away after it settled
             self._fail(entry, f"cannot read the image: {exc.strerror or exc}")
             return

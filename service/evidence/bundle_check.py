@@ -159,6 +159,47 @@ class BundleVerdict:
         }
 
 
+class TokenMemo:
+    """Token checks shared by the bundles of one run (`chronoseal stamp`): every receipt of a
+    Merkle batch carries the same tokens, chains and revocation data, so their checks (most
+    of a bundle's check: CMS, signature, chain) are made once per batch and reused.
+
+    The key is SHA-256 over everything the checks read: the imprint, the trusted roots and
+    every member but the receipt's own (RECEIPT_MEMBERS and history/: its manifest, proof,
+    disclosure and earlier iterations, checked on their own, and renderings no check reads).
+    `now` is fixed for the run.
+    """
+
+    RECEIPT_MEMBERS = frozenset({"manifest.json", "proof.json", "certificate.html",
+                                 "certificate.pdf", "VERIFY.md", "disclosure.json"})
+    RECEIPT_PREFIXES = ("history/",)
+    MAX_ENTRIES = 256  # batches remembered; one run rarely spans more than a few
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = datetime.now(UTC) if now is None else now
+        self._done: dict[bytes, tuple[list[Check], list[StampResult]]] = {}
+
+    def key(self, files: dict[str, bytes], imprint: bytes | None,
+            roots: Sequence[x509.Certificate] | None, partial_chain: bool) -> bytes:
+        h = hashlib.sha256(b"imprint\0" + (imprint or b"") + bytes([partial_chain]))
+        for root in roots if roots is not None else ():
+            h.update(b"root\0" + root.fingerprint(hashes.SHA256()))
+        for path in sorted(set(files) - self.RECEIPT_MEMBERS):
+            if path.startswith(self.RECEIPT_PREFIXES):
+                continue
+            data = files[path]
+            h.update(b"%d:%s%d:" % (len(path), path.encode(), len(data)) + data)
+        return h.digest()
+
+    def get(self, key: bytes) -> tuple[list[Check], list[StampResult]] | None:
+        return self._done.get(key)
+
+    def put(self, key: bytes, checks: list[Check], stamps: list[StampResult]) -> None:
+        if len(self._done) >= self.MAX_ENTRIES:
+            self._done.pop(next(iter(self._done)))
+        self._done[key] = (checks, stamps)
+
+
 def check_bundle(
     zip_bytes: bytes,
     *,
@@ -166,13 +207,17 @@ def check_bundle(
     roots: Sequence[x509.Certificate] | None = None,
     partial_chain: bool = False,
     now: datetime | None = None,
+    memo: TokenMemo | None = None,
 ) -> BundleVerdict:
     """Verify a bundle; MalformedInputError only when it is not a bundle ZIP at all.
 
     `partial_chain` makes roots that are not self-signed trust anchors (see verify_timestamp).
     `now` (default: the clock) is when the evidence must still hold: a token whose chain has
-    expired by then needs an archive timestamp (renewal_check) made before it did.
+    expired by then needs an archive timestamp (renewal_check) made before it did. `memo`
+    reuses the token checks of earlier bundles with the same tokens (and its `now`).
     """
+    if memo is not None:
+        now = memo.now
     now = datetime.now(UTC) if now is None else now
     if image_sha256 is not None and not _is_hex64(image_sha256.lower()):
         raise MalformedInputError("the image digest must be 64 hexadecimal characters")
@@ -205,7 +250,16 @@ def check_bundle(
     # 4. Format 2: batch-head.json states that root and the proof's size; the tokens imprint it.
     imprint = _check_head(checks, files, proof, root)
     # 5. Every token imprints that value and is signed by a TSA chaining to a trusted root.
-    stamps = _check_tokens(checks, files, imprint, roots, partial_chain, now)
+    key = memo.key(files, imprint, roots, partial_chain) if memo is not None else None
+    known = memo.get(key) if memo is not None and key is not None else None
+    if known is not None:
+        checks += known[0]
+        stamps = known[1]
+    else:
+        first = len(checks)
+        stamps = _check_tokens(checks, files, imprint, roots, partial_chain, now)
+        if memo is not None and key is not None:
+            memo.put(key, checks[first:], stamps)
     # 8. A private record's revealed fields open their commitments (disclosure.json).
     if DISCLOSURE_MEMBER in files:
         found = disclosure_problems(manifest.get("generation") if manifest else None,

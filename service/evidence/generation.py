@@ -10,6 +10,7 @@ normalised fields beside it, so nothing stated is lost and searches need not kno
 from __future__ import annotations
 
 import copy
+import json
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -17,7 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.errors import MetadataError
-from service.evidence.manifest import MAX_JSON_DEPTH, MAX_METADATA_BYTES, SAFE_INTEGER, canonicalize
+from service.evidence.manifest import (
+    MAX_JSON_DEPTH,
+    MAX_METADATA_BYTES,
+    SAFE_INTEGER,
+    canonicalize,
+    check_json_value,
+)
 
 SOURCE_REQUEST = "request"
 
@@ -62,6 +69,55 @@ def normalize_request_metadata(
     found = read(raw) if read is not None else {}
     return {**normalize_fields(found), **normalize_fields(raw), "raw": raw,
             "source": SOURCE_REQUEST}
+
+
+# A record the submitter's client read from the image (digest-only registrations): its format
+# name is a short identifier (service/evidence/records/record.py names them).
+READ_BY_CLIENT = "client"
+_FORMAT_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,31}")
+CLIENT_RECORD_EXTRAS = ("details", "provenance")
+
+
+def normalize_client_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The file's `generation` from a record the client read from the file (`--hash-only`):
+    the shape of a record read by the server (fields, `source`, `raw`, `details`,
+    `provenance`) plus `read_by: "client"`, since the server never saw the bytes.
+
+    Raises MetadataError when the record is not a bounded JSON object naming its format.
+    """
+    if not isinstance(record, Mapping):
+        raise MetadataError("record must be a JSON object")
+    _check_bounded(record, "record")
+    source = record.get("source")
+    if not isinstance(source, str) or not _FORMAT_NAME.fullmatch(source):
+        raise MetadataError("record.source must name the record's format (a short identifier)")
+    raw = record.get("raw", {})
+    if not isinstance(raw, Mapping):
+        raise MetadataError("record.raw must be a JSON object")
+    fields = {k: v for k, v in record.items() if k in ALIASES}
+    out: dict[str, Any] = {**normalize_fields(fields), "source": source,
+                           "raw": copy.deepcopy(dict(raw)), "read_by": READ_BY_CLIENT}
+    for extra in CLIENT_RECORD_EXTRAS:
+        if extra not in record:
+            continue
+        value = record[extra]
+        if not isinstance(value, Mapping):
+            raise MetadataError(f"record.{extra} must be a JSON object")
+        out[extra] = copy.deepcopy(dict(value))
+    return out
+
+
+def _check_bounded(value: Mapping[str, Any], what: str) -> None:
+    """What canonicalize checks (JSON that JCS represents exactly, at most MAX_METADATA_BYTES),
+    with the C encoder for the size: a batch checks a thousand records, and the manifest that
+    is built next is JCS-encoded (and bounded) anyway."""
+    check_json_value(value, max_depth=MAX_JSON_DEPTH, what=what)
+    try:
+        size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+    except UnicodeEncodeError as exc:  # a lone surrogate: no UTF-8, no JCS
+        raise MetadataError(f"{what}: a string is not valid Unicode") from exc
+    if size > MAX_METADATA_BYTES:
+        raise MetadataError(f"{what} is larger than {MAX_METADATA_BYTES} bytes as JSON")
 
 
 def merge_generation(

@@ -257,3 +257,18 @@ def first_stamped_of_image(conn: Connection, api_key_id: str, image_sha256: str
                             receipts.c.status == "stamped")
     row = conn.execute(query.order_by(receipts.c.id).limit(1)).mappings().first()
     return _receipt(row) if row else None
+def receipt_states(conn: Connection, api_key_id: str, ids: Sequence[str]) -> dict[str, str]:
+    """Status by id of those of `ids` that belong to `api_key_id` (one primary-key range)."""
+    if not ids:
+        return {}
+    query = select(receipts.c.id, receipts.c.status).where(
+        receipts.c.api_key_id == api_key_id, receipts.c.id.in_(list(ids)))
+    return {row.id: row.status for row in conn.execute(query)}
+
+
+def receipts_by_ids(conn: Connection, api_key_id: str, ids: Sequence[str]) -> list[Receipt]:
+    """The key's receipts among `ids`, in id order."""
+    if not ids:
+        return []
+    query = _select().where(receipts.c.api_key_id == api_key_id, receipts.c.id.in_(list(ids)))
+    return [_receipt(row) for row in conn.execute(query.order_by(receipts.c.id)).mappings()]

@@ -95,8 +95,9 @@ class RateLimiter:
             log.warning("rate limits are off: Redis does not answer (%s); retrying in %.0f s",
                         type(exc).__name__, REDIS_RETRY_S)
 
-    def hit(self, counters: Sequence[Counter]) -> None:
-        """Count one request against every counter; RateLimitedError if one is past its limit."""
+    def hit(self, counters: Sequence[Counter], cost: int = 1) -> None:
+        """Count one request (`cost` units: a batch counts its items) against every counter;
+        RateLimitedError if one is past its limit."""
         if not counters or not self._available():
             return
         now = self._clock()
@@ -104,7 +105,7 @@ class RateLimiter:
         pipe = self._redis.pipeline(transaction=False)
         for counter, window in zip(counters, windows, strict=True):
             key = self._key(counter, window)
-            pipe.incr(key)
+            pipe.incr(key, cost)
             pipe.expire(key, counter.rate.period_s + 1)  # the key names its window: no reset
         try:
             counts = pipe.execute()[::2]

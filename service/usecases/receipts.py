@@ -7,6 +7,8 @@ so ids cannot be probed. Public receipts can be read by anyone, in a reduced for
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +21,8 @@ from service.storage.receipts import (
     first_stamped_of_image,
     get_receipt,
     list_receipts,
+    receipt_states,
+    receipts_by_ids,
     session_receipts,
 )
 from service.storage.tables import RECEIPT_STATUSES
@@ -33,7 +37,8 @@ MAX_PAGE_SIZE = 100  # each item is small, but a page is built in memory: keep i
 NO_RECEIPT = "No receipt with this id"
 __all__ = ["MAX_PAGE_SIZE", "RECEIPT_STATUSES", "Page", "Receipt", "Token", "ancestors",
            "list_own", "own_receipt", "proof_json", "readable_receipt", "receipt_bundle",
-           "receipt_certificate", "revocation_of", "session_page", "tokens_of"]
+           "receipt_bundles", "receipt_certificate", "revocation_of", "session_page",
+           "tokens_of", "wait_settled"]
 
 
 @dataclass(frozen=True)
@@ -181,17 +186,37 @@ def receipt_certificate(services: Services, receipt: Receipt, language: str, *, 
                         only="certificate.pdf" if pdf else "certificate.html")
 
 
-def _bundle_inputs(services: Services, receipt: Receipt, language: str, *, image: bool = True
-                   ) -> dict[str, Any]:
-    """build_bundle's arguments for a stamped receipt (no history), exhibit included."""
-    tokens, proof = _stamped_evidence(services, receipt)
-    settings = services.settings
+@dataclass(frozen=True)
+class _BatchEvidence:
+    """What every receipt of one Merkle batch shares: read once for many bundles."""
+
+    tokens: list[Token]
+    records: dict[str, Any]
+    revocation: dict[int, list[RevocationEntry]]
+
+
+def _batch_evidence(services: Services, receipt: Receipt) -> _BatchEvidence:
+    tokens, _proof = _stamped_evidence(services, receipt)
     assert receipt.batch_id is not None  # stamped
     with services.engine.connect() as conn:
         records = records_of(conn, receipt.batch_id)
-        kept = (services.uploads.load(conn, receipt.image_sha256)
-                if image and receipt.image_size is not None else None)
-    revocation = revocation_of(services, tokens)
+    return _BatchEvidence(tokens, records, revocation_of(services, tokens))
+
+
+def _bundle_inputs(services: Services, receipt: Receipt, language: str, *, image: bool = True,
+                   shared: _BatchEvidence | None = None) -> dict[str, Any]:
+    """build_bundle's arguments for a stamped receipt (no history), exhibit included;
+    `shared`: its batch's evidence when read already (many bundles of one batch)."""
+    proof = proof_json(receipt)
+    if receipt.status != "stamped" or proof is None:
+        raise NotReadyError(f"The receipt {receipt.id} is {receipt.status}", receipt.status)
+    batch = shared or _batch_evidence(services, receipt)
+    settings = services.settings
+    kept = None
+    if image and receipt.image_size is not None:
+        with services.engine.connect() as conn:
+            kept = services.uploads.load(conn, receipt.image_sha256)
+    tokens = batch.tokens
     return {
         "manifest_jcs": receipt.manifest_jcs,
         "proof": proof,
@@ -200,8 +225,8 @@ def _bundle_inputs(services: Services, receipt: Receipt, language: str, *, image
         "receipt_id": receipt.id,
         "image_name": receipt.image_name,
         "batch_head": receipt.head_jcs,
-        "evidence_records": {tsa: (r.record_der, r.renewals) for tsa, r in records.items()},
-        "revocation": {t.tsa: revocation[t.id] for t in tokens},
+        "evidence_records": {tsa: (r.record_der, r.renewals) for tsa, r in batch.records.items()},
+        "revocation": {t.tsa: batch.revocation[t.id] for t in tokens},
         "disclosure": receipt.disclosure_json,
         "exhibit": Exhibit(
             image=kept, authorities=authorities(settings),
@@ -210,9 +235,76 @@ def _bundle_inputs(services: Services, receipt: Receipt, language: str, *, image
     }
 
 
+MAX_BUNDLES = 100  # per POST /v1/stamps/bundles: ~3 MB of answer, a few hundred ms of a thread
+
+
+def receipt_bundles(services: Services, owner: str, ids: Sequence[str],
+                    language: str = DEFAULT_LANGUAGE) -> tuple[dict[str, bytes], list[str]]:
+    """The bundles of the key's stamped receipts among `ids` (by id), each as
+    `receipt_bundle` makes it, and the ids that have none (not stamped, or no such receipt for
+    this key). The data receipts of one Merkle batch share (tokens, evidence records,
+    revocation data) is read once per batch."""
+    if not 1 <= len(ids) <= MAX_BUNDLES:
+        raise InvalidInputError(f"ids must list 1..{MAX_BUNDLES} receipt ids")
+    with services.engine.connect() as conn:
+        found = [r for r in receipts_by_ids(conn, owner, list(dict.fromkeys(ids)))
+                 if r.status == "stamped" and r.batch_id is not None]
+    by_batch: dict[str, list[Receipt]] = {}
+    for receipt in found:
+        by_batch.setdefault(str(receipt.batch_id), []).append(receipt)
+    bundles: dict[str, bytes] = {}
+    for members in by_batch.values():
+        try:
+            shared = _batch_evidence(services, members[0])
+        except NotReadyError:
+            continue
+        for receipt in members:
+            bundles[receipt.id] = build_bundle(
+                **_bundle_inputs(services, receipt, language, shared=shared))
+    return bundles, [i for i in dict.fromkeys(ids) if i not in bundles]
+
+
 def revocation_of(services: Services, tokens: list[Token]) -> dict[int, list[RevocationEntry]]:
     """The revocation data stored with each token (by token id; empty for older tokens).
     `timestamping.revocation.ordered_blobs` turns one token's entries into bytes."""
     with services.engine.connect() as conn:
         rows = list_revocations(conn, [t.id for t in tokens])
     return {token_id: [RevocationEntry(*row) for row in found] for token_id, found in rows.items()}
+
+
+# Long poll on many receipts (POST /v1/stamps/wait): one client waits for a whole run at once.
+MAX_WAIT_IDS = 1000  # as many as one batch registers
+MAX_WAIT_S = 20.0  # a request holds an API thread this long at most; below graceful_timeout
+WAIT_POLL_S = 0.1  # how often a waiting request asks the database: one indexed lookup
+
+
+@dataclass(frozen=True)
+class Settled:
+    """The receipts among those asked that are no longer pending, and the others by state."""
+
+    items: list[Receipt]
+    pending: list[str]
+    unknown: list[str]  # not this key's, or no such receipt (told apart by nobody)
+
+
+def wait_settled(services: Services, owner: str, ids: Sequence[str], wait_s: float, *,
+                 sleep: Callable[[float], None] = time.sleep) -> Settled:
+    """Return as soon as one of `ids` is stamped or failed (all of those), or none is pending
+    (only unknown ids), or after `wait_s` (0..MAX_WAIT_S) with none; InvalidInputError for
+    more than MAX_WAIT_IDS ids."""
+    if not 0 <= wait_s <= MAX_WAIT_S:
+        raise InvalidInputError(f"wait_s must be a number of seconds in 0..{MAX_WAIT_S:g}")
+    if not 1 <= len(ids) <= MAX_WAIT_IDS:
+        raise InvalidInputError(f"ids must list 1..{MAX_WAIT_IDS} receipt ids")
+    wanted = list(dict.fromkeys(ids))
+    deadline = time.monotonic() + wait_s
+    while True:
+        with services.engine.connect() as conn:
+            states = receipt_states(conn, owner, wanted)
+            done = [i for i in wanted if states.get(i, "pending") != "pending"]
+            items = receipts_by_ids(conn, owner, done) if done else []
+        pending = [i for i in wanted if states.get(i) == "pending"]
+        left = deadline - time.monotonic()
+        if items or not pending or left <= 0:  # unknown ids are never waited for
+            return Settled(items, pending, [i for i in wanted if i not in states])
+        sleep(min(WAIT_POLL_S, left))

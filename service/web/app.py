@@ -16,6 +16,7 @@ from service.web import (
     search,
     sessions,
     stamps,
+    stamps_bulk,
     verify,
     webhooks,
 )
@@ -42,7 +43,7 @@ def create_app(services: Services | None = None) -> Flask:
     metrics.install(app, services)
     install_request_log(app)
     for blueprint in (health.bp, openapi.bp, stamps.bp, verify.bp, webhooks.bp, hooks.bp,
-                      search.bp, credentials.bp, sessions.bp):
+                      search.bp, credentials.bp, sessions.bp, stamps_bulk.bp):
         app.register_blueprint(blueprint)
     pages.install(app)
     return app

@@ -37,8 +37,8 @@ FORM_OVERHEAD_BYTES = 1024 * 1024  # multipart framing plus the text fields, on 
 MAX_CALLBACK_URL_CHARS = 2048  # the de facto URL limit of browsers and proxies
 IMAGE_FIELD = "image"
 FORM_FIELDS = frozenset({"metadata", "callback_url", "external_id", "public"}) | LINEAGE_FIELDS
-JSON_FIELDS = (frozenset({"sha256", "metadata", "callback_url", "external_id", "public"})
-               | LINEAGE_FIELDS)
+JSON_FIELDS = (frozenset({"sha256", "metadata", "callback_url", "external_id", "public",
+                          "record"}) | LINEAGE_FIELDS)
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _IDEMPOTENCY_KEY = re.compile(rf"[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_CHARS}}}")  # visible ASCII
 
@@ -61,14 +61,7 @@ def read_registration(request: Request, limit: int, owner: str) -> Registration:
 def idempotency_key(request: Request) -> str | None:
     """The Idempotency-Key header, checked; None when absent."""
     value = request.headers.get("Idempotency-Key")
-    if value is None:
-        return None
-    if not _IDEMPOTENCY_KEY.fullmatch(value):
-        raise ApiError(
-            INVALID_FIELD,
-            f"Idempotency-Key must be 1..{MAX_IDEMPOTENCY_KEY_CHARS} visible ASCII characters",
-        )
-    return value
+    return None if value is None else check_idempotency_key(value)
 
 
 def _from_form(request: Request, limit: int) -> Registration:
@@ -124,10 +117,16 @@ def read_json_body(request: Request, limit: int, empty: Any = None) -> Any:
 
 
 def _from_json(request: Request) -> Registration:
-    data = read_json_body(request, MAX_JSON_BODY_BYTES)
+    return registration_from_json(read_json_body(request, MAX_JSON_BODY_BYTES))
+
+
+def registration_from_json(data: Any, extra_fields: frozenset[str] = frozenset()
+                           ) -> Registration:
+    """One digest registration from its JSON object: the body of POST /v1/stamps, or one item
+    of POST /v1/stamps/batch (which also allows `extra_fields`, read by its caller)."""
     if not isinstance(data, dict):
         raise ApiError(INVALID_FIELD, "the body must be a JSON object")
-    unknown = sorted(set(data) - JSON_FIELDS)
+    unknown = sorted(set(data) - JSON_FIELDS - extra_fields)
     if unknown:
         raise ApiError(INVALID_FIELD, f"unknown field(s): {', '.join(unknown)}")
     digest = data.get("sha256")
@@ -136,6 +135,10 @@ def _from_json(request: Request) -> Registration:
     metadata = data.get("metadata", {})
     if not isinstance(metadata, dict):
         raise ApiError(INVALID_METADATA)
+    record = data.get("record")
+    if "record" in data and not isinstance(record, dict):
+        raise ApiError(INVALID_METADATA, "record must be a JSON object (the record read from "
+                       "the file), or omitted")
     public = data.get("public", False)
     if not isinstance(public, bool):
         raise ApiError(INVALID_FIELD, "public must be true or false")
@@ -149,8 +152,19 @@ def _from_json(request: Request) -> Registration:
         external_id=_external_id(data.get("external_id")),
         callback_url=_callback_url(data.get("callback_url")),
         public=public,
+        file_record=record,
         lineage=read_lineage(data),
     )
+
+
+def check_idempotency_key(value: Any) -> str:
+    """An Idempotency-Key (header or batch item field), checked."""
+    if not isinstance(value, str) or not _IDEMPOTENCY_KEY.fullmatch(value):
+        raise ApiError(
+            INVALID_FIELD,
+            f"Idempotency-Key must be 1..{MAX_IDEMPOTENCY_KEY_CHARS} visible ASCII characters",
+        )
+    return value
 
 
 def _metadata_from_text(text: str | None) -> dict[str, Any]:

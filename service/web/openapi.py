@@ -159,7 +159,8 @@ REGISTER = {
             "type": "object", "required": ["sha256"], "additionalProperties": False,
             "properties": {"sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
                            **_REGISTER_FIELDS, "metadata": {"type": "object"},
-                           "public": {"type": "boolean"}},
+                           "public": {"type": "boolean"},
+                           "record": {"$ref": _REF + "FileRecord"}},
         }},
     }},
     "responses": {
@@ -605,6 +606,78 @@ SCHEMAS["BundleVerdict"]["properties"]["history"] = {
         "receipt_id": {"type": "string"}, "image_sha256": _NULLABLE_STR,
         "session": _NULLABLE_STR, "valid": {"type": "boolean"},
         "gen_time": {"type": ["string", "null"], "format": "date-time"}}}}
+# --- bulk registration and waiting (h-client) ---
+SCHEMAS["FileRecord"] = {
+    "type": "object", "required": ["source"],
+    "description": "digest-only: the generation record the client read from the file (as "
+                   "`chronoseal stamp --hash-only` sends it); merged like a record the server "
+                   "reads, so the manifest has source, sources and conflicts",
+    "properties": {"source": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_.-]{0,31}$"},
+                   "raw": {"type": "object"}, "details": {"type": "object"},
+                   "provenance": {"type": "object"}},
+}
+_DIGEST_ITEM = {
+    "type": "object", "required": ["sha256"], "additionalProperties": False,
+    "properties": {**REGISTER["requestBody"]["content"]["application/json"]["schema"][
+        "properties"], "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 255,
+                                           "description": "as the Idempotency-Key header, "
+                                                          "per item"}},
+}
+SCHEMAS["BatchResult"] = {
+    "type": "object", "required": ["items", "accepted", "refused"],
+    "properties": {
+        "items": {"type": "array", "description": "one per item, in order", "items": {
+            "type": "object", "required": ["status"],
+            "properties": {"status": {"type": "integer"},
+                           "receipt": {"$ref": _REF + "Accepted"},
+                           "problem": {"$ref": _REF + "Problem"}}}},
+        "accepted": {"type": "integer"}, "refused": {"type": "integer"},
+    },
+}
+SCHEMAS["Settled"] = {
+    "type": "object", "required": ["items", "pending", "unknown"],
+    "properties": {"items": {"type": "array", "items": {"$ref": _REF + "Summary"},
+                             "description": "the asked receipts that are stamped or failed"},
+                   "pending": {"type": "array", "items": {"type": "string"}},
+                   "unknown": {"type": "array", "items": {"type": "string"},
+                               "description": "no such receipt for this key"}},
+}
+PATHS["/v1/stamps/batch"] = {"post": _op(
+    "Register up to 1,000 digests in one request and one transaction; a result per item",
+    {"200": _json("BatchResult", "Each item's receipt (202) or its own problem"),
+     "400": _problem("invalid-field: not {items: [1..1000 objects]}"),
+     "413": _problem("payload-too-large: over 16 MiB"),
+     "415": _problem("unsupported-media-type"),
+     **_ROUTE_LIMITED,
+     "507": _problem("insufficient-storage: nothing was stored")},
+    body={"type": "object", "required": ["items"], "additionalProperties": False,
+          "properties": {"items": {"type": "array", "minItems": 1, "maxItems": 1000,
+                                   "items": {"type": "object", "description": (
+                                       "a DigestItem; one that is not gets its own problem "
+                                       "in the answer, the others are still registered")}}}})}
+SCHEMAS["DigestItem"] = _DIGEST_ITEM
+PATHS["/v1/stamps/bundles"] = {"post": _op(
+    "Many evidence bundles at once, each the bytes GET /v1/stamps/{id}/bundle gives",
+    {"200": {"description": "bundles by receipt id (base64 ZIP) and the ids without one",
+             "content": {"application/json": {"schema": {
+                 "type": "object", "required": ["bundles", "missing"],
+                 "properties": {"bundles": {"type": "object", "additionalProperties": {
+                     "type": "string", "contentEncoding": "base64"}},
+                                "missing": {"type": "array", "items": {"type": "string"}}}}}}},
+     "400": _problem("invalid-field"), "415": _problem("unsupported-media-type")},
+    body={"type": "object", "required": ["ids"], "additionalProperties": False,
+          "properties": {"ids": {"type": "array", "minItems": 1, "maxItems": 100,
+                                 "items": {"type": "string", "minLength": 1, "maxLength": 64}}}})}
+PATHS["/v1/stamps/wait"] = {"post": _op(
+    "Long poll: answers as soon as one of the receipts is stamped or failed, or after wait_s",
+    {"200": _json("Settled", "The settled receipts (none when wait_s passed)"),
+     "400": _problem("invalid-field"), "415": _problem("unsupported-media-type")},
+    body={"type": "object", "required": ["ids"], "additionalProperties": False,
+          "properties": {"ids": {"type": "array", "minItems": 1, "maxItems": 1000,
+                                 "items": {"type": "string", "minLength": 1, "maxLength": 64}},
+                         "wait_s": {"type": "number", "minimum": 0, "maximum": 20,
+                                    "default": 10}}})}
+
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",

@@ -172,11 +172,16 @@ def problem_response(
 
 def problem_bytes(problem: Problem, detail: str | None = None, **extra: Any) -> bytes:
     """The problem+json body: also written by the HTTP server, outside any Flask request."""
+    return stdlib_json.dumps(problem_body(problem, detail, **extra), sort_keys=True).encode()
+
+
+def problem_body(problem: Problem, detail: str | None = None, **extra: Any) -> dict[str, Any]:
+    """The problem+json members, as an object."""
     body: dict[str, Any] = {"type": problem.type, "title": problem.title, "status": problem.status}
     if detail:
         body["detail"] = detail
     body.update(extra)
-    return stdlib_json.dumps(body, sort_keys=True).encode()
+    return body
 
 
 # Every error class of the hierarchy -> the problem it becomes, and whether the exception's own
@@ -292,3 +297,16 @@ def install(app: Flask) -> None:
     def _unexpected(exc: Exception) -> Response:
         log.exception("unhandled error")
         return problem_response(INTERNAL)
+
+
+# --- batch results (h-client): an item's own problem, as a JSON object inside a 200 answer ---
+def problem_object(exc: errors.ChronosealError) -> dict[str, Any]:
+    """The problem+json body an error would get as a response, as an object (batch items)."""
+    if isinstance(exc, ApiError):
+        problem, detail, extra = exc.problem, exc.detail, exc.extra
+    else:
+        problem, public = problem_for(exc)
+        detail, extra = (str(exc) if public else None), _extra(exc)
+        if not public:
+            log.warning("%s: %s", problem.slug, exc)
+    return problem_body(problem, detail, **extra)

@@ -7,6 +7,7 @@ exactly like an unknown id, so ids cannot be probed).
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
 
@@ -16,7 +17,7 @@ from service.i18n import LANGUAGES, negotiate
 from service.logs import note
 from service.usecases import receipts
 from service.usecases.receipts import Receipt, Token
-from service.usecases.register import register
+from service.usecases.register import Registered, register
 from service.web.auth import require_key
 from service.web.context import current_services, signals
 from service.web.intake import read_registration
@@ -45,7 +46,18 @@ def create_stamp() -> tuple[Response, int]:
             reg.image.close()
     receipt = registered.receipt
     note(receipt_id=receipt.id)
-    body = {
+    body = accepted_json(registered)
+    response = jsonify(body)
+    response.headers["Location"] = body["links"]["self"]
+    if receipt.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response, 202
+
+
+def accepted_json(registered: Registered) -> dict[str, Any]:
+    """The 202 answer of a registration (also each accepted item of a batch)."""
+    receipt = registered.receipt
+    body: dict[str, Any] = {
         "id": receipt.id,
         "status": receipt.status,
         "manifest_digest": receipt.manifest_digest,
@@ -58,11 +70,7 @@ def create_stamp() -> tuple[Response, int]:
     }
     if registered.disclosure is not None:  # a private record: the salts, this once, to keep
         body["disclosure"] = json.loads(registered.disclosure)
-    response = jsonify(body)
-    response.headers["Location"] = body["links"]["self"]
-    if receipt.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return response, 202
+    return body
 
 
 def _own_receipt(receipt_id: str) -> Receipt:

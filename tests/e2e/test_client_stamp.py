@@ -49,16 +49,25 @@ class Service:
     requests: list[tuple[str, str, str, int]]  # method, path, content type, length
 
     def stamp(self, *args: str | Path, key: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.stamp_argv(*args), env=self.client_env(key),
+                              capture_output=True, text=True, timeout=RUN_TIMEOUT_S, cwd=REPO)
+
+    def stamp_argv(self, *args: str | Path) -> list[str]:
+        return [*CLI, "stamp", "--server", self.url, "--wait", "60", *map(str, args)]
+
+    def client_env(self, key: bool = True) -> dict[str, str]:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         env.pop("CHRONOSEAL_API_KEY", None)
         if key:
             env["CHRONOSEAL_API_KEY"] = self.secret
-        return subprocess.run([*CLI, "stamp", "--server", self.url, "--wait", "60",
-                               *map(str, args)], env=env, capture_output=True, text=True,
-                              timeout=RUN_TIMEOUT_S, cwd=REPO)
+        return env
 
     def posts(self) -> list[tuple[str, str, str, int]]:
         return [r for r in self.requests if r[0] == "POST"]
+
+    def registrations(self) -> list[tuple[str, str, str, int]]:
+        """POSTs that register (not the long polls of /v1/stamps/wait)."""
+        return [r for r in self.posts() if r[1] in ("/v1/stamps", "/v1/stamps/batch")]
 
 
 def recording(app: Callable[..., Iterable[bytes]], log: list[Any]) -> Callable[..., Any]:
@@ -73,8 +82,10 @@ def recording(app: Callable[..., Iterable[bytes]], log: list[Any]) -> Callable[.
     return wsgi
 
 
-@pytest.fixture
-def service(tmp_path: Path, sqlite_template: Path) -> Iterator[Service]:
+@contextlib.contextmanager
+def running_service(tmp_path: Path, sqlite_template: Path, *, worker: bool = True
+                    ) -> Iterator[Service]:
+    """The API in a thread over SQLite, the built-in TSA, and (unless not) a worker process."""
     db = tmp_path / "chronoseal.db"
     shutil.copy(sqlite_template, db)
     with builtin_tsa(tmp_path / "tsa") as tsa:
@@ -84,11 +95,18 @@ def service(tmp_path: Path, sqlite_template: Path) -> Iterator[Service]:
         try:
             with write_transaction(env.services.engine) as conn:
                 _, secret = create_api_key(conn, "client")
-            env.start_worker()
+            if worker:
+                env.start_worker()
             with serve_in_thread(recording(create_app(env.services), log)) as api:
                 yield Service(api.url, secret, tsa, env, log)
         finally:
             env.stop()
+
+
+@pytest.fixture
+def service(tmp_path: Path, sqlite_template: Path) -> Iterator[Service]:
+    with running_service(tmp_path, sqlite_template) as running:
+        yield running
 
 
 def images(directory: Path, count: int, size: int = 16) -> list[Path]:
@@ -116,7 +134,9 @@ def test_stamps_a_directory_then_skips_it(service: Service, tmp_path: Path) -> N
                           "--metadata", '{"prompt": "red squares", "seed": 3}')
     assert first.returncode == 0, first.stdout + first.stderr
     assert "3 stamped, 0 skipped, 0 failed" in first.stdout
-    assert "[##############################] 3/3" in first.stderr  # the progress bar, on stderr
+    # The progress bar, on stderr: files done, rate and time left.
+    bar = r"3/3 \[\d\d:\d\d<\d\d:\d\d, +[\d.]+(file/s|s/file)\]"
+    assert re.search(bar, first.stderr), first.stderr
     for path in paths:
         bundle = tmp_path / "out" / f"{path.name}.chronoseal.zip"
         code, text = verify(bundle, path, service.tsa.roots)
@@ -128,7 +148,7 @@ def test_stamps_a_directory_then_skips_it(service: Service, tmp_path: Path) -> N
     again = service.stamp(tmp_path / "art", "--out", tmp_path / "out")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "0 stamped, 3 skipped, 0 failed" in again.stdout
-    assert len(service.posts()) == 3  # nothing registered twice
+    assert len(service.registrations()) == 3  # nothing registered twice
     assert service.secret not in first.stdout + first.stderr + again.stdout + again.stderr
 
     # The service itself agrees, trusting its configured built-in TSA's root (no key needed).
@@ -152,19 +172,27 @@ def test_hash_only_never_sends_the_image(service: Service, tmp_path: Path) -> No
     done = service.stamp(tmp_path / "private", "--hash-only", "--metadata", '{"seed": 9}')
     assert done.returncode == 0, done.stdout + done.stderr
     posts = service.posts()
-    assert len(posts) == 2
+    assert len(service.registrations()) == 1  # both digests in one batch
     smallest = min(p.stat().st_size for p in paths)
     for _, path, content_type, length in posts:
-        assert path == "/v1/stamps" and content_type == "application/json"
-        assert length < smallest
+        assert path in ("/v1/stamps/batch", "/v1/stamps/wait", "/v1/stamps/bundles")
+        assert content_type == "application/json" and length < smallest
     with service.env.services.engine.connect() as conn:
         rows = conn.execute(select(receipts.c.image_size, receipts.c.media_type,
                                    receipts.c.manifest_jcs)).all()
     assert rows and all(r.image_size is None and r.media_type is None for r in rows)
     generations = sorted((json.loads(r.manifest_jcs)["generation"] for r in rows),
                          key=lambda g: g.get("prompt") or "")
-    assert generations[1]["prompt"] == "a private cat" and generations[1]["steps"] == 20
-    assert all(g["seed"] == 9 for g in generations)  # --metadata overrides the embedded record
+    plain, recorded = generations
+    assert recorded["prompt"] == "a private cat" and recorded["steps"] == 20
+    # Like an upload: the file's record read here is `sources.file`, --metadata `request`,
+    # and where --metadata overrides a field of the file the disagreement is recorded.
+    assert recorded["source"] == "a1111" and recorded["sources"]["file"]["read_by"] == "client"
+    assert recorded["sources"]["request"]["seed"] == 9
+    assert recorded["conflicts"] == [{"field": "seed", "file": 42, "request": 9}]
+    assert plain["seed"] == 9 and plain["source"] == "request"
+    assert f"warning: {paths[0]}: generation record: the file and the request state " \
+        "different seed" in done.stderr
     for path in paths:  # bundles beside the images by default
         code, text = verify(path.with_name(path.name + ".chronoseal.zip"), path, service.tsa.roots)
         assert code == 0, text
@@ -183,5 +211,5 @@ def test_failures_are_listed_with_the_reason(service: Service, tmp_path: Path) -
     no_key = service.stamp(tmp_path / "mixed", key=False)
     assert no_key.returncode == 2 and "CHRONOSEAL_API_KEY" in no_key.stderr
     wrong_key = service.stamp(paths[0], "--key", "cs_wrong", "--out", tmp_path / "elsewhere")
-    assert wrong_key.returncode == 1 and "HTTP 401" in wrong_key.stdout
+    assert wrong_key.returncode == 1 and "HTTP 401" in wrong_key.stderr
     assert "cs_wrong" not in wrong_key.stdout + wrong_key.stderr

@@ -23,7 +23,7 @@ def test_top_level_help_says_what_chronoseal_is_and_lists_commands(capsys) -> No
 
 def test_options_show_their_defaults(capsys) -> None:
     text = " ".join(_help(capsys, "stamp").split())
-    assert "--jobs JOBS files in flight (default: 4)" in text
+    assert "--jobs JOBS uploads in flight, and threads fetching bundles (default: 4)" in text
 
 
 def test_help_cites_no_file_the_repository_lacks(capsys) -> None:

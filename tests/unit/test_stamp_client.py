@@ -1,17 +1,19 @@
-"""The client's local parts: which files a run takes, where bundles go, the progress bar."""
+"""The client's local parts: which files a run takes, where bundles go, the progress bar, and
+how a run registers a failed receipt anew (against a client answering as the API does)."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import os
+import re
 from pathlib import Path
 
 import pytest
 
 from service.cli.stamp import Progress, summarize
-from service.client.api import ClientError
-from service.client.stamping import MAX_RESUBMITS, Outcome, _register, bundle_path, find_images
+from service.client.pipeline import StampRun, stamp_file
+from service.client.stamping import MAX_RESUBMITS, Options, Outcome, bundle_path, find_images
 from service.client.upload import MultipartFile
 from service.web.multipart import parse_form
 
@@ -32,14 +34,14 @@ def test_bundles_keep_the_suffix_so_names_do_not_collide(tmp_path: Path) -> None
         tmp_path / "out" / "a.jpg.chronoseal.zip")
 
 
-def test_progress_is_one_line_per_event_when_not_a_terminal() -> None:
+def test_progress_shows_rate_time_left_failures_and_warnings() -> None:
     stream = io.StringIO()
-    progress = Progress(2, stream)
-    progress.status(Path("a.png"), "uploading")
-    progress.done(Outcome(Path("a.png"), "failed", "HTTP 413"))
-    lines = stream.getvalue().splitlines()
-    assert lines[0].startswith("[" + "-" * 30 + "] 0/2  a.png: uploading")
-    assert lines[1] == "[" + "#" * 15 + "-" * 15 + "] 1/2 (1 failed)  a.png: failed"
+    with Progress(2, stream) as progress:
+        progress.event("warning", Path("a.png"), "not a decodable image")
+        progress.done(Outcome(Path("a.png"), "failed", "HTTP 413"))
+    text = stream.getvalue()
+    assert "warning: a.png: not a decodable image\n" in text
+    assert re.search(r"1/2 \[\d\d:\d\d<[\d:?]+, +[\d.?]+(file/s|s/file), 1 failed\]", text), text
 
 
 def test_the_summary_lists_failures_last_and_sets_the_exit_code() -> None:
@@ -54,32 +56,50 @@ def test_the_summary_lists_failures_last_and_sets_the_exit_code() -> None:
 
 
 class FakeClient:
-    """Answers like the API: the same key gives the same receipt; `failed` ids stay failed."""
+    """Answers like the API: the same key gives the same receipt; `failed` ids stay failed,
+    and every receipt waited for fails (so a run ends without a TSA)."""
 
     def __init__(self, failed: set[str]) -> None:
         self.failed = failed
         self.keys: list[str] = []
 
-    def register_digest(self, sha256: str, metadata: dict, key: str) -> dict:
-        self.keys.append(key)
-        receipt_id = f"rcp_{len(set(self.keys))}"
-        return {"id": receipt_id, "status": "failed" if receipt_id in self.failed else "pending"}
+    def register_batch(self, items: list[dict]) -> list[dict]:
+        results = []
+        for item in items:
+            self.keys.append(item["idempotency_key"])
+            receipt_id = f"rcp_{list(dict.fromkeys(self.keys)).index(item['idempotency_key']) + 1}"
+            status = "failed" if receipt_id in self.failed else "pending"
+            results.append({"status": 202, "receipt": {"id": receipt_id, "status": status}})
+        return results
+
+    def wait(self, ids: list[str], wait_s: float) -> dict:
+        return {"items": [{"id": i, "status": "failed", "failure": "no TSA"} for i in ids],
+                "pending": [], "unknown": []}
+
+
+def run_one(client: FakeClient, image: Path) -> Outcome:
+    options = Options(out_dir=None, hash_only=True, metadata={}, wait_s=60, roots=None)
+    (outcome,) = StampRun(client, options, 1, lambda *_: None, lambda _: None).run([image])  # type: ignore[arg-type]
+    return outcome
 
 
 def test_a_failed_receipt_is_registered_anew_under_a_key_naming_it(tmp_path: Path) -> None:
+    image = tmp_path / "a.png"
+    image.write_bytes(b"not really a png")
     client = FakeClient({"rcp_1"})
-    accepted = _register(client, tmp_path, "00" * 32, {}, "chronoseal-stamp:abc", True)  # type: ignore[arg-type]
-    assert accepted == {"id": "rcp_2", "status": "pending"}
-    assert client.keys == ["chronoseal-stamp:abc", "chronoseal-stamp:abc:after:rcp_1"]
+    assert run_one(client, image).detail == "rcp_2 failed: no TSA"
+    first = client.keys[0]
+    assert client.keys == [first, f"{first[:100]}:after:rcp_1"]
     # The next run replays the same keys, so it finds rcp_2 again rather than a third receipt.
     again = FakeClient({"rcp_1"})
-    assert _register(again, tmp_path, "00" * 32, {}, "chronoseal-stamp:abc", True)["id"] == "rcp_2"  # type: ignore[arg-type]
+    assert run_one(again, image).detail == "rcp_2 failed: no TSA" and again.keys == client.keys
 
 
 def test_resubmitting_is_bounded(tmp_path: Path) -> None:
+    image = tmp_path / "a.png"
+    image.write_bytes(b"x")
     client = FakeClient({f"rcp_{i}" for i in range(1, 20)})
-    with pytest.raises(ClientError, match="failed"):
-        _register(client, tmp_path, "00" * 32, {}, "k", True)  # type: ignore[arg-type]
+    assert f"as did {MAX_RESUBMITS} retries" in run_one(client, image).detail
     assert len(client.keys) == MAX_RESUBMITS + 1
 
 
@@ -105,3 +125,13 @@ def test_the_streamed_upload_is_what_the_server_parser_reads(tmp_path: Path, blo
         assert form.filename == "a _quoted___name.png"
     finally:
         form.close()
+
+
+def test_stamp_file_runs_one_file_through_the_same_stages(tmp_path: Path) -> None:
+    image = tmp_path / "a.png"
+    image.write_bytes(b"y")
+    options = Options(out_dir=None, hash_only=True, metadata={}, wait_s=60, roots=None)
+    reported: list[tuple[Path, str]] = []
+    outcome = stamp_file(FakeClient(set()), image, options, lambda p, t: reported.append((p, t)))  # type: ignore[arg-type]
+    assert (outcome.path, outcome.state) == (image, "failed")
+    assert outcome.detail == "rcp_1 failed: no TSA"
