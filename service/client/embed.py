@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from service.client.api import StampClient
+from service.client.stamping import read_local_record
 from service.evidence.credentials.definition import (
     RegistrationFacts,
     TokenTime,
@@ -26,7 +27,6 @@ from service.evidence.credentials.definition import (
 )
 from service.evidence.credentials.embed import LocalSigner, embed
 from service.evidence.hashing import sniff_media_type
-from service.evidence.records import read_generation_record
 from service.webhooks.events import receipt_links
 
 COPY_INFIX = ".c2pa"  # NAME.c2pa.EXT: the copy keeps its format's suffix, viewers open it
@@ -56,13 +56,13 @@ def embed_copy(client: StampClient, image: Path, receipt: dict[str, Any], bundle
     partial.write_bytes(copy)
     os.replace(partial, target)
     sha256 = hashlib.sha256(copy).hexdigest()
-    # The link to the original is in the copy's manifest (copy_of), read back here as the
-    # server reads an upload's; see usecases.credentials.child_registration for `parents`.
+    # A child of the original (its manifest's parents), as the server registers its copies
+    # (usecases.credentials.child_registration); the copy's own record, C2PA included (its
+    # copy_of link), read here and sent as `record`, as for any hash-only registration.
     metadata = child_metadata(receipt["manifest"].get("generation") or {})
-    provenance = read_generation_record(target).provenance
-    if provenance:
-        metadata["embedded_provenance"] = dict(provenance)
-    child = client.register_digest(sha256, metadata, f"chronoseal-embed:{sha256}")
+    record = read_local_record(target).record
+    child = client.register_digest(sha256, metadata, f"chronoseal-embed:{sha256}",
+                                   {"parents": [str(receipt["id"])]}, record)
     return target, str(child["id"])
 
 

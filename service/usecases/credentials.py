@@ -27,6 +27,7 @@ from service.evidence.manifest import format_timestamp
 from service.settings import Settings
 from service.storage.receipts import Receipt
 from service.timestamping.tsa_config import TSAConfig
+from service.usecases.lineage import Lineage
 from service.usecases.receipts import own_receipt, proof_json, tokens_of
 from service.usecases.register import (
     Registered,
@@ -92,12 +93,13 @@ def content_credentials(services: Services, signals: Signals, receipt_id: str, o
 
 
 def child_registration(parent: Receipt, image: SpooledImage) -> Registration:
-    """The copy's registration. The link to `parent` is stated in the copy's own manifest
-    (org.chronoseal.registration copy_of) and in the answer; when registrations gain
-    `parents` (issue history), set `parents=[parent.id]` here: the one place to switch."""
+    """The copy's registration, a child of `parent`: its manifest names the original among
+    its parents (as the iteration history does), besides the link the copy's own C2PA manifest
+    states (org.chronoseal.registration copy_of) and the answer's headers."""
     generation = json.loads(parent.manifest_jcs).get("generation") or {}
     return Registration(owner=parent.api_key_id, image=image,
-                        metadata=child_metadata(generation), public=parent.public)
+                        metadata=child_metadata(generation), public=parent.public,
+                        lineage=Lineage(parents=(parent.id,)))
 
 
 def local_signer(settings: Settings) -> LocalSigner:

@@ -62,12 +62,18 @@ def test_hash_only_embed_signs_locally_and_registers_the_copy(
                                                      receipts.c.manifest_jcs))}
     assert rows[child_id].image_sha256 == hashlib.sha256(copy).hexdigest()
     original_id = labels["org.chronoseal.registration"]["receipt_id"]
-    child = json.loads(rows[child_id].manifest_jcs)["generation"]
-    link = child["raw"]["embedded_provenance"]["c2pa"]["chronoseal_registration"]
-    assert link["receipt_id"] == original_id  # the child's manifest names its original
+    child_manifest = json.loads(rows[child_id].manifest_jcs)
+    child = child_manifest["generation"]
+    link = child["sources"]["file"]["provenance"]["c2pa"]["chronoseal_registration"]
+    assert link["receipt_id"] == original_id  # the copy's C2PA names its original
+    # ... and so does the child's manifest, as a parent (the iteration history).
+    original_digest = hashlib.sha256(rows[original_id].manifest_jcs).hexdigest()
+    assert child_manifest["parents"] == [{"receipt": original_id,
+                                          "manifest_sha256": original_digest}]
     original = json.loads(rows[original_id].manifest_jcs)["generation"]
     # The client read the original's C2PA before registering it: validated, recorded.
-    provenance = original["raw"]["embedded_provenance"]["c2pa"]
+    assert original["sources"]["file"]["read_by"] == "client"
+    provenance = original["sources"]["file"]["provenance"]["c2pa"]
     assert provenance["claim_generator"] == "Some Generator 3.0"
     assert provenance["validation"]["hard_binding"] == "valid"
 
