@@ -124,7 +124,7 @@ def test_migration_0012_seals_existing_secrets_and_its_downgrade_opens_them(
         upgrade(engine)  # refused whole: nothing half sealed
     assert current_revision(engine) == "0011"
     box = SecretBox([new_key()])
-    assert upgrade(engine, secrets=box) == "0012"
+    assert upgrade(engine, "0012", secrets=box) == "0012"
     with engine.connect() as conn:
         stored = [v for _, _, v in stored_secrets(conn)]
     assert all(box.is_current(v) for v in stored) and not set(stored) & set(plain)
