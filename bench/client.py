@@ -17,7 +17,11 @@ served requests before, as a running one has), then times in this one run:
 Before each timed upload run the workers' perceptual-hashing backlog is let drain, so neither
 run pays for the other's images.
 
-    .venv/bin/python bench/client.py [--count 1000] [--jobs 4] [--skip-upload]
+    .venv/bin/python bench/client.py [--count 1000] [--jobs 4] [--skip-upload] [--no-exhibit]
+
+`--no-exhibit` runs both clients with `chronoseal stamp --no-exhibit` (bundles without
+certificate.html/.pdf, whose printing is most of a bundle's server time); `exhibit` in the JSON
+says which was measured.
 """
 
 from __future__ import annotations
@@ -91,7 +95,10 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=4, help="uploads in flight (both tools)")
     parser.add_argument("--workers", type=int, default=2, help="chronoseal up --workers")
     parser.add_argument("--skip-upload", action="store_true", help="only the hash-only race")
+    parser.add_argument("--no-exhibit", action="store_true",
+                        help="chronoseal stamp --no-exhibit (bundles without the certificates)")
     args = parser.parse_args()
+    exhibit_flag = ["--no-exhibit"] if args.no_exhibit else []
 
     tmp = Path(tempfile.mkdtemp(prefix="chronoseal-bench-client-"))
     images = tmp / "images"
@@ -107,6 +114,7 @@ def main() -> int:
     db_url = f"sqlite:///{data / 'chronoseal.db'}"
     url = f"http://127.0.0.1:{api_port}"
     figures: dict[str, object] = {"count": args.count, "jobs": args.jobs,
+                                  "exhibit": not args.no_exhibit,
                                   "image_bytes": round(sum(p.stat().st_size for p in paths)
                                                        / len(paths))}
 
@@ -125,7 +133,8 @@ def main() -> int:
         # sha256sum just before and just after: on a shared machine one run alone moves.
         sha_before, _ = timed(["sha256sum", *map(str, paths)], env, tmp)
         stamp_s, report = timed([*CLI, "stamp", "--hash-only", str(images),
-                                 "--out", str(tmp / "hash-only")], client_env, tmp)
+                                 "--out", str(tmp / "hash-only"), *exhibit_flag],
+                                client_env, tmp)
         sha_after, _ = timed(["sha256sum", *map(str, paths)], env, tmp)
         sha_s = (sha_before + sha_after) / 2
         out.update(sha256sum_s=round(sha_s, 2),
@@ -144,7 +153,8 @@ def main() -> int:
             curl_s = time.perf_counter() - started
             e2e.wait_hashed(db_url, e2e.STAMP_TIMEOUT_S)
             upload_s, report = timed([*CLI, "stamp", str(images), "--jobs", str(args.jobs),
-                                      "--out", str(tmp / "uploaded")], client_env, tmp)
+                                      "--out", str(tmp / "uploaded"), *exhibit_flag],
+                                     client_env, tmp)
             out.update(curl_s=round(curl_s, 2), upload_s=round(upload_s, 2),
                        upload_ratio=round(upload_s / curl_s, 2),
                        upload_summary=report.strip().splitlines()[-1])

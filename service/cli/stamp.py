@@ -67,6 +67,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--private-record", action="store_true", help="the manifest holds "
                         "salted commitments, not the record; disclosure.json in each bundle opens "
                         "them (see chronoseal disclose)")
+    parser.add_argument("--no-exhibit", dest="exhibit", action="store_false", help="bundles "
+                        "without certificate.html and certificate.pdf (the court exhibit, most "
+                        "of a bundle's server time; GET /v1/stamps/{id}/certificate.pdf later)")
     parser.set_defaults(func=run)
 
 
@@ -141,7 +144,7 @@ def _setup(args: argparse.Namespace) -> tuple[str, Options]:
     roots = read_certificates(args.ca, "--ca") if args.ca else None
     return key, Options(out_dir=args.out, hash_only=args.hash_only, metadata=metadata,
                         wait_s=args.wait, roots=roots, history=args.history,
-                        private_record=args.private_record,
+                        private_record=args.private_record, exhibit=args.exhibit,
                         lineage={k: v for k, v in (("session", args.session),
                                                    ("parents", args.parent)) if v},
                         embed=local_signer(load_settings()) if args.embed else None)

@@ -88,10 +88,11 @@ class StampClient:
         return self._json("POST", "/v1/stamps/wait", json={"ids": ids, "wait_s": wait_s},
                           timeout=(CONNECT_TIMEOUT_S, wait_s + READ_TIMEOUT_S))
 
-    def bundles(self, ids: list[str]) -> tuple[dict[str, bytes], list[str]]:
+    def bundles(self, ids: list[str], exhibit: bool = True
+                ) -> tuple[dict[str, bytes], list[str]]:
         """POST /v1/stamps/bundles: the bundles of the stamped receipts among `ids` (by id),
-        and the ids without one."""
-        body = self._json("POST", "/v1/stamps/bundles", json={"ids": ids})
+        and the ids without one; `exhibit=False`: without certificate.html and .pdf."""
+        body = self._json("POST", "/v1/stamps/bundles", json={"ids": ids, "exhibit": exhibit})
         found, missing = body.get("bundles"), body.get("missing")
         if not isinstance(found, dict) or not isinstance(missing, list):
             raise ClientError("POST /v1/stamps/bundles: not {bundles, missing}")

@@ -357,7 +357,8 @@ class StampRun:
         """The bundles of `batch` by receipt id: many per request, or (--history, which the
         many-bundles route does not carry) one at a time."""
         if not self.options.history:
-            found, _ = self._call(partial(self.client.bundles, [i.receipt_id for i, _ in batch]))
+            found, _ = self._call(partial(self.client.bundles, [i.receipt_id for i, _ in batch],
+                                          self.options.exhibit))
             return dict(found)
         return {item.receipt_id: self._call(partial(self.client.bundle, item.receipt_id,
                                                     history=True)) for item, _ in batch}

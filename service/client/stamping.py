@@ -50,6 +50,7 @@ class Options:
     history: bool = False  # bundles carry each earlier iteration (history/)
     private_record: bool = False  # commitments in the manifest; disclosure.json in the bundle
     lineage: dict[str, Any] = field(default_factory=dict)  # session, parents (usecases.lineage)
+    exhibit: bool = True  # bundles carry certificate.html and .pdf (--no-exhibit: not)
 
 
 @dataclass(frozen=True)

@@ -239,11 +239,12 @@ MAX_BUNDLES = 100  # per POST /v1/stamps/bundles: ~3 MB of answer, a few hundred
 
 
 def receipt_bundles(services: Services, owner: str, ids: Sequence[str],
-                    language: str = DEFAULT_LANGUAGE) -> tuple[dict[str, bytes], list[str]]:
+                    language: str = DEFAULT_LANGUAGE, *, exhibit: bool = True
+                    ) -> tuple[dict[str, bytes], list[str]]:
     """The bundles of the key's stamped receipts among `ids` (by id), each as
-    `receipt_bundle` makes it, and the ids that have none (not stamped, or no such receipt for
-    this key). The data receipts of one Merkle batch share (tokens, evidence records,
-    revocation data) is read once per batch."""
+    `receipt_bundle` makes it (`exhibit` as there), and the ids that have none (not stamped,
+    or no such receipt for this key). The data receipts of one Merkle batch share (tokens,
+    evidence records, revocation data) is read once per batch."""
     if not 1 <= len(ids) <= MAX_BUNDLES:
         raise InvalidInputError(f"ids must list 1..{MAX_BUNDLES} receipt ids")
     with services.engine.connect() as conn:
@@ -260,7 +261,8 @@ def receipt_bundles(services: Services, owner: str, ids: Sequence[str],
             continue
         for receipt in members:
             bundles[receipt.id] = build_bundle(
-                **_bundle_inputs(services, receipt, language, shared=shared))
+                **_bundle_inputs(services, receipt, language, image=exhibit, shared=shared),
+                certificates=exhibit)
     return bundles, [i for i in dict.fromkeys(ids) if i not in bundles]
 
 

@@ -667,7 +667,10 @@ PATHS["/v1/stamps/bundles"] = {"post": _op(
      "400": _problem("invalid-field"), "415": _problem("unsupported-media-type")},
     body={"type": "object", "required": ["ids"], "additionalProperties": False,
           "properties": {"ids": {"type": "array", "minItems": 1, "maxItems": 100,
-                                 "items": {"type": "string", "minLength": 1, "maxLength": 64}}}})}
+                                 "items": {"type": "string", "minLength": 1, "maxLength": 64}},
+                         "exhibit": {"type": "boolean", "default": True,
+                                     "description": "false: without certificate.html and "
+                                                    "certificate.pdf"}}})}
 PATHS["/v1/stamps/wait"] = {"post": _op(
     "Long poll: answers as soon as one of the receipts is stamped or failed, or after wait_s",
     {"200": _json("Settled", "The settled receipts (none when wait_s passed)"),

@@ -14,6 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request
 
 from service.errors import ChronosealError
+from service.i18n import negotiate
 from service.usecases import receipts
 from service.usecases.register import Registered, Registration
 from service.usecases.register_batch import MAX_BATCH_ITEMS, register_batch
@@ -99,9 +100,16 @@ def _ids(body: dict[str, Any], allowed: frozenset[str]) -> list[str]:
 @require_key
 def get_bundles() -> Response:
     """Many evidence bundles in one answer (base64 by id), each byte for byte the one GET
-    /v1/stamps/{id}/bundle gives; `missing` lists ids with none (not stamped or unknown)."""
-    ids = _ids(_json_body(MAX_IDS_BODY_BYTES), frozenset({"ids"}))
-    bundles, missing = receipts.receipt_bundles(current_services(), g.api_key.id, ids)
+    /v1/stamps/{id}/bundle gives (its exhibit in the language of `?lang=` or Accept-Language);
+    `"exhibit": false` leaves certificate.html and .pdf out (printing the PDF is most of a
+    bundle's cost). `missing` lists ids with none (not stamped or unknown)."""
+    body = _json_body(MAX_IDS_BODY_BYTES)
+    ids, exhibit = _ids(body, frozenset({"ids", "exhibit"})), body.get("exhibit", True)
+    if not isinstance(exhibit, bool):
+        raise ApiError(INVALID_FIELD, "exhibit must be true or false")
+    language = negotiate(request.headers.get("Accept-Language"), request.args.get("lang"))
+    bundles, missing = receipts.receipt_bundles(current_services(), g.api_key.id, ids,
+                                                language, exhibit=exhibit)
     return jsonify({"bundles": {i: base64.b64encode(b).decode("ascii")
                                 for i, b in bundles.items()}, "missing": missing})
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import time
+import zipfile
 from typing import Any
 
 from sqlalchemy import func, select
@@ -164,7 +166,17 @@ def test_wait_answers_when_receipts_are_stamped(worker_api: Api) -> None:
     for receipt_id, text in many["bundles"].items():
         alone = api.client.get(f"/v1/stamps/{receipt_id}/bundle", headers=api.auth).data
         assert base64.b64decode(text) == alone
-    for body in ({"ids": []}, {"ids": ["x"] * (MAX_BUNDLES + 1)}, {"ids": ids, "wait_s": 1}):
+    # The same bundles with the exhibit left out: every other member byte for byte.
+    bare = post(api, "/v1/stamps/bundles", {"ids": ids, "exhibit": False}).get_json()
+    for receipt_id, text in bare["bundles"].items():
+        with zipfile.ZipFile(io.BytesIO(base64.b64decode(text))) as without, zipfile.ZipFile(
+                io.BytesIO(base64.b64decode(many["bundles"][receipt_id]))) as full:
+            assert {"certificate.html", "certificate.pdf"} <= set(full.namelist())
+            assert set(without.namelist()) == set(full.namelist()) - {
+                "certificate.html", "certificate.pdf"}
+            assert all(without.read(n) == full.read(n) for n in without.namelist())
+    for body in ({"ids": []}, {"ids": ["x"] * (MAX_BUNDLES + 1)}, {"ids": ids, "wait_s": 1},
+                 {"ids": ids, "exhibit": "no"}):
         assert post(api, "/v1/stamps/bundles", body).status_code == 400, body
     for body in ({"ids": []}, {"ids": ids, "wait_s": 21}, {"ids": ids, "wait_s": "soon"},
                  {"ids": [1]}, {"ids": ["x"] * (MAX_WAIT_IDS + 1)}, {"ids": ids, "other": 1}):

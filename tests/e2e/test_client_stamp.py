@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,3 +214,20 @@ def test_failures_are_listed_with_the_reason(service: Service, tmp_path: Path) -
     wrong_key = service.stamp(paths[0], "--key", "cs_wrong", "--out", tmp_path / "elsewhere")
     assert wrong_key.returncode == 1 and "HTTP 401" in wrong_key.stderr
     assert "cs_wrong" not in wrong_key.stdout + wrong_key.stderr
+
+
+def test_bundles_carry_the_exhibit_unless_told_not_to(service: Service, tmp_path: Path) -> None:
+    """Issue 15: certificate.html and .pdf in every bundle; --no-exhibit leaves both out (the
+    PDF is most of a bundle's server time) and the bundle still verifies."""
+    paths = images(tmp_path / "art", 1)
+    full = service.stamp(tmp_path / "art", "--hash-only", "--out", tmp_path / "full")
+    bare = service.stamp(tmp_path / "art", "--hash-only", "--no-exhibit",
+                         "--out", tmp_path / "bare")
+    assert full.returncode == 0 and bare.returncode == 0, full.stderr + bare.stderr
+    name = f"{paths[0].name}.chronoseal.zip"
+    with zipfile.ZipFile(tmp_path / "full" / name) as archive:
+        assert {"certificate.html", "certificate.pdf"} <= set(archive.namelist())
+    with zipfile.ZipFile(tmp_path / "bare" / name) as archive:
+        assert not {"certificate.html", "certificate.pdf"} & set(archive.namelist())
+    code, text = verify(tmp_path / "bare" / name, paths[0], service.tsa.roots)
+    assert code == 0, text
