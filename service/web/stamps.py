@@ -159,8 +159,13 @@ def get_bundle(receipt_id: str) -> Response:
 def get_certificate(receipt_id: str, kind: str) -> Response:
     """certificate.pdf or certificate.html as in the bundle; `?lang=` or Accept-Language
     chooses the language (en, zh); 409 not-ready until the receipt is stamped."""
-    receipt = _own_receipt(receipt_id)
     language = negotiate(request.headers.get("Accept-Language"), request.args.get("lang"))
+    return certificate_response(_own_receipt(receipt_id), kind, language)
+
+
+def certificate_response(receipt: Receipt, kind: str, language: str) -> Response:
+    """The receipt's certificate.pdf (`kind` "pdf") or certificate.html, as in its bundle: the
+    API's route and the receipt page's (signed-in owner) answer the same."""
     body = receipts.receipt_certificate(current_services(), receipt, language,
                                         pdf=kind == "pdf")
     if kind == "pdf":

@@ -210,7 +210,14 @@ def test_verify_with_the_downloaded_bundle_and_the_receipt_page(worker_api: Any)
     client = worker_api.client
     page = client.get(f"/r/{receipt_id}")
     assert "stamped" in page.text and "builtin" in page.text and "image.sha256" in page.text
-    assert f"/v1/stamps/{receipt_id}/certificate.pdf" in page.text
+    # The certificates through the page's own routes: the session signs in, no key is needed.
+    assert f"/r/{receipt_id}/certificate.pdf" in page.text
+    pdf = client.get(f"/r/{receipt_id}/certificate.pdf")
+    assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
+    assert pdf.data.startswith(b"%PDF-")
+    html = client.get(f"/r/{receipt_id}/certificate.html?lang=zh")
+    assert html.status_code == 200 and html.headers["Content-Language"] == "zh-Hans"
+    assert receipt_id in html.text
     bundle = client.get(f"/r/{receipt_id}/bundle")
     assert bundle.status_code == 200 and "manifest.json" in zipfile.ZipFile(
         io.BytesIO(bundle.data)).namelist()
@@ -224,6 +231,7 @@ def test_verify_with_the_downloaded_bundle_and_the_receipt_page(worker_api: Any)
     public = stranger.get(f"/r/{receipt_id}")
     assert public.status_code == 200 and "image.sha256" not in public.text  # times only
     assert stranger.get(f"/r/{receipt_id}/bundle").status_code == 404
+    assert stranger.get(f"/r/{receipt_id}/certificate.pdf").status_code == 404
 
 
 def test_a_private_receipt_is_not_found_by_anyone_else(api: Api) -> None:

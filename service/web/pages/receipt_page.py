@@ -18,6 +18,7 @@ from service.usecases.pictures import operator_run_tsas, receipt_thumbnail
 from service.web.context import current_services
 from service.web.pages.blueprint import bp, language, render, session, viewer
 from service.web.problems import NOT_FOUND, ApiError
+from service.web.stamps import certificate_response
 
 QR_SCALE = 4  # module size in SVG units: a phone reads it off a screen or a print
 GENERATION_FIELDS = ("prompt", "negative_prompt", "model", "model_hash", "seed", "sampler",
@@ -80,6 +81,17 @@ def receipt_bundle(receipt_id: str) -> Response:
                         mimetype="application/zip")
     response.headers["Content-Disposition"] = f'attachment; filename="{receipt.id}.zip"'
     return response
+
+
+@bp.get("/r/<receipt_id>/certificate.<any(pdf, html):kind>")
+def receipt_certificate(receipt_id: str, kind: str) -> Response:
+    """The certificate (PDF or printable page), for the signed-in owner, in the page's
+    language (as GET /v1/stamps/{id}/certificate.pdf|html with a key)."""
+    signed_in = session()
+    if signed_in is None:
+        raise ApiError(NOT_FOUND, "Sign in to download the certificate of your receipt")
+    receipt = receipts.own_receipt(current_services(), receipt_id, signed_in.key.id)
+    return certificate_response(receipt, kind, language())
 
 
 @bp.get("/thumbs/<receipt_id>.png")
