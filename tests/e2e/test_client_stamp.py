@@ -15,9 +15,8 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from service.storage import create_api_key, write_transaction
 from service.storage.tables import receipts
 from service.web.app import create_app
 from service.web.tsa import serve_in_thread
+from tests.support.client_service import recording
 from tests.support.images import png_bytes
 from tests.support.stamping_env import StampingEnv, TSAEndpoint, builtin_tsa
 
@@ -69,18 +69,6 @@ class Service:
     def registrations(self) -> list[tuple[str, str, str, int]]:
         """POSTs that register (not the long polls of /v1/stamps/wait)."""
         return [r for r in self.posts() if r[1] in ("/v1/stamps", "/v1/stamps/batch")]
-
-
-def recording(app: Callable[..., Iterable[bytes]], log: list[Any]) -> Callable[..., Any]:
-    lock = threading.Lock()
-
-    def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        with lock:
-            log.append((environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""),
-                        environ.get("CONTENT_TYPE", ""), int(environ.get("CONTENT_LENGTH") or 0)))
-        return app(environ, start_response)
-
-    return wsgi
 
 
 @contextlib.contextmanager
