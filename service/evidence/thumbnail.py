@@ -17,6 +17,11 @@ from service.evidence.comparison import thumbnail
 
 THUMBNAIL_SIDE = 480  # px: sharp at 60 mm wide on an A4 print (~200 dpi), small in the PDF
 THUMBNAIL_JPEG_QUALITY = 85
+# The thumbnail stored with each upload's hashes and kept after the upload is dropped: the
+# pages' (320 px) and about the exhibit's picture, a few tens of KB a row, not a full image.
+THUMBNAIL_MAX_SIDE = 384
+STORED_THUMBNAIL_QUALITY = 80  # WebP: no visible loss at this size, half a JPEG's bytes
+STORED_THUMBNAIL_MEDIA_TYPE = "image/webp"
 
 
 def load_rgb(data: bytes, side: int = THUMBNAIL_SIDE) -> Image.Image | None:
@@ -45,3 +50,14 @@ def thumbnail_uri(data: bytes | None) -> str | None:
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=THUMBNAIL_JPEG_QUALITY, optimize=False)
     return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode("ascii")
+
+
+def stored_thumbnail(data: bytes) -> bytes | None:
+    """The WebP kept in place of an uploaded image (at most THUMBNAIL_MAX_SIDE px a side);
+    None when the bytes do not decode within the bounds."""
+    image = load_rgb(data, THUMBNAIL_MAX_SIDE)
+    if image is None:
+        return None
+    out = io.BytesIO()
+    image.save(out, format="WEBP", quality=STORED_THUMBNAIL_QUALITY, method=4)
+    return out.getvalue()

@@ -372,6 +372,17 @@ image_uploads = Table(
     Column("created_at", UTCDateTime(), nullable=False),
 )
 
+# A small picture of every uploaded image (issue 15), written with its perceptual hashes and
+# kept after the upload is dropped: the pages and the exhibit show it instead of nothing.
+thumbnails = Table(
+    "thumbnails",
+    metadata,
+    Column("image_sha256", String(HEX_SHA256_LENGTH), primary_key=True),
+    Column("media_type", String(32), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
 
 def utcnow() -> datetime:
     """The current time as an aware UTC datetime: the only kind the tables accept."""

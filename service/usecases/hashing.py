@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 
 from service.errors import ImageDecodeError
 from service.evidence.perceptual import registration_hashes
+from service.evidence.thumbnail import STORED_THUMBNAIL_MEDIA_TYPE, stored_thumbnail
 from service.runtime.priority import normal_priority
 from service.storage.engine import write_transaction
 from service.storage.perceptual import (
@@ -31,6 +32,7 @@ from service.storage.perceptual import (
     store_hashes,
 )
 from service.storage.receipts import get_receipt
+from service.storage.thumbnails import store_thumbnail
 from service.storage.uploads import UploadStore
 from service.usecases import queueing
 from service.wiring import Services
@@ -74,6 +76,7 @@ class _Hashed:
     receipt_id: str
     views: list[tuple[int, int, int]] | None
     drop_sha256: str | None  # the kept upload to drop once the views are stored
+    thumbnail: tuple[str, bytes] | None = None  # (image_sha256, WebP) stored with the views
 
 
 def _compute(engine: Engine, uploads: UploadStore, receipt_id: str,
@@ -86,6 +89,7 @@ def _compute(engine: Engine, uploads: UploadStore, receipt_id: str,
         known = [] if done else hashes_of_image(conn, receipt.image_sha256)
         data = None if done or known else uploads.load(conn, receipt.image_sha256)
     views: list[tuple[int, int, int]] | None
+    small = None
     if done:
         views = None  # nothing to (re)compute
     elif known:
@@ -100,19 +104,25 @@ def _compute(engine: Engine, uploads: UploadStore, receipt_id: str,
         except ImageDecodeError as exc:
             log.info("%s: not hashed (%s)", receipt_id, exc)
             views = []
+        else:
+            # A second bounded decode (through the decode gate), at thumbnail scale: a JPEG is
+            # drafted at 1/2..1/8 of its size, so this costs a fraction of the hashing.
+            picture = stored_thumbnail(data)
+            small = (receipt.image_sha256, picture) if picture is not None else None
     # The upload is dropped whenever this receipt is done with it, unless images are kept:
     # also when the hashes were copied from an earlier receipt of the same bytes (a second
     # upload of them was kept again after the first was dropped) or were there already.
     # Nothing to hash again later when the image gave no hashes: drop it in any case.
     drop = receipt.image_size is not None and (not keep_images or views == [])
-    return _Hashed(receipt_id, views, receipt.image_sha256 if drop else None)
+    return _Hashed(receipt_id, views, receipt.image_sha256 if drop else None, small)
 
 
 def _store(engine: Engine, uploads: UploadStore, hashed: list[_Hashed]) -> None:
     """Store the views of several receipts in one transaction, then drop their uploads.
 
     One commit for many receipts: each commit holds the write lock every API process needs.
-    Writes never run at idle priority (runtime.priority). Uploads are dropped only after the
+    Writes never run at idle priority (runtime.priority). Each image's thumbnail is written
+    with its hashes (kept after the upload). Uploads are dropped only after the
     hashes are committed, so a receipt of the same bytes finds one or the other.
     """
     if not hashed:
@@ -123,6 +133,9 @@ def _store(engine: Engine, uploads: UploadStore, hashed: list[_Hashed]) -> None:
                 clear_hash_pending(conn, item.receipt_id)
             else:
                 store_hashes(conn, item.receipt_id, item.views)
+            if item.thumbnail is not None:
+                store_thumbnail(conn, item.thumbnail[0], STORED_THUMBNAIL_MEDIA_TYPE,
+                                item.thumbnail[1])
     drops = sorted({item.drop_sha256 for item in hashed if item.drop_sha256})
     if drops:
         with normal_priority(), write_transaction(engine) as conn:

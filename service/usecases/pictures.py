@@ -1,8 +1,8 @@
 """Pictures for the pages: a receipt's thumbnail for a viewer who may see it, and the side by
 side comparison of a repost with the registration it looks like.
 
-Thumbnails exist only while the uploaded image is kept (CHRONOSEAL_KEEP_IMAGES; otherwise the
-hashing worker drops it once hashed), and only for a public receipt or its owner: a private
+Pictures come from the kept upload, or once the hashing worker dropped it (CHRONOSEAL_KEEP_IMAGES
+off) from the thumbnail it stored (usecases.picture_source); only for a public receipt or its owner: a private
 receipt of another key is not found, exactly like an unknown id.
 """
 
@@ -15,7 +15,8 @@ from typing import BinaryIO
 
 from service.evidence.comparison import difference_map, png_bytes, thumbnail
 from service.usecases.authorities import authorities
-from service.usecases.receipts import Receipt, readable_receipt
+from service.usecases.picture_source import picture_of
+from service.usecases.receipts import readable_receipt
 from service.wiring import Services
 
 
@@ -32,24 +33,19 @@ def _data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _kept_image(services: Services, receipt: Receipt) -> bytes | None:
-    with services.engine.connect() as conn:
-        return services.uploads.load(conn, receipt.image_sha256)
-
-
 def receipt_thumbnail(services: Services, receipt_id: str, caller: str | None) -> bytes | None:
-    """The PNG thumbnail of the receipt's image; None when no image is kept.
+    """The PNG thumbnail of the receipt's image; None when no picture is kept.
     NotFoundError when `caller` may not read the receipt."""
     receipt, _ = readable_receipt(services, receipt_id, caller)
-    data = _kept_image(services, receipt)
+    data = picture_of(services, receipt)
     return png_bytes(thumbnail(io.BytesIO(data))) if data is not None else None
 
 
 def compare(services: Services, receipt_id: str, caller: str | None,
             copy: BinaryIO) -> Comparison | None:
-    """The registration's image, `copy` and where they differ; None when no image is kept."""
+    """The registration's image, `copy` and where they differ; None when no picture is kept."""
     receipt, _ = readable_receipt(services, receipt_id, caller)
-    data = _kept_image(services, receipt)
+    data = picture_of(services, receipt)
     if data is None:
         return None
     original, other = thumbnail(io.BytesIO(data)), thumbnail(copy)

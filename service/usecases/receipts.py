@@ -31,6 +31,7 @@ from service.timestamping.merkle import proof_to_json
 from service.timestamping.revocation import RevocationEntry
 from service.timestamping.tsa_config import tsa_chain_pem
 from service.usecases.authorities import authorities
+from service.usecases.picture_source import picture_of
 from service.wiring import Services
 
 MAX_PAGE_SIZE = 100  # each item is small, but a page is built in memory: keep it bounded
@@ -212,10 +213,7 @@ def _bundle_inputs(services: Services, receipt: Receipt, language: str, *, image
         raise NotReadyError(f"The receipt {receipt.id} is {receipt.status}", receipt.status)
     batch = shared or _batch_evidence(services, receipt)
     settings = services.settings
-    kept = None
-    if image and receipt.image_size is not None:
-        with services.engine.connect() as conn:
-            kept = services.uploads.load(conn, receipt.image_sha256)
+    kept = picture_of(services, receipt) if image else None
     tokens = batch.tokens
     return {
         "manifest_jcs": receipt.manifest_jcs,
