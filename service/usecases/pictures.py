@@ -2,8 +2,8 @@
 side comparison of a repost with the registration it looks like.
 
 Pictures come from the kept upload, or once the hashing worker dropped it (CHRONOSEAL_KEEP_IMAGES
-off) from the thumbnail it stored (usecases.picture_source); only for a public receipt or its owner: a private
-receipt of another key is not found, exactly like an unknown id.
+off) from the thumbnail it stored (usecases.picture_source); only for a public receipt or its
+owner: a private receipt of another key is not found, exactly like an unknown id.
 """
 
 from __future__ import annotations
