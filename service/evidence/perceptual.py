@@ -56,6 +56,9 @@ _TRANSPOSE = {
 # JPEG decoders can scale by 1/2..1/8 while decoding: ask for at least this many pixels a side,
 # which keeps every later step (trim, crops, 64x64 resize) accurate and decoding fast.
 DRAFT_SIDE = 512
+# The thumbnail made beside the hashes is first box-reduced by a whole factor, then resampled:
+# a third of the CPU of a full Lanczos over the decoded image, no visible loss at 384 px.
+SMALL_REDUCING_GAP = 1.0
 # Every view is resampled from one grey image reduced to WORK_SIDE..2*WORK_SIDE pixels on its
 # short side: twice the 64 cells of the finer hash across a 10% crop's view, and a sixteenth of
 # the pixels the views were resized from before (bench/decode.py: CPU per image before/after).
@@ -223,13 +226,25 @@ def load_grey(fileobj: BinaryIO, max_pixels: int = MAX_PIXELS) -> Image.Image:
     or a rotated-by-metadata copy hashes like the original. Memory: decoded within the bounds
     (`decoded`), and only the decoded image and its grey copy are ever full-size.
     """
+    return _load(fileobj, max_pixels, None)[0]
+
+
+def _load(fileobj: BinaryIO, max_pixels: int, side: int | None
+          ) -> tuple[Image.Image, Image.Image | None]:
+    """load_grey's image and, with `side`, an RGB copy of at most `side` px a side from the
+    same decode (the hashing worker's stored thumbnail: no second decode)."""
     with decoded(fileobj, DRAFT_SIDE, max_pixels) as opened:
         method = _TRANSPOSE.get(opened.getexif().get(_ORIENTATION, 1))  # after load: PNG
+        small = None
+        if side is not None:
+            small = opened.copy() if opened.mode == "RGB" else opened.convert("RGB")
+            small.thumbnail((side, side), Image.Resampling.LANCZOS, reducing_gap=SMALL_REDUCING_GAP)
         grey = _grey_of(opened)
         opened.close()  # the decoded pixels go now, not when the file object does
         if method is not None:
             grey = grey.transpose(method)
-    return normalise(grey)
+            small = small.transpose(method) if small is not None else None
+    return normalise(grey), small
 
 
 def _reduce(grey: Image.Image, side: int) -> Image.Image:
@@ -330,6 +345,16 @@ def registration_hashes(fileobj: BinaryIO) -> list[PerceptualHash]:
     if _contrast(pixels) < MIN_CONTRAST:
         return []
     return hash_views(pixels, VIEWS)
+
+
+def registration_hashes_and_picture(fileobj: BinaryIO, side: int
+                                    ) -> tuple[list[PerceptualHash], Image.Image]:
+    """registration_hashes and the image in RGB at most `side` px a side, from one decode."""
+    grey, small = _load(fileobj, MAX_PIXELS, side)
+    assert small is not None  # asked for
+    pixels = grey_array(grey)
+    hashes = [] if _contrast(pixels) < MIN_CONTRAST else hash_views(pixels, VIEWS)
+    return hashes, small
 
 
 def query_hashes(fileobj: BinaryIO) -> list[PerceptualHash]:

@@ -20,8 +20,12 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from service.errors import ImageDecodeError
-from service.evidence.perceptual import registration_hashes
-from service.evidence.thumbnail import STORED_THUMBNAIL_MEDIA_TYPE, stored_thumbnail
+from service.evidence.perceptual import registration_hashes_and_picture
+from service.evidence.thumbnail import (
+    STORED_THUMBNAIL_MEDIA_TYPE,
+    THUMBNAIL_MAX_SIDE,
+    stored_thumbnail,
+)
 from service.runtime.priority import normal_priority
 from service.storage.engine import write_transaction
 from service.storage.perceptual import (
@@ -98,17 +102,15 @@ def _compute(engine: Engine, uploads: UploadStore, receipt_id: str,
         log.warning("no kept image for %s: nothing to hash", receipt_id)
         views = []
     else:
-        try:
-            views = [(h.view, h.phash, h.dhash256)
-                     for h in registration_hashes(io.BytesIO(data))]
+        try:  # one decode gives the hashes and the thumbnail kept after the upload
+            found, picture = registration_hashes_and_picture(io.BytesIO(data),
+                                                             THUMBNAIL_MAX_SIDE)
         except ImageDecodeError as exc:
             log.info("%s: not hashed (%s)", receipt_id, exc)
             views = []
         else:
-            # A second bounded decode (through the decode gate), at thumbnail scale: a JPEG is
-            # drafted at 1/2..1/8 of its size, so this costs a fraction of the hashing.
-            picture = stored_thumbnail(data)
-            small = (receipt.image_sha256, picture) if picture is not None else None
+            views = [(h.view, h.phash, h.dhash256) for h in found]
+            small = (receipt.image_sha256, stored_thumbnail(picture))
     # The upload is dropped whenever this receipt is done with it, unless images are kept:
     # also when the hashes were copied from an earlier receipt of the same bytes (a second
     # upload of them was kept again after the first was dropped) or were there already.
