@@ -20,9 +20,12 @@ THUMBNAIL_JPEG_QUALITY = 85
 # The thumbnail stored with each upload's hashes and kept after the upload is dropped: the
 # pages' (320 px) and about the exhibit's picture, a few tens of KB a row, not a full image.
 THUMBNAIL_MAX_SIDE = 384
-STORED_THUMBNAIL_QUALITY = 80  # WebP: no visible loss at this size, half a JPEG's bytes
-STORED_THUMBNAIL_MEDIA_TYPE = "image/webp"
-STORED_WEBP_METHOD = 2  # libwebp effort 0..6: 2 takes half of 4's time for about the same bytes
+# JPEG, not WebP: the hashing worker encodes one per upload, and at 384 px libjpeg-turbo took
+# 0.2 ms where libwebp (method 2) took 2-4 ms, which doubled bench/e2e.py's hashing backlog
+# (hashed_after_s 14.9 -> 32.5 s); WebP's bytes were smaller (1.7 against 4.4 KB for a smooth
+# picture, the same for noise), which at a few KB a row does not matter.
+STORED_THUMBNAIL_QUALITY = 80  # no visible loss at this size
+STORED_THUMBNAIL_MEDIA_TYPE = "image/jpeg"
 
 
 def load_rgb(data: bytes, side: int = THUMBNAIL_SIDE) -> Image.Image | None:
@@ -54,8 +57,8 @@ def thumbnail_uri(data: bytes | None) -> str | None:
 
 
 def stored_thumbnail(image: Image.Image) -> bytes:
-    """The WebP kept in place of an uploaded image: `image` (RGB, already reduced to at most
+    """The JPEG kept in place of an uploaded image: `image` (RGB, already reduced to at most
     THUMBNAIL_MAX_SIDE px a side by perceptual.registration_hashes_and_picture) encoded."""
     out = io.BytesIO()
-    image.save(out, format="WEBP", quality=STORED_THUMBNAIL_QUALITY, method=STORED_WEBP_METHOD)
+    image.save(out, format="JPEG", quality=STORED_THUMBNAIL_QUALITY, optimize=False)
     return out.getvalue()

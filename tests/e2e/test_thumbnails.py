@@ -1,5 +1,5 @@
 """Issue 15: with keep_images off the hashing worker drops each upload, but first stores a
-bounded WebP thumbnail with the hashes; the thumbnail route, the repost comparison and the
+bounded JPEG thumbnail with the hashes; the thumbnail route, the repost comparison and the
 certificate show it. A digest-only receipt still gets the placeholder."""
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ def test_the_thumbnail_outlives_the_dropped_upload(worker_api: Any) -> None:
         assert receipt is not None and receipt.status == "stamped"
         assert services.uploads.load(conn, receipt.image_sha256) is None  # dropped
         stored = load_thumbnail(conn, receipt.image_sha256)
-    assert stored is not None and stored.media_type == "image/webp"
+    assert stored is not None and stored.media_type == "image/jpeg"
     assert len(stored.data) < MAX_THUMBNAIL_BYTES
     small = Image.open(io.BytesIO(stored.data))
-    assert small.format == "WEBP" and max(small.size) == THUMBNAIL_MAX_SIDE
+    assert small.format == "JPEG" and max(small.size) == THUMBNAIL_MAX_SIDE
 
     thumb = worker_api.app.test_client().get(f"/thumbs/{receipt_id}.png")
     assert thumb.mimetype == "image/png" and thumb.data.startswith(b"\x89PNG")

@@ -4,7 +4,7 @@ Revision ID: 0018
 Revises: 0017
 Create Date: 2026-12-02
 
-thumbnails: one bounded WebP per image digest, written by the hashing worker with the hashes
+thumbnails: one bounded JPEG per image digest, written by the hashing worker with the hashes
 (issue 15: with keep_images off the pages and the exhibit had no picture at all).
 """
 
