@@ -13,12 +13,13 @@ from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.utils import CryptographyDeprecationWarning
 
 from service.errors import MalformedInputError
 from service.timestamping import tlv
-from service.timestamping.der import CONSTRUCTED_CONTEXT
+from service.timestamping.der import BIT_STRING, CONSTRUCTED_CONTEXT
 
 _E = TypeVar("_E", bound=x509.ExtensionType)
 
@@ -33,6 +34,8 @@ def check_certificate_signature(cert: x509.Certificate, key: Any) -> None:
         raise UnsupportedAlgorithm(f"signature algorithm {oid} is not supported") from None
     if hash_alg is not None and hash_alg.name not in _CERT_HASHES:
         raise UnsupportedAlgorithm(f"signature hash {hash_alg.name} ({oid}) is not accepted")
+    if _signature_unused_bits(cert):
+        raise InvalidSignature("the signature BIT STRING has unused bits")
     sig, tbs = cert.signature, cert.tbs_certificate_bytes
     # cryptography gives no parameters for the legacy SHA-1 OIDs: PKCS#1 v1.5 and ECDSA then.
     if isinstance(key, rsa.RSAPublicKey) and hash_alg is not None:
@@ -46,6 +49,21 @@ def check_certificate_signature(cert: x509.Certificate, key: Any) -> None:
         key.verify(sig, tbs, hash_alg)
     else:
         raise InvalidSignature  # the algorithm does not fit the issuer's key
+
+
+def _signature_unused_bits(cert: x509.Certificate) -> int:
+    """The unused-bits octet of signatureValue, which cryptography drops and OpenSSL checks.
+
+    A signature is a whole number of octets; OpenSSL's ASN1_item_verify refuses any other
+    count ("invalid bit string bits leftover"), so a certificate whose signature encoding was
+    altered there must not verify here either.
+    """
+    der = cert.public_bytes(serialization.Encoding.DER)
+    try:
+        signature = tlv.children(der, tlv.read(der))[2]
+        return tlv.content(der, tlv.expect(signature, BIT_STRING, "signatureValue"))[0]
+    except (MalformedInputError, IndexError):
+        return 1  # no readable signatureValue: nothing to verify against
 
 
 # Hashes accepted in certificate signatures: SHA-1 for old hierarchies (with a warning), not MD5.
