@@ -16,13 +16,18 @@ import io
 import json
 import os
 import secrets
+import shutil
 import struct
 import sys
 import tempfile
 import time
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+from flask.testing import FlaskClient
 from PIL import Image
 from rq import Queue
 
@@ -35,7 +40,7 @@ from service.storage import create_api_key, write_transaction  # noqa: E402
 from service.usecases.queueing import key_prefix, worker_queue_names  # noqa: E402
 from service.web.app import create_app  # noqa: E402
 from service.web.context import signals_of  # noqa: E402
-from service.wiring import build_services  # noqa: E402
+from service.wiring import Services, build_services  # noqa: E402
 
 IMAGE_SIDE = 180  # a noise PNG of about 100 KiB, as bench/e2e.py sends
 
@@ -47,46 +52,65 @@ def unique_png(base: bytes, n: int) -> bytes:
     return base[:33] + chunk + base[33:]
 
 
+@dataclass
+class InProcess:
+    """The app of a throwaway deployment and a way to upload to it."""
+
+    services: Services
+    client: FlaskClient
+    auth: dict[str, str]
+    base: bytes
+
+    def upload(self, n: int) -> None:
+        form = {"image": (io.BytesIO(unique_png(self.base, n)), "a.png"),
+                "metadata": json.dumps({"prompt": "bench", "seed": n})}
+        answer = self.client.post("/v1/stamps", data=form, headers=self.auth,
+                                  content_type="multipart/form-data")
+        if answer.status_code != 202:
+            raise SystemExit(f"upload {n}: HTTP {answer.status_code} {answer.data[:200]!r}")
+
+
+@contextmanager
+def in_process_uploads() -> Iterator[InProcess]:
+    """A deployment in a temporary directory (SQLite file, this run's own Redis queue and keys),
+    logging as `chronoseal serve` does (JSON lines) to /dev/null; cleaned up afterwards."""
+    tmp = Path(tempfile.mkdtemp(prefix="chronoseal-upload-cpu-"))
+    settings = load_settings(env={}, config_file=tmp / "absent.toml", data_dir=str(tmp),
+                             queue_name=f"bench-cpu-{secrets.token_hex(4)}", log_format="json")
+    with open(os.devnull, "w") as log_sink:
+        configure_logging(settings, stream=log_sink)
+        services = build_services(settings)
+        app = create_app(services)
+        with write_transaction(services.engine) as conn:
+            _, secret = create_api_key(conn, "bench")
+        out = io.BytesIO()
+        Image.effect_noise((IMAGE_SIDE, IMAGE_SIDE), 60).convert("RGB").save(out, "PNG")
+        try:
+            yield InProcess(services, app.test_client(), {"Authorization": f"Bearer {secret}"},
+                            out.getvalue())
+        finally:
+            signals_of(app).close()
+            for name in worker_queue_names(settings):  # nothing works this queue: leave nothing
+                Queue(name, connection=services.redis).delete()
+            for key in services.redis.scan_iter(f"{key_prefix(settings)}:*"):
+                services.redis.delete(key)
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=100)
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="chronoseal-upload-cpu-"))
-    settings = load_settings(env={}, config_file=tmp / "absent.toml", data_dir=str(tmp),
-                             queue_name=f"bench-cpu-{secrets.token_hex(4)}", log_format="json")
-    log_sink = open(os.devnull, "w")  # noqa: SIM115 - open for the whole run
-    configure_logging(settings, stream=log_sink)
-    services = build_services(settings)
-    app = create_app(services)
-    with write_transaction(services.engine) as conn:
-        _, secret = create_api_key(conn, "bench")
-    client = app.test_client()
-    auth = {"Authorization": f"Bearer {secret}"}
-    out = io.BytesIO()
-    Image.effect_noise((IMAGE_SIDE, IMAGE_SIDE), 60).convert("RGB").save(out, "PNG")
-    base = out.getvalue()
-
-    def upload(n: int) -> None:
-        form = {"image": (io.BytesIO(unique_png(base, n)), "a.png"),
-                "metadata": json.dumps({"prompt": "bench", "seed": n})}
-        answer = client.post("/v1/stamps", data=form, headers=auth,
-                             content_type="multipart/form-data")
-        if answer.status_code != 202:
-            raise SystemExit(f"upload {n}: HTTP {answer.status_code} {answer.data[:200]!r}")
-
-    for n in range(args.warmup):
-        upload(-1 - n)
-    wall, cpu = time.perf_counter(), time.process_time()
-    for n in range(args.count):
-        upload(n)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    signals_of(app).close()
-    for name in worker_queue_names(settings):  # nothing works this queue: leave nothing behind
-        Queue(name, connection=services.redis).delete()
-    for key in services.redis.scan_iter(f"{key_prefix(settings)}:*"):
-        services.redis.delete(key)
-    print(json.dumps({"count": args.count, "image_bytes": len(base),
+    with in_process_uploads() as bench:
+        for n in range(args.warmup):
+            bench.upload(-1 - n)
+        wall, cpu = time.perf_counter(), time.process_time()
+        for n in range(args.count):
+            bench.upload(n)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        image_bytes = len(bench.base)
+    print(json.dumps({"count": args.count, "image_bytes": image_bytes,
                       "cpu_ms_per_upload": round(cpu / args.count * 1000, 3),
                       "wall_ms_per_upload": round(wall / args.count * 1000, 3)}))
 

@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 # Two workers: one fills and claims the next batch while the other waits on TSAs; both mostly
 # wait on I/O, so they fit on two cores beside the API and the TSA.
 DEFAULT_WORKERS = 2
+# Hashing a burst's backlog (bench/e2e.py: 5,000 uploads) on one core took about twice as long
+# as on two; more processes than cores gain nothing, and each holds ~100 MB.
+BACKGROUND_WORKERS = 4
+DEFAULT_BACKGROUND_WORKERS = max(1, min(BACKGROUND_WORKERS, os.cpu_count() or 1))
 READY_TIMEOUT_S = 60.0  # the TSA creates its keys on first start; gunicorn boots in seconds
 READY_POLL_S = 0.2
 
@@ -47,6 +51,10 @@ def register(subparsers: Any) -> None:
                                    description=__doc__)
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
                         help=f"worker processes (default {DEFAULT_WORKERS})")
+    parser.add_argument("--background-workers", type=int, default=DEFAULT_BACKGROUND_WORKERS,
+                        help="perceptual-hashing worker processes, at idle CPU priority "
+                             f"(default {DEFAULT_BACKGROUND_WORKERS}: one per core, at most "
+                             f"{BACKGROUND_WORKERS})")
     parser.set_defaults(func=run)
 
 
@@ -83,10 +91,12 @@ def _run(args: argparse.Namespace, settings: Settings, api_url: str) -> int:
         Child("api", chronoseal_argv("serve"), env),
         *(Child(f"worker-{i + 1}", child_argv(queues="stamping"), env)
           for i in range(max(1, args.workers))),
-        # Perceptual hashing costs milliseconds of CPU per image: one process does it with
-        # the CPU time uploads and stamping leave idle (SCHED_IDLE), so bursts never wait on it.
-        Child("background-worker", child_argv(queues="background", idle=True, sweeper=False),
-              env),
+        # Perceptual hashing costs milliseconds of CPU per image: these processes do it with
+        # the CPU time uploads and stamping leave idle (SCHED_IDLE), so bursts never wait on it;
+        # one per core (up to BACKGROUND_WORKERS), so a burst's backlog clears on every core.
+        *(Child(f"background-worker{'' if i == 0 else f'-{i + 1}'}",
+                child_argv(queues="background", idle=True, sweeper=False), env)
+          for i in range(max(1, args.background_workers))),
     ]
     urls = {  # each answers once its process serves; readiness is asked when all are started
         "tsa": f"http://{settings.tsa_host}:{settings.tsa_port}/certs",

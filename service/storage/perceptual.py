@@ -10,7 +10,7 @@ reads only those index entries.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import combinations
@@ -109,9 +109,20 @@ def store_hashes(conn: Connection, receipt_id: str,
                  hashes: Iterable[tuple[int, int, int]]) -> None:
     """Replace the receipt's hashes with (view, phash, dhash256) triples, and take it off the
     work list (also with no triples: an image that gave none is done); idempotent."""
-    conn.execute(delete(perceptual_hashes).where(perceptual_hashes.c.receipt_id == receipt_id))
-    clear_hash_pending(conn, receipt_id)
-    rows = [hash_row(receipt_id, view, phash, dhash) for view, phash, dhash in hashes]
+    store_many_hashes(conn, {receipt_id: hashes})
+
+
+def store_many_hashes(conn: Connection,
+                      hashes: Mapping[str, Iterable[tuple[int, int, int]]]) -> None:
+    """store_hashes for several receipts in three statements (the hashing worker stores a
+    chunk of images at a time: per receipt, the statements cost more than the rows)."""
+    if not hashes:
+        return
+    ids = list(hashes)
+    conn.execute(delete(perceptual_hashes).where(perceptual_hashes.c.receipt_id.in_(ids)))
+    clear_hash_pending(conn, *ids)
+    rows = [hash_row(receipt_id, view, phash, dhash)
+            for receipt_id, triples in hashes.items() for view, phash, dhash in triples]
     if rows:
         conn.execute(perceptual_hashes.insert(), rows)
 
@@ -122,17 +133,35 @@ def hashes_of(conn: Connection, receipt_id: str) -> list[StoredHash]:
     return [_stored(row) for row in conn.execute(query.order_by(perceptual_hashes.c.view))]
 
 
+def hashed_receipts(conn: Connection, receipt_ids: Sequence[str]) -> set[str]:
+    """Those of `receipt_ids` that have stored views."""
+    if not receipt_ids:
+        return set()
+    return set(conn.execute(select(perceptual_hashes.c.receipt_id).distinct().where(
+        perceptual_hashes.c.receipt_id.in_(list(receipt_ids)))).scalars())
+
+
 def hashes_of_image(conn: Connection, image_sha256: str) -> list[StoredHash]:
     """The views stored for any receipt of these exact bytes (same bytes, same hashes)."""
-    first = (
-        select(perceptual_hashes.c.receipt_id)
-        .join(receipts, receipts.c.id == perceptual_hashes.c.receipt_id)
-        .where(receipts.c.image_sha256 == image_sha256)
-        .limit(1)
-        .scalar_subquery()
-    )
-    query = select(perceptual_hashes).where(perceptual_hashes.c.receipt_id == first)
-    return [_stored(row) for row in conn.execute(query.order_by(perceptual_hashes.c.view))]
+    return hashes_of_images(conn, [image_sha256]).get(image_sha256, [])
+
+
+def hashes_of_images(conn: Connection, digests: Sequence[str]) -> dict[str, list[StoredHash]]:
+    """hashes_of_image for several digests in one query: by digest, the views of one of its
+    hashed receipts (digests none of whose receipts is hashed are left out)."""
+    if not digests:
+        return {}
+    query = (select(receipts.c.image_sha256, perceptual_hashes)
+             .join(receipts, receipts.c.id == perceptual_hashes.c.receipt_id)
+             .where(receipts.c.image_sha256.in_(list(digests)))
+             .order_by(perceptual_hashes.c.receipt_id, perceptual_hashes.c.view))
+    found: dict[str, list[StoredHash]] = {}
+    chosen: dict[str, str] = {}  # digest -> the receipt whose views are taken
+    for row in conn.execute(query):
+        digest, stored = row.image_sha256, _stored(row)
+        if chosen.setdefault(digest, stored.receipt_id) == stored.receipt_id:
+            found.setdefault(digest, []).append(stored)
+    return found
 
 
 def _stored(row: object) -> StoredHash:
@@ -218,9 +247,30 @@ def matched_receipts(conn: Connection, receipt_ids: Sequence[str],
     return list(found.values())
 
 
-def clear_hash_pending(conn: Connection, receipt_id: str) -> None:
-    """Take the receipt off the hashing work list."""
-    conn.execute(update(receipts).where(receipts.c.id == receipt_id).values(hash_pending=False))
+def clear_hash_pending(conn: Connection, *receipt_ids: str) -> None:
+    """Take the receipts off the hashing work list."""
+    if receipt_ids:
+        conn.execute(update(receipts).where(receipts.c.id.in_(receipt_ids))
+                     .values(hash_pending=False))
+
+
+@dataclass(frozen=True)
+class ImageToHash:
+    """What hashing needs of a receipt on the work list."""
+
+    receipt_id: str
+    image_sha256: str
+    image_size: int | None  # None: registered by digest only, no image to hash
+
+
+def images_to_hash(conn: Connection, receipt_ids: Sequence[str]) -> list[ImageToHash]:
+    """The receipts of `receipt_ids` that exist, in the order given."""
+    if not receipt_ids:
+        return []
+    rows = conn.execute(select(receipts.c.id, receipts.c.image_sha256, receipts.c.image_size)
+                        .where(receipts.c.id.in_(list(receipt_ids))))
+    by_id = {row.id: ImageToHash(row.id, row.image_sha256, row.image_size) for row in rows}
+    return [by_id[receipt_id] for receipt_id in receipt_ids if receipt_id in by_id]
 
 
 def receipts_to_hash(conn: Connection, limit: int) -> list[str]:

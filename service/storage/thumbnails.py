@@ -3,6 +3,7 @@ is dropped (usecases.hashing writes it with the hashes; the pages and the exhibi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
 from sqlalchemy import Connection, select
@@ -20,11 +21,18 @@ class Thumbnail(NamedTuple):
 
 def store_thumbnail(conn: Connection, image_sha256: str, media_type: str, data: bytes) -> None:
     """Store the image's thumbnail unless one is stored already (same bytes, same picture)."""
+    store_thumbnails(conn, media_type, {image_sha256: data})
+
+
+def store_thumbnails(conn: Connection, media_type: str, pictures: Mapping[str, bytes]) -> None:
+    """store_thumbnail for several images (by SHA-256) in one statement."""
+    if not pictures:
+        return
     insert = sqlite_insert if is_sqlite(conn) else pg_insert
-    conn.execute(insert(thumbnails)
-                 .values(image_sha256=image_sha256, media_type=media_type, data=data,
-                         created_at=utcnow())
-                 .on_conflict_do_nothing(index_elements=["image_sha256"]))
+    now = utcnow()
+    conn.execute(insert(thumbnails).on_conflict_do_nothing(index_elements=["image_sha256"]),
+                 [{"image_sha256": digest, "media_type": media_type, "data": data,
+                   "created_at": now} for digest, data in pictures.items()])
 
 
 def load_thumbnail(conn: Connection, image_sha256: str) -> Thumbnail | None:

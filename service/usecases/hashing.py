@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -29,14 +30,15 @@ from service.evidence.thumbnail import (
 from service.runtime.priority import normal_priority
 from service.storage.engine import write_transaction
 from service.storage.perceptual import (
+    ImageToHash,
     clear_hash_pending,
-    hashes_of,
-    hashes_of_image,
+    hashed_receipts,
+    hashes_of_images,
+    images_to_hash,
     receipts_to_hash,
-    store_hashes,
+    store_many_hashes,
 )
-from service.storage.receipts import get_receipt
-from service.storage.thumbnails import store_thumbnail
+from service.storage.thumbnails import store_thumbnails
 from service.storage.uploads import UploadStore
 from service.usecases import queueing
 from service.wiring import Services
@@ -80,43 +82,60 @@ class _Hashed:
     receipt_id: str
     views: list[tuple[int, int, int]] | None
     drop_sha256: str | None  # the kept upload to drop once the views are stored
-    thumbnail: tuple[str, bytes] | None = None  # (image_sha256, WebP) stored with the views
+    thumbnail: tuple[str, bytes] | None = None  # (image_sha256, JPEG) stored with the views
 
 
-def _compute(engine: Engine, uploads: UploadStore, receipt_id: str,
-             keep_images: bool) -> _Hashed | None:
+def _compute_chunk(engine: Engine, uploads: UploadStore, receipt_ids: Sequence[str],
+                   keep_images: bool) -> list[_Hashed]:
+    """Hash the receipts' images (those that exist); what to store for each, in order.
+
+    What is known already is read for the whole chunk in three queries; each image is then
+    loaded and decoded on its own, so memory holds one image at a time.
+    """
     with engine.connect() as conn:
-        receipt = get_receipt(conn, receipt_id, None)
-        if receipt is None:
-            return None
-        done = receipt.image_size is None or bool(hashes_of(conn, receipt_id))
-        known = [] if done else hashes_of_image(conn, receipt.image_sha256)
-        data = None if done or known else uploads.load(conn, receipt.image_sha256)
-    views: list[tuple[int, int, int]] | None
-    small = None
-    if done:
-        views = None  # nothing to (re)compute
-    elif known:
-        views = [(h.view, h.phash, h.dhash256) for h in known]
-    elif data is None:
-        log.warning("no kept image for %s: nothing to hash", receipt_id)
-        views = []
-    else:
-        try:  # one decode gives the hashes and the thumbnail kept after the upload
-            found, picture = registration_hashes_and_picture(io.BytesIO(data),
-                                                             THUMBNAIL_MAX_SIDE)
-        except ImageDecodeError as exc:
-            log.info("%s: not hashed (%s)", receipt_id, exc)
-            views = []
+        images = images_to_hash(conn, receipt_ids)
+        with_image = [image for image in images if image.image_size is not None]
+        done = hashed_receipts(conn, [image.receipt_id for image in with_image])
+        known = hashes_of_images(conn, sorted({image.image_sha256 for image in with_image
+                                               if image.receipt_id not in done}))
+    copies = {digest: [(h.view, h.phash, h.dhash256) for h in views]
+              for digest, views in known.items()}
+    results = []
+    for image in images:
+        views: list[tuple[int, int, int]] | None
+        small = None
+        if image.image_size is None or image.receipt_id in done:
+            views = None  # nothing to (re)compute
+        elif image.image_sha256 in copies:  # same bytes, same hashes (the upload may be gone)
+            views = copies[image.image_sha256]
         else:
-            views = [(h.view, h.phash, h.dhash256) for h in found]
-            small = (receipt.image_sha256, stored_thumbnail(picture))
-    # The upload is dropped whenever this receipt is done with it, unless images are kept:
-    # also when the hashes were copied from an earlier receipt of the same bytes (a second
-    # upload of them was kept again after the first was dropped) or were there already.
-    # Nothing to hash again later when the image gave no hashes: drop it in any case.
-    drop = receipt.image_size is not None and (not keep_images or views == [])
-    return _Hashed(receipt_id, views, receipt.image_sha256 if drop else None, small)
+            views, small = _decode(engine, uploads, image)
+            copies[image.image_sha256] = views  # the same bytes again in this chunk
+        # The upload is dropped whenever this receipt is done with it, unless images are kept:
+        # also when the hashes were copied from an earlier receipt of the same bytes (a second
+        # upload of them was kept again after the first was dropped) or were there already.
+        # Nothing to hash again later when the image gave no hashes: drop it in any case.
+        drop = image.image_size is not None and (not keep_images or views == [])
+        results.append(_Hashed(image.receipt_id, views,
+                               image.image_sha256 if drop else None, small))
+    return results
+
+
+def _decode(engine: Engine, uploads: UploadStore, image: ImageToHash
+            ) -> tuple[list[tuple[int, int, int]], tuple[str, bytes] | None]:
+    """The views of one kept upload, and its stored thumbnail; no views when it cannot be."""
+    with engine.connect() as conn:
+        data = uploads.load(conn, image.image_sha256)
+    if data is None:
+        log.warning("no kept image for %s: nothing to hash", image.receipt_id)
+        return [], None
+    try:  # one decode gives the hashes and the thumbnail kept after the upload
+        found, picture = registration_hashes_and_picture(io.BytesIO(data), THUMBNAIL_MAX_SIDE)
+    except ImageDecodeError as exc:
+        log.info("%s: not hashed (%s)", image.receipt_id, exc)
+        return [], None
+    return ([(h.view, h.phash, h.dhash256) for h in found],
+            (image.image_sha256, stored_thumbnail(picture)))
 
 
 def _store(engine: Engine, uploads: UploadStore, hashed: list[_Hashed]) -> None:
@@ -130,14 +149,11 @@ def _store(engine: Engine, uploads: UploadStore, hashed: list[_Hashed]) -> None:
     if not hashed:
         return
     with normal_priority(), write_transaction(engine) as conn:
-        for item in hashed:
-            if item.views is None:
-                clear_hash_pending(conn, item.receipt_id)
-            else:
-                store_hashes(conn, item.receipt_id, item.views)
-            if item.thumbnail is not None:
-                store_thumbnail(conn, item.thumbnail[0], STORED_THUMBNAIL_MEDIA_TYPE,
-                                item.thumbnail[1])
+        clear_hash_pending(conn, *(item.receipt_id for item in hashed if item.views is None))
+        store_many_hashes(conn, {item.receipt_id: item.views for item in hashed
+                                 if item.views is not None})
+        store_thumbnails(conn, STORED_THUMBNAIL_MEDIA_TYPE,
+                         dict(item.thumbnail for item in hashed if item.thumbnail is not None))
     drops = sorted({item.drop_sha256 for item in hashed if item.drop_sha256})
     if drops:
         with normal_priority(), write_transaction(engine) as conn:
@@ -153,11 +169,26 @@ def hash_receipt_image(engine: Engine, uploads: UploadStore, receipt_id: str, *,
     alone, and a receipt whose bytes another receipt already had hashed copies those (same
     bytes, same hashes: the upload may be gone by then).
     """
-    item = _compute(engine, uploads, receipt_id, keep_images)
-    if item is None:
-        return 0
-    _store(engine, uploads, [item])
-    return len(item.views or [])
+    items = _compute_chunk(engine, uploads, [receipt_id], keep_images)
+    _store(engine, uploads, items)
+    return len(items[0].views or []) if items else 0
+
+
+def _claim(services: Services, candidates: Sequence[str], size: int) -> list[str]:
+    """Claim up to `size` of `candidates` in Redis (SET NX with a TTL), a pipelined round trip
+    per attempt; others' claims are skipped. Only as many are asked as are still wanted, so
+    no claim is left unused to expire."""
+    prefix = queueing.key_prefix(services.settings)
+    mine: list[str] = []
+    rest = list(candidates)
+    while rest and len(mine) < size:
+        asked, rest = rest[:size - len(mine)], rest[size - len(mine):]
+        pipe = services.redis.pipeline(transaction=False)
+        for receipt_id in asked:
+            pipe.set(f"{prefix}:hash-claim:{receipt_id}", b"1", nx=True, ex=CLAIM_TTL_S)
+        mine += [receipt_id for receipt_id, got in zip(asked, pipe.execute(), strict=True)
+                 if got]
+    return mine
 
 
 def hash_pending(services: Services) -> int:
@@ -168,32 +199,28 @@ def hash_pending(services: Services) -> int:
     less than MIN_CPU_SHARE of its wall time means the API is using the cores. Hashing then
     does one image per BACKOFF_S, because even spare-time hashing evicts the API's caches
     (bench/e2e.py: uploads were 20% slower with hashing beside them); when the share comes
-    back, full chunks resume. Workers on a host of their own never back off.
+    back, full chunks resume. Workers on a host of their own never back off. While more waits
+    than one chunk and the machine has room, another background worker is asked to join.
     """
     done = 0
-    prefix = queueing.key_prefix(services.settings)
     engine, uploads = services.engine, services.uploads
-    size = STORE_EVERY
+    busy = False  # the last chunk got too little CPU: one image per BACKOFF_S
     while True:
         with engine.connect() as conn:
             waiting = receipts_to_hash(conn, WORK_CHUNK)
-        mine: list[str] = []
-        for receipt_id in waiting:
-            if len(mine) == size:
-                break
-            if services.redis.set(f"{prefix}:hash-claim:{receipt_id}", b"1", nx=True,
-                                  ex=CLAIM_TTL_S):
-                mine.append(receipt_id)
+        mine = _claim(services, waiting, 1 if busy else STORE_EVERY)
         if not mine:
             return done  # nothing left, or everything left is another worker's
+        if len(waiting) > len(mine) and not busy:
+            # More than this chunk waits and the machine has room: ask another background
+            # worker to join (the flag keeps at most one such job queued; the claims keep
+            # the workers off each other's images).
+            queueing.enqueue_hashing(services)
         wall, cpu = time.perf_counter(), time.thread_time()
-        results = [_compute(engine, uploads, receipt_id, services.settings.keep_images)
-                   for receipt_id in mine]
+        results = _compute_chunk(engine, uploads, mine, services.settings.keep_images)
         wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
-        _store(engine, uploads, [r for r in results if r is not None])
+        _store(engine, uploads, results)
         done += len(results)
-        if wall > MIN_MEASURED_S and cpu < MIN_CPU_SHARE * wall:
-            size = 1
+        busy = wall > MIN_MEASURED_S and cpu < MIN_CPU_SHARE * wall
+        if busy:
             time.sleep(BACKOFF_S)
-        else:
-            size = STORE_EVERY

@@ -351,6 +351,83 @@ def test_hashes_of_several_receipts_are_stored_in_one_transaction(search_api: Ap
     assert len(commits) == 2  # the views of all three, then dropping their uploads
 
 
+def test_a_chunk_reads_and_stores_in_a_few_statements_per_chunk(
+        search_api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What is known is read per chunk and stored per chunk: per image only its upload is
+    loaded (the per-image reads and writes cost more CPU than the decode, bench/hashing.py)."""
+    from sqlalchemy import event
+
+    import service.usecases.hashing as hashing
+
+    ids = [register(search_api, picture_png(seed), hash_now=False) for seed in range(20, 28)]
+    monkeypatch.setattr(hashing, "STORE_EVERY", len(ids))
+    engine = search_api.services.engine
+    statements: list[str] = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        assert hash_pending(search_api.services) == len(ids)
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    # One chunk: the work list twice, three reads, one load per image (database uploads), and
+    # the stores: not the seven statements per image it took one by one.
+    assert len(statements) <= 2 * len(ids) + 12, statements
+    with engine.connect() as conn:
+        assert all(len(hashes_of(conn, receipt_id)) > 1 for receipt_id in ids)
+
+
+def test_the_same_bytes_twice_in_one_chunk_are_decoded_once(
+        search_api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    import service.usecases.hashing as hashing
+
+    first = register(search_api, picture_png(ORIGINAL), hash_now=False)
+    second = register(search_api, picture_png(ORIGINAL), hash_now=False)
+    decodes: list[int] = []
+    real = hashing.registration_hashes_and_picture
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        decodes.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(hashing, "registration_hashes_and_picture", counted)
+    assert hash_pending(search_api.services) == 2
+    assert len(decodes) == 1
+    with search_api.services.engine.connect() as conn:
+        views = [(h.view, h.phash, h.dhash256) for h in hashes_of(conn, first)]
+        assert views and views == [(h.view, h.phash, h.dhash256) for h in hashes_of(conn, second)]
+        assert receipts_to_hash(conn, 10) == []
+    assert kept(search_api, picture_png(ORIGINAL)) is None
+
+
+def test_a_backlog_beyond_one_chunk_asks_another_background_worker(
+        search_api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """More waiting than one chunk: a second hashing job is queued for another background
+    worker (one at most: the hashing flag), so a burst's backlog is hashed on every core."""
+    import service.usecases.hashing as hashing
+
+    services = search_api.services
+    for seed in (ORIGINAL, *OTHERS):
+        register(search_api, picture_png(seed), hash_now=False)
+    signals_of(search_api.app).close()  # the API's own signal is sent, and no more come
+    queue = background_queue_for(services)
+    queue.empty()
+    services.redis.delete(hash_flag_key(services.settings))
+    monkeypatch.setattr(hashing, "STORE_EVERY", 2)
+    assert hash_pending(services) == 4
+    assert [job.func_name for job in queue.jobs] == [HASH_JOB]  # one, however many chunks
+
+
+def test_a_backlog_within_one_chunk_asks_nobody(search_api: Api) -> None:
+    services = search_api.services
+    register(search_api, picture_png(ORIGINAL), hash_now=False)
+    signals_of(search_api.app).close()  # the API's own signal is sent, and no more come
+    queue = background_queue_for(services)
+    queue.empty()
+    services.redis.delete(hash_flag_key(services.settings))
+    assert hash_pending(services) == 1
+    assert queue.jobs == []
+
+
 def test_a_replay_after_hashing_leaves_no_upload_behind(search_api: Api) -> None:
     image = picture_png(ORIGINAL)
     headers = {**search_api.auth, "Idempotency-Key": "replay-1"}

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, select
 
+from service.cli.up import DEFAULT_BACKGROUND_WORKERS
+from service.runtime.supervisor import STATUS_FILE, read_status
 from service.storage.tables import batches, receipts
 from tests.support.running_up import CLI, running_up
 from tests.support.up_children import KINDS, PROGRESS, Client, kill_and_wait, recovery_env
@@ -52,6 +54,11 @@ def assert_stamped_exactly_once(data: Path, accepted: list[str], log: Path) -> N
 def test_every_kind_of_child_killed_during_uploads_comes_back(tmp_path: Path) -> None:
     with running_up(tmp_path, extra_env=recovery_env(tmp_path)) as up:
         data = tmp_path / "data"
+        # One hashing process per core (at most BACKGROUND_WORKERS), each restarted alone.
+        background = {"background-worker", *(f"background-worker-{i}" for i in range(
+            2, DEFAULT_BACKGROUND_WORKERS + 1))}
+        assert background <= set(read_status(data / STATUS_FILE)), read_status(
+            data / STATUS_FILE)
         second = subprocess.run([sys.executable, "-c", CLI, "up"], env=up.env, timeout=60,
                                 capture_output=True, text=True)
         assert second.returncode == 1, second.stderr
