@@ -86,19 +86,29 @@ class Stamper:
         """Sleep until N receipts are unbatched or the oldest is T ms old; returns the backlog.
 
         This bounds a receipt's wait for its batch by batch_max_wait_ms, and lets a batch fill
-        when uploads arrive in bursts.
+        when uploads arrive in bursts. The backlog is counted again only while it could reach
+        N before the oldest's deadline at the rate it has grown so far; otherwise the worker
+        sleeps until that deadline at once (each count is two queries: polling a steady stream
+        every quarter wait cost a third of the stamping worker's CPU).
         """
         poll = fill_poll_s(self.options.max_wait_ms)
+        max_size, max_wait_s = self.options.max_size, self.options.max_wait_ms / 1000
         while True:
             with self.engine.connect() as conn:
-                backlog = queries.unbatched_backlog(conn, self.options.max_size)
-            if backlog.count == 0 or backlog.count >= self.options.max_size:
+                backlog = queries.unbatched_backlog(conn, max_size)
+            if backlog.count == 0 or backlog.count >= max_size:
                 return backlog.count
             assert backlog.oldest_created_at is not None
-            age_ms = (utcnow() - backlog.oldest_created_at).total_seconds() * 1000
-            if age_ms >= self.options.max_wait_ms:
+            age_s = max(0.0, (utcnow() - backlog.oldest_created_at).total_seconds())
+            left_s = max_wait_s - age_s
+            if left_s <= 0:
                 return backlog.count
-            time.sleep(min(poll, (self.options.max_wait_ms - age_ms) / 1000))
+            fill_s = (max_size - backlog.count) * max(age_s, poll) / backlog.count
+            if fill_s >= left_s:
+                time.sleep(left_s)  # it will not fill first: claim what is there at the deadline
+                return backlog.count  # receipts are never unregistered; another worker's claim
+                # of them leaves claim_batch nothing, which it handles
+            time.sleep(min(poll, left_s))
 
     def claim_next(self) -> Batch | None:
         """Claim up to batch_max_size unbatched receipts (after waiting for the batch to fill)."""

@@ -18,8 +18,9 @@ RETRY_MAX_S: float = default_of("tsa_retry_max_s")
 REJECTED_RETRY_S: float = default_of("tsa_rejected_retry_s")
 REJECTED_MAX_ATTEMPTS: int = default_of("tsa_rejected_max_attempts")
 LEASE_MARGIN_S: float = default_of("batch_lease_margin_s")
-# Poll the backlog about 4 times per batch_max_wait_ms while a batch fills: a full batch is
-# claimed at most a quarter of the wait late, and an idle worker costs few queries.
+# Poll the backlog about 4 times per batch_max_wait_ms while a batch may fill before its
+# deadline (Stamper.wait_for_batch): a full batch is claimed at most a quarter of the wait late;
+# a backlog too slow to fill is counted once and claimed at the deadline.
 FILL_POLLS_PER_WAIT = 4
 FILL_POLL_MIN_S = 0.01  # each poll is two index queries
 FILL_POLL_MAX_S = 0.1
