@@ -139,24 +139,28 @@ def _decode(engine: Engine, uploads: UploadStore, image: ImageToHash
 
 
 def _store(engine: Engine, uploads: UploadStore, hashed: list[_Hashed]) -> None:
-    """Store the views of several receipts in one transaction, then drop their uploads.
+    """Store the views of several receipts in one transaction, and drop their uploads.
 
     One commit for many receipts: each commit holds the write lock every API process needs.
     Writes never run at idle priority (runtime.priority). Each image's thumbnail is written
-    with its hashes (kept after the upload). Uploads are dropped only after the
-    hashes are committed, so a receipt of the same bytes finds one or the other.
+    with its hashes (kept after the upload). A receipt of the same bytes must find the hashes
+    or the upload: uploads kept in the database go in the same transaction, files only once
+    it has committed.
     """
     if not hashed:
         return
+    drops = sorted({item.drop_sha256 for item in hashed if item.drop_sha256})
     with normal_priority(), write_transaction(engine) as conn:
         clear_hash_pending(conn, *(item.receipt_id for item in hashed if item.views is None))
         store_many_hashes(conn, {item.receipt_id: item.views for item in hashed
                                  if item.views is not None})
         store_thumbnails(conn, STORED_THUMBNAIL_MEDIA_TYPE,
                          dict(item.thumbnail for item in hashed if item.thumbnail is not None))
-    drops = sorted({item.drop_sha256 for item in hashed if item.drop_sha256})
-    if drops:
-        with normal_priority(), write_transaction(engine) as conn:
+        if uploads.transactional:
+            for sha256 in drops:
+                uploads.drop(conn, sha256)
+    if not uploads.transactional and drops:
+        with engine.connect() as conn:  # files: no statement runs, so no transaction either
             for sha256 in drops:
                 uploads.drop(conn, sha256)
 

@@ -348,7 +348,8 @@ def test_hashes_of_several_receipts_are_stored_in_one_transaction(search_api: Ap
         assert hash_pending(search_api.services) == len(ids)
     finally:
         event.remove(engine, "commit", listener)
-    assert len(commits) == 2  # the views of all three, then dropping their uploads
+    assert len(commits) == 1  # the views of all three (and their uploads dropped with them, or
+    # their files deleted after the commit)
 
 
 def test_a_chunk_reads_and_stores_in_a_few_statements_per_chunk(
