@@ -137,6 +137,8 @@ def test_every_page_passes_axe_wcag_a_and_aa(browser: Browser, up: RunningUp,
     audit.check("my-filtered")
     page.goto(f"/r/{receipt_id}")
     audit.check("receipt-owner")
+    page.goto(f"/r/{receipt_id}/certificate.html")  # the exhibit's printable page
+    audit.check("certificate")
     page.goto("/deliveries")
     audit.check("deliveries")
     page.goto("/r/rcp_does_not_exist")
