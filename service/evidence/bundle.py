@@ -35,7 +35,13 @@ from service.errors import MalformedInputError
 from service.evidence.certificate import render_certificate
 from service.evidence.disclosure import disclosure_problems
 from service.evidence.exhibit_pdf import ExhibitRenderError, html_to_pdf, print_language
-from service.evidence.facts import Authority, BundleFacts, TimestampFacts, audit_steps
+from service.evidence.facts import (
+    AncestorFacts,
+    Authority,
+    BundleFacts,
+    TimestampFacts,
+    audit_steps,
+)
 from service.evidence.instructions import render_verify_md
 from service.evidence.manifest import manifest_digest
 from service.evidence.renewal_check import coverage, data_objects, render_record
@@ -80,6 +86,7 @@ class HistoryEntry:
     tokens: Mapping[str, bytes]
     chains: Mapping[str, str]
     batch_head: bytes | None = None
+    image_name: str | None = None  # the file name sent at its registration (the exhibit)
 
 
 def build_bundle(
@@ -148,6 +155,13 @@ def build_bundle(
             objects = data_objects(name, token, chain_der, crls)
             certs_files += _record_files(name, *evidence_records[tsa], objects)
         stamps.append(stamp)
+    if len(history) > MAX_HISTORY:
+        raise MalformedInputError(f"a bundle carries at most {MAX_HISTORY} earlier iterations")
+    ancestors = []
+    for entry in history:
+        members, ancestor = history_members(entry)
+        certs_files += members
+        ancestors.append(ancestor)
     facts = BundleFacts(
         receipt_id=receipt_id,
         image_name=image_name,
@@ -157,12 +171,9 @@ def build_bundle(
         steps=steps,
         timestamps=tuple(stamps),
         batch_head=head,
+        history=tuple(ancestors),
         **_exhibit_facts(exhibit or Exhibit()),
     )
-    if len(history) > MAX_HISTORY:
-        raise MalformedInputError(f"a bundle carries at most {MAX_HISTORY} earlier iterations")
-    for entry in history:
-        certs_files += history_members(entry)
     if disclosure is not None:
         certs_files.append((DISCLOSURE_MEMBER, _checked_disclosure(manifest_jcs, disclosure)))
     template = resources.files("service.evidence.templates").joinpath("verify.py").read_bytes()
@@ -185,10 +196,12 @@ def build_bundle(
         return _zip(files + certificate_files(facts, pdf=False))
 
 
-def history_members(entry: HistoryEntry) -> list[tuple[str, bytes]]:
+def history_members(entry: HistoryEntry) -> tuple[list[tuple[str, bytes]], AncestorFacts]:
     """history/<receipt id>/...: an ancestor's manifest, proof, head, tokens and chains, each
-    checked as the bundle's own are (its proof leads from its manifest to its root)."""
-    _check_proof(manifest_digest(entry.manifest_jcs), entry.proof)
+    checked as the bundle's own are (its proof leads from its manifest to its root); and what
+    the exhibit shows of it (its tokens' times, its file name)."""
+    digest = manifest_digest(entry.manifest_jcs)
+    _check_proof(digest, entry.proof)
     proof = dict(entry.proof)
     base = f"{HISTORY_DIR}/{safe_name(entry.receipt_id)}"
     files = [(f"{base}/manifest.json", entry.manifest_jcs)]
@@ -201,13 +214,18 @@ def history_members(entry: HistoryEntry) -> list[tuple[str, bytes]]:
         files.append((f"{base}/batch-head.json", head.jcs))
     if not 1 <= len(entry.tokens) <= MAX_TSAS:
         raise MalformedInputError(f"ancestor {entry.receipt_id} needs 1..{MAX_TSAS} tokens")
+    stamps: list[TimestampFacts] = []
     for tsa in sorted(entry.tokens):
         name = safe_name(tsa)
         if tsa not in entry.chains:
             raise MalformedInputError(f"no certificate chain for TSA {tsa!r}")
-        token, pem, _ = _read_tsa(name, entry.tokens[tsa], entry.chains[tsa], frozenset())
+        token, pem, stamp = _read_tsa(name, entry.tokens[tsa], entry.chains[tsa], frozenset())
         files += [(f"{base}/tokens/{name}.tsr", token), (f"{base}/certs/{name}.pem", pem)]
-    return files
+        stamps.append(stamp)
+    return files, AncestorFacts(receipt_id=entry.receipt_id,
+                                manifest=json.loads(entry.manifest_jcs),
+                                manifest_digest=digest.hex(), timestamps=tuple(stamps),
+                                image_name=entry.image_name)
 
 
 def with_disclosure(zip_bytes: bytes, disclosure: bytes | None) -> bytes:

@@ -18,7 +18,7 @@ from typing import Any
 
 from service.evidence import instructions as cmd
 from service.evidence.exhibit_render import qr_data_uri, render_page
-from service.evidence.facts import Authority, BundleFacts, TimestampFacts
+from service.evidence.facts import AncestorFacts, Authority, BundleFacts, TimestampFacts
 from service.evidence.generation import record_fields
 from service.evidence.thumbnail import thumbnail_uri
 from service.i18n import translator
@@ -71,7 +71,7 @@ def render_certificate(facts: BundleFacts) -> str:
         stamps=[_stamp(t, a, _) for t, a in zip(stamps, authorities, strict=True)],
         record=[_field(f, _) for f in record_fields(generation)],
         raw=_raw_rows(generation.get("raw")), commitments=_commitments(generation),
-        history=_history(m), session=m.get("session"),
+        history=_history(facts, _), carried=bool(facts.history), session=m.get("session"),
         manifest_digest=facts.manifest_digest, leaf_index=facts.proof["leaf_index"],
         tree_size=facts.proof["tree_size"], root=facts.proof["root"],
         head_imprint=facts.batch_head.imprint.hex() if facts.batch_head else None,
@@ -133,21 +133,36 @@ def _commitments(generation: dict[str, Any]) -> list[tuple[str, str]]:
     return [(str(k), str(v)) for k, v in sorted(committed.items())][:MAX_RAW_FIELDS]
 
 
-def _history(manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    """Earlier iterations the manifest names: `parents`, each {"receipt", "manifest_sha256"}
-    (a registration) or {"image_sha256"} (an image known by digest only). The hook for bundles
-    with history/: each ancestor's own proof is there, verify.py checks it."""
-    parents = manifest.get("parents")
-    if not isinstance(parents, list):
-        return []
-    out = []
-    for parent in parents[:MAX_RAW_FIELDS]:
-        if not isinstance(parent, dict):
+def _history(facts: BundleFacts, _: Any) -> list[dict[str, Any]]:
+    """The earlier iterations, oldest first. Those the bundle carries under history/ (each with
+    its own proof and tokens, checked by verify.py) with their receipt, file name and earliest
+    timestamp; then the manifest's `parents` not among them: {"receipt", "manifest_sha256"}
+    (a registration, without its proof here) or {"image_sha256"} (an image known by digest)."""
+    carried = sorted(facts.history, key=lambda a: min(t.gen_time for t in a.timestamps))
+    out = [_ancestor_row(facts, a, _) for a in carried[:MAX_RAW_FIELDS]]
+    ids = {a.receipt_id for a in carried}
+    images = {a.manifest.get("image", {}).get("sha256") for a in carried}
+    parents = facts.manifest.get("parents")
+    for parent in parents[:MAX_RAW_FIELDS] if isinstance(parents, list) else []:
+        if not isinstance(parent, dict) or parent.get("receipt") in ids or (
+                "receipt" not in parent and parent.get("image_sha256") in images):
             continue
         out.append({"receipt": parent.get("receipt"),
                     "digest": parent.get("manifest_sha256") or parent.get("image_sha256"),
-                    "image_only": "receipt" not in parent})
+                    "image_only": "receipt" not in parent, "time": None, "file_name": None})
     return out
+
+
+def _ancestor_row(facts: BundleFacts, ancestor: AncestorFacts, _: Any) -> dict[str, Any]:
+    first = min(ancestor.timestamps, key=lambda t: t.gen_time)
+    authority = _authority(facts, first)
+    name = authority.description or first.name
+    return {"receipt": ancestor.receipt_id, "digest": ancestor.manifest_digest,
+            "image_only": False, "file_name": ancestor.image_name,
+            "time": _("%(time)s according to %(authority)s", time=_utc(first),
+                      authority=_("%(name)s (run by this service's operator)", name=name)
+                      if authority.operator_run else
+                      _("%(name)s (independent of this service)", name=name))}
 
 
 def verification_steps(facts: BundleFacts) -> list[Step]:

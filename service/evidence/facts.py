@@ -45,6 +45,18 @@ class Authority:
 
 
 @dataclass(frozen=True)
+class AncestorFacts:
+    """One earlier iteration the bundle carries under history/<receipt id>/: its manifest and
+    its tokens as read (verify.py checks them), and the file name it was registered with."""
+
+    receipt_id: str
+    manifest: dict[str, Any]
+    manifest_digest: str
+    timestamps: tuple[TimestampFacts, ...]
+    image_name: str | None = None
+
+
+@dataclass(frozen=True)
 class BundleFacts:
     """Everything the human-readable documents show, as hex strings and parsed JSON."""
 
@@ -62,6 +74,7 @@ class BundleFacts:
     authorities: dict[str, Authority] = field(default_factory=dict)
     verify_url: str | None = None
     language: str = "en"
+    history: tuple[AncestorFacts, ...] = ()  # the earlier iterations under history/, if any
 
 
 def audit_steps(leaf: bytes, index: int, size: int, path: list[bytes]) -> tuple[AuditStep, ...]:

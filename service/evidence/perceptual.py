@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -201,6 +201,21 @@ def _decoding_errors() -> Iterator[None]:
         raise ImageDecodeError("not a decodable image") from exc
 
 
+class _Borrowed:
+    """The caller's file as Pillow sees it: Pillow 13 closes the file an image was opened from
+    when the image is closed, and callers read the same upload again (find-the-original hashes
+    it, then compares it)."""
+
+    def __init__(self, fileobj: BinaryIO) -> None:
+        self._fileobj = fileobj
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fileobj, name)
+
+    def close(self) -> None:
+        """Not the caller's file: it closes it."""
+
+
 @contextmanager
 def decoded(fileobj: BinaryIO, draft_side: int, max_pixels: int = MAX_PIXELS
             ) -> Iterator[Image.Image]:
@@ -208,7 +223,8 @@ def decoded(fileobj: BinaryIO, draft_side: int, max_pixels: int = MAX_PIXELS
     anything is decoded (`max_pixels` counts what is decoded, after a JPEG's reduction towards
     `draft_side`), and the decode holds its pixels in the process's budget (decode_gate)."""
     fileobj.seek(0)
-    with _decoding_errors(), Image.open(fileobj, formats=DECODE_FORMATS) as opened:
+    borrowed = cast(BinaryIO, _Borrowed(fileobj))
+    with _decoding_errors(), Image.open(borrowed, formats=DECODE_FORMATS) as opened:
         width, height = opened.size
         if width * height > MAX_PIXELS:
             raise ImageBombError(MAX_PIXELS)

@@ -154,7 +154,7 @@ def _history_entry(services: Services, receipt: Receipt) -> HistoryEntry:
         receipt_id=receipt.id, manifest_jcs=receipt.manifest_jcs, proof=proof,
         tokens={t.tsa: t.reply_der for t in tokens},
         chains={t.tsa: t.chain_pem or tsa_chain_pem(services.settings, t.tsa) for t in tokens},
-        batch_head=receipt.head_jcs)
+        batch_head=receipt.head_jcs, image_name=receipt.image_name)
 
 
 def _stamped_evidence(services: Services, receipt: Receipt) -> tuple[list[Token], dict[str, Any]]:

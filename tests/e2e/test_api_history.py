@@ -131,6 +131,10 @@ def test_history_bundle_is_verified_by_verify_py_alone(worker_api, tmp_path):
         assert f"history/{earlier['id']}/manifest.json" in names
         assert any(n.startswith(f"history/{earlier['id']}/tokens/") for n in names)
 
+    exhibit = zipfile.ZipFile(io.BytesIO(bundle)).read("certificate.html").decode()
+    shown = exhibit[exhibit.index("Iteration history"):exhibit.index("Merkle inclusion")]
+    assert shown.index(a["id"]) < shown.index(b["id"]), shown  # oldest first, with times:
+    assert shown.count(" UTC according to ") == 2, shown
     guide = zipfile.ZipFile(io.BytesIO(bundle)).read("VERIFY.md").decode()
     assert "## Earlier iterations" in guide and f"receipt `{b['id']}`" in guide
     run = _verify_py(bundle, tmp_path)

@@ -14,19 +14,21 @@ import re
 import sys
 import zipfile
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
 
 from service.evidence import exhibit_pdf
-from service.evidence.bundle import Exhibit
+from service.evidence.bundle import Exhibit, HistoryEntry
 from service.evidence.certificate import render_certificate
 from service.evidence.comparison_page import Comparison, comparison_pdf, render_comparison
-from service.evidence.facts import Authority, BundleFacts, TimestampFacts
+from service.evidence.facts import AncestorFacts, Authority, BundleFacts, TimestampFacts
 from service.evidence.generation import merge_generation, normalize_request_metadata
-from service.evidence.manifest import build_manifest
+from service.evidence.manifest import build_manifest, manifest_digest
+from service.evidence.templates.verify import token_facts
+from service.timestamping.merkle import tree_proof_to_json
 from tests.integration import test_bundle as _bundle_tests
 from tests.integration.test_bundle import Evidence
 from tests.support.chromium import pdf_pages, pdf_text, print_to_pdf, squeezed
@@ -239,6 +241,68 @@ def test_the_iteration_history_lists_the_parents_the_manifest_names() -> None:
     assert "an image, by its digest" in html and "34" * 32 in html
     assert "Session: s-7" in html
     assert "names no earlier iteration" in render_certificate(_facts(manifest))
+
+
+def _ancestor(receipt_id: str, image_sha256: str, when: datetime, name: str | None
+              ) -> AncestorFacts:
+    stamps = tuple(TimestampFacts(name=tsa, subject="CN=TSA", gen_time=when + later,
+                                  serial=1, policy="1.2.3", chain_length=2,
+                                  root_fingerprint="AA:" * 31 + "AA")
+                   for tsa, later in (("builtin", timedelta(0)),
+                                      ("Example TSA_", timedelta(seconds=-3))))
+    return AncestorFacts(receipt_id=receipt_id, manifest={"image": {"sha256": image_sha256}},
+                         manifest_digest=image_sha256[::-1], timestamps=stamps,
+                         image_name=name)
+
+
+def test_the_iteration_history_shows_each_earlier_registration_oldest_first_with_times() -> None:
+    """Issue 14 §2: a history bundle's exhibit shows the iterations "in order with times"."""
+    manifest = build_manifest(image_sha256="ef" * 32, size=10, media_type="image/png",
+                              generation=normalize_request_metadata({}),
+                              submitted_at=datetime(2026, 12, 1, tzinfo=UTC),
+                              external_id=None).obj
+    newer = _ancestor("rcpt_01NEWER", "56" * 32, datetime(2026, 11, 30, 9, 15, 3, tzinfo=UTC),
+                      "iteration-2.png")
+    older = _ancestor("rcpt_01OLDER", "78" * 32, datetime(2026, 11, 29, 22, 1, 3, tzinfo=UTC),
+                      None)
+    parents = [{"receipt": "rcpt_01NEWER", "manifest_sha256": "12" * 32},
+               {"image_sha256": "78" * 32},  # the older one, by its image: carried
+               {"image_sha256": "34" * 32}]  # an image never registered: by digest only
+    facts = replace(_facts({**manifest, "parents": parents}), history=(newer, older),
+                    authorities={"Example TSA_": Authority("Example Trust Services", False)})
+    html = render_certificate(facts)
+    section = html[html.index("Iteration history"):html.index("Merkle inclusion proof")]
+    older_row = ("2026-11-29 22:01:00 UTC according to Example Trust Services (independent "
+                 "of this service)")
+    newer_row = ("2026-11-30 09:15:00 UTC according to Example Trust Services (independent "
+                 "of this service)")
+    assert older_row in section and newer_row in section, section
+    assert section.index("rcpt_01OLDER") < section.index("rcpt_01NEWER") < section.index(
+        "34" * 32), section
+    assert section.count("rcpt_01NEWER") == 1 and "12" * 32 not in section  # carried once
+    assert "iteration-2.png" in section and "not sent at registration" in section
+    assert "an image, by its digest" in section and "not in this bundle" in section
+    assert "Oldest first" in section
+    chinese = render_certificate(replace(facts, language="zh"))
+    assert "2026-11-29 22:01:00 UTC，依据 Example Trust Services（独立于本服务）" in chinese
+    assert "不在本证据包中" in chinese
+
+
+def test_a_history_bundle_prints_each_ancestors_time_and_file_name(evidence: Evidence) -> None:
+    """Through build_bundle: the times come from the ancestors' own tokens, in HTML and PDF."""
+    ancestor = HistoryEntry(
+        receipt_id="rcpt_01SKETCH", manifest_jcs=evidence.manifests[0],
+        proof=tree_proof_to_json(evidence.tree, manifest_digest(evidence.manifests[0]), 0),
+        tokens=evidence.tokens, chains=evidence.chains, image_name="sketch-v1.png")
+    bundle = members(evidence.bundle(history=[ancestor], exhibit=Exhibit(
+        authorities=AUTHORITIES, verify_url=URL)))
+    assert "history/rcpt_01SKETCH/manifest.json" in bundle
+    first = min(token_facts(t).gen_time for t in evidence.tokens.values())
+    when = f"{first:%Y-%m-%d %H:%M:%S} UTC according to"
+    html = bundle["certificate.html"].decode()
+    assert when in html and "sketch-v1.png" in html and "rcpt_01SKETCH" in html
+    text = pdf_text(bundle["certificate.pdf"])
+    assert on(text, when) and on(text, "sketch-v1.png") and on(text, "rcpt_01SKETCH")
 
 
 def test_without_weasyprint_the_bundle_keeps_its_evidence_and_says_why(

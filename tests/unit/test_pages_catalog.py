@@ -27,3 +27,17 @@ def test_every_page_message_is_translated_with_the_same_fields() -> None:
     assert not missing, missing
     for message in messages:
         assert sorted(_FIELD.findall(zh.gettext(message))) == sorted(_FIELD.findall(message))
+
+
+def test_every_exhibit_template_message_is_translated_with_the_same_fields() -> None:
+    """certificate.html and comparison.html (the exhibit, HTML and PDF) in Chinese too."""
+    zh = translator("zh")
+    folder = resources.files("service.evidence").joinpath("templates")
+    messages = {m.group(2) for entry in folder.iterdir() if entry.name.endswith(".html")
+                for m in _MSGID.finditer(entry.read_text("utf-8"))}
+    assert len(messages) > 60  # the templates were found
+    same_in_both = {"SHA-256"}
+    missing = sorted(m for m in messages - same_in_both if zh.gettext(m) == m)
+    assert not missing, missing
+    for message in messages:
+        assert sorted(_FIELD.findall(zh.gettext(message))) == sorted(_FIELD.findall(message))

@@ -167,3 +167,14 @@ def test_an_image_larger_than_the_budget_decodes_alone() -> None:
     with gate.slot(500):
         assert gate.in_use == 500
     assert gate.in_use == 0
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
+def test_hashing_leaves_the_callers_file_open_to_read_again(fmt: str) -> None:
+    """find-the-original hashes the upload, then compares the same file object (Pillow 13
+    closes the file of a closed image: a PNG original gave a 500)."""
+    upload = io.BytesIO(encode(picture(7), fmt))
+    query_hashes(upload)
+    load_grey(upload)
+    assert not upload.closed
+    assert load_grey(upload).size == load_grey(io.BytesIO(upload.getvalue())).size
