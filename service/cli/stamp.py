@@ -22,8 +22,8 @@ from service.client.api import ClientError, StampClient
 from service.client.pipeline import StampRun
 from service.client.stamping import Options, Outcome, find_images
 from service.errors import ConfigError, MalformedInputError
+from service.evidence.credentials.embed import LocalSigner
 from service.settings import load_settings
-from service.usecases.credentials import local_signer
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
@@ -147,7 +147,7 @@ def _setup(args: argparse.Namespace) -> tuple[str, Options]:
                         private_record=args.private_record, exhibit=args.exhibit,
                         lineage={k: v for k, v in (("session", args.session),
                                                    ("parents", args.parent)) if v},
-                        embed=local_signer(load_settings()) if args.embed else None)
+                        embed=_local_signer() if args.embed else None)
 
 
 def summarize(outcomes: list[Outcome], out: TextIO, unfinished: int = 0) -> int:
@@ -190,3 +190,11 @@ class Progress:
 
     def __exit__(self, *exc: object) -> None:
         self.bar.close()
+
+
+def _local_signer() -> LocalSigner:
+    """The signer of --embed's copies; imported only then (it loads the storage package and
+    SQLAlchemy, half a second of every `chronoseal stamp` start otherwise)."""
+    from service.usecases.credentials import local_signer
+
+    return local_signer(load_settings())

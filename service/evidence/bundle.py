@@ -32,7 +32,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from service.errors import MalformedInputError
-from service.evidence.certificate import render_certificate
 from service.evidence.disclosure import disclosure_problems
 from service.evidence.exhibit_pdf import ExhibitRenderError, html_to_pdf, print_language
 from service.evidence.facts import (
@@ -273,6 +272,10 @@ def certificate_files(facts: BundleFacts, *, html: bool = True, pdf: bool = True
                       ) -> list[tuple[str, bytes]]:
     """certificate.html in the reader's language, and certificate.pdf: the same page printed
     (in English when this machine has no font for the language, see exhibit_pdf)."""
+    # Imported here: the verifying side (bundle_check, the stamp client) reads this module's
+    # layout, and the exhibit's renderer (Jinja2, Pillow, NumPy) cost it a second at start-up.
+    from service.evidence.certificate import render_certificate
+
     page = render_certificate(facts)
     out = [("certificate.html", page.encode())] if html else []
     if pdf:

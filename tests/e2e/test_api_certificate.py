@@ -83,6 +83,31 @@ def test_the_builtin_tsa_is_the_operators_and_presets_are_independent(tmp_path: 
     assert not found["freetsa"].operator_run and "FreeTSA" in found["freetsa"].description
 
 
+def test_the_tsa_files_are_read_once_per_interval_not_per_bundle(
+        tmp_path: Path, monkeypatch) -> None:
+    import service.usecases.authorities as module
+
+    settings = load_settings(env={}, config_file=tmp_path / "absent.toml",
+                             data_dir=str(tmp_path / "data"))
+    reads: list[int] = []
+    real = module.load_tsa_configs_for
+    monkeypatch.setattr(module, "load_tsa_configs_for",
+                        lambda *args: reads.append(1) or real(*args))
+    clock = [1000.0]
+    monkeypatch.setattr(module.time, "monotonic", lambda: clock[0])
+    first = authorities(settings)
+    first["builtin"] = None  # a caller's change stays the caller's
+    assert authorities(settings)["builtin"].operator_run
+    assert len(reads) == 1  # the second bundle of the interval reads nothing
+    clock[0] += module.AUTHORITIES_TTL_S + 1
+    authorities(settings)
+    assert len(reads) == 2  # an edited file shows within the interval
+    other = load_settings(env={}, config_file=tmp_path / "absent.toml",
+                          data_dir=str(tmp_path / "other"))
+    authorities(other)
+    assert len(reads) == 3  # other settings, read on their own
+
+
 def test_a_server_that_cannot_print_answers_a_problem(worker_api, monkeypatch) -> None:
     api = worker_api
     receipt_id = _stamped(api)
