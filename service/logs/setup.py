@@ -18,6 +18,10 @@ from service.logs.formatting import JsonFormatter, TextFormatter
 from service.settings import Settings
 
 _OURS = "_chronoseal_handler"  # marks the handler so that configuring again replaces it
+# Libraries that narrate their work at INFO: WeasyPrint logs about ten "Step N - ..." lines per
+# exhibit PDF (10,000 lines for a 1,000-file `chronoseal stamp`), fontTools its subsetting.
+# Their warnings and errors still come through.
+QUIET_LIBRARIES = ("weasyprint", "fontTools")
 
 
 def choose_format(wanted: str, stream: TextIO) -> str:
@@ -45,4 +49,6 @@ def configure_logging(settings: Settings, stream: TextIO | None = None,
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel((level or settings.log_level).upper())
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     return handler

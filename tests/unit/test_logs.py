@@ -97,6 +97,21 @@ def test_configuring_again_replaces_the_handler_and_the_setting_forces_text(
     assert not stream.getvalue().startswith("{")
 
 
+def test_weasyprints_progress_lines_are_left_out_but_its_warnings_kept(
+        restore_root: None) -> None:
+    stream = io.StringIO()
+    configure_logging(_settings(), stream=stream)
+    try:
+        logging.getLogger("weasyprint.progress").info("Step 2 - Fetching and parsing CSS")
+        logging.getLogger("weasyprint").warning("Ignored `gap: 1rem`")
+        logging.getLogger("chronoseal.test").info("ours")
+        messages = [json.loads(line)["message"] for line in stream.getvalue().splitlines()]
+        assert messages == ["Ignored `gap: 1rem`", "ours"]
+    finally:
+        for name in ("weasyprint", "fontTools"):
+            logging.getLogger(name).setLevel(logging.NOTSET)
+
+
 def test_a_traceback_stays_inside_one_json_line(restore_root: None) -> None:
     stream = io.StringIO()
     configure_logging(_settings(), stream=stream)
