@@ -146,7 +146,7 @@ def _projections(size: int, cuts: tuple[tuple[float, float], ...]) -> NDArray[np
     return projections
 
 
-def _bits(coefficients: NDArray[np.float32]) -> list[int]:
+def _bits(coefficients: NDArray[np.floating[Any]]) -> list[int]:
     """Per view (first axis), the coefficients above that view's median as an integer."""
     flat = coefficients.reshape(len(coefficients), -1)
     above = flat > np.median(flat, axis=1, keepdims=True)
