@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import redis
@@ -32,8 +32,12 @@ from service.web.context import signals_of
 from service.webhooks.ssrf import Resolver, system_resolver
 from service.wiring import Services
 from tests.integration import conftest as _db
+from tests.support.running_up import RunningUp, running_up
 from tests.support.stamping_env import builtin_tsa
 from workers import bootstrap
+
+if TYPE_CHECKING:  # Playwright loads only for the page tests that use a browser
+    from playwright.sync_api import Browser
 
 # The database fixtures of tests/integration (SQLite and PostgreSQL), offered here as well.
 db_backend = _db.db_backend
@@ -207,3 +211,22 @@ def make_worker_api(make_api: Callable[..., Api], tmp_path: Path) -> Iterator[Ca
 def worker_api(make_worker_api: Callable[..., Api]) -> Api:
     """An API whose settings name a running built-in TSA; `run()` works the queue (burst)."""
     return make_worker_api()
+
+
+@pytest.fixture(scope="package")
+def pages_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningUp]:
+    """One whole service for the page tests in a browser (test_pages_a11y, test_pages_browser),
+    keeping uploaded images so pages show thumbnails: a start of `up` takes 20-30 s on two
+    cores. Their pictures differ (each module its own seeds), so they do not see each other's."""
+    with running_up(tmp_path_factory.mktemp("pages-up"),
+                    extra_env={"CHRONOSEAL_KEEP_IMAGES": "true"}) as running:
+        yield running
+
+
+@pytest.fixture(scope="package")
+def pages_browser() -> Iterator[Browser]:
+    """One headless Chromium for the page tests."""
+    from tests.support.browser import chromium
+
+    with chromium() as launched:
+        yield launched

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,9 @@ import requests
 from playwright.sync_api import Browser, BrowserContext, Page
 
 from tests.support.accessibility import axe_violations, describe
-from tests.support.browser import chromium, screenshot
+from tests.support.browser import screenshot
 from tests.support.pictures import picture_png
-from tests.support.running_up import START_TIMEOUT_S, RunningUp, running_up
+from tests.support.running_up import START_TIMEOUT_S, RunningUp, wait_until_stamped
 
 SEED = 43
 WAIT_MS = 30_000  # one page action on a busy 2-core machine
@@ -28,17 +27,13 @@ MAX_TABS = 40  # more Tab presses than the Verify page has stops
 
 
 @pytest.fixture(scope="module")
-def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningUp]:
-    """The whole service, keeping uploaded images so pages show thumbnails and comparisons."""
-    with running_up(tmp_path_factory.mktemp("a11y-up"),
-                    extra_env={"CHRONOSEAL_KEEP_IMAGES": "true"}) as running:
-        yield running
+def up(pages_up: RunningUp) -> RunningUp:
+    return pages_up
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
+def browser(pages_browser: Browser) -> Browser:
+    return pages_browser
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +45,7 @@ def stamped(up: RunningUp) -> dict[str, Any]:
                            data={"public": "true"},
                            files={"image": ("iteration-3.png", image, "image/png")})
     assert posted.status_code == 202, posted.text
-    url = f"{up.api}{posted.json()['links']['self']}"
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while (receipt := requests.get(url, headers=up.auth, timeout=5).json())["status"] \
-            != "stamped":
-        assert time.monotonic() < deadline, receipt
-        time.sleep(0.2)
+    receipt = wait_until_stamped(up, f"{up.api}{posted.json()['links']['self']}")
     return {"id": receipt["id"], "image": image, "sha256": hashlib.sha256(image).hexdigest()}
 
 

@@ -16,26 +16,22 @@ from PIL import ImageOps
 from playwright.sync_api import Browser, BrowserContext, Page
 
 from tests.support.alterations import add_watermark, encode
-from tests.support.browser import chromium, screenshot
+from tests.support.browser import screenshot
 from tests.support.pictures import picture, picture_png
-from tests.support.running_up import START_TIMEOUT_S, RunningUp, running_up
+from tests.support.running_up import START_TIMEOUT_S, RunningUp
 
 SEED = 41
 WAIT_MS = 30_000  # one page action on a busy 2-core machine
 
 
 @pytest.fixture(scope="module")
-def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningUp]:
-    """The whole service, keeping uploaded images so pages can show thumbnails."""
-    with running_up(tmp_path_factory.mktemp("pages-up"),
-                    extra_env={"CHRONOSEAL_KEEP_IMAGES": "true"}) as running:
-        yield running
+def up(pages_up: RunningUp) -> RunningUp:
+    return pages_up
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
+def browser(pages_browser: Browser) -> Browser:
+    return pages_browser
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ data dir migrates nothing and logs no migration. Redis: the shared one, with a q
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import requests
@@ -13,7 +12,12 @@ from cryptography.hazmat.primitives import hashes
 
 from service.runtime.supervisor import KILL_WAIT_S, STOP_GRACE_S
 from tests.support.images import png_bytes
-from tests.support.running_up import REDIS_URL, START_TIMEOUT_S, RunningUp, running_up
+from tests.support.running_up import (
+    REDIS_URL,
+    RunningUp,
+    running_up,
+    wait_until_stamped,
+)
 
 
 def assert_ready_line(up: RunningUp, data: Path) -> None:
@@ -34,11 +38,7 @@ def test_up_serves_stamps_and_stops_cleanly(tmp_path: Path) -> None:
                                files={"image": ("a.png", png_bytes(16, 16), "image/png")})
         assert posted.status_code == 202, posted.text
         url = f"{up.api}{posted.json()['links']['self']}"
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while (receipt := requests.get(url, headers=up.auth, timeout=5).json())["status"] \
-                != "stamped":
-            assert time.monotonic() < deadline, receipt
-            time.sleep(0.2)
+        receipt = wait_until_stamped(up, url)
         # config/tsa.toml's url = "builtin" follows CHRONOSEAL_TSA_PORT, so the name stays.
         assert [t["tsa"] for t in receipt["tokens"]] == ["builtin"]
     assert up.exit_code == 0, up.log.read_text()[-3000:]

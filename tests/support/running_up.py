@@ -139,3 +139,13 @@ def running_up(tmp_path: Path, workers: int = 1, log_name: str = "up.log",
         client = redis.Redis.from_url(REDIS_URL)
         for name in worker_queue_names(load_settings(env={"CHRONOSEAL_QUEUE": queue})):
             Queue(name, connection=client).delete()
+
+
+def wait_until_stamped(up: RunningUp, receipt_url: str) -> dict[str, object]:
+    """GET `receipt_url` (the receipt's self link, absolute) until it is stamped; its JSON."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while (receipt := requests.get(receipt_url, headers=up.auth, timeout=5).json())["status"] \
+            != "stamped":
+        assert time.monotonic() < deadline, receipt
+        time.sleep(0.2)
+    return dict(receipt)
