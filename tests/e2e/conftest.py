@@ -214,8 +214,9 @@ def worker_api(make_worker_api: Callable[..., Api]) -> Api:
 
 
 @pytest.fixture(scope="package")
-def pages_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningUp]:
-    """One whole service for the page tests in a browser (test_pages_a11y, test_pages_browser),
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningUp]:
+    """One whole service for the page tests in a browser (test_pages_a11y, test_pages_browser;
+    a module may define its own `up`, as test_client_watch does),
     keeping uploaded images so pages show thumbnails: a start of `up` takes 20-30 s on two
     cores. Their pictures differ (each module its own seeds), so they do not see each other's."""
     with running_up(tmp_path_factory.mktemp("pages-up"),
@@ -224,7 +225,7 @@ def pages_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningUp]:
 
 
 @pytest.fixture(scope="package")
-def pages_browser() -> Iterator[Browser]:
+def browser() -> Iterator[Browser]:
     """One headless Chromium for the page tests."""
     from tests.support.browser import chromium
 

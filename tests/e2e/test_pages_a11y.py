@@ -27,16 +27,6 @@ MAX_TABS = 40  # more Tab presses than the Verify page has stops
 
 
 @pytest.fixture(scope="module")
-def up(pages_up: RunningUp) -> RunningUp:
-    return pages_up
-
-
-@pytest.fixture(scope="module")
-def browser(pages_browser: Browser) -> Browser:
-    return pages_browser
-
-
-@pytest.fixture(scope="module")
 def stamped(up: RunningUp) -> dict[str, Any]:
     """A public registration of an uploaded picture, stamped and hashed (find-the-original
     matches it): its receipt id, image bytes and digest."""

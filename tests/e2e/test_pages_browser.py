@@ -25,16 +25,6 @@ WAIT_MS = 30_000  # one page action on a busy 2-core machine
 
 
 @pytest.fixture(scope="module")
-def up(pages_up: RunningUp) -> RunningUp:
-    return pages_up
-
-
-@pytest.fixture(scope="module")
-def browser(pages_browser: Browser) -> Browser:
-    return pages_browser
-
-
-@pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("pictures")
     made = {"original.png": picture_png(SEED),
