@@ -25,21 +25,23 @@ log = logging.getLogger(__name__)
 # authorities, and parsing the TOML and the roots for each took a third of the API's time in
 # `chronoseal stamp`'s bundle fetches. An edited file shows in the exhibit within this time.
 AUTHORITIES_TTL_S = 30.0
-_cache: dict[int, tuple[Settings, float, dict[str, Authority]]] = {}
+# One slot: a process has one Settings object (tests make many, each read afresh).
+_cached: tuple[Settings, float, dict[str, Authority]] | None = None
 _cache_lock = threading.Lock()
 
 
 def authorities(settings: Settings) -> dict[str, Authority]:
     """Every configured TSA (enabled or not: old tokens name TSAs since disabled) by name;
-    read at most every AUTHORITIES_TTL_S per Settings object."""
+    read at most every AUTHORITIES_TTL_S for the same Settings object."""
+    global _cached
     now = time.monotonic()
     with _cache_lock:
-        cached = _cache.get(id(settings))
+        cached = _cached
     if cached is not None and cached[0] is settings and now < cached[1]:
         return dict(cached[2])
     found = _read(settings)
     with _cache_lock:
-        _cache[id(settings)] = (settings, now + AUTHORITIES_TTL_S, found)
+        _cached = (settings, now + AUTHORITIES_TTL_S, found)
     return dict(found)
 
 

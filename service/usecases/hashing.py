@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from service.errors import ImageDecodeError
 from service.evidence.perceptual import registration_hashes_and_picture
@@ -150,6 +150,11 @@ def _store(engine: Engine, uploads: UploadStore, hashed: list[_Hashed]) -> None:
     if not hashed:
         return
     drops = sorted({item.drop_sha256 for item in hashed if item.drop_sha256})
+
+    def drop_uploads(conn: Connection) -> None:
+        for sha256 in drops:
+            uploads.drop(conn, sha256)
+
     with normal_priority(), write_transaction(engine) as conn:
         clear_hash_pending(conn, *(item.receipt_id for item in hashed if item.views is None))
         store_many_hashes(conn, {item.receipt_id: item.views for item in hashed
@@ -157,12 +162,10 @@ def _store(engine: Engine, uploads: UploadStore, hashed: list[_Hashed]) -> None:
         store_thumbnails(conn, STORED_THUMBNAIL_MEDIA_TYPE,
                          dict(item.thumbnail for item in hashed if item.thumbnail is not None))
         if uploads.transactional:
-            for sha256 in drops:
-                uploads.drop(conn, sha256)
+            drop_uploads(conn)
     if not uploads.transactional and drops:
         with engine.connect() as conn:  # files: no statement runs, so no transaction either
-            for sha256 in drops:
-                uploads.drop(conn, sha256)
+            drop_uploads(conn)
 
 
 def hash_receipt_image(engine: Engine, uploads: UploadStore, receipt_id: str, *,

@@ -105,9 +105,10 @@ class Stamper:
                 return backlog.count
             fill_s = (max_size - backlog.count) * max(age_s, poll) / backlog.count
             if fill_s >= left_s:
-                time.sleep(left_s)  # it will not fill first: claim what is there at the deadline
-                return backlog.count  # receipts are never unregistered; another worker's claim
-                # of them leaves claim_batch nothing, which it handles
+                # It will not fill first: claim what is there at the deadline. If another worker
+                # claims it meanwhile, claim_batch finds nothing, which it handles.
+                time.sleep(left_s)
+                return backlog.count
             time.sleep(min(poll, left_s))
 
     def claim_next(self) -> Batch | None:
