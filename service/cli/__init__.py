@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "service.cli.stamp",
     "service.cli.watch",
     "service.cli.disclose",
+    "service.cli.exhibit",
     "service.cli.tsa",
     "service.cli.db",
     "service.cli.keys",

@@ -1,6 +1,6 @@
 """The options every client command shares (server, key, record, roots), parsed one way.
 
-`chronoseal watch` uses these; `chronoseal stamp` has its own copy until its rewrite (issue 14
+`chronoseal watch` and `exhibit` use these; `chronoseal stamp` has its own copy until its rewrite (issue 14
 §3) lands, and should then call these too.
 """
 
@@ -16,11 +16,16 @@ from service.cli.stamp import DEFAULT_SERVER, KEY_ENV
 from service.errors import MalformedInputError
 
 
-def add_client_options(parser: argparse.ArgumentParser) -> None:
-    """--server, --key, --metadata and --ca."""
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """--server and --key."""
     parser.add_argument("--server", default=os.environ.get("CHRONOSEAL_SERVER", DEFAULT_SERVER),
                         help=f"API base URL (default $CHRONOSEAL_SERVER or {DEFAULT_SERVER})")
     parser.add_argument("--key", help=f"API key (default ${KEY_ENV}); never printed")
+
+
+def add_client_options(parser: argparse.ArgumentParser) -> None:
+    """--server, --key, --metadata and --ca."""
+    add_server_options(parser)
     parser.add_argument("--metadata", help="generation record as a JSON object (added to, and "
                         "overriding, what each image carries)")
     parser.add_argument("--ca", type=Path, help="PEM roots the bundles must chain to "

@@ -67,9 +67,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--private-record", action="store_true", help="the manifest holds "
                         "salted commitments, not the record; disclosure.json in each bundle opens "
                         "them (see chronoseal disclose)")
-    parser.add_argument("--no-exhibit", dest="exhibit", action="store_false", help="bundles "
-                        "without certificate.html and certificate.pdf (the court exhibit, most "
-                        "of a bundle's server time; GET /v1/stamps/{id}/certificate.pdf later)")
+    exhibit = parser.add_mutually_exclusive_group()
+    exhibit.add_argument("--exhibit", dest="exhibit", action="store_true", default=None,
+                         help="bundles carry certificate.html and certificate.pdf, the court "
+                         "exhibit (default, but with --hash-only)")
+    exhibit.add_argument("--no-exhibit", dest="exhibit", action="store_false", help="bundles "
+                         "without them (the PDF is most of a bundle's server time; default with "
+                         "--hash-only; `chronoseal exhibit BUNDLE` adds them later)")
     parser.set_defaults(func=run)
 
 
@@ -101,7 +105,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         client.check_access()  # a refused key or a server that is down: one message, now
     except ClientError as exc:
-        print(f"chronoseal stamp: error: {_why(exc, args.server)}", file=sys.stderr)
+        print(f"chronoseal stamp: error: {why_client_failed(exc, args.server)}", file=sys.stderr)
         return EXIT_FAILED
     with Progress(len(images), sys.stderr) as progress:
         stamp_run = StampRun(client, options, args.jobs, progress.event, progress.done)
@@ -113,13 +117,17 @@ def _run(args: argparse.Namespace) -> int:
     if stamp_run.fatal:
         print(f"chronoseal stamp: error: {stamp_run.fatal}", file=sys.stderr)
     code = summarize(outcomes, sys.stdout, unfinished=len(images) - len(outcomes))
+    if not options.exhibit and any(o.state == "stamped" for o in outcomes):
+        print("bundles written without the court exhibit (certificate.pdf): "
+              "`chronoseal exhibit BUNDLE...` adds it when one is needed", file=sys.stdout)
     if stamp_run.cancelled and not stamp_run.fatal:
         print("interrupted: run again to finish (stamped files are skipped)", file=sys.stdout)
         return EXIT_INTERRUPTED
     return EXIT_FAILED if stamp_run.fatal else code
 
 
-def _why(exc: ClientError, server: str) -> str:
+def why_client_failed(exc: ClientError, server: str) -> str:
+    """One line for a run that cannot go on: the key refused, or the server unreachable."""
     if exc.fatal:
         return f"the server refused the API key ({exc})"
     if exc.unreachable:
@@ -144,10 +152,17 @@ def _setup(args: argparse.Namespace) -> tuple[str, Options]:
     roots = read_certificates(args.ca, "--ca") if args.ca else None
     return key, Options(out_dir=args.out, hash_only=args.hash_only, metadata=metadata,
                         wait_s=args.wait, roots=roots, history=args.history,
-                        private_record=args.private_record, exhibit=args.exhibit,
+                        private_record=args.private_record, exhibit=exhibit_wanted(args),
                         lineage={k: v for k, v in (("session", args.session),
                                                    ("parents", args.parent)) if v},
                         embed=_local_signer() if args.embed else None)
+
+
+def exhibit_wanted(args: argparse.Namespace) -> bool:
+    """--exhibit or --no-exhibit; else uploads get the exhibit and hash-only runs do not. A
+    hash-only run is the bulk one (issue 14: at most twice sha256sum's time over 1,000 files),
+    the PDF costs the server 0.2-0.3 s each, and a hash-only exhibit shows no image anyway."""
+    return bool(args.exhibit) if args.exhibit is not None else not args.hash_only
 
 
 def summarize(outcomes: list[Outcome], out: TextIO, unfinished: int = 0) -> int:

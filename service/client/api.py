@@ -119,10 +119,14 @@ class StampClient:
         """The bundle ZIP; `history`: with each earlier iteration's evidence (history/)."""
         response = self._send("GET", f"/v1/stamps/{receipt_id}/bundle", stream=True,
                               params={"history": "true"} if history else None)
-        data = response.raw.read(MAX_BUNDLE_BYTES + 1, decode_content=True)
-        if len(data) > MAX_BUNDLE_BYTES:
-            raise ClientError(f"the bundle is larger than {MAX_BUNDLE_BYTES} bytes")
-        return bytes(data)
+        return _bounded_body(response, "the bundle")
+
+    def certificate(self, receipt_id: str, kind: str, language: str | None = None) -> bytes:
+        """The receipt's certificate.`kind` ("html" or "pdf"), as its bundle would carry it;
+        `language` (en, zh): the server's choice when None."""
+        response = self._send("GET", f"/v1/stamps/{receipt_id}/certificate.{kind}",
+                              stream=True, params={"lang": language} if language else None)
+        return _bounded_body(response, f"certificate.{kind}")
 
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         response = self._send(method, path, **kwargs)
@@ -146,6 +150,14 @@ class StampClient:
                               retryable=response.status_code in (429, 502, 503, 504),
                               fatal=response.status_code in (401, 403))
         return response
+
+
+def _bounded_body(response: requests.Response, what: str) -> bytes:
+    """The answer's body, refused past MAX_BUNDLE_BYTES (a server cannot fill our memory)."""
+    data = response.raw.read(MAX_BUNDLE_BYTES + 1, decode_content=True)
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise ClientError(f"{what} is larger than {MAX_BUNDLE_BYTES} bytes")
+    return bytes(data)
 
 
 def digest_item(sha256: str, metadata: dict[str, Any], record: dict[str, Any] | None,

@@ -73,6 +73,7 @@ log = logging.getLogger(__name__)
 MAX_HISTORY = 16
 HISTORY_DIR = "history"
 DISCLOSURE_MEMBER = "disclosure.json"
+EXHIBIT_MEMBERS = ("certificate.html", "certificate.pdf")  # the court exhibit, one page twice
 
 
 @dataclass(frozen=True)
@@ -230,16 +231,36 @@ def history_members(entry: HistoryEntry) -> tuple[list[tuple[str, bytes]], Ances
 def with_disclosure(zip_bytes: bytes, disclosure: bytes | None) -> bytes:
     """The bundle with its disclosure.json replaced by `disclosure` (None: removed); the other
     members unchanged. The creator's client adds it; the server never needs it."""
-    with zipfile.ZipFile(io.BytesIO(zip_bytes)) as archive:
-        files = [(i.filename, archive.read(i)) for i in archive.infolist()
-                 if not i.is_dir() and i.filename != DISCLOSURE_MEMBER]
-    manifest = dict(files).get("manifest.json")
-    if manifest is None:
-        raise MalformedInputError("the bundle has no manifest.json")
+    files, manifest = _members_but(zip_bytes, (DISCLOSURE_MEMBER,))
     if disclosure is not None:
         at = next((n for n, (path, _) in enumerate(files) if path == "verify.py"), len(files))
         files.insert(at, (DISCLOSURE_MEMBER, _checked_disclosure(manifest, disclosure)))
     return _zip(files)
+
+
+def with_exhibit(zip_bytes: bytes, html: bytes, pdf: bytes) -> bytes:
+    """The bundle with certificate.html and certificate.pdf, for one written without them (a
+    bulk run's): the other members unchanged, so it verifies exactly as before."""
+    files, _ = _members_but(zip_bytes, EXHIBIT_MEMBERS)
+    return _zip([*files, ("certificate.html", html), ("certificate.pdf", pdf)])
+
+
+def exhibit_missing(zip_bytes: bytes) -> bool:
+    """True when the bundle lacks certificate.html or certificate.pdf."""
+    with zipfile.ZipFile(io.BytesIO(zip_bytes)) as archive:
+        return not set(EXHIBIT_MEMBERS) <= set(archive.namelist())
+
+
+def _members_but(zip_bytes: bytes, leaving: Sequence[str]
+                 ) -> tuple[list[tuple[str, bytes]], bytes]:
+    """The bundle's members in order, but those named in `leaving`, and its manifest.json."""
+    with zipfile.ZipFile(io.BytesIO(zip_bytes)) as archive:
+        files = [(i.filename, archive.read(i)) for i in archive.infolist()
+                 if not i.is_dir() and i.filename not in leaving]
+    manifest = dict(files).get("manifest.json")
+    if manifest is None:
+        raise MalformedInputError("the bundle has no manifest.json")
+    return files, manifest
 
 
 def _checked_disclosure(manifest_jcs: bytes, disclosure: bytes) -> bytes:

@@ -13,6 +13,16 @@ from typing import Any
 from service.evidence.facts import AuditStep, BundleFacts, TimestampFacts
 
 _UNSAFE_TEXT = re.compile(r"[^\w .,()+-]")
+VERIFY_HEADING = "# Verifying Chronoseal receipt "  # VERIFY.md's first line: it names the receipt
+_HEADING_RECEIPT = re.compile(re.escape(VERIFY_HEADING) + r"(rcp_\w{1,64})\n")
+
+
+def receipt_named(verify_md: bytes) -> str | None:
+    """The receipt id on VERIFY.md's first line, or None when that line is not ours. The bundle's
+    own files name no receipt (the manifest is hashed before the receipt exists), and a client
+    needs it to fetch what a bundle was written without (`chronoseal exhibit`)."""
+    match = _HEADING_RECEIPT.match(verify_md[:256].decode("utf-8", "replace"))
+    return match.group(1) if match else None
 
 
 def render_verify_md(facts: BundleFacts) -> str:
@@ -24,7 +34,7 @@ def render_verify_md(facts: BundleFacts) -> str:
         if facts.image_name else ""
     )
     out = [
-        f"# Verifying Chronoseal receipt {_UNSAFE_TEXT.sub('_', facts.receipt_id)}",
+        VERIFY_HEADING + _UNSAFE_TEXT.sub("_", facts.receipt_id),
         "",
         "This bundle shows that a manifest (a JSON record holding the SHA-256 digest of an image "
         "and the generation record stated for it) existed no later than the time signed by each "

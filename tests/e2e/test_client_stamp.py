@@ -56,6 +56,12 @@ class Service:
     def stamp_argv(self, *args: str | Path) -> list[str]:
         return [*CLI, "stamp", "--server", self.url, "--wait", "60", *map(str, args)]
 
+    def exhibit(self, *args: str | Path) -> subprocess.CompletedProcess[str]:
+        """`chronoseal exhibit ARGS` against this service."""
+        return subprocess.run([*CLI, "exhibit", "--server", self.url, *map(str, args)],
+                              env=self.client_env(), capture_output=True, text=True,
+                              timeout=RUN_TIMEOUT_S, cwd=REPO)
+
     def client_env(self, key: bool = True) -> dict[str, str]:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         env.pop("CHRONOSEAL_API_KEY", None)
@@ -205,17 +211,63 @@ def test_failures_are_listed_with_the_reason(service: Service, tmp_path: Path) -
 
 
 def test_bundles_carry_the_exhibit_unless_told_not_to(service: Service, tmp_path: Path) -> None:
-    """Issue 15: certificate.html and .pdf in every bundle; --no-exhibit leaves both out (the
-    PDF is most of a bundle's server time) and the bundle still verifies."""
-    paths = images(tmp_path / "art", 1)
-    full = service.stamp(tmp_path / "art", "--hash-only", "--out", tmp_path / "full")
-    bare = service.stamp(tmp_path / "art", "--hash-only", "--no-exhibit",
-                         "--out", tmp_path / "bare")
-    assert full.returncode == 0 and bare.returncode == 0, full.stderr + bare.stderr
-    name = f"{paths[0].name}.chronoseal.zip"
-    with zipfile.ZipFile(tmp_path / "full" / name) as archive:
-        assert {"certificate.html", "certificate.pdf"} <= set(archive.namelist())
-    with zipfile.ZipFile(tmp_path / "bare" / name) as archive:
-        assert not {"certificate.html", "certificate.pdf"} & set(archive.namelist())
-    code, text = verify(tmp_path / "bare" / name, paths[0], service.tsa.roots)
+    """Issue 15: certificate.html and .pdf in the bundles of uploads and of --exhibit. Issue 14:
+    a hash-only run (the bulk one) leaves both out unless told (the PDF is most of a bundle's
+    server time), its bundles still verify, and `chronoseal exhibit` adds them later with
+    every other member unchanged, only ever the bundle's own."""
+    paths = images(tmp_path / "art", 2)
+    runs = {name: service.stamp(tmp_path / "art", *flags, "--out", tmp_path / name)
+            for name, flags in (("uploaded", ()), ("full", ("--hash-only", "--exhibit")),
+                                ("bare", ("--hash-only",)))}
+    assert all(r.returncode == 0 for r in runs.values()), [r.stderr for r in runs.values()]
+    assert "chronoseal exhibit" in runs["bare"].stdout
+    assert "chronoseal exhibit" not in runs["full"].stdout + runs["uploaded"].stdout
+    names = [f"{p.name}.chronoseal.zip" for p in paths]
+    for kind in ("uploaded", "full"):
+        assert set(EXHIBIT) <= set(members(tmp_path / kind / names[0]))
+    before = members(tmp_path / "bare" / names[0])
+    assert not set(EXHIBIT) & set(before)
+    code, text = verify(tmp_path / "bare" / names[0], paths[0], service.tsa.roots)
     assert code == 0, text
+
+    # A VERIFY.md made to name another receipt: refused, the bundle left as it was.
+    other = members(tmp_path / "bare" / names[1])["VERIFY.md"].split(b"\n", 1)[0]
+    forged = tmp_path / "forged" / names[0]
+    forged.parent.mkdir()
+    write_members(forged, {**before, "VERIFY.md": other + b"\n" + before["VERIFY.md"].split(
+        b"\n", 1)[1]})
+    refused = service.exhibit(forged)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "holds another manifest" in refused.stdout
+    assert not set(EXHIBIT) & set(members(forged))
+
+    added = service.exhibit(tmp_path / "bare", "--lang", "zh")
+    assert added.returncode == 0, added.stdout + added.stderr
+    assert "2 with their exhibit, 0 failed" in added.stdout
+    assert added.stdout.count("added") == 2
+    after = members(tmp_path / "bare" / names[0])
+    assert {n: after[n] for n in before} == before  # every other member byte for byte
+    assert after["certificate.pdf"].startswith(b"%PDF-")
+    assert 'lang="zh' in after["certificate.html"].decode()
+    code, text = verify(tmp_path / "bare" / names[0], paths[0], service.tsa.roots)
+    assert code == 0, text
+    again = service.exhibit(tmp_path / "bare" / names[0])
+    assert again.returncode == 0 and "present" in again.stdout, again.stdout + again.stderr
+    assert members(tmp_path / "bare" / names[0]) == after
+
+    missing = service.exhibit(tmp_path / "nowhere.chronoseal.zip")
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+EXHIBIT = ("certificate.html", "certificate.pdf")
+
+
+def members(bundle: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(bundle) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def write_members(bundle: Path, files: dict[str, bytes]) -> None:
+    with zipfile.ZipFile(bundle, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
