@@ -98,7 +98,7 @@ def main() -> int:
     parser.add_argument("--no-exhibit", action="store_true",
                         help="chronoseal stamp --no-exhibit (bundles without the certificates)")
     args = parser.parse_args()
-    exhibit_flag = ["--no-exhibit"] if args.no_exhibit else []
+    exhibit_flag = ["--no-exhibit"] if args.no_exhibit else ["--exhibit"]
 
     tmp = Path(tempfile.mkdtemp(prefix="chronoseal-bench-client-"))
     images = tmp / "images"

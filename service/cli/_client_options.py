@@ -1,6 +1,7 @@
 """The options every client command shares (server, key, record, roots), parsed one way.
 
-`chronoseal watch` and `exhibit` use these; `chronoseal stamp` has its own copy until its rewrite (issue 14
+`chronoseal watch` and `exhibit` use
+these; `chronoseal stamp` has its own copy until its rewrite (issue 14
 §3) lands, and should then call these too.
 """
 

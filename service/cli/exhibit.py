@@ -68,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     try:
         with ThreadPoolExecutor(args.jobs) as pool:
-            for path, outcome in zip(bundles, pool.map(
-                    lambda p: _outcome(client, p, args.lang), bundles)):
+            outcomes = pool.map(lambda p: _outcome(client, p, args.lang), bundles)
+            for path, outcome in zip(bundles, outcomes, strict=True):
                 failed += outcome.startswith("failed")
                 print(f"{outcome.split(':')[0]:8} {path}{_reason(outcome)}")
     except KeyboardInterrupt:
