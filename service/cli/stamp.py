@@ -70,10 +70,10 @@ def register(subparsers: Any) -> None:
     exhibit = parser.add_mutually_exclusive_group()
     exhibit.add_argument("--exhibit", dest="exhibit", action="store_true", default=None,
                          help="bundles carry certificate.html and certificate.pdf, the court "
-                         "exhibit (default, but with --hash-only)")
+                         "exhibit")
     exhibit.add_argument("--no-exhibit", dest="exhibit", action="store_false", help="bundles "
-                         "without them (the PDF is most of a bundle's server time; default with "
-                         "--hash-only; `chronoseal exhibit BUNDLE` adds them later)")
+                         "without them (the default: the PDF is most of a bundle's server time; "
+                         "`chronoseal exhibit BUNDLE` adds them later)")
     parser.set_defaults(func=run)
 
 
@@ -159,10 +159,12 @@ def _setup(args: argparse.Namespace) -> tuple[str, Options]:
 
 
 def exhibit_wanted(args: argparse.Namespace) -> bool:
-    """--exhibit or --no-exhibit; else uploads get the exhibit and hash-only runs do not. A
-    hash-only run is the bulk one (issue 14: at most twice sha256sum's time over 1,000 files),
-    the PDF costs the server 0.2-0.3 s each, and a hash-only exhibit shows no image anyway."""
-    return bool(args.exhibit) if args.exhibit is not None else not args.hash_only
+    """Only with --exhibit. A stamp run is the bulk one (issue 14: at most twice sha256sum's,
+    or curl's, time over 1,000 files), and WeasyPrint's PDF costs the server 0.2-0.3 s a bundle:
+    with it, 1,000 uploads took 12 times curl's time (bench/client.py). The exhibit is derived
+    from the evidence, not part of it: `chronoseal exhibit` or the receipt page print it when a
+    dispute needs it (from the stored thumbnail for uploads)."""
+    return bool(args.exhibit)
 
 
 def summarize(outcomes: list[Outcome], out: TextIO, unfinished: int = 0) -> int:

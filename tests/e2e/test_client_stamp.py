@@ -211,22 +211,24 @@ def test_failures_are_listed_with_the_reason(service: Service, tmp_path: Path) -
 
 
 def test_bundles_carry_the_exhibit_unless_told_not_to(service: Service, tmp_path: Path) -> None:
-    """Issue 15: certificate.html and .pdf in the bundles of uploads and of --exhibit. Issue 14:
-    a hash-only run (the bulk one) leaves both out unless told (the PDF is most of a bundle's
-    server time), its bundles still verify, and `chronoseal exhibit` adds them later with
-    every other member unchanged, only ever the bundle's own."""
+    """Issue 15: certificate.html and .pdf in the bundles of --exhibit. Issue 14: a stamp run
+    (the bulk one), uploads or hash-only, leaves both out unless told (the PDF is most of a
+    bundle's server time), its bundles still verify, and `chronoseal exhibit` adds them later
+    with every other member unchanged, only ever the bundle's own."""
     paths = images(tmp_path / "art", 2)
     runs = {name: service.stamp(tmp_path / "art", *flags, "--out", tmp_path / name)
-            for name, flags in (("uploaded", ()), ("full", ("--hash-only", "--exhibit")),
-                                ("bare", ("--hash-only",)))}
+            for name, flags in (("uploaded", ("--exhibit",)),
+                                ("full", ("--hash-only", "--exhibit")),
+                                ("bare", ("--hash-only",)), ("bare-upload", ()))}
     assert all(r.returncode == 0 for r in runs.values()), [r.stderr for r in runs.values()]
-    assert "chronoseal exhibit" in runs["bare"].stdout
+    assert all("chronoseal exhibit" in runs[name].stdout for name in ("bare", "bare-upload"))
     assert "chronoseal exhibit" not in runs["full"].stdout + runs["uploaded"].stdout
     names = [f"{p.name}.chronoseal.zip" for p in paths]
     for kind in ("uploaded", "full"):
         assert set(EXHIBIT) <= set(members(tmp_path / kind / names[0]))
     before = members(tmp_path / "bare" / names[0])
     assert not set(EXHIBIT) & set(before)
+    assert not set(EXHIBIT) & set(members(tmp_path / "bare-upload" / names[0]))
     code, text = verify(tmp_path / "bare" / names[0], paths[0], service.tsa.roots)
     assert code == 0, text
 
