@@ -229,6 +229,8 @@ def cpu_seconds_by_role(root_pid: int) -> dict[str, float]:
         except OSError:
             continue
         role = next((a.decode() for a in argv if a in (b"serve", b"tsa", b"worker")), "other")
+        if role == "worker":  # stamping and hashing (idle priority) apart: they cost apart
+            role = "background_worker" if b"background" in argv else "stamping_worker"
         family, stack = [], [child]
         while stack:
             pid = stack.pop()

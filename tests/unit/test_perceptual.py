@@ -119,3 +119,22 @@ def test_a_copy_branded_with_an_opaque_bar_is_found(seed: int) -> None:
     assert len(query) == 2 + len(QUERY_EDGE_VIEWS)
     near = closeness(query, stored(picture_png(seed)))
     assert near is not None and near.distance <= 8
+
+
+@pytest.mark.parametrize("length", [7, 64, 256, 511])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int16"])
+def test_row_medians_are_numpys_bit_for_bit(length: int, dtype: str) -> None:
+    """The hash bits split at the median: the partition shortcut must give np.median's values
+    and dtype exactly, or stored hashes would change."""
+    import numpy as np
+
+    from service.evidence.perceptual import _row_medians
+
+    rng = np.random.default_rng(length)
+    rows = (rng.integers(0, 256, size=(19, length)) if dtype == "int16"
+            else rng.normal(0, 100, size=(19, length))).astype(dtype)
+    rows[3, : length // 2] = rows[3, 0]  # ties
+    expected = np.median(rows, axis=1, keepdims=True)
+    got = _row_medians(rows)
+    assert got.dtype == expected.dtype
+    assert np.array_equal(got, expected)
