@@ -13,6 +13,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -400,8 +401,10 @@ class Settings:
     c2pa_tsa: str | None = None  # Content Credentials (issue 17)
     public_url: str | None = None
 
-    @property
+    @cached_property
     def data_path(self) -> Path:
+        """DATA_DIR as an absolute path, resolved once: every registration asks (its disk
+        check), and a later change of the working directory must not move the data."""
         return Path(self.data_dir).resolve()
 
     @property
