@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -31,6 +32,7 @@ SAFE_INTEGER = 2**53 - 1  # RFC 8785 3.2.2.3 / I-JSON: larger integers lose prec
 # JCS writes doubles below 1e21 without an exponent, so one above SAFE_INTEGER reads back as an
 # integer that is not exact: such numbers are refused like the integers they turn into.
 _EXPONENT_FROM = 1e21
+_LAST_BEFORE_SURROGATES = "\ud7ff"  # key characters up to here sort alike in UTF-8 and UTF-16
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}")
@@ -102,7 +104,20 @@ def canonicalize(
     what: str = "manifest",
 ) -> bytes:
     """RFC 8785 bytes of `obj`, after checking it is JSON that JCS represents exactly."""
-    check_json_value(obj, max_depth=max_depth, what=what)
+    if _checked_value(obj, max_depth, what):
+        try:
+            # json's C encoder writes exactly JCS for what _checked_value let through, at a
+            # tenth of rfc8785's (pure Python) cost: it was 4% of an upload's CPU, and a batch
+            # of 1,000 registrations builds 1,000 manifests. A lone surrogate fails the
+            # encoding and goes to rfc8785 below, which names it.
+            jcs = json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"),
+                             check_circular=False, allow_nan=False).encode()
+        except UnicodeEncodeError:
+            pass
+        else:
+            if len(jcs) > max_bytes:
+                raise MetadataError(f"{what} is larger than {max_bytes} bytes as JSON")
+            return jcs
     sink = _BoundedSink(max_bytes, what)
     try:
         rfc8785.dump(obj, sink)
@@ -131,6 +146,18 @@ def check_json_value(
     Iterative, so hostile nesting cannot exhaust the Python stack; a depth limit also stops
     self-referencing containers.
     """
+    _checked_value(value, max_depth, what)
+
+
+def _checked_value(value: Any, max_depth: int, what: str) -> bool:
+    """check_json_value; True when json.dumps (sorted keys, no spaces, no ASCII escaping) writes
+    `value` exactly as RFC 8785 does. It differs only in two places: numbers that are not
+    integers, where JSON and JCS agree on the digits of non-integral doubles written without an
+    exponent (Python's repr and ECMAScript's both give the shortest round-trip digits) but not
+    on 7.0 ("7.0" against "7") or on exponents ("1e-05" against "0.00001"); and key order,
+    by code point against JCS's UTF-16 code units, which differ only for characters above
+    U+D7FF."""
+    plain = True
     stack: list[tuple[Any, int, str]] = [(value, 1, what)]
     while stack:
         item, depth, path = stack.pop()
@@ -140,6 +167,8 @@ def check_json_value(
             for key, child in item.items():
                 if not isinstance(key, str):
                     raise MetadataError(f"{path}: object keys must be strings")
+                if plain and not key.isascii() and max(key) > _LAST_BEFORE_SURROGATES:
+                    plain = False
                 stack.append((child, depth + 1, f"{path}.{key}"))
         elif isinstance(item, list | tuple):
             stack.extend((child, depth + 1, f"{path}[{i}]") for i, child in enumerate(item))
@@ -157,8 +186,11 @@ def check_json_value(
                 raise MetadataError(
                     f"{path}: numbers beyond ±(2^53-1) are not exact in JSON; send it as a string"
                 )
+            if plain and (item.is_integer() or "e" in repr(item)):
+                plain = False
         else:
             raise MetadataError(f"{path}: {type(item).__name__} is not a JSON value")
+    return plain
 
 
 class _BoundedSink(io.BytesIO):
