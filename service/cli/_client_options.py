@@ -1,9 +1,5 @@
-"""The options every client command shares (server, key, record, roots), parsed one way.
-
-`chronoseal watch` and `exhibit` use
-these; `chronoseal stamp` has its own copy until its rewrite (issue 14
-§3) lands, and should then call these too.
-"""
+"""The options every client command shares (server, key, record, roots), parsed one way:
+`chronoseal stamp`, `watch` and `exhibit` use these."""
 
 from __future__ import annotations
 
@@ -13,8 +9,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from service.cli.stamp import DEFAULT_SERVER, KEY_ENV
 from service.errors import MalformedInputError
+
+KEY_ENV = "CHRONOSEAL_API_KEY"
+DEFAULT_SERVER = "http://127.0.0.1:8318"  # `chronoseal up` and `serve` defaults
 
 
 def add_server_options(parser: argparse.ArgumentParser) -> None:
@@ -27,8 +25,9 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
 def add_client_options(parser: argparse.ArgumentParser) -> None:
     """--server, --key, --metadata and --ca."""
     add_server_options(parser)
-    parser.add_argument("--metadata", help="generation record as a JSON object (added to, and "
-                        "overriding, what each image carries)")
+    parser.add_argument("--metadata", help="generation record as a JSON object, added to what "
+                        "the image carries; a field both state keeps the file's value and the "
+                        "disagreement is recorded (generation.conflicts) and warned about")
     parser.add_argument("--ca", type=Path, help="PEM roots the bundles must chain to "
                         "(default: the bundled roots)")
 

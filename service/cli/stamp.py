@@ -9,14 +9,13 @@ the key or could not be reached, 2 unusable input (a missing path), 130 stopped 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
 from tqdm import tqdm
 
+from service.cli._client_options import add_client_options, api_key, metadata_option
 from service.cli.verify_token import read_certificates
 from service.client.api import ClientError, StampClient
 from service.client.pipeline import StampRun
@@ -27,8 +26,6 @@ from service.settings import load_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
-KEY_ENV = "CHRONOSEAL_API_KEY"
-DEFAULT_SERVER = "http://127.0.0.1:8318"  # `chronoseal up` and `serve` defaults
 DEFAULT_JOBS = 4  # uploads overlap hashing and waiting; more mostly queues at the server
 MAX_JOBS = 32
 DEFAULT_WAIT_S = 600.0  # TSA retries can delay a stamp by minutes; after that, run again
@@ -40,22 +37,15 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("stamp", help="timestamp images and write their bundles",
                                    description=__doc__)
     parser.add_argument("targets", nargs="+", type=Path, metavar="FILE_OR_DIR")
-    parser.add_argument("--server", default=os.environ.get("CHRONOSEAL_SERVER", DEFAULT_SERVER),
-                        help=f"API base URL (default $CHRONOSEAL_SERVER or {DEFAULT_SERVER})")
-    parser.add_argument("--key", help=f"API key (default ${KEY_ENV}); never printed")
+    add_client_options(parser)
     parser.add_argument("--out", type=Path, help="directory for the bundles (default: beside "
                         "each image)")
     parser.add_argument("--hash-only", action="store_true", help="send only the SHA-256 and the "
                         "locally read generation record: the image never leaves this machine")
-    parser.add_argument("--metadata", help="generation record as a JSON object, added to what "
-                        "the image carries; a field both state keeps the file's value and the "
-                        "disagreement is recorded (generation.conflicts) and warned about")
     parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS,
                         help="uploads in flight, and threads fetching bundles")
     parser.add_argument("--wait", type=float, default=DEFAULT_WAIT_S,
                         help="seconds to wait for each stamp before giving up")
-    parser.add_argument("--ca", type=Path, help="PEM roots the bundles must chain to "
-                        "(default: the bundled roots)")
     parser.add_argument("--embed", action="store_true", help="also write NAME.c2pa.EXT, a copy "
                         "carrying its registration as C2PA Content Credentials, signed here "
                         "with the server's key from its data dir, and register it")
@@ -136,19 +126,10 @@ def why_client_failed(exc: ClientError, server: str) -> str:
 
 
 def _setup(args: argparse.Namespace) -> tuple[str, Options]:
-    key = args.key or os.environ.get(KEY_ENV, "")
-    if not key:
-        raise MalformedInputError(f"no API key: pass --key or set {KEY_ENV}")
+    key = api_key(args)
     if not 1 <= args.jobs <= MAX_JOBS:
         raise MalformedInputError(f"--jobs must be 1..{MAX_JOBS}")
-    metadata: Any = {}
-    if args.metadata:
-        try:
-            metadata = json.loads(args.metadata)
-        except ValueError as exc:
-            raise MalformedInputError(f"--metadata is not JSON: {exc}") from exc
-        if not isinstance(metadata, dict):
-            raise MalformedInputError("--metadata must be a JSON object")
+    metadata = metadata_option(args.metadata)
     roots = read_certificates(args.ca, "--ca") if args.ca else None
     return key, Options(out_dir=args.out, hash_only=args.hash_only, metadata=metadata,
                         wait_s=args.wait, roots=roots, history=args.history,
