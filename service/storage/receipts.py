@@ -118,7 +118,8 @@ def earlier_receipts(conn: Connection, api_key_id: str, image_sha256: str, *, ex
     return [EarlierReceipt(*row) for row in rows]
 
 
-def _by_idempotency_key(conn: Connection, api_key_id: str, key: str) -> Receipt | None:
+def receipt_by_idempotency_key(conn: Connection, api_key_id: str, key: str) -> Receipt | None:
+    """The key's receipt registered under Idempotency-Key `key` (`replayed` set), if any."""
     query = _select().where(receipts.c.api_key_id == api_key_id, receipts.c.idempotency_key == key)
     row = conn.execute(query).mappings().first()
     return _receipt(row, replayed=True) if row else None
@@ -162,7 +163,7 @@ def insert_receipt(
     `write_transaction(engine)` so the lookup and the insert see the same snapshot.
     """
     if idempotency_key is not None:
-        existing = _by_idempotency_key(conn, api_key_id, idempotency_key)
+        existing = receipt_by_idempotency_key(conn, api_key_id, idempotency_key)
         if existing is not None:
             return _replay(existing, request_fingerprint)
     # Returned as stored: UTC (a naive created_at is refused by the column type below).
@@ -200,7 +201,7 @@ def insert_receipt(
             with conn.begin_nested():
                 conn.execute(receipts.insert(), values)
         except IntegrityError:
-            existing = _by_idempotency_key(conn, api_key_id, idempotency_key)
+            existing = receipt_by_idempotency_key(conn, api_key_id, idempotency_key)
             if existing is None:
                 raise
             return _replay(existing, request_fingerprint)

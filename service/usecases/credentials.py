@@ -4,8 +4,13 @@ registered itself as a child of the original.
 Steps: the owner's receipt, stamped (NotReadyError before), its kept image (ImageNotKeptError
 when only a digest was registered or the bytes were dropped); the manifest definition from the
 receipt, its proof and tokens; signed and time-stamped (evidence.credentials); then the copy is
-registered like an upload, linked to the original (`child_registration`). Each call signs and
-registers a new copy: C2PA signatures and their timestamps are never the same twice.
+registered like an upload, linked to the original (`child_registration`).
+
+The route is a GET, so a second call must not register another copy (RFC 9110 9.2.2: a page or
+a crawler following the link would otherwise sign, time-stamp and register one per fetch). The
+copy is registered under the idempotency key `c2pa-copy-of:<original>`, and later calls answer
+that receipt's kept bytes, the same copy. Only once those bytes are dropped (after hashing,
+unless CHRONOSEAL_KEEP_IMAGES; the original's go at the same time) is a new copy signed.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import io
 import json
 from dataclasses import dataclass
 
-from service.errors import ConfigError, ImageNotKeptError, NotReadyError
+from service.errors import ConfigError, IdempotencyConflictError, ImageNotKeptError, NotReadyError
 from service.evidence.credentials.definition import (
     RegistrationFacts,
     TokenTime,
@@ -25,7 +30,7 @@ from service.evidence.credentials.embed import MEDIA_TYPES, LocalSigner, embed
 from service.evidence.credentials.keys import SigningMaterial, load_existing, load_or_create
 from service.evidence.manifest import format_timestamp
 from service.settings import Settings
-from service.storage.receipts import Receipt
+from service.storage.receipts import Receipt, receipt_by_idempotency_key
 from service.timestamping.tsa_config import TSAConfig
 from service.usecases.lineage import Lineage
 from service.usecases.receipts import own_receipt, proof_json, tokens_of
@@ -42,7 +47,9 @@ from service.webhooks.events import receipt_links
 from service.wiring import Services
 
 __all__ = ["Credentialed", "LocalSigner", "child_registration", "claim_tsa", "content_credentials",
-           "local_signer", "signing_material"]
+           "copy_key", "local_signer", "signing_material"]
+
+COPY_KEY_PREFIX = "c2pa-copy-of:"
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,9 @@ def content_credentials(services: Services, signals: Signals, receipt_id: str, o
         raise NotReadyError(f"The receipt is {receipt.status}", receipt.status)
     if receipt.media_type not in MEDIA_TYPES:
         raise ImageNotKeptError("only a digest was registered: there is no image to embed in")
+    earlier = _earlier_copy(services, receipt)
+    if earlier is not None:
+        return earlier
     with services.engine.connect() as conn:
         image = services.uploads.load(conn, receipt.image_sha256)
     if image is None:
@@ -86,10 +96,38 @@ def content_credentials(services: Services, signals: Signals, receipt_id: str, o
                  signing_material(services), claim_tsa(services.settings).url)
     spooled = spool_image(io.BytesIO(copy), services.settings.max_upload_bytes)
     try:
-        child = register(services, child_registration(receipt, spooled), signals)
+        registration = child_registration(receipt, spooled)
+        registration.idempotency_key = copy_key(receipt.id)
+        try:
+            child = register(services, registration, signals)
+        except IdempotencyConflictError:
+            # Another call registered its copy meanwhile (answer that one), or the copy
+            # registered earlier lost its bytes (register this one on its own).
+            earlier = _earlier_copy(services, receipt)
+            if earlier is not None:
+                return earlier
+            spooled.file.seek(0)
+            registration.idempotency_key = None
+            child = register(services, registration, signals)
     finally:
         spooled.close()
     return Credentialed(copy, receipt.media_type, receipt.id, child)
+
+
+def copy_key(original_id: str) -> str:
+    """The idempotency key the original's signed copy is registered under."""
+    return COPY_KEY_PREFIX + original_id
+
+
+def _earlier_copy(services: Services, original: Receipt) -> Credentialed | None:
+    """The copy registered for `original` before, while its bytes are kept."""
+    with services.engine.connect() as conn:
+        child = receipt_by_idempotency_key(conn, original.api_key_id, copy_key(original.id))
+        data = services.uploads.load(conn, child.image_sha256) if child is not None else None
+    if child is None or data is None:
+        return None
+    assert original.media_type is not None
+    return Credentialed(data, original.media_type, original.id, Registered(child, []))
 
 
 def child_registration(parent: Receipt, image: SpooledImage) -> Registration:

@@ -28,7 +28,8 @@ EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 @require_key
 @limited("register")
 def get_content_credentials(receipt_id: str) -> Response:
-    """The image with a signed C2PA manifest of its registration; the copy is registered."""
+    """The image with a signed C2PA manifest of its registration; the copy is registered
+    (once: later calls answer the same copy while its bytes are kept)."""
     if request.method == "HEAD":  # Flask adds HEAD to GET routes: it must not register a copy
         raise ApiError(METHOD_NOT_ALLOWED, "HEAD would sign and register a copy; use GET",
                        headers={"Allow": "GET"})
@@ -40,6 +41,8 @@ def get_content_credentials(receipt_id: str) -> Response:
     response.headers["Chronoseal-Receipt"] = child.id
     response.headers["Chronoseal-Copy-Of"] = made.parent_id
     response.headers["Link"] = f'<{links(child.id)["self"]}>; rel="self"'
+    if child.replayed:  # the copy made by an earlier call, byte for byte
+        response.headers["Idempotent-Replayed"] = "true"
     name = f"{receipt_id}.content-credentials.{EXTENSIONS[made.media_type]}"
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return response

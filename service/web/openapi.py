@@ -523,14 +523,17 @@ PATHS["/v1/stamps/{receipt_id}/content-credentials"] = {"get": {
     "summary": "A copy of the uploaded image with a signed C2PA manifest of its registration",
     "description": "The copy is registered too, as a child of this receipt: its receipt id is "
                    "in the Chronoseal-Receipt header, the original's in Chronoseal-Copy-Of. "
-                   "Needs the image kept on the server (keep_images).",
+                   "Registered once: later calls answer the same copy (Idempotent-Replayed: "
+                   "true) while its bytes are kept. Needs the image kept on the server "
+                   "(keep_images).",
     "parameters": [_ID], "security": _BEARER,
     "responses": {
         "200": {"description": "The image with its Content Credentials", "content": {
             t: {"schema": {"type": "string", "contentMediaType": t}}
             for t in ("image/png", "image/jpeg", "image/webp")},
             "headers": {h: {"schema": {"type": "string"}}
-                        for h in ("Chronoseal-Receipt", "Chronoseal-Copy-Of", "Link")}},
+                        for h in ("Chronoseal-Receipt", "Chronoseal-Copy-Of", "Link",
+                                  "Idempotent-Replayed")}},
         **_AUTH_ERRORS, **_ROUTE_LIMITED, **_NOT_FOUND,
         "409": _problem("not-ready (not stamped yet) or image-not-kept (only a digest was "
                         "registered, or the image was dropped after hashing)"),

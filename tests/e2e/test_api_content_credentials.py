@@ -129,6 +129,36 @@ def test_the_copy_read_by_chronoseal_with_its_root_trusted(
     assert facts["actions"][0]["action"] == "c2pa.created"
 
 
+def test_a_second_get_answers_the_same_copy_and_registers_nothing(
+        make_worker_api: Callable[..., Api]) -> None:
+    """A GET is safe: fetching the link again (a page, a crawler) gives the copy of the first
+    call, byte for byte, under its receipt, and registers and time-stamps nothing. Once that
+    copy's bytes are gone, a new copy is signed and registered on its own."""
+    api: Any = make_worker_api(keep_images=True)
+    receipt_id = _stamped(api, plain_image("png"), "image.png")
+    url = f"/v1/stamps/{receipt_id}/content-credentials"
+    first = api.client.get(url, headers=api.auth)
+    assert first.status_code == 200, first.data[:400]
+    assert "Idempotent-Replayed" not in first.headers
+    registered = api.counts()["receipts"]
+    second = api.client.get(url, headers=api.auth)
+    assert second.status_code == 200
+    assert second.data == first.data
+    assert second.headers["Chronoseal-Receipt"] == first.headers["Chronoseal-Receipt"]
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert api.counts()["receipts"] == registered
+
+    with api.services.engine.connect() as conn:  # the first copy's bytes dropped
+        api.services.uploads.drop(conn, hashlib.sha256(first.data).hexdigest())
+        conn.commit()
+    third = api.client.get(url, headers=api.auth)
+    assert third.status_code == 200, third.data[:400]
+    assert third.data != first.data
+    assert third.headers["Chronoseal-Receipt"] != first.headers["Chronoseal-Receipt"]
+    assert third.headers["Chronoseal-Copy-Of"] == receipt_id
+    assert api.counts()["receipts"] == registered + 1
+
+
 def test_not_stamped_not_kept_and_unknown_are_problems(
         make_worker_api: Callable[..., Api]) -> None:
     api: Any = make_worker_api()  # keep_images off: uploads are dropped after hashing
