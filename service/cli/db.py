@@ -1,7 +1,9 @@
-"""`chronoseal db`: apply the schema migrations and show the schema revision.
+"""`chronoseal db`: apply the schema migrations, show the schema revision, backfill thumbnails.
 
 The service upgrades on start as well; this command lets an operator migrate ahead of a
 deploy, or check which revision a database is at. The URL defaults to the settings' one.
+`db thumbnails` makes the thumbnails receipts from before they were stored lack, from the
+uploads still kept (usecases.thumbnails).
 """
 
 from __future__ import annotations
@@ -10,15 +12,17 @@ import argparse
 import sys
 from typing import Any
 
-from service.cli._database import add_url_argument, database_url
+from service.cli._database import add_url_argument, command_services, database_url
 from service.errors import ChronosealError
 from service.settings import load_settings
 from service.usecases import schema
+from service.usecases.schema import shown_url
+from service.usecases.thumbnails import backfill_thumbnails
 from service.wiring import secret_box
 
 
 def register(subparsers: Any) -> None:
-    """Add `db upgrade` and `db current`."""
+    """Add `db upgrade`, `db current` and `db thumbnails`."""
     parser = subparsers.add_parser("db", help="database schema migrations")
     add_url_argument(parser)
     sub = parser.add_subparsers(dest="db_command", required=True)
@@ -27,6 +31,9 @@ def register(subparsers: Any) -> None:
     up.set_defaults(func=_upgrade)
     current = sub.add_parser("current", help="print the schema revision (and whether it is new)")
     current.set_defaults(func=_current)
+    thumbnails = sub.add_parser("thumbnails", help="make the missing thumbnails of images "
+                                "registered before thumbnails were stored, from kept uploads")
+    thumbnails.set_defaults(func=_thumbnails)
 
 
 def _upgrade(args: argparse.Namespace) -> int:
@@ -48,4 +55,17 @@ def _current(args: argparse.Namespace) -> int:
         return 1
     progress = "up to date" if found.up_to_date else f"behind (newest is {found.head})"
     print(f"{found.shown_url}: revision {found.revision or '(empty)'}, {progress}")
+    return 0
+
+
+def _thumbnails(args: argparse.Namespace) -> int:
+    try:
+        services = command_services(args, existing=True)
+        print(f"{shown_url(services.settings.effective_database_url)}: making thumbnails")
+        done = backfill_thumbnails(services)
+    except ChronosealError as exc:
+        print(f"chronoseal db thumbnails: {exc}", file=sys.stderr)
+        return 1
+    print(f"{done.made} thumbnails made, {done.not_kept} images no longer kept (nothing to "
+          f"make them from), {done.undecodable} undecodable")
     return 0

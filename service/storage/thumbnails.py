@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, false, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from service.storage.engine import is_sqlite
-from service.storage.tables import thumbnails, utcnow
+from service.storage.tables import receipts, thumbnails, utcnow
 
 
 class Thumbnail(NamedTuple):
@@ -40,3 +40,17 @@ def load_thumbnail(conn: Connection, image_sha256: str) -> Thumbnail | None:
     row = conn.execute(select(thumbnails.c.media_type, thumbnails.c.data)
                        .where(thumbnails.c.image_sha256 == image_sha256)).first()
     return Thumbnail(row.media_type, bytes(row.data)) if row is not None else None
+
+
+def images_without_thumbnail(conn: Connection, after: str | None, limit: int) -> list[str]:
+    """Up to `limit` digests of uploaded images, above `after` in digest order, that are hashed
+    (or given up on) and have no stored thumbnail: registered before thumbnails were stored."""
+    query = (select(receipts.c.image_sha256).distinct()
+             .select_from(receipts.outerjoin(
+                 thumbnails, thumbnails.c.image_sha256 == receipts.c.image_sha256))
+             .where(receipts.c.image_size.is_not(None), receipts.c.hash_pending == false(),
+                    thumbnails.c.image_sha256.is_(None))
+             .order_by(receipts.c.image_sha256).limit(limit))
+    if after is not None:
+        query = query.where(receipts.c.image_sha256 > after)
+    return list(conn.execute(query).scalars())
