@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Index, inspect, text
+from sqlalchemy import Index, event, inspect, text
 from sqlalchemy.schema import CreateIndex, DropIndex
 
 REPO = Path(__file__).resolve().parents[1]
@@ -281,6 +281,26 @@ def _load_postgres(engine: Any, hashes: RandomHashes, real_rows: list[dict[str, 
         raw.close()
 
 
+def _explain(engine: Any, phashes: list[int]) -> list[str]:
+    """EXPLAIN (ANALYZE, BUFFERS) of each statement one lookup runs (PostgreSQL): where its time
+    goes, printed to stderr so the JSON stays one object."""
+    statements: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        statements.append((statement, params))
+
+    event.listen(engine, "before_cursor_execute", record)
+    with engine.connect() as conn:
+        find_candidates(conn, phashes, MAX_PHASH_DISTANCE)
+    event.remove(engine, "before_cursor_execute", record)
+    lines: list[str] = []
+    with engine.connect() as conn:
+        for statement, params in statements:
+            lines += [row[0] for row in conn.exec_driver_sql(
+                "EXPLAIN (ANALYZE, BUFFERS) " + statement, params)]
+    return lines
+
+
 def _index_bytes(engine: Any, url: str, tmp: str) -> dict[str, int]:
     """What the index costs on disk: each band index (PostgreSQL) or the database file."""
     if url.startswith("sqlite"):
@@ -356,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
             expected += len(truth)
             found += len(truth & answer)
             hits += owner in answer
+        if not url.startswith("sqlite"):
+            print("\n".join(_explain(engine, [h.phash for h in queries[0][1]])), file=sys.stderr)
         engine.dispose()
 
     def pct(values: list[float], q: float) -> float:
