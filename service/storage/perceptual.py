@@ -17,7 +17,9 @@ from itertools import combinations
 
 from sqlalchemy import (
     ARRAY,
+    BigInteger,
     ColumnElement,
+    CompoundSelect,
     Connection,
     Integer,
     and_,
@@ -27,6 +29,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    union_all,
     update,
 )
 
@@ -178,13 +181,23 @@ class Candidates:
     rows_read: int
 
 
-def _one_of(conn: Connection, column: ColumnElement[int], values: list[int]
-            ) -> ColumnElement[bool]:
+def _one_of(conn: Connection, column: ColumnElement[int], values: list[int],
+            item: Integer | BigInteger | None = None) -> ColumnElement[bool]:
     """`column IN values`; on PostgreSQL as `= ANY(array)`, one parameter instead of hundreds
     (a query looks up ~140 values per band: binding them one by one cost more than the scan)."""
     if conn.dialect.name == "postgresql":
-        return column == any_(literal(values, ARRAY(Integer)))
+        return column == any_(literal(values, ARRAY(item or Integer())))
     return column.in_(values)
+
+
+def _band_phashes(conn: Connection, values: list[set[int]]) -> CompoundSelect[int]:
+    """Phase 1: the pHash of every view whose band i is one of values[i], one SELECT per band
+    joined by UNION ALL (an OR of the three became a bitmap scan on PostgreSQL, which reads
+    the table; each band alone is an index-only scan of its (band, phash) index)."""
+    table = perceptual_hashes.c
+    parts = [select(table.phash).where(_one_of(conn, table[f"band{i}"], sorted(vals)))
+             for i, vals in enumerate(values)]
+    return union_all(*parts)
 
 
 def find_candidates(conn: Connection, phashes: Sequence[int],
@@ -192,28 +205,33 @@ def find_candidates(conn: Connection, phashes: Sequence[int],
     """Stored views whose bands are within BAND_RADIUS of a query's, read through the band
     indexes only, and kept when their pHash is within `max_distance` of one of `phashes`.
 
-    Every view within GUARANTEED_RADIUS (and `max_distance`) is among them. Rows are checked
-    as plain tuples: converting every row read would cost more than the lookup itself.
+    Every view within GUARANTEED_RADIUS (and `max_distance`) is among them. Two phases: the
+    band indexes, which hold (band, phash), answer the pHashes alone without reading the table;
+    only the views of the few pHashes close enough are then fetched, by band 0 and pHash
+    (the same index). rows_read counts the index entries of phase 1.
     """
     values: list[set[int]] = [set() for _ in range(PHASH_BANDS)]
     for phash in phashes:
         for i, band in enumerate(bands(phash)):
             values[i].update(_within(band, BAND_RADIUS, PHASH_BAND_BITS[i]))
-    columns = [perceptual_hashes.c[f"band{i}"] for i in range(PHASH_BANDS)]
-    table = perceptual_hashes.c
-    query = select(table.receipt_id, table.view, table.phash, table.dhash256).where(
-        or_(*(_one_of(conn, column, sorted(vals))
-              for column, vals in zip(columns, values, strict=True)))
-    )
-    views: list[StoredHash] = []
+    kept: set[int] = set()
     rows_read = 0
-    for receipt_id, view, signed, dhash in conn.execute(query):
+    for signed in conn.execute(_band_phashes(conn, values)).scalars():
         rows_read += 1
         phash = signed & 0xFFFF_FFFF_FFFF_FFFF  # the stored two's complement, unsigned again
         for q in phashes:  # a plain loop: a generator per row cost a sixth of the lookup
             if (phash ^ q).bit_count() <= max_distance:
-                views.append(StoredHash(receipt_id, view, phash, int.from_bytes(dhash, "big")))
+                kept.add(signed)
                 break
+    if not kept:
+        return Candidates([], rows_read)
+    table = perceptual_hashes.c
+    first = {bands(_unsigned(signed))[0] for signed in kept}
+    query = select(table.receipt_id, table.view, table.phash, table.dhash256).where(
+        _one_of(conn, table.band0, sorted(first)),
+        _one_of(conn, table.phash, sorted(kept), BigInteger()))
+    views = [StoredHash(receipt_id, view, _unsigned(signed), int.from_bytes(dhash, "big"))
+             for receipt_id, view, signed, dhash in conn.execute(query)]
     return Candidates(views, rows_read)
 
 

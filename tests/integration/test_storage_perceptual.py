@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
 from service.storage.perceptual import (
     GUARANTEED_RADIUS,
@@ -114,3 +114,55 @@ def test_the_same_bytes_lookup_reads_an_index_not_the_table(tmp_path: Path) -> N
         engine.dispose()
     # Migration 0008 made it (image_sha256, api_key_id, id): a search on its first column.
     assert "INDEX ix_receipts_image_sha256_api_key_id_id (image_sha256=?)" in plan
+
+
+def test_candidates_are_exactly_what_an_exact_scan_finds_within_the_radius(
+        db_engine: Engine, make_receipt: Callable[..., Any]) -> None:
+    """Both phases together: every view within GUARANTEED_RADIUS, and only those, with views
+    that share a pHash (two receipts of one picture) all fetched."""
+    rng = random.Random(RNG_SEED)
+    query = rng.getrandbits(64)
+    stored = [flip(query, rng.sample(range(64), rng.randint(0, 2 * GUARANTEED_RADIUS)))
+              for _ in range(150)] + [rng.getrandbits(64) for _ in range(50)]
+    first, second = make_receipt(), make_receipt()
+    with db_engine.begin() as conn:
+        store_hashes(conn, first.id, [(view, value, view) for view, value in enumerate(stored)])
+        store_hashes(conn, second.id, [(0, stored[0], 1), (1, stored[1], 2)])
+    rows = [(first.id, view, value, view) for view, value in enumerate(stored)] + [
+        (second.id, 0, stored[0], 1), (second.id, 1, stored[1], 2)]
+    exact = {(rid, view, value, dhash) for rid, view, value, dhash in rows
+             if (value ^ query).bit_count() <= GUARANTEED_RADIUS}
+    with db_engine.connect() as conn:
+        found = find_candidates(conn, [query], max_distance=GUARANTEED_RADIUS)
+    assert {(v.receipt_id, v.view, v.phash, v.dhash256) for v in found.views} == exact
+    assert len(found.views) == len(exact) > 2
+
+
+def test_the_band_lookup_reads_the_phash_from_the_index_alone(
+        db_engine: Engine, make_receipt: Callable[..., Any]) -> None:
+    """Phase 1 never reads the table: a covering index on SQLite, an index-only scan on
+    PostgreSQL (the plans asked for with sequential and bitmap scans off, on a tiny table)."""
+    receipt = make_receipt()
+    with db_engine.begin() as conn:
+        store_hashes(conn, receipt.id, [(0, 12345, 0)])
+    statements: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        statements.append((statement, params))
+
+    event.listen(db_engine, "before_cursor_execute", record)
+    with db_engine.connect() as conn:
+        find_candidates(conn, [12345], max_distance=0)
+    event.remove(db_engine, "before_cursor_execute", record)
+    band_lookup = next(s for s in statements if "UNION ALL" in s[0])
+    with db_engine.connect() as conn:
+        if db_engine.dialect.name == "sqlite":
+            plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN " + band_lookup[0], band_lookup[1]))
+            assert plan.count("COVERING INDEX ix_perceptual_hashes_band") == PHASH_BANDS, plan
+        else:
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            conn.exec_driver_sql("SET enable_bitmapscan = off")
+            plan = " ".join(row[0] for row in conn.exec_driver_sql(
+                "EXPLAIN " + band_lookup[0], band_lookup[1]))
+            assert plan.count("Index Only Scan") == PHASH_BANDS, plan
