@@ -57,8 +57,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--private-record", action="store_true", help="the manifest holds "
                         "salted commitments, not the record; disclosure.json in each bundle opens "
                         "them (see chronoseal disclose)")
+    # No exhibit by default: a stamp run is the bulk one (issue 14: at most twice sha256sum's,
+    # or curl's, time over 1,000 files), and WeasyPrint's PDF costs the server 0.2-0.3 s a
+    # bundle (with it, 1,000 uploads took 12 times curl's time in bench/client.py). It is
+    # derived from the evidence, not part of it: `chronoseal exhibit` or the receipt page print
+    # it when a dispute needs it (from the stored thumbnail for uploads).
     exhibit = parser.add_mutually_exclusive_group()
-    exhibit.add_argument("--exhibit", dest="exhibit", action="store_true", default=None,
+    exhibit.add_argument("--exhibit", dest="exhibit", action="store_true", default=False,
                          help="bundles carry certificate.html and certificate.pdf, the court "
                          "exhibit")
     exhibit.add_argument("--no-exhibit", dest="exhibit", action="store_false", help="bundles "
@@ -133,19 +138,10 @@ def _setup(args: argparse.Namespace) -> tuple[str, Options]:
     roots = read_certificates(args.ca, "--ca") if args.ca else None
     return key, Options(out_dir=args.out, hash_only=args.hash_only, metadata=metadata,
                         wait_s=args.wait, roots=roots, history=args.history,
-                        private_record=args.private_record, exhibit=exhibit_wanted(args),
+                        private_record=args.private_record, exhibit=args.exhibit,
                         lineage={k: v for k, v in (("session", args.session),
                                                    ("parents", args.parent)) if v},
                         embed=_local_signer() if args.embed else None)
-
-
-def exhibit_wanted(args: argparse.Namespace) -> bool:
-    """Only with --exhibit. A stamp run is the bulk one (issue 14: at most twice sha256sum's,
-    or curl's, time over 1,000 files), and WeasyPrint's PDF costs the server 0.2-0.3 s a bundle:
-    with it, 1,000 uploads took 12 times curl's time (bench/client.py). The exhibit is derived
-    from the evidence, not part of it: `chronoseal exhibit` or the receipt page print it when a
-    dispute needs it (from the stored thumbnail for uploads)."""
-    return bool(args.exhibit)
 
 
 def summarize(outcomes: list[Outcome], out: TextIO, unfinished: int = 0) -> int:

@@ -47,9 +47,7 @@ from service.webhooks.events import receipt_links
 from service.wiring import Services
 
 __all__ = ["Credentialed", "LocalSigner", "child_registration", "claim_tsa", "content_credentials",
-           "copy_key", "local_signer", "signing_material"]
-
-COPY_KEY_PREFIX = "c2pa-copy-of:"
+           "local_signer", "signing_material"]
 
 
 @dataclass(frozen=True)
@@ -97,7 +95,7 @@ def content_credentials(services: Services, signals: Signals, receipt_id: str, o
     spooled = spool_image(io.BytesIO(copy), services.settings.max_upload_bytes)
     try:
         registration = child_registration(receipt, spooled)
-        registration.idempotency_key = copy_key(receipt.id)
+        registration.idempotency_key = _copy_key(receipt.id)
         try:
             child = register(services, registration, signals)
         except IdempotencyConflictError:
@@ -114,15 +112,15 @@ def content_credentials(services: Services, signals: Signals, receipt_id: str, o
     return Credentialed(copy, receipt.media_type, receipt.id, child)
 
 
-def copy_key(original_id: str) -> str:
+def _copy_key(original_id: str) -> str:
     """The idempotency key the original's signed copy is registered under."""
-    return COPY_KEY_PREFIX + original_id
+    return f"c2pa-copy-of:{original_id}"
 
 
 def _earlier_copy(services: Services, original: Receipt) -> Credentialed | None:
     """The copy registered for `original` before, while its bytes are kept."""
     with services.engine.connect() as conn:
-        child = receipt_by_idempotency_key(conn, original.api_key_id, copy_key(original.id))
+        child = receipt_by_idempotency_key(conn, original.api_key_id, _copy_key(original.id))
         data = services.uploads.load(conn, child.image_sha256) if child is not None else None
     if child is None or data is None:
         return None
