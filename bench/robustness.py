@@ -52,6 +52,8 @@ GOALS = {  # the issue's targets
     "resize_200": 0.95, "watermark": 0.95, "watermark_painted_over": 0.95,
     "brightness_plus_15": 0.95, "brightness_minus_15": 0.95, "crop_5": 0.9, "crop_10": 0.8,
     "border_10": 0.8, "mirror": 0.8, "overlay_2": 0.95, "overlay_5": 0.95,
+    "badge_corner_2": 0.95, "badge_corner_5": 0.95, "badge_middle_2": 0.95,
+    "badge_middle_5": 0.95, "banner_5": 0.95,
 }
 MAX_FALSE_MATCH_RATE = 0.001
 CLOSED_REDIS = "redis://127.0.0.1:1/0"  # jobs are run inline here; nothing to enqueue

@@ -120,6 +120,46 @@ def _overlay(share: float) -> Alteration:
     return alter
 
 
+def _badge(share: float, where: str) -> Alteration:
+    """An opaque square logo badge with a line of text, `share` of the area: in a corner (inset
+    by 2% of the sides, the corner from the seed) or in the middle."""
+    def alter(image: Image.Image, seed: int) -> bytes:
+        rng = random.Random(seed)
+        copy = image.copy()
+        side = max(8, round((share * image.width * image.height) ** 0.5))
+        if where == "middle":
+            x, y = (image.width - side) // 2, (image.height - side) // 2
+        else:
+            inset_x, inset_y = round(image.width * 0.02), round(image.height * 0.02)
+            x = inset_x if rng.random() < 0.5 else image.width - side - inset_x
+            y = inset_y if rng.random() < 0.5 else image.height - side - inset_y
+        draw = ImageDraw.Draw(copy)
+        shade = rng.randrange(0, 256)
+        draw.rectangle((x, y, x + side, y + side), fill=(shade, 255 - shade, 90))
+        draw.ellipse((x + side // 5, y + side // 8, x + 4 * side // 5, y + 5 * side // 8),
+                     fill=(240, 240, 240))
+        font = ImageFont.load_default(size=max(8, side // 7))
+        draw.text((x + side // 10, y + 3 * side // 4), OVERLAY_TEXT, font=font, fill=(0, 0, 0))
+        return encode(copy, "JPEG", quality=85)
+    return alter
+
+
+def _banner(share: float) -> Alteration:
+    """A full-width opaque strip along the top or bottom edge with text, `share` of the area."""
+    def alter(image: Image.Image, seed: int) -> bytes:
+        rng = random.Random(seed)
+        copy = image.copy()
+        height = max(8, round(share * image.height))
+        y = 0 if rng.random() < 0.5 else image.height - height
+        draw = ImageDraw.Draw(copy)
+        draw.rectangle((0, y, image.width, y + height), fill=(20, 20, 20))
+        font = ImageFont.load_default(size=max(8, height * 2 // 3))
+        draw.text((height, y + height // 8), f"{OVERLAY_TEXT}  follow for more", font=font,
+                  fill=(255, 255, 255))
+        return encode(copy, "JPEG", quality=85)
+    return alter
+
+
 ALTERATIONS: dict[str, Alteration] = {
     "jpeg_q50": _jpeg(50),
     "jpeg_q70": _jpeg(70),
@@ -136,4 +176,9 @@ ALTERATIONS: dict[str, Alteration] = {
     "mirror": _mirror,
     "overlay_2": _overlay(0.02),
     "overlay_5": _overlay(0.05),
+    "badge_corner_2": _badge(0.02, "corner"),
+    "badge_corner_5": _badge(0.05, "corner"),
+    "badge_middle_2": _badge(0.02, "middle"),
+    "badge_middle_5": _badge(0.05, "middle"),
+    "banner_5": _banner(0.05),
 }
