@@ -39,7 +39,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench import wallpapers  # noqa: E402
-from service.evidence.perceptual import PerceptualHash, query_hashes, registration_hashes  # noqa: E402
+from service.evidence.perceptual import (  # noqa: E402
+    PerceptualHash,
+    is_quadrant,
+    query_hashes,
+    registration_hashes,
+)
 from service.evidence.similarity import (  # noqa: E402
     MAX_DHASH_DISTANCE,
     MAX_PHASH_DISTANCE,
@@ -62,6 +67,15 @@ COLUMNS = [c.name for c in perceptual_hashes.columns]
 LOAD_CHUNK = 200_000  # rows per COPY block / executemany: bounded memory while loading 19M
 RANDOM_ID_DIGITS = 8  # rnd_00000042: fixed width, so a COPY block is one numpy record array
 _SHIFTS = [sum(PHASH_BAND_BITS[i + 1:]) for i in range(PHASH_BANDS)]  # as storage.perceptual
+
+
+# The alterations the queries are made with: those of this bench's earlier figures, so that they
+# stay comparable. The badges of bench/robustness.py are left out on purpose: their whole views
+# sit 6-11 bits from the original's (the first lookup's recall vs the exact scan fell to 0.976
+# with them, 2026-12-04), which is why the search then looks up quadrants (not measured here).
+QUERY_ALTERATIONS = ("jpeg_q50", "jpeg_q70", "jpeg_q90", "resize_50", "resize_200", "crop_5",
+                     "crop_10", "watermark", "watermark_painted_over", "brightness_plus_15",
+                     "brightness_minus_15", "border_10", "mirror", "overlay_2", "overlay_5")
 
 
 @dataclass(frozen=True)
@@ -165,15 +179,23 @@ def _real_hashes(limit: int, max_side: int) -> tuple[list[tuple[str, PerceptualH
         receipt_id = f"real_{index}"
         variants.append([(f"{receipt_id}_{n}", copy)
                          for n, copy in enumerate(_stored_variants(image))])
-        for seed, alter in enumerate(ALTERATIONS.values()):
-            queries.append((f"{receipt_id}_0", query_hashes(io.BytesIO(alter(image, seed)))))
+        for seed, alter in enumerate(ALTERATIONS[name] for name in QUERY_ALTERATIONS):
+            copy = io.BytesIO(alter(image, seed))
+            queries.append((f"{receipt_id}_0", _whole(query_hashes(copy))))
     # Every original first, then the other copies, until `limit` rows.
     for variant in range(len(variants[0])):
         for copies in variants:
             if len(stored) < limit:
                 rid, copy = copies[variant]
-                stored.extend((rid, view) for view in registration_hashes(io.BytesIO(copy)))
+                stored.extend((rid, view)
+                              for view in _whole(registration_hashes(io.BytesIO(copy))))
     return stored[:limit], queries
+
+
+def _whole(hashes: list[PerceptualHash]) -> list[PerceptualHash]:
+    """The whole views only: what the first lookup of every search reads (perceptual_hashes).
+    Quadrants have a table of their own, looked up only when that finds nothing."""
+    return [h for h in hashes if not is_quadrant(h.view)]
 
 
 @contextmanager
@@ -358,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
             with engine.connect() as conn:
                 lookup = find_candidates(conn, [h.phash for h in query], MAX_PHASH_DISTANCE)
             answer = set(closest_matches(
-                query, ((v.receipt_id, v.phash, v.dhash256) for v in lookup.views)))
+                query, ((v.receipt_id, v.view, v.phash, v.dhash256) for v in lookup.views)))
             index_ms.append(1000 * (time.perf_counter() - started))
             candidates.append(lookup.rows_read)
             started = time.perf_counter()

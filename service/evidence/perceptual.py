@@ -87,6 +87,14 @@ QUERY_EDGE_VIEWS: tuple[int, ...] = tuple(
     index for index, cut in enumerate(VIEWS)
     if sorted(cut) == [0.0, 0.05, 0.05, 0.1] and cut.count(0.05) == 2
 )
+# Quadrants, stored after VIEWS (view ids QUADRANT_VIEWS): a logo or badge laid over a corner but
+# inset from the edges, which no edge view cuts away, spoils one quadrant while the other three
+# still match their stored counterparts (bench/robustness.py badge_corner_2/5). A quadrant is a
+# quarter of the picture, weaker evidence than the whole: a match through quadrants needs
+# similarity.QUADRANTS_NEEDED of them, each within the usual limits.
+QUADRANTS: tuple[tuple[float, float, float, float], ...] = (
+    (0.0, 0.0, 0.5, 0.5), (0.5, 0.0, 0.0, 0.5), (0.0, 0.5, 0.5, 0.0), (0.5, 0.5, 0.0, 0.0))
+QUADRANT_VIEWS: tuple[int, ...] = tuple(range(len(VIEWS), len(VIEWS) + len(QUADRANTS)))
 # An image whose 64x64 grey version varies less than this (standard deviation, 0..255) is a
 # flat fill: its hash bits are noise, and every flat image would match every other one.
 MIN_CONTRAST = 2.0
@@ -374,11 +382,29 @@ def is_flat(grey: Image.Image) -> bool:
 
 
 def registration_hashes(fileobj: BinaryIO) -> list[PerceptualHash]:
-    """The hashes stored for a registered image: one per entry of VIEWS; none when flat."""
-    pixels = grey_array(load_grey(fileobj))
+    """The hashes stored for a registered image: one per entry of VIEWS, then one per quadrant
+    that is not flat; none when the image is flat."""
+    return _stored_hashes(grey_array(load_grey(fileobj)))
+
+
+def _stored_hashes(pixels: NDArray[np.float32]) -> list[PerceptualHash]:
     if _contrast(pixels) < MIN_CONTRAST:
         return []
-    return hash_views(pixels, VIEWS)
+    hashes = hash_views(pixels, VIEWS + QUADRANTS)
+    return hashes[:len(VIEWS)] + _structured_quadrants(pixels, hashes[len(VIEWS):])
+
+
+def _structured_quadrants(pixels: NDArray[np.float32], hashes: list[PerceptualHash]
+                          ) -> list[PerceptualHash]:
+    """The quadrant hashes (in QUADRANTS order) of the quadrants that are not flat: a flat
+    quarter (a sky) has noise for bits, and would match every other flat quarter."""
+    height, width = pixels.shape
+    rows, columns = (slice(0, height // 2), slice(height // 2, height)), (
+        slice(0, width // 2), slice(width // 2, width))
+    parts = (pixels[rows[0], columns[0]], pixels[rows[0], columns[1]],
+             pixels[rows[1], columns[0]], pixels[rows[1], columns[1]])
+    return [h for h, part in zip(hashes, parts, strict=True)
+            if min(part.shape) >= 2 and _contrast(part) >= MIN_CONTRAST]
 
 
 def registration_hashes_and_picture(fileobj: BinaryIO, side: int
@@ -386,21 +412,29 @@ def registration_hashes_and_picture(fileobj: BinaryIO, side: int
     """registration_hashes and the image in RGB at most `side` px a side, from one decode."""
     grey, small = _load(fileobj, MAX_PIXELS, side)
     assert small is not None  # asked for
-    pixels = grey_array(grey)
-    hashes = [] if _contrast(pixels) < MIN_CONTRAST else hash_views(pixels, VIEWS)
-    return hashes, small
+    return _stored_hashes(grey_array(grey)), small
 
 
 def query_hashes(fileobj: BinaryIO) -> list[PerceptualHash]:
     """The hashes a search looks up: the image, its mirror image, then its views without one
-    edge (QUERY_EDGE_VIEWS); none when flat."""
+    edge (QUERY_EDGE_VIEWS), then its quadrants that are not flat, labelled with the stored
+    view they compare with (QUADRANT_VIEWS); none when flat."""
     pixels = grey_array(load_grey(fileobj, MAX_QUERY_PIXELS))
     if _contrast(pixels) < MIN_CONTRAST:
         return []
-    own = hash_views(pixels, (VIEWS[0],) + tuple(VIEWS[i] for i in QUERY_EDGE_VIEWS))
+    edges = tuple(VIEWS[i] for i in QUERY_EDGE_VIEWS)
+    own = hash_views(pixels, (VIEWS[0],) + edges + QUADRANTS)
     mirror = hash_views(np.ascontiguousarray(pixels[:, ::-1]), (VIEWS[0],))[0]
+    edge_hashes, quadrant_hashes = own[1:1 + len(edges)], own[1 + len(edges):]
     return [own[0], PerceptualHash(1, mirror.phash, mirror.dhash256),
-            *(PerceptualHash(2 + i, h.phash, h.dhash256) for i, h in enumerate(own[1:]))]
+            *(PerceptualHash(2 + i, h.phash, h.dhash256) for i, h in enumerate(edge_hashes)),
+            *(PerceptualHash(QUADRANT_VIEWS[h.view - 1 - len(edges)], h.phash, h.dhash256)
+              for h in _structured_quadrants(pixels, quadrant_hashes))]
+
+
+def is_quadrant(view: int) -> bool:
+    """Whether a (stored or query) view id names a quadrant (see QUADRANTS)."""
+    return view in QUADRANT_VIEWS
 
 
 def hamming(a: int, b: int) -> int:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     CompoundSelect,
     Connection,
     Integer,
+    Table,
     and_,
     any_,
     delete,
@@ -33,10 +34,12 @@ from sqlalchemy import (
     update,
 )
 
+from service.evidence.perceptual import is_quadrant
 from service.storage.tables import (
     PHASH_BAND_BITS,
     PHASH_BANDS,
     perceptual_hashes,
+    perceptual_quadrants,
     receipts,
     tokens,
 )
@@ -122,18 +125,21 @@ def store_many_hashes(conn: Connection,
     if not hashes:
         return
     ids = list(hashes)
-    conn.execute(delete(perceptual_hashes).where(perceptual_hashes.c.receipt_id.in_(ids)))
+    for table in (perceptual_hashes, perceptual_quadrants):
+        conn.execute(delete(table).where(table.c.receipt_id.in_(ids)))
     clear_hash_pending(conn, *ids)
-    rows = [hash_row(receipt_id, view, phash, dhash)
+    rows = [(is_quadrant(view), hash_row(receipt_id, view, phash, dhash))
             for receipt_id, triples in hashes.items() for view, phash, dhash in triples]
-    if rows:
-        conn.execute(perceptual_hashes.insert(), rows)
+    for table, quadrant in ((perceptual_hashes, False), (perceptual_quadrants, True)):
+        if own := [row for is_q, row in rows if is_q == quadrant]:
+            conn.execute(table.insert(), own)
 
 
 def hashes_of(conn: Connection, receipt_id: str) -> list[StoredHash]:
-    """The stored views of one receipt, by view."""
-    query = select(perceptual_hashes).where(perceptual_hashes.c.receipt_id == receipt_id)
-    return [_stored(row) for row in conn.execute(query.order_by(perceptual_hashes.c.view))]
+    """The stored views of one receipt, by view (its quadrants last)."""
+    return [_stored(row) for table in (perceptual_hashes, perceptual_quadrants)
+            for row in conn.execute(select(table).where(table.c.receipt_id == receipt_id)
+                                    .order_by(table.c.view))]
 
 
 def hashed_receipts(conn: Connection, receipt_ids: Sequence[str]) -> set[str]:
@@ -164,6 +170,14 @@ def hashes_of_images(conn: Connection, digests: Sequence[str]) -> dict[str, list
         digest, stored = row.image_sha256, _stored(row)
         if chosen.setdefault(digest, stored.receipt_id) == stored.receipt_id:
             found.setdefault(digest, []).append(stored)
+    if chosen:  # that receipt's quadrants too (none for images hashed before migration 0020)
+        digest_of = {receipt_id: digest for digest, receipt_id in chosen.items()}
+        quadrants = (select(perceptual_quadrants)
+                     .where(perceptual_quadrants.c.receipt_id.in_(list(digest_of)))
+                     .order_by(perceptual_quadrants.c.receipt_id, perceptual_quadrants.c.view))
+        for row in conn.execute(quadrants):
+            stored = _stored(row)
+            found[digest_of[stored.receipt_id]].append(stored)
     return found
 
 
@@ -190,25 +204,27 @@ def _one_of(conn: Connection, column: ColumnElement[int], values: list[int],
     return column.in_(values)
 
 
-def _band_phashes(conn: Connection, values: list[set[int]]) -> CompoundSelect[int]:
+def _band_phashes(conn: Connection, values: list[set[int]], table: Table
+                  ) -> CompoundSelect[int]:
     """Phase 1: the pHash of every view whose band i is one of values[i], one SELECT per band
     joined by UNION ALL (an OR of the three became a bitmap scan on PostgreSQL, which reads
     the table; each band alone is an index-only scan of its (band, phash) index)."""
-    table = perceptual_hashes.c
-    parts = [select(table.phash).where(_one_of(conn, table[f"band{i}"], sorted(vals)))
+    columns = table.c
+    parts = [select(columns.phash).where(_one_of(conn, columns[f"band{i}"], sorted(vals)))
              for i, vals in enumerate(values)]
     return union_all(*parts)
 
 
-def find_candidates(conn: Connection, phashes: Sequence[int],
-                    max_distance: int = 64) -> Candidates:
+def find_candidates(conn: Connection, phashes: Sequence[int], max_distance: int = 64,
+                    table: Table = perceptual_hashes) -> Candidates:
     """Stored views whose bands are within BAND_RADIUS of a query's, read through the band
     indexes only, and kept when their pHash is within `max_distance` of one of `phashes`.
 
     Every view within GUARANTEED_RADIUS (and `max_distance`) is among them. Two phases: the
     band indexes, which hold (band, phash), answer the pHashes alone without reading the table;
     only the views of the few pHashes close enough are then fetched, by band 0 and pHash
-    (the same index). rows_read counts the index entries of phase 1.
+    (the same index). rows_read counts the index entries of phase 1. `table` is
+    perceptual_hashes or perceptual_quadrants (the same layout).
     """
     values: list[set[int]] = [set() for _ in range(PHASH_BANDS)]
     for phash in phashes:
@@ -216,7 +232,7 @@ def find_candidates(conn: Connection, phashes: Sequence[int],
             values[i].update(_within(band, BAND_RADIUS, PHASH_BAND_BITS[i]))
     kept: set[int] = set()
     rows_read = 0
-    for signed in conn.execute(_band_phashes(conn, values)).scalars():
+    for signed in conn.execute(_band_phashes(conn, values, table)).scalars():
         rows_read += 1
         phash = signed & 0xFFFF_FFFF_FFFF_FFFF  # the stored two's complement, unsigned again
         for q in phashes:  # a plain loop: a generator per row cost a sixth of the lookup
@@ -225,11 +241,11 @@ def find_candidates(conn: Connection, phashes: Sequence[int],
                 break
     if not kept:
         return Candidates([], rows_read)
-    table = perceptual_hashes.c
+    columns = table.c
     first = {bands(_unsigned(signed))[0] for signed in kept}
-    query = select(table.receipt_id, table.view, table.phash, table.dhash256).where(
-        _one_of(conn, table.band0, sorted(first)),
-        _one_of(conn, table.phash, sorted(kept), BigInteger()))
+    query = select(columns.receipt_id, columns.view, columns.phash, columns.dhash256).where(
+        _one_of(conn, columns.band0, sorted(first)),
+        _one_of(conn, columns.phash, sorted(kept), BigInteger()))
     views = [StoredHash(receipt_id, view, _unsigned(signed), int.from_bytes(dhash, "big"))
              for receipt_id, view, signed, dhash in conn.execute(query)]
     return Candidates(views, rows_read)

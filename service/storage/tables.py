@@ -359,6 +359,19 @@ perceptual_hashes = Table(
     *(Column(f"band{i}", Integer, nullable=False) for i in range(PHASH_BANDS)),
     *(Index(None, f"band{i}", "phash") for i in range(PHASH_BANDS)),
 )
+# The quadrants of the same images (migration 0020), laid out as perceptual_hashes: a second
+# stage that a search looks up only when no whole view matched (a badge inset in a corner), so
+# their rows never lengthen the first lookup, which every search makes.
+perceptual_quadrants = Table(
+    "perceptual_quadrants",
+    metadata,
+    Column("receipt_id", String(ID_LENGTH), ForeignKey("receipts.id"), primary_key=True),
+    Column("view", Integer, primary_key=True, autoincrement=False),
+    Column("phash", BigInteger, nullable=False),
+    Column("dhash256", LargeBinary(32), nullable=False),
+    *(Column(f"band{i}", Integer, nullable=False) for i in range(PHASH_BANDS)),
+    *(Index(None, f"band{i}", "phash") for i in range(PHASH_BANDS)),
+)
 
 
 # Uploaded images waiting for their perceptual hashes, by content (one row per distinct image).

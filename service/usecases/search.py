@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from service.evidence.perceptual import query_hashes
+from sqlalchemy import Connection, Table
+
+from service.evidence.perceptual import PerceptualHash, is_quadrant, query_hashes
 from service.evidence.similarity import (
     MAX_PHASH_DISTANCE,
     Closeness,
@@ -20,6 +22,7 @@ from service.evidence.similarity import (
     same_picture,
 )
 from service.storage.perceptual import MatchedReceipt, find_candidates, matched_receipts
+from service.storage.tables import perceptual_hashes, perceptual_quadrants
 from service.usecases.metrics import timed_search
 from service.wiring import Services
 
@@ -46,6 +49,19 @@ class SearchResult:
     total: int
 
 
+def _matches(conn: Connection, query: list[PerceptualHash], table: Table
+             ) -> dict[str, Closeness]:
+    """The receipts matching `query` among the views of `table` its hashes find (the whole
+    views' in perceptual_hashes, the quadrants' in perceptual_quadrants)."""
+    quadrants = table is perceptual_quadrants
+    looked_up = [h.phash for h in query if is_quadrant(h.view) == quadrants]
+    if not looked_up:
+        return {}
+    found = find_candidates(conn, looked_up, MAX_PHASH_DISTANCE, table)
+    return closest_matches(query, ((v.receipt_id, v.view, v.phash, v.dhash256)
+                                   for v in found.views))
+
+
 def search(services: Services, image: BinaryIO, caller: str | None) -> SearchResult:
     """Hash `image` (and its mirror image) and return the registrations it matches."""
     with timed_search():
@@ -57,8 +73,11 @@ def _search(services: Services, image: BinaryIO, caller: str | None) -> SearchRe
     if not query:
         return SearchResult([], None, 0)
     with services.engine.connect() as conn:
-        found = find_candidates(conn, [h.phash for h in query], MAX_PHASH_DISTANCE)
-        near = closest_matches(query, ((v.receipt_id, v.phash, v.dhash256) for v in found.views))
+        near = _matches(conn, query, perceptual_hashes)
+        if not near:
+            # Nothing matched the whole picture: its quadrants then (a badge or logo inset in a
+            # corner). Only then, so a query that matches costs what it did before.
+            near = _matches(conn, query, perceptual_quadrants)
         visible = matched_receipts(conn, list(near), caller)  # oldest first
     oldest_first = [Match(r, near[r.id], caller is not None and r.api_key_id == caller)
                     for r in visible]

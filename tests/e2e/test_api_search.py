@@ -63,6 +63,23 @@ def match_ids(response: Any) -> list[str]:
     return [m["id"] for m in response.get_json()["matches"]]
 
 
+def test_a_copy_with_a_badge_no_edge_view_cuts_away_is_found_through_its_quadrants(
+        search_api: Api) -> None:
+    """Seed 33's badge copy matches none of the whole views (tests/unit/test_perceptual.py):
+    the search looks up the query's quadrants then, and three of them meet the original's."""
+    for seed in OTHERS:
+        register(search_api, picture_png(seed))
+    original = register(search_api, picture_png(33))
+    assert len(hashes_of_receipt(search_api, original)) == 19 + 4  # views, then quadrants
+    assert match_ids(search(search_api, ALTERATIONS["badge_corner_5"](picture(33), 33))) == [
+        original]
+
+
+def hashes_of_receipt(api: Api, receipt_id: str) -> list[Any]:
+    with api.services.engine.connect() as conn:
+        return hashes_of(conn, receipt_id)
+
+
 @pytest.mark.parametrize("alteration", sorted(ALTERATIONS))
 def test_an_altered_copy_finds_its_original(search_api: Api, alteration: str) -> None:
     for seed in OTHERS:

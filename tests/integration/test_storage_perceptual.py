@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
+from service.evidence.perceptual import QUADRANT_VIEWS
 from service.storage.perceptual import (
     GUARANTEED_RADIUS,
     PHASH_BAND_BITS,
@@ -16,11 +17,16 @@ from service.storage.perceptual import (
     bands,
     find_candidates,
     hashes_of,
+    hashes_of_images,
     matched_receipts,
     store_hashes,
 )
+from service.storage.tables import perceptual_quadrants
 
 RNG_SEED = 6
+# View ids for tests that store many views of one receipt: whole views only (quadrants have
+# their own table, tested below).
+WHOLE_VIEWS = [view for view in range(1000) if view not in QUADRANT_VIEWS]
 
 
 def flip(value: int, bits: list[int]) -> int:
@@ -42,6 +48,27 @@ def test_hashes_round_trip_including_the_top_bit(db_engine: Engine,
         (0, high, (1 << 255) | 1), (1, 7, 9)]
 
 
+def test_quadrants_are_kept_apart_and_looked_up_only_there(
+        db_engine: Engine, make_receipt: Callable[..., Any]) -> None:
+    """Quadrant views go to perceptual_quadrants: the first lookup of every search never reads
+    them, the second finds them, and a receipt's views (also copied to a later receipt of the
+    same bytes) include them."""
+    receipt = make_receipt()
+    quadrant, whole = QUADRANT_VIEWS[1], 0
+    with db_engine.begin() as conn:
+        store_hashes(conn, receipt.id, [(whole, 1111, 1), (quadrant, 2222, 2)])
+        store_hashes(conn, receipt.id, [(whole, 1111, 1), (quadrant, 2222, 2)])  # idempotent
+    with db_engine.connect() as conn:
+        assert [(h.view, h.phash) for h in hashes_of(conn, receipt.id)] == [
+            (whole, 1111), (quadrant, 2222)]
+        assert [h.view for h in hashes_of_images(conn, [receipt.image_sha256])[
+            receipt.image_sha256]] == [whole, quadrant]
+        assert find_candidates(conn, [2222], 0).views == []
+        found = find_candidates(conn, [2222], 0, perceptual_quadrants).views
+        assert [(v.receipt_id, v.view, v.phash) for v in found] == [(receipt.id, quadrant, 2222)]
+        assert find_candidates(conn, [1111], 0, perceptual_quadrants).views == []
+
+
 def test_every_hash_within_the_guaranteed_radius_is_found(
         db_engine: Engine, make_receipt: Callable[..., Any]) -> None:
     rng = random.Random(RNG_SEED)
@@ -50,7 +77,7 @@ def test_every_hash_within_the_guaranteed_radius_is_found(
     near = [flip(query, rng.sample(range(64), rng.randint(0, GUARANTEED_RADIUS)))
             for _ in range(40)]
     with db_engine.begin() as conn:
-        store_hashes(conn, receipt.id, [(view, value, 0) for view, value in enumerate(near)])
+        store_hashes(conn, receipt.id, [(view, value, 0) for view, value in zip(WHOLE_VIEWS, near)])
     with db_engine.connect() as conn:
         found = {h.phash for h in find_candidates(conn, [query]).views}
     assert set(near) <= found
@@ -126,9 +153,10 @@ def test_candidates_are_exactly_what_an_exact_scan_finds_within_the_radius(
               for _ in range(150)] + [rng.getrandbits(64) for _ in range(50)]
     first, second = make_receipt(), make_receipt()
     with db_engine.begin() as conn:
-        store_hashes(conn, first.id, [(view, value, view) for view, value in enumerate(stored)])
+        store_hashes(conn, first.id, [(view, value, view)
+                                      for view, value in zip(WHOLE_VIEWS, stored)])
         store_hashes(conn, second.id, [(0, stored[0], 1), (1, stored[1], 2)])
-    rows = [(first.id, view, value, view) for view, value in enumerate(stored)] + [
+    rows = [(first.id, view, value, view) for view, value in zip(WHOLE_VIEWS, stored)] + [
         (second.id, 0, stored[0], 1), (second.id, 1, stored[1], 2)]
     exact = {(rid, view, value, dhash) for rid, view, value, dhash in rows
              if (value ^ query).bit_count() <= GUARANTEED_RADIUS}

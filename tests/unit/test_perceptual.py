@@ -9,8 +9,10 @@ from PIL import Image, ImageOps
 
 from service.errors import ImageBombError, ImageDecodeError
 from service.evidence.perceptual import (
+    QUADRANT_VIEWS,
     QUERY_EDGE_VIEWS,
     VIEWS,
+    PerceptualHash,
     hamming,
     hash_grey,
     load_grey,
@@ -23,15 +25,54 @@ from tests.support.images import bomb_png, png_bytes
 from tests.support.pictures import picture, picture_png
 
 
-def stored(data: bytes) -> list[tuple[int, int]]:
-    return [(h.phash, h.dhash256) for h in registration_hashes(io.BytesIO(data))]
+def stored(data: bytes) -> list[tuple[int, int, int]]:
+    return [(h.view, h.phash, h.dhash256) for h in registration_hashes(io.BytesIO(data))]
 
 
-def test_registration_stores_one_hash_pair_per_view() -> None:
+def test_registration_stores_one_hash_pair_per_view_then_per_quadrant() -> None:
     hashes = registration_hashes(io.BytesIO(picture_png(1)))
-    assert [h.view for h in hashes] == list(range(len(VIEWS)))
+    assert [h.view for h in hashes] == list(range(len(VIEWS))) + list(QUADRANT_VIEWS)
     assert all(0 <= h.phash < 2**64 and 0 <= h.dhash256 < 2**256 for h in hashes)
-    assert len({h.dhash256 for h in hashes}) == len(VIEWS)  # crops differ
+    assert len({h.dhash256 for h in hashes}) == len(hashes)  # crops and quadrants differ
+
+
+def test_a_flat_quadrant_is_neither_stored_nor_looked_up() -> None:
+    """A flat quarter (a sky) has noise for bits: it would match every other flat quarter."""
+    image = picture(2).copy()
+    image.paste((90, 140, 200), (image.width // 2, 0, image.width, image.height // 2))
+    data = encode(image, "PNG")
+    assert [h.view for h in registration_hashes(io.BytesIO(data))][len(VIEWS):] == [
+        QUADRANT_VIEWS[0], QUADRANT_VIEWS[2], QUADRANT_VIEWS[3]]
+    assert [h.view for h in query_hashes(io.BytesIO(data))][-3:] == [
+        QUADRANT_VIEWS[0], QUADRANT_VIEWS[2], QUADRANT_VIEWS[3]]
+
+
+def test_a_badge_inset_in_a_corner_is_found_through_three_quadrants() -> None:
+    """An opaque square logo of 5% of the area, inset from the edges so that no edge view cuts
+    it away: the whole views miss it, three untouched quadrants do not."""
+    seed = 33  # one of the generated pictures the whole views miss (bench/robustness.py)
+    query = query_hashes(io.BytesIO(ALTERATIONS["badge_corner_5"](picture(seed), seed)))
+    whole = [h for h in query if h.view not in QUADRANT_VIEWS]
+    original = stored(picture_png(seed))
+    assert closeness(whole, original) is None
+    near = closeness(query, original)
+    assert near is not None and near.distance <= 32
+
+
+def test_two_matching_quadrants_are_not_a_match() -> None:
+    """A quarter of a picture is weak evidence: three of the four must match, each in its own
+    place, and never a stored quadrant against a whole view of the query."""
+    original = stored(picture_png(5))
+    quadrants = [h for h in query_hashes(io.BytesIO(picture_png(5))) if h.view in QUADRANT_VIEWS]
+    assert closeness(quadrants, original) is not None  # all four
+    assert closeness(quadrants[:3], original) is not None
+    assert closeness(quadrants[:2], original) is None
+    moved = [PerceptualHash(QUADRANT_VIEWS[(QUADRANT_VIEWS.index(h.view) + 1) % 4], h.phash,
+                            h.dhash256) for h in quadrants]
+    assert closeness(moved, original) is None  # the right hashes in the wrong places
+    as_whole = [PerceptualHash(0, h.phash, h.dhash256) for h in quadrants]
+    only_quadrants = [v for v in original if v[0] in QUADRANT_VIEWS]
+    assert closeness(as_whole, only_quadrants) is None
 
 
 def test_hashes_are_deterministic_and_format_independent() -> None:
@@ -116,7 +157,7 @@ def test_a_copy_branded_with_an_opaque_bar_is_found(seed: int) -> None:
     """A solid bar with a logo and text over 5% of the picture, along an edge: the query's
     views without that edge meet the original's stored views of the same framing."""
     query = query_hashes(io.BytesIO(ALTERATIONS["overlay_5"](picture(seed), seed)))
-    assert len(query) == 2 + len(QUERY_EDGE_VIEWS)
+    assert len(query) == 2 + len(QUERY_EDGE_VIEWS) + len(QUADRANT_VIEWS)
     near = closeness(query, stored(picture_png(seed)))
     assert near is not None and near.distance <= 8
 
