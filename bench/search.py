@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 from bench import wallpapers  # noqa: E402
 from service.evidence.perceptual import (  # noqa: E402
     PerceptualHash,
-    is_quadrant,
+    is_cell,
     query_hashes,
     registration_hashes,
 )
@@ -72,7 +72,7 @@ _SHIFTS = [sum(PHASH_BAND_BITS[i + 1:]) for i in range(PHASH_BANDS)]  # as stora
 # The alterations the queries are made with: those of this bench's earlier figures, so that they
 # stay comparable. The badges of bench/robustness.py are left out on purpose: their whole views
 # sit 6-11 bits from the original's (the first lookup's recall vs the exact scan fell to 0.976
-# with them, 2026-12-04), which is why the search then looks up quadrants (not measured here).
+# with them, 2026-12-04), which is why the search then looks up cells (not measured here).
 QUERY_ALTERATIONS = ("jpeg_q50", "jpeg_q70", "jpeg_q90", "resize_50", "resize_200", "crop_5",
                      "crop_10", "watermark", "watermark_painted_over", "brightness_plus_15",
                      "brightness_minus_15", "border_10", "mirror", "overlay_2", "overlay_5")
@@ -194,8 +194,8 @@ def _real_hashes(limit: int, max_side: int) -> tuple[list[tuple[str, PerceptualH
 
 def _whole(hashes: list[PerceptualHash]) -> list[PerceptualHash]:
     """The whole views only: what the first lookup of every search reads (perceptual_hashes).
-    Quadrants have a table of their own, looked up only when that finds nothing."""
-    return [h for h in hashes if not is_quadrant(h.view)]
+    Cells have a table of their own, looked up only when that finds nothing."""
+    return [h for h in hashes if not is_cell(h.view)]
 
 
 @contextmanager

@@ -87,14 +87,17 @@ QUERY_EDGE_VIEWS: tuple[int, ...] = tuple(
     index for index, cut in enumerate(VIEWS)
     if sorted(cut) == [0.0, 0.05, 0.05, 0.1] and cut.count(0.05) == 2
 )
-# Quadrants, stored after VIEWS (view ids QUADRANT_VIEWS): a logo or badge laid over a corner but
-# inset from the edges, which no edge view cuts away, spoils one quadrant while the other three
-# still match their stored counterparts (bench/robustness.py badge_corner_2/5). A quadrant is a
-# quarter of the picture, weaker evidence than the whole: a match through quadrants needs
-# similarity.QUADRANTS_NEEDED of them, each within the usual limits.
-QUADRANTS: tuple[tuple[float, float, float, float], ...] = (
-    (0.0, 0.0, 0.5, 0.5), (0.5, 0.0, 0.0, 0.5), (0.0, 0.5, 0.5, 0.0), (0.5, 0.5, 0.0, 0.0))
-QUADRANT_VIEWS: tuple[int, ...] = tuple(range(len(VIEWS), len(VIEWS) + len(QUADRANTS)))
+# Cells of a 3x3 grid, stored after VIEWS (view ids CELL_VIEWS): a logo or badge laid inside a
+# picture rather than along an edge (a corner badge inset from the edges, a logo in the middle),
+# which no edge view cuts away, spoils the cells it covers while the others still match their
+# stored counterparts (bench/robustness.py badge_*: one of up to a ninth of the area fits in one
+# cell, wherever it sits, or straddles two). A cell is a ninth of the picture, weak evidence
+# alone: a match through cells needs most of them (similarity.CELLS_NEEDED).
+GRID = 3
+CELLS: tuple[tuple[float, float, float, float], ...] = tuple(
+    (column / GRID, row / GRID, 1 - (column + 1) / GRID, 1 - (row + 1) / GRID)
+    for row in range(GRID) for column in range(GRID))
+CELL_VIEWS: tuple[int, ...] = tuple(range(len(VIEWS), len(VIEWS) + len(CELLS)))
 # An image whose 64x64 grey version varies less than this (standard deviation, 0..255) is a
 # flat fill: its hash bits are noise, and every flat image would match every other one.
 MIN_CONTRAST = 2.0
@@ -360,6 +363,8 @@ def _view(grey: Image.Image, cut: tuple[float, float, float, float]) -> Image.Im
 
 
 _FLAT_CELLS = 64  # contrast is judged on the image averaged to this many cells a side
+# Where each cell of the GRID starts along a side of that averaged image (CELLS' fractions).
+_CELL_STARTS = np.array([round(i / GRID * _FLAT_CELLS) for i in range(GRID)])
 
 
 @lru_cache(maxsize=PROJECTIONS_CACHED)
@@ -370,10 +375,16 @@ def _averaging(size: int) -> NDArray[np.float32]:
     return matrix
 
 
-def _contrast(pixels: NDArray[np.float32]) -> float:
+def _averaged(pixels: NDArray[np.float32]) -> NDArray[np.floating[Any]]:
+    """The image averaged to _FLAT_CELLS x _FLAT_CELLS: what contrast is judged on."""
     height, width = pixels.shape
     with _BLAS.limit(limits=1, user_api="blas"):
-        return float((_averaging(height) @ pixels @ _averaging(width).T).std())
+        averaged = _averaging(height) @ pixels @ _averaging(width).T
+    return averaged
+
+
+def _contrast(pixels: NDArray[np.float32]) -> float:
+    return float(_averaged(pixels).std())
 
 
 def is_flat(grey: Image.Image) -> bool:
@@ -382,29 +393,33 @@ def is_flat(grey: Image.Image) -> bool:
 
 
 def registration_hashes(fileobj: BinaryIO) -> list[PerceptualHash]:
-    """The hashes stored for a registered image: one per entry of VIEWS, then one per quadrant
-    that is not flat; none when the image is flat."""
+    """The hashes stored for a registered image: one per entry of VIEWS, then one per cell
+    (CELLS) that is not flat; none when the image is flat."""
     return _stored_hashes(grey_array(load_grey(fileobj)))
 
 
 def _stored_hashes(pixels: NDArray[np.float32]) -> list[PerceptualHash]:
-    if _contrast(pixels) < MIN_CONTRAST:
+    averaged = _averaged(pixels)
+    if float(averaged.std()) < MIN_CONTRAST:
         return []
-    hashes = hash_views(pixels, VIEWS + QUADRANTS)
-    return hashes[:len(VIEWS)] + _structured_quadrants(pixels, hashes[len(VIEWS):])
+    hashes = hash_views(pixels, VIEWS + CELLS)
+    return hashes[:len(VIEWS)] + _structured_cells(averaged, hashes[len(VIEWS):])
 
 
-def _structured_quadrants(pixels: NDArray[np.float32], hashes: list[PerceptualHash]
-                          ) -> list[PerceptualHash]:
-    """The quadrant hashes (in QUADRANTS order) of the quadrants that are not flat: a flat
-    quarter (a sky) has noise for bits, and would match every other flat quarter."""
-    height, width = pixels.shape
-    rows, columns = (slice(0, height // 2), slice(height // 2, height)), (
-        slice(0, width // 2), slice(width // 2, width))
-    parts = (pixels[rows[0], columns[0]], pixels[rows[0], columns[1]],
-             pixels[rows[1], columns[0]], pixels[rows[1], columns[1]])
-    return [h for h, part in zip(hashes, parts, strict=True)
-            if min(part.shape) >= 2 and _contrast(part) >= MIN_CONTRAST]
+def _structured_cells(averaged: NDArray[np.floating[Any]], hashes: list[PerceptualHash]
+                      ) -> list[PerceptualHash]:
+    """The cell hashes (in CELLS order) of the cells that are not flat, judged on their part
+    of the image's `averaged` grid: a flat ninth (a patch of sky) has noise for bits, and would
+    match every other flat one. The nine deviations come from block sums (np.add.reduceat),
+    not one std() call per cell, which cost a tenth of an image's hashing."""
+    starts = _CELL_STARTS
+    values = averaged.astype(np.float64)
+    sums = np.add.reduceat(np.add.reduceat(values, starts, axis=0), starts, axis=1)
+    squares = np.add.reduceat(np.add.reduceat(values * values, starts, axis=0), starts, axis=1)
+    sizes = np.outer(*(np.diff(np.append(starts, _FLAT_CELLS)),) * 2)
+    deviations = np.sqrt(np.maximum(squares / sizes - (sums / sizes) ** 2, 0.0)).ravel()
+    return [h for h, deviation in zip(hashes, deviations, strict=True)
+            if deviation >= MIN_CONTRAST]
 
 
 def registration_hashes_and_picture(fileobj: BinaryIO, side: int
@@ -417,24 +432,25 @@ def registration_hashes_and_picture(fileobj: BinaryIO, side: int
 
 def query_hashes(fileobj: BinaryIO) -> list[PerceptualHash]:
     """The hashes a search looks up: the image, its mirror image, then its views without one
-    edge (QUERY_EDGE_VIEWS), then its quadrants that are not flat, labelled with the stored
-    view they compare with (QUADRANT_VIEWS); none when flat."""
+    edge (QUERY_EDGE_VIEWS), then its cells that are not flat, labelled with the stored view
+    they compare with (CELL_VIEWS); none when flat."""
     pixels = grey_array(load_grey(fileobj, MAX_QUERY_PIXELS))
-    if _contrast(pixels) < MIN_CONTRAST:
+    averaged = _averaged(pixels)
+    if float(averaged.std()) < MIN_CONTRAST:
         return []
     edges = tuple(VIEWS[i] for i in QUERY_EDGE_VIEWS)
-    own = hash_views(pixels, (VIEWS[0],) + edges + QUADRANTS)
+    own = hash_views(pixels, (VIEWS[0],) + edges + CELLS)
     mirror = hash_views(np.ascontiguousarray(pixels[:, ::-1]), (VIEWS[0],))[0]
-    edge_hashes, quadrant_hashes = own[1:1 + len(edges)], own[1 + len(edges):]
+    edge_hashes, cell_hashes = own[1:1 + len(edges)], own[1 + len(edges):]
     return [own[0], PerceptualHash(1, mirror.phash, mirror.dhash256),
             *(PerceptualHash(2 + i, h.phash, h.dhash256) for i, h in enumerate(edge_hashes)),
-            *(PerceptualHash(QUADRANT_VIEWS[h.view - 1 - len(edges)], h.phash, h.dhash256)
-              for h in _structured_quadrants(pixels, quadrant_hashes))]
+            *(PerceptualHash(CELL_VIEWS[h.view - 1 - len(edges)], h.phash, h.dhash256)
+              for h in _structured_cells(averaged, cell_hashes))]
 
 
-def is_quadrant(view: int) -> bool:
-    """Whether a (stored or query) view id names a quadrant (see QUADRANTS)."""
-    return view in QUADRANT_VIEWS
+def is_cell(view: int) -> bool:
+    """Whether a (stored or query) view id names a cell of the grid (see CELLS)."""
+    return view in CELL_VIEWS
 
 
 def hamming(a: int, b: int) -> int:

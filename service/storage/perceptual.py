@@ -34,12 +34,12 @@ from sqlalchemy import (
     update,
 )
 
-from service.evidence.perceptual import is_quadrant
+from service.evidence.perceptual import is_cell
 from service.storage.tables import (
     PHASH_BAND_BITS,
     PHASH_BANDS,
+    perceptual_cells,
     perceptual_hashes,
-    perceptual_quadrants,
     receipts,
     tokens,
 )
@@ -125,19 +125,19 @@ def store_many_hashes(conn: Connection,
     if not hashes:
         return
     ids = list(hashes)
-    for table in (perceptual_hashes, perceptual_quadrants):
+    for table in (perceptual_hashes, perceptual_cells):
         conn.execute(delete(table).where(table.c.receipt_id.in_(ids)))
     clear_hash_pending(conn, *ids)
-    rows = [(is_quadrant(view), hash_row(receipt_id, view, phash, dhash))
+    rows = [(is_cell(view), hash_row(receipt_id, view, phash, dhash))
             for receipt_id, triples in hashes.items() for view, phash, dhash in triples]
-    for table, quadrant in ((perceptual_hashes, False), (perceptual_quadrants, True)):
-        if own := [row for is_q, row in rows if is_q == quadrant]:
+    for table, cell in ((perceptual_hashes, False), (perceptual_cells, True)):
+        if own := [row for is_c, row in rows if is_c == cell]:
             conn.execute(table.insert(), own)
 
 
 def hashes_of(conn: Connection, receipt_id: str) -> list[StoredHash]:
-    """The stored views of one receipt, by view (its quadrants last)."""
-    return [_stored(row) for table in (perceptual_hashes, perceptual_quadrants)
+    """The stored views of one receipt, by view (its cells last)."""
+    return [_stored(row) for table in (perceptual_hashes, perceptual_cells)
             for row in conn.execute(select(table).where(table.c.receipt_id == receipt_id)
                                     .order_by(table.c.view))]
 
@@ -170,12 +170,12 @@ def hashes_of_images(conn: Connection, digests: Sequence[str]) -> dict[str, list
         digest, stored = row.image_sha256, _stored(row)
         if chosen.setdefault(digest, stored.receipt_id) == stored.receipt_id:
             found.setdefault(digest, []).append(stored)
-    if chosen:  # that receipt's quadrants too (none for images hashed before migration 0020)
+    if chosen:  # that receipt's cells too (none for images hashed before migration 0020)
         digest_of = {receipt_id: digest for digest, receipt_id in chosen.items()}
-        quadrants = (select(perceptual_quadrants)
-                     .where(perceptual_quadrants.c.receipt_id.in_(list(digest_of)))
-                     .order_by(perceptual_quadrants.c.receipt_id, perceptual_quadrants.c.view))
-        for row in conn.execute(quadrants):
+        cells = (select(perceptual_cells)
+                 .where(perceptual_cells.c.receipt_id.in_(list(digest_of)))
+                 .order_by(perceptual_cells.c.receipt_id, perceptual_cells.c.view))
+        for row in conn.execute(cells):
             stored = _stored(row)
             found[digest_of[stored.receipt_id]].append(stored)
     return found
@@ -224,7 +224,7 @@ def find_candidates(conn: Connection, phashes: Sequence[int], max_distance: int 
     band indexes, which hold (band, phash), answer the pHashes alone without reading the table;
     only the views of the few pHashes close enough are then fetched, by band 0 and pHash
     (the same index). rows_read counts the index entries of phase 1. `table` is
-    perceptual_hashes or perceptual_quadrants (the same layout).
+    perceptual_hashes or perceptual_cells (the same layout).
     """
     values: list[set[int]] = [set() for _ in range(PHASH_BANDS)]
     for phash in phashes:

@@ -359,11 +359,11 @@ perceptual_hashes = Table(
     *(Column(f"band{i}", Integer, nullable=False) for i in range(PHASH_BANDS)),
     *(Index(None, f"band{i}", "phash") for i in range(PHASH_BANDS)),
 )
-# The quadrants of the same images (migration 0020), laid out as perceptual_hashes: a second
-# stage that a search looks up only when no whole view matched (a badge inset in a corner), so
-# their rows never lengthen the first lookup, which every search makes.
-perceptual_quadrants = Table(
-    "perceptual_quadrants",
+# The cells (a 3x3 grid) of the same images (migration 0020), laid out as perceptual_hashes: a
+# second stage that a search looks up only when no whole view matched (a badge or logo inside
+# the picture), so their rows never lengthen the first lookup, which every search makes.
+perceptual_cells = Table(
+    "perceptual_cells",
     metadata,
     Column("receipt_id", String(ID_LENGTH), ForeignKey("receipts.id"), primary_key=True),
     Column("view", Integer, primary_key=True, autoincrement=False),

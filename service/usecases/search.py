@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 from sqlalchemy import Connection, Table
 
-from service.evidence.perceptual import PerceptualHash, is_quadrant, query_hashes
+from service.evidence.perceptual import PerceptualHash, is_cell, query_hashes
 from service.evidence.similarity import (
     MAX_PHASH_DISTANCE,
     Closeness,
@@ -22,7 +22,7 @@ from service.evidence.similarity import (
     same_picture,
 )
 from service.storage.perceptual import MatchedReceipt, find_candidates, matched_receipts
-from service.storage.tables import perceptual_hashes, perceptual_quadrants
+from service.storage.tables import perceptual_cells, perceptual_hashes
 from service.usecases.metrics import timed_search
 from service.wiring import Services
 
@@ -52,9 +52,9 @@ class SearchResult:
 def _matches(conn: Connection, query: list[PerceptualHash], table: Table
              ) -> dict[str, Closeness]:
     """The receipts matching `query` among the views of `table` its hashes find (the whole
-    views' in perceptual_hashes, the quadrants' in perceptual_quadrants)."""
-    quadrants = table is perceptual_quadrants
-    looked_up = [h.phash for h in query if is_quadrant(h.view) == quadrants]
+    views' in perceptual_hashes, the cells' in perceptual_cells)."""
+    cells = table is perceptual_cells
+    looked_up = [h.phash for h in query if is_cell(h.view) == cells]
     if not looked_up:
         return {}
     found = find_candidates(conn, looked_up, MAX_PHASH_DISTANCE, table)
@@ -75,9 +75,9 @@ def _search(services: Services, image: BinaryIO, caller: str | None) -> SearchRe
     with services.engine.connect() as conn:
         near = _matches(conn, query, perceptual_hashes)
         if not near:
-            # Nothing matched the whole picture: its quadrants then (a badge or logo inset in a
-            # corner). Only then, so a query that matches costs what it did before.
-            near = _matches(conn, query, perceptual_quadrants)
+            # Nothing matched the whole picture: its cells then (a badge or logo inside the
+            # picture). Only then, so a query that matches costs what it did before.
+            near = _matches(conn, query, perceptual_cells)
         visible = matched_receipts(conn, list(near), caller)  # oldest first
     oldest_first = [Match(r, near[r.id], caller is not None and r.api_key_id == caller)
                     for r in visible]

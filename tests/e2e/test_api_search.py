@@ -63,14 +63,14 @@ def match_ids(response: Any) -> list[str]:
     return [m["id"] for m in response.get_json()["matches"]]
 
 
-def test_a_copy_with_a_badge_no_edge_view_cuts_away_is_found_through_its_quadrants(
+def test_a_copy_with_a_badge_no_edge_view_cuts_away_is_found_through_its_cells(
         search_api: Api) -> None:
     """Seed 33's badge copy matches none of the whole views (tests/unit/test_perceptual.py):
-    the search looks up the query's quadrants then, and three of them meet the original's."""
+    the search looks up the query's cells then, and those the badge spared meet the original's."""
     for seed in OTHERS:
         register(search_api, picture_png(seed))
     original = register(search_api, picture_png(33))
-    assert len(hashes_of_receipt(search_api, original)) == 19 + 4  # views, then quadrants
+    assert len(hashes_of_receipt(search_api, original)) == 19 + 9  # views, then cells
     assert match_ids(search(search_api, ALTERATIONS["badge_corner_5"](picture(33), 33))) == [
         original]
 

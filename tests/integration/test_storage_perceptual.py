@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
-from service.evidence.perceptual import QUADRANT_VIEWS
+from service.evidence.perceptual import CELL_VIEWS
 from service.storage.perceptual import (
     GUARANTEED_RADIUS,
     PHASH_BAND_BITS,
@@ -21,12 +21,12 @@ from service.storage.perceptual import (
     matched_receipts,
     store_hashes,
 )
-from service.storage.tables import perceptual_quadrants
+from service.storage.tables import perceptual_cells
 
 RNG_SEED = 6
-# View ids for tests that store many views of one receipt: whole views only (quadrants have
-# their own table, tested below).
-WHOLE_VIEWS = [view for view in range(1000) if view not in QUADRANT_VIEWS]
+# View ids for tests that store many views of one receipt: whole views only (cells have their
+# own table, tested below).
+WHOLE_VIEWS = [view for view in range(1000) if view not in CELL_VIEWS]
 
 
 def flip(value: int, bits: list[int]) -> int:
@@ -48,25 +48,25 @@ def test_hashes_round_trip_including_the_top_bit(db_engine: Engine,
         (0, high, (1 << 255) | 1), (1, 7, 9)]
 
 
-def test_quadrants_are_kept_apart_and_looked_up_only_there(
+def test_cells_are_kept_apart_and_looked_up_only_there(
         db_engine: Engine, make_receipt: Callable[..., Any]) -> None:
-    """Quadrant views go to perceptual_quadrants: the first lookup of every search never reads
+    """Cell views go to perceptual_cells: the first lookup of every search never reads
     them, the second finds them, and a receipt's views (also copied to a later receipt of the
     same bytes) include them."""
     receipt = make_receipt()
-    quadrant, whole = QUADRANT_VIEWS[1], 0
+    cell, whole = CELL_VIEWS[1], 0
     with db_engine.begin() as conn:
-        store_hashes(conn, receipt.id, [(whole, 1111, 1), (quadrant, 2222, 2)])
-        store_hashes(conn, receipt.id, [(whole, 1111, 1), (quadrant, 2222, 2)])  # idempotent
+        store_hashes(conn, receipt.id, [(whole, 1111, 1), (cell, 2222, 2)])
+        store_hashes(conn, receipt.id, [(whole, 1111, 1), (cell, 2222, 2)])  # idempotent
     with db_engine.connect() as conn:
         assert [(h.view, h.phash) for h in hashes_of(conn, receipt.id)] == [
-            (whole, 1111), (quadrant, 2222)]
+            (whole, 1111), (cell, 2222)]
         assert [h.view for h in hashes_of_images(conn, [receipt.image_sha256])[
-            receipt.image_sha256]] == [whole, quadrant]
+            receipt.image_sha256]] == [whole, cell]
         assert find_candidates(conn, [2222], 0).views == []
-        found = find_candidates(conn, [2222], 0, perceptual_quadrants).views
-        assert [(v.receipt_id, v.view, v.phash) for v in found] == [(receipt.id, quadrant, 2222)]
-        assert find_candidates(conn, [1111], 0, perceptual_quadrants).views == []
+        found = find_candidates(conn, [2222], 0, perceptual_cells).views
+        assert [(v.receipt_id, v.view, v.phash) for v in found] == [(receipt.id, cell, 2222)]
+        assert find_candidates(conn, [1111], 0, perceptual_cells).views == []
 
 
 def test_every_hash_within_the_guaranteed_radius_is_found(

@@ -9,7 +9,7 @@ from PIL import Image, ImageOps
 
 from service.errors import ImageBombError, ImageDecodeError
 from service.evidence.perceptual import (
-    QUADRANT_VIEWS,
+    CELL_VIEWS,
     QUERY_EDGE_VIEWS,
     VIEWS,
     PerceptualHash,
@@ -19,7 +19,7 @@ from service.evidence.perceptual import (
     query_hashes,
     registration_hashes,
 )
-from service.evidence.similarity import UNRELATED_DISTANCE, closeness
+from service.evidence.similarity import CELLS_NEEDED, UNRELATED_DISTANCE, closeness
 from tests.support.alterations import ALTERATIONS, encode
 from tests.support.images import bomb_png, png_bytes
 from tests.support.pictures import picture, picture_png
@@ -29,50 +29,60 @@ def stored(data: bytes) -> list[tuple[int, int, int]]:
     return [(h.view, h.phash, h.dhash256) for h in registration_hashes(io.BytesIO(data))]
 
 
-def test_registration_stores_one_hash_pair_per_view_then_per_quadrant() -> None:
+def test_registration_stores_one_hash_pair_per_view_then_per_cell() -> None:
     hashes = registration_hashes(io.BytesIO(picture_png(1)))
-    assert [h.view for h in hashes] == list(range(len(VIEWS))) + list(QUADRANT_VIEWS)
+    assert [h.view for h in hashes] == list(range(len(VIEWS))) + list(CELL_VIEWS)
     assert all(0 <= h.phash < 2**64 and 0 <= h.dhash256 < 2**256 for h in hashes)
-    assert len({h.dhash256 for h in hashes}) == len(hashes)  # crops and quadrants differ
+    assert len({h.dhash256 for h in hashes}) == len(hashes)  # crops and cells differ
 
 
-def test_a_flat_quadrant_is_neither_stored_nor_looked_up() -> None:
-    """A flat quarter (a sky) has noise for bits: it would match every other flat quarter."""
+def test_a_flat_cell_is_neither_stored_nor_looked_up() -> None:
+    """A flat ninth (a patch of sky) has noise for bits: it would match every other flat one."""
     image = picture(2).copy()
-    image.paste((90, 140, 200), (image.width // 2, 0, image.width, image.height // 2))
+    margin = image.width // 20  # past the cell's edges: the whole top-left cell is flat
+    image.paste((90, 140, 200), (0, 0, image.width // 3 + margin, image.height // 3 + margin))
     data = encode(image, "PNG")
-    assert [h.view for h in registration_hashes(io.BytesIO(data))][len(VIEWS):] == [
-        QUADRANT_VIEWS[0], QUADRANT_VIEWS[2], QUADRANT_VIEWS[3]]
-    assert [h.view for h in query_hashes(io.BytesIO(data))][-3:] == [
-        QUADRANT_VIEWS[0], QUADRANT_VIEWS[2], QUADRANT_VIEWS[3]]
+    assert [h.view for h in registration_hashes(io.BytesIO(data))][len(VIEWS):] == list(
+        CELL_VIEWS[1:])
+    assert [h.view for h in query_hashes(io.BytesIO(data))][-len(CELL_VIEWS) + 1:] == list(
+        CELL_VIEWS[1:])
 
 
-def test_a_badge_inset_in_a_corner_is_found_through_three_quadrants() -> None:
-    """An opaque square logo of 5% of the area, inset from the edges so that no edge view cuts
-    it away: the whole views miss it, three untouched quadrants do not."""
-    seed = 33  # one of the generated pictures the whole views miss (bench/robustness.py)
-    query = query_hashes(io.BytesIO(ALTERATIONS["badge_corner_5"](picture(seed), seed)))
-    whole = [h for h in query if h.view not in QUADRANT_VIEWS]
+@pytest.mark.parametrize(("alteration", "seed"), [("badge_corner_5", 33),
+                                                  ("badge_corner_5", 74),
+                                                  ("badge_middle_5", 12),
+                                                  ("badge_middle_5", 36)])
+def test_a_badge_inside_the_picture_is_found_through_its_cells(alteration: str,
+                                                               seed: int) -> None:
+    """An opaque square logo of 5% of the area, inset in a corner or in the middle, where no
+    edge view cuts it away: the whole views miss it (these generated pictures, see
+    bench/robustness.py), the cells it leaves alone do not."""
+    query = query_hashes(io.BytesIO(ALTERATIONS[alteration](picture(seed), seed)))
+    whole = [h for h in query if h.view not in CELL_VIEWS]
     original = stored(picture_png(seed))
     assert closeness(whole, original) is None
     near = closeness(query, original)
     assert near is not None and near.distance <= 32
 
 
-def test_two_matching_quadrants_are_not_a_match() -> None:
-    """A quarter of a picture is weak evidence: three of the four must match, each in its own
-    place, and never a stored quadrant against a whole view of the query."""
+def test_a_few_matching_cells_are_not_a_match() -> None:
+    """A ninth of a picture is weak evidence: all but two of the cells compared must match,
+    each in its own place, and never a stored cell against a whole view of the query."""
     original = stored(picture_png(5))
-    quadrants = [h for h in query_hashes(io.BytesIO(picture_png(5))) if h.view in QUADRANT_VIEWS]
-    assert closeness(quadrants, original) is not None  # all four
-    assert closeness(quadrants[:3], original) is not None
-    assert closeness(quadrants[:2], original) is None
-    moved = [PerceptualHash(QUADRANT_VIEWS[(QUADRANT_VIEWS.index(h.view) + 1) % 4], h.phash,
-                            h.dhash256) for h in quadrants]
+    cells = [h for h in query_hashes(io.BytesIO(picture_png(5))) if h.view in CELL_VIEWS]
+    assert len(cells) == len(CELL_VIEWS)
+    assert closeness(cells, original) is not None  # all nine
+    assert closeness(cells[:CELLS_NEEDED], original) is not None
+    assert closeness(cells[:CELLS_NEEDED - 1], original) is None
+    spoiled = [PerceptualHash(h.view, h.phash ^ (2**64 - 1), h.dhash256) if i < 3 else h
+               for i, h in enumerate(cells)]
+    assert closeness(spoiled, original) is None  # 6 of 9 compared: more than two differ
+    moved = [PerceptualHash(CELL_VIEWS[(CELL_VIEWS.index(h.view) + 1) % len(CELL_VIEWS)],
+                            h.phash, h.dhash256) for h in cells]
     assert closeness(moved, original) is None  # the right hashes in the wrong places
-    as_whole = [PerceptualHash(0, h.phash, h.dhash256) for h in quadrants]
-    only_quadrants = [v for v in original if v[0] in QUADRANT_VIEWS]
-    assert closeness(as_whole, only_quadrants) is None
+    as_whole = [PerceptualHash(0, h.phash, h.dhash256) for h in cells]
+    only_cells = [v for v in original if v[0] in CELL_VIEWS]
+    assert closeness(as_whole, only_cells) is None
 
 
 def test_hashes_are_deterministic_and_format_independent() -> None:
@@ -157,7 +167,7 @@ def test_a_copy_branded_with_an_opaque_bar_is_found(seed: int) -> None:
     """A solid bar with a logo and text over 5% of the picture, along an edge: the query's
     views without that edge meet the original's stored views of the same framing."""
     query = query_hashes(io.BytesIO(ALTERATIONS["overlay_5"](picture(seed), seed)))
-    assert len(query) == 2 + len(QUERY_EDGE_VIEWS) + len(QUADRANT_VIEWS)
+    assert len(query) == 2 + len(QUERY_EDGE_VIEWS) + len(CELL_VIEWS)
     near = closeness(query, stored(picture_png(seed)))
     assert near is not None and near.distance <= 8
 
@@ -179,3 +189,22 @@ def test_row_medians_are_numpys_bit_for_bit(length: int, dtype: str) -> None:
     got = _row_medians(rows)
     assert got.dtype == expected.dtype
     assert np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_cell_contrast_from_block_sums_is_each_cells_own(seed: int) -> None:
+    """The flat-cell test computes nine deviations at once from block sums: they must decide
+    as numpy's std() of each cell's part of the averaged image would."""
+    import numpy as np
+
+    from service.evidence.perceptual import CELLS, MIN_CONTRAST, _structured_cells
+
+    rng = np.random.default_rng(seed)
+    averaged = rng.normal(100, rng.uniform(0, 2 * MIN_CONTRAST), size=(64, 64)).astype(np.float32)
+    averaged[:21, :21] = 7.0  # one flat cell whatever the noise
+    hashes = [PerceptualHash(view, 0, 0) for view in range(len(CELLS))]
+    expected = [view for view, (left, top, right, bottom) in enumerate(CELLS)
+                if averaged[round(top * 64):round((1 - bottom) * 64),
+                            round(left * 64):round((1 - right) * 64)].std() >= MIN_CONTRAST]
+    assert [h.view for h in _structured_cells(averaged, hashes)] == expected
+    assert 0 not in expected

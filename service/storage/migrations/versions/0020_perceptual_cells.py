@@ -1,15 +1,15 @@
-"""perceptual_quadrants: the quadrants of registered images, a second stage of the search.
+"""perceptual_cells: the cells (a 3x3 grid) of registered images, a second stage of search.
 
 Revision ID: 0020
 Revises: 0019
 Create Date: 2026-12-04
 
-Issue 16 (overlays): a square logo or badge inset in a corner, which no edge view cuts away,
-spoils the whole views of a copy but leaves three of its quadrants intact. The quadrants get a
-table of their own, laid out as perceptual_hashes with the same covering band indexes, so that
-the first lookup every search makes reads no more rows than before; the quadrants are looked up
-only when it found nothing. Images hashed before have none (their uploads are gone unless
-CHRONOSEAL_KEEP_IMAGES): they are found as before.
+Issue 16 (overlays): a square logo or badge inside the picture (inset in a corner, or in the
+middle), which no edge view cuts away, spoils the whole views of a copy but leaves most cells
+of a 3x3 grid intact. The cells get a table of their own, laid out as perceptual_hashes with the
+same covering band indexes, so that the first lookup every search makes reads no more rows than
+before; the cells are looked up only when it found nothing. Images hashed before have none
+(their uploads are gone unless CHRONOSEAL_KEEP_IMAGES): they are found as before.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ branch_labels = None
 depends_on = None
 
 BANDS = 3  # storage.tables.PHASH_BANDS as of this revision
-TABLE = "perceptual_quadrants"
+TABLE = "perceptual_cells"
 
 
 def upgrade() -> None:
