@@ -98,6 +98,9 @@ CELLS: tuple[tuple[float, float, float, float], ...] = tuple(
     (column / GRID, row / GRID, 1 - (column + 1) / GRID, 1 - (row + 1) / GRID)
     for row in range(GRID) for column in range(GRID))
 CELL_VIEWS: tuple[int, ...] = tuple(range(len(VIEWS), len(VIEWS) + len(CELLS)))
+# The order in which a search takes the query's cells to look up (indexes into CELLS): the
+# corners first, the middle last, so the few looked up are spread over the picture.
+CELL_LOOKUP_ORDER = (0, 8, 2, 6, 1, 7, 3, 5, 4)
 # An image whose 64x64 grey version varies less than this (standard deviation, 0..255) is a
 # flat fill: its hash bits are noise, and every flat image would match every other one.
 MIN_CONTRAST = 2.0

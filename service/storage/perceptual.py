@@ -137,9 +137,17 @@ def store_many_hashes(conn: Connection,
 
 def hashes_of(conn: Connection, receipt_id: str) -> list[StoredHash]:
     """The stored views of one receipt, by view (its cells last)."""
-    return [_stored(row) for table in (perceptual_hashes, perceptual_cells)
-            for row in conn.execute(select(table).where(table.c.receipt_id == receipt_id)
-                                    .order_by(table.c.view))]
+    return [view for table in (perceptual_hashes, perceptual_cells)
+            for view in views_of(conn, table, [receipt_id])]
+
+
+def views_of(conn: Connection, table: Table, receipt_ids: Sequence[str]) -> list[StoredHash]:
+    """Every view `table` holds for the receipts (by receipt, then view)."""
+    if not receipt_ids:
+        return []
+    query = (select(table).where(table.c.receipt_id.in_(list(receipt_ids)))
+             .order_by(table.c.receipt_id, table.c.view))
+    return [_stored(row) for row in conn.execute(query)]
 
 
 def hashed_receipts(conn: Connection, receipt_ids: Sequence[str]) -> set[str]:
@@ -172,11 +180,7 @@ def hashes_of_images(conn: Connection, digests: Sequence[str]) -> dict[str, list
             found.setdefault(digest, []).append(stored)
     if chosen:  # that receipt's cells too (none for images hashed before migration 0020)
         digest_of = {receipt_id: digest for digest, receipt_id in chosen.items()}
-        cells = (select(perceptual_cells)
-                 .where(perceptual_cells.c.receipt_id.in_(list(digest_of)))
-                 .order_by(perceptual_cells.c.receipt_id, perceptual_cells.c.view))
-        for row in conn.execute(cells):
-            stored = _stored(row)
+        for stored in views_of(conn, perceptual_cells, list(digest_of)):
             found[digest_of[stored.receipt_id]].append(stored)
     return found
 

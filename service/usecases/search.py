@@ -12,17 +12,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection
 
-from service.evidence.perceptual import PerceptualHash, is_cell, query_hashes
+from service.evidence.perceptual import (
+    CELL_LOOKUP_ORDER,
+    CELL_VIEWS,
+    PerceptualHash,
+    is_cell,
+    query_hashes,
+)
 from service.evidence.similarity import (
+    CELLS_NEEDED,
     MAX_PHASH_DISTANCE,
     Closeness,
     closest_matches,
     same_picture,
 )
-from service.storage.perceptual import MatchedReceipt, find_candidates, matched_receipts
-from service.storage.tables import perceptual_cells, perceptual_hashes
+from service.storage.perceptual import (
+    MatchedReceipt,
+    find_candidates,
+    matched_receipts,
+    views_of,
+)
+from service.storage.tables import perceptual_cells
 from service.usecases.metrics import timed_search
 from service.wiring import Services
 
@@ -49,17 +61,32 @@ class SearchResult:
     total: int
 
 
-def _matches(conn: Connection, query: list[PerceptualHash], table: Table
-             ) -> dict[str, Closeness]:
-    """The receipts matching `query` among the views of `table` its hashes find (the whole
-    views' in perceptual_hashes, the cells' in perceptual_cells)."""
-    cells = table is perceptual_cells
-    looked_up = [h.phash for h in query if is_cell(h.view) == cells]
-    if not looked_up:
-        return {}
-    found = find_candidates(conn, looked_up, MAX_PHASH_DISTANCE, table)
+def _whole_matches(conn: Connection, query: list[PerceptualHash]) -> dict[str, Closeness]:
+    """The receipts whose whole views (perceptual_hashes) match the query's whole views."""
+    found = find_candidates(conn, [h.phash for h in query if not is_cell(h.view)],
+                            MAX_PHASH_DISTANCE)
     return closest_matches(query, ((v.receipt_id, v.view, v.phash, v.dhash256)
                                    for v in found.views))
+
+
+def _cell_matches(conn: Connection, query: list[PerceptualHash]) -> dict[str, Closeness]:
+    """The receipts whose cells (perceptual_cells) match enough of the query's.
+
+    A match needs at least CELLS_NEEDED of the query's k cells, so at most k - CELLS_NEEDED
+    differ: any k - CELLS_NEEDED + 1 of them include one that matches (corners first: a badge
+    covers one or two cells), and looking up only those finds every candidate at less than half
+    the cost of all nine. Each candidate's cells are then read whole (the rule counts the cells
+    that differ as well), and closeness decides."""
+    cells = sorted((h for h in query if is_cell(h.view)),
+                   key=lambda h: CELL_LOOKUP_ORDER.index(CELL_VIEWS.index(h.view)))
+    looked_up = cells[:len(cells) - CELLS_NEEDED + 1]
+    if not looked_up:
+        return {}
+    found = find_candidates(conn, [h.phash for h in looked_up], MAX_PHASH_DISTANCE,
+                            perceptual_cells)
+    candidates = sorted({v.receipt_id for v in found.views})
+    return closest_matches(query, ((v.receipt_id, v.view, v.phash, v.dhash256)
+                                   for v in views_of(conn, perceptual_cells, candidates)))
 
 
 def search(services: Services, image: BinaryIO, caller: str | None) -> SearchResult:
@@ -73,11 +100,11 @@ def _search(services: Services, image: BinaryIO, caller: str | None) -> SearchRe
     if not query:
         return SearchResult([], None, 0)
     with services.engine.connect() as conn:
-        near = _matches(conn, query, perceptual_hashes)
+        near = _whole_matches(conn, query)
         if not near:
             # Nothing matched the whole picture: its cells then (a badge or logo inside the
             # picture). Only then, so a query that matches costs what it did before.
-            near = _matches(conn, query, perceptual_cells)
+            near = _cell_matches(conn, query)
         visible = matched_receipts(conn, list(near), caller)  # oldest first
     oldest_first = [Match(r, near[r.id], caller is not None and r.api_key_id == caller)
                     for r in visible]
