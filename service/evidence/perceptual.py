@@ -445,10 +445,11 @@ def query_hashes(fileobj: BinaryIO) -> list[PerceptualHash]:
     own = hash_views(pixels, (VIEWS[0],) + edges + CELLS)
     mirror = hash_views(np.ascontiguousarray(pixels[:, ::-1]), (VIEWS[0],))[0]
     edge_hashes, cell_hashes = own[1:1 + len(edges)], own[1 + len(edges):]
+    cells = [PerceptualHash(view, h.phash, h.dhash256)
+             for view, h in zip(CELL_VIEWS, cell_hashes, strict=True)]
     return [own[0], PerceptualHash(1, mirror.phash, mirror.dhash256),
             *(PerceptualHash(2 + i, h.phash, h.dhash256) for i, h in enumerate(edge_hashes)),
-            *(PerceptualHash(CELL_VIEWS[h.view - 1 - len(edges)], h.phash, h.dhash256)
-              for h in _structured_cells(averaged, cell_hashes))]
+            *_structured_cells(averaged, cells)]
 
 
 def is_cell(view: int) -> bool:

@@ -66,7 +66,7 @@ def closeness(query: Sequence[PerceptualHash], stored: Iterable[tuple[int, int, 
             near = _near(view, phash, dhash)
             if near is not None and (best is None or near.distance < best.distance):
                 best = near
-    if matched and len(matched) >= max(CELLS_NEEDED, compared - CELLS_SPARED):
+    if len(matched) >= max(CELLS_NEEDED, compared - CELLS_SPARED):
         farthest = max(matched, key=lambda c: c.distance)
         if best is None or farthest.distance < best.distance:
             best = farthest

@@ -128,10 +128,13 @@ def store_many_hashes(conn: Connection,
     for table in (perceptual_hashes, perceptual_cells):
         conn.execute(delete(table).where(table.c.receipt_id.in_(ids)))
     clear_hash_pending(conn, *ids)
-    rows = [(is_cell(view), hash_row(receipt_id, view, phash, dhash))
-            for receipt_id, triples in hashes.items() for view, phash, dhash in triples]
-    for table, cell in ((perceptual_hashes, False), (perceptual_cells, True)):
-        if own := [row for is_c, row in rows if is_c == cell]:
+    rows: dict[Table, list[dict[str, object]]] = {perceptual_hashes: [], perceptual_cells: []}
+    for receipt_id, triples in hashes.items():
+        for view, phash, dhash in triples:
+            table = perceptual_cells if is_cell(view) else perceptual_hashes
+            rows[table].append(hash_row(receipt_id, view, phash, dhash))
+    for table, own in rows.items():
+        if own:
             conn.execute(table.insert(), own)
 
 
